@@ -1,0 +1,76 @@
+/**
+ * The vocabulary of a decision, shaped after the Cerbos engine's CheckInput / CheckOutput so the
+ * Cerbos-compatible API maps onto it one to one.
+ */
+
+/** A JSON value as it arrives on the wire. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** Attribute map of a principal or a resource. */
+export type Attributes = Record<string, JsonValue>;
+
+/** The identity on whose behalf an action is evaluated. */
+export interface Principal {
+  id: string;
+  roles: string[];
+  attr: Attributes;
+  policyVersion?: string;
+  scope?: string;
+}
+
+/** The thing being acted on. */
+export interface Resource {
+  kind: string;
+  id: string;
+  attr: Attributes;
+  policyVersion?: string;
+  scope?: string;
+}
+
+/** Auxiliary data: verified JWT claims today. */
+export interface AuxData {
+  jwt?: Record<string, JsonValue>;
+}
+
+/** One principal, one resource, many actions: the unit the engine evaluates. */
+export interface CheckInput {
+  requestId?: string;
+  principal: Principal;
+  resource: Resource;
+  actions: string[];
+  auxData?: AuxData;
+}
+
+/** Effect names exactly as Cerbos prints them. */
+export type Effect = 'EFFECT_ALLOW' | 'EFFECT_DENY';
+
+/** The decision for one action. */
+export interface ActionEffect {
+  effect: Effect;
+  policy: string;
+  scope?: string;
+}
+
+/** A value produced by a rule's `output`. */
+export interface OutputEntry {
+  src: string;
+  val?: JsonValue;
+  action: string;
+}
+
+/** A JSON Schema violation found in the request. */
+export interface ValidationError {
+  path: string;
+  message: string;
+  source: 'SOURCE_PRINCIPAL' | 'SOURCE_RESOURCE';
+}
+
+/** The engine's answer for one {@link CheckInput}. */
+export interface CheckOutput {
+  requestId?: string;
+  resourceId: string;
+  actions: Record<string, ActionEffect>;
+  effectiveDerivedRoles: string[];
+  validationErrors: ValidationError[];
+  outputs: OutputEntry[];
+}

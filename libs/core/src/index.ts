@@ -1,0 +1,18 @@
+/**
+ * `@warden/core`: the vocabulary every Warden lib shares. Imports nothing.
+ */
+export { WardenError, isWardenError, bug, assertNever } from './warden-error.js';
+export type { WardenErrorCode } from './warden-error.js';
+export type {
+  JsonValue,
+  Attributes,
+  Principal,
+  Resource,
+  AuxData,
+  CheckInput,
+  Effect,
+  ActionEffect,
+  OutputEntry,
+  ValidationError,
+  CheckOutput,
+} from './check.js';

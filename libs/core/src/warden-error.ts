@@ -1,0 +1,48 @@
+/**
+ * The one error base of Warden. Every lib throws a `WardenError` (or a subclass) with a stable
+ * `code`; only the broker's error filter and the adapters translate codes into wire formats.
+ */
+
+/** Stable error codes. Never renamed or reused. */
+export type WardenErrorCode =
+  | 'ERR_INTERNAL'
+  | 'ERR_CONFIG_INVALID'
+  | 'ERR_REQUEST_INVALID'
+  | 'ERR_REQUEST_LIMIT_EXCEEDED'
+  | 'ERR_POLICY_PARSE'
+  | 'ERR_POLICY_COMPILE'
+  | 'ERR_POLICY_SET_INVALID'
+  | 'ERR_SCHEMA_INVALID'
+  | 'ERR_AUX_DATA_INVALID'
+  | 'ERR_TEST_SUITE_INVALID';
+
+/** Base class for every error Warden raises on purpose. */
+export class WardenError extends Error {
+  readonly code: WardenErrorCode;
+
+  constructor(code: WardenErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** True when `err` is a {@link WardenError}. */
+export function isWardenError(err: unknown): err is WardenError {
+  return err instanceof WardenError;
+}
+
+/**
+ * Reports a broken invariant. Throws under test; in production returns an `ERR_INTERNAL` error
+ * prefixed with `BUG:` so callers can fail closed.
+ */
+export function bug(message: string): WardenError {
+  const err = new WardenError('ERR_INTERNAL', `BUG: ${message}`);
+  if (process.env['VITEST'] !== undefined) throw err;
+  return err;
+}
+
+/** Exhaustiveness helper for `switch` statements over unions. */
+export function assertNever(value: never): never {
+  throw new WardenError('ERR_INTERNAL', `BUG: unexpected value \`${String(value)}\``);
+}

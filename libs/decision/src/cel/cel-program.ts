@@ -1,0 +1,242 @@
+import { EvaluationError, ParseError, TypeError as CelTypeError } from '@marcbachmann/cel-js';
+import { CelCompileError, CelEvaluationError } from './cel-errors.js';
+import { celEnvironment, normalizeTimeZone, nowHolder } from './cel-environment.js';
+
+/** A principal as CEL sees it. */
+export interface CelPrincipal {
+  id: string;
+  roles: readonly string[];
+  attr?: Record<string, unknown>;
+  policyVersion?: string;
+  scope?: string;
+}
+
+/** A resource as CEL sees it. */
+export interface CelResource {
+  kind: string;
+  id: string;
+  attr?: Record<string, unknown>;
+  policyVersion?: string;
+  scope?: string;
+}
+
+/** The `request` variable. */
+export interface CelRequest {
+  principal: CelPrincipal;
+  resource: CelResource;
+  auxData?: { jwt?: Record<string, unknown> };
+}
+
+/** What one evaluation sees. */
+export interface CelScope {
+  request: CelRequest;
+  constants: Record<string, unknown>;
+  variables: Record<string, unknown>;
+  globals: Record<string, unknown>;
+  effectiveDerivedRoles: readonly string[];
+  now: Date;
+}
+
+/** Opaque evaluation context, prepared once per scope by {@link createCelContext}. */
+export type CelContext = unknown;
+
+const NOW = Symbol('cerbos.now');
+
+interface ContextShape {
+  [NOW]: Date;
+  [name: string]: unknown;
+}
+
+const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
+function principalView(p: CelPrincipal): Record<string, unknown> {
+  return { id: p.id, roles: p.roles, attr: p.attr ?? EMPTY, policyVersion: p.policyVersion ?? '', scope: p.scope ?? '' };
+}
+
+function resourceView(r: CelResource): Record<string, unknown> {
+  return { kind: r.kind, id: r.id, attr: r.attr ?? EMPTY, policyVersion: r.policyVersion ?? '', scope: r.scope ?? '' };
+}
+
+/**
+ * Builds the cel-js activation for one scope: `request` (with `aux_data`/`auxData`), `R`, `P`,
+ * `V`/`variables`, `C`/`constants`, `G`/`globals`, `runtime` and the hidden `now`. Missing
+ * `attr`, `policyVersion` and `scope` default to `{}`/`""` as protobuf messages do in Cerbos.
+ */
+export function createCelContext(scope: CelScope): CelContext {
+  const P = principalView(scope.request.principal);
+  const R = resourceView(scope.request.resource);
+  const aux = { jwt: scope.request.auxData?.jwt ?? EMPTY };
+  const request = { principal: P, resource: R, auxData: aux, aux_data: aux };
+  const ctx: ContextShape = {
+    [NOW]: scope.now,
+    request,
+    R,
+    P,
+    V: scope.variables,
+    variables: scope.variables,
+    C: scope.constants,
+    constants: scope.constants,
+    G: scope.globals,
+    globals: scope.globals,
+    runtime: {
+      effectiveDerivedRoles: scope.effectiveDerivedRoles,
+      effective_derived_roles: scope.effectiveDerivedRoles,
+    },
+  };
+  return ctx;
+}
+
+/** A compiled expression. `evaluate` throws {@link CelEvaluationError} on any CEL error. */
+export interface CelProgram {
+  readonly source: string;
+  evaluate(ctx: CelContext): unknown;
+}
+
+interface AstNode {
+  op: string;
+  args: unknown;
+  start?: number;
+  pos?: number;
+}
+
+class CompiledProgram implements CelProgram {
+  constructor(
+    readonly source: string,
+    private readonly run: (ctx: unknown) => unknown,
+    readonly ast: AstNode,
+  ) {}
+
+  evaluate(ctx: CelContext): unknown {
+    nowHolder.now = (ctx as ContextShape)[NOW];
+    try {
+      return this.run(ctx);
+    } catch (err) {
+      throw toEvaluationError(err);
+    }
+  }
+}
+
+function toEvaluationError(err: unknown): CelEvaluationError {
+  if (err instanceof CelEvaluationError) return err;
+  const e = err as { code?: string; message?: string; summary?: string };
+  let msg = (e.summary ?? e.message ?? String(err)).split('\n')[0] ?? '';
+  if (e.code === 'no_such_key' || /^No such key/.test(msg)) msg = msg.replace(/^No such key/, 'no such key');
+  return new CelEvaluationError(msg, { cause: err });
+}
+
+function lineColumn(source: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let col = 1;
+  for (let i = 0; i < offset && i < source.length; i++) {
+    if (source[i] === '\n') {
+      line++;
+      col = 1;
+    } else col++;
+  }
+  return { line, column: col };
+}
+
+function toCompileError(source: string, err: unknown): CelCompileError {
+  const e = err as { message?: string; summary?: string; range?: { start: number }; node?: { start?: number; pos?: number } };
+  const offset = e.range?.start ?? e.node?.start ?? e.node?.pos ?? 0;
+  const { line, column } = lineColumn(source, offset);
+  const msg = (e.summary ?? e.message ?? String(err)).split('\n')[0] ?? 'invalid expression';
+  return new CelCompileError(msg, line, column, { cause: err });
+}
+
+const TZ_METHODS = new Set([
+  'getDate',
+  'getDayOfMonth',
+  'getDayOfWeek',
+  'getDayOfYear',
+  'getFullYear',
+  'getHours',
+  'getMilliseconds',
+  'getMinutes',
+  'getMonth',
+  'getSeconds',
+]);
+
+function walk(node: unknown, visit: (n: AstNode) => void, seen = new Set<unknown>()): void {
+  if (node === null || typeof node !== 'object' || seen.has(node)) return;
+  seen.add(node);
+  if (Array.isArray(node)) {
+    for (const x of node) walk(x, visit, seen);
+    return;
+  }
+  const n = node as AstNode;
+  if (typeof n.op === 'string') {
+    visit(n);
+    walk(n.args, visit, seen);
+  }
+}
+
+/** Rewrites literal fixed-offset time zones (`"-05:00"`) into IANA names cel-js understands. */
+function normalizeTimeZoneLiterals(ast: AstNode): void {
+  walk(ast, (n) => {
+    if (n.op !== 'rcall') return;
+    const [name, , args] = n.args as [string, unknown, AstNode[]];
+    if (!TZ_METHODS.has(name) || args.length !== 1) return;
+    const arg = args[0];
+    if (arg?.op === 'value' && typeof arg.args === 'string') arg.args = normalizeTimeZone(arg.args);
+  });
+}
+
+/**
+ * Parses and type-checks `source` once (undeclared identifiers, unknown functions and static type
+ * errors are compile errors). Throws {@link CelCompileError}.
+ */
+export function compileCelExpression(source: string): CelProgram {
+  const env = celEnvironment();
+  let parsed: ((ctx: unknown) => unknown) & { ast: AstNode };
+  try {
+    parsed = env.parse(source) as unknown as typeof parsed;
+  } catch (err) {
+    if (err instanceof ParseError || err instanceof CelTypeError || err instanceof EvaluationError) {
+      throw toCompileError(source, err);
+    }
+    throw toCompileError(source, err);
+  }
+  let checked: { valid: boolean; error?: unknown };
+  try {
+    checked = env.check(source) as { valid: boolean; error?: unknown };
+  } catch (err) {
+    throw toCompileError(source, err);
+  }
+  if (!checked.valid) throw toCompileError(source, checked.error);
+  normalizeTimeZoneLiterals(parsed.ast);
+  return new CompiledProgram(source, parsed, parsed.ast);
+}
+
+const VARIABLE_ROOTS = new Set(['V', 'variables']);
+const CONSTANT_ROOTS = new Set(['C', 'constants']);
+
+/**
+ * Names used as `V.x` / `variables.x` / `V["x"]` and `C.x` / `constants.x` / `C["x"]`, sorted and
+ * de-duplicated.
+ */
+export function celReferences(program: CelProgram): { variables: string[]; constants: string[] } {
+  const variables = new Set<string>();
+  const constants = new Set<string>();
+  const ast = program instanceof CompiledProgram ? program.ast : compiledAst(program.source);
+  walk(ast, (n) => {
+    let root: unknown;
+    let name: unknown;
+    if (n.op === '.' || n.op === '.?') {
+      [root, name] = n.args as [AstNode, string];
+    } else if (n.op === '[]' || n.op === '[?]') {
+      const [r, idx] = n.args as [AstNode, AstNode];
+      root = r;
+      if (idx.op === 'value') name = idx.args;
+    } else return;
+    const r = root as AstNode;
+    if (r.op !== 'id' || typeof name !== 'string') return;
+    if (VARIABLE_ROOTS.has(r.args as string)) variables.add(name);
+    else if (CONSTANT_ROOTS.has(r.args as string)) constants.add(name);
+  });
+  return { variables: [...variables].sort(), constants: [...constants].sort() };
+}
+
+function compiledAst(source: string): AstNode {
+  return (compileCelExpression(source) as CompiledProgram).ast;
+}

@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CelCompileError,
+  CelEvaluationError,
+  celReferences,
+  celValueToJson,
+  compileCelExpression,
+  createCelContext,
+  type CelScope,
+} from './index.js';
+
+const scope = (over: Partial<CelScope> = {}): CelScope => ({
+  request: {
+    principal: { id: 'alice', roles: ['user', 'admin'], attr: { dept: 'eng', limit: 100, ip: '10.1.2.3' } },
+    resource: { kind: 'doc', id: 'd1', attr: { owner: 'alice', amount: 50, tags: ['a', 'b'] } },
+  },
+  constants: { max: 10 },
+  variables: { isOwner: true },
+  globals: { env: 'test' },
+  effectiveDerivedRoles: ['owner'],
+  now: new Date('2024-01-01T00:00:00Z'),
+  ...over,
+});
+
+const run = (expr: string, s: CelScope = scope()): unknown => compileCelExpression(expr).evaluate(createCelContext(s));
+
+describe('compileCelExpression / evaluate', () => {
+  it('evaluates a typical condition', () => {
+    expect(run('R.attr.owner == P.id && "admin" in P.roles')).toBe(true);
+    expect(run('R.attr.amount < P.attr.limit && R.attr.amount == 50')).toBe(true);
+  });
+
+  it('exposes every Cerbos variable', () => {
+    expect(run('V.isOwner && variables.isOwner && C.max == 10 && constants.max == 10')).toBe(true);
+    expect(run('G.env == "test" && globals.env == "test"')).toBe(true);
+    expect(run('runtime.effectiveDerivedRoles == ["owner"] && runtime.effective_derived_roles == ["owner"]')).toBe(true);
+    expect(run('request.principal.policyVersion == "" && request.resource.scope == ""')).toBe(true);
+  });
+
+  it('now() returns the scope time, never the wall clock', () => {
+    expect(run('now() == timestamp("2024-01-01T00:00:00Z")')).toBe(true);
+    const later = scope({ now: new Date('2024-01-03T00:00:00Z') });
+    expect(run('timeSince(timestamp("2024-01-01T00:00:00Z")) == duration("48h")', later)).toBe(true);
+    expect(run('timestamp("2024-01-02T00:00:00Z").timeSince() == duration("24h")', later)).toBe(true);
+  });
+
+  it('raises cel-go style evaluation errors', () => {
+    expect(() => run('R.attr.missing == 1')).toThrow(CelEvaluationError);
+    expect(() => run('R.attr.missing == 1')).toThrow('no such key: missing');
+    expect(() => run('1 / 0 == 1')).toThrow(CelEvaluationError);
+  });
+
+  it('has() is false for a missing attribute and true for a present one', () => {
+    expect(run('has(R.attr.missing)')).toBe(false);
+    expect(run('has(R.attr.owner)')).toBe(true);
+  });
+
+  it('reports compile errors with 1-based positions', () => {
+    expect(() => compileCelExpression('undeclared == 1')).toThrow(CelCompileError);
+    expect(() => compileCelExpression('nosuchfn(1)')).toThrow(CelCompileError);
+    try {
+      compileCelExpression('1 +\n  + ');
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(CelCompileError);
+      const e = err as CelCompileError;
+      expect(e.code).toBe('ERR_POLICY_COMPILE');
+      expect(e.line).toBeGreaterThanOrEqual(1);
+      expect(e.column).toBeGreaterThanOrEqual(1);
+    }
+  });
+});
+
+describe('Cerbos and extension functions', () => {
+  it.each([
+    ['hierarchy("a.b").ancestorOf(hierarchy("a.b.c"))', true],
+    ['hierarchy("a.b.c").ancestorOf(hierarchy("a.b.c"))', false],
+    ['hierarchy("a.b.c").commonAncestors(hierarchy("a.b.d")) == hierarchy("a.b")', true],
+    ['hierarchy("a.b").commonAncestors(hierarchy("a.b")) == ["a"]', true],
+    ['hierarchy("a.b.c").siblingOf(hierarchy("a.x.c"))', false],
+    ['P.attr.ip.inIPAddrRange("10.0.0.0/8")', true],
+    ['inIPAddrRange("11.0.0.1", "10.0.0.0/8")', false],
+    ['"::ffff:10.0.0.1".inIPAddrRange("10.0.0.0/8")', true],
+    ['intersect([1, 2, 3], [3, 4]) == [3]', true],
+    ['[1, 2].except([2]) == [1]', true],
+    ['[1, 2].isSubset([2, 1, 3])', true],
+    ['hasIntersection(["a"], R.attr.tags)', true],
+    ['"abc".charAt(3) == ""', true],
+    ['"abc".reverse() == "cba"', true],
+    ['strings.quote("a\\"b") == "\\"a\\\\\\"b\\""', true],
+    ['"%s is %d".format(["x", 3]) == "x is 3"', true],
+    ['math.greatest(1, 5, 3) == 5', true],
+    ['math.least([2.5, 1.5]) == 1.5', true],
+    ['math.abs(-3) == 3 && math.sign(-2.0) == -1.0', true],
+    ['math.bitShiftLeft(1, 3) == 8 && math.bitAnd(6, 3) == 2', true],
+    ['math.ceil(1.2) == 2.0 && math.round(-1.5) == -2.0', true],
+    ['[3, 1, 2].sort() == [1, 2, 3] && [1, 2].last() == optional.of(2)', true],
+    ['[].first() == optional.none()', true],
+    ['lists.range(3) == [0, 1, 2]', true],
+    ['[[1], [2, [3]]].flatten(2) == [1, 2, 3]', true],
+    ['sets.equivalent([1, 2], [2, 1, 1])', true],
+    ['optional.ofNonZeroValue("").hasValue()', false],
+    ['base64.encode(b"hi") == "aGk="', true],
+    ['regex.replace("aaa", "a", "b", 2) == "bba"', true],
+    ['regex.extract("x", "y") == optional.none()', true],
+    ['{"a": 1, "b": 2}.transformMap(k, v, v * 2) == {"a": 2, "b": 4}', true],
+    ['[10, 20].transformList(i, v, i) == [0, 1]', true],
+    ['cel.bind(x, 2, x * x) == 4', true],
+    ['cidr("10.0.0.0/8").containsCIDR("10.1.0.0/16") && !cidr("10.0.0.1/8").isMask()', true],
+    ['ip.isCanonical("2001:db8::1")', true],
+    ['timestamp("2021-04-20T15:05:20Z").getHours("+05:30") == 20', true],
+    ['timestamp("2021-04-20T15:05:20Z").getHours("-05:00") == 10', true],
+    ['[{"n": 2}, {"n": 1}].sortBy(e, e.n).map(e, e.n) == [1, 2]', true],
+  ])('%s', (expr, want) => {
+    expect(run(expr)).toBe(want);
+  });
+
+  it('slice() rejects out-of-range indexes', () => {
+    expect(() => run('[1].slice(0, 2) == []')).toThrow(CelEvaluationError);
+  });
+
+  it('inIPAddrRange rejects bad input', () => {
+    expect(() => run('"nope".inIPAddrRange("10.0.0.0/8")')).toThrow('invalid IP address: nope');
+  });
+});
+
+describe('celReferences', () => {
+  it('collects V/variables and C/constants names', () => {
+    const p = compileCelExpression('V.a && variables.b && V["c"] && C.x == constants.y && has(V.d) && R.attr.z');
+    expect(celReferences(p)).toEqual({ variables: ['a', 'b', 'c', 'd'], constants: ['x', 'y'] });
+  });
+});
+
+describe('celValueToJson', () => {
+  it('converts CEL runtime values', () => {
+    expect(celValueToJson(run('[1, 2.5, "x", true, null]'))).toEqual([1, 2.5, 'x', true, null]);
+    expect(celValueToJson(run('timestamp("2024-01-01T00:00:00Z")'))).toBe('2024-01-01T00:00:00Z');
+    expect(celValueToJson(run('duration("1h")'))).toBe('3600s');
+    expect(celValueToJson(run('duration("1.5s")'))).toBe('1.500s');
+    expect(celValueToJson(run('b"hi"'))).toBe('aGk=');
+    expect(celValueToJson(run('{"a": {"b": 1}}'))).toEqual({ a: { b: 1 } });
+    expect(celValueToJson(run('optional.none()'))).toBeNull();
+    expect(celValueToJson(run('optional.of(1)'))).toBe(1);
+    expect(celValueToJson(new Map([['k', 1n]]))).toEqual({ k: 1 });
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * The compiled policy set: Cerbos's rule table, with CEL prepared once and rows indexed by
+ * version, scope and resource kind. Immutable after compilation; evaluation reads it only.
+ */
+import type { CelProgram } from '../cel/index.js';
+import type { PolicySchemas, SchemaRegistry } from '../schema/index.js';
+import type { Matcher } from './glob.js';
+
+/** A compiled condition tree. */
+export type CompiledCondition =
+  | { op: 'expr'; program: CelProgram }
+  | { op: 'all' | 'any' | 'none'; of: CompiledCondition[] };
+
+/** Variables and constants of one policy (or derived-roles set), evaluated lazily once per request. */
+export interface Params {
+  key: string;
+  constants: Record<string, unknown>;
+  variables: { name: string; program: CelProgram }[];
+  /** Derived-role variables keep a failed variable as null; policy variables leave it out. */
+  nullOnError: boolean;
+}
+
+/** Rule outputs. */
+export interface CompiledOutput {
+  ruleActivated?: CelProgram;
+  conditionNotMet?: CelProgram;
+}
+
+/** One row of the rule table: a principal-policy rule or a resource-policy rule for one role. */
+export interface Row {
+  kind: 'principal' | 'resource';
+  principal: string;
+  resourceMatches: Matcher;
+  role: string;
+  action: string;
+  actionMatches: Matcher;
+  condition: CompiledCondition | undefined;
+  derivedRole: string;
+  derivedRoleCondition: CompiledCondition | undefined;
+  derivedRoleParams: Params | undefined;
+  effect: 'EFFECT_ALLOW' | 'EFFECT_DENY';
+  scope: string;
+  version: string;
+  name: string;
+  /** Output source, e.g. `resource.leave_request.vdefault#rule-001`. */
+  src: string;
+  output: CompiledOutput | undefined;
+  params: Params;
+  evaluationKey: string;
+}
+
+/** A role-policy rule: it narrows what a role may do in its scope. */
+export interface RoleRow {
+  role: string;
+  resourceMatches: Matcher;
+  allowActions: Matcher[];
+  condition: CompiledCondition | undefined;
+  output: CompiledOutput | undefined;
+  params: Params;
+  scope: string;
+  version: string;
+  policyKey: string;
+  src: string;
+  evaluationKey: string;
+}
+
+/** A derived role as imported by one resource policy. */
+export interface CompiledDerivedRole {
+  name: string;
+  parentRoles: Set<string>;
+  condition: CompiledCondition | undefined;
+  params: Params;
+}
+
+/** All rows of one scope of one version. */
+export interface ScopeRows {
+  principalRows: Map<string, Row[]>;
+  resourceRows: Row[];
+  roleRows: Map<string, RoleRow[]>;
+  /** Role policies' roles in this scope, for the "no role policy action matched" deny. */
+  rolePolicyKeys: Map<string, string>;
+  /** Resource kinds (literal) that have resource rows here, and whether a glob kind exists. */
+  resourceKinds: Set<string>;
+}
+
+/** The compiled policy set. */
+export interface CompiledPolicySet {
+  readonly formatVersion: 1;
+  /** version → scope → rows */
+  readonly rows: Map<string, Map<string, ScopeRows>>;
+  readonly principalScopes: Set<string>;
+  readonly resourceScopes: Set<string>;
+  readonly scopePermissions: Map<string, 'SCOPE_PERMISSIONS_OVERRIDE_PARENT' | 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS'>;
+  /** scope → role → parent roles (from role policies) */
+  readonly scopeParentRoles: Map<string, Map<string, string[]>>;
+  /** resource policy FQN → derived roles it imports */
+  readonly derivedRoles: Map<string, CompiledDerivedRole[]>;
+  /** resource policy FQN → schemas */
+  readonly schemas: Map<string, PolicySchemas>;
+  readonly schemaRegistry: SchemaRegistry;
+  /** Number of policies compiled, by kind. */
+  readonly stats: { resource: number; principal: number; role: number; derivedRoles: number; exportVariables: number; exportConstants: number };
+}

@@ -1,0 +1,12 @@
+/**
+ * `@warden/decision`: the pure, Cerbos-compatible decision engine. Policies (Cerbos YAML) are
+ * compiled once into an indexed rule table with CEL prepared; checks evaluate it synchronously
+ * with an injected clock. No Nest, no I/O.
+ */
+export { compilePolicies } from './compile/compile-policies.js';
+export type { CompileResult } from './compile/compile-policies.js';
+export type { CompiledPolicySet } from './compile/compiled.types.js';
+export { createEngine, classifyPolicyPath } from './engine.js';
+export type { Engine, PolicyPathKind } from './engine.js';
+export { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
+export type { PolicyFile, SchemaFile, CompileDiagnostic, EngineConfig, SchemaEnforcement, CheckOptions } from './engine.types.js';
