@@ -43,7 +43,7 @@ function normalise(out: Record<string, unknown>): Record<string, unknown> {
     requestId: out['requestId'] ?? '',
     resourceId: out['resourceId'] ?? '',
     actions,
-    effectiveDerivedRoles: [...((out['effectiveDerivedRoles'] as string[] | undefined) ?? [])].sort(),
+    effectiveDerivedRoles: [...((out['effectiveDerivedRoles'] ?? out['effective_derived_roles']) as string[] | undefined ?? [])].sort(),
     outputs: sortedJson(out['outputs'] as unknown[] | undefined),
     validationErrors: sortedJson(out['validationErrors'] as unknown[] | undefined),
   };

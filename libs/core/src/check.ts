@@ -56,6 +56,8 @@ export interface OutputEntry {
   src: string;
   val?: JsonValue;
   action: string;
+  /** Set instead of `val` when the output expression failed to evaluate. */
+  error?: string;
 }
 
 /** A JSON Schema violation found in the request. */

@@ -245,10 +245,8 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
         used.set(dr.name, (found[0] as { def: CompiledDerivedRole }).def);
       }
     }
-    // All imported derived roles count for effectiveDerivedRoles, as in Cerbos.
-    const allImported: CompiledDerivedRole[] = [];
-    for (const [, list] of available) if (list.length === 1) allImported.push((list[0] as { def: CompiledDerivedRole }).def);
-    if (allImported.length > 0) set.derivedRoles.set(fqn, allImported);
+    // Only derived roles that some rule references count for effectiveDerivedRoles, as in Cerbos.
+    if (used.size > 0) set.derivedRoles.set(fqn, [...used.values()]);
 
     // schemas
     const schemas: PolicySchemas = {};

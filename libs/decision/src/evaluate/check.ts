@@ -11,7 +11,7 @@ import { celValueToJson, createCelContext, type CelContext, type CelProgram, typ
 import type { CompiledCondition, CompiledDerivedRole, CompiledOutput, CompiledPolicySet, Params, RoleRow, Row, ScopeRows } from '../compile/compiled.types.js';
 import { policyKeyFromFqn, principalPolicyFqn, resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
-import { validateCheckInput } from '../schema/index.js';
+import { validateCheckInput, type PolicySchemas } from '../schema/index.js';
 
 const NO_MATCH = 'NO_MATCH';
 type EffectState = 'EFFECT_ALLOW' | 'EFFECT_DENY' | 'NO_MATCH';
@@ -94,19 +94,23 @@ function evalBool(program: CelProgram, ctx: CelContext): boolean {
   }
 }
 
-function outputValue(program: CelProgram, ctx: CelContext): OutputEntry['val'] {
-  try {
-    const v = program.evaluate(ctx);
-    return v === undefined ? undefined : celValueToJson(v);
-  } catch {
-    return undefined;
-  }
-}
-
 function pushOutput(state: EvalState, src: string, program: CelProgram | undefined, ctx: CelContext, action: string): void {
   if (!program) return;
-  const val = outputValue(program, ctx);
-  state.outputs.push(val === undefined ? { src, action } : { src, val, action });
+  let entry: OutputEntry;
+  try {
+    const v = program.evaluate(ctx);
+    entry = v === undefined ? { src, action } : { src, val: celValueToJson(v), action };
+  } catch (err) {
+    // Cerbos 0.55 reports a failed output expression in `error` instead of a value.
+    entry = { src, action, error: err instanceof Error ? err.message : String(err) };
+  }
+  state.outputs.push(entry);
+}
+
+/** `.` is an alias of the root scope; an empty scope takes the configured default. */
+function normaliseScope(scope: string | undefined, defaultScope: string): string {
+  if (scope === undefined || scope === '') return defaultScope === '.' ? '' : defaultScope;
+  return scope === '.' ? '' : scope;
 }
 
 /** Evaluates check inputs against a compiled policy set. */
@@ -160,6 +164,15 @@ export class CheckEvaluator {
     return [...out];
   }
 
+  /** Schemas of the nearest policy in the scope chain that declares them. */
+  private schemasFor(kind: string, version: string, scopes: readonly string[]): PolicySchemas | undefined {
+    for (const s of scopes) {
+      const found = this.set.schemas.get(resourcePolicyFqn(kind, version, s));
+      if (found) return found;
+    }
+    return undefined;
+  }
+
   private scopeRows(version: string, scope: string): ScopeRows | undefined {
     return this.set.rows.get(version)?.get(scope);
   }
@@ -168,8 +181,8 @@ export class CheckEvaluator {
     const cfg = this.config;
     const principal = input.principal;
     const resource = input.resource;
-    const principalScope = principal.scope || cfg.defaultScope;
-    const resourceScope = resource.scope || cfg.defaultScope;
+    const principalScope = normaliseScope(principal.scope, cfg.defaultScope);
+    const resourceScope = normaliseScope(resource.scope, cfg.defaultScope);
     const principalVersion = principal.policyVersion || cfg.defaultPolicyVersion;
     const resourceVersion = resource.policyVersion || cfg.defaultPolicyVersion;
     const kind = sanitize(resource.kind);
@@ -210,7 +223,7 @@ export class CheckEvaluator {
 
     // Schema validation
     if (cfg.schemaEnforcement !== 'none' && resourceFqn !== '') {
-      const schemas = this.set.schemas.get(resourceFqn);
+      const schemas = this.schemasFor(resource.kind, resourceVersion, resourceScopes);
       if (schemas) {
         const vr = validateCheckInput(this.set.schemaRegistry, schemas, input, cfg.schemaEnforcement);
         if (vr.errors.length > 0) {
@@ -341,7 +354,7 @@ export class CheckEvaluator {
       for (const dr of drs) {
         let intersects = false;
         for (const p of dr.parentRoles) {
-          if (roles.has(p)) {
+          if (p === '*' || roles.has(p)) {
             intersects = true;
             break;
           }

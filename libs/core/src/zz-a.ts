@@ -1,0 +1,2 @@
+import { b } from './zz-b.js';
+export const a = () => b;

@@ -1,0 +1,2 @@
+import { a } from './zz-a.js';
+export const b = () => a;
