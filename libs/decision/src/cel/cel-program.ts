@@ -240,3 +240,21 @@ export function celReferences(program: CelProgram): { variables: string[]; const
 function compiledAst(source: string): AstNode {
   return (compileCelExpression(source) as CompiledProgram).ast;
 }
+
+const NAMESPACE_ROOTS = new Set(['V', 'variables', 'C', 'constants', 'G', 'globals']);
+
+/**
+ * The namespace (`V`, `C`, `G` or their long names) that the expression indexes with `[...]`, if
+ * any. Cerbos types these as `cerbos.Variables`, which supports field selection only, so
+ * `V["x"]` is a compile error there.
+ */
+export function celNamespaceIndexing(program: CelProgram): string | undefined {
+  const ast = program instanceof CompiledProgram ? program.ast : compiledAst(program.source);
+  let found: string | undefined;
+  walk(ast, (n) => {
+    if (found !== undefined || (n.op !== '[]' && n.op !== '[?]')) return;
+    const root = (n.args as [AstNode, AstNode])[0];
+    if (root.op === 'id' && NAMESPACE_ROOTS.has(root.args as string)) found = root.args as string;
+  });
+  return found;
+}

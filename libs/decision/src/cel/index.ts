@@ -8,6 +8,7 @@ export {
   compileCelExpression,
   createCelContext,
   celReferences,
+  celNamespaceIndexing,
 } from './cel-program.js';
 export type {
   CelContext,

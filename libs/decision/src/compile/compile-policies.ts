@@ -6,7 +6,7 @@
  * error is refused whole.
  */
 import type { JsonValue } from '@warden/core';
-import { CelCompileError, celReferences, compileCelExpression, type CelProgram } from '../cel/index.js';
+import { CelCompileError, celNamespaceIndexing, celReferences, compileCelExpression, type CelProgram } from '../cel/index.js';
 import type { CompileDiagnostic, PolicyFile, SchemaFile } from '../engine.types.js';
 import type {
   ConstantsBlock,
@@ -87,7 +87,8 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
   }
 
   const { registry, errors: schemaErrors } = createSchemaRegistry(options.schemas ?? []);
-  for (const e of schemaErrors) diag.addAt(`_schemas/${e.path}`, 1, 1, `invalid schema: ${e.message}`, 'ERR_SCHEMA_INVALID');
+  // A broken schema file is an error only where a policy references it (as in Cerbos).
+  const brokenSchemas = new Map(schemaErrors.map((e) => [`cerbos:///${e.path}`, e.message]));
 
   const resources: Located<ResourcePolicyDoc>[] = [];
   const principals: Located<PrincipalPolicyDoc>[] = [];
@@ -132,26 +133,6 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
   }
 
   const c = new Compiler(diag, exportVars, exportConsts);
-
-  // Scope ancestry: every scoped resource/principal policy needs its ancestors.
-  const resourceKeys = new Set(resources.map((r) => resourcePolicyFqn(r.body.resource, r.body.version, r.body.scope)));
-  for (const r of resources) {
-    for (const parent of scopeParents(r.body.scope)) {
-      const fqn = resourcePolicyFqn(r.body.resource, r.body.version, parent);
-      if (!resourceKeys.has(fqn)) {
-        diag.add(r.policy, [], `missing policy definition: Missing ancestor policy "${policyKeyFromFqn(fqn)}"`, 'ERR_POLICY_COMPILE_MISSING_ANCESTOR');
-      }
-    }
-  }
-  const principalKeys = new Set(principals.map((r) => principalPolicyFqn(r.body.principal, r.body.version, r.body.scope)));
-  for (const r of principals) {
-    for (const parent of scopeParents(r.body.scope)) {
-      const fqn = principalPolicyFqn(r.body.principal, r.body.version, parent);
-      if (!principalKeys.has(fqn)) {
-        diag.add(r.policy, [], `missing policy definition: Missing ancestor policy "${policyKeyFromFqn(fqn)}"`, 'ERR_POLICY_COMPILE_MISSING_ANCESTOR');
-      }
-    }
-  }
 
   const set: Mutable<CompiledPolicySet> = {
     formatVersion: 1,
@@ -224,11 +205,12 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
       }
     }
     const used = new Map<string, CompiledDerivedRole>();
+    const unknown = new Map<string, PathSegment[]>();
     for (const rule of body.rules) {
       for (const dr of rule.derivedRoles) {
         const found = available.get(dr.name);
         if (!found || found.length === 0) {
-          diag.add(policy, dr.path, `unknown derived role: Derived role "${dr.name}" is not defined in any imports`, 'ERR_POLICY_COMPILE_UNKNOWN_DERIVED_ROLE');
+          unknown.set(dr.name, dr.path); // one error per name, at its last use (as Cerbos reports)
           continue;
         }
         if (found.length > 1) {
@@ -245,6 +227,9 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
         used.set(dr.name, (found[0] as { def: CompiledDerivedRole }).def);
       }
     }
+    for (const [name, at] of unknown) {
+      diag.add(policy, at, `unknown derived role: Derived role "${name}" is not defined in any imports`, 'ERR_POLICY_COMPILE_UNKNOWN_DERIVED_ROLE');
+    }
     // Only derived roles that some rule references count for effectiveDerivedRoles, as in Cerbos.
     if (used.size > 0) set.derivedRoles.set(fqn, [...used.values()]);
 
@@ -255,7 +240,9 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
       if (!s) continue;
       if (!registry.has(s.ref)) {
         const label = which === 'principalSchema' ? 'principal' : 'resource';
-        diag.add(policy, s.path, `invalid schema: Failed to load ${label} schema "${s.ref}": schema ${schemaPathOf(s.ref)} doesn't exist`, 'ERR_SCHEMA_INVALID');
+        const broken = brokenSchemas.get(s.ref);
+        const why = broken !== undefined ? `jsonschema ${s.ref} compilation failed: ${broken}` : `schema ${schemaPathOf(s.ref)} doesn't exist`;
+        diag.add(policy, s.path.slice(0, -1), `invalid schema: Failed to load ${label} schema "${s.ref}": ${why}`, 'ERR_SCHEMA_INVALID');
         continue;
       }
       schemas[which] = { ref: s.ref, ignoreWhenActions: s.ignoreWhenActions };
@@ -400,11 +387,39 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
     parents.set(body.role, body.parentRoles);
   }
 
+  // Scope ancestry, checked once everything else compiles: every scoped resource or principal
+  // policy needs its ancestors. Reported on the most specific policy of a chain only.
+  if (errors.length === 0) {
+    checkAncestors(
+      resources.map((r) => ({ policy: r.policy, scope: r.body.scope, fqnAt: (s: string) => resourcePolicyFqn(r.body.resource, r.body.version, s) })),
+      diag,
+    );
+    checkAncestors(
+      principals.map((r) => ({ policy: r.policy, scope: r.body.scope, fqnAt: (s: string) => principalPolicyFqn(r.body.principal, r.body.version, s) })),
+      diag,
+    );
+  }
+
   if (errors.length > 0) {
     errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
     return { policySet: undefined, errors };
   }
   return { policySet: set as CompiledPolicySet, errors };
+}
+
+function checkAncestors(items: { policy: ParsedPolicy; scope: string; fqnAt: (scope: string) => string }[], diag: Diag): void {
+  const present = new Set(items.map((i) => i.fqnAt(i.scope)));
+  const isAncestorOfAnother = new Set<string>();
+  for (const i of items) for (const s of scopeParents(i.scope)) isAncestorOfAnother.add(i.fqnAt(s));
+  for (const i of items) {
+    if (isAncestorOfAnother.has(i.fqnAt(i.scope))) continue;
+    for (const parent of scopeParents(i.scope)) {
+      const fqn = i.fqnAt(parent);
+      if (!present.has(fqn)) {
+        diag.add(i.policy, [], `missing policy definition: Missing ancestor policy "${policyKeyFromFqn(fqn)}"`, 'ERR_POLICY_COMPILE_MISSING_ANCESTOR');
+      }
+    }
+  }
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -597,25 +612,39 @@ class Compiler {
     if (!program) return undefined;
     const refs = celReferences(program);
     for (const vn of refs.variables) {
-      if (!this.current.vars.has(vn)) this.diag.add(policy, path, `undefined variable: Undefined variable '${vn}'`, 'ERR_POLICY_COMPILE_UNDEFINED_VARIABLE');
+      if (!this.current.vars.has(vn)) this.diag.add(policy, diagPath(path), `undefined variable: Undefined variable '${vn}'`, 'ERR_POLICY_COMPILE_UNDEFINED_VARIABLE');
     }
     for (const cn of refs.constants) {
-      if (!this.current.consts.has(cn)) this.diag.add(policy, path, `undefined constant: Undefined constant '${cn}'`, 'ERR_POLICY_COMPILE_UNDEFINED_CONSTANT');
+      if (!this.current.consts.has(cn)) this.diag.add(policy, diagPath(path), `undefined constant: Undefined constant '${cn}'`, 'ERR_POLICY_COMPILE_UNDEFINED_CONSTANT');
     }
     return program;
   }
 
   private compileExpr(policy: ParsedPolicy, path: PathSegment[], expr: string): CelProgram | undefined {
     try {
-      return compileCelExpression(expr);
+      const program = compileCelExpression(expr);
+      const indexed = celNamespaceIndexing(program);
+      if (indexed !== undefined) {
+        this.diag.add(policy, diagPath(path), `invalid expression: Invalid expression \`${expr.trim()}\`: \`${indexed}\` supports field selection only (\`${indexed}.name\`), not indexing`, 'ERR_POLICY_COMPILE_INVALID_EXPRESSION');
+        return undefined;
+      }
+      return program;
     } catch (err) {
       if (err instanceof CelCompileError) {
-        this.diag.add(policy, path, `invalid expression: Invalid expression \`${expr.trim()}\`: ${err.message}`, 'ERR_POLICY_COMPILE_INVALID_EXPRESSION');
+        this.diag.add(policy, diagPath(path), `invalid expression: Invalid expression \`${expr.trim()}\`: ${err.message}`, 'ERR_POLICY_COMPILE_INVALID_EXPRESSION');
         return undefined;
       }
       throw err;
     }
   }
+}
+
+/** Cerbos points at the `match` mapping of a condition expression, and at an output's mapping. */
+function diagPath(path: PathSegment[]): PathSegment[] {
+  const last = path[path.length - 1];
+  if (last === 'expr') return path.slice(0, -1);
+  if (last === 'ruleActivated' || last === 'conditionNotMet') return path.slice(0, path[path.length - 2] === 'when' ? -2 : -1);
+  return path;
 }
 
 function joinWhere(items: string[]): string {

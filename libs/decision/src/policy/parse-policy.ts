@@ -32,7 +32,11 @@ const NAME_RE = /^[\w\-.]+$/;
 
 /** Thrown internally to abandon a document after its first structural error. */
 class DocError extends Error {
-  constructor(readonly path: PathSegment[], message: string) {
+  constructor(
+    readonly path: PathSegment[],
+    message: string,
+    readonly atKey = false,
+  ) {
     super(message);
   }
 }
@@ -65,6 +69,20 @@ export function parsePolicyFile(file: string, text: string): { policies: ParsedP
       for (let n = path.length; n >= 0; n--) {
         const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
         if (node && typeof node === 'object' && 'range' in node && node.range) {
+          // Cerbos points at a mapping through its first key; for a mapping that is a sequence
+          // item it points at that first key's ':' (goccy/go-yaml positions).
+          if (isMap(node) && node.items.length > 0) {
+            const first = node.items[0];
+            if (isPair(first) && isScalar(first.key) && first.key.range) {
+              if (typeof path[n - 1] === 'number') {
+                const colon = text.indexOf(':', first.key.range[1]);
+                const p = lineCounter.linePos(colon >= 0 ? colon : first.key.range[0]);
+                return { line: p.line, column: p.col };
+              }
+              const p = lineCounter.linePos(first.key.range[0]);
+              return { line: p.line, column: p.col };
+            }
+          }
           const p = lineCounter.linePos(node.range[0]);
           return { line: p.line, column: p.col };
         }
@@ -107,7 +125,7 @@ export function parsePolicyFile(file: string, text: string): { policies: ParsedP
       if (parsed) policies.push(parsed);
     } catch (err) {
       if (err instanceof DocError) {
-        const pos = positionOf(err.path);
+        const pos = err.atKey ? keyPositionOf(err.path) : positionOf(err.path);
         errors.push({ file, line: pos.line, column: pos.column, message: err.message, code: 'ERR_POLICY_PARSE' });
       } else {
         throw err;
@@ -224,7 +242,7 @@ function scopeOf(o: Obj, path: PathSegment[]): string {
 function condition(v: unknown, path: PathSegment[]): MatchNode | undefined {
   if (v === undefined || v === null) return undefined;
   const o = asObject(v, path, ['match', 'script']);
-  if (o['script'] !== undefined) throw new DocError(path, 'scripts in conditions are no longer supported');
+  if (o['script'] !== undefined) throw new DocError(path, 'scripts in conditions are no longer supported', true);
   if (o['match'] === undefined) throw new DocError(path, `${jsonPath(path)}: missing required field \`match\``);
   return match(o['match'], [...path, 'match']);
 }
@@ -261,7 +279,7 @@ function output(v: unknown, path: PathSegment[], ctx: ParseContext): RuleOutput 
     }
   }
   if (!out.ruleActivated && !out.conditionNotMet) {
-    report(ctx, path, 'empty output: output must have at least one expression', 'ERR_POLICY_COMPILE_EMPTY_OUTPUT');
+    report(ctx, path, 'empty output: output must have at least one expression', 'ERR_POLICY_COMPILE_EMPTY_OUTPUT', true);
     return undefined;
   }
   return out;
