@@ -1,2 +1,0 @@
-import { b } from './zz-b.js';
-export const a = () => b;

@@ -1,2 +1,0 @@
-import { a } from './zz-a.js';
-export const b = () => a;
