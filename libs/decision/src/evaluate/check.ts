@@ -68,29 +68,31 @@ class EvalState {
   }
 }
 
-function satisfies(cond: CompiledCondition | undefined, ctx: CelContext): boolean {
+/** Records whether a CEL expression failed while evaluating a condition. */
+interface ErrorSink {
+  failed: boolean;
+}
+
+function satisfies(cond: CompiledCondition | undefined, ctx: CelContext, sink: ErrorSink): boolean {
   if (cond === undefined) return true;
   switch (cond.op) {
     case 'expr':
-      return evalBool(cond.program, ctx);
+      try {
+        return cond.program.evaluate(ctx) === true;
+      } catch {
+        // A CEL error makes the expression "not met", as in Cerbos; strict evaluation reads the sink.
+        sink.failed = true;
+        return false;
+      }
     case 'all':
-      for (const c of cond.of) if (!satisfies(c, ctx)) return false;
+      for (const c of cond.of) if (!satisfies(c, ctx, sink)) return false;
       return true;
     case 'any':
-      for (const c of cond.of) if (satisfies(c, ctx)) return true;
+      for (const c of cond.of) if (satisfies(c, ctx, sink)) return true;
       return false;
     case 'none':
-      for (const c of cond.of) if (satisfies(c, ctx)) return false;
+      for (const c of cond.of) if (satisfies(c, ctx, sink)) return false;
       return true;
-  }
-}
-
-function evalBool(program: CelProgram, ctx: CelContext): boolean {
-  try {
-    return program.evaluate(ctx) === true;
-  } catch {
-    // A CEL error makes the expression "not met", as in Cerbos.
-    return false;
   }
 }
 
@@ -361,7 +363,7 @@ export class CheckEvaluator {
         }
         if (!intersects) continue;
         const ctx = state.context(dr.params);
-        if (satisfies(dr.condition, ctx)) {
+        if (satisfies(dr.condition, ctx, { failed: false })) {
           effective.push(dr.name);
           state.allEffectiveDerivedRoles.add(dr.name);
         }
@@ -376,14 +378,18 @@ export class CheckEvaluator {
     const ctx = state.context(row.params);
     let ok = row.evaluationKey !== '' ? state.conditionCache.get(row.evaluationKey) : undefined;
     if (ok === undefined) {
+      const sink: ErrorSink = { failed: false };
       if (row.derivedRoleCondition !== undefined || row.derivedRole !== '') {
         const drCtx = row.derivedRoleParams ? state.context(row.derivedRoleParams) : ctx;
-        if (!satisfies(row.derivedRoleCondition, drCtx)) {
+        if (!satisfies(row.derivedRoleCondition, drCtx, sink)) {
+          if (sink.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
           state.conditionCache.set(row.evaluationKey, false);
           return 'none';
         }
       }
-      ok = satisfies(row.condition, ctx);
+      ok = satisfies(row.condition, ctx, sink);
+      // SECURITY: under strict evaluation a failing expression denies instead of being "not met".
+      if (sink.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
       state.conditionCache.set(row.evaluationKey, ok);
     }
     if (ok) {
@@ -397,6 +403,12 @@ export class CheckEvaluator {
     }
     if (row.output) pushOutput(state, row.src, row.output.conditionNotMet, ctx, action);
     return 'none';
+  }
+
+  private strictDeny(roleEffect: EffectInfo, scope: string): 'deny' {
+    roleEffect.effect = 'EFFECT_DENY';
+    roleEffect.scope = scope;
+    return 'deny';
   }
 
   /** Role-policy narrowing for one role in one scope. Returns true when it denies. */
@@ -415,7 +427,8 @@ export class CheckEvaluator {
       if (!covers) continue;
       matched = true;
       const ctx = state.context(rr.params);
-      const ok = satisfies(rr.condition, ctx);
+      const sink: ErrorSink = { failed: false };
+      const ok = satisfies(rr.condition, ctx, sink) && !(sink.failed && this.config.strictEvaluation);
       emitRoleOutput(state, rr.src, rr.output, ok, ctx, action);
       if (!ok) denied = true;
     }

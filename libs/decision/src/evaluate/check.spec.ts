@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import type { CheckInput } from '@warden/core';
+import { compilePolicies } from '../compile/compile-policies.js';
+import { createEngine } from '../engine.js';
+
+const POLICY = `
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+  rules:
+    - actions: ["read", "write"]
+      roles: ["user"]
+      effect: EFFECT_ALLOW
+    - actions: ["read"]
+      roles: ["user"]
+      effect: EFFECT_DENY
+      condition:
+        match:
+          expr: R.attr.amount > 10
+    - actions: ["write"]
+      roles: ["user"]
+      effect: EFFECT_DENY
+      condition:
+        match:
+          none:
+            of:
+              - expr: R.attr.ok == true
+    - actions: ["tag"]
+      roles: ["user"]
+      effect: EFFECT_ALLOW
+      output:
+        when:
+          ruleActivated: 1 / (R.attr.n - R.attr.n)
+`;
+
+function input(attr: Record<string, unknown>, actions: string[]): CheckInput {
+  return { principal: { id: 'a', roles: ['user'], attr: {} }, resource: { kind: 'doc', id: '1', attr: attr as never }, actions };
+}
+
+describe('CheckEvaluator', () => {
+  const { policySet, errors } = compilePolicies([{ path: 'doc.yaml', text: POLICY }]);
+
+  it('compiles the policy', () => {
+    expect(errors).toEqual([]);
+  });
+
+  it('treats a failing DENY condition as not met by default (Cerbos 0.55 default)', () => {
+    const [out] = createEngine(policySet!).check([input({ amount: 'x' }, ['read', 'write'])]);
+    expect(out?.actions['read']?.effect).toBe('EFFECT_ALLOW');
+    // none(error) is true, so the DENY applies
+    expect(out?.actions['write']?.effect).toBe('EFFECT_DENY');
+  });
+
+  it('denies an action whose condition fails under strict evaluation', () => {
+    const [out] = createEngine(policySet!, { strictEvaluation: true }).check([input({ amount: 'x', ok: true }, ['read', 'write'])]);
+    expect(out?.actions['read']).toEqual({ effect: 'EFFECT_DENY', policy: 'resource.doc.vdefault' });
+    expect(out?.actions['write']?.effect).toBe('EFFECT_ALLOW');
+  });
+
+  it('reports a failing output expression in `error` instead of a value', () => {
+    const [out] = createEngine(policySet!).check([input({ n: 1 }, ['tag'])]);
+    expect(out?.actions['tag']?.effect).toBe('EFFECT_ALLOW');
+    expect(out?.outputs).toHaveLength(1);
+    expect(out?.outputs[0]?.src).toBe('resource.doc.vdefault#rule-004');
+    expect(out?.outputs[0]?.error).toBeTypeOf('string');
+    expect(out?.outputs[0]?.val).toBeUndefined();
+  });
+
+  it('denies with NO_MATCH when no policy exists for the resource kind', () => {
+    const [out] = createEngine(policySet!).check([{ ...input({}, ['read']), resource: { kind: 'other', id: '2', attr: {} } }]);
+    expect(out?.actions['read']).toEqual({ effect: 'EFFECT_DENY', policy: 'NO_MATCH' });
+  });
+
+  it('uses the instant passed as now for every expression of one call', () => {
+    const { policySet: ps } = compilePolicies([
+      {
+        path: 't.yaml',
+        text: `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: t
+  version: default
+  rules:
+    - actions: ["go"]
+      roles: ["user"]
+      effect: EFFECT_ALLOW
+      condition:
+        match:
+          expr: now() == timestamp("2030-01-01T00:00:00Z")
+`,
+      },
+    ]);
+    const engine = createEngine(ps!);
+    const base = { principal: { id: 'a', roles: ['user'], attr: {} }, resource: { kind: 't', id: '1', attr: {} }, actions: ['go'] };
+    expect(engine.check([base], { now: new Date('2030-01-01T00:00:00Z') })[0]?.actions['go']?.effect).toBe('EFFECT_ALLOW');
+    expect(engine.check([base], { now: new Date('2030-01-01T00:00:01Z') })[0]?.actions['go']?.effect).toBe('EFFECT_DENY');
+  });
+});
