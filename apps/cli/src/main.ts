@@ -12,11 +12,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { classifyPolicyPath, compilePolicies, createEngine } from '@warden/decision';
-import type { CompileDiagnostic, PolicyFile, SchemaFile } from '@warden/decision';
-import { runPolicyTests, type PolicyTestFile } from '../../../libs/decision/src/testing/test-suite.runner.js';
-import { renderJunit } from '../../../libs/decision/src/testing/junit.format.js';
-import { renderTestTree } from '../../../libs/decision/src/testing/tree.format.js';
+import { classifyPolicyPath, compilePolicies, createEngine, renderJunit, renderTestTree, runPolicyTests } from '@warden/decision';
+import type { CompileDiagnostic, PolicyFile, PolicyTestFile, SchemaFile } from '@warden/decision';
 
 /** Process exit codes, as `cerbos compile` uses them. */
 export const EXIT = Object.freeze({ ok: 0, readFailure: 1, compileFailure: 3, testFailure: 4, usage: 80 });

@@ -29,7 +29,10 @@ export interface Resource {
 
 /** Auxiliary data: verified JWT claims today. */
 export interface AuxData {
+  /** Claims of the request's single JWT (`request.auxData.jwt`). */
   jwt?: Record<string, JsonValue>;
+  /** Named JWTs (`request.auxData.jwts.<name>.claims`), as Cerbos 0.55 accepts them. */
+  jwts?: Record<string, { claims: Record<string, JsonValue> }>;
 }
 
 /** One principal, one resource, many actions: the unit the engine evaluates. */

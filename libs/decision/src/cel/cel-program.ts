@@ -24,7 +24,7 @@ export interface CelResource {
 export interface CelRequest {
   principal: CelPrincipal;
   resource: CelResource;
-  auxData?: { jwt?: Record<string, unknown> };
+  auxData?: { jwt?: Record<string, unknown>; jwts?: Record<string, unknown> };
 }
 
 /** What one evaluation sees. */
@@ -57,33 +57,57 @@ function resourceView(r: CelResource): Record<string, unknown> {
   return { kind: r.kind, id: r.id, attr: r.attr ?? EMPTY, policyVersion: r.policyVersion ?? '', scope: r.scope ?? '' };
 }
 
+/** `request`, `R` and `P` as CEL sees them, built once per request and shared by its contexts. */
+export interface PreparedCelRequest {
+  readonly request: Record<string, unknown>;
+  readonly R: Record<string, unknown>;
+  readonly P: Record<string, unknown>;
+}
+
+/** Builds the request views once; pass the result to {@link createCelContextFor}. */
+export function prepareCelRequest(request: CelRequest): PreparedCelRequest {
+  const P = principalView(request.principal);
+  const R = resourceView(request.resource);
+  const aux = { jwt: request.auxData?.jwt ?? EMPTY, jwts: request.auxData?.jwts ?? EMPTY };
+  return { request: { principal: P, resource: R, auxData: aux, aux_data: aux }, R, P };
+}
+
+/**
+ * Builds the cel-js activation for one scope from a prepared request. `variables` may be a plain
+ * object or a `Map` (cel-js reads maps through `get`, which lets the engine evaluate variables
+ * lazily).
+ */
+export function createCelContextFor(
+  prepared: PreparedCelRequest,
+  constants: Record<string, unknown>,
+  variables: Record<string, unknown> | ReadonlyMap<string, unknown>,
+  globals: Record<string, unknown>,
+  effectiveDerivedRoles: readonly string[],
+  now: Date,
+): CelContext {
+  const ctx: ContextShape = {
+    [NOW]: now,
+    request: prepared.request,
+    R: prepared.R,
+    P: prepared.P,
+    V: variables,
+    variables,
+    C: constants,
+    constants,
+    G: globals,
+    globals,
+    runtime: { effectiveDerivedRoles, effective_derived_roles: effectiveDerivedRoles },
+  };
+  return ctx;
+}
+
 /**
  * Builds the cel-js activation for one scope: `request` (with `aux_data`/`auxData`), `R`, `P`,
  * `V`/`variables`, `C`/`constants`, `G`/`globals`, `runtime` and the hidden `now`. Missing
  * `attr`, `policyVersion` and `scope` default to `{}`/`""` as protobuf messages do in Cerbos.
  */
 export function createCelContext(scope: CelScope): CelContext {
-  const P = principalView(scope.request.principal);
-  const R = resourceView(scope.request.resource);
-  const aux = { jwt: scope.request.auxData?.jwt ?? EMPTY };
-  const request = { principal: P, resource: R, auxData: aux, aux_data: aux };
-  const ctx: ContextShape = {
-    [NOW]: scope.now,
-    request,
-    R,
-    P,
-    V: scope.variables,
-    variables: scope.variables,
-    C: scope.constants,
-    constants: scope.constants,
-    G: scope.globals,
-    globals: scope.globals,
-    runtime: {
-      effectiveDerivedRoles: scope.effectiveDerivedRoles,
-      effective_derived_roles: scope.effectiveDerivedRoles,
-    },
-  };
-  return ctx;
+  return createCelContextFor(prepareCelRequest(scope.request), scope.constants, scope.variables, scope.globals, scope.effectiveDerivedRoles, scope.now);
 }
 
 /** A compiled expression. `evaluate` throws {@link CelEvaluationError} on any CEL error. */
@@ -108,10 +132,16 @@ class CompiledProgram implements CelProgram {
 
   evaluate(ctx: CelContext): unknown {
     nowHolder.now = (ctx as ContextShape)[NOW];
+    // Missing attributes make CEL throw often on the hot path; a stack trace is never used, and
+    // capturing one costs more than the evaluation itself.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     try {
       return this.run(ctx);
     } catch (err) {
       throw toEvaluationError(err);
+    } finally {
+      Error.stackTraceLimit = limit;
     }
   }
 }

@@ -7,6 +7,8 @@ export { CelCompileError, CelEvaluationError } from './cel-errors.js';
 export {
   compileCelExpression,
   createCelContext,
+  createCelContextFor,
+  prepareCelRequest,
   celReferences,
   celNamespaceIndexing,
 } from './cel-program.js';
@@ -14,6 +16,7 @@ export type {
   CelContext,
   CelProgram,
   CelScope,
+  PreparedCelRequest,
   CelRequest,
   CelPrincipal,
   CelResource,

@@ -25,6 +25,7 @@ import type {
 import { parsePolicyFile } from '../policy/parse-policy.js';
 import { createSchemaRegistry, type PolicySchemas } from '../schema/index.js';
 import type {
+  VariableNeed,
   CompiledCondition,
   CompiledDerivedRole,
   CompiledOutput,
@@ -253,8 +254,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
     const sr = scopeRows(body.version, body.scope);
     sr.resourceKinds.add(kind);
     set.resourceScopes.add(body.scope);
-    if (body.scopePermissions !== 'SCOPE_PERMISSIONS_UNSPECIFIED') set.scopePermissions.set(body.scope, body.scopePermissions);
-    else set.scopePermissions.set(body.scope, 'SCOPE_PERMISSIONS_OVERRIDE_PARENT');
+    mergeScopePermissions(set.scopePermissions, body.scope, body.scopePermissions);
     const requireConsent = body.scopePermissions === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS';
     const resourceMatches = compileGlob(kind);
 
@@ -314,8 +314,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
     const params = c.params(policy, body.variables, body.constants, policy.topVariables, fqn, false);
     const sr = scopeRows(body.version, body.scope);
     set.principalScopes.add(body.scope);
-    if (body.scopePermissions !== 'SCOPE_PERMISSIONS_UNSPECIFIED') set.scopePermissions.set(body.scope, body.scopePermissions);
-    else if (!set.scopePermissions.has(body.scope)) set.scopePermissions.set(body.scope, 'SCOPE_PERMISSIONS_OVERRIDE_PARENT');
+    mergeScopePermissions(set.scopePermissions, body.scope, body.scopePermissions);
     const requireConsent = body.scopePermissions === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS';
     const rows = sr.principalRows.get(body.principal) ?? [];
     sr.principalRows.set(body.principal, rows);
@@ -364,7 +363,12 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
     sr.rolePolicyKeys.set(body.role, key);
     const list = sr.roleRows.get(body.role) ?? [];
     sr.roleRows.set(body.role, list);
+    // Cerbos numbers role rules within each resource group; rules of different groups can share an
+    // evaluation key, and with it a cached condition result. Reproduced on purpose.
+    const groupIndex = new Map<string, number>();
     body.rules.forEach((rule) => {
+      const idx = groupIndex.get(rule.resource) ?? 0;
+      groupIndex.set(rule.resource, idx + 1);
       list.push({
         role: body.role,
         resourceMatches: compileGlob(sanitizeGlob(rule.resource)),
@@ -376,7 +380,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
         version: body.version,
         policyKey: key,
         src: `${key}#${rule.name}`,
-        evaluationKey: `${key}#${rule.name}`,
+        evaluationKey: `${key}#${body.role}_rule-${String(idx).padStart(3, '0')}`,
       });
     });
     let parents = set.scopeParentRoles.get(body.scope);
@@ -400,11 +404,39 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
     );
   }
 
+  checkScopePermissionConflicts(resources, principals, diag);
+
   if (errors.length > 0) {
     errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
     return { policySet: undefined, errors };
   }
   return { policySet: set as CompiledPolicySet, errors };
+}
+
+/**
+ * Cerbos 0.55 refuses to build its index ("policies sharing scope X have conflicting
+ * scopePermissions") in a scope that holds a principal policy when the resource policies of that
+ * scope disagree (unset counting as OVERRIDE_PARENT). Probed case by case against the 0.55
+ * binary. The binary also refuses some scopes that mix role, resource and principal policies by a
+ * rule we could not pin down; we accept those rather than risk refusing a set Cerbos accepts.
+ */
+function checkScopePermissionConflicts(resources: Located<ResourcePolicyDoc>[], principals: Located<PrincipalPolicyDoc>[], diag: Diag): void {
+  const resourceSettings = new Map<string, Set<string>>();
+  for (const r of resources) {
+    const set = resourceSettings.get(r.body.scope) ?? new Set<string>();
+    set.add(r.body.scopePermissions === 'SCOPE_PERMISSIONS_UNSPECIFIED' ? 'SCOPE_PERMISSIONS_OVERRIDE_PARENT' : r.body.scopePermissions);
+    resourceSettings.set(r.body.scope, set);
+  }
+  const reported = new Set<string>();
+  for (const p of principals) {
+    const scope = p.body.scope;
+    if (reported.has(scope)) continue;
+    const settings = resourceSettings.get(scope);
+    if (!settings) continue;
+    if (settings.size < 2) continue;
+    reported.add(scope);
+    diag.add(p.policy, [], `scope permission conflict: policies sharing scope ${scope === '' ? '""' : scope} have conflicting scopePermissions`, 'ERR_POLICY_COMPILE_SCOPE_PERMISSIONS_CONFLICT');
+  }
 }
 
 function checkAncestors(items: { policy: ParsedPolicy; scope: string; fqnAt: (scope: string) => string }[], diag: Diag): void {
@@ -420,6 +452,20 @@ function checkAncestors(items: { policy: ParsedPolicy; scope: string; fqnAt: (sc
       }
     }
   }
+}
+
+/**
+ * Records a policy's scopePermissions for its scope. Where the policies of one scope disagree,
+ * Cerbos 0.55 keeps whichever it indexes last (Go map order, so it varies between starts);
+ * SECURITY: Warden settles such a scope on REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS, the stricter one.
+ */
+function mergeScopePermissions(
+  map: Map<string, 'SCOPE_PERMISSIONS_OVERRIDE_PARENT' | 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS'>,
+  scope: string,
+  value: string,
+): void {
+  if (value === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS') map.set(scope, value);
+  else if (!map.has(scope)) map.set(scope, 'SCOPE_PERMISSIONS_OVERRIDE_PARENT');
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -467,6 +513,21 @@ class Compiler {
 
   /** The variables and constants in force for a policy, compiled and ordered. */
   private current: { vars: Set<string>; consts: Set<string> } = { vars: new Set(), consts: new Set() };
+  /** params key → variable → the variables it references directly */
+  private readonly deps = new Map<string, Map<string, string[]>>();
+
+  /** The variables `program` reads, transitively, in evaluation order. */
+  private needsOf(program: CelProgram, params: Params): VariableNeed[] {
+    const deps = this.deps.get(params.key);
+    const want = new Set<string>();
+    const visit = (name: string) => {
+      if (want.has(name)) return;
+      want.add(name);
+      for (const d of deps?.get(name) ?? []) visit(d);
+    };
+    for (const v of celReferences(program).variables) if (deps?.has(v)) visit(v);
+    return params.variables.filter((v) => want.has(v.name));
+  }
 
   params(policy: ParsedPolicy, variables: VariablesBlock, constants: ConstantsBlock, topVariables: ParsedPolicy['topVariables'], key: string, nullOnError: boolean): Params {
     // constants
@@ -572,22 +633,23 @@ class Compiler {
     for (const name of [...compiled.keys()].sort()) visit(name, []);
 
     this.current = { vars: new Set(varDefs.keys()), consts: new Set(Object.keys(constValues)) };
+    this.deps.set(key, new Map([...compiled].map(([n, v]) => [n, v.deps])));
     return { key, constants: constValues, variables: ordered, nullOnError };
   }
 
   condition(policy: ParsedPolicy, node: MatchNode, params: Params): CompiledCondition | undefined {
     this.current = { vars: new Set(params.variables.map((v) => v.name)), consts: new Set(Object.keys(params.constants)) };
-    return this.conditionNode(policy, node);
+    return this.conditionNode(policy, node, params);
   }
 
-  private conditionNode(policy: ParsedPolicy, node: MatchNode): CompiledCondition | undefined {
+  private conditionNode(policy: ParsedPolicy, node: MatchNode, params: Params): CompiledCondition | undefined {
     if (node.kind === 'expr') {
       const program = this.compileChecked(policy, node.path, node.expr);
-      return program ? { op: 'expr', program } : undefined;
+      return program ? { op: 'expr', expr: { program, needs: this.needsOf(program, params) } } : undefined;
     }
     const of: CompiledCondition[] = [];
     for (const n of node.of) {
-      const cc = this.conditionNode(policy, n);
+      const cc = this.conditionNode(policy, n, params);
       if (cc) of.push(cc);
     }
     return { op: node.kind, of };
@@ -598,11 +660,11 @@ class Compiler {
     const res: CompiledOutput = {};
     if (out.ruleActivated) {
       const p = this.compileChecked(policy, out.ruleActivated.path, out.ruleActivated.expr);
-      if (p) res.ruleActivated = p;
+      if (p) res.ruleActivated = { program: p, needs: this.needsOf(p, params) };
     }
     if (out.conditionNotMet) {
       const p = this.compileChecked(policy, out.conditionNotMet.path, out.conditionNotMet.expr);
-      if (p) res.conditionNotMet = p;
+      if (p) res.conditionNotMet = { program: p, needs: this.needsOf(p, params) };
     }
     return res.ruleActivated || res.conditionNotMet ? res : undefined;
   }

@@ -6,24 +6,36 @@ import type { CelProgram } from '../cel/index.js';
 import type { PolicySchemas, SchemaRegistry } from '../schema/index.js';
 import type { Matcher } from './glob.js';
 
+/** A variable an expression needs, in the order variables must be evaluated. */
+export interface VariableNeed {
+  name: string;
+  program: CelProgram;
+}
+
+/** A compiled expression with the variables (transitively) it reads, evaluated first on demand. */
+export interface CompiledExpr {
+  program: CelProgram;
+  needs: VariableNeed[];
+}
+
 /** A compiled condition tree. */
 export type CompiledCondition =
-  | { op: 'expr'; program: CelProgram }
+  | { op: 'expr'; expr: CompiledExpr }
   | { op: 'all' | 'any' | 'none'; of: CompiledCondition[] };
 
 /** Variables and constants of one policy (or derived-roles set), evaluated lazily once per request. */
 export interface Params {
   key: string;
   constants: Record<string, unknown>;
-  variables: { name: string; program: CelProgram }[];
+  variables: VariableNeed[];
   /** Derived-role variables keep a failed variable as null; policy variables leave it out. */
   nullOnError: boolean;
 }
 
 /** Rule outputs. */
 export interface CompiledOutput {
-  ruleActivated?: CelProgram;
-  conditionNotMet?: CelProgram;
+  ruleActivated?: CompiledExpr;
+  conditionNotMet?: CompiledExpr;
 }
 
 /** One row of the rule table: a principal-policy rule or a resource-policy rule for one role. */

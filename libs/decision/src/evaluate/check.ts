@@ -7,8 +7,8 @@
  * first ALLOW wins. Pure and synchronous: the clock comes in as `now`, and nothing here does I/O.
  */
 import type { ActionEffect, CheckInput, CheckOutput, OutputEntry } from '@warden/core';
-import { celValueToJson, createCelContext, type CelContext, type CelProgram, type CelScope } from '../cel/index.js';
-import type { CompiledCondition, CompiledDerivedRole, CompiledOutput, CompiledPolicySet, Params, RoleRow, Row, ScopeRows } from '../compile/compiled.types.js';
+import { celValueToJson, createCelContextFor, prepareCelRequest, type CelContext, type PreparedCelRequest } from '../cel/index.js';
+import type { CompiledCondition, CompiledDerivedRole, CompiledExpr, CompiledOutput, CompiledPolicySet, Params, RoleRow, Row, ScopeRows, VariableNeed } from '../compile/compiled.types.js';
 import { policyKeyFromFqn, principalPolicyFqn, resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
 import { validateCheckInput, type PolicySchemas } from '../schema/index.js';
@@ -22,85 +22,114 @@ interface EffectInfo {
   scope: string;
 }
 
+/** The evaluation scope of one policy's params within one request: its CEL context and variables. */
+interface ParamScope {
+  readonly ctx: CelContext;
+  readonly vars: Record<string, unknown>;
+  readonly done: Set<string> | undefined;
+  readonly nullOnError: boolean;
+  failed: boolean;
+}
+
+/**
+ * Evaluates the variables an expression needs that are not evaluated yet, in dependency order.
+ * A variable whose expression fails stays absent (Cerbos's "no such key"), or null for derived
+ * roles.
+ */
+function ensureVariables(scope: ParamScope, needs: readonly VariableNeed[]): void {
+  for (let i = 0; i < needs.length; i++) {
+    const need = needs[i] as VariableNeed;
+    if (scope.done!.has(need.name)) continue;
+    scope.done!.add(need.name);
+    try {
+      scope.vars[need.name] = need.program.evaluate(scope.ctx);
+    } catch {
+      if (scope.nullOnError) scope.vars[need.name] = null;
+    }
+  }
+}
+
 /** Per-input evaluation state: lazily evaluated params and condition results. */
 class EvalState {
-  private readonly paramCtx = new Map<string, CelContext>();
+  private readonly scopes = new Map<Params, ParamScope>();
   readonly conditionCache = new Map<string, boolean>();
-  effectiveDerivedRoles: string[] = [];
+  effectiveDerivedRoles: string[] = EMPTY_ROLES;
   readonly allEffectiveDerivedRoles = new Set<string>();
   readonly outputs: OutputEntry[] = [];
 
   constructor(
-    private readonly request: CelScope['request'],
+    private readonly request: PreparedCelRequest,
     private readonly globals: Record<string, unknown>,
     private readonly now: Date,
   ) {}
 
-  /** The CEL context for a policy's params, evaluating its variables on first use. */
-  context(params: Params): CelContext {
-    const cacheKey = params.key;
-    let ctx = this.paramCtx.get(cacheKey);
-    if (ctx !== undefined) return ctx;
-    const variables: Record<string, unknown> = {};
-    ctx = createCelContext({
-      request: this.request,
-      constants: params.constants,
-      variables,
-      globals: this.globals,
-      effectiveDerivedRoles: this.effectiveDerivedRoles,
-      now: this.now,
-    });
-    for (const v of params.variables) {
-      try {
-        variables[v.name] = v.program.evaluate(ctx);
-      } catch {
-        if (params.nullOnError) variables[v.name] = null;
-      }
-    }
-    this.paramCtx.set(cacheKey, ctx);
-    return ctx;
+  /** The CEL scope for a policy's params; variables evaluate when an expression needs them. */
+  scope(params: Params): ParamScope {
+    let scope = this.scopes.get(params);
+    if (scope !== undefined) return scope;
+    const hasVars = params.variables.length > 0;
+    const vars: Record<string, unknown> = hasVars ? {} : EMPTY_VARS;
+    const ctx = createCelContextFor(this.request, params.constants, vars, this.globals, this.effectiveDerivedRoles, this.now);
+    scope = { ctx, vars, done: hasVars ? new Set() : undefined, nullOnError: params.nullOnError, failed: false };
+    this.scopes.set(params, scope);
+    return scope;
   }
 
   /** Effective derived roles changed: contexts must see the new `runtime`. */
   setEffectiveDerivedRoles(roles: string[]): void {
+    if (roles.length === 0 && this.effectiveDerivedRoles.length === 0) return;
     this.effectiveDerivedRoles = roles;
-    this.paramCtx.clear();
+    this.scopes.clear();
   }
 }
 
-/** Records whether a CEL expression failed while evaluating a condition. */
-interface ErrorSink {
-  failed: boolean;
-}
+const EMPTY_ROLES: string[] = [];
+/** Upper bound of the per-evaluator memo tables (kinds, FQNs, scope chains): request input must not grow them without limit. */
+const CACHE_LIMIT = 10_000;
+const EMPTY_VARS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
-function satisfies(cond: CompiledCondition | undefined, ctx: CelContext, sink: ErrorSink): boolean {
+/**
+ * Evaluates a condition tree. A CEL error makes the expression "not met", as in Cerbos, and is
+ * recorded on the scope (`failed`) for strict evaluation.
+ */
+function satisfies(cond: CompiledCondition | undefined, scope: ParamScope): boolean {
   if (cond === undefined) return true;
   switch (cond.op) {
-    case 'expr':
+    case 'expr': {
+      const e = cond.expr;
+      if (e.needs.length > 0) ensureVariables(scope, e.needs);
       try {
-        return cond.program.evaluate(ctx) === true;
+        return e.program.evaluate(scope.ctx) === true;
       } catch {
-        // A CEL error makes the expression "not met", as in Cerbos; strict evaluation reads the sink.
-        sink.failed = true;
+        scope.failed = true;
         return false;
       }
+    }
     case 'all':
-      for (const c of cond.of) if (!satisfies(c, ctx, sink)) return false;
+      for (const c of cond.of) if (!satisfies(c, scope)) return false;
       return true;
     case 'any':
-      for (const c of cond.of) if (satisfies(c, ctx, sink)) return true;
+      for (const c of cond.of) if (satisfies(c, scope)) return true;
       return false;
     case 'none':
-      for (const c of cond.of) if (satisfies(c, ctx, sink)) return false;
+      for (const c of cond.of) if (satisfies(c, scope)) return false;
       return true;
   }
 }
 
-function pushOutput(state: EvalState, src: string, program: CelProgram | undefined, ctx: CelContext, action: string): void {
-  if (!program) return;
+/** Runs `cond` and reports whether any expression in it failed. */
+function check(cond: CompiledCondition | undefined, scope: ParamScope): { ok: boolean; failed: boolean } {
+  scope.failed = false;
+  const ok = satisfies(cond, scope);
+  return { ok, failed: scope.failed };
+}
+
+function pushOutput(state: EvalState, src: string, expr: CompiledExpr | undefined, scope: ParamScope, action: string): void {
+  if (!expr) return;
+  if (expr.needs.length > 0) ensureVariables(scope, expr.needs);
   let entry: OutputEntry;
   try {
-    const v = program.evaluate(ctx);
+    const v = expr.program.evaluate(scope.ctx);
     entry = v === undefined ? { src, action } : { src, val: celValueToJson(v), action };
   } catch (err) {
     // Cerbos 0.55 reports a failed output expression in `error` instead of a value.
@@ -130,7 +159,40 @@ export class CheckEvaluator {
     return out;
   }
 
+  private readonly kindCache = new Map<string, string>();
+  private readonly fqnCache = new Map<string, string>();
+  private readonly scopeCache = new Map<string, string[]>();
+
+  /** Sanitised kind, memoised for a bounded number of kinds. */
+  private sanitizedKind(kind: string): string {
+    let k = this.kindCache.get(kind);
+    if (k === undefined) {
+      k = sanitize(kind);
+      if (this.kindCache.size < CACHE_LIMIT) this.kindCache.set(kind, k);
+    }
+    return k;
+  }
+
+  private resourceFqn(kind: string, version: string, scope: string): string {
+    const key = `${kind}\u0000${version}\u0000${scope}`;
+    let f = this.fqnCache.get(key);
+    if (f === undefined) {
+      f = resourcePolicyFqn(kind, version, scope);
+      if (this.fqnCache.size < CACHE_LIMIT) this.fqnCache.set(key, f);
+    }
+    return f;
+  }
+
   private scopesFor(kind: 'principal' | 'resource', scope: string): string[] {
+    const cacheKey = kind === 'principal' ? `p\u0000${scope}` : `r\u0000${scope}`;
+    const cached = this.scopeCache.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const scopes = this.computeScopes(kind, scope);
+    if (this.scopeCache.size < CACHE_LIMIT) this.scopeCache.set(cacheKey, scopes);
+    return scopes;
+  }
+
+  private computeScopes(kind: 'principal' | 'resource', scope: string): string[] {
     const map = kind === 'principal' ? this.set.principalScopes : this.set.resourceScopes;
     const scopes: string[] = [];
     if (map.has(scope)) scopes.push(scope);
@@ -169,10 +231,22 @@ export class CheckEvaluator {
   /** Schemas of the nearest policy in the scope chain that declares them. */
   private schemasFor(kind: string, version: string, scopes: readonly string[]): PolicySchemas | undefined {
     for (const s of scopes) {
-      const found = this.set.schemas.get(resourcePolicyFqn(kind, version, s));
+      const found = this.set.schemas.get(this.resourceFqn(kind, version, s));
       if (found) return found;
     }
     return undefined;
+  }
+
+  /** Whether `sr` has any rule row or role rule for `kind` and one of `roles`. */
+  private hasBindings(sr: ScopeRows, kind: string, roles: readonly string[]): boolean {
+    for (const row of sr.resourceRows) {
+      if ((row.role === '*' || roles.includes(row.role)) && row.resourceMatches(kind)) return true;
+    }
+    for (const role of roles) {
+      const rules = sr.roleRows.get(role);
+      if (rules) for (const rr of rules) if (rr.resourceMatches(kind)) return true;
+    }
+    return false;
   }
 
   private scopeRows(version: string, scope: string): ScopeRows | undefined {
@@ -187,7 +261,7 @@ export class CheckEvaluator {
     const resourceScope = normaliseScope(resource.scope, cfg.defaultScope);
     const principalVersion = principal.policyVersion || cfg.defaultPolicyVersion;
     const resourceVersion = resource.policyVersion || cfg.defaultPolicyVersion;
-    const kind = sanitize(resource.kind);
+    const kind = this.sanitizedKind(resource.kind);
 
     const output: CheckOutput = {
       resourceId: resource.id,
@@ -220,7 +294,7 @@ export class CheckEvaluator {
     if (principalScopes.length === 0 && resourceScopes.length === 0) return finish();
 
     const principalPolicyKey = principalScopes.length > 0 ? policyKeyFromFqn(principalPolicyFqn(principal.id, principalVersion, principalScopes[0] as string)) : '';
-    const resourceFqn = resourceScopes.length > 0 ? resourcePolicyFqn(resource.kind, resourceVersion, resourceScopes[0] as string) : '';
+    const resourceFqn = resourceScopes.length > 0 ? this.resourceFqn(resource.kind, resourceVersion, resourceScopes[0] as string) : '';
     const resourcePolicyKey = resourceFqn !== '' ? policyKeyFromFqn(resourceFqn) : '';
 
     // Schema validation
@@ -239,10 +313,11 @@ export class CheckEvaluator {
     }
 
     // Does any policy of each kind exist in the searched scopes?
+    // As in Cerbos: any principal policy in the searched scopes at the principal's version counts.
     let scopedPrincipalExists = false;
     for (const s of principalScopes) {
       const sr = this.scopeRows(principalVersion, s);
-      if (sr && sr.principalRows.has(principal.id)) {
+      if (sr && sr.principalRows.size > 0) {
         scopedPrincipalExists = true;
         break;
       }
@@ -260,12 +335,7 @@ export class CheckEvaluator {
 
     const roles = principal.roles;
     const allRoles = this.withParentRoles(resourceScope, roles);
-    const request: CelScope['request'] = {
-      principal: { id: principal.id, roles: principal.roles, attr: principal.attr, policyVersion: principal.policyVersion ?? '', scope: principal.scope ?? '' },
-      resource: { kind: resource.kind, id: resource.id, attr: resource.attr, policyVersion: resource.policyVersion ?? '', scope: resource.scope ?? '' },
-      ...(input.auxData ? { auxData: input.auxData } : {}),
-    };
-    const state = new EvalState(request, cfg.globals, now);
+    const state = new EvalState(prepareCelRequest(input), cfg.globals, now);
     const processedScopes = new Set<string>();
     const allRolesSet = new Set(allRoles);
 
@@ -276,7 +346,9 @@ export class CheckEvaluator {
         const isPrincipal = pt === 0;
         const mainPolicyKey = isPrincipal ? principalPolicyKey : resourcePolicyKey;
         const scopes = isPrincipal ? principalScopes : resourceScopes;
-        const version = isPrincipal ? principalVersion : resourceVersion;
+        // INVARIANT: Cerbos selects candidate rows of both kinds by the resource's version, so a
+        // principal policy applies only when its version equals the resource's.
+        const version = resourceVersion;
         actionEffect.effect = NO_MATCH;
         const roleCount = isPrincipal ? Math.min(roles.length, 1) : roles.length;
         for (let ri = 0; ri < roleCount; ri++) {
@@ -307,8 +379,9 @@ export class CheckEvaluator {
                 }
               }
             } else {
-              // role policies narrowing this scope
-              if (sr.roleRows.size > 0) {
+              // Role policies narrowing this scope. As in Cerbos's index, they take part only when
+              // the scope has some binding (rule row or role rule) for this kind and these roles.
+              if (sr.roleRows.size > 0 && this.hasBindings(sr, kind, parentRoles)) {
                 for (const pr of parentRoles) {
                   const policyKey = sr.rolePolicyKeys.get(pr);
                   if (policyKey === undefined) continue;
@@ -350,7 +423,7 @@ export class CheckEvaluator {
   }
 
   private computeDerivedRoles(state: EvalState, kind: string, version: string, scope: string, roles: Set<string>): void {
-    const drs: CompiledDerivedRole[] | undefined = this.set.derivedRoles.get(resourcePolicyFqn(kind, version, scope));
+    const drs: CompiledDerivedRole[] | undefined = this.set.derivedRoles.get(this.resourceFqn(kind, version, scope));
     const effective: string[] = [];
     if (drs) {
       for (const dr of drs) {
@@ -362,8 +435,7 @@ export class CheckEvaluator {
           }
         }
         if (!intersects) continue;
-        const ctx = state.context(dr.params);
-        if (satisfies(dr.condition, ctx, { failed: false })) {
+        if (satisfies(dr.condition, state.scope(dr.params))) {
           effective.push(dr.name);
           state.allEffectiveDerivedRoles.add(dr.name);
         }
@@ -375,25 +447,25 @@ export class CheckEvaluator {
 
   /** Evaluates one row; returns what it contributed. */
   private evalRow(state: EvalState, row: Row, action: string, scope: string, roleEffect: EffectInfo): 'allow' | 'deny' | 'none' {
-    const ctx = state.context(row.params);
+    const ps = state.scope(row.params);
     let ok = row.evaluationKey !== '' ? state.conditionCache.get(row.evaluationKey) : undefined;
     if (ok === undefined) {
-      const sink: ErrorSink = { failed: false };
-      if (row.derivedRoleCondition !== undefined || row.derivedRole !== '') {
-        const drCtx = row.derivedRoleParams ? state.context(row.derivedRoleParams) : ctx;
-        if (!satisfies(row.derivedRoleCondition, drCtx, sink)) {
-          if (sink.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
+      if (row.derivedRoleCondition !== undefined) {
+        const dr = check(row.derivedRoleCondition, row.derivedRoleParams ? state.scope(row.derivedRoleParams) : ps);
+        if (dr.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
+        if (!dr.ok) {
           state.conditionCache.set(row.evaluationKey, false);
           return 'none';
         }
       }
-      ok = satisfies(row.condition, ctx, sink);
+      const r = check(row.condition, ps);
       // SECURITY: under strict evaluation a failing expression denies instead of being "not met".
-      if (sink.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
+      if (r.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
+      ok = r.ok;
       state.conditionCache.set(row.evaluationKey, ok);
     }
     if (ok) {
-      if (row.output) pushOutput(state, row.src, row.output.ruleActivated, ctx, action);
+      if (row.output) pushOutput(state, row.src, row.output.ruleActivated, ps, action);
       if (row.effect === 'EFFECT_DENY') {
         roleEffect.effect = 'EFFECT_DENY';
         roleEffect.scope = scope;
@@ -401,7 +473,7 @@ export class CheckEvaluator {
       }
       return 'allow';
     }
-    if (row.output) pushOutput(state, row.src, row.output.conditionNotMet, ctx, action);
+    if (row.output) pushOutput(state, row.src, row.output.conditionNotMet, ps, action);
     return 'none';
   }
 
@@ -411,7 +483,12 @@ export class CheckEvaluator {
     return 'deny';
   }
 
-  /** Role-policy narrowing for one role in one scope. Returns true when it denies. */
+  /**
+   * Role-policy narrowing for one role in one scope. Returns true when it denies: an action that no
+   * rule for this kind allows is denied, and a rule with a condition denies when the condition is
+   * not met. As in Cerbos, the (inverted) condition result is cached under the rule's evaluation
+   * key for the whole request.
+   */
   private evalRoleRows(state: EvalState, rows: RoleRow[], policyKey: string, kind: string, action: string, scope: string, roleEffect: EffectInfo): boolean {
     let matched = false;
     let denied = false;
@@ -426,11 +503,30 @@ export class CheckEvaluator {
       }
       if (!covers) continue;
       matched = true;
-      const ctx = state.context(rr.params);
-      const sink: ErrorSink = { failed: false };
-      const ok = satisfies(rr.condition, ctx, sink) && !(sink.failed && this.config.strictEvaluation);
-      emitRoleOutput(state, rr.src, rr.output, ok, ctx, action);
-      if (!ok) denied = true;
+      const ps = state.scope(rr.params);
+      // Cerbos turns each rule into a row keyed by the rule's evaluation key: a rule with a
+      // condition into a DENY row on none(condition), a rule without one into a row that only
+      // emits outputs. The row's satisfaction is cached under the key for the whole request.
+      let satisfied = state.conditionCache.get(rr.evaluationKey);
+      if (satisfied === undefined) {
+        if (rr.condition === undefined) {
+          satisfied = true;
+        } else {
+          const r = check(rr.condition, ps);
+          satisfied = !r.ok || (r.failed && this.config.strictEvaluation);
+        }
+        state.conditionCache.set(rr.evaluationKey, satisfied);
+      }
+      if (rr.condition === undefined) {
+        if (rr.output) pushOutput(state, rr.src, satisfied ? rr.output.ruleActivated : rr.output.conditionNotMet, ps, action);
+        continue;
+      }
+      if (rr.output) pushOutput(state, rr.src, satisfied ? rr.output.conditionNotMet : rr.output.ruleActivated, ps, action);
+      if (satisfied) {
+        // The first denying rule ends the scope, as in Cerbos: later rules (and their outputs) are not reached.
+        denied = true;
+        break;
+      }
     }
     if (!matched || denied) {
       roleEffect.effect = 'EFFECT_DENY';
@@ -440,11 +536,6 @@ export class CheckEvaluator {
     }
     return false;
   }
-}
-
-function emitRoleOutput(state: EvalState, src: string, output: CompiledOutput | undefined, ok: boolean, ctx: CelContext, action: string): void {
-  if (!output) return;
-  pushOutput(state, src, ok ? output.ruleActivated : output.conditionNotMet, ctx, action);
 }
 
 function hasRoleRowFor(sr: ScopeRows, kind: string): boolean {

@@ -499,7 +499,7 @@ function parseBody(kind: (typeof POLICY_KINDS)[number], v: unknown, path: PathSe
         const ro = asObject(r, rp, ['resource', 'allowActions', 'condition', 'name', 'output']);
         const name = str(ro, 'name', rp, false);
         const rule = {
-          name: name !== '' ? name : `${role}_rule-${String(i).padStart(3, '0')}`,
+          name,
           resource: str(ro, 'resource', rp, true),
           allowActions: strList(ro, 'allowActions', rp, { required: true, unique: true }),
           path: rp,

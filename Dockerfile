@@ -1,0 +1,20 @@
+# Broker image: build with the dev toolchain, run with production dependencies only.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json nest-cli.json ./
+COPY apps ./apps
+COPY libs ./libs
+RUN npx nest build broker && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY policies ./policies
+USER node
+EXPOSE 3594
+CMD ["node", "dist/apps/broker/apps/broker/src/main.js"]

@@ -1,0 +1,139 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { WardenError } from '@warden/core';
+import { loadBrokerConfig } from './load-broker-config.js';
+
+function withYaml(yaml: string, env: Record<string, string> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+  writeFileSync(join(dir, 'warden.yaml'), yaml);
+  return loadBrokerConfig({ cwd: dir, env });
+}
+
+function errorOf(fn: () => unknown): WardenError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(WardenError);
+    return err as WardenError;
+  }
+  throw new Error('expected an error');
+}
+
+describe(loadBrokerConfig.name, () => {
+  it('uses Cerbos defaults when there is no file and no env', () => {
+    const sut = loadBrokerConfig({ cwd: mkdtempSync(join(tmpdir(), 'warden-empty-')), env: {} });
+    expect(sut.configFile).toBeUndefined();
+    expect(sut.http).toEqual({ host: '127.0.0.1', port: 3594 });
+    expect(sut.policyDir.endsWith('/policies')).toBe(true);
+    expect(sut.engine).toEqual({
+      globals: {},
+      defaultPolicyVersion: 'default',
+      defaultScope: '',
+      lenientScopeSearch: false,
+      strictEvaluation: false,
+      schemaEnforcement: 'none',
+    });
+    expect(sut.requestLimits).toEqual({ maxResourcesPerRequest: 50, maxActionsPerResource: 50 });
+    expect(sut.auxData).toEqual({ keySets: [], disableVerification: false, acceptableTimeSkewSeconds: 0 });
+    expect(sut.workers).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reads every Cerbos-named key from warden.yaml', () => {
+    const sut = withYaml(`
+server:
+  httpListenAddr: 127.0.0.1:9000
+  requestLimits: { maxResourcesPerRequest: 5, maxActionsPerResource: 7 }
+storage: { driver: disk, disk: { directory: ./pol } }
+engine:
+  globals: { environment: test, n: 1 }
+  defaultPolicyVersion: v2
+  defaultScope: acme.hr
+  lenientScopeSearch: true
+  strictEvaluation: true
+schema: { enforcement: reject }
+auxData:
+  jwt:
+    disableVerification: true
+    acceptableTimeSkew: 2s
+    keySets:
+      - id: inline
+        local: { data: "e30=" }
+`);
+    expect(sut.http).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(sut.policyDir.endsWith('/pol')).toBe(true);
+    expect(sut.engine).toEqual({
+      globals: { environment: 'test', n: 1 },
+      defaultPolicyVersion: 'v2',
+      defaultScope: 'acme.hr',
+      lenientScopeSearch: true,
+      strictEvaluation: true,
+      schemaEnforcement: 'reject',
+    });
+    expect(sut.requestLimits).toEqual({ maxResourcesPerRequest: 5, maxActionsPerResource: 7 });
+    expect(sut.auxData).toEqual({
+      keySets: [{ id: 'inline', local: { data: 'e30=', pem: false } }],
+      disableVerification: true,
+      acceptableTimeSkewSeconds: 2,
+    });
+  });
+
+  it('lets environment variables win over the file', () => {
+    const sut = withYaml('server: { httpListenAddr: "127.0.0.1:9000" }\n', {
+      WARDEN_HTTP_ADDR: '127.0.0.1:0',
+      WARDEN_POLICY_DIR: '/tmp/p',
+      WARDEN_WORKERS: '3',
+    });
+    expect(sut.http).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(sut.policyDir).toBe('/tmp/p');
+    expect(sut.workers).toBe(3);
+  });
+
+  it('reads the file named by WARDEN_CONFIG', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+    writeFileSync(join(dir, 'other.yaml'), 'schema: { enforcement: warn }\n');
+    expect(loadBrokerConfig({ cwd: dir, env: { WARDEN_CONFIG: 'other.yaml' } }).engine.schemaEnforcement).toBe('warn');
+  });
+
+  const bad: [string, string | (() => unknown), string][] = [
+    ['WARDEN_CONFIG', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_CONFIG: 'nope-warden.yaml' } }), 'file not found'],
+    ['WARDEN_HTTP_ADDR', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_HTTP_ADDR: 'localhost' } }), 'host:port'],
+    ['WARDEN_WORKERS', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_WORKERS: 'many' } }), 'positive integer'],
+    ['WARDEN_WORKERS', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_WORKERS: '0' } }), 'positive integer'],
+    ['engine.globals', 'engine: { globals: [1, 2] }', 'mapping'],
+    ['engine.defaultPolicyVersion', 'engine: { defaultPolicyVersion: "a b" }', 'must match'],
+    ['engine.defaultPolicyVersion', 'engine: { defaultPolicyVersion: 3 }', 'must be a string'],
+    ['engine.defaultScope', 'engine: { defaultScope: "-bad" }', 'not a valid scope'],
+    ['engine.lenientScopeSearch', 'engine: { lenientScopeSearch: "yes" }', 'true or false'],
+    ['engine.strictEvaluation', 'engine: { strictEvaluation: 1 }', 'true or false'],
+    ['engine.unknownThing', 'engine: { unknownThing: 1 }', 'unknown key'],
+    ['schema.enforcement', 'schema: { enforcement: strict }', 'none, warn, reject'],
+    ['auxData.jwt.keySets', 'auxData: { jwt: { keySets: {} } }', 'must be a list'],
+    ['auxData.jwt.keySets[0].id', 'auxData: { jwt: { keySets: [ { local: { data: "e30=" } } ] } }', 'required'],
+    ['auxData.jwt.keySets[0].local', 'auxData: { jwt: { keySets: [ { id: a, local: {} } ] } }', 'exactly one'],
+    ['auxData.jwt.keySets[0].local.file', 'auxData: { jwt: { keySets: [ { id: a, local: { file: /nope.jwk } } ] } }', 'file not found'],
+    ['auxData.jwt.keySets[0].remote', 'auxData: { jwt: { keySets: [ { id: a, remote: { url: "http://x" } } ] } }', 'not supported'],
+    ['auxData.jwt.keySets[1].id', 'auxData: { jwt: { keySets: [ { id: a, local: { data: e30= } }, { id: a, local: { data: e30= } } ] } }', 'duplicate'],
+    ['auxData.jwt.disableVerification', 'auxData: { jwt: { disableVerification: "no" } }', 'true or false'],
+    ['auxData.jwt.acceptableTimeSkew', 'auxData: { jwt: { acceptableTimeSkew: soon } }', 'duration'],
+    ['server.requestLimits.maxResourcesPerRequest', 'server: { requestLimits: { maxResourcesPerRequest: 0 } }', 'positive integer'],
+    ['server.requestLimits.maxActionsPerResource', 'server: { requestLimits: { maxActionsPerResource: -1 } }', 'positive integer'],
+    ['server.requestLimits.maxActionsPerResource', 'server: { requestLimits: { maxActionsPerResource: 1.5 } }', 'positive integer'],
+    ['server.httpListenAddr', 'server: { httpListenAddr: "127.0.0.1:99999" }', 'host:port'],
+    ['storage.driver', 'storage: { driver: git }', 'only `disk`'],
+    ['telemetry', 'telemetry: { disabled: true }', 'unknown key'],
+  ];
+  it.each(bad)('rejects a bad `%s` naming the key', (key, input, fragment) => {
+    const err = errorOf(typeof input === 'string' ? () => withYaml(input) : input);
+    expect(err.code).toBe('ERR_CONFIG_INVALID');
+    expect(err.message).toContain(`\`${key}\``);
+    expect(err.message).toContain(fragment);
+  });
+
+  it('rejects a file that is not YAML', () => {
+    const err = errorOf(() => withYaml('engine: [unclosed'));
+    expect(err.code).toBe('ERR_CONFIG_INVALID');
+    expect(err.message).toContain('not valid YAML');
+  });
+});

@@ -1,0 +1,268 @@
+/**
+ * Loads and validates the broker configuration once at boot: an optional YAML file
+ * (`WARDEN_CONFIG`, default `./warden.yaml` when present) with Cerbos-named keys, overridden by
+ * `WARDEN_*` environment variables. Every problem names the offending key; unknown keys are
+ * rejected so a typo never silently falls back to a default.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { WardenError, type JsonValue } from '@warden/core';
+import type { EngineConfig, SchemaEnforcement } from '@warden/decision';
+import type { AuxDataConfig, BrokerConfig, JwtKeySetConfig, RequestLimitsConfig } from './broker-config.js';
+
+/** Inputs of {@link loadBrokerConfig}; defaults are the process's own. */
+export interface LoadBrokerConfigOptions {
+  env?: Readonly<Record<string, string | undefined>>;
+  cwd?: string;
+}
+
+const DEFAULT_HTTP_ADDR = '127.0.0.1:3594';
+const DEFAULT_POLICY_DIR = './policies';
+const DEFAULT_CONFIG_FILE = 'warden.yaml';
+const SCHEMA_ENFORCEMENTS: readonly SchemaEnforcement[] = ['none', 'warn', 'reject'];
+
+type Obj = Record<string, unknown>;
+
+function invalid(key: string, message: string): WardenError {
+  return new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`${key}\`: ${message}`);
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** An optional mapping at `key`; rejects keys outside `allowed`. */
+function section(parent: Obj, name: string, prefix: string, allowed: readonly string[]): Obj {
+  const key = prefix === '' ? name : `${prefix}.${name}`;
+  const v = parent[name];
+  if (v === undefined || v === null) return {};
+  if (!isObj(v)) throw invalid(key, 'must be a mapping');
+  rejectUnknown(v, key, allowed);
+  return v;
+}
+
+function rejectUnknown(obj: Obj, prefix: string, allowed: readonly string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) {
+      throw invalid(prefix === '' ? k : `${prefix}.${k}`, `unknown key (allowed: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+function optString(obj: Obj, name: string, key: string): string | undefined {
+  const v = obj[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalid(key, 'must be a string');
+  return v;
+}
+
+function optBool(obj: Obj, name: string, key: string): boolean | undefined {
+  const v = obj[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw invalid(key, 'must be true or false');
+  return v;
+}
+
+function positiveInt(raw: unknown, key: string): number {
+  const n = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
+    throw invalid(key, `must be a positive integer, got \`${String(raw)}\``);
+  }
+  return n;
+}
+
+/** Parses `host:port` (IPv6 as `[::1]:port`). Port 0 asks the OS for a free port. */
+export function parseListenAddr(raw: string, key: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(raw.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw invalid(key, `must be host:port, got \`${raw}\``);
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? '127.0.0.1' : host, port };
+}
+
+/** Cerbos durations as used by `acceptableTimeSkew` (`10s`, `1m`, `500ms`, `1h`). */
+function parseDurationSeconds(raw: string, key: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(raw.trim());
+  if (!m) throw invalid(key, `must be a duration such as \`10s\`, got \`${raw}\``);
+  const n = Number(m[1]);
+  const unit = m[2];
+  return unit === 'ms' ? n / 1000 : unit === 's' ? n : unit === 'm' ? n * 60 : n * 3600;
+}
+
+function toJson(v: unknown, key: string): JsonValue {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw invalid(key, 'numbers must be finite');
+    return v;
+  }
+  if (Array.isArray(v)) return v.map((x, i) => toJson(x, `${key}[${i}]`));
+  if (isObj(v)) {
+    const out: Record<string, JsonValue> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = toJson(x, `${key}.${k}`);
+    return out;
+  }
+  throw invalid(key, 'must be plain YAML data (no dates or binary values)');
+}
+
+function readEngine(root: Obj): EngineConfig {
+  const e = section(root, 'engine', '', [
+    'globals',
+    'defaultPolicyVersion',
+    'defaultScope',
+    'lenientScopeSearch',
+    'strictEvaluation',
+  ]);
+  const s = section(root, 'schema', '', ['enforcement']);
+  const globalsRaw = e['globals'];
+  let globals: Record<string, JsonValue> = {};
+  if (globalsRaw !== undefined && globalsRaw !== null) {
+    if (!isObj(globalsRaw)) throw invalid('engine.globals', 'must be a mapping');
+    globals = toJson(globalsRaw, 'engine.globals') as Record<string, JsonValue>;
+  }
+  const defaultPolicyVersion = optString(e, 'defaultPolicyVersion', 'engine.defaultPolicyVersion') ?? 'default';
+  if (!/^\w+$/.test(defaultPolicyVersion)) {
+    throw invalid('engine.defaultPolicyVersion', `must match ^\\w+$, got \`${defaultPolicyVersion}\``);
+  }
+  const defaultScope = optString(e, 'defaultScope', 'engine.defaultScope') ?? '';
+  if (defaultScope !== '' && !/^[0-9a-zA-Z][\w-]*(\.\w[\w-]*)*$/.test(defaultScope)) {
+    throw invalid('engine.defaultScope', `is not a valid scope: \`${defaultScope}\``);
+  }
+  const enforcement = optString(s, 'enforcement', 'schema.enforcement') ?? 'none';
+  if (!(SCHEMA_ENFORCEMENTS as readonly string[]).includes(enforcement)) {
+    throw invalid('schema.enforcement', `must be one of none, warn, reject; got \`${enforcement}\``);
+  }
+  return {
+    globals,
+    defaultPolicyVersion,
+    defaultScope,
+    lenientScopeSearch: optBool(e, 'lenientScopeSearch', 'engine.lenientScopeSearch') ?? false,
+    strictEvaluation: optBool(e, 'strictEvaluation', 'engine.strictEvaluation') ?? false,
+    schemaEnforcement: enforcement as SchemaEnforcement,
+  };
+}
+
+function readAuxData(root: Obj, cwd: string): AuxDataConfig {
+  const aux = section(root, 'auxData', '', ['jwt']);
+  const jwt = section(aux, 'jwt', 'auxData', ['keySets', 'disableVerification', 'acceptableTimeSkew', 'cacheSize']);
+  const skewRaw = optString(jwt, 'acceptableTimeSkew', 'auxData.jwt.acceptableTimeSkew');
+  if (jwt['cacheSize'] !== undefined && jwt['cacheSize'] !== null) positiveInt(jwt['cacheSize'], 'auxData.jwt.cacheSize');
+  const keySetsRaw = jwt['keySets'];
+  const keySets: JwtKeySetConfig[] = [];
+  if (keySetsRaw !== undefined && keySetsRaw !== null) {
+    if (!Array.isArray(keySetsRaw)) throw invalid('auxData.jwt.keySets', 'must be a list');
+    const seen = new Set<string>();
+    keySetsRaw.forEach((raw: unknown, i) => {
+      const key = `auxData.jwt.keySets[${i}]`;
+      if (!isObj(raw)) throw invalid(key, 'must be a mapping');
+      rejectUnknown(raw, key, ['id', 'local', 'remote']);
+      const id = optString(raw, 'id', `${key}.id`);
+      if (id === undefined || id === '') throw invalid(`${key}.id`, 'is required');
+      if (seen.has(id)) throw invalid(`${key}.id`, `duplicate key set id \`${id}\``);
+      seen.add(id);
+      if (raw['remote'] !== undefined) throw invalid(`${key}.remote`, 'remote key sets are not supported; use `local`');
+      const local = section(raw, 'local', key, ['file', 'data', 'pem']);
+      const file = optString(local, 'file', `${key}.local.file`);
+      const data = optString(local, 'data', `${key}.local.data`);
+      if ((file === undefined) === (data === undefined)) {
+        throw invalid(`${key}.local`, 'exactly one of `file` or `data` is required');
+      }
+      const pem = optBool(local, 'pem', `${key}.local.pem`) ?? false;
+      if (file !== undefined && !existsSync(resolve(cwd, file))) {
+        throw invalid(`${key}.local.file`, `file not found: \`${file}\``);
+      }
+      keySets.push({ id, local: { ...(file !== undefined ? { file: resolve(cwd, file) } : { data }), pem } });
+    });
+  }
+  return {
+    keySets,
+    disableVerification: optBool(jwt, 'disableVerification', 'auxData.jwt.disableVerification') ?? false,
+    acceptableTimeSkewSeconds: skewRaw === undefined ? 0 : parseDurationSeconds(skewRaw, 'auxData.jwt.acceptableTimeSkew'),
+  };
+}
+
+function readLimits(server: Obj): RequestLimitsConfig {
+  const limits = section(server, 'requestLimits', 'server', ['maxResourcesPerRequest', 'maxActionsPerResource']);
+  const get = (name: string): number => {
+    const v = limits[name];
+    return v === undefined || v === null ? 50 : positiveInt(v, `server.requestLimits.${name}`);
+  };
+  return { maxResourcesPerRequest: get('maxResourcesPerRequest'), maxActionsPerResource: get('maxActionsPerResource') };
+}
+
+function readFileConfig(path: string): Obj {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: cannot read \`${path}\``, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`${path}\` is not valid YAML: ${msg}`, {
+      cause: err,
+    });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isObj(doc)) throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`${path}\` must be a mapping`);
+  return doc;
+}
+
+/**
+ * Reads and validates the configuration. Throws `ERR_CONFIG_INVALID` naming the bad key.
+ *
+ * @example
+ * const config = loadBrokerConfig({ env: { WARDEN_HTTP_ADDR: '127.0.0.1:0' } });
+ */
+export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const explicitFile = env['WARDEN_CONFIG'];
+  let configFile: string | undefined;
+  if (explicitFile !== undefined && explicitFile !== '') {
+    configFile = resolve(cwd, explicitFile);
+    if (!existsSync(configFile)) throw invalid('WARDEN_CONFIG', `file not found: \`${explicitFile}\``);
+  } else if (existsSync(resolve(cwd, DEFAULT_CONFIG_FILE))) {
+    configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
+  }
+  const root = configFile === undefined ? {} : readFileConfig(configFile);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData']);
+
+  const server = section(root, 'server', '', ['httpListenAddr', 'requestLimits']);
+  const storage = section(root, 'storage', '', ['driver', 'disk']);
+  const driver = optString(storage, 'driver', 'storage.driver');
+  if (driver !== undefined && driver !== 'disk') throw invalid('storage.driver', `only \`disk\` is supported, got \`${driver}\``);
+  const disk = section(storage, 'disk', 'storage', ['directory', 'watchForChanges']);
+  optBool(disk, 'watchForChanges', 'storage.disk.watchForChanges');
+
+  const envAddr = env['WARDEN_HTTP_ADDR'];
+  const http =
+    envAddr !== undefined && envAddr !== ''
+      ? parseListenAddr(envAddr, 'WARDEN_HTTP_ADDR')
+      : parseListenAddr(optString(server, 'httpListenAddr', 'server.httpListenAddr') ?? DEFAULT_HTTP_ADDR, 'server.httpListenAddr');
+
+  const envDir = env['WARDEN_POLICY_DIR'];
+  const policyDirRaw =
+    envDir !== undefined && envDir !== ''
+      ? envDir
+      : (optString(disk, 'directory', 'storage.disk.directory') ?? DEFAULT_POLICY_DIR);
+  const policyDir = resolve(cwd, policyDirRaw);
+
+  const envWorkers = env['WARDEN_WORKERS'];
+  const workers =
+    envWorkers !== undefined && envWorkers !== '' ? positiveInt(envWorkers, 'WARDEN_WORKERS') : availableParallelism();
+
+  return {
+    configFile,
+    http,
+    policyDir,
+    workers,
+    engine: readEngine(root),
+    auxData: readAuxData(root, cwd),
+    requestLimits: readLimits(server),
+  };
+}

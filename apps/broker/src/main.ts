@@ -1,0 +1,104 @@
+/**
+ * Entry point of the broker. Loads and validates the configuration and the policies once (a bad
+ * value or a policy compile error stops the process with a message on stderr and exit code 1),
+ * then serves on 127.0.0.1 — in this process when `WARDEN_WORKERS` is 1, otherwise in N
+ * `node:cluster` workers sharing the listening socket (the primary only supervises).
+ */
+import cluster from 'node:cluster';
+import { isWardenError } from '@warden/core';
+import { loadBrokerConfig } from './config/load-broker-config.js';
+import type { BrokerConfig } from './config/broker-config.js';
+import { createBrokerApp } from './create-broker-app.js';
+import { createAuxDataVerifier } from './http/aux-data.verifier.js';
+import { loadPolicySetOrThrow } from './policy-source/load-policy-set.js';
+
+function fail(err: unknown): never {
+  const message = isWardenError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`warden: cannot start: ${message}\n`);
+  process.exit(1);
+}
+
+async function serve(config: BrokerConfig): Promise<string> {
+  const app = await createBrokerApp(config);
+  // SECURITY: the listener binds the configured host, 127.0.0.1 by default; never 0.0.0.0 implicitly.
+  await app.listen(config.http.port, config.http.host);
+  return app.getUrl();
+}
+
+function supervise(config: BrokerConfig): void {
+  let ready = 0;
+  let stopping = false;
+  let restarts = 0;
+  const startup = new Set<number>();
+  const fork = (): void => {
+    const worker = cluster.fork();
+    startup.add(worker.id);
+    worker.on('message', (msg: unknown) => {
+      if (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'listening') {
+        startup.delete(worker.id);
+        ready += 1;
+        if (ready === config.workers) {
+          process.stdout.write(`warden: broker listening on ${(msg as { url: string }).url} (${config.workers} workers)\n`);
+        }
+      }
+    });
+  };
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    if (startup.has(worker.id)) {
+      // A worker that dies before listening hits the same error the others will: give up.
+      process.stderr.write(`warden: worker ${worker.id} failed to start (code ${code ?? signal})\n`);
+      stopping = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.kill();
+      process.exit(1);
+    }
+    restarts += 1;
+    process.stderr.write(`warden: worker ${worker.id} exited (${code ?? signal}); restarting\n`);
+    if (restarts > 10 * config.workers) {
+      process.stderr.write('warden: too many worker restarts, stopping\n');
+      process.exit(1);
+    }
+    fork();
+  });
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    setTimeout(() => process.exit(0), 10_000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  for (let i = 0; i < config.workers; i++) fork();
+}
+
+async function main(): Promise<void> {
+  let config: BrokerConfig;
+  try {
+    config = loadBrokerConfig();
+  } catch (err) {
+    fail(err);
+  }
+  if (cluster.isPrimary && config.workers > 1) {
+    try {
+      // Fail fast, once, with every error listed, before any worker starts.
+      loadPolicySetOrThrow(config.policyDir);
+      createAuxDataVerifier(config.auxData);
+    } catch (err) {
+      fail(err);
+    }
+    supervise(config);
+    return;
+  }
+  try {
+    const url = await serve(config);
+    if (cluster.isWorker) process.send?.({ type: 'listening', url });
+    else process.stdout.write(`warden: broker listening on ${url}\n`);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+void main();

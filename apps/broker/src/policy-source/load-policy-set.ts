@@ -1,0 +1,30 @@
+/**
+ * Compiles the policy directory once at boot. Any compile error refuses the start: the broker
+ * never serves a partial policy set (SECURITY: a missing policy would silently turn into DENY or,
+ * worse, a missing DENY rule into an ALLOW elsewhere).
+ */
+import { WardenError } from '@warden/core';
+import { compilePolicies, type CompileDiagnostic, type CompiledPolicySet } from '@warden/decision';
+import { readPolicyDir } from './read-policy-dir.js';
+
+/** Formats one diagnostic as `file:line:col message`. */
+export function formatDiagnostic(d: CompileDiagnostic): string {
+  return `${d.file}:${d.line}:${d.column} ${d.message}`;
+}
+
+/** Reads and compiles `policyDir`; throws `ERR_POLICY_COMPILE` listing every error. */
+export function loadPolicySetOrThrow(policyDir: string): CompiledPolicySet {
+  const source = readPolicyDir(policyDir);
+  const { policySet, errors } = compilePolicies(source.policies, { schemas: source.schemas });
+  if (errors.length > 0 || policySet === undefined) {
+    const sorted = [...errors].sort(
+      (a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column),
+    );
+    const lines = sorted.map(formatDiagnostic);
+    throw new WardenError(
+      'ERR_POLICY_COMPILE',
+      `policies in \`${policyDir}\` failed to compile (${errors.length} error${errors.length === 1 ? '' : 's'}):\n${lines.join('\n')}`,
+    );
+  }
+  return policySet;
+}
