@@ -31,7 +31,7 @@ export function createEngine(policySet: CompiledPolicySet, config: Partial<Engin
     policySet,
     config: full,
     check(inputs, options) {
-      return evaluator.check(inputs, options?.now ?? new Date());
+      return evaluator.check(inputs, options?.now ?? new Date(), options?.includeEffectiveDerivedRoles !== false);
     },
   };
 }

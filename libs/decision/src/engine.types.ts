@@ -59,4 +59,9 @@ export const DEFAULT_ENGINE_CONFIG: Readonly<EngineConfig> = Object.freeze({
 export interface CheckOptions {
   /** The instant `now()` returns for the whole call (fixed once per request). Defaults to the call time. */
   now?: Date;
+  /**
+   * Whether outputs must list `effectiveDerivedRoles` (default true). The Cerbos API reports them
+   * only with `includeMeta`; without it the engine skips derived roles that no rule needs.
+   */
+  includeEffectiveDerivedRoles?: boolean;
 }

@@ -288,3 +288,13 @@ export function celNamespaceIndexing(program: CelProgram): string | undefined {
   });
   return found;
 }
+
+/** Whether the expression reads the top-level identifier `name` (e.g. `runtime`). */
+export function celUsesIdentifier(program: CelProgram, name: string): boolean {
+  const ast = program instanceof CompiledProgram ? program.ast : compiledAst(program.source);
+  let found = false;
+  walk(ast, (n) => {
+    if (!found && n.op === 'id' && n.args === name) found = true;
+  });
+  return found;
+}

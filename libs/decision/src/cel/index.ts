@@ -11,6 +11,7 @@ export {
   prepareCelRequest,
   celReferences,
   celNamespaceIndexing,
+  celUsesIdentifier,
 } from './cel-program.js';
 export type {
   CelContext,

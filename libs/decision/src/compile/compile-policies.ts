@@ -6,7 +6,7 @@
  * error is refused whole.
  */
 import type { JsonValue } from '@warden/core';
-import { CelCompileError, celNamespaceIndexing, celReferences, compileCelExpression, type CelProgram } from '../cel/index.js';
+import { CelCompileError, celNamespaceIndexing, celReferences, celUsesIdentifier, compileCelExpression, type CelProgram } from '../cel/index.js';
 import type { CompileDiagnostic, PolicyFile, SchemaFile } from '../engine.types.js';
 import type {
   ConstantsBlock,
@@ -145,6 +145,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
     derivedRoles: new Map(),
     schemas: new Map(),
     schemaRegistry: registry,
+    usesRuntime: false,
     stats: {
       resource: resources.length,
       principal: principals.length,
@@ -163,7 +164,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
     }
     let sr = byScope.get(scope);
     if (!sr) {
-      sr = { principalRows: new Map(), resourceRows: [], roleRows: new Map(), rolePolicyKeys: new Map(), resourceKinds: new Set() };
+      sr = { principalRows: new Map(), resourceRows: [], roleRows: new Map(), rolePolicyKeys: new Map(), resourceKinds: new Set(), candidates: new Map() };
       byScope.set(scope, sr);
     }
     return sr;
@@ -288,7 +289,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
           params,
         };
         for (const role of rule.roles) {
-          sr.resourceRows.push({ ...base, role, derivedRole: '', derivedRoleCondition: undefined, derivedRoleParams: undefined, evaluationKey: `${fqn}#${ruleFqn}` });
+          sr.resourceRows.push({ ...base, role, derivedRole: '', derivedRoleDef: undefined, derivedRoleCondition: undefined, derivedRoleParams: undefined, evaluationKey: `${fqn}#${ruleFqn}` });
         }
         for (const dr of rule.derivedRoles) {
           const def = used.get(dr.name);
@@ -298,6 +299,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
               ...base,
               role: parent,
               derivedRole: dr.name,
+              derivedRoleDef: def,
               derivedRoleCondition: def.condition,
               derivedRoleParams: def.params,
               evaluationKey: `${derivedRolesFqn(dr.name)}#${ruleFqn}`,
@@ -339,6 +341,7 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
           actionMatches: compileGlob(a.action),
           condition: cond,
           derivedRole: '',
+          derivedRoleDef: undefined,
           derivedRoleCondition: undefined,
           derivedRoleParams: undefined,
           effect,
@@ -405,6 +408,8 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
   }
 
   checkScopePermissionConflicts(resources, principals, diag);
+
+  set.usesRuntime = c.usesRuntime;
 
   if (errors.length > 0) {
     errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
@@ -490,6 +495,7 @@ function noopRow(kind: 'principal' | 'resource', principal: string, resourceMatc
     actionMatches: () => false,
     condition: undefined,
     derivedRole: '',
+    derivedRoleDef: undefined,
     derivedRoleCondition: undefined,
     derivedRoleParams: undefined,
     effect: 'EFFECT_DENY',
@@ -682,9 +688,13 @@ class Compiler {
     return program;
   }
 
+  /** Set when any compiled expression reads `runtime`. */
+  usesRuntime = false;
+
   private compileExpr(policy: ParsedPolicy, path: PathSegment[], expr: string): CelProgram | undefined {
     try {
       const program = compileCelExpression(expr);
+      if (!this.usesRuntime && celUsesIdentifier(program, 'runtime')) this.usesRuntime = true;
       const indexed = celNamespaceIndexing(program);
       if (indexed !== undefined) {
         this.diag.add(policy, diagPath(path), `invalid expression: Invalid expression \`${expr.trim()}\`: \`${indexed}\` supports field selection only (\`${indexed}.name\`), not indexing`, 'ERR_POLICY_COMPILE_INVALID_EXPRESSION');

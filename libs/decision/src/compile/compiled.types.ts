@@ -48,6 +48,8 @@ export interface Row {
   actionMatches: Matcher;
   condition: CompiledCondition | undefined;
   derivedRole: string;
+  /** The derived role this row stands for (its condition and params), when it does. */
+  derivedRoleDef: CompiledDerivedRole | undefined;
   derivedRoleCondition: CompiledCondition | undefined;
   derivedRoleParams: Params | undefined;
   effect: 'EFFECT_ALLOW' | 'EFFECT_DENY';
@@ -93,6 +95,8 @@ export interface ScopeRows {
   rolePolicyKeys: Map<string, string>;
   /** Resource kinds (literal) that have resource rows here, and whether a glob kind exists. */
   resourceKinds: Set<string>;
+  /** Memo filled at evaluation time: kind → action → resource rows matching both, in order. */
+  readonly candidates: Map<string, Map<string, Row[]>>;
 }
 
 /** The compiled policy set. */
@@ -110,6 +114,8 @@ export interface CompiledPolicySet {
   /** resource policy FQN → schemas */
   readonly schemas: Map<string, PolicySchemas>;
   readonly schemaRegistry: SchemaRegistry;
+  /** Whether any expression reads `runtime` (effective derived roles must then be computed). */
+  readonly usesRuntime: boolean;
   /** Number of policies compiled, by kind. */
   readonly stats: { resource: number; principal: number; role: number; derivedRoles: number; exportVariables: number; exportConstants: number };
 }

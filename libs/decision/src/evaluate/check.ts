@@ -51,11 +51,14 @@ function ensureVariables(scope: ParamScope, needs: readonly VariableNeed[]): voi
 
 /** Per-input evaluation state: lazily evaluated params and condition results. */
 class EvalState {
-  private readonly scopes = new Map<Params, ParamScope>();
+  // A request touches one to a few policies: a short list beats a Map here.
+  private scopeKeys: Params[] = [];
+  private scopeVals: ParamScope[] = [];
   readonly conditionCache = new Map<string, boolean>();
   effectiveDerivedRoles: string[] = EMPTY_ROLES;
-  readonly allEffectiveDerivedRoles = new Set<string>();
+  allEffectiveDerivedRoles: Set<string> | undefined;
   readonly outputs: OutputEntry[] = [];
+  private derivedRoles: Map<CompiledDerivedRole, { ok: boolean; failed: boolean }> | undefined;
 
   constructor(
     private readonly request: PreparedCelRequest,
@@ -65,25 +68,64 @@ class EvalState {
 
   /** The CEL scope for a policy's params; variables evaluate when an expression needs them. */
   scope(params: Params): ParamScope {
-    let scope = this.scopes.get(params);
-    if (scope !== undefined) return scope;
+    const i = this.scopeKeys.indexOf(params);
+    if (i >= 0) return this.scopeVals[i] as ParamScope;
     const hasVars = params.variables.length > 0;
     const vars: Record<string, unknown> = hasVars ? {} : EMPTY_VARS;
     const ctx = createCelContextFor(this.request, params.constants, vars, this.globals, this.effectiveDerivedRoles, this.now);
-    scope = { ctx, vars, done: hasVars ? new Set() : undefined, nullOnError: params.nullOnError, failed: false };
-    this.scopes.set(params, scope);
+    const scope: ParamScope = { ctx, vars, done: hasVars ? new Set() : undefined, nullOnError: params.nullOnError, failed: false };
+    this.scopeKeys.push(params);
+    this.scopeVals.push(scope);
     return scope;
+  }
+
+  /** A derived role's condition for this request, evaluated once. */
+  derivedRole(def: CompiledDerivedRole): { ok: boolean; failed: boolean } {
+    this.derivedRoles ??= new Map();
+    let r = this.derivedRoles.get(def);
+    if (r === undefined) {
+      r = check(def.condition, this.scope(def.params));
+      this.derivedRoles.set(def, r);
+    }
+    return r;
+  }
+
+  addEffectiveDerivedRole(name: string): void {
+    (this.allEffectiveDerivedRoles ??= new Set()).add(name);
   }
 
   /** Effective derived roles changed: contexts must see the new `runtime`. */
   setEffectiveDerivedRoles(roles: string[]): void {
     if (roles.length === 0 && this.effectiveDerivedRoles.length === 0) return;
     this.effectiveDerivedRoles = roles;
-    this.scopes.clear();
+    this.scopeKeys = [];
+    this.scopeVals = [];
   }
 }
 
 const EMPTY_ROLES: string[] = [];
+type Memo3 = Map<string, Map<string, Map<string, string>>>;
+
+/** Memoised `compute()` under three string keys, without building a combined key string. */
+function memo3(memo: Memo3, a: string, b: string, c: string, compute: () => string): string {
+  let mb = memo.get(a);
+  if (mb === undefined) {
+    mb = new Map();
+    if (memo.size < CACHE_LIMIT) memo.set(a, mb);
+  }
+  let mc = mb.get(b);
+  if (mc === undefined) {
+    mc = new Map();
+    if (mb.size < CACHE_LIMIT) mb.set(b, mc);
+  }
+  let v = mc.get(c);
+  if (v === undefined) {
+    v = compute();
+    if (mc.size < CACHE_LIMIT) mc.set(c, v);
+  }
+  return v;
+}
+
 /** Upper bound of the per-evaluator memo tables (kinds, FQNs, scope chains): request input must not grow them without limit. */
 const CACHE_LIMIT = 10_000;
 const EMPTY_VARS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
@@ -153,14 +195,15 @@ export class CheckEvaluator {
     private readonly config: EngineConfig,
   ) {}
 
-  check(inputs: readonly CheckInput[], now: Date): CheckOutput[] {
+  check(inputs: readonly CheckInput[], now: Date, includeEffectiveDerivedRoles = true): CheckOutput[] {
     const out: CheckOutput[] = new Array(inputs.length);
-    for (let i = 0; i < inputs.length; i++) out[i] = this.checkOne(inputs[i] as CheckInput, now);
+    // runtime.effectiveDerivedRoles needs them computed scope by scope, as Cerbos does.
+    const edr = includeEffectiveDerivedRoles || this.set.usesRuntime;
+    for (let i = 0; i < inputs.length; i++) out[i] = this.checkOne(inputs[i] as CheckInput, now, edr);
     return out;
   }
 
   private readonly kindCache = new Map<string, string>();
-  private readonly fqnCache = new Map<string, string>();
   private readonly scopeCache = new Map<string, string[]>();
 
   /** Sanitised kind, memoised for a bounded number of kinds. */
@@ -173,14 +216,15 @@ export class CheckEvaluator {
     return k;
   }
 
+  private readonly principalKeyCache: Memo3 = new Map();
+  private readonly fqnCache: Memo3 = new Map();
+
+  private principalKey(id: string, version: string, scope: string): string {
+    return memo3(this.principalKeyCache, id, version, scope, () => policyKeyFromFqn(principalPolicyFqn(id, version, scope)));
+  }
+
   private resourceFqn(kind: string, version: string, scope: string): string {
-    const key = `${kind}\u0000${version}\u0000${scope}`;
-    let f = this.fqnCache.get(key);
-    if (f === undefined) {
-      f = resourcePolicyFqn(kind, version, scope);
-      if (this.fqnCache.size < CACHE_LIMIT) this.fqnCache.set(key, f);
-    }
-    return f;
+    return memo3(this.fqnCache, kind, version, scope, () => resourcePolicyFqn(kind, version, scope));
   }
 
   private scopesFor(kind: 'principal' | 'resource', scope: string): string[] {
@@ -253,7 +297,7 @@ export class CheckEvaluator {
     return this.set.rows.get(version)?.get(scope);
   }
 
-  private checkOne(input: CheckInput, now: Date): CheckOutput {
+  private checkOne(input: CheckInput, now: Date, computeEdr: boolean): CheckOutput {
     const cfg = this.config;
     const principal = input.principal;
     const resource = input.resource;
@@ -283,7 +327,7 @@ export class CheckEvaluator {
         output.actions[action] = ae;
       }
       if (state) {
-        output.effectiveDerivedRoles = [...state.allEffectiveDerivedRoles];
+        if (state.allEffectiveDerivedRoles) output.effectiveDerivedRoles = [...state.allEffectiveDerivedRoles];
         output.outputs = state.outputs;
       }
       return output;
@@ -293,7 +337,7 @@ export class CheckEvaluator {
     const resourceScopes = this.scopesFor('resource', resourceScope);
     if (principalScopes.length === 0 && resourceScopes.length === 0) return finish();
 
-    const principalPolicyKey = principalScopes.length > 0 ? policyKeyFromFqn(principalPolicyFqn(principal.id, principalVersion, principalScopes[0] as string)) : '';
+    const principalPolicyKey = principalScopes.length > 0 ? this.principalKey(principal.id, principalVersion, principalScopes[0] as string) : '';
     const resourceFqn = resourceScopes.length > 0 ? this.resourceFqn(resource.kind, resourceVersion, resourceScopes[0] as string) : '';
     const resourcePolicyKey = resourceFqn !== '' ? policyKeyFromFqn(resourceFqn) : '';
 
@@ -359,7 +403,7 @@ export class CheckEvaluator {
           const parentRoles = isPrincipal ? roles : this.withParentRoles(resourceScope, [role]);
 
           scopesLoop: for (const scope of scopes) {
-            if (!isPrincipal && !processedScopes.has(scope)) {
+            if (computeEdr && !isPrincipal && !processedScopes.has(scope)) {
               this.computeDerivedRoles(state, resource.kind, resourceVersion, scope, allRolesSet);
               processedScopes.add(scope);
             }
@@ -388,8 +432,9 @@ export class CheckEvaluator {
                   if (this.evalRoleRows(state, sr.roleRows.get(pr) ?? [], policyKey, kind, action, scope, roleEffect)) break scopesLoop;
                 }
               }
-              for (const row of sr.resourceRows) {
-                if (!row.actionMatches(action) || !row.resourceMatches(kind)) continue;
+              const candidates = candidateRows(sr, kind, action);
+              for (let k = 0; k < candidates.length; k++) {
+                const row = candidates[k] as Row;
                 if (row.role !== '*' && !parentRoles.includes(row.role)) continue;
                 const r = this.evalRow(state, row, action, scope, roleEffect);
                 if (r === 'allow') hasAllow = true;
@@ -435,9 +480,9 @@ export class CheckEvaluator {
           }
         }
         if (!intersects) continue;
-        if (satisfies(dr.condition, state.scope(dr.params))) {
+        if (state.derivedRole(dr).ok) {
           effective.push(dr.name);
-          state.allEffectiveDerivedRoles.add(dr.name);
+          state.addEffectiveDerivedRole(dr.name);
         }
       }
     }
@@ -450,8 +495,8 @@ export class CheckEvaluator {
     const ps = state.scope(row.params);
     let ok = row.evaluationKey !== '' ? state.conditionCache.get(row.evaluationKey) : undefined;
     if (ok === undefined) {
-      if (row.derivedRoleCondition !== undefined) {
-        const dr = check(row.derivedRoleCondition, row.derivedRoleParams ? state.scope(row.derivedRoleParams) : ps);
+      if (row.derivedRoleDef !== undefined && row.derivedRoleCondition !== undefined) {
+        const dr = state.derivedRole(row.derivedRoleDef);
         if (dr.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
         if (!dr.ok) {
           state.conditionCache.set(row.evaluationKey, false);
@@ -536,6 +581,31 @@ export class CheckEvaluator {
     }
     return false;
   }
+}
+
+/**
+ * The resource rows of a scope that match a kind and an action, in rule order. Memoised on the
+ * scope for kinds that have policies here (a bounded set); other kinds are filtered each time.
+ */
+function candidateRows(sr: ScopeRows, kind: string, action: string): Row[] {
+  let byAction = sr.candidates.get(kind);
+  if (byAction === undefined) {
+    if (!sr.resourceKinds.has(kind)) return filterRows(sr.resourceRows, kind, action);
+    byAction = new Map();
+    sr.candidates.set(kind, byAction);
+  }
+  let rows = byAction.get(action);
+  if (rows === undefined) {
+    rows = filterRows(sr.resourceRows, kind, action);
+    if (byAction.size < CACHE_LIMIT) byAction.set(action, rows);
+  }
+  return rows;
+}
+
+function filterRows(rows: readonly Row[], kind: string, action: string): Row[] {
+  const out: Row[] = [];
+  for (const row of rows) if (row.actionMatches(action) && row.resourceMatches(kind)) out.push(row);
+  return out;
 }
 
 function hasRoleRowFor(sr: ScopeRows, kind: string): boolean {
