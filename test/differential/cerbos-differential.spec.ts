@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicies, createEngine, DEFAULT_ENGINE_CONFIG, type PolicyFile } from '../../libs/decision/src/index.js';
 import type { CheckInput, CheckOutput } from '../../libs/core/src/index.js';
-import { cerbosCompile, startCerbos, type CerbosServer } from './cerbos-process.js';
+import { cerbosCompile, startCerbos, type CerbosServer } from '../support/cerbos-process.js';
 import { GLOBALS, policySetArb, requestArb, toYaml, type GenRequest, type GenSet } from './generators.js';
 
 const SEED = Number(process.env['WARDEN_DIFF_SEED'] ?? 4242);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { compilePolicies, createEngine, DEFAULT_ENGINE_CONFIG } from '../../libs/decision/src/index.js';
 import type { CheckInput } from '../../libs/core/src/index.js';
-import { cerbosCompile, startCerbos } from './cerbos-process.js';
+import { cerbosCompile, startCerbos } from '../support/cerbos-process.js';
 
 export interface CaseRequest {
   principal: CheckInput['principal'];

@@ -54,9 +54,11 @@ export function celValueToJson(value: unknown): JsonValue {
   if (value instanceof Date) return formatTimestamp(value);
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (value instanceof Optional) return value.hasValue() ? celValueToJson(value.value()) : null;
+  // Map keys come out sorted, as protobuf's Struct JSON encoding prints them in Cerbos.
   if (value instanceof Map) {
     const out: Record<string, JsonValue> = {};
-    for (const [k, v] of value) out[String(k)] = celValueToJson(v);
+    const entries = [...value.entries()].map(([k, v]) => [String(k), v] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [k, v] of entries) out[k] = celValueToJson(v);
     return out;
   }
   if (isDuration(value)) return formatDuration(value);
@@ -69,7 +71,7 @@ export function celValueToJson(value: unknown): JsonValue {
     return String(value);
   }
   const out: Record<string, JsonValue> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = celValueToJson(v);
+  for (const k of Object.keys(value).sort()) out[k] = celValueToJson((value as Record<string, unknown>)[k]);
   return out;
 }
 

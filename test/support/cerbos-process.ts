@@ -8,7 +8,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { repoRoot } from '../support/conformance.js';
+import { repoRoot } from './conformance.js';
 
 export const cerbosBin = join(repoRoot, 'node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64');
 
