@@ -1,19 +1,25 @@
 /**
- * The Cerbos-compatible HTTP API (`POST /api/check/resources`, `GET /api/server_info`,
+ * The Cerbos-compatible HTTP API (`POST /api/check/resources`, the deprecated `POST /api/check`
+ * (CheckResourceSet) and `POST /api/check_resource_batch`, `GET /api/server_info`,
  * `GET /_cerbos/health`) as plain Fastify routes in an encapsulated plugin: no Nest pipes,
- * interceptors or guards on the hot path, its own body parser and error handler. These routes
- * are public like the Cerbos PDP's: the PDP is reached only from the gateway on 127.0.0.1.
+ * interceptors or guards on the hot path, its own body parser and error handler. The three check
+ * routes share one pipeline (validate, verify aux data, one engine call) and differ only in their
+ * request parser and response builder. These routes are public like the Cerbos PDP's: the PDP is
+ * reached only from the gateway on 127.0.0.1.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuxData } from '@warden/core';
+import type { AuxData, CheckOutput } from '@warden/core';
 import type { Engine } from '@warden/decision';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import type { AuxDataVerifier } from './aux-data.verifier.js';
 import { toCerbosError } from './broker-error.filter.js';
 import { newCallId } from './call-id.js';
-import { parseCheckResourcesRequest, type CheckResourcesRequest } from './check-resources.request.js';
+import { toCheckResourceBatchResponse, toCheckResourceSetResponse } from './check-deprecated.response.js';
+import { parseCheckResourceSetRequest } from './check-resource-set.request.js';
+import { parseCheckResourceBatchRequest, parseCheckResourcesRequest } from './check-resources.request.js';
 import { toCheckResourcesResponse } from './check-resources.response.js';
 import { parseJsonBody } from './json-body.parser.js';
+import type { CheckRequest } from './request-common.js';
 
 /** `GET /api/server_info`, as Cerbos prints it. */
 export interface ServerInfo {
@@ -37,13 +43,33 @@ export const DEFAULT_BODY_LIMIT = 2 * 1024 * 1024;
 
 const HEALTH_BODY = JSON.stringify({ status: 'SERVING' });
 
-function evaluate(deps: CerbosApiDeps, req: CheckResourcesRequest, reply: FastifyReply): void {
-  const outputs = deps.engine.check(req.inputs, { now: new Date() });
-  const body = toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, newCallId());
-  void reply.header('content-type', 'application/json').send(JSON.stringify(body));
+/** One check API: how its body becomes engine inputs and how the outputs become its response. */
+interface CheckApi {
+  parse(body: unknown, limits: RequestLimitsConfig): CheckRequest;
+  respond(req: CheckRequest, outputs: readonly CheckOutput[]): unknown;
 }
 
-async function verifyAuxData(deps: CerbosApiDeps, req: CheckResourcesRequest): Promise<void> {
+const CHECK_RESOURCES: CheckApi = {
+  parse: parseCheckResourcesRequest,
+  respond: (req, outputs) => toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, newCallId()),
+};
+
+const CHECK_RESOURCE_SET: CheckApi = {
+  parse: parseCheckResourceSetRequest,
+  respond: (req, outputs) => toCheckResourceSetResponse(req.requestId, req.inputs, outputs, req.includeMeta),
+};
+
+const CHECK_RESOURCE_BATCH: CheckApi = {
+  parse: parseCheckResourceBatchRequest,
+  respond: (req, outputs) => toCheckResourceBatchResponse(req.requestId, req.inputs, outputs),
+};
+
+function evaluate(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): void {
+  const outputs = deps.engine.check(req.inputs, { now: new Date() });
+  void reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, outputs)));
+}
+
+async function verifyAuxData(deps: CerbosApiDeps, req: CheckRequest): Promise<void> {
   // SECURITY: every token is verified before evaluation; one bad token fails the request (as Cerbos).
   const auxData: AuxData = {};
   if (req.jwt !== undefined) auxData.jwt = await deps.verifier.verify(req.jwt.token, req.jwt.keySetId);
@@ -71,17 +97,22 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
       void reply.code(status).header('content-type', 'application/json').send(JSON.stringify(body));
     });
 
-    api.post('/api/check/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
-      const req = parseCheckResourcesRequest(request.body === undefined ? {} : request.body, deps.limits);
-      if (req.jwt === undefined && req.jwts === undefined) {
-        evaluate(deps, req, reply);
-        return reply;
-      }
-      return verifyAuxData(deps, req).then(() => {
-        evaluate(deps, req, reply);
-        return reply;
+    const route = (path: string, check: CheckApi): void => {
+      api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
+        const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
+        if (req.jwt === undefined && req.jwts === undefined) {
+          evaluate(deps, check, req, reply);
+          return reply;
+        }
+        return verifyAuxData(deps, req).then(() => {
+          evaluate(deps, check, req, reply);
+          return reply;
+        });
       });
-    });
+    };
+    route('/api/check/resources', CHECK_RESOURCES);
+    route('/api/check', CHECK_RESOURCE_SET);
+    route('/api/check_resource_batch', CHECK_RESOURCE_BATCH);
 
     const info = JSON.stringify(deps.serverInfo);
     api.get('/api/server_info', (_request, reply) => {

@@ -35,7 +35,7 @@ import type {
   Row,
   ScopeRows,
 } from './compiled.types.js';
-import { compileGlob } from './glob.js';
+import { compileGlob, isGlob } from './glob.js';
 import {
   derivedRolesFqn,
   policyKeyFromFqn,
@@ -481,8 +481,9 @@ function schemaPathOf(ref: string): string {
 }
 
 function sanitizeGlob(resource: string): string {
-  // keep glob characters, sanitise the rest like Cerbos's resource names
-  return resource.replace(/[^\w.*?]+/g, '_');
+  // A glob never fits the legacy name pattern, so it is kept as written; names are sanitised as
+  // Cerbos does, matching the request's kind after the same treatment.
+  return isGlob(resource) ? resource : sanitize(resource);
 }
 
 function noopRow(kind: 'principal' | 'resource', principal: string, resourceMatches: (v: string) => boolean, scope: string, version: string, params: Params): Row {

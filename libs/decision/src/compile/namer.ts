@@ -4,10 +4,16 @@
  */
 
 const INVALID_IDENTIFIER_CHARS = /[^\w.]+/g;
+/** Names of the pre-0.30 naming pattern; only these are rewritten (checked against the 0.55 binary). */
+const LEGACY_NAME = /^[A-Za-z][\w@.\-/]*(:[A-Za-z][\w@.\-/]*)*$/;
 
-/** Replaces characters Cerbos does not allow in names with `_`. */
+/**
+ * Cerbos's name sanitising: a name of the legacy pattern (letters first, `:`-separated parts of
+ * word characters and `@ . - /`) has each run of other characters replaced by `_`
+ * (`a:b` → `a_b`); any other name is kept as written (`arn:aws:sns:us-east-1:123:t` stays).
+ */
 export function sanitize(v: string): string {
-  return v.replace(INVALID_IDENTIFIER_CHARS, '_');
+  return LEGACY_NAME.test(v) ? v.replace(INVALID_IDENTIFIER_CHARS, '_') : v;
 }
 
 function withScope(base: string, scope: string): string {

@@ -28,7 +28,6 @@ const RESERVED = new Set([
 ]);
 const VERSION_RE = /^[0-9A-Za-z_]+$/;
 const SCOPE_RE = /^([0-9A-Za-z][\w-]*(\.[\w-]*)*)*$/;
-const NAME_RE = /^[\w\-.]+$/;
 
 /** Thrown internally to abandon a document after its first structural error. */
 class DocError extends Error {
@@ -384,7 +383,7 @@ function parseBody(kind: (typeof POLICY_KINDS)[number], v: unknown, path: PathSe
     case 'resourcePolicy': {
       const o = asObject(v, path, ['resource', 'version', 'importDerivedRoles', 'rules', 'scope', 'schemas', 'variables', 'constants', 'scopePermissions']);
       const resource = str(o, 'resource', path, true);
-      if (!NAME_RE.test(resource.replace(/[:*/@]/g, '_'))) throw new DocError([...path, 'resource'], `invalid resource kind \`${resource}\``);
+
       const rules: ResourceRule[] = list(o, 'rules', path).map((r, i) => {
         const rp = [...path, 'rules', i];
         const ro = asObject(r, rp, ['actions', 'derivedRoles', 'roles', 'condition', 'effect', 'name', 'output']);
