@@ -65,7 +65,8 @@ const CHECK_RESOURCE_BATCH: CheckApi = {
 };
 
 function evaluate(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): void {
-  const outputs = deps.engine.check(req.inputs, { now: new Date() });
+  // Effective derived roles are only reported with includeMeta; without it the engine can skip them.
+  const outputs = deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta });
   void reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, outputs)));
 }
 

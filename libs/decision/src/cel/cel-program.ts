@@ -64,9 +64,12 @@ export interface PreparedCelRequest {
   readonly P: Record<string, unknown>;
 }
 
-/** Builds the request views once; pass the result to {@link createCelContextFor}. */
-export function prepareCelRequest(request: CelRequest): PreparedCelRequest {
-  const P = principalView(request.principal);
+/**
+ * Builds the request views once; pass the result to {@link createCelContextFor}. A batch sharing
+ * one principal can pass the `P` view of an earlier prepared request to reuse it.
+ */
+export function prepareCelRequest(request: CelRequest, sharedP?: Record<string, unknown>): PreparedCelRequest {
+  const P = sharedP ?? principalView(request.principal);
   const R = resourceView(request.resource);
   const aux = { jwt: request.auxData?.jwt ?? EMPTY, jwts: request.auxData?.jwts ?? EMPTY };
   return { request: { principal: P, resource: R, auxData: aux, aux_data: aux }, R, P };
@@ -297,4 +300,23 @@ export function celUsesIdentifier(program: CelProgram, name: string): boolean {
     if (!found && n.op === 'id' && n.args === name) found = true;
   });
   return found;
+}
+
+/**
+ * When the whole expression is a variable reference (`V.x`, `variables.x`) or its negation
+ * (`!V.x`), its name, so the engine can read the already evaluated variable instead of running
+ * CEL for it.
+ */
+export function celVariableAlias(program: CelProgram): { name: string; negate: boolean } | undefined {
+  const ast = program instanceof CompiledProgram ? program.ast : compiledAst(program.source);
+  let negate = false;
+  let node: AstNode = ast;
+  if (node.op === '!_') {
+    negate = true;
+    node = node.args as AstNode;
+  }
+  if (node.op !== '.') return undefined;
+  const [root, name] = node.args as [AstNode, unknown];
+  if (root.op !== 'id' || !VARIABLE_ROOTS.has(root.args as string) || typeof name !== 'string') return undefined;
+  return { name, negate };
 }

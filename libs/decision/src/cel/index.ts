@@ -12,6 +12,7 @@ export {
   celReferences,
   celNamespaceIndexing,
   celUsesIdentifier,
+  celVariableAlias,
 } from './cel-program.js';
 export type {
   CelContext,

@@ -163,11 +163,25 @@ export function parseCidr(s: string): CelCidr | undefined {
   return new CelCidr(ip, prefix);
 }
 
+// Policies test the same few addresses and ranges over and over; parsed values are immutable,
+// so they are memoised (bounded, cleared when full).
+const MEMO_LIMIT = 4096;
+const ipMemo = new Map<string, CelIp | undefined>();
+const cidrMemo = new Map<string, CelCidr | undefined>();
+
+function memo<T>(m: Map<string, T>, key: string, parse: (s: string) => T): T {
+  if (m.has(key)) return m.get(key) as T;
+  const v = parse(key);
+  if (m.size >= MEMO_LIMIT) m.clear();
+  m.set(key, v);
+  return v;
+}
+
 /** Cerbos `inIPAddrRange(ip, cidr)`; throws with Go's messages on invalid input. */
 export function inIpAddrRange(ipText: string, cidrText: string): boolean {
-  const ip = parseIp(ipText);
+  const ip = memo(ipMemo, ipText, parseIp);
   if (!ip) throw new Error(`invalid IP address: ${ipText}`);
-  const cidr = parseCidr(cidrText);
+  const cidr = memo(cidrMemo, cidrText, parseCidr);
   if (!cidr) throw new Error(`invalid CIDR address: ${cidrText}`);
   return cidr.contains(ip);
 }

@@ -6,7 +6,7 @@
  * error is refused whole.
  */
 import type { JsonValue } from '@warden/core';
-import { CelCompileError, celNamespaceIndexing, celReferences, celUsesIdentifier, compileCelExpression, type CelProgram } from '../cel/index.js';
+import { CelCompileError, celNamespaceIndexing, celReferences, celUsesIdentifier, celVariableAlias, compileCelExpression, type CelProgram } from '../cel/index.js';
 import type { CompileDiagnostic, PolicyFile, SchemaFile } from '../engine.types.js';
 import type {
   ConstantsBlock,
@@ -26,6 +26,7 @@ import { parsePolicyFile } from '../policy/parse-policy.js';
 import { createSchemaRegistry, type PolicySchemas } from '../schema/index.js';
 import type {
   VariableNeed,
+  CompiledExpr,
   CompiledCondition,
   CompiledDerivedRole,
   CompiledOutput,
@@ -652,7 +653,11 @@ class Compiler {
   private conditionNode(policy: ParsedPolicy, node: MatchNode, params: Params): CompiledCondition | undefined {
     if (node.kind === 'expr') {
       const program = this.compileChecked(policy, node.path, node.expr);
-      return program ? { op: 'expr', expr: { program, needs: this.needsOf(program, params) } } : undefined;
+      if (!program) return undefined;
+      const expr: CompiledExpr = { program, needs: this.needsOf(program, params) };
+      const alias = celVariableAlias(program);
+      if (alias !== undefined && params.variables.some((v) => v.name === alias.name)) expr.alias = alias;
+      return { op: 'expr', expr };
     }
     const of: CompiledCondition[] = [];
     for (const n of node.of) {

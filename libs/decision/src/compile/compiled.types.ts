@@ -16,6 +16,8 @@ export interface VariableNeed {
 export interface CompiledExpr {
   program: CelProgram;
   needs: VariableNeed[];
+  /** Set when the expression is just `V.name` or `!V.name`: read the variable, skip CEL. */
+  alias?: { name: string; negate: boolean };
 }
 
 /** A compiled condition tree. */

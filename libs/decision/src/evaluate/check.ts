@@ -106,6 +106,33 @@ class EvalState {
 const EMPTY_ROLES: string[] = [];
 type Memo3 = Map<string, Map<string, Map<string, string>>>;
 
+/** Fills the output's per-action effects (a missing effect is Cerbos's default DENY, NO_MATCH). */
+function finishOutput(output: CheckOutput, actions: readonly string[], effects: readonly (EffectInfo | undefined)[], state: EvalState | undefined): CheckOutput {
+  for (let i = 0; i < actions.length; i++) {
+    const action = actions[i] as string;
+    if (i > 0 && actions.indexOf(action) < i) continue;
+    const e = effects[i];
+    let ae: ActionEffect;
+    if (e === undefined) ae = { effect: 'EFFECT_DENY', policy: NO_MATCH };
+    else {
+      ae = { effect: e.effect === NO_MATCH ? 'EFFECT_DENY' : e.effect, policy: e.policy };
+      if (e.scope !== '' && e.effect !== NO_MATCH) ae.scope = e.scope;
+    }
+    output.actions[action] = ae;
+  }
+  if (state) {
+    if (state.allEffectiveDerivedRoles) output.effectiveDerivedRoles = [...state.allEffectiveDerivedRoles];
+    output.outputs = state.outputs;
+  }
+  return output;
+}
+
+/** The last principal of a check call and its prepared CEL view. */
+interface SharedPrincipal {
+  principal: CheckInput['principal'] | undefined;
+  view: Record<string, unknown> | undefined;
+}
+
 /** Memoised `compute()` under three string keys, without building a combined key string. */
 function memo3(memo: Memo3, a: string, b: string, c: string, compute: () => string): string {
   let mb = memo.get(a);
@@ -140,6 +167,22 @@ function satisfies(cond: CompiledCondition | undefined, scope: ParamScope): bool
     case 'expr': {
       const e = cond.expr;
       if (e.needs.length > 0) ensureVariables(scope, e.needs);
+      const alias = e.alias;
+      if (alias !== undefined) {
+        // Same outcome as CEL on `V.x` / `!V.x`: an absent variable or a non-boolean under `!` is an error.
+        const vars = scope.vars;
+        if (!Object.hasOwn(vars, alias.name)) {
+          scope.failed = true;
+          return false;
+        }
+        const v = vars[alias.name];
+        if (!alias.negate) return v === true;
+        if (typeof v !== 'boolean') {
+          scope.failed = true;
+          return false;
+        }
+        return !v;
+      }
       try {
         return e.program.evaluate(scope.ctx) === true;
       } catch {
@@ -199,7 +242,8 @@ export class CheckEvaluator {
     const out: CheckOutput[] = new Array(inputs.length);
     // runtime.effectiveDerivedRoles needs them computed scope by scope, as Cerbos does.
     const edr = includeEffectiveDerivedRoles || this.set.usesRuntime;
-    for (let i = 0; i < inputs.length; i++) out[i] = this.checkOne(inputs[i] as CheckInput, now, edr);
+    const shared: SharedPrincipal = { principal: undefined, view: undefined };
+    for (let i = 0; i < inputs.length; i++) out[i] = this.checkOne(inputs[i] as CheckInput, now, edr, shared);
     return out;
   }
 
@@ -243,6 +287,23 @@ export class CheckEvaluator {
     else if (!this.config.lenientScopeSearch) return scopes;
     for (const s of scopeParents(scope)) if (map.has(s)) scopes.push(s);
     return scopes;
+  }
+
+  private readonly singleRoleCache = new Map<string, Map<string, string[]>>();
+
+  /** `[role, ...its ancestors]` in `scope`, memoised (bounded). */
+  private parentRolesOf(scope: string, role: string): string[] {
+    let byRole = this.singleRoleCache.get(scope);
+    if (byRole === undefined) {
+      byRole = new Map();
+      if (this.singleRoleCache.size < CACHE_LIMIT) this.singleRoleCache.set(scope, byRole);
+    }
+    let roles = byRole.get(role);
+    if (roles === undefined) {
+      roles = this.withParentRoles(scope, [role]);
+      if (byRole.size < CACHE_LIMIT) byRole.set(role, roles);
+    }
+    return roles;
   }
 
   /** The role plus its ancestors declared by role policies in `scope`. */
@@ -297,7 +358,7 @@ export class CheckEvaluator {
     return this.set.rows.get(version)?.get(scope);
   }
 
-  private checkOne(input: CheckInput, now: Date, computeEdr: boolean): CheckOutput {
+  private checkOne(input: CheckInput, now: Date, computeEdr: boolean, shared: SharedPrincipal): CheckOutput {
     const cfg = this.config;
     const principal = input.principal;
     const resource = input.resource;
@@ -315,23 +376,9 @@ export class CheckEvaluator {
       outputs: [],
     };
     if (input.requestId !== undefined) output.requestId = input.requestId;
-    const effects = new Map<string, EffectInfo>();
-    const finish = (state?: EvalState): CheckOutput => {
-      for (const action of input.actions) {
-        const e = effects.get(action);
-        const ae: ActionEffect = e && e.effect !== NO_MATCH
-          ? { effect: e.effect as ActionEffect['effect'], policy: e.policy }
-          : { effect: 'EFFECT_DENY', policy: e ? e.policy : NO_MATCH };
-        if (e && e.scope !== '' && e.effect !== NO_MATCH) ae.scope = e.scope;
-        else if (e && e.effect === 'EFFECT_DENY' && e.scope !== '') ae.scope = e.scope;
-        output.actions[action] = ae;
-      }
-      if (state) {
-        if (state.allEffectiveDerivedRoles) output.effectiveDerivedRoles = [...state.allEffectiveDerivedRoles];
-        output.outputs = state.outputs;
-      }
-      return output;
-    };
+    const actions = input.actions;
+    const effects: (EffectInfo | undefined)[] = new Array(actions.length);
+    const finish = (state?: EvalState): CheckOutput => finishOutput(output, actions, effects, state);
 
     const principalScopes = this.scopesFor('principal', principalScope);
     const resourceScopes = this.scopesFor('resource', resourceScope);
@@ -349,7 +396,7 @@ export class CheckEvaluator {
         if (vr.errors.length > 0) {
           output.validationErrors = vr.errors;
           if (vr.reject) {
-            for (const action of input.actions) effects.set(action, { effect: 'EFFECT_DENY', policy: resourcePolicyKey, scope: '' });
+            for (let i = 0; i < actions.length; i++) effects[i] = { effect: 'EFFECT_DENY', policy: resourcePolicyKey, scope: '' };
             return finish();
           }
         }
@@ -379,12 +426,17 @@ export class CheckEvaluator {
 
     const roles = principal.roles;
     const allRoles = this.withParentRoles(resourceScope, roles);
-    const state = new EvalState(prepareCelRequest(input), cfg.globals, now);
-    const processedScopes = new Set<string>();
-    const allRolesSet = new Set(allRoles);
+    // Inputs of one call usually share their principal object: build its CEL view once.
+    const prepared = prepareCelRequest(input, shared.principal === principal ? shared.view : undefined);
+    shared.principal = principal;
+    shared.view = prepared.P;
+    const state = new EvalState(prepared, cfg.globals, now);
+    const processedScopes = computeEdr ? new Set<string>() : undefined;
+    const allRolesSet = computeEdr ? new Set(allRoles) : undefined;
 
-    for (const action of input.actions) {
-      if (effects.has(action)) continue; // duplicate action
+    for (let ai = 0; ai < actions.length; ai++) {
+      const action = actions[ai] as string;
+      if (ai > 0 && actions.indexOf(action) < ai) continue; // duplicate action: the first one decides
       let actionEffect: EffectInfo = { effect: NO_MATCH, policy: NO_MATCH, scope: '' };
       for (let pt = 0; pt < 2; pt++) {
         const isPrincipal = pt === 0;
@@ -400,11 +452,11 @@ export class CheckEvaluator {
           let hasAllow = false;
           const roleEffect: EffectInfo = { effect: NO_MATCH, policy: NO_MATCH, scope: '' };
           if ((isPrincipal && scopedPrincipalExists) || (!isPrincipal && scopedResourceExists)) roleEffect.policy = mainPolicyKey;
-          const parentRoles = isPrincipal ? roles : this.withParentRoles(resourceScope, [role]);
+          const parentRoles = isPrincipal ? roles : this.parentRolesOf(resourceScope, role);
 
           scopesLoop: for (const scope of scopes) {
-            if (computeEdr && !isPrincipal && !processedScopes.has(scope)) {
-              this.computeDerivedRoles(state, resource.kind, resourceVersion, scope, allRolesSet);
+            if (processedScopes !== undefined && !isPrincipal && !processedScopes.has(scope)) {
+              this.computeDerivedRoles(state, resource.kind, resourceVersion, scope, allRolesSet as Set<string>);
               processedScopes.add(scope);
             }
             if (roleEffect.effect !== NO_MATCH) break;
@@ -462,7 +514,7 @@ export class CheckEvaluator {
         if (actionEffect.effect === 'EFFECT_ALLOW' || actionEffect.effect === 'EFFECT_DENY') break;
       }
       if (actionEffect.effect === NO_MATCH) actionEffect.effect = 'EFFECT_DENY';
-      effects.set(action, actionEffect);
+      effects[ai] = actionEffect;
     }
     return finish(state);
   }
