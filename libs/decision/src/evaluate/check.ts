@@ -434,17 +434,23 @@ export class CheckEvaluator {
     const processedScopes = computeEdr ? new Set<string>() : undefined;
     const allRolesSet = computeEdr ? new Set(allRoles) : undefined;
 
+    // INVARIANT: Cerbos selects candidate rows of both kinds by the resource's version, so a
+    // principal policy applies only when its version equals the resource's.
+    const principalSrs = principalScopes.map((sc) => this.scopeRows(resourceVersion, sc));
+    const resourceSrs = resourceScopes.map((sc) => this.scopeRows(resourceVersion, sc));
+    // Without a principal policy for this principal the principal phase can only yield NO_MATCH,
+    // which the resource phase always replaces: skip it.
+    const firstPhase = principalSrs.some((sr) => sr !== undefined && sr.principalRows.has(principal.id)) ? 0 : 1;
+
     for (let ai = 0; ai < actions.length; ai++) {
       const action = actions[ai] as string;
       if (ai > 0 && actions.indexOf(action) < ai) continue; // duplicate action: the first one decides
       let actionEffect: EffectInfo = { effect: NO_MATCH, policy: NO_MATCH, scope: '' };
-      for (let pt = 0; pt < 2; pt++) {
+      for (let pt = firstPhase; pt < 2; pt++) {
         const isPrincipal = pt === 0;
         const mainPolicyKey = isPrincipal ? principalPolicyKey : resourcePolicyKey;
         const scopes = isPrincipal ? principalScopes : resourceScopes;
-        // INVARIANT: Cerbos selects candidate rows of both kinds by the resource's version, so a
-        // principal policy applies only when its version equals the resource's.
-        const version = resourceVersion;
+        const srs = isPrincipal ? principalSrs : resourceSrs;
         actionEffect.effect = NO_MATCH;
         const roleCount = isPrincipal ? Math.min(roles.length, 1) : roles.length;
         for (let ri = 0; ri < roleCount; ri++) {
@@ -454,13 +460,14 @@ export class CheckEvaluator {
           if ((isPrincipal && scopedPrincipalExists) || (!isPrincipal && scopedResourceExists)) roleEffect.policy = mainPolicyKey;
           const parentRoles = isPrincipal ? roles : this.parentRolesOf(resourceScope, role);
 
-          scopesLoop: for (const scope of scopes) {
+          scopesLoop: for (let si = 0; si < scopes.length; si++) {
+            const scope = scopes[si] as string;
             if (processedScopes !== undefined && !isPrincipal && !processedScopes.has(scope)) {
               this.computeDerivedRoles(state, resource.kind, resourceVersion, scope, allRolesSet as Set<string>);
               processedScopes.add(scope);
             }
             if (roleEffect.effect !== NO_MATCH) break;
-            const sr = this.scopeRows(version, scope);
+            const sr = srs[si];
             if (!sr) {
               continue;
             }
