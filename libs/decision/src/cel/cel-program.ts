@@ -232,7 +232,9 @@ export function compileCelExpression(source: string): CelProgram {
   }
   let checked: { valid: boolean; error?: unknown };
   try {
-    checked = env.check(source) as { valid: boolean; error?: unknown };
+    // Checking the parsed AST itself (not a second parse) annotates it with types, so
+    // evaluation skips cel-js's per-call type check.
+    checked = (parsed as unknown as { check(): { valid: boolean; error?: unknown } }).check();
   } catch (err) {
     throw toCompileError(source, err);
   }
