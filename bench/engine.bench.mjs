@@ -67,23 +67,72 @@ for (const name of names) {
 
 const bench = new Bench({ time: TIME_MS, warmupTime: 300, warmupIterations: 20 });
 let sink = 0;
+// As the broker calls it for a request without includeMeta: one `now` per call, no effective
+// derived roles unless a policy reads `runtime`. The `meta` variant asks for them (includeMeta).
+const brokerOptions = () => ({ now: new Date(), includeEffectiveDerivedRoles: false });
+const metaOptions = () => ({ now: new Date(), includeEffectiveDerivedRoles: true });
 for (const name of names) {
   const reused = inputsOf(name);
   bench.add(`${name} reused`, () => {
-    for (let i = 0; i < BATCH; i++) sink += engine.check(reused).length;
+    for (let i = 0; i < BATCH; i++) sink += engine.check(reused, brokerOptions()).length;
   });
   const text = JSON.stringify(reused);
   const pool = Array.from({ length: POOL }, () => JSON.parse(text));
   let k = 0;
   bench.add(`${name} fresh`, () => {
     for (let i = 0; i < BATCH; i++) {
-      sink += engine.check(pool[k]).length;
+      sink += engine.check(pool[k], brokerOptions()).length;
       k = (k + 1) % POOL;
     }
   });
+  bench.add(`${name} meta`, () => {
+    for (let i = 0; i < BATCH; i++) sink += engine.check(reused, metaOptions()).length;
+  });
 }
+// The CEL floor: how many CEL evaluations one check of each shape runs, and what single
+// expressions of the shipped policies cost in @marcbachmann/cel-js.
+const cel = await import(pathToFileURL(join(dist, 'libs/decision/src/cel/index.js')).href);
+const celProto = Object.getPrototypeOf(cel.compileCelExpression('true'));
+const celEvaluate = celProto.evaluate;
+const celCounts = {};
+for (const name of names) {
+  let n = 0;
+  celProto.evaluate = function (ctx) {
+    n++;
+    return celEvaluate.call(this, ctx);
+  };
+  engine.check(inputsOf(name), brokerOptions());
+  celProto.evaluate = celEvaluate;
+  celCounts[name] = n;
+}
+const celCtx = cel.createCelContext({
+  request: { principal: shapes['1x1'].principal, resource: shapes['1x1'].resources[0].resource },
+  constants: { userToolRisk: ['low', 'medium'] },
+  variables: {},
+  globals: {},
+  effectiveDerivedRoles: [],
+  now: new Date(),
+});
+const celExprs = [
+  'R.attr.risk == "critical"',
+  'R.attr.risk in C.userToolRisk',
+  'has(P.attr.tenant) && has(R.attr.tenant) && P.attr.tenant == R.attr.tenant',
+];
+for (const src of celExprs) {
+  const program = cel.compileCelExpression(src);
+  bench.add(`cel ${src}`, () => {
+    for (let i = 0; i < BATCH; i++) sink += program.evaluate(celCtx) ? 1 : 2;
+  });
+}
+
 await bench.run();
 if (sink === 0) throw new Error('unreachable');
+const celRows = [];
+for (const task of [...bench.tasks]) {
+  if (!task.name.startsWith('cel ')) continue;
+  celRows.push({ expression: task.name.slice(4), nsPerEval: (task.result.latency.mean * 1e6) / BATCH });
+  bench.remove(task.name);
+}
 
 const rows = [];
 const results = {};
@@ -124,6 +173,8 @@ console.table(
     '±%': fmt(r.rmePct, 1),
   })),
 );
+console.table(celRows.map((r) => ({ expression: r.expression, 'ns/eval': fmt(r.nsPerEval, 0) })));
+console.log(`CEL evaluations per check: ${names.map((n) => `${n} ${celCounts[n]}`).join(', ')}`);
 const worst = Math.max(...rows.map((r) => r.usPerActionMean));
 console.log(`policy compile: ${fmt(compileMs, 1)} ms; goal < ${GOAL_US_PER_ACTION} µs/action: ${worst < GOAL_US_PER_ACTION ? 'met' : 'NOT met'} (worst mean ${fmt(worst)} µs/action)`);
 
@@ -145,6 +196,8 @@ const out = {
   goalUsPerAction: GOAL_US_PER_ACTION,
   goalMet: worst < GOAL_US_PER_ACTION,
   results,
+  celEvaluationsPerCheck: celCounts,
+  celNsPerEvaluation: celRows,
 };
 
 if (!NO_WRITE) {
@@ -160,6 +213,12 @@ if (!NO_WRITE) {
   L.push(
     `Goal < ${GOAL_US_PER_ACTION} µs per action: **${out.goalMet ? 'met' : 'not met'}** (worst mean ${fmt(worst)} µs per action). One-off policy compile of the shipped set: ${fmt(compileMs, 1)} ms. Effects: ${names.map((n) => `${n} ${effects[n].allow} ALLOW / ${effects[n].deny} DENY`).join('; ')}.`,
   );
+  L.push('');
+  L.push(`The CEL floor. CEL evaluations one check runs: ${names.map((n) => `${n} ${celCounts[n]}`).join(', ')}. Cost of one evaluation in @marcbachmann/cel-js (same run):`);
+  L.push('');
+  L.push('| expression (from the shipped policies) | ns per evaluation |');
+  L.push('|---|--:|');
+  for (const r of celRows) L.push(`| \`${r.expression}\` | ${fmt(r.nsPerEval, 0)} |`);
   const file = join(benchDir, 'README.md');
   const start = '<!-- engine-results:start -->';
   const end = '<!-- engine-results:end -->';
