@@ -12,6 +12,7 @@ import type { CompiledCondition, CompiledDerivedRole, CompiledExpr, CompiledOutp
 import { policyKeyFromFqn, principalPolicyFqn, resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
 import { validateCheckInput, type PolicySchemas } from '../schema/index.js';
+import { BoundedMemo } from './bounded-memo.js';
 
 const NO_MATCH = 'NO_MATCH';
 type EffectState = 'EFFECT_ALLOW' | 'EFFECT_DENY' | 'NO_MATCH';
@@ -104,7 +105,6 @@ class EvalState {
 }
 
 const EMPTY_ROLES: string[] = [];
-type Memo3 = Map<string, Map<string, Map<string, string>>>;
 
 /** Fills the output's per-action effects (a missing effect is Cerbos's default DENY, NO_MATCH). */
 function finishOutput(output: CheckOutput, actions: readonly string[], effects: readonly (EffectInfo | undefined)[], state: EvalState | undefined): CheckOutput {
@@ -131,26 +131,6 @@ function finishOutput(output: CheckOutput, actions: readonly string[], effects: 
 interface SharedPrincipal {
   principal: CheckInput['principal'] | undefined;
   view: Record<string, unknown> | undefined;
-}
-
-/** Memoised `compute()` under three string keys, without building a combined key string. */
-function memo3(memo: Memo3, a: string, b: string, c: string, compute: () => string): string {
-  let mb = memo.get(a);
-  if (mb === undefined) {
-    mb = new Map();
-    if (memo.size < CACHE_LIMIT) memo.set(a, mb);
-  }
-  let mc = mb.get(b);
-  if (mc === undefined) {
-    mc = new Map();
-    if (mb.size < CACHE_LIMIT) mb.set(b, mc);
-  }
-  let v = mc.get(c);
-  if (v === undefined) {
-    v = compute();
-    if (mc.size < CACHE_LIMIT) mc.set(c, v);
-  }
-  return v;
 }
 
 /** Upper bound of the per-evaluator memo tables (kinds, FQNs, scope chains): request input must not grow them without limit. */
@@ -231,8 +211,6 @@ function normaliseScope(scope: string | undefined, defaultScope: string): string
 
 /** Evaluates check inputs against a compiled policy set. */
 export class CheckEvaluator {
-  private readonly parentRoleCache = new Map<string, string[]>();
-
   constructor(
     private readonly set: CompiledPolicySet,
     private readonly config: EngineConfig,
@@ -247,37 +225,28 @@ export class CheckEvaluator {
     return out;
   }
 
-  private readonly kindCache = new Map<string, string>();
-  private readonly scopeCache = new Map<string, string[]>();
+  private readonly kindMemo = new BoundedMemo<string>(CACHE_LIMIT, 1);
+  private readonly scopeMemo = new BoundedMemo<string[]>(CACHE_LIMIT, 2);
+  private readonly principalKeyMemo = new BoundedMemo<string>(CACHE_LIMIT, 3);
+  private readonly fqnMemo = new BoundedMemo<string>(CACHE_LIMIT, 3);
+  private readonly singleRoleMemo = new BoundedMemo<string[]>(CACHE_LIMIT, 2);
+  private readonly parentRoleMemo = new BoundedMemo<string[]>(CACHE_LIMIT, 2);
 
-  /** Sanitised kind, memoised for a bounded number of kinds. */
+  /** Sanitised kind (memoised). */
   private sanitizedKind(kind: string): string {
-    let k = this.kindCache.get(kind);
-    if (k === undefined) {
-      k = sanitize(kind);
-      if (this.kindCache.size < CACHE_LIMIT) this.kindCache.set(kind, k);
-    }
-    return k;
+    return this.kindMemo.get([kind], () => sanitize(kind));
   }
 
-  private readonly principalKeyCache: Memo3 = new Map();
-  private readonly fqnCache: Memo3 = new Map();
-
   private principalKey(id: string, version: string, scope: string): string {
-    return memo3(this.principalKeyCache, id, version, scope, () => policyKeyFromFqn(principalPolicyFqn(id, version, scope)));
+    return this.principalKeyMemo.get([id, version, scope], () => policyKeyFromFqn(principalPolicyFqn(id, version, scope)));
   }
 
   private resourceFqn(kind: string, version: string, scope: string): string {
-    return memo3(this.fqnCache, kind, version, scope, () => resourcePolicyFqn(kind, version, scope));
+    return this.fqnMemo.get([kind, version, scope], () => resourcePolicyFqn(kind, version, scope));
   }
 
   private scopesFor(kind: 'principal' | 'resource', scope: string): string[] {
-    const cacheKey = kind === 'principal' ? `p\u0000${scope}` : `r\u0000${scope}`;
-    const cached = this.scopeCache.get(cacheKey);
-    if (cached !== undefined) return cached;
-    const scopes = this.computeScopes(kind, scope);
-    if (this.scopeCache.size < CACHE_LIMIT) this.scopeCache.set(cacheKey, scopes);
-    return scopes;
+    return this.scopeMemo.get([kind, scope], () => this.computeScopes(kind, scope));
   }
 
   private computeScopes(kind: 'principal' | 'resource', scope: string): string[] {
@@ -289,21 +258,9 @@ export class CheckEvaluator {
     return scopes;
   }
 
-  private readonly singleRoleCache = new Map<string, Map<string, string[]>>();
-
-  /** `[role, ...its ancestors]` in `scope`, memoised (bounded). */
+  /** `[role, ...its ancestors]` in `scope` (memoised). */
   private parentRolesOf(scope: string, role: string): string[] {
-    let byRole = this.singleRoleCache.get(scope);
-    if (byRole === undefined) {
-      byRole = new Map();
-      if (this.singleRoleCache.size < CACHE_LIMIT) this.singleRoleCache.set(scope, byRole);
-    }
-    let roles = byRole.get(role);
-    if (roles === undefined) {
-      roles = this.withParentRoles(scope, [role]);
-      if (byRole.size < CACHE_LIMIT) byRole.set(role, roles);
-    }
-    return roles;
+    return this.singleRoleMemo.get([scope, role], () => this.withParentRoles(scope, [role]));
   }
 
   /** The role plus its ancestors declared by role policies in `scope`. */
@@ -312,9 +269,7 @@ export class CheckEvaluator {
     if (!byRole) return roles as string[];
     const out = new Set<string>(roles);
     for (const role of roles) {
-      const key = `${scope}\u0000${role}`;
-      let parents = this.parentRoleCache.get(key);
-      if (!parents) {
+      const parents = this.parentRoleMemo.get([scope, role], () => {
         const acc = new Set<string>();
         const visit = (r: string, seen: Set<string>) => {
           if (seen.has(r)) return;
@@ -325,9 +280,8 @@ export class CheckEvaluator {
           }
         };
         visit(role, new Set());
-        parents = [...acc];
-        this.parentRoleCache.set(key, parents);
-      }
+        return [...acc];
+      });
       for (const p of parents) out.add(p);
     }
     return [...out];
