@@ -8,40 +8,18 @@
  * Folder: `WARDEN_CONFORMANCE_DIR` or `<repo>/../shared/conformance/cerbos`; absent → skipped with a
  * message. Known failures: `known-failures/verify-junit.txt` (`case_name  reason`), skipped and printed.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { conformanceDir, knownFailures, readPolicyDir } from '../support/conformance.js';
 import { parse as parseYaml } from 'yaml';
-import { classifyPolicyPath, compilePolicies, createEngine } from '@warden/decision';
-import type { PolicyFile } from '@warden/decision';
+import { compilePolicies, createEngine } from '@warden/decision';
 import { runPolicyTests } from '../../libs/decision/src/testing/test-suite.runner.js';
 import { renderJunit } from '../../libs/decision/src/testing/junit.format.js';
 import { parseTxtar } from '../../libs/decision/src/testing/txtar.js';
 
-const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const conformanceDir = process.env['WARDEN_CONFORMANCE_DIR'] ?? resolve(repoRoot, '../shared/conformance/cerbos');
 const casesDir = join(conformanceDir, 'verify_junit', 'cases');
 const storeDir = join(conformanceDir, 'verify_junit', 'store');
-
-function walk(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const full = join(dir, name);
-    return statSync(full).isDirectory() ? walk(full) : [full];
-  });
-}
-
-function loadKnownFailures(file: string): Map<string, string> {
-  const known = new Map<string, string>();
-  if (!existsSync(file)) return known;
-  for (const raw of readFileSync(file, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^(\S+)\s+(.*)$/.exec(line);
-    known.set(m?.[1] ?? line, m?.[2] ?? '');
-  }
-  return known;
-}
 
 if (!existsSync(casesDir)) {
   describe.skip(`Cerbos verify JUnit conformance (folder ${casesDir} not found; set WARDEN_CONFORMANCE_DIR)`, () => {
@@ -49,11 +27,8 @@ if (!existsSync(casesDir)) {
   });
   console.warn(`[verify-junit conformance] skipped: ${casesDir} does not exist (set WARDEN_CONFORMANCE_DIR)`);
 } else {
-  const storeFiles: PolicyFile[] = walk(storeDir)
-    .map((full) => relative(storeDir, full).split('\\').join('/'))
-    .filter((path) => classifyPolicyPath(path) === 'policy')
-    .map((path) => ({ path, text: readFileSync(join(storeDir, path), 'utf8') }));
-  const known = loadKnownFailures(join(repoRoot, 'test/conformance/known-failures/verify-junit.txt'));
+  const storeFiles = readPolicyDir(storeDir).files;
+  const known = knownFailures('verify-junit');
   const cases = readdirSync(casesDir)
     .filter((f) => f.endsWith('.yaml.input'))
     .map((f) => f.slice(0, -'.yaml.input'.length))

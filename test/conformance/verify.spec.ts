@@ -13,18 +13,15 @@
  * Folder: `WARDEN_CONFORMANCE_DIR` or `<repo>/../shared/conformance/cerbos`; absent → skipped with a
  * message. Known failures: `known-failures/verify.txt` (`case_name  reason`), skipped and printed.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { conformanceDir, knownFailures, readPolicyDir } from '../support/conformance.js';
 import { parse as parseYaml } from 'yaml';
-import { classifyPolicyPath, compilePolicies, createEngine } from '@warden/decision';
-import type { PolicyFile, SchemaFile } from '@warden/decision';
+import { compilePolicies, createEngine } from '@warden/decision';
 import { runPolicyTests, type PolicyTestFile } from '../../libs/decision/src/testing/test-suite.runner.js';
 import { parseTxtar } from '../../libs/decision/src/testing/txtar.js';
 
-const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const conformanceDir = process.env['WARDEN_CONFORMANCE_DIR'] ?? resolve(repoRoot, '../shared/conformance/cerbos');
 const casesDir = join(conformanceDir, 'verify', 'cases');
 const storeDir = join(conformanceDir, 'store');
 
@@ -32,25 +29,6 @@ interface CaseConfig {
   description?: string;
   wantErr?: boolean;
   config?: { excludedPrincipalPolicyFqns?: string[]; excludedResourcePolicyFqns?: string[]; includedTestNamesRegexp?: string };
-}
-
-function walk(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const full = join(dir, name);
-    return statSync(full).isDirectory() ? walk(full) : [full];
-  });
-}
-
-function loadKnownFailures(file: string): Map<string, string> {
-  const known = new Map<string, string>();
-  if (!existsSync(file)) return known;
-  for (const raw of readFileSync(file, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^(\S+)\s+(.*)$/.exec(line);
-    known.set(m?.[1] ?? line, m?.[2] ?? '');
-  }
-  return known;
 }
 
 /** Sorts the order-free lists (see the module comment) so two result trees compare structurally. */
@@ -76,18 +54,10 @@ if (!existsSync(casesDir)) {
   });
   console.warn(`[verify conformance] skipped: ${casesDir} does not exist (set WARDEN_CONFORMANCE_DIR)`);
 } else {
-  const storeFiles: PolicyFile[] = walk(storeDir)
-    .map((full) => relative(storeDir, full).split('\\').join('/'))
-    .filter((path) => classifyPolicyPath(path) === 'policy')
-    .map((path) => ({ path, text: readFileSync(join(storeDir, path), 'utf8') }));
   // Schema enforcement is off for these cases; the store's schemas are passed only so that the
   // policies referencing them compile (Warden has no `--ignore-schemas` switch).
-  const schemaDir = join(storeDir, '_schemas');
-  const schemas: SchemaFile[] = walk(schemaDir)
-    .map((full) => relative(schemaDir, full).split('\\').join('/'))
-    .filter((path) => classifyPolicyPath(`_schemas/${path}`) === 'schema')
-    .map((path) => ({ path, text: readFileSync(join(schemaDir, path), 'utf8') }));
-  const known = loadKnownFailures(join(repoRoot, 'test/conformance/known-failures/verify.txt'));
+  const { files: storeFiles, schemas } = readPolicyDir(storeDir);
+  const known = knownFailures('verify');
   const cases = readdirSync(casesDir)
     .filter((f) => f.endsWith('.yaml.input'))
     .map((f) => f.slice(0, -'.yaml.input'.length))

@@ -32,7 +32,6 @@ import type {
   CompiledOutput,
   CompiledPolicySet,
   Params,
-  RoleRow,
   Row,
   ScopeRows,
 } from './compiled.types.js';

@@ -8,7 +8,7 @@
  */
 import type { ActionEffect, CheckInput, CheckOutput, OutputEntry } from '@warden/core';
 import { celValueToJson, createCelContextFor, prepareCelRequest, type CelContext, type PreparedCelRequest } from '../cel/index.js';
-import type { CompiledCondition, CompiledDerivedRole, CompiledExpr, CompiledOutput, CompiledPolicySet, Params, RoleRow, Row, ScopeRows, VariableNeed } from '../compile/compiled.types.js';
+import type { CompiledCondition, CompiledDerivedRole, CompiledExpr, CompiledPolicySet, Params, RoleRow, Row, ScopeRows, VariableNeed } from '../compile/compiled.types.js';
 import { policyKeyFromFqn, principalPolicyFqn, resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
 import { validateCheckInput, type PolicySchemas } from '../schema/index.js';

@@ -3,7 +3,7 @@
  * {@link ParsedPolicy} objects. Structural problems (unknown fields, wrong types, missing required
  * fields, invalid names) are collected as diagnostics with 1-based line and column, never thrown.
  */
-import { LineCounter, parseAllDocuments, isMap, isSeq, isScalar, isPair, type Document, type Node } from 'yaml';
+import { LineCounter, parseAllDocuments, isMap, isScalar, isPair, type Document, type Node } from 'yaml';
 import type { JsonValue } from '@warden/core';
 import type { CompileDiagnostic } from '../engine.types.js';
 import type {
