@@ -653,7 +653,8 @@ class Compiler {
     if (node.kind === 'expr') {
       const program = this.compileChecked(policy, node.path, node.expr);
       if (!program) return undefined;
-      const expr: CompiledExpr = { program, needs: this.needsOf(program, params) };
+      const needs = this.needsOf(program, params);
+      const expr: CompiledExpr = { program, needs, principalOnly: principalOnly(program) && needs.every((n) => principalOnly(n.program)) };
       const alias = celVariableAlias(program);
       if (alias !== undefined && params.variables.some((v) => v.name === alias.name)) expr.alias = alias;
       return { op: 'expr', expr };
@@ -671,11 +672,11 @@ class Compiler {
     const res: CompiledOutput = {};
     if (out.ruleActivated) {
       const p = this.compileChecked(policy, out.ruleActivated.path, out.ruleActivated.expr);
-      if (p) res.ruleActivated = { program: p, needs: this.needsOf(p, params) };
+      if (p) res.ruleActivated = { program: p, needs: this.needsOf(p, params), principalOnly: false };
     }
     if (out.conditionNotMet) {
       const p = this.compileChecked(policy, out.conditionNotMet.path, out.conditionNotMet.expr);
-      if (p) res.conditionNotMet = { program: p, needs: this.needsOf(p, params) };
+      if (p) res.conditionNotMet = { program: p, needs: this.needsOf(p, params), principalOnly: false };
     }
     return res.ruleActivated || res.conditionNotMet ? res : undefined;
   }
@@ -714,6 +715,11 @@ class Compiler {
       throw err;
     }
   }
+}
+
+/** Whether an expression reads nothing of the resource or the runtime (see {@link CompiledExpr}). */
+function principalOnly(program: CelProgram): boolean {
+  return !celUsesIdentifier(program, 'R') && !celUsesIdentifier(program, 'request') && !celUsesIdentifier(program, 'runtime');
 }
 
 /** Cerbos points at the `match` mapping of a condition expression, and at an output's mapping. */

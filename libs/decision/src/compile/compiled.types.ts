@@ -18,6 +18,11 @@ export interface CompiledExpr {
   needs: VariableNeed[];
   /** Set when the expression is just `V.name` or `!V.name`: read the variable, skip CEL. */
   alias?: { name: string; negate: boolean };
+  /**
+   * True when the expression (and every variable it reads) depends on nothing but the principal,
+   * globals, constants and `now`: its result holds for every resource of one check call.
+   */
+  principalOnly: boolean;
 }
 
 /** A compiled condition tree. */

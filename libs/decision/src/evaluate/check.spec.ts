@@ -95,4 +95,40 @@ resourcePolicy:
     expect(engine.check([base], { now: new Date('2030-01-01T00:00:00Z') })[0]?.actions['go']?.effect).toBe('EFFECT_ALLOW');
     expect(engine.check([base], { now: new Date('2030-01-01T00:00:01Z') })[0]?.actions['go']?.effect).toBe('EFFECT_DENY');
   });
+
+  it('reuses principal-only conditions within one call only for the same principal', () => {
+    const { policySet: ps, errors: errs } = compilePolicies([
+      {
+        path: 'p.yaml',
+        text: `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+  rules:
+    - actions: ["read"]
+      roles: ["user"]
+      effect: EFFECT_ALLOW
+      condition:
+        match:
+          all:
+            of:
+              - expr: P.attr.level > 2
+              - expr: R.attr.open == true
+`,
+      },
+    ]);
+    expect(errs).toEqual([]);
+    const engine = createEngine(ps!);
+    const senior = { id: 's', roles: ['user'], attr: { level: 3 } };
+    const junior = { id: 'j', roles: ['user'], attr: { level: 1 } };
+    const doc = (id: string, open: boolean) => ({ kind: 'doc', id, attr: { open } });
+    const out = engine.check([
+      { principal: senior, resource: doc('1', true), actions: ['read'] },
+      { principal: senior, resource: doc('2', false), actions: ['read'] },
+      { principal: junior, resource: doc('3', true), actions: ['read'] },
+      { principal: senior, resource: doc('4', true), actions: ['read'] },
+    ]);
+    expect(out.map((o) => o.actions['read']?.effect)).toEqual(['EFFECT_ALLOW', 'EFFECT_DENY', 'EFFECT_DENY', 'EFFECT_ALLOW']);
+  });
 });
+

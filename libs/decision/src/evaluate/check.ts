@@ -25,6 +25,8 @@ interface EffectInfo {
 
 /** The evaluation scope of one policy's params within one request: its CEL context and variables. */
 interface ParamScope {
+  /** Results of principal-only expressions, shared by the inputs of one check call with one principal. */
+  readonly shared: Map<CompiledExpr, boolean | undefined>;
   readonly ctx: CelContext;
   readonly vars: Record<string, unknown>;
   readonly done: Set<string> | undefined;
@@ -65,6 +67,7 @@ class EvalState {
     private readonly request: PreparedCelRequest,
     private readonly globals: Record<string, unknown>,
     private readonly now: Date,
+    private readonly shared: Map<CompiledExpr, boolean | undefined>,
   ) {}
 
   /** The CEL scope for a policy's params; variables evaluate when an expression needs them. */
@@ -74,7 +77,7 @@ class EvalState {
     const hasVars = params.variables.length > 0;
     const vars: Record<string, unknown> = hasVars ? {} : EMPTY_VARS;
     const ctx = createCelContextFor(this.request, params.constants, vars, this.globals, this.effectiveDerivedRoles, this.now);
-    const scope: ParamScope = { ctx, vars, done: hasVars ? new Set() : undefined, nullOnError: params.nullOnError, failed: false };
+    const scope: ParamScope = { shared: this.shared, ctx, vars, done: hasVars ? new Set() : undefined, nullOnError: params.nullOnError, failed: false };
     this.scopeKeys.push(params);
     this.scopeVals.push(scope);
     return scope;
@@ -131,6 +134,8 @@ function finishOutput(output: CheckOutput, actions: readonly string[], effects: 
 interface SharedPrincipal {
   principal: CheckInput['principal'] | undefined;
   view: Record<string, unknown> | undefined;
+  /** Results of principal-only expressions for this principal in this call. */
+  results: Map<CompiledExpr, boolean | undefined>;
 }
 
 /** Upper bound of the per-evaluator memo tables (kinds, FQNs, scope chains): request input must not grow them without limit. */
@@ -146,29 +151,21 @@ function satisfies(cond: CompiledCondition | undefined, scope: ParamScope): bool
   switch (cond.op) {
     case 'expr': {
       const e = cond.expr;
-      if (e.needs.length > 0) ensureVariables(scope, e.needs);
-      const alias = e.alias;
-      if (alias !== undefined) {
-        // Same outcome as CEL on `V.x` / `!V.x`: an absent variable or a non-boolean under `!` is an error.
-        const vars = scope.vars;
-        if (!Object.hasOwn(vars, alias.name)) {
-          scope.failed = true;
-          return false;
+      if (e.principalOnly) {
+        // undefined in the map records a failed evaluation
+        if (scope.shared.has(e)) {
+          const r = scope.shared.get(e);
+          if (r === undefined) scope.failed = true;
+          return r === true;
         }
-        const v = vars[alias.name];
-        if (!alias.negate) return v === true;
-        if (typeof v !== 'boolean') {
-          scope.failed = true;
-          return false;
-        }
-        return !v;
+        const before = scope.failed;
+        scope.failed = false;
+        const r = evalExpr(e, scope);
+        scope.shared.set(e, scope.failed ? undefined : r);
+        scope.failed = scope.failed || before;
+        return r;
       }
-      try {
-        return e.program.evaluate(scope.ctx) === true;
-      } catch {
-        scope.failed = true;
-        return false;
-      }
+      return evalExpr(e, scope);
     }
     case 'all':
       for (const c of cond.of) if (!satisfies(c, scope)) return false;
@@ -179,6 +176,33 @@ function satisfies(cond: CompiledCondition | undefined, scope: ParamScope): bool
     case 'none':
       for (const c of cond.of) if (satisfies(c, scope)) return false;
       return true;
+  }
+}
+
+/** One expression of a condition: true only when it evaluates to `true`; errors set `failed`. */
+function evalExpr(e: CompiledExpr, scope: ParamScope): boolean {
+  if (e.needs.length > 0) ensureVariables(scope, e.needs);
+  const alias = e.alias;
+  if (alias !== undefined) {
+    // Same outcome as CEL on `V.x` / `!V.x`: an absent variable or a non-boolean under `!` is an error.
+    const vars = scope.vars;
+    if (!Object.hasOwn(vars, alias.name)) {
+      scope.failed = true;
+      return false;
+    }
+    const v = vars[alias.name];
+    if (!alias.negate) return v === true;
+    if (typeof v !== 'boolean') {
+      scope.failed = true;
+      return false;
+    }
+    return !v;
+  }
+  try {
+    return e.program.evaluate(scope.ctx) === true;
+  } catch {
+    scope.failed = true;
+    return false;
   }
 }
 
@@ -220,7 +244,7 @@ export class CheckEvaluator {
     const out: CheckOutput[] = new Array(inputs.length);
     // runtime.effectiveDerivedRoles needs them computed scope by scope, as Cerbos does.
     const edr = includeEffectiveDerivedRoles || this.set.usesRuntime;
-    const shared: SharedPrincipal = { principal: undefined, view: undefined };
+    const shared: SharedPrincipal = { principal: undefined, view: undefined, results: new Map() };
     for (let i = 0; i < inputs.length; i++) out[i] = this.checkOne(inputs[i] as CheckInput, now, edr, shared);
     return out;
   }
@@ -381,10 +405,14 @@ export class CheckEvaluator {
     const roles = principal.roles;
     const allRoles = this.withParentRoles(resourceScope, roles);
     // Inputs of one call usually share their principal object: build its CEL view once.
-    const prepared = prepareCelRequest(input, shared.principal === principal ? shared.view : undefined);
-    shared.principal = principal;
+    const samePrincipal = shared.principal === principal;
+    const prepared = prepareCelRequest(input, samePrincipal ? shared.view : undefined);
+    if (!samePrincipal) {
+      shared.principal = principal;
+      shared.results = new Map();
+    }
     shared.view = prepared.P;
-    const state = new EvalState(prepared, cfg.globals, now);
+    const state = new EvalState(prepared, cfg.globals, now, shared.results);
     const processedScopes = computeEdr ? new Set<string>() : undefined;
     const allRolesSet = computeEdr ? new Set(allRoles) : undefined;
 
