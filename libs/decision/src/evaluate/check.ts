@@ -130,6 +130,23 @@ function finishOutput(output: CheckOutput, actions: readonly string[], effects: 
   return output;
 }
 
+/** A resource (kind, version, scope) resolved against the policy set. */
+interface ResourcePlan {
+  kind: string;
+  scopes: string[];
+  srs: (ScopeRows | undefined)[];
+  policyKey: string;
+  schemas: PolicySchemas | undefined;
+  scopedResourceExists: boolean;
+}
+
+/** A principal (scope, version) resolved against the policy set for one resource version. */
+interface PrincipalPlan {
+  scopes: string[];
+  srs: (ScopeRows | undefined)[];
+  scopedPrincipalExists: boolean;
+}
+
 /** The last principal of a check call and its prepared CEL view. */
 interface SharedPrincipal {
   principal: CheckInput['principal'] | undefined;
@@ -249,28 +266,28 @@ export class CheckEvaluator {
     return out;
   }
 
-  private readonly kindMemo = new BoundedMemo<string>(CACHE_LIMIT, 1);
-  private readonly scopeMemo = new BoundedMemo<string[]>(CACHE_LIMIT, 2);
-  private readonly principalKeyMemo = new BoundedMemo<string>(CACHE_LIMIT, 3);
-  private readonly fqnMemo = new BoundedMemo<string>(CACHE_LIMIT, 3);
-  private readonly singleRoleMemo = new BoundedMemo<string[]>(CACHE_LIMIT, 2);
-  private readonly parentRoleMemo = new BoundedMemo<string[]>(CACHE_LIMIT, 2);
+  private readonly kindMemo = new BoundedMemo<string>(CACHE_LIMIT);
+  private readonly scopeMemo = new BoundedMemo<string[]>(CACHE_LIMIT);
+  private readonly principalKeyMemo = new BoundedMemo<string>(CACHE_LIMIT);
+  private readonly fqnMemo = new BoundedMemo<string>(CACHE_LIMIT);
+  private readonly singleRoleMemo = new BoundedMemo<string[]>(CACHE_LIMIT);
+  private readonly parentRoleMemo = new BoundedMemo<string[]>(CACHE_LIMIT);
 
   /** Sanitised kind (memoised). */
   private sanitizedKind(kind: string): string {
-    return this.kindMemo.get([kind], () => sanitize(kind));
+    return this.kindMemo.get1(kind, () => sanitize(kind));
   }
 
   private principalKey(id: string, version: string, scope: string): string {
-    return this.principalKeyMemo.get([id, version, scope], () => policyKeyFromFqn(principalPolicyFqn(id, version, scope)));
+    return this.principalKeyMemo.get3(id, version, scope, () => policyKeyFromFqn(principalPolicyFqn(id, version, scope)));
   }
 
   private resourceFqn(kind: string, version: string, scope: string): string {
-    return this.fqnMemo.get([kind, version, scope], () => resourcePolicyFqn(kind, version, scope));
+    return this.fqnMemo.get3(kind, version, scope, () => resourcePolicyFqn(kind, version, scope));
   }
 
   private scopesFor(kind: 'principal' | 'resource', scope: string): string[] {
-    return this.scopeMemo.get([kind, scope], () => this.computeScopes(kind, scope));
+    return this.scopeMemo.get2(kind, scope, () => this.computeScopes(kind, scope));
   }
 
   private computeScopes(kind: 'principal' | 'resource', scope: string): string[] {
@@ -284,7 +301,7 @@ export class CheckEvaluator {
 
   /** `[role, ...its ancestors]` in `scope` (memoised). */
   private parentRolesOf(scope: string, role: string): string[] {
-    return this.singleRoleMemo.get([scope, role], () => this.withParentRoles(scope, [role]));
+    return this.singleRoleMemo.get2(scope, role, () => this.withParentRoles(scope, [role]));
   }
 
   /** The role plus its ancestors declared by role policies in `scope`. */
@@ -293,7 +310,7 @@ export class CheckEvaluator {
     if (!byRole) return roles as string[];
     const out = new Set<string>(roles);
     for (const role of roles) {
-      const parents = this.parentRoleMemo.get([scope, role], () => {
+      const parents = this.parentRoleMemo.get2(scope, role, () => {
         const acc = new Set<string>();
         const visit = (r: string, seen: Set<string>) => {
           if (seen.has(r)) return;
@@ -309,6 +326,42 @@ export class CheckEvaluator {
       for (const p of parents) out.add(p);
     }
     return [...out];
+  }
+
+  private readonly resourcePlans = new BoundedMemo<ResourcePlan>(CACHE_LIMIT);
+  private readonly principalPlans = new BoundedMemo<PrincipalPlan>(CACHE_LIMIT);
+
+  /** What a resource (kind, version, scope) resolves to, whatever the request's other fields. */
+  private resourcePlan(rawKind: string, version: string, scope: string): ResourcePlan {
+    return this.resourcePlans.get3(rawKind, version, scope, () => {
+      const kind = this.sanitizedKind(rawKind);
+      const scopes = this.scopesFor('resource', scope);
+      const fqn = scopes.length > 0 ? this.resourceFqn(rawKind, version, scopes[0] as string) : '';
+      // INVARIANT: Cerbos selects candidate rows of both kinds by the resource's version.
+      const srs = scopes.map((sc) => this.scopeRows(version, sc));
+      return {
+        kind,
+        scopes,
+        srs,
+        policyKey: fqn !== '' ? policyKeyFromFqn(fqn) : '',
+        schemas: fqn !== '' ? this.schemasFor(rawKind, version, scopes) : undefined,
+        scopedResourceExists: srs.some((sr) => sr !== undefined && (sr.resourceKinds.has(kind) || hasRoleRowFor(sr, kind))),
+      };
+    });
+  }
+
+  /** What a principal (scope, version) resolves to against a resource version. */
+  private principalPlan(scope: string, version: string, resourceVersion: string): PrincipalPlan {
+    return this.principalPlans.get3(scope, version, resourceVersion, () => {
+      const scopes = this.scopesFor('principal', scope);
+      return {
+        scopes,
+        // candidate rows come from the resource's version (see resourcePlan)
+        srs: scopes.map((sc) => this.scopeRows(resourceVersion, sc)),
+        // As in Cerbos: any principal policy in the searched scopes at the principal's version counts.
+        scopedPrincipalExists: scopes.some((sc) => (this.scopeRows(version, sc)?.principalRows.size ?? 0) > 0),
+      };
+    });
   }
 
   /** Schemas of the nearest policy in the scope chain that declares them. */
@@ -344,7 +397,6 @@ export class CheckEvaluator {
     const resourceScope = normaliseScope(resource.scope, cfg.defaultScope);
     const principalVersion = principal.policyVersion || cfg.defaultPolicyVersion;
     const resourceVersion = resource.policyVersion || cfg.defaultPolicyVersion;
-    const kind = this.sanitizedKind(resource.kind);
 
     const output: CheckOutput = {
       resourceId: resource.id,
@@ -358,48 +410,31 @@ export class CheckEvaluator {
     const effects: (EffectInfo | undefined)[] = new Array(actions.length);
     const finish = (state?: EvalState): CheckOutput => finishOutput(output, actions, effects, state);
 
-    const principalScopes = this.scopesFor('principal', principalScope);
-    const resourceScopes = this.scopesFor('resource', resourceScope);
+    // Everything that depends only on (kind, version, scope) is worked out once and memoised.
+    const rp = this.resourcePlan(resource.kind, resourceVersion, resourceScope);
+    const pp = this.principalPlan(principalScope, principalVersion, resourceVersion);
+    const kind = rp.kind;
+    const principalScopes = pp.scopes;
+    const resourceScopes = rp.scopes;
     if (principalScopes.length === 0 && resourceScopes.length === 0) return finish();
 
     const principalPolicyKey = principalScopes.length > 0 ? this.principalKey(principal.id, principalVersion, principalScopes[0] as string) : '';
-    const resourceFqn = resourceScopes.length > 0 ? this.resourceFqn(resource.kind, resourceVersion, resourceScopes[0] as string) : '';
-    const resourcePolicyKey = resourceFqn !== '' ? policyKeyFromFqn(resourceFqn) : '';
+    const resourcePolicyKey = rp.policyKey;
 
     // Schema validation
-    if (cfg.schemaEnforcement !== 'none' && resourceFqn !== '') {
-      const schemas = this.schemasFor(resource.kind, resourceVersion, resourceScopes);
-      if (schemas) {
-        const vr = validateCheckInput(this.set.schemaRegistry, schemas, input, cfg.schemaEnforcement);
-        if (vr.errors.length > 0) {
-          output.validationErrors = vr.errors;
-          if (vr.reject) {
-            for (let i = 0; i < actions.length; i++) effects[i] = { effect: 'EFFECT_DENY', policy: resourcePolicyKey, scope: '' };
-            return finish();
-          }
+    if (cfg.schemaEnforcement !== 'none' && rp.schemas !== undefined) {
+      const vr = validateCheckInput(this.set.schemaRegistry, rp.schemas, input, cfg.schemaEnforcement);
+      if (vr.errors.length > 0) {
+        output.validationErrors = vr.errors;
+        if (vr.reject) {
+          for (let i = 0; i < actions.length; i++) effects[i] = { effect: 'EFFECT_DENY', policy: resourcePolicyKey, scope: '' };
+          return finish();
         }
       }
     }
 
-    // Does any policy of each kind exist in the searched scopes?
-    // As in Cerbos: any principal policy in the searched scopes at the principal's version counts.
-    let scopedPrincipalExists = false;
-    for (const s of principalScopes) {
-      const sr = this.scopeRows(principalVersion, s);
-      if (sr && sr.principalRows.size > 0) {
-        scopedPrincipalExists = true;
-        break;
-      }
-    }
-    let scopedResourceExists = false;
-    for (const s of resourceScopes) {
-      const sr = this.scopeRows(resourceVersion, s);
-      if (!sr) continue;
-      if (sr.resourceKinds.has(kind) || hasRoleRowFor(sr, kind)) {
-        scopedResourceExists = true;
-        break;
-      }
-    }
+    const scopedPrincipalExists = pp.scopedPrincipalExists;
+    const scopedResourceExists = rp.scopedResourceExists;
     if (!scopedPrincipalExists && !scopedResourceExists) return finish();
 
     const roles = principal.roles;
@@ -416,10 +451,8 @@ export class CheckEvaluator {
     const processedScopes = computeEdr ? new Set<string>() : undefined;
     const allRolesSet = computeEdr ? new Set(allRoles) : undefined;
 
-    // INVARIANT: Cerbos selects candidate rows of both kinds by the resource's version, so a
-    // principal policy applies only when its version equals the resource's.
-    const principalSrs = principalScopes.map((sc) => this.scopeRows(resourceVersion, sc));
-    const resourceSrs = resourceScopes.map((sc) => this.scopeRows(resourceVersion, sc));
+    const principalSrs = pp.srs;
+    const resourceSrs = rp.srs;
     // Without a principal policy for this principal the principal phase can only yield NO_MATCH,
     // which the resource phase always replaces: skip it.
     const firstPhase = principalSrs.some((sr) => sr !== undefined && sr.principalRows.has(principal.id)) ? 0 : 1;
