@@ -14,7 +14,20 @@ import {
   toHierarchy,
 } from './hierarchy.js';
 import { CelCidr, CelIp, inIpAddrRange, parseCidr, parseIp } from './network.js';
-import { celCompare, celEquals, celValueToJson } from './cel-values.js';
+import { celCompare, celEquals, celValueToJson, formatDuration, formatTimestamp } from './cel-values.js';
+import {
+  formatFloatG,
+  formatString,
+  indexOf,
+  lastIndexOf,
+  lowerAscii,
+  quote,
+  re2Cached,
+  replace,
+  split,
+  substring,
+  upperAscii,
+} from './go-compat.js';
 
 /** The identifiers Cerbos declares. */
 export const CEL_VARIABLES = [
@@ -91,16 +104,16 @@ const FIXED_OFFSET_ZONES: Record<string, string> = {
  * only understands IANA names. Returns the input unchanged when it is not an offset.
  */
 export function normalizeTimeZone(tz: string): string {
-  const m = /^([+-])(\d{2}):(\d{2})$/.exec(tz);
+  const m = /^([+-])?(\d{2}):(\d{2})$/.exec(tz);
   if (!m) return tz;
-  const [, sign, hh, mm] = m;
+  const [, sign = '+', hh, mm] = m;
   if (mm === '00') {
     const h = Number(hh);
     if (h === 0) return 'UTC';
     // Etc/GMT zones have inverted signs.
     return `Etc/GMT${sign === '+' ? '-' : '+'}${h}`;
   }
-  return FIXED_OFFSET_ZONES[tz] ?? tz;
+  return FIXED_OFFSET_ZONES[`${sign}${hh}:${mm}`] ?? tz;
 }
 
 function rePattern(re: string): RegExp {
@@ -113,33 +126,6 @@ function rePattern(re: string): RegExp {
 
 function goReplacement(repl: string): string {
   return repl.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1').replace(/\\\\/g, '\\');
-}
-
-function formatString(fmt: string, args: readonly unknown[]): string {
-  let i = 0;
-  return fmt.replace(/%(\.\d+)?([sdfeboxX%])/g, (_m, prec: string | undefined, verb: string) => {
-    if (verb === '%') return '%';
-    if (i >= args.length) fail(`index ${i} out of range`);
-    const a = args[i++];
-    switch (verb) {
-      case 's':
-        return typeof a === 'string' ? a : JSON.stringify(celValueToJson(a));
-      case 'd':
-        return String(a);
-      case 'f':
-        return Number(a).toFixed(prec ? Number(prec.slice(1)) : 6);
-      case 'e':
-        return Number(a).toExponential(prec ? Number(prec.slice(1)) : 6).replace(/e([+-])(\d)$/, 'e$10$2');
-      case 'b':
-        return (a as bigint).toString(2);
-      case 'o':
-        return (a as bigint).toString(8);
-      case 'x':
-        return typeof a === 'string' ? Buffer.from(a).toString('hex') : (a as bigint).toString(16);
-      default:
-        return typeof a === 'string' ? Buffer.from(a).toString('hex').toUpperCase() : (a as bigint).toString(16).toUpperCase();
-    }
-  });
 }
 
 function numericArgs(args: readonly unknown[]): readonly unknown[] {
@@ -242,7 +228,6 @@ export function celEnvironment(): Environment {
   ];
   for (const [name, impl, ret] of hier) fn(`list.${name}(list): ${ret}`, (a: string[], b: string[]) => impl(a, b));
   fn('string.inIPAddrRange(string): bool', inIpAddrRange);
-  fn('inIPAddrRange(string, string): bool', inIpAddrRange);
   const setOps: Array<[string, (a: unknown[], b: unknown[]) => unknown, string]> = [
     ['intersect', (a, b) => (a.length > b.length ? b.filter((x) => contains(a, x)) : a.filter((x) => contains(b, x))), 'list'],
     ['except', (a, b) => a.filter((x) => !contains(b, x)), 'list'],
@@ -262,30 +247,77 @@ export function celEnvironment(): Environment {
     if (i < 0n || i > BigInt(cps.length)) fail(`index out of range: ${i}`);
     return cps[Number(i)] ?? '';
   });
-  fn('string.replace(string, string): string', (s: string, a: string, b: string) => s.split(a).join(b));
-  fn('string.replace(string, string, int): string', (s: string, a: string, b: string, n: bigint) => {
-    if (n < 0n) return s.split(a).join(b);
-    let out = '';
-    let rest = s;
-    for (let k = 0n; k < n; k++) {
-      const idx = rest.indexOf(a);
-      if (idx < 0) break;
-      out += rest.slice(0, idx) + b;
-      rest = rest.slice(idx + a.length);
-      if (a === '') {
-        out += rest.slice(0, 1);
-        rest = rest.slice(1);
-      }
+  fn('string.replace(string, string): string', (s: string, a: string, b: string) => replace(s, a, b));
+  fn('string.replace(string, string, int): string', (s: string, a: string, b: string, n: bigint) => replace(s, a, b, n));
+  // cel-js built-ins with JavaScript semantics are shadowed: the compiler renames these calls to
+  // the `cerbos_` versions (see RENAMED_* in cel-program.ts).
+  fn('string.cerbos_indexOf(string): int', (s: string, a: string) => indexOf(s, a));
+  fn('string.cerbos_indexOf(string, int): int', (s: string, a: string, i: bigint) => indexOf(s, a, i));
+  fn('string.cerbos_lastIndexOf(string): int', (s: string, a: string) => lastIndexOf(s, a));
+  fn('string.cerbos_lastIndexOf(string, int): int', (s: string, a: string, i: bigint) => lastIndexOf(s, a, i));
+  fn('string.cerbos_lowerAscii(): string', lowerAscii);
+  fn('string.cerbos_upperAscii(): string', upperAscii);
+  fn('string.cerbos_substring(int): string', (s: string, a: bigint) => substring(s, a));
+  fn('string.cerbos_substring(int, int): string', (s: string, a: bigint, b: bigint) => substring(s, a, b));
+  fn('string.cerbos_split(string): list<string>', (s: string, sep: string) => split(s, sep));
+  fn('string.cerbos_split(string, int): list<string>', (s: string, sep: string, n: bigint) => split(s, sep, n));
+  fn('string.cerbos_matches(string): bool', (s: string, re: string) => re2Cached(re).test(s));
+  fn('cerbos_matches(string, string): bool', (s: string, re: string) => re2Cached(re).test(s));
+  const UInt = (env.evaluate('1u') as object).constructor as new (v: bigint) => object;
+  const MAX_I64 = 2n ** 63n - 1n;
+  const MIN_I64 = -(2n ** 63n);
+  const MAX_U64 = 2n ** 64n - 1n;
+  fn('cerbos_string(string): string', (v: string) => v);
+  fn('cerbos_string(bool): string', (v: boolean) => String(v));
+  fn('cerbos_string(int): string', (v: bigint) => String(v));
+  fn('cerbos_string(uint): string', (v: object) => String(v));
+  fn('cerbos_string(double): string', formatFloatG);
+  fn('cerbos_string(bytes): string', (v: Uint8Array) => {
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(v);
+    } catch {
+      return fail('invalid UTF-8 in bytes, cannot convert to string');
     }
-    return out + rest;
+  });
+  fn('cerbos_string(google.protobuf.Timestamp): string', (v: Date) => formatTimestamp(v));
+  fn('cerbos_string(google.protobuf.Duration): string', (v: { seconds: bigint; nanos: number }) => formatDuration(v));
+  fn('cerbos_int(int): int', (v: bigint) => v);
+  fn('cerbos_int(uint): int', (v: object) => {
+    const n = BigInt(v.valueOf() as bigint);
+    return n > MAX_I64 ? fail('integer overflow') : n;
+  });
+  fn('cerbos_int(double): int', (v: number) =>
+    v > -9223372036854775808 && v < 9223372036854775808 ? BigInt(Math.trunc(v)) : fail('integer overflow'),
+  );
+  fn('cerbos_int(string): int', (v: string) => {
+    if (!/^[+-]?\d+$/.test(v)) fail(`cannot convert string to int`);
+    const n = BigInt(v);
+    return n > MAX_I64 || n < MIN_I64 ? fail('integer overflow') : n;
+  });
+  fn('cerbos_int(google.protobuf.Timestamp): int', (v: Date) => BigInt(Math.floor(v.getTime() / 1000)));
+  fn('cerbos_int(google.protobuf.Duration): int', (v: { seconds: bigint; nanos: number }) => v.seconds * 1_000_000_000n + BigInt(v.nanos));
+  fn('cerbos_uint(uint): uint', (v: object) => v);
+  fn('cerbos_uint(int): uint', (v: bigint) => (v < 0n ? fail('unsigned integer overflow') : new UInt(v)));
+  fn('cerbos_uint(double): uint', (v: number) =>
+    v >= 0 && v < 18446744073709551616 ? new UInt(BigInt(Math.trunc(v))) : fail('unsigned integer overflow'),
+  );
+  fn('cerbos_uint(string): uint', (v: string) => {
+    if (!/^\+?\d+$/.test(v)) fail(`cannot convert string to uint`);
+    const n = BigInt(v);
+    return n > MAX_U64 ? fail('unsigned integer overflow') : new UInt(n);
   });
   fn('string.reverse(): string', (s: string) => [...s].reverse().join(''));
   fn('string.format(list): string', (s: string, l: unknown[]) => formatString(s, l));
   registerNamespace(env, 'CerbosStringsNs', 'strings');
-  fn('CerbosStringsNs.quote(string): string', (_ns: unknown, s: string) => JSON.stringify(s));
+  fn('CerbosStringsNs.quote(string): string', (_ns: unknown, s: string) => quote(s));
 
   // --- lists extension ---
-  fn('list.sort(): list', (l: unknown[]) => [...l].sort(celCompare));
+  fn('list.sort(): list', (l: unknown[]) => {
+    const kind = (x: unknown) => (x !== null && typeof x === 'object' ? Object.getPrototypeOf(x) : typeof x) as unknown;
+    const k0 = l.length ? kind(l[0]) : undefined;
+    for (const x of l) if (kind(x) !== k0) fail('list elements must have the same type');
+    return [...l].sort(celCompare);
+  });
   fn('list.reverse(): list', (l: unknown[]) => [...l].reverse());
   fn('list.distinct(): list', (l: unknown[]) => {
     const out: unknown[] = [];
@@ -309,6 +341,7 @@ export function celEnvironment(): Environment {
   fn('list.last(): optional<dyn>', (l: unknown[]) => (l.length ? Optional.of(l[l.length - 1]) : Optional.none()));
   registerNamespace(env, 'CerbosListsNs', 'lists');
   fn('CerbosListsNs.range(int): list<int>', (_ns: unknown, n: bigint) => {
+    if (n < 0n) fail(`lists.range: size must be non-negative, got ${n}`);
     const out: bigint[] = [];
     for (let i = 0n; i < n; i++) out.push(i);
     return out;
@@ -440,11 +473,28 @@ export function celEnvironment(): Environment {
     return x;
   });
   fn('CerbosMathNs.sign(dyn): dyn', (_n: unknown, x: unknown) => {
+    if (x instanceof UInt) return new UInt(uv(x) > 0n ? 1n : 0n);
     if (typeof x === 'bigint') return x > 0n ? 1n : x < 0n ? -1n : 0n;
     if (typeof x === 'number') return Number.isNaN(x) ? x : Math.sign(x);
     return fail('no such overload');
   });
   const i64 = (v: bigint) => BigInt.asIntN(64, v);
+  const u64 = (v: bigint) => new UInt(BigInt.asUintN(64, v));
+  const uv = (v: object) => v.valueOf() as bigint;
+  fn('CerbosMathNs.bitAnd(uint, uint): uint', (_n: unknown, a: object, b: object) => u64(uv(a) & uv(b)));
+  fn('CerbosMathNs.bitOr(uint, uint): uint', (_n: unknown, a: object, b: object) => u64(uv(a) | uv(b)));
+  fn('CerbosMathNs.bitXor(uint, uint): uint', (_n: unknown, a: object, b: object) => u64(uv(a) ^ uv(b)));
+  fn('CerbosMathNs.bitNot(uint): uint', (_n: unknown, a: object) => u64(~uv(a)));
+  fn('CerbosMathNs.bitShiftLeft(uint, int): uint', (_n: unknown, a: object, b: bigint) => {
+    if (b < 0n) fail(`math.bitShiftLeft() negative offset: ${b}`);
+    return u64(b > 63n ? 0n : uv(a) << b);
+  });
+  fn('CerbosMathNs.bitShiftRight(uint, int): uint', (_n: unknown, a: object, b: bigint) => {
+    if (b < 0n) fail(`math.bitShiftRight() negative offset: ${b}`);
+    return u64(b > 63n ? 0n : uv(a) >> b);
+  });
+  fn('CerbosMathNs.sqrt(int): double', (_n: unknown, x: bigint) => Math.sqrt(Number(x)));
+  fn('CerbosMathNs.sqrt(uint): double', (_n: unknown, x: object) => Math.sqrt(Number(uv(x))));
   fn('CerbosMathNs.bitAnd(int, int): int', (_n: unknown, a: bigint, b: bigint) => a & b);
   fn('CerbosMathNs.bitOr(int, int): int', (_n: unknown, a: bigint, b: bigint) => a | b);
   fn('CerbosMathNs.bitXor(int, int): int', (_n: unknown, a: bigint, b: bigint) => a ^ b);
@@ -514,8 +564,8 @@ export function celEnvironment(): Environment {
   fn('isCIDR(string): bool', (s: string) => parseCidr(s) !== undefined);
   fn('ip(string): net.IP', ipOrThrow);
   fn('cidr(string): net.CIDR', cidrOrThrow);
-  fn('string(net.IP): string', (ip: CelIp) => ip.toString());
-  fn('string(net.CIDR): string', (c: CelCidr) => `${c.ip.toString()}/${c.prefix}`);
+  fn('cerbos_string(net.IP): string', (ip: CelIp) => ip.toString());
+  fn('cerbos_string(net.CIDR): string', (c: CelCidr) => `${c.ip.toString()}/${c.prefix}`);
   fn('net.IP.family(): int', (ip: CelIp) => BigInt(ip.family()));
   const b4 = (ip: CelIp) => ip.to4();
   fn('net.IP.isLoopback(): bool', (ip: CelIp) => {

@@ -1,6 +1,7 @@
 import { EvaluationError, ParseError, TypeError as CelTypeError } from '@marcbachmann/cel-js';
 import { CelCompileError, CelEvaluationError } from './cel-errors.js';
 import { celEnvironment, normalizeTimeZone, nowHolder } from './cel-environment.js';
+import { re2ToRegExp } from './go-compat.js';
 
 /** A principal as CEL sees it. */
 export interface CelPrincipal {
@@ -173,7 +174,7 @@ function toCompileError(source: string, err: unknown): CelCompileError {
   const e = err as { message?: string; summary?: string; range?: { start: number }; node?: { start?: number; pos?: number } };
   const offset = e.range?.start ?? e.node?.start ?? e.node?.pos ?? 0;
   const { line, column } = lineColumn(source, offset);
-  const msg = (e.summary ?? e.message ?? String(err)).split('\n')[0] ?? 'invalid expression';
+  const msg = ((e.summary ?? e.message ?? String(err)).split('\n')[0] ?? 'invalid expression').replace(/cerbos_/g, '');
   return new CelCompileError(msg, line, column, { cause: err });
 }
 
@@ -215,6 +216,170 @@ function normalizeTimeZoneLiterals(ast: AstNode): void {
   });
 }
 
+/** cel-js built-ins whose JavaScript semantics differ from cel-go: calls are renamed to `cerbos_<name>`. */
+const RENAMED_METHODS = new Set(['indexOf', 'lastIndexOf', 'lowerAscii', 'upperAscii', 'substring', 'split', 'matches']);
+const RENAMED_FUNCTIONS = new Set(['matches', 'string', 'int', 'uint']);
+
+function renameBuiltins(ast: AstNode): void {
+  walk(ast, (n) => {
+    if (n.op !== 'rcall' && n.op !== 'call') return;
+    const args = n.args as unknown[];
+    const name = args[0] as string;
+    if ((n.op === 'rcall' ? RENAMED_METHODS : RENAMED_FUNCTIONS).has(name)) args[0] = `cerbos_${name}`;
+  });
+}
+
+type StaticKind = 'int' | 'uint' | 'double' | 'string' | 'bool' | 'null' | 'bytes' | 'list' | 'map' | 'timestamp' | 'duration' | 'dyn';
+
+function staticKind(n: AstNode | undefined): StaticKind {
+  if (!n) return 'dyn';
+  if (n.op === 'list') return 'list';
+  if (n.op === 'map') return 'map';
+  if (n.op === 'call') {
+    const name = (n.args as unknown[])[0];
+    if (name === 'timestamp') return 'timestamp';
+    if (name === 'duration') return 'duration';
+    return 'dyn';
+  }
+  if (n.op !== 'value') return 'dyn';
+  const v = n.args;
+  switch (typeof v) {
+    case 'bigint':
+      return 'int';
+    case 'number':
+      return 'double';
+    case 'string':
+      return 'string';
+    case 'boolean':
+      return 'bool';
+    default:
+      if (v === null) return 'null';
+      if (v instanceof Uint8Array) return 'bytes';
+      if (typeof v === 'object' && typeof (v as { valueOf(): unknown }).valueOf() === 'bigint') return 'uint';
+      return 'dyn';
+  }
+}
+
+/** The common element kind of a list literal: a kind, `empty`, or `dyn` (unknown or mixed). */
+function listElementKind(n: AstNode | undefined): StaticKind | 'empty' | undefined {
+  if (!n || n.op !== 'list') return undefined;
+  const items = n.args as AstNode[];
+  if (items.length === 0) return 'empty';
+  const first = staticKind(items[0]);
+  return items.every((x) => staticKind(x) === first) ? first : 'dyn';
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+const GO_DURATION = /^[-+]?(?:0|(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$/;
+const FORMAT_ACCEPTS: Record<string, readonly StaticKind[]> = {
+  d: ['int', 'uint', 'double'],
+  f: ['int', 'uint', 'double'],
+  e: ['int', 'uint', 'double'],
+  b: ['int', 'uint', 'bool'],
+  o: ['int', 'uint'],
+  x: ['int', 'uint', 'string', 'bytes'],
+  X: ['int', 'uint', 'string', 'bytes'],
+};
+const FORMAT_NAMES: Record<string, string> = {
+  d: 'decimal clause can only be used on ints, uints, and doubles',
+  f: 'fixed-point clause can only be used on ints, uints, and doubles',
+  e: 'scientific clause can only be used on ints, uints, and doubles',
+  b: 'only ints, uints, and bools can be formatted as binary',
+  o: 'octal clause can only be used on ints and uints',
+  x: 'only ints, uints, bytes, and strings can be formatted as hex',
+  X: 'only ints, uints, bytes, and strings can be formatted as hex',
+};
+const SET_FUNCTIONS = new Set(['intersect', 'except', 'hasIntersection', 'has_intersection', 'isSubset', 'is_subset', 'contains', 'equivalent', 'intersects']);
+
+function validateFormat(fmt: string, args: AstNode): void {
+  const items = args.op === 'list' ? (args.args as AstNode[]) : undefined;
+  let i = 0;
+  for (let p = 0; p < fmt.length; p++) {
+    if (fmt[p] !== '%') continue;
+    let q = p + 1;
+    if (fmt[q] === '%') {
+      p = q;
+      continue;
+    }
+    if (fmt[q] === '.') {
+      q++;
+      while (q < fmt.length && /\d/.test(fmt[q] as string)) q++;
+    }
+    const verb = fmt[q] ?? '';
+    if (!'sdfeboxX'.includes(verb) || verb === '') throw new Error(`could not parse formatting clause: unrecognized formatting clause "${verb}"`);
+    p = q;
+    if (!items) {
+      i++;
+      continue;
+    }
+    if (i >= items.length) throw new Error(`index ${i} out of range`);
+    const kind = staticKind(items[i++]);
+    const ok = FORMAT_ACCEPTS[verb];
+    if (ok && kind !== 'dyn' && !ok.includes(kind)) throw new Error(`error during formatting: ${FORMAT_NAMES[verb]}, was given ${kind}`);
+  }
+}
+
+/**
+ * The checks cel-go's compiler runs on literal arguments (Cerbos rejects these at policy compile
+ * time): timestamp/duration strings, regular expressions, format strings, empty `math.greatest`
+ * lists and set functions over literal lists of different element types.
+ */
+function validateLiterals(ast: AstNode): void {
+  walk(ast, (n) => {
+    if (n.op !== 'call' && n.op !== 'rcall') return;
+    const parts = n.args as unknown[];
+    const name = String(parts[0]).replace(/^cerbos_/, '');
+    const receiver = n.op === 'rcall' ? (parts[1] as AstNode) : undefined;
+    const args = (n.op === 'rcall' ? parts[2] : parts[1]) as AstNode[];
+    const lit = (x: AstNode | undefined) => (x?.op === 'value' && typeof x.args === 'string' ? x.args : undefined);
+    const err = (msg: string): never => {
+      throw Object.assign(new Error(msg), { node: n });
+    };
+    if (n.op === 'call' && args.length === 1) {
+      const s = lit(args[0]);
+      if (s !== undefined && name === 'timestamp' && (!RFC3339.test(s) || Number.isNaN(Date.parse(s)))) err('invalid timestamp argument');
+      if (s !== undefined && name === 'duration' && !GO_DURATION.test(s)) err('invalid duration argument');
+      if (name === 'hierarchy') {
+        const k = listElementKind(args[0]);
+        if (k !== undefined && k !== 'empty' && k !== 'string' && k !== 'dyn') err(`found no matching overload for 'hierarchy' applied to '(list(${k}))'`);
+      }
+    }
+    if (name === 'matches') {
+      const re = lit(n.op === 'rcall' ? args[0] : args[1]);
+      if (re !== undefined) {
+        try {
+          re2ToRegExp(re);
+        } catch {
+          err('invalid matches argument');
+        }
+      }
+    }
+    if (n.op === 'rcall' && name === 'format' && args.length === 1) {
+      const fmt = lit(receiver);
+      if (fmt !== undefined && args[0]) {
+        try {
+          validateFormat(fmt, args[0]);
+        } catch (e) {
+          err((e as Error).message);
+        }
+      }
+    }
+    const ns = receiver?.op === 'id' ? receiver.args : undefined;
+    if ((name === 'greatest' || name === 'least') && ns === 'math' && args.length === 1 && listElementKind(args[0]) === 'empty') {
+      err(`math.${name}() invalid single argument value`);
+    }
+    if (SET_FUNCTIONS.has(name) && (args.length === 2 || (args.length === 1 && receiver && ns !== 'sets'))) {
+      if ((name === 'contains' || name === 'equivalent' || name === 'intersects') && ns !== 'sets') return;
+      const [a, b] = args.length === 2 ? args : [receiver, args[0]];
+      const ka = listElementKind(a);
+      const kb = listElementKind(b);
+      if (ka && kb && ka !== 'empty' && kb !== 'empty' && ka !== 'dyn' && kb !== 'dyn' && ka !== kb) {
+        err(`found no matching overload for '${ns === 'sets' ? `sets.${name}` : name}' applied to '(list(${ka}), list(${kb}))'`);
+      }
+    }
+  });
+}
+
 /**
  * Parses and type-checks `source` once (undeclared identifiers, unknown functions and static type
  * errors are compile errors). Throws {@link CelCompileError}.
@@ -228,6 +393,12 @@ export function compileCelExpression(source: string): CelProgram {
     if (err instanceof ParseError || err instanceof CelTypeError || err instanceof EvaluationError) {
       throw toCompileError(source, err);
     }
+    throw toCompileError(source, err);
+  }
+  renameBuiltins(parsed.ast);
+  try {
+    validateLiterals(parsed.ast);
+  } catch (err) {
     throw toCompileError(source, err);
   }
   let checked: { valid: boolean; error?: unknown };

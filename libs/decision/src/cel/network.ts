@@ -183,5 +183,16 @@ export function inIpAddrRange(ipText: string, cidrText: string): boolean {
   if (!ip) throw new Error(`invalid IP address: ${ipText}`);
   const cidr = memo(cidrMemo, cidrText, parseCidr);
   if (!cidr) throw new Error(`invalid CIDR address: ${cidrText}`);
-  return cidr.contains(ip);
+  return goNetContains(cidr, ip);
+}
+
+/**
+ * Go `net.IPNet.Contains` as `inIPAddrRange` uses it: an IPv4-mapped IPv6 network
+ * (`::ffff:10.0.0.0/104`) behaves as its IPv4 form with the last 32 bits of the mask.
+ */
+function goNetContains(cidr: CelCidr, ip: CelIp): boolean {
+  if (cidr.ip.v4 || !cidr.ip.to4()) return cidr.contains(ip);
+  const ip4 = ip.to4();
+  if (!ip4) return false;
+  return prefixEqual(cidr.ip.to4() as Uint8Array, ip4, Math.max(0, cidr.prefix - 96));
 }
