@@ -14,6 +14,7 @@ import {
   toHierarchy,
 } from './hierarchy.js';
 import { CelCidr, CelIp, inIpAddrRange, parseCidr, parseIp } from './network.js';
+import { SpiffeId, SpiffeMatcher, SpiffeTrustDomain, spiffeIdOf, spiffeMatchOneOf, spiffeTrustDomainOf, tryParseSpiffeTrustDomain } from './spiffe.js';
 import { celCompare, celEquals, celValueToJson, formatDuration, formatTimestamp } from './cel-values.js';
 import {
   formatFloatG,
@@ -604,6 +605,43 @@ export function celEnvironment(): Environment {
   fn('net.CIDR.ip(): net.IP', (c: CelCidr) => c.ip);
   fn('net.CIDR.prefixLength(): int', (c: CelCidr) => BigInt(c.prefix));
   fn('net.CIDR.isMask(): bool', (c: CelCidr) => c.isMasked());
+
+  // --- Cerbos SPIFFE library ---
+  const SID = 'cerbos.lib.spiffeID';
+  const STD = 'cerbos.lib.spiffeTrustDomain';
+  const SM = 'cerbos.lib.spiffeMatcher';
+  env.registerType(SID, SpiffeId);
+  env.registerType(STD, SpiffeTrustDomain);
+  env.registerType(SM, SpiffeMatcher);
+  fn(`spiffeID(string): ${SID}`, (s: string) => spiffeIdOf(s));
+  fn(`spiffeTrustDomain(string): ${STD}`, (s: string) => spiffeTrustDomainOf(s));
+  fn(`spiffeMatchAny(): ${SM}`, () => SpiffeMatcher.any());
+  fn(`spiffeMatchExact(${SID}): ${SM}`, (id: SpiffeId) => SpiffeMatcher.oneOf([id]));
+  fn(`spiffeMatchExact(string): ${SM}`, (s: string) => SpiffeMatcher.oneOf([spiffeIdOf(s)]));
+  // list(spiffeID) and list(string) in Cerbos; element types of literals are checked in cel-program.ts.
+  fn(`spiffeMatchOneOf(list): ${SM}`, (l: unknown[]) => spiffeMatchOneOf(l));
+  fn(`spiffeMatchTrustDomain(${STD}): ${SM}`, (td: SpiffeTrustDomain) => SpiffeMatcher.memberOf(td));
+  fn(`spiffeMatchTrustDomain(string): ${SM}`, (s: string) => SpiffeMatcher.memberOf(spiffeTrustDomainOf(s)));
+  fn(`${SID}.isMemberOf(${STD}): bool`, (id: SpiffeId, td: SpiffeTrustDomain) => id.memberOf(td));
+  fn(`${SID}.path(): string`, (id: SpiffeId) => id.path());
+  fn(`${SID}.trustDomain(): ${STD}`, (id: SpiffeId) => id.trustDomain());
+  // Cerbos 0.55 quirk: its global `id(dyn)` identity function shadows the trust domain's `id()`
+  // method at run time, so `td.id()` is the trust domain itself (typed dyn here so the run-time
+  // behaviour follows: it compares equal to a string naming the same trust domain, and string
+  // functions on it fail).
+  fn(`${STD}.id(): dyn`, (td: SpiffeTrustDomain) => td);
+  fn(`${STD}.name(): string`, (td: SpiffeTrustDomain) => td.name);
+  fn(`${SM}.matchesID(${SID}): bool`, (m: SpiffeMatcher, id: SpiffeId) => m.matches(id));
+  fn(`${SM}.matchesID(string): bool`, (m: SpiffeMatcher, s: string) => m.matches(spiffeIdOf(s, 'invalid SPIFFE ID')));
+  env.registerOperator(`${SID} == ${SID}`, (a: SpiffeId, b: SpiffeId) => a.id === b.id);
+  env.registerOperator(`${STD} == ${STD}`, (a: SpiffeTrustDomain, b: SpiffeTrustDomain) => a.name === b.name);
+  // A trust domain equals a string that parses to the same trust domain (name or ID form).
+  env.registerOperator(`dyn<${STD}> == string`, (a: SpiffeTrustDomain, b: string) => {
+    const td = tryParseSpiffeTrustDomain(b);
+    return td !== undefined && td.name === a.name;
+  });
+  // Cerbos matchers are never equal, not even to themselves.
+  env.registerOperator(`${SM} == ${SM}`, () => false);
 
   cached = env;
   return env;

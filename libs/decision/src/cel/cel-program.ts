@@ -339,9 +339,10 @@ function validateLiterals(ast: AstNode): void {
       const s = lit(args[0]);
       if (s !== undefined && name === 'timestamp' && (!RFC3339.test(s) || Number.isNaN(Date.parse(s)))) err('invalid timestamp argument');
       if (s !== undefined && name === 'duration' && !GO_DURATION.test(s)) err('invalid duration argument');
-      if (name === 'hierarchy') {
+      if (name === 'hierarchy' || name === 'spiffeMatchOneOf') {
+        // Cerbos declares list(string) (and list(spiffeID) for spiffeMatchOneOf; calls count as dyn).
         const k = listElementKind(args[0]);
-        if (k !== undefined && k !== 'empty' && k !== 'string' && k !== 'dyn') err(`found no matching overload for 'hierarchy' applied to '(list(${k}))'`);
+        if (k !== undefined && k !== 'empty' && k !== 'string' && k !== 'dyn') err(`found no matching overload for '${name}' applied to '(list(${k}))'`);
       }
     }
     if (name === 'matches') {

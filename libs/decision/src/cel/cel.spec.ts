@@ -145,3 +145,78 @@ describe('celValueToJson', () => {
     expect(celValueToJson(new Map([['k', 1n]]))).toEqual({ k: 1 });
   });
 });
+
+describe('SPIFFE functions (Cerbos 0.55)', () => {
+  const spiffeScope = scope({
+    request: {
+      principal: { id: 'svc', roles: ['user'], attr: { spiffe: 'spiffe://example.org/ns/prod/sa/api' } },
+      resource: { kind: 'doc', id: 'd1' },
+    },
+  });
+  const srun = (expr: string) => run(expr, spiffeScope);
+
+  it('parses IDs and exposes path and trust domain', () => {
+    expect(srun('spiffeID(P.attr.spiffe).path()')).toBe('/ns/prod/sa/api');
+    expect(srun('spiffeID(P.attr.spiffe).trustDomain().name()')).toBe('example.org');
+    expect(srun('spiffeID("spiffe://a.org").path()')).toBe('');
+    expect(srun('spiffeID(P.attr.spiffe).isMemberOf(spiffeTrustDomain("example.org"))')).toBe(true);
+    expect(srun('spiffeID(P.attr.spiffe).isMemberOf(spiffeTrustDomain("spiffe://other.org"))')).toBe(false);
+    expect(srun('spiffeTrustDomain("spiffe://a.org/x/y").name()')).toBe('a.org');
+  });
+
+  it('rejects invalid IDs and trust domains with go-spiffe messages', () => {
+    const cases: Array<[string, string]> = [
+      ['spiffeID("")', 'failed to parse SPIFFE ID: cannot be empty'],
+      ['spiffeID("SPIFFE://a.org")', 'failed to parse SPIFFE ID: scheme is missing or invalid'],
+      ['spiffeID("spiffe://")', 'failed to parse SPIFFE ID: trust domain is missing'],
+      ['spiffeID("spiffe://A.org/x")', 'trust domain characters are limited to lowercase letters'],
+      ['spiffeID("spiffe://a.org:8443/x")', 'trust domain characters are limited to lowercase letters'],
+      ['spiffeID("spiffe://a.org/")', 'path cannot have a trailing slash'],
+      ['spiffeID("spiffe://a.org//x")', 'path cannot contain empty segments'],
+      ['spiffeID("spiffe://a.org/./x")', 'path cannot contain dot segments'],
+      ['spiffeID("spiffe://a.org/x/..")', 'path cannot contain dot segments'],
+      ['spiffeID("spiffe://a.org/x%20y")', 'path segment characters are limited to letters, numbers, dots, dashes, and underscores'],
+      ['spiffeTrustDomain("")', 'failed to parse SPIFFE trust domain: trust domain is missing'],
+      ['spiffeTrustDomain("spiffe:/a.org")', 'failed to parse SPIFFE trust domain: scheme is missing or invalid'],
+      ['spiffeMatchAny().matchesID("bad")', 'invalid SPIFFE ID: scheme is missing or invalid'],
+    ];
+    for (const [expr, msg] of cases) expect(() => srun(expr), expr).toThrow(msg);
+    // Caught errors are memoised too: a second evaluation fails the same way.
+    expect(() => srun('spiffeID("spiffe://a.org/")')).toThrow('trailing slash');
+  });
+
+  it('matchers', () => {
+    expect(srun('spiffeMatchAny().matchesID(spiffeID("spiffe://a.org/x"))')).toBe(true);
+    expect(srun('spiffeMatchExact("spiffe://a.org/x").matchesID("spiffe://a.org/x")')).toBe(true);
+    expect(srun('spiffeMatchExact(spiffeID("spiffe://a.org/x")).matchesID("spiffe://a.org/y")')).toBe(false);
+    expect(srun('spiffeMatchOneOf([spiffeID("spiffe://a.org/x"), "spiffe://b.org/y"]).matchesID("spiffe://b.org/y")')).toBe(true);
+    expect(srun('spiffeMatchOneOf([]).matchesID("spiffe://b.org/y")')).toBe(false);
+    expect(() => srun('spiffeMatchOneOf(["spiffe://a.org/x", "bad"]).matchesID("spiffe://a.org/x")')).toThrow('no such overload');
+    expect(() => compileCelExpression('spiffeMatchOneOf([1])')).toThrow(CelCompileError);
+    expect(srun('spiffeMatchTrustDomain("a.org").matchesID(P.attr.spiffe)')).toBe(false);
+    expect(srun('spiffeMatchTrustDomain(spiffeTrustDomain(P.attr.spiffe)).matchesID(P.attr.spiffe)')).toBe(true);
+  });
+
+  it('equality as Cerbos defines it', () => {
+    expect(srun('spiffeID(P.attr.spiffe) == spiffeID("spiffe://example.org/ns/prod/sa/api")')).toBe(true);
+    expect(srun('spiffeID("spiffe://a.org/x") != spiffeID("spiffe://a.org/y")')).toBe(true);
+    expect(srun('spiffeID("spiffe://a.org/x") in [spiffeID("spiffe://a.org/x")]')).toBe(true);
+    expect(srun('spiffeTrustDomain("a.org") == spiffeTrustDomain("spiffe://a.org")')).toBe(true);
+    expect(srun('dyn(spiffeTrustDomain("a.org")) == "spiffe://a.org/x"')).toBe(true);
+    // Matchers are never equal, not even to themselves.
+    expect(srun('spiffeMatchAny() == spiffeMatchAny()')).toBe(false);
+    // Static type errors, as in cel-go.
+    expect(() => compileCelExpression('spiffeID("spiffe://a.org/x") == "spiffe://a.org/x"')).toThrow(CelCompileError);
+    expect(() => compileCelExpression('string(spiffeID("spiffe://a.org/x"))')).toThrow(CelCompileError);
+  });
+
+  it('trustDomain().id() is the trust domain itself, as Cerbos\'s id() shadows it', () => {
+    expect(srun('spiffeTrustDomain("a.org").id() == "spiffe://a.org"')).toBe(true);
+    expect(() => srun('spiffeTrustDomain("a.org").id().size()')).toThrow(CelEvaluationError);
+  });
+
+  it('SPIFFE values cannot be output', () => {
+    expect(() => celValueToJson(srun('spiffeID(P.attr.spiffe)'))).toThrow("'*structpb.Value'");
+    expect(() => celValueToJson(srun('spiffeMatchAny()'))).toThrow("'*structpb.Value'");
+  });
+});
