@@ -14,6 +14,7 @@ import {
   toHierarchy,
 } from './hierarchy.js';
 import { CelCidr, CelIp, inIpAddrRange, parseCidr, parseIp } from './network.js';
+import { basePath, dirPath, extPath, joinPath, pathHasPrefix, pathMatch, pathMatchAnyOf, relPath, volumeName } from './paths.js';
 import { SpiffeId, SpiffeMatcher, SpiffeTrustDomain, spiffeIdOf, spiffeMatchOneOf, spiffeTrustDomainOf, tryParseSpiffeTrustDomain } from './spiffe.js';
 import { celCompare, celEquals, celValueToJson, formatDuration, formatTimestamp } from './cel-values.js';
 import {
@@ -642,6 +643,27 @@ export function celEnvironment(): Environment {
   });
   // Cerbos matchers are never equal, not even to themselves.
   env.registerOperator(`${SM} == ${SM}`, () => false);
+
+  // --- Cerbos path library (crosspath: Unix and Windows paths) ---
+  const stringList = (l: unknown[]): string[] => {
+    for (const x of l) if (typeof x !== 'string') fail('failed to convert list to string slice');
+    return l as string[];
+  };
+  fn('basePath(string): string', basePath);
+  fn('dirPath(string): string', dirPath);
+  fn('extPath(string): string', extPath);
+  fn('volumeName(string): string', volumeName);
+  fn('joinPath(list): string', (l: unknown[]) => joinPath(stringList(l)));
+  fn('relPath(string, string): string', relPath);
+  for (const [name, impl] of [
+    ['pathHasPrefix', pathHasPrefix],
+    ['pathMatch', pathMatch],
+  ] as const) {
+    fn(`${name}(string, string): bool`, impl);
+    fn(`string.${name}(string): bool`, impl);
+  }
+  fn('pathMatchAnyOf(string, list): bool', (s: string, l: unknown[]) => pathMatchAnyOf(s, stringList(l)));
+  fn('string.pathMatchAnyOf(list): bool', (s: string, l: unknown[]) => pathMatchAnyOf(s, stringList(l)));
 
   cached = env;
   return env;

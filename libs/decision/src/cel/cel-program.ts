@@ -339,11 +339,16 @@ function validateLiterals(ast: AstNode): void {
       const s = lit(args[0]);
       if (s !== undefined && name === 'timestamp' && (!RFC3339.test(s) || Number.isNaN(Date.parse(s)))) err('invalid timestamp argument');
       if (s !== undefined && name === 'duration' && !GO_DURATION.test(s)) err('invalid duration argument');
-      if (name === 'hierarchy' || name === 'spiffeMatchOneOf') {
+      if (name === 'hierarchy' || name === 'spiffeMatchOneOf' || name === 'joinPath') {
         // Cerbos declares list(string) (and list(spiffeID) for spiffeMatchOneOf; calls count as dyn).
         const k = listElementKind(args[0]);
         if (k !== undefined && k !== 'empty' && k !== 'string' && k !== 'dyn') err(`found no matching overload for '${name}' applied to '(list(${k}))'`);
       }
+    }
+    if (name === 'pathMatchAnyOf' && args.length === (n.op === 'rcall' ? 1 : 2)) {
+      // Cerbos declares list(string) for the patterns.
+      const k = listElementKind(args[args.length - 1]);
+      if (k !== undefined && k !== 'empty' && k !== 'string' && k !== 'dyn') err(`found no matching overload for '${name}' applied to '(string, list(${k}))'`);
     }
     if (name === 'matches') {
       const re = lit(n.op === 'rcall' ? args[0] : args[1]);

@@ -220,3 +220,98 @@ describe('SPIFFE functions (Cerbos 0.55)', () => {
     expect(() => celValueToJson(srun('spiffeMatchAny()'))).toThrow("'*structpb.Value'");
   });
 });
+
+describe('Cerbos path functions (crosspath)', () => {
+  const cases: Array<[string, unknown]> = [
+    ['basePath("/srv/data/report.pdf")', 'report.pdf'],
+    ['basePath("")', '.'],
+    ['basePath("a/b/")', 'b'],
+    [String.raw`basePath("C:\\Users\\x\\doc.txt")`, 'doc.txt'],
+    [String.raw`basePath("\\\\host\\share")`, 'share'],
+    ['dirPath("/srv/data/report.pdf")', '/srv/data'],
+    ['dirPath("a")', '.'],
+    [String.raw`dirPath("C:\\a")`, 'C:'],
+    ['dirPath("C:")', 'C:\\'],
+    [String.raw`dirPath("\\\\host\\share\\a")`, String.raw`\\host\share`],
+    [String.raw`dirPath("\\a")`, ''],
+    ['extPath("a.tar.gz")', '.gz'],
+    ['extPath(".bashrc")', '.bashrc'],
+    ['extPath("a/b.c/d")', ''],
+    [String.raw`volumeName("C:\\a")`, 'C:'],
+    ['volumeName("C:foo")', 'C:'],
+    [String.raw`volumeName("\\\\host\\share\\x")`, String.raw`\\host\share`],
+    [String.raw`volumeName("\\\\host\\")`, ''],
+    ['volumeName("/a")', ''],
+    ['joinPath(["a", "b", "c"])', 'a/b/c'],
+    ['joinPath(["/a", "../b"])', '/b'],
+    ['joinPath(["a/./b/"])', 'a/./b/'],
+    ['joinPath([])', ''],
+    ['joinPath(["", ""])', '.'],
+    ['joinPath(["C:", "x"])', 'C:\\x'],
+    [String.raw`joinPath(["\\\\host", "share", "x"])`, String.raw`\\host\share\x`],
+    [String.raw`joinPath(["C:\\a", "..", "..", ".."])`, ''],
+    ['relPath("/a", "/a/b/c")', 'b/c'],
+    ['relPath("/a/b", "/a")', '..'],
+    ['relPath("a", "")', '..'],
+    ['relPath("a", ".")', '..'],
+    [String.raw`relPath("C:\\a", "C:\\b\\c")`, String.raw`..\b\c`],
+    [String.raw`relPath("/a", "\\\\h\\s")`, String.raw`..\h\s`],
+    [String.raw`relPath("x/y", "x\\y\\z\\w")`, String.raw`z\w`],
+    ['pathHasPrefix("/a/b", "/a")', true],
+    ['"/a/b".pathHasPrefix("/a/")', true],
+    ['pathHasPrefix("/a", "/a")', true],
+    ['pathHasPrefix("/a/", "/a")', false],
+    ['pathHasPrefix("/ab", "/a")', false],
+    ['pathHasPrefix("a/.b", "a")', false],
+    ['pathHasPrefix(".", "")', false],
+    [String.raw`pathHasPrefix("C:\\a\\b", "C:\\a")`, true],
+    [String.raw`pathHasPrefix("C:\\a", "D:\\")`, false],
+    ['pathMatch("a/b", "a/*")', true],
+    ['pathMatch("a/b/c", "a/*")', false],
+    ['pathMatch("a/b/c", "a/**")', false],
+    ['pathMatch("a/b/c", "a/**/c")', true],
+    ['pathMatch("a/c", "a?c")', false],
+    ['pathMatch("a/c", "a[^b]c")', true],
+    ['pathMatch("x", "[!x]")', true],
+    ['pathMatch("é", "?")', true],
+    ['pathMatch("a/b", "*[^z]*b")', false],
+    ['pathMatch("/a/b.txt/", "/a/./*.txt")', true],
+    [String.raw`pathMatch("C:\\a\\b.txt", "C:\\a\\*.txt")`, true],
+    ['pathMatch("..", "/a*/[-]")', false],
+    ['"a.txt".pathMatch("*.txt")', true],
+    ['pathMatchAnyOf("a.txt", ["*.md", "*.txt"])', true],
+    ['"a".pathMatchAnyOf([])', false],
+    ['pathMatchAnyOf("D:x", [])', false],
+  ];
+  it.each(cases)('%s', (expr, want) => {
+    expect(run(expr)).toBe(want);
+  });
+
+  it('fails like Cerbos', () => {
+    const errs: Array<[string, string]> = [
+      ['basePath("D:x")', 'failed to encode path D:x: unsupported Win32 path'],
+      ['joinPath(["D:x", "y"])', 'failed to encode first path D:x: unsupported Win32 path'],
+      ['joinPath(["a", "C:/x"])', 'failed to encode path C:/x: unsupported Win32 path'],
+      ['joinPath(["a", 1])', 'failed to convert list to string slice'],
+      ['dirPath("a\\\\")', 'slice bounds out of range [:-1]'],
+      ['pathMatch("a", "[")', 'failed to match pattern "[" on path "a": syntax error in pattern'],
+      ['pathMatch("xbc", "a[b")', 'failed to match pattern "a[b" on path "xbc": syntax error in pattern'],
+      ['pathMatch("a", "C:/a")', 'failed to encode pattern C:/a: unsupported Win32 path'],
+      ['pathMatchAnyOf("a", ["[", "a"])', 'failed to match pattern "["'],
+      ['relPath("a", "/b")', "failed to determine relative path of /b: Rel: can't make /b relative to a"],
+      ['relPath("../a", "b")', "Rel: can't make b relative to ../a"],
+      ['pathHasPrefix("D:x", "D:")', 'failed to encode target path D:x: unsupported Win32 path'],
+    ];
+    for (const [expr, msg] of errs) expect(() => run(expr), expr).toThrow(msg);
+    // Like Go filepath.Match, a malformed tail is only reported when matching reaches it.
+    expect(() => run('pathMatch("b", "a[b")')).toThrow('syntax error in pattern');
+    expect(run('pathMatch("x", "b*[")')).toBe(false);
+  });
+
+  it('rejects what Cerbos rejects at compile time', () => {
+    for (const expr of ['joinPath([1, 2])', 'joinPath("a")', 'pathMatchAnyOf("a", [1])', '"a".pathMatchAnyOf([1])', 'pathMatch("a", 1)', '"x".relPath("y")', '"a".basePath()']) {
+      expect(() => compileCelExpression(expr), expr).toThrow(CelCompileError);
+    }
+    expect(run('basePath(dyn("a/b"))')).toBe('b');
+  });
+});
