@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { loadBrokerConfig } from '../../apps/broker/src/config/load-broker-config.js';
-import { createBrokerApp } from '../../apps/broker/src/create-broker-app.js';
+import { startTestBroker } from '../support/broker.js';
 
 const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
 resourcePolicy:
@@ -65,13 +64,7 @@ auxData:
         local: { file: jwks.json }
 `,
   );
-  const config = loadBrokerConfig({
-    cwd: dir,
-    env: { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: join(dir, 'policies'), WARDEN_WORKERS: '1' },
-  });
-  app = await createBrokerApp(config);
-  await app.listen(0, '127.0.0.1');
-  base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  ({ app, base } = await startTestBroker({ cwd: dir, policyDir: join(dir, 'policies') }));
 });
 
 afterAll(async () => {

@@ -14,8 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { loadBrokerConfig } from '../../apps/broker/src/config/load-broker-config.js';
-import { createBrokerApp } from '../../apps/broker/src/create-broker-app.js';
+import { startTestBroker } from '../support/broker.js';
 
 const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
 resourcePolicy:
@@ -61,13 +60,7 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'policies'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'tool.yaml'), TOOL_POLICY);
   writeFileSync(join(dir, 'warden.yaml'), 'server:\n  requestLimits: { maxResourcesPerRequest: 5, maxActionsPerResource: 5 }\n');
-  const config = loadBrokerConfig({
-    cwd: dir,
-    env: { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: join(dir, 'policies'), WARDEN_WORKERS: '1' },
-  });
-  app = await createBrokerApp(config);
-  await app.listen(0, '127.0.0.1');
-  base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  ({ app, base } = await startTestBroker({ cwd: dir, policyDir: join(dir, 'policies') }));
 });
 
 afterAll(async () => {

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HTTP } from '@cerbos/http';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { loadBrokerConfig } from '../../apps/broker/src/config/load-broker-config.js';
-import { createBrokerApp } from '../../apps/broker/src/create-broker-app.js';
+import { startTestBroker } from '../support/broker.js';
 import { cerbosBin, startCerbos, type CerbosServer } from '../support/cerbos-process.js';
 import { repoRoot } from '../support/conformance.js';
 
@@ -78,12 +77,9 @@ function comparable(res: Awaited<ReturnType<HTTP['checkResources']>>): unknown {
   beforeAll(async () => {
     const work = mkdtempSync(join(tmpdir(), 'warden-sdk-'));
     cerbos = await startCerbos({ storeDir: policies, workDir: work, globals: {} });
-    const config = loadBrokerConfig({ env: { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: policies, WARDEN_WORKERS: '1' }, cwd: work });
-    app = await createBrokerApp(config);
-    await app.listen(0, '127.0.0.1');
-    const addr = app.getHttpServer().address();
-    const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-    wardenClient = new HTTP(`http://127.0.0.1:${port}`);
+    let base: string;
+    ({ app, base } = await startTestBroker({ cwd: work, policyDir: policies }));
+    wardenClient = new HTTP(base);
     cerbosClient = new HTTP(cerbos.url);
   }, 60_000);
 

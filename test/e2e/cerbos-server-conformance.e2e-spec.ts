@@ -15,8 +15,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { loadBrokerConfig } from '../../apps/broker/src/config/load-broker-config.js';
-import { createBrokerApp } from '../../apps/broker/src/create-broker-app.js';
+import { startTestBroker } from '../support/broker.js';
 import { conformanceDir, knownFailures } from '../support/conformance.js';
 
 const DATA = resolve(process.env['WARDEN_CERBOS_CONFORMANCE_DIR'] ?? conformanceDir);
@@ -90,13 +89,7 @@ auxData:
         local: { file: ${JSON.stringify(join(DATA, 'auxdata/keys/verify_key.jwk'))} }
 `,
     );
-    const config = loadBrokerConfig({
-      cwd: dir,
-      env: { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: join(DATA, 'store'), WARDEN_WORKERS: '1' },
-    });
-    app = await createBrokerApp(config);
-    await app.listen(0, '127.0.0.1');
-    base = await app.getUrl();
+    ({ app, base } = await startTestBroker({ cwd: dir, policyDir: join(DATA, 'store') }));
   });
 
   afterAll(async () => {
