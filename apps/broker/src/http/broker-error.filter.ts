@@ -33,6 +33,15 @@ function fromWardenError(err: WardenError): MappedError {
     case 'ERR_REQUEST_INVALID':
     case 'ERR_REQUEST_LIMIT_EXCEEDED':
     case 'ERR_AUX_DATA_INVALID':
+    // Resolver configuration errors reach HTTP only through the admin API (a bad request body).
+    case 'ERR_RESOLVER_CONFIG_INVALID':
+    case 'ERR_RESOLVER_PATH_INVALID':
+    case 'ERR_RESOLVER_KIND_UNKNOWN':
+    case 'ERR_RESOLVER_DATASOURCE_UNKNOWN':
+    case 'ERR_RESOLVER_NAME_DUPLICATE':
+    case 'ERR_RESOLVER_PROVIDES_CONFLICT':
+    case 'ERR_RESOLVER_DEPENDENCY_CYCLE':
+    case 'ERR_RESOLVER_CEL_INVALID':
       return { status: 400, body: { code: GRPC_INVALID_ARGUMENT, message: err.message } };
     case 'ERR_POLICY_PARSE':
     case 'ERR_POLICY_COMPILE':
@@ -41,6 +50,11 @@ function fromWardenError(err: WardenError): MappedError {
     case 'ERR_TEST_SUITE_INVALID':
     case 'ERR_CONFIG_INVALID':
     case 'ERR_INTERNAL':
+    // Resolver failures become deny reasons, not HTTP errors; one that escapes is internal.
+    case 'ERR_RESOLVER_TIMEOUT':
+    case 'ERR_RESOLVER_ABORTED':
+    case 'ERR_RESOLVER_FAILED':
+    case 'ERR_RESOLVER_RESULT_INVALID':
       // SECURITY: internal details stay in the log, not in the response.
       logger.error(`${err.code}: ${err.message}`);
       return { status: 500, body: { code: GRPC_INTERNAL, message: 'internal error' } };

@@ -1,0 +1,178 @@
+/**
+ * The cache as a wrapper around a resolver (STYLE 3: wrappers, not forks).
+ *
+ * - A found value is fresh for `ttlMs`; a not-found (`undefined`) for `negativeTtlMs` (0: never
+ *   remembered, so a record created a second later is seen at once).
+ * - Single flight: concurrent misses of one key, from any number of requests, share one fetch;
+ *   misses of one call go to the inner resolver as one batch.
+ * - Serve stale on error: when the refresh of an expired value fails (error, timeout), the old
+ *   value is served while it is younger than `ttlMs + staleMaxAgeMs`; past that the error stands
+ *   (and `onError: stale` then denies). Refreshes are synchronous, never in the background: for
+ *   authorisation data a fresh answer is worth the wait, and stale is only a fallback.
+ * - Failures are never cached.
+ *
+ * The shared fetch runs under its own signal (the inner `withTimeout` bounds it), not under the
+ * first caller's: one abandoned request must not fail the others waiting on the same key. Each
+ * caller still stops waiting when its own signal aborts.
+ */
+import type { JsonValue } from '@warden/core';
+import { isResolverError, ResolverError, toResolverError } from '../resolver-error.js';
+import type { CacheInfo, ContextResolver, DetailedContextResolver, DetailedResult, ResolveContext } from '../resolver.types.js';
+import { abortedError } from '../with-timeout.js';
+import type { CacheEntry, CacheStore } from './cache-store.js';
+
+/** Cache settings of {@link withCache}, in milliseconds. */
+export interface WithCacheOptions {
+  readonly ttlMs: number;
+  readonly negativeTtlMs?: number;
+  readonly staleMaxAgeMs?: number;
+  /** Prefix of every store key; defaults to the resolver's name. Change it when the config changes. */
+  readonly namespace?: string;
+  /** Clock (default `Date.now`). */
+  readonly now?: () => number;
+  /** Key to string (default: JSON with sorted object keys). */
+  readonly keyFn?: (key: unknown) => string;
+}
+
+/** JSON with object keys sorted, so equal keys give equal strings (`1` and `"1"` differ). */
+export function stableKey(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableKey).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableKey(obj[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'undefined';
+}
+
+type Fetched = { ok: true; value: unknown; storedAt: number } | { ok: false; error: ResolverError };
+
+const NEVER: AbortSignal = new AbortController().signal;
+const MISS: CacheInfo = Object.freeze({ hit: false, ageMs: 0, stale: false });
+
+/**
+ * Wraps `resolver` with a cache in `store`; the result also reports hit and age per key.
+ * @example const cached = withCache(withTimeout(resolver, 200), { ttlMs: 30_000 }, createLruCacheStore());
+ */
+export function withCache<K = JsonValue, V = unknown>(
+  resolver: ContextResolver<K, V>,
+  options: WithCacheOptions,
+  store: CacheStore,
+): DetailedContextResolver<K, V> {
+  const name = resolver.name;
+  const now = options.now ?? Date.now;
+  const keyFn = options.keyFn ?? stableKey;
+  const prefix = `${options.namespace ?? name}\u0000`;
+  const ttl = options.ttlMs;
+  const negativeTtl = options.negativeTtlMs ?? 0;
+  const staleMax = options.staleMaxAgeMs ?? 0;
+  const inflight = new Map<string, Promise<Fetched>>();
+
+  function fetchBatch(keys: readonly K[], storeKeys: readonly string[], requestId: string): Promise<Fetched>[] {
+    // INVARIANT: the map entries are set synchronously, before any await, so a concurrent call
+    // in the same tick already sees them.
+    const settled = resolver
+      .resolveMany(keys, { requestId, signal: NEVER })
+      .then(
+        (values) =>
+          values.length === keys.length
+            ? values
+            : keys.map(() => new ResolverError(name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${name}\` answered ${values.length} values for ${keys.length} keys`)),
+        (err: unknown) => keys.map(() => toResolverError(name, err)),
+      );
+    return storeKeys.map((sk, i) => {
+      const p = settled.then(async (values): Promise<Fetched> => {
+        const v = values[i];
+        if (isResolverError(v)) return { ok: false, error: v };
+        const storedAt = now();
+        if (v !== undefined) await store.set(sk, { value: v, storedAt }, ttl + staleMax);
+        else if (negativeTtl > 0) await store.set(sk, { value: undefined, storedAt }, negativeTtl);
+        return { ok: true, value: v, storedAt };
+      });
+      inflight.set(sk, p);
+      void p.finally(() => {
+        if (inflight.get(sk) === p) inflight.delete(sk);
+      });
+      return p;
+    });
+  }
+
+  function waitFor(p: Promise<Fetched>, signal: AbortSignal): Promise<Fetched> {
+    if (signal.aborted) return Promise.resolve({ ok: false, error: abortedError(name, signal) });
+    return new Promise((resolve) => {
+      const onAbort = (): void => resolve({ ok: false, error: abortedError(name, signal) });
+      signal.addEventListener('abort', onAbort, { once: true });
+      void p.then((f) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(f);
+      });
+    });
+  }
+
+  async function resolveManyDetailed(keys: readonly K[], ctx: ResolveContext): Promise<DetailedResult<V>[]> {
+    const storeKeys = keys.map((k) => prefix + keyFn(k));
+    const entries = await store.getMany(storeKeys);
+    const t = now();
+    const out: (DetailedResult<V> | undefined)[] = new Array(keys.length);
+    const stale: (CacheEntry | undefined)[] = new Array(keys.length);
+    const pending: (Promise<Fetched> | undefined)[] = new Array(keys.length);
+    const missKeys: K[] = [];
+    const missStoreKeys: string[] = [];
+    const missIdx: number[] = [];
+    const firstOfKey = new Map<string, number>();
+    for (let i = 0; i < keys.length; i++) {
+      const e = entries[i];
+      const sk = storeKeys[i] as string;
+      if (e !== undefined) {
+        const age = Math.max(0, t - e.storedAt);
+        const fresh = e.value === undefined ? age < negativeTtl : age < ttl;
+        if (fresh) {
+          out[i] = { value: e.value as V | undefined, cache: { hit: true, ageMs: age, stale: false } };
+          continue;
+        }
+        if (e.value !== undefined && age < ttl + staleMax) stale[i] = e;
+      }
+      const running = inflight.get(sk);
+      if (running !== undefined) {
+        pending[i] = running;
+      } else if (!firstOfKey.has(sk)) {
+        firstOfKey.set(sk, i);
+        missKeys.push(keys[i] as K);
+        missStoreKeys.push(sk);
+        missIdx.push(i);
+      }
+    }
+    if (missKeys.length > 0) {
+      const started = fetchBatch(missKeys, missStoreKeys, ctx.requestId);
+      started.forEach((p, j) => (pending[missIdx[j] as number] = p));
+    }
+    for (let i = 0; i < keys.length; i++) {
+      if (out[i] === undefined && pending[i] === undefined) pending[i] = pending[firstOfKey.get(storeKeys[i] as string) as number];
+    }
+    await Promise.all(
+      pending.map(async (p, i) => {
+        if (p === undefined) return;
+        const f = await waitFor(p, ctx.signal);
+        if (f.ok) {
+          out[i] = { value: f.value as V | undefined, cache: MISS };
+          return;
+        }
+        const s = stale[i];
+        const age = s === undefined ? Infinity : now() - s.storedAt;
+        // SECURITY: stale is served only within its max age; past it the failure stands.
+        out[i] = s !== undefined && age < ttl + staleMax ? { value: s.value as V, cache: { hit: true, ageMs: age, stale: true } } : { value: f.error };
+      }),
+    );
+    return out as DetailedResult<V>[];
+  }
+
+  return {
+    name,
+    resolveManyDetailed,
+    async resolveMany(keys, ctx) {
+      return (await resolveManyDetailed(keys, ctx)).map((r) => r.value);
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * `@warden/resolvers`: the context-enrichment framework (DESIGN.md section 5). Resolver configs
+ * are checked and compiled into a {@link ResolverRegistry}; {@link enrich} runs its DAG over one
+ * request's partial input with per-request batching, caching wrappers, provenance and the
+ * `onError` failure modes. I/O lives only in `builtins/<kind>/`.
+ */
+export {
+  ATTRIBUTE_ROOTS,
+  parseAttributePath,
+  getAttribute,
+  setAttribute,
+  pathsOverlap,
+} from './attribute-path.js';
+export type { AttributeRoot, AttributePath, InputDocument, JsonObject } from './attribute-path.js';
+export { parseDurationMs } from './duration.js';
+export { ResolverError, ResolverConfigError, isResolverError, toResolverError } from './resolver-error.js';
+export type { ResolverFailureCode } from './resolver-error.js';
+export { parseResolverConfig, configError, isDetailedResolver } from './resolver.types.js';
+export type {
+  OnError,
+  ResolverCacheConfig,
+  ResolverConfig,
+  ResolveContext,
+  ContextResolver,
+  CacheInfo,
+  DetailedResult,
+  DetailedContextResolver,
+  DatasourceConfig,
+  ResolverDeps,
+  ResolverFactory,
+} from './resolver.types.js';
+export { compileResolverExpression, celToJson } from './resolver-cel.js';
+export type { ResolverExpression } from './resolver-cel.js';
+export { withTimeout } from './with-timeout.js';
+export { createLruCacheStore } from './cache/cache-store.js';
+export type { CacheEntry, CacheStore, LruCacheStoreOptions } from './cache/cache-store.js';
+export { withCache, stableKey } from './cache/with-cache.js';
+export type { WithCacheOptions } from './cache/with-cache.js';
+export { buildResolverRegistry, createResolverRegistry } from './resolver-registry.js';
+export type {
+  CompiledProvide,
+  RegisteredResolver,
+  ResolverRegistry,
+  ResolverRegistryOptions,
+  ResolverRegistryBuild,
+} from './resolver-registry.js';
+export { enrich } from './scheduler.js';
+export type {
+  EnrichmentRequest,
+  EnrichmentOutcome,
+  EnrichedItem,
+  EnrichOptions,
+  AttributeProvenance,
+  ResolverDenial,
+  ResolverFailure,
+  ResolverRun,
+} from './scheduler.js';
+export { staticResolverFactory, createStaticResolver } from './builtins/static/static.resolver.js';
+export type { StaticResolverConfig } from './builtins/static/static.resolver.js';

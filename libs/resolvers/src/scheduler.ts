@@ -1,0 +1,248 @@
+/**
+ * The enrichment scheduler: runs a registry's resolvers over one request's partial input.
+ *
+ * Each resolver becomes one node per item (per resource when it touches `resource.*`, else one
+ * node for the whole request). A node starts the moment the nodes it depends on have settled, so
+ * independent resolvers run in parallel and a chain costs only its critical path, never a sum of
+ * stages. Every resolver has one DataLoader for the request: the nodes of all resources that load
+ * in the same tick become one `resolveMany` call, and equal keys are loaded once.
+ *
+ * A node: checks `when`, reads its key (missing or null: skipped, the attributes stay missing),
+ * loads, maps the result through every `provides` expression and writes all of them or none.
+ * A failure (error, timeout, malformed result, CEL error) follows `onError`: `deny` and `stale`
+ * (past its max age, the cache having served what it could) add a `resolver_failed` deny reason
+ * to the affected items; `omit` leaves the attributes missing. Nothing here can turn a failure
+ * into an ALLOW: a failure only ever removes attributes or adds a denial.
+ */
+import DataLoader from 'dataloader';
+import type { JsonValue } from '@warden/core';
+import { getAttribute, setAttribute, type InputDocument, type JsonObject } from './attribute-path.js';
+import { stableKey } from './cache/with-cache.js';
+import { isResolverError, ResolverError, toResolverError } from './resolver-error.js';
+import { celToJson } from './resolver-cel.js';
+import type { RegisteredResolver, ResolverRegistry } from './resolver-registry.js';
+import { isDetailedResolver, type CacheInfo, type DetailedResult, type OnError } from './resolver.types.js';
+
+/** The sparse input of one request: one principal and agent, any number of resources. */
+export interface EnrichmentRequest {
+  readonly requestId: string;
+  readonly principal?: JsonObject;
+  readonly agent?: JsonObject;
+  readonly context?: JsonObject;
+  readonly delegation?: JsonObject;
+  readonly subject?: JsonObject;
+  /** The resources of the request (a batch or a plan); may be empty. */
+  readonly resources: readonly JsonObject[];
+  /** Aborts every pending resolver (the request deadline, or the client went away). */
+  readonly signal?: AbortSignal;
+}
+
+/** Where one attribute came from. */
+export interface AttributeProvenance {
+  readonly resolver: string;
+  /** Milliseconds of the `resolveMany` call that produced it (shared by its batch). */
+  readonly durationMs: number;
+  /** Present when the resolver is cached. */
+  readonly cache?: CacheInfo;
+}
+
+/** A deny reason caused by a failed resolver. Safe to show to an agent: no key values, no internals. */
+export interface ResolverDenial {
+  readonly code: 'resolver_failed';
+  readonly resolver: string;
+  readonly message: string;
+}
+
+/** A resolver failure, whatever its `onError` made of it (for explain and the audit entry). */
+export interface ResolverFailure {
+  readonly resolver: string;
+  readonly code: string;
+  readonly message: string;
+  readonly onError: OnError;
+}
+
+/** The enriched input of one resource (or of the request, when it has no resources). */
+export interface EnrichedItem {
+  readonly input: InputDocument;
+  /** Attribute path → provenance, for every attribute a resolver wrote. */
+  readonly provenance: Readonly<Record<string, AttributeProvenance>>;
+  /** Non-empty means this item must be denied. */
+  readonly denials: readonly ResolverDenial[];
+  readonly failures: readonly ResolverFailure[];
+}
+
+/** One resolver's calls during a request. */
+export interface ResolverRun {
+  readonly resolver: string;
+  /** `resolveMany` calls (batches). */
+  readonly calls: number;
+  /** Keys loaded, after de-duplication. */
+  readonly keys: number;
+  /** Wall time from the first call's start to the last call's end. */
+  readonly durationMs: number;
+}
+
+/** What {@link enrich} returns. */
+export interface EnrichmentOutcome {
+  /** One per resource, in request order; one item with no `resource` when the request has none. */
+  readonly items: readonly EnrichedItem[];
+  readonly runs: readonly ResolverRun[];
+  readonly durationMs: number;
+}
+
+/** Options of {@link enrich}. */
+export interface EnrichOptions {
+  /** Monotonic clock in ms for durations (default `performance.now`). */
+  readonly clock?: () => number;
+}
+
+interface MutableItem {
+  input: InputDocument;
+  provenance: Record<string, AttributeProvenance>;
+  denials: ResolverDenial[];
+  failures: ResolverFailure[];
+}
+
+type Loaded = DetailedResult & { readonly durationMs: number };
+
+// SECURITY: the deny text names the resolver and the kind of failure only (no key values, no upstream text).
+function denialMessage(resolver: string, error: ResolverError): string {
+  if (error.code === 'ERR_RESOLVER_TIMEOUT') return `resolver \`${resolver}\` timed out`;
+  if (error.code === 'ERR_RESOLVER_RESULT_INVALID') return `resolver \`${resolver}\` returned malformed data`;
+  return `resolver \`${resolver}\` failed`;
+}
+
+const NEVER: AbortSignal = new AbortController().signal;
+
+function cloneObject(o: JsonObject | undefined): JsonObject | undefined {
+  return o === undefined ? undefined : structuredClone(o);
+}
+
+function newItem(request: EnrichmentRequest, resource: JsonObject | undefined): MutableItem {
+  const input: InputDocument = {};
+  const roots = { principal: request.principal, agent: request.agent, context: request.context, delegation: request.delegation, subject: request.subject, resource };
+  for (const [root, value] of Object.entries(roots)) {
+    const c = cloneObject(value);
+    if (c !== undefined) input[root as keyof InputDocument] = c;
+  }
+  return { input, provenance: {}, denials: [], failures: [] };
+}
+
+/**
+ * Enriches `request` with every resolver of `registry`. Never rejects because of a resolver: each
+ * failure is recorded on the items it affects.
+ * @example
+ * const outcome = await enrich(registry, { requestId: 'r-1', principal: { id: 'alice' }, resources: [{ kind: 'tool', id: 'refund', attr: {} }] });
+ * if (outcome.items[0]?.denials.length) { ... deny ... }
+ */
+export async function enrich(registry: ResolverRegistry, request: EnrichmentRequest, options: EnrichOptions = {}): Promise<EnrichmentOutcome> {
+  const clock = options.clock ?? (() => performance.now());
+  const started = clock();
+  const signal = request.signal ?? NEVER;
+  const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined)] : request.resources.map((r) => newItem(request, r));
+  const runs = new Map<string, { calls: number; keys: number; first: number; last: number }>();
+
+  const loaders = new Map<string, DataLoader<JsonValue, Loaded, string>>();
+  for (const r of registry.resolvers) {
+    const resolver = r.resolver;
+    loaders.set(
+      r.name,
+      new DataLoader<JsonValue, Loaded, string>(
+        async (keys) => {
+          const t0 = clock();
+          const ctx = { requestId: request.requestId, signal };
+          let results: ReadonlyArray<DetailedResult>;
+          try {
+            results = isDetailedResolver(resolver)
+              ? await resolver.resolveManyDetailed(keys, ctx)
+              : (await resolver.resolveMany(keys, ctx)).map((value) => ({ value }));
+          } catch (e) {
+            const error = toResolverError(r.name, e);
+            results = keys.map(() => ({ value: error }));
+          }
+          const t1 = clock();
+          const run = runs.get(r.name) ?? { calls: 0, keys: 0, first: t0, last: t1 };
+          runs.set(r.name, { calls: run.calls + 1, keys: run.keys + keys.length, first: Math.min(run.first, t0), last: Math.max(run.last, t1) });
+          if (results.length !== keys.length) {
+            const error = new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\` answered ${results.length} values for ${keys.length} keys`);
+            results = keys.map(() => ({ value: error }));
+          }
+          // INVARIANT: results are plain objects, never Error instances (DataLoader would reject them).
+          return results.map((res) => ({ ...res, durationMs: t1 - t0 }));
+        },
+        { cacheKeyFn: stableKey },
+      ),
+    );
+  }
+
+  function fail(r: RegisteredResolver, targets: readonly MutableItem[], error: ResolverError): void {
+    const failure: ResolverFailure = { resolver: r.name, code: error.code, message: error.message, onError: r.config.onError };
+    for (const item of targets) {
+      item.failures.push(failure);
+      // SECURITY: `deny` and an exhausted `stale` both deny; only `omit` lets the policy decide.
+      if (r.config.onError !== 'omit') item.denials.push({ code: 'resolver_failed', resolver: r.name, message: denialMessage(r.name, error) });
+    }
+  }
+
+  async function runNode(r: RegisteredResolver, view: MutableItem, targets: readonly MutableItem[]): Promise<void> {
+    const doc = view.input;
+    try {
+      if (r.when !== undefined) {
+        const guard = r.when.evaluate(doc);
+        if (typeof guard !== 'boolean') throw new Error(`\`when\` evaluated to a non-boolean`);
+        if (!guard) return;
+      }
+      const key = getAttribute(doc, r.config.key);
+      if (key === undefined || key === null) return;
+      const loaded = await (loaders.get(r.name) as DataLoader<JsonValue, Loaded, string>).load(key);
+      if (isResolverError(loaded.value)) {
+        fail(r, targets, loaded.value);
+        return;
+      }
+      if (loaded.value === undefined) return;
+      const writes = r.provides.map((p) => {
+        try {
+          return { path: p.path, value: celToJson(p.expression.evaluate(doc, loaded.value)) };
+        } catch (e) {
+          throw new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\`: provides \`${p.path.text}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e });
+        }
+      });
+      const provenance: AttributeProvenance = { resolver: r.name, durationMs: loaded.durationMs, ...(loaded.cache !== undefined ? { cache: loaded.cache } : {}) };
+      for (const item of targets) {
+        for (const w of writes) {
+          setAttribute(item.input, w.path, structuredClone(w.value));
+          item.provenance[w.path.text] = provenance;
+        }
+      }
+    } catch (e) {
+      fail(r, targets, e instanceof ResolverError ? e : new ResolverError(r.name, 'ERR_RESOLVER_FAILED', `resolver \`${r.name}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e }));
+    }
+  }
+
+  // Registry order is topological, so every dependency's promises exist when a node is created.
+  const shared = new Map<string, Promise<void>>();
+  const perItem = new Map<string, Promise<void>[]>();
+  const after = (deps: readonly string[], i: number | undefined): Promise<unknown> =>
+    Promise.all(deps.map((d) => (i !== undefined ? (perItem.get(d)?.[i] ?? shared.get(d)) : shared.get(d))));
+  for (const r of registry.resolvers) {
+    if (r.perResource) {
+      perItem.set(
+        r.name,
+        items.map((item, i) => after(r.dependsOn, i).then(() => runNode(r, item, [item]))),
+      );
+    } else {
+      // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
+      shared.set(
+        r.name,
+        after(r.dependsOn, undefined).then(() => runNode(r, items[0] as MutableItem, items)),
+      );
+    }
+  }
+  await Promise.all([...shared.values(), ...[...perItem.values()].flat()]);
+
+  return {
+    items,
+    runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, durationMs: run.last - run.first })),
+    durationMs: clock() - started,
+  };
+}
