@@ -57,3 +57,11 @@ export type {
 } from './scheduler.js';
 export { staticResolverFactory, createStaticResolver } from './builtins/static/static.resolver.js';
 export type { StaticResolverConfig } from './builtins/static/static.resolver.js';
+export {
+  createHttpResolverFactory,
+  createHttpResolver,
+  parseHttpResolverConfig,
+} from './builtins/http/http.resolver.js';
+export type { HttpResolverConfig, HttpBatchConfig, HttpResolverFactoryOptions } from './builtins/http/http.resolver.js';
+export { parseHttpDatasource } from './builtins/http/http-datasource.js';
+export type { HttpDatasource, HttpEnv } from './builtins/http/http-datasource.js';
