@@ -137,6 +137,20 @@ describe('Cerbos API: other routes', () => {
     expect(await res.json()).toEqual({ version: expect.any(String), commit: expect.any(String), buildDate: expect.any(String) });
   });
 
+  it('answers a known route called with another method 501 Method Not Allowed, as Cerbos does', async () => {
+    for (const [method, url] of [
+      ['GET', '/api/check/resources'],
+      ['PUT', '/api/check'],
+      ['DELETE', '/api/check_resource_batch'],
+      ['POST', '/api/server_info'],
+      ['POST', '/_cerbos/health'],
+    ] as const) {
+      const res = await fetch(`${base}${url}`, { method });
+      expect(res.status, `${method} ${url}`).toBe(501);
+      expect(await res.json()).toEqual({ code: 12, message: 'Method Not Allowed' });
+    }
+  });
+
   it('answers unknown routes with the Cerbos error shape', async () => {
     const res = await fetch(`${base}/api/nothing`);
     expect(res.status).toBe(404);

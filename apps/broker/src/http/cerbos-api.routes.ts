@@ -42,6 +42,7 @@ export interface CerbosApiDeps {
 export const DEFAULT_BODY_LIMIT = 2 * 1024 * 1024;
 
 const HEALTH_BODY = JSON.stringify({ status: 'SERVING' });
+const METHOD_NOT_ALLOWED_BODY = JSON.stringify({ code: 12, message: 'Method Not Allowed' });
 
 /** One check API: how its body becomes engine inputs and how the outputs become its response. */
 interface CheckApi {
@@ -122,5 +123,18 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     api.get('/_cerbos/health', (_request, reply) => {
       void reply.header('content-type', 'application/json').send(HEALTH_BODY);
     });
+
+    // A known route with another method: 501 Method Not Allowed, as the Cerbos PDP answers.
+    const notAllowed = (_request: FastifyRequest, reply: FastifyReply): void => {
+      void reply.code(501).header('content-type', 'application/json').send(METHOD_NOT_ALLOWED_BODY);
+    };
+    const OTHER_THAN_POST = ['GET', 'PUT', 'DELETE', 'PATCH'] as const;
+    const OTHER_THAN_GET = ['POST', 'PUT', 'DELETE', 'PATCH'] as const;
+    for (const url of ['/api/check/resources', '/api/check', '/api/check_resource_batch']) {
+      api.route({ method: [...OTHER_THAN_POST], url, handler: notAllowed });
+    }
+    for (const url of ['/api/server_info', '/_cerbos/health']) {
+      api.route({ method: [...OTHER_THAN_GET], url, handler: notAllowed });
+    }
   });
 }
