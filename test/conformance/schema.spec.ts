@@ -4,8 +4,7 @@
  * (compared order-insensitively).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { CheckInput, ValidationError } from '@warden/core';
@@ -16,24 +15,12 @@ import {
   validatePlanResourcesInput,
   type PolicySchemas,
 } from '../../libs/decision/src/schema/index.js';
+import { conformanceDir, knownFailures } from '../support/conformance.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = process.env.WARDEN_CONFORMANCE_DIR ?? resolve(here, '../../../shared/conformance/cerbos');
+const root = conformanceDir;
 const caseDir = join(root, 'schema', 'test_cases');
 const schemaDir = join(root, 'schema', 'fs', '_schemas');
 const present = existsSync(caseDir) && existsSync(schemaDir);
-
-function knownFailures(): Map<string, string> {
-  const m = new Map<string, string>();
-  const text = readFileSync(join(here, 'known-failures', 'schema.txt'), 'utf8');
-  for (const line of text.split('\n')) {
-    const t = line.trim();
-    if (t === '' || t.startsWith('#')) continue;
-    const [name = '', reason = ''] = t.split('#').map((s) => s.trim());
-    m.set(name, reason);
-  }
-  return m;
-}
 
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
@@ -66,7 +53,7 @@ describe.skipIf(!present)('Cerbos schema conformance (schema/test_cases)', () =>
     text: readFileSync(f, 'utf8'),
   }));
   const { registry } = createSchemaRegistry(files);
-  const skip = knownFailures();
+  const skip = knownFailures('schema');
   const cases = readdirSync(caseDir).filter((f) => f.endsWith('.yaml')).sort();
 
   it('has cases', () => expect(cases.length).toBeGreaterThan(0));

@@ -16,7 +16,7 @@
  *   WARDEN_CEL_DIFF_VERBOSE=1      print every mismatch with both answers
  *   WARDEN_CEL_DIFF_DUMP=<file>    write every expression with both answers as JSON
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ import { stringify } from 'yaml';
 import { compilePolicies, createEngine, DEFAULT_ENGINE_CONFIG } from '../../libs/decision/src/index.js';
 import type { CheckInput } from '../../libs/core/src/index.js';
 import { cerbosCompile, startCerbos, type CerbosServer } from '../support/cerbos-process.js';
-import { repoRoot } from '../support/conformance.js';
+import { knownFailures, repoRoot } from '../support/conformance.js';
 
 const VERBOSE = process.env['WARDEN_CEL_DIFF_VERBOSE'] === '1';
 
@@ -1061,19 +1061,6 @@ const policyDoc = (indexes: number[]) => ({
   },
 });
 
-function knownFailures(): Map<string, string> {
-  const file = join(repoRoot, 'test/conformance/known-failures/cel-functions.txt');
-  const out = new Map<string, string>();
-  if (!existsSync(file)) return out;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim() || line.startsWith('#')) continue;
-    const cut = line.lastIndexOf(' -- ');
-    if (cut < 0) out.set(line.trim(), '');
-    else out.set(line.slice(0, cut).trim(), line.slice(cut + 4).trim());
-  }
-  return out;
-}
-
 /** JSON equality with numbers compared numerically (Cerbos prints every CEL number as a double). */
 function sameJson(a: unknown, b: unknown): boolean {
   if (a === NON_FINITE) return b === 'NaN' || b === 'Infinity' || b === '-Infinity';
@@ -1117,7 +1104,7 @@ const state = {
   runtime: [] as number[],
 };
 
-const skips = knownFailures();
+const skips = knownFailures('cel-functions');
 const present = existsSync(join(repoRoot, 'node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64'));
 
 (present ? describe : describe.skip)('CEL functions: Warden vs the real Cerbos 0.55', () => {

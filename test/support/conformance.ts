@@ -44,17 +44,19 @@ export function readPolicyDir(dir: string): { files: PolicyFile[]; tests: Policy
   return { files, tests, schemas };
 }
 
-/** Reads `test/conformance/known-failures/<name>.txt`: `case-name  reason` per line, `#` comments. */
+/**
+ * Reads `test/conformance/known-failures/<name>.txt`: `<case> -- <reason>` per line (split on the
+ * last ` -- `, so a case may hold spaces, as CEL expressions do), `#` starts a comment line.
+ */
 export function knownFailures(name: string): Map<string, string> {
   const file = join(repoRoot, 'test/conformance/known-failures', `${name}.txt`);
   const out = new Map<string, string>();
   if (!existsSync(file)) return out;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const t = line.trim();
-    if (!t || t.startsWith('#')) continue;
-    const m = /^(\S+)\s+(.*)$/.exec(t);
-    if (m) out.set(m[1] as string, (m[2] as string).trim());
-    else out.set(t, '');
+    if (!line.trim() || line.startsWith('#')) continue;
+    const cut = line.lastIndexOf(' -- ');
+    if (cut < 0) out.set(line.trim(), '');
+    else out.set(line.slice(0, cut).trim(), line.slice(cut + 4).trim());
   }
   return out;
 }

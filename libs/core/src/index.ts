@@ -1,7 +1,7 @@
 /**
  * `@warden/core`: the vocabulary every Warden lib shares. Imports nothing.
  */
-export { WardenError, isWardenError, bug, assertNever } from './warden-error.js';
+export { WardenError, isWardenError, assertNever } from './warden-error.js';
 export type { WardenErrorCode } from './warden-error.js';
 export type {
   JsonValue,

@@ -44,16 +44,6 @@ export function isWardenError(err: unknown): err is WardenError {
   return err instanceof WardenError;
 }
 
-/**
- * Reports a broken invariant. Throws under test; in production returns an `ERR_INTERNAL` error
- * prefixed with `BUG:` so callers can fail closed.
- */
-export function bug(message: string): WardenError {
-  const err = new WardenError('ERR_INTERNAL', `BUG: ${message}`);
-  if (process.env['VITEST'] !== undefined) throw err;
-  return err;
-}
-
 /** Exhaustiveness helper for `switch` statements over unions. */
 export function assertNever(value: never): never {
   throw new WardenError('ERR_INTERNAL', `BUG: unexpected value \`${String(value)}\``);

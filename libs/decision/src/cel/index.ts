@@ -24,5 +24,3 @@ export type {
   CelResource,
 } from './cel-program.js';
 export { celValueToJson } from './cel-values.js';
-export { evaluateCelCondition } from './cel-condition.js';
-export type { CelCondition } from './cel-condition.js';

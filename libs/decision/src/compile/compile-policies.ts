@@ -38,6 +38,8 @@ import type {
 import { compileGlob, isGlob } from './glob.js';
 import {
   derivedRolesFqn,
+  exportConstantsFqn,
+  exportVariablesFqn,
   policyKeyFromFqn,
   principalPolicyFqn,
   resourcePolicyFqn,
@@ -125,10 +127,10 @@ export function compilePolicies(files: PolicyFile[], options: { schemas?: Schema
         if (claim(derivedRolesFqn(b.name), p)) derivedRoleSets.set(b.name, { policy: p, body: b });
         break;
       case 'exportVariables':
-        if (claim(`cerbos.export_variables.${sanitize(b.name)}`, p)) exportVars.set(b.name, { policy: p, body: b });
+        if (claim(exportVariablesFqn(b.name), p)) exportVars.set(b.name, { policy: p, body: b });
         break;
       case 'exportConstants':
-        if (claim(`cerbos.export_constants.${sanitize(b.name)}`, p)) exportConsts.set(b.name, { policy: p, body: b });
+        if (claim(exportConstantsFqn(b.name), p)) exportConsts.set(b.name, { policy: p, body: b });
         break;
     }
   }

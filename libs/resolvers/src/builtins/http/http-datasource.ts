@@ -10,7 +10,7 @@
  *     headers: { Authorization: "Bearer ${CRM_TOKEN}" }
  * ```
  * `${NAME}` placeholders in header values are filled from an injected environment map (libs never
- * read `process.env`). The filled values are secrets: they are sent to the allowed origins only and
+ * read the process environment). The filled values are secrets: they are sent to the allowed origins only and
  * never appear in an error message (a missing variable is named, its value never is).
  */
 import { configError } from '../../resolver.types.js';

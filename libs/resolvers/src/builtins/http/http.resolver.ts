@@ -75,7 +75,7 @@ export interface HttpResolverConfig extends ResolverConfig {
 
 /** Options of {@link createHttpResolverFactory}. */
 export interface HttpResolverFactoryOptions {
-  /** Fills `${NAME}` placeholders in datasource headers (the app passes its env; libs never read `process.env`). */
+  /** Fills `${NAME}` placeholders in datasource headers (the app passes its environment in; libs never read the process environment). */
   readonly env?: HttpEnv;
 }
 
