@@ -32,7 +32,7 @@ async function post(body: unknown, init: { raw?: string | Uint8Array; contentTyp
   const res = await fetch(`${base}/api/check/resources`, {
     method: 'POST',
     headers: { 'content-type': init.contentType ?? 'application/json' },
-    body: init.raw ?? JSON.stringify(body),
+    body: typeof init.raw === 'object' ? new Uint8Array(init.raw) : (init.raw ?? JSON.stringify(body)),
   });
   const text = await res.text();
   return { status: res.status, text, json: JSON.parse(text) as Record<string, unknown> };

@@ -1,32 +1,41 @@
 /**
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
- * slices, the compiled engine, the aux-data verifier) and registers the Cerbos API routes on the
- * Fastify instance; no logic lives here.
+ * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
+ * Cerbos API, `/v1/check` and the admin routes on the Fastify instance; no logic lives here.
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
+import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-resolvers.routes.js';
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
+import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 
-/** DI token of the Cerbos API dependencies. */
-export const CERBOS_API_DEPS = Symbol('CERBOS_API_DEPS');
+/** DI token of the route dependencies. */
+export const BROKER_ROUTES = Symbol('BROKER_ROUTES');
 
 @Injectable()
-class CerbosApiRegistrar implements OnModuleInit {
+class RouteRegistrar implements OnModuleInit {
   constructor(
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
-    @Inject(CERBOS_API_DEPS) private readonly deps: CerbosApiDeps,
+    @Inject(BROKER_ROUTES) private readonly deps: BrokerModuleOptions,
   ) {}
 
   async onModuleInit(): Promise<void> {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    await registerCerbosApi(fastify, this.deps);
+    await registerCerbosApi(fastify, this.deps.cerbosApi);
+    await registerV1Check(fastify, this.deps.v1Check);
+    await registerAdminResolvers(fastify, this.deps.admin);
+    fastify.addHook('onClose', this.deps.onClose);
   }
 }
 
 /** Options of {@link BrokerModule.register}. */
 export interface BrokerModuleOptions {
   cerbosApi: CerbosApiDeps;
+  v1Check: V1CheckDeps;
+  admin: AdminResolversDeps;
+  /** Releases connections when the app closes. */
+  onClose: () => Promise<void>;
 }
 
 @Module({})
@@ -34,7 +43,7 @@ export class BrokerModule {
   static register(options: BrokerModuleOptions): DynamicModule {
     return {
       module: BrokerModule,
-      providers: [{ provide: CERBOS_API_DEPS, useValue: options.cerbosApi }, CerbosApiRegistrar],
+      providers: [{ provide: BROKER_ROUTES, useValue: options }, RouteRegistrar],
     };
   }
 }

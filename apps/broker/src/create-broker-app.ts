@@ -1,20 +1,29 @@
 /**
  * Builds the broker application from a validated config: compiles the policy directory, loads
- * the JWT key sets and creates the Nest app on Fastify. Used by `main.ts` and by the end-to-end
- * tests, so both run exactly the same wiring.
+ * the JWT key sets, opens Warden's database (or the embedded PGlite), starts the resolver
+ * runtime and creates the Nest app on Fastify. Used by `main.ts` and by the end-to-end tests, so
+ * both run exactly the same wiring.
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { LogLevel } from '@nestjs/common';
+import { Logger, type LogLevel } from '@nestjs/common';
+import { WardenError } from '@warden/core';
 import { createEngine } from '@warden/decision';
+import { createSqlResolverStore } from '@warden/persistence';
+import { parseResolverConfig, type ContextResolver, type ResolverConfigError } from '@warden/resolvers';
+import { createAdminAuth } from './admin/admin-auth.js';
+import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
 import { readBuildInfo } from './build-info.js';
 import type { BrokerConfig } from './config/broker-config.js';
+import { openDatabase } from './enrichment/open-database.js';
+import { createResolverKinds, type ResolverKinds } from './enrichment/resolver-kinds.js';
+import { ResolverRuntime } from './enrichment/resolver-runtime.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { BrokerErrorFilter } from './http/broker-error.filter.js';
 import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
-import { loadPolicySetOrThrow } from './policy-source/load-policy-set.js';
+import { loadPolicies } from './policy-source/load-policy-set.js';
 
 /** Options of {@link createBrokerApp}. */
 export interface CreateBrokerAppOptions {
@@ -22,18 +31,81 @@ export interface CreateBrokerAppOptions {
   logLevels?: LogLevel[];
 }
 
-/** Creates (but does not start) the broker. Throws `WardenError` on bad policies or keys. */
+/** The `admin.jwt` verifier: a `jwt` resolver built from the admin section. */
+function adminJwtResolver(config: BrokerConfig, kinds: ResolverKinds): ContextResolver | undefined {
+  const admin = config.admin.jwt;
+  if (admin === undefined) return undefined;
+  const factory = kinds.factories['jwt'];
+  if (factory === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: no jwt kind');
+  const raw = { ...admin.resolver, name: 'warden-admin', kind: 'jwt', key: 'subject.token', provides: { 'principal.attr.admin': 'result' } };
+  try {
+    parseResolverConfig(raw);
+    const parsed = factory.parseConfig(raw);
+    const ds = parsed.datasource === undefined ? undefined : config.datasources[parsed.datasource];
+    if (parsed.datasource !== undefined && ds === undefined) throw new WardenError('ERR_CONFIG_INVALID', `unknown datasource \`${parsed.datasource}\``);
+    return factory.create(parsed, { now: Date.now, ...(ds !== undefined ? { datasource: ds } : {}) });
+  } catch (err) {
+    throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`admin.jwt\`: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Creates (but does not start) the broker. Throws `WardenError` on bad policies, keys or resolvers. */
 export async function createBrokerApp(
   config: BrokerConfig,
   options: CreateBrokerAppOptions = {},
 ): Promise<NestFastifyApplication> {
-  const policySet = loadPolicySetOrThrow(config.policyDir);
+  const logger = new Logger('Broker');
+  const onError = (message: string): void => logger.warn(message);
+  const { policySet, version: policyVersion } = loadPolicies(config.policyDir);
   const engine = createEngine(policySet, config.engine);
   const verifier = createAuxDataVerifier(config.auxData);
+  const db = await openDatabase(config.database, onError);
+  const closers: Array<() => Promise<unknown>> = [() => db.close()];
+  let runtime: ResolverRuntime;
+  let admin;
+  try {
+    const kinds = await createResolverKinds({ db, redisUrl: config.redisUrl, env: config.env, onError });
+    closers.unshift(() => kinds.close());
+    const store = createSqlResolverStore(db);
+    try {
+      runtime = await ResolverRuntime.start({
+        fileConfigs: config.resolvers,
+        datasources: config.datasources,
+        factories: kinds.factories,
+        cacheStore: kinds.cacheStore,
+        store,
+        onError,
+      });
+    } catch (err) {
+      const e = err as ResolverConfigError;
+      throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`resolvers\`: ${e.message}`, { cause: err });
+    }
+    closers.unshift(() => runtime.close());
+    const jwt = adminJwtResolver(config, kinds);
+    admin = {
+      runtime,
+      store,
+      fileConfigs: config.resolvers,
+      auth: createAdminAuth({
+        engine: createAdminEngine(),
+        bootstrapToken: config.admin.bootstrapToken,
+        ...(jwt !== undefined && config.admin.jwt !== undefined ? { jwt: { resolver: jwt, rolesClaim: config.admin.jwt.rolesClaim } } : {}),
+      }),
+    };
+  } catch (err) {
+    for (const close of closers) await close().catch(() => undefined);
+    throw err;
+  }
+  const onClose = async (): Promise<void> => {
+    for (const close of closers.splice(0)) await close().catch((err: unknown) => onError(`shutdown: ${(err as Error).message}`));
+  };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
-      cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT },
+      cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime },
+      v1Check: { engine, runtime, limits: config.requestLimits, gateways: config.gateways, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      admin,
+      onClose,
     }),
     adapter,
     { logger: options.logLevels ?? ['error', 'warn'], abortOnError: false },

@@ -26,7 +26,14 @@ export type WardenErrorCode =
   | 'ERR_RESOLVER_TIMEOUT'
   | 'ERR_RESOLVER_ABORTED'
   | 'ERR_RESOLVER_FAILED'
-  | 'ERR_RESOLVER_RESULT_INVALID';
+  | 'ERR_RESOLVER_RESULT_INVALID'
+  | 'ERR_TOKEN_INVALID'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_CONFLICT'
+  | 'ERR_UNAUTHENTICATED'
+  | 'ERR_FORBIDDEN'
+  | 'ERR_STORAGE_UNAVAILABLE'
+  | 'ERR_READ_ONLY';
 
 /** Base class for every error Warden raises on purpose. */
 export class WardenError extends Error {

@@ -65,3 +65,38 @@ export {
 export type { HttpResolverConfig, HttpBatchConfig, HttpResolverFactoryOptions } from './builtins/http/http.resolver.js';
 export { parseHttpDatasource } from './builtins/http/http-datasource.js';
 export type { HttpDatasource, HttpEnv } from './builtins/http/http-datasource.js';
+export type {
+  RawResolverConfig,
+  ResolverChange,
+  ResolverChangeAction,
+  ResolverRevision,
+  ResolverStore,
+  StoredResolver,
+} from './resolver-store.js';
+export { createGraphQLResolverFactory, createGraphQLResolver, parseGraphQLResolverConfig, parseGraphQLDatasource } from './builtins/graphql/index.js';
+export type { GraphQLResolverConfig, GraphQLResolverFactoryOptions, GraphQLDatasource } from './builtins/graphql/index.js';
+export { createRedisResolverFactory, createRedisResolver, parseRedisResolverConfig, parseRedisDatasource } from './builtins/redis/index.js';
+export type { RedisResolverConfig, RedisResolverFactoryOptions, RedisValueType, RedisClient, RedisDatasource } from './builtins/redis/index.js';
+export {
+  createPostgresResolverFactory,
+  createPostgresResolver,
+  parsePostgresResolverConfig,
+  parsePostgresDatasource,
+  createPgReadClient,
+  createPgliteReadClient,
+} from './builtins/postgres/index.js';
+export type { PostgresResolverConfig, PostgresResolverFactoryOptions, PostgresDatasource, SqlReadClient, SqlReadOptions } from './builtins/postgres/index.js';
+export { createJwtResolverFactory, createJwtResolver, parseJwtResolverConfig, ASYMMETRIC_JWS_ALGORITHMS } from './builtins/jwt/index.js';
+export type { JwtResolverConfig, JwtResolverDeps } from './builtins/jwt/index.js';
+export { createOidcUserinfoResolverFactory, createOidcUserinfoResolver, parseOidcUserinfoResolverConfig } from './builtins/oidc-userinfo/index.js';
+export type { OidcUserinfoResolverConfig, OidcUserinfoResolverDeps, UserinfoClaims } from './builtins/oidc-userinfo/index.js';
+export { createOidcIntrospectionResolverFactory, createOidcIntrospectionResolver, parseOidcIntrospectionResolverConfig } from './builtins/oidc-introspection/index.js';
+export type { OidcIntrospectionResolverConfig, OidcIntrospectionResolverDeps, IntrospectionResult } from './builtins/oidc-introspection/index.js';
+export { parseOidcDatasource } from './builtins/oidc/index.js';
+export type { OidcDatasource, OidcEnv, OidcClientAuth, OidcResolverFactoryOptions, FetchLike } from './builtins/oidc/index.js';
+export { createRedisCacheStore } from './cache/redis-cache-store.js';
+export type { RedisCacheStoreOptions } from './cache/redis-cache-store.js';
+export { createTieredCacheStore } from './cache/tiered-cache-store.js';
+export type { CacheInvalidations, TieredCacheStore, TieredCacheStoreOptions } from './cache/tiered-cache-store.js';
+export { createRedisInvalidationChannel } from './cache/redis-invalidation-channel.js';
+export type { RedisInvalidationChannelOptions } from './cache/redis-invalidation-channel.js';

@@ -7,7 +7,7 @@ import { WardenError, type WardenErrorCode } from '@warden/core';
 /** Codes a resolver failure carries at run time. */
 export type ResolverFailureCode = Extract<
   WardenErrorCode,
-  'ERR_RESOLVER_TIMEOUT' | 'ERR_RESOLVER_ABORTED' | 'ERR_RESOLVER_FAILED' | 'ERR_RESOLVER_RESULT_INVALID'
+  'ERR_RESOLVER_TIMEOUT' | 'ERR_RESOLVER_ABORTED' | 'ERR_RESOLVER_FAILED' | 'ERR_RESOLVER_RESULT_INVALID' | 'ERR_TOKEN_INVALID'
 >;
 
 /** One key's failure, naming the resolver that failed. */

@@ -54,6 +54,11 @@ export interface ResolveContext {
 export interface ContextResolver<K = JsonValue, V = unknown> {
   readonly name: string;
   resolveMany(keys: readonly K[], ctx: ResolveContext): Promise<ReadonlyArray<V | undefined | ResolverError>>;
+  /**
+   * Wall-clock ms after which `value` must not be served from a cache (a token's `exp`), or
+   * undefined when only the resolver's ttl bounds it.
+   */
+  expiresAt?(value: V): number | undefined;
 }
 
 /** Where a value came from when a cache served it. */

@@ -188,6 +188,17 @@ describe(enrich.name, () => {
       expect(JSON.stringify(out.items[1]?.denials)).not.toContain('secret-key');
     });
 
+    it('a refused token denies as token_invalid with the kind\'s reason, under any onError but omit', async () => {
+      const refuse: Impl = async (keys) => keys.map(() => new ResolverError('idp', 'ERR_TOKEN_INVALID', 'token expired'));
+      for (const onError of ['deny', 'stale'] as const) {
+        const extra = onError === 'stale' ? { onError, cache: { ttl: '1s', staleMaxAge: '1s' } } : { onError };
+        const { reg } = registry([fake('idp', 'subject.token', { 'principal.id': 'result.sub' }, extra)], { idp: refuse });
+        const out = await enrich(reg, { requestId: 'r', subject: { token: 'eyJ.secret.token' }, resources: [] });
+        expect(out.items[0]?.denials).toEqual([{ code: 'token_invalid', resolver: 'idp', message: 'token expired' }]);
+        expect(JSON.stringify([out.items[0]?.denials, out.items[0]?.failures])).not.toContain('secret');
+      }
+    });
+
     it('deny on a shared resolver denies every resource', async () => {
       const { reg } = registry([fake('who', 'principal.id', { 'principal.attr.v': 'result.v' })], { who: async () => Promise.reject(new Error('boom')) });
       const out = await enrich(reg, { requestId: 'r', principal: { id: 'alice' }, resources: [{ kind: 'd', id: '1', attr: {} }, { kind: 'd', id: '2', attr: {} }] });

@@ -46,9 +46,13 @@ export interface AttributeProvenance {
   readonly cache?: CacheInfo;
 }
 
-/** A deny reason caused by a failed resolver. Safe to show to an agent: no key values, no internals. */
+/**
+ * A deny reason caused by a failed resolver. Safe to show to an agent: no key values, no internals.
+ * `token_invalid` when a token resolver refused the credential (the message says why), else
+ * `resolver_failed`.
+ */
 export interface ResolverDenial {
-  readonly code: 'resolver_failed';
+  readonly code: 'resolver_failed' | 'token_invalid';
   readonly resolver: string;
   readonly message: string;
 }
@@ -105,8 +109,10 @@ interface MutableItem {
 
 type Loaded = DetailedResult & { readonly durationMs: number };
 
-// SECURITY: the deny text names the resolver and the kind of failure only (no key values, no upstream text).
+// SECURITY: the deny text names the resolver and the kind of failure only (no key values, no upstream
+// text); a token failure's message is written by the token kinds to be shown (never the token).
 function denialMessage(resolver: string, error: ResolverError): string {
+  if (error.code === 'ERR_TOKEN_INVALID') return error.message;
   if (error.code === 'ERR_RESOLVER_TIMEOUT') return `resolver \`${resolver}\` timed out`;
   if (error.code === 'ERR_RESOLVER_RESULT_INVALID') return `resolver \`${resolver}\` returned malformed data`;
   return `resolver \`${resolver}\` failed`;
@@ -180,7 +186,9 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
     for (const item of targets) {
       item.failures.push(failure);
       // SECURITY: `deny` and an exhausted `stale` both deny; only `omit` lets the policy decide.
-      if (r.config.onError !== 'omit') item.denials.push({ code: 'resolver_failed', resolver: r.name, message: denialMessage(r.name, error) });
+      if (r.config.onError !== 'omit') {
+        item.denials.push({ code: error.code === 'ERR_TOKEN_INVALID' ? 'token_invalid' : 'resolver_failed', resolver: r.name, message: denialMessage(r.name, error) });
+      }
     }
   }
 

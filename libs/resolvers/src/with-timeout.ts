@@ -27,6 +27,7 @@ export function withTimeout<K = JsonValue, V = unknown>(resolver: ContextResolve
   const name = resolver.name;
   return {
     name,
+    ...(resolver.expiresAt !== undefined ? { expiresAt: resolver.expiresAt.bind(resolver) } : {}),
     async resolveMany(keys, ctx) {
       if (ctx.signal.aborted) return keys.map(() => abortedError(name, ctx.signal, timeoutMs));
       const controller = new AbortController();

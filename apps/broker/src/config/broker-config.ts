@@ -3,6 +3,7 @@
  * Built once at boot by `loadBrokerConfig`; nothing else reads `process.env` or the YAML file.
  */
 import type { EngineConfig } from '@warden/decision';
+import type { DatasourceConfig } from '@warden/resolvers';
 
 /** One `auxData.jwt.keySets[]` entry (Cerbos layout; only `local` key sets are supported). */
 export interface JwtKeySetConfig {
@@ -49,4 +50,48 @@ export interface BrokerConfig {
   engine: EngineConfig;
   auxData: AuxDataConfig;
   requestLimits: RequestLimitsConfig;
+  database: DatabaseConfig;
+  /** `REDIS_URL`: shared resolver caches; unset: in-process. SECURITY: may hold a password. */
+  redisUrl: string | undefined;
+  /** `datasources:` with `${NAME}` placeholders filled. SECURITY: may hold secrets. */
+  datasources: Record<string, DatasourceConfig>;
+  /** `resolvers:` as written (checked when the registry is built). */
+  resolvers: unknown[];
+  gateways: GatewayConfig[];
+  admin: AdminConfig;
+  /** The environment, for kinds that fill `${NAME}` placeholders themselves. */
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+/** Warden's own database: `DATABASE_URL`, or the embedded PGlite when unset. */
+export interface DatabaseConfig {
+  /** SECURITY: may hold a password; never logged. */
+  url: string | undefined;
+  /** Where the embedded PGlite keeps its files (`database.dataDir`); unset: in memory. */
+  dataDir: string | undefined;
+  /** SQL files run at every start (`database.seedFiles`), for demo data; must be idempotent. */
+  seedFiles: string[];
+}
+
+/** A trusted gateway (`gateways[]`): may state the subject and agent directly. */
+export interface GatewayConfig {
+  name: string;
+  /** SECURITY: a secret; compared in constant time, never logged. */
+  apiKey: string;
+}
+
+/** `admin.*`: who may call `/v1/admin`. */
+export interface AdminConfig {
+  /** A static admin credential (`admin.bootstrapToken`). SECURITY: a secret. */
+  bootstrapToken: string | undefined;
+  /** Admin tokens from an IdP: a `jwt` resolver config (without name, key or provides). */
+  jwt: AdminJwtConfig | undefined;
+}
+
+/** `admin.jwt`: verifies IdP tokens for the admin API. */
+export interface AdminJwtConfig {
+  /** Fields of a `jwt` resolver (datasource, audience, algorithms, ...). */
+  resolver: Record<string, unknown>;
+  /** Claim holding the caller's roles (default `roles`). */
+  rolesClaim: string;
 }

@@ -84,6 +84,7 @@ auxData:
       WARDEN_HTTP_ADDR: '127.0.0.1:0',
       WARDEN_POLICY_DIR: '/tmp/p',
       WARDEN_WORKERS: '3',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x',
     });
     expect(sut.http).toEqual({ host: '127.0.0.1', port: 0 });
     expect(sut.policyDir).toBe('/tmp/p');
@@ -123,12 +124,48 @@ auxData:
     ['server.httpListenAddr', 'server: { httpListenAddr: "127.0.0.1:99999" }', 'host:port'],
     ['storage.driver', 'storage: { driver: git }', 'only `disk`'],
     ['telemetry', 'telemetry: { disabled: true }', 'unknown key'],
+    ['WARDEN_WORKERS', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_WORKERS: '2' } }), 'needs `DATABASE_URL`'],
+    ['DATABASE_URL', () => loadBrokerConfig({ cwd: tmpdir(), env: { DATABASE_URL: 'mysql://x' } }), 'postgres://'],
+    ['REDIS_URL', () => loadBrokerConfig({ cwd: tmpdir(), env: { REDIS_URL: 'http://x' } }), 'redis://'],
+    ['WARDEN_ADMIN_TOKEN', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_ADMIN_TOKEN: 'short' } }), '16 characters'],
+    ['datasources', 'datasources: [1]', 'mapping'],
+    ['datasources.crm', 'datasources: { crm: { url: "http://x" } }', '`kind`'],
+    ['datasources.crm.headers.Authorization', 'datasources: { crm: { kind: http, url: "http://x", headers: { Authorization: "Bearer ${NOPE_UNSET_VAR}" } } }', '`NOPE_UNSET_VAR` is not set'],
+    ['resolvers', 'resolvers: { a: 1 }', 'must be a list'],
+    ['gateways[0].apiKey', 'gateways: [ { name: envoy, apiKey: short } ]', '16 characters'],
+    ['gateways[1].name', 'gateways: [ { name: envoy, apiKey: aaaaaaaaaaaaaaaaaaaa }, { name: envoy, apiKey: bbbbbbbbbbbbbbbbbbbb } ]', 'duplicate'],
+    ['admin.bootstrapToken', 'admin: { bootstrapToken: short }', '16 characters'],
+    ['database.seedFiles[0]', 'database: { seedFiles: [ /nope.sql ] }', 'file not found'],
   ];
   it.each(bad)('rejects a bad `%s` naming the key', (key, input, fragment) => {
     const err = errorOf(typeof input === 'string' ? () => withYaml(input) : input);
     expect(err.code).toBe('ERR_CONFIG_INVALID');
     expect(err.message).toContain(`\`${key}\``);
     expect(err.message).toContain(fragment);
+  });
+
+  it('serves from one process on the embedded database, from all CPUs with DATABASE_URL', () => {
+    expect(loadBrokerConfig({ cwd: tmpdir(), env: {} }).workers).toBe(1);
+    expect(loadBrokerConfig({ cwd: tmpdir(), env: {} }).database.url).toBeUndefined();
+    const withDb = loadBrokerConfig({ cwd: tmpdir(), env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' } });
+    expect(withDb.workers).toBeGreaterThanOrEqual(1);
+    expect(withDb.database.url).toBe('postgres://postgres@127.0.0.1:5432/x');
+  });
+
+  it('fills `${NAME}` placeholders of datasources and gateway keys from the environment', () => {
+    const sut = withYaml(
+      'datasources: { crm: { kind: http, url: "http://127.0.0.1:1", headers: { Authorization: "Bearer ${CRM_TOKEN}" } } }\n' +
+        'gateways: [ { name: envoy, apiKey: "${GW_KEY}" } ]\nresolvers: [ { name: a, kind: static } ]\n',
+      { CRM_TOKEN: 'sekret', GW_KEY: 'g'.repeat(24) },
+    );
+    expect(sut.datasources['crm']).toEqual({ kind: 'http', url: 'http://127.0.0.1:1', headers: { Authorization: 'Bearer sekret' } });
+    expect(sut.gateways).toEqual([{ name: 'envoy', apiKey: 'g'.repeat(24) }]);
+    expect(sut.resolvers).toEqual([{ name: 'a', kind: 'static' }]);
+  });
+
+  it('never puts a secret in a config error', () => {
+    const err = errorOf(() => withYaml('gateways: [ { name: envoy, apiKey: "${GW_KEY}" } ]\n', { GW_KEY: 'tooshort' }));
+    expect(err.message).not.toContain('tooshort');
   });
 
   it('rejects a file that is not YAML', () => {

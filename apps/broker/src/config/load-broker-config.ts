@@ -10,7 +10,16 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WardenError, type JsonValue } from '@warden/core';
 import type { EngineConfig, SchemaEnforcement } from '@warden/decision';
-import type { AuxDataConfig, BrokerConfig, JwtKeySetConfig, RequestLimitsConfig } from './broker-config.js';
+import type { DatasourceConfig } from '@warden/resolvers';
+import type {
+  AdminConfig,
+  AuxDataConfig,
+  BrokerConfig,
+  DatabaseConfig,
+  GatewayConfig,
+  JwtKeySetConfig,
+  RequestLimitsConfig,
+} from './broker-config.js';
 
 /** Inputs of {@link loadBrokerConfig}; defaults are the process's own. */
 export interface LoadBrokerConfigOptions {
@@ -191,6 +200,104 @@ function readLimits(server: Obj): RequestLimitsConfig {
   return { maxResourcesPerRequest: get('maxResourcesPerRequest'), maxActionsPerResource: get('maxActionsPerResource') };
 }
 
+type Env = Readonly<Record<string, string | undefined>>;
+const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Fills `${NAME}` placeholders from `env`; a missing variable is named (its value never is). */
+function fillPlaceholders(v: unknown, key: string, env: Env): unknown {
+  if (typeof v === 'string') {
+    return v.replace(PLACEHOLDER, (_m, name: string) => {
+      const value = env[name];
+      if (value === undefined) throw invalid(key, `environment variable \`${name}\` is not set`);
+      return value;
+    });
+  }
+  if (Array.isArray(v)) return v.map((x, i) => fillPlaceholders(x, `${key}[${i}]`, env));
+  if (isObj(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fillPlaceholders(x, `${key}.${k}`, env)]));
+  return v;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_.:-]{0,62}$/i;
+
+function readDatasources(root: Obj, env: Env): Record<string, DatasourceConfig> {
+  const raw = root['datasources'];
+  if (raw === undefined || raw === null) return {};
+  if (!isObj(raw)) throw invalid('datasources', 'must be a mapping of name to datasource');
+  const out: Record<string, DatasourceConfig> = {};
+  for (const [name, ds] of Object.entries(raw)) {
+    const key = `datasources.${name}`;
+    if (!NAME.test(name)) throw invalid(key, 'a datasource name is 1-63 letters, digits or `_.:-`');
+    if (!isObj(ds) || typeof ds['kind'] !== 'string') throw invalid(key, 'must be a mapping with a `kind`');
+    out[name] = fillPlaceholders(ds, key, env) as DatasourceConfig;
+  }
+  return out;
+}
+
+function readResolvers(root: Obj): unknown[] {
+  const raw = root['resolvers'];
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw invalid('resolvers', 'must be a list of resolvers');
+  return raw.map((r, i) => toJson(r, `resolvers[${i}]`));
+}
+
+function readGateways(root: Obj, env: Env): GatewayConfig[] {
+  const raw = root['gateways'];
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw invalid('gateways', 'must be a list');
+  const names = new Set<string>();
+  return raw.map((g: unknown, i) => {
+    const key = `gateways[${i}]`;
+    if (!isObj(g)) throw invalid(key, 'must be a mapping with `name` and `apiKey`');
+    rejectUnknown(g, key, ['name', 'apiKey']);
+    const name = optString(g, 'name', `${key}.name`);
+    if (name === undefined || !NAME.test(name)) throw invalid(`${key}.name`, 'is required (1-63 letters, digits or `_.:-`)');
+    if (names.has(name)) throw invalid(`${key}.name`, `duplicate gateway \`${name}\``);
+    names.add(name);
+    const apiKey = fillPlaceholders(optString(g, 'apiKey', `${key}.apiKey`), `${key}.apiKey`, env);
+    if (typeof apiKey !== 'string' || apiKey.length < 16) throw invalid(`${key}.apiKey`, 'is required and must be at least 16 characters');
+    return { name, apiKey };
+  });
+}
+
+function readAdmin(root: Obj, env: Env): AdminConfig {
+  const admin = section(root, 'admin', '', ['bootstrapToken', 'jwt']);
+  const envToken = env['WARDEN_ADMIN_TOKEN'];
+  const fromEnv = envToken !== undefined && envToken !== '';
+  const token = fromEnv ? envToken : fillPlaceholders(optString(admin, 'bootstrapToken', 'admin.bootstrapToken'), 'admin.bootstrapToken', env);
+  if (token !== undefined && (typeof token !== 'string' || token.length < 16)) {
+    throw invalid(fromEnv ? 'WARDEN_ADMIN_TOKEN' : 'admin.bootstrapToken', 'must be at least 16 characters');
+  }
+  const jwtRaw = admin['jwt'];
+  let jwt: AdminConfig['jwt'];
+  if (jwtRaw !== undefined && jwtRaw !== null) {
+    if (!isObj(jwtRaw)) throw invalid('admin.jwt', 'must be a mapping (the fields of a `jwt` resolver)');
+    const { rolesClaim, ...resolver } = jwtRaw;
+    if (rolesClaim !== undefined && typeof rolesClaim !== 'string') throw invalid('admin.jwt.rolesClaim', 'must be a string');
+    jwt = { resolver, rolesClaim: rolesClaim ?? 'roles' };
+  }
+  return { bootstrapToken: token as string | undefined, jwt };
+}
+
+function readDatabase(root: Obj, env: Env, cwd: string): DatabaseConfig {
+  const db = section(root, 'database', '', ['url', 'dataDir', 'seedFiles']);
+  const envUrl = env['DATABASE_URL'];
+  const fileUrl = fillPlaceholders(optString(db, 'url', 'database.url'), 'database.url', env) as string | undefined;
+  const url = envUrl !== undefined && envUrl !== '' ? envUrl : fileUrl === '' ? undefined : fileUrl;
+  if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw invalid(envUrl ? 'DATABASE_URL' : 'database.url', 'must be a postgres:// URL');
+  const dataDir = optString(db, 'dataDir', 'database.dataDir');
+  const seedRaw = db['seedFiles'];
+  const seedFiles: string[] = [];
+  if (seedRaw !== undefined && seedRaw !== null) {
+    if (!Array.isArray(seedRaw) || !seedRaw.every((f) => typeof f === 'string')) throw invalid('database.seedFiles', 'must be a list of paths');
+    for (const [i, f] of (seedRaw as string[]).entries()) {
+      const path = resolve(cwd, f);
+      if (!existsSync(path)) throw invalid(`database.seedFiles[${i}]`, `file not found: \`${f}\``);
+      seedFiles.push(path);
+    }
+  }
+  return { url, dataDir: dataDir === undefined ? undefined : resolve(cwd, dataDir), seedFiles };
+}
+
 function readFileConfig(path: string): Obj {
   let text: string;
   try {
@@ -230,7 +337,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
@@ -252,9 +359,20 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
       : (optString(disk, 'directory', 'storage.disk.directory') ?? DEFAULT_POLICY_DIR);
   const policyDir = resolve(cwd, policyDirRaw);
 
+  const database = readDatabase(root, env, cwd);
   const envWorkers = env['WARDEN_WORKERS'];
+  // The embedded PGlite lives in one process: without DATABASE_URL the broker serves from one.
   const workers =
-    envWorkers !== undefined && envWorkers !== '' ? positiveInt(envWorkers, 'WARDEN_WORKERS') : availableParallelism();
+    envWorkers !== undefined && envWorkers !== ''
+      ? positiveInt(envWorkers, 'WARDEN_WORKERS')
+      : database.url === undefined
+        ? 1
+        : availableParallelism();
+  if (workers > 1 && database.url === undefined) {
+    throw invalid('WARDEN_WORKERS', 'more than one worker needs `DATABASE_URL` (the embedded database lives in one process)');
+  }
+  const redisUrl = env['REDIS_URL'] === '' ? undefined : env['REDIS_URL'];
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw invalid('REDIS_URL', 'must be a redis:// URL');
 
   return {
     configFile,
@@ -264,5 +382,12 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     engine: readEngine(root),
     auxData: readAuxData(root, cwd),
     requestLimits: readLimits(server),
+    database,
+    redisUrl,
+    datasources: readDatasources(root, env),
+    resolvers: readResolvers(root),
+    gateways: readGateways(root, env),
+    admin: readAdmin(root, env),
+    env,
   };
 }

@@ -1,11 +1,13 @@
 /**
- * The one place that knows how Warden errors look on the wire. `toCerbosError` maps a
- * `WardenError` code to an HTTP status and Cerbos's error body `{"code": <gRPC code>, "message"}`
- * (an exhaustive switch); `BrokerErrorFilter` applies it to everything Nest routes, and the
- * Fastify-level Cerbos routes call `toCerbosError` directly.
+ * The one place that knows how Warden errors look on the wire. Every error is first classified
+ * (an exhaustive switch over `WardenError` codes) into an HTTP status, a gRPC code and a message
+ * safe to return; then written in one of two shapes: Cerbos's `{"code": <gRPC code>, "message"}`
+ * for the Cerbos-compatible routes (`toCerbosError`) and `{"error": {"code": "ERR_…", "message"}}`
+ * for Warden's own `/v1` API (`toWardenError`). `BrokerErrorFilter` applies the right one to
+ * everything Nest routes.
  */
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import { assertNever, isWardenError, type WardenError } from '@warden/core';
+import { assertNever, isWardenError, type WardenError, type WardenErrorCode } from '@warden/core';
 
 /** Cerbos's (grpc-gateway's) error body. */
 export interface CerbosErrorBody {
@@ -14,22 +16,40 @@ export interface CerbosErrorBody {
 }
 
 /** Status and body to send for an error. */
-export interface MappedError {
+export interface MappedError<B = CerbosErrorBody> {
   status: number;
-  body: CerbosErrorBody;
+  body: B;
+}
+
+/** Warden's own error body on `/v1`: a stable code and a message naming the problem. */
+export interface WardenErrorBody {
+  error: { code: WardenErrorCode | 'ERR_NOT_FOUND' | 'ERR_METHOD_NOT_ALLOWED'; message: string };
 }
 
 // gRPC status codes, as grpc-gateway puts them in `code`.
 const GRPC_INVALID_ARGUMENT = 3;
 const GRPC_NOT_FOUND = 5;
+const GRPC_ALREADY_EXISTS = 6;
+const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNIMPLEMENTED = 12;
 const GRPC_INTERNAL = 13;
 const GRPC_UNAVAILABLE = 14;
+const GRPC_UNAUTHENTICATED = 16;
 
 const logger = new Logger('BrokerErrorFilter');
 
-function fromWardenError(err: WardenError): MappedError {
-  switch (err.code) {
+interface Classified {
+  status: number;
+  grpc: number;
+  code: WardenErrorBody['error']['code'];
+  message: string;
+}
+
+const INTERNAL: Omit<Classified, 'code'> = { status: 500, grpc: GRPC_INTERNAL, message: 'internal error' };
+
+function fromWardenError(err: WardenError): Classified {
+  const code = err.code;
+  switch (code) {
     case 'ERR_REQUEST_INVALID':
     case 'ERR_REQUEST_LIMIT_EXCEEDED':
     case 'ERR_AUX_DATA_INVALID':
@@ -42,7 +62,20 @@ function fromWardenError(err: WardenError): MappedError {
     case 'ERR_RESOLVER_PROVIDES_CONFLICT':
     case 'ERR_RESOLVER_DEPENDENCY_CYCLE':
     case 'ERR_RESOLVER_CEL_INVALID':
-      return { status: 400, body: { code: GRPC_INVALID_ARGUMENT, message: err.message } };
+      return { status: 400, grpc: GRPC_INVALID_ARGUMENT, code, message: err.message };
+    case 'ERR_UNAUTHENTICATED':
+    case 'ERR_TOKEN_INVALID':
+      return { status: 401, grpc: GRPC_UNAUTHENTICATED, code, message: err.message };
+    case 'ERR_FORBIDDEN':
+      return { status: 403, grpc: GRPC_PERMISSION_DENIED, code, message: err.message };
+    case 'ERR_NOT_FOUND':
+      return { status: 404, grpc: GRPC_NOT_FOUND, code, message: err.message };
+    case 'ERR_CONFLICT':
+    case 'ERR_READ_ONLY':
+      return { status: 409, grpc: GRPC_ALREADY_EXISTS, code, message: err.message };
+    case 'ERR_STORAGE_UNAVAILABLE':
+      logger.error(`${err.code}: ${err.message}`);
+      return { status: 503, grpc: GRPC_UNAVAILABLE, code, message: 'storage unavailable' };
     case 'ERR_POLICY_PARSE':
     case 'ERR_POLICY_COMPILE':
     case 'ERR_POLICY_SET_INVALID':
@@ -57,32 +90,31 @@ function fromWardenError(err: WardenError): MappedError {
     case 'ERR_RESOLVER_RESULT_INVALID':
       // SECURITY: internal details stay in the log, not in the response.
       logger.error(`${err.code}: ${err.message}`);
-      return { status: 500, body: { code: GRPC_INTERNAL, message: 'internal error' } };
+      return { ...INTERNAL, code: 'ERR_INTERNAL' };
     default:
-      return assertNever(err.code);
+      return assertNever(code);
   }
 }
 
-function fromStatus(status: number, message: string): MappedError {
-  if (status === 404) return { status, body: { code: GRPC_NOT_FOUND, message: 'Not Found' } };
-  if (status === 405) return { status: 501, body: { code: GRPC_UNIMPLEMENTED, message: 'Method Not Allowed' } };
-  if (status === 503) return { status, body: { code: GRPC_UNAVAILABLE, message } };
-  if (status >= 400 && status < 500) return { status: 400, body: { code: GRPC_INVALID_ARGUMENT, message } };
-  return { status: 500, body: { code: GRPC_INTERNAL, message: 'internal error' } };
+function fromStatus(status: number, message: string): Classified {
+  if (status === 404) return { status, grpc: GRPC_NOT_FOUND, code: 'ERR_NOT_FOUND', message: 'Not Found' };
+  if (status === 405) return { status: 501, grpc: GRPC_UNIMPLEMENTED, code: 'ERR_METHOD_NOT_ALLOWED', message: 'Method Not Allowed' };
+  if (status === 503) return { status, grpc: GRPC_UNAVAILABLE, code: 'ERR_STORAGE_UNAVAILABLE', message };
+  if (status >= 400 && status < 500) return { status: 400, grpc: GRPC_INVALID_ARGUMENT, code: 'ERR_REQUEST_INVALID', message };
+  return { ...INTERNAL, code: 'ERR_INTERNAL' };
 }
 
 /** Fastify's own request errors (body parsing, size) by their `code`. */
-function fromFastifyError(err: { code?: unknown; statusCode?: unknown; message?: unknown }): MappedError | undefined {
+function fromFastifyError(err: { code?: unknown; statusCode?: unknown; message?: unknown }): Classified | undefined {
   if (typeof err.code !== 'string' || !err.code.startsWith('FST_')) return undefined;
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return { status: 400, body: { code: GRPC_INVALID_ARGUMENT, message: 'request body too large' } };
+    return { status: 400, grpc: GRPC_INVALID_ARGUMENT, code: 'ERR_REQUEST_INVALID', message: 'request body too large' };
   }
   const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
   return fromStatus(status, typeof err.message === 'string' ? err.message : 'bad request');
 }
 
-/** Maps any thrown value to a Cerbos-shaped error; unknown errors are 500 and logged. */
-export function toCerbosError(err: unknown): MappedError {
+function classify(err: unknown): Classified {
   if (isWardenError(err)) return fromWardenError(err);
   if (err instanceof HttpException) return fromStatus(err.getStatus(), err.message);
   if (typeof err === 'object' && err !== null) {
@@ -90,17 +122,32 @@ export function toCerbosError(err: unknown): MappedError {
     if (mapped !== undefined) return mapped;
   }
   logger.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-  return { status: 500, body: { code: GRPC_INTERNAL, message: 'internal error' } };
+  return { ...INTERNAL, code: 'ERR_INTERNAL' };
 }
 
-/** Global Nest filter: every error leaves as `{code, message}` with the mapped status. */
+/** Maps any thrown value to a Cerbos-shaped error; unknown errors are 500 and logged. */
+export function toCerbosError(err: unknown): MappedError {
+  const c = classify(err);
+  return { status: c.status, body: { code: c.grpc, message: c.message } };
+}
+
+/** Maps any thrown value to Warden's `/v1` error shape; unknown errors are 500 and logged. */
+export function toWardenError(err: unknown): MappedError<WardenErrorBody> {
+  const c = classify(err);
+  return { status: c.status, body: { error: { code: c.code, message: c.message } } };
+}
+
+/** Global Nest filter: Cerbos's shape under `/api` and `/_cerbos`, Warden's elsewhere. */
 @Catch()
 export class BrokerErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
-    const reply = host.switchToHttp().getResponse<{
+    const http = host.switchToHttp();
+    const reply = http.getResponse<{
       status(code: number): { header(k: string, v: string): { send(b: string): void } };
     }>();
-    const { status, body } = toCerbosError(exception);
+    const url = http.getRequest<{ url?: string }>().url ?? '';
+    const cerbos = url.startsWith('/api/') || url.startsWith('/_cerbos/');
+    const { status, body } = cerbos ? toCerbosError(exception) : toWardenError(exception);
     reply.status(status).header('content-type', 'application/json').send(JSON.stringify(body));
   }
 }

@@ -3,14 +3,17 @@
  * (CheckResourceSet) and `POST /api/check_resource_batch`, `GET /api/server_info`,
  * `GET /_cerbos/health`) as plain Fastify routes in an encapsulated plugin: no Nest pipes,
  * interceptors or guards on the hot path, its own body parser and error handler. The three check
- * routes share one pipeline (validate, verify aux data, one engine call) and differ only in their
- * request parser and response builder. These routes are public like the Cerbos PDP's: the PDP is
+ * routes share one pipeline (validate, verify aux data, enrich through the resolvers, one engine
+ * call) and differ only in their request parser and response builder. With no resolvers
+ * registered the enrichment step is skipped entirely and the request is decided synchronously. These routes are public like the Cerbos PDP's: the PDP is
  * reached only from the gateway on 127.0.0.1.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuxData, CheckOutput } from '@warden/core';
 import type { Engine } from '@warden/decision';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
+import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
+import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { AuxDataVerifier } from './aux-data.verifier.js';
 import { toCerbosError } from './broker-error.filter.js';
 import { newCallId } from './call-id.js';
@@ -36,6 +39,8 @@ export interface CerbosApiDeps {
   serverInfo: ServerInfo;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
+  /** The resolvers requests are enriched with (absent: none). */
+  runtime?: ResolverRuntime;
 }
 
 /** Default body limit: far above 50 resources × 50 actions with generous attributes. */
@@ -71,6 +76,37 @@ function evaluate(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: 
   void reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, outputs)));
 }
 
+/** Outputs for items denied before evaluation name the reason, in Cerbos's `outputs` shape. */
+function withDenialOutputs(items: EnrichedInputs['items'], outputs: CheckOutput[]): CheckOutput[] {
+  items.forEach((it, i) => {
+    const out = outputs[i];
+    if (it.denied === undefined || out === undefined) return;
+    const action = it.input.actions[0] ?? '';
+    for (const r of it.denied) out.outputs.push({ src: `warden#${r.code}`, val: { code: r.code, message: r.message, ...(r.resolver !== undefined ? { resolver: r.resolver } : {}) }, action });
+  });
+  return outputs;
+}
+
+function needsEnrichment(deps: CerbosApiDeps): boolean {
+  const state = deps.runtime?.current();
+  return state !== undefined && (state.registry === undefined || state.registry.resolvers.length > 0);
+}
+
+async function enrichAndEvaluate(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): Promise<void> {
+  const enriched = await enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() });
+  const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta }));
+  req.inputs = enriched.items.map((it) => it.input);
+  void reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, withDenialOutputs(enriched.items, outputs))));
+}
+
+function decide(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+  if (!needsEnrichment(deps)) {
+    evaluate(deps, api, req, reply);
+    return reply;
+  }
+  return enrichAndEvaluate(deps, api, req, reply).then(() => reply);
+}
+
 async function verifyAuxData(deps: CerbosApiDeps, req: CheckRequest): Promise<void> {
   // SECURITY: every token is verified before evaluation; one bad token fails the request (as Cerbos).
   const auxData: AuxData = {};
@@ -102,14 +138,8 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     const route = (path: string, check: CheckApi): void => {
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
         const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
-        if (req.jwt === undefined && req.jwts === undefined) {
-          evaluate(deps, check, req, reply);
-          return reply;
-        }
-        return verifyAuxData(deps, req).then(() => {
-          evaluate(deps, check, req, reply);
-          return reply;
-        });
+        if (req.jwt === undefined && req.jwts === undefined) return decide(deps, check, req, reply);
+        return verifyAuxData(deps, req).then(() => decide(deps, check, req, reply));
       });
     };
     route('/api/check/resources', CHECK_RESOURCES);

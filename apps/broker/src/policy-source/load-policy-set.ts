@@ -3,6 +3,7 @@
  * never serves a partial policy set (SECURITY: a missing policy would silently turn into DENY or,
  * worse, a missing DENY rule into an ALLOW elsewhere).
  */
+import { createHash } from 'node:crypto';
 import { WardenError } from '@warden/core';
 import { compilePolicies, type CompileDiagnostic, type CompiledPolicySet } from '@warden/decision';
 import { readPolicyDir } from './read-policy-dir.js';
@@ -12,9 +13,25 @@ export function formatDiagnostic(d: CompileDiagnostic): string {
   return `${d.file}:${d.line}:${d.column} ${d.message}`;
 }
 
+/** A compiled policy set and its version: `sha256:` of every policy and schema file (path and text). */
+export interface LoadedPolicies {
+  policySet: CompiledPolicySet;
+  version: string;
+}
+
 /** Reads and compiles `policyDir`; throws `ERR_POLICY_COMPILE` listing every error. */
 export function loadPolicySetOrThrow(policyDir: string): CompiledPolicySet {
+  return loadPolicies(policyDir).policySet;
+}
+
+/** Like {@link loadPolicySetOrThrow}, with the content hash that identifies the set in decisions. */
+export function loadPolicies(policyDir: string): LoadedPolicies {
   const source = readPolicyDir(policyDir);
+  const hash = createHash('sha256');
+  for (const f of [...source.policies, ...source.schemas.map((s) => ({ path: `_schemas/${s.path}`, text: s.text }))]) {
+    hash.update(f.path).update('\0').update(f.text).update('\0');
+  }
+  const version = `sha256:${hash.digest('hex').slice(0, 16)}`;
   const { policySet, errors } = compilePolicies(source.policies, { schemas: source.schemas });
   if (errors.length > 0 || policySet === undefined) {
     const sorted = [...errors].sort(
@@ -26,5 +43,5 @@ export function loadPolicySetOrThrow(policyDir: string): CompiledPolicySet {
       `policies in \`${policyDir}\` failed to compile (${errors.length} error${errors.length === 1 ? '' : 's'}):\n${lines.join('\n')}`,
     );
   }
-  return policySet;
+  return { policySet, version };
 }

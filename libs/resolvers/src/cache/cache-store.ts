@@ -9,6 +9,8 @@ export interface CacheEntry {
   readonly value: unknown;
   /** Wall-clock ms when the value was fetched. */
   readonly storedAt: number;
+  /** Wall-clock ms after which the value must never be served (a token's expiry). */
+  readonly expiresAt?: number;
 }
 
 /** A key-value store for cache entries. */

@@ -28,6 +28,30 @@ function clock(start = 1_000_000) {
 }
 
 describe(withCache.name, () => {
+  it('never serves a value past the expiry its resolver gives it (a token\'s exp), fresh or stale', async () => {
+    const c = clock();
+    const { resolver, calls, state } = table({ tok: { sub: 'alice', exp: 1_000_500 } });
+    const expiring: ContextResolver<string> = { ...resolver, expiresAt: (v) => (v as { exp: number }).exp };
+    const sut = withCache(withTimeout(expiring, 1000), { ttlMs: 10_000, staleMaxAgeMs: 60_000, now: c.now }, createLruCacheStore({ now: c.now }));
+    await sut.resolveMany(['tok'], ctx);
+    c.t += 400;
+    expect((await sut.resolveManyDetailed(['tok'], ctx))[0]?.cache?.hit).toBe(true);
+    c.t += 200; // past exp, well within ttl and staleMaxAge
+    state.fail = true;
+    expect(isResolverError((await sut.resolveMany(['tok'], ctx))[0])).toBe(true);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('keeps only a hash of the key in the store (keys may be bearer tokens)', async () => {
+    const seen: string[] = [];
+    const inner = createLruCacheStore();
+    const store = { ...inner, set: (k: string, e: Parameters<typeof inner.set>[1], ms: number) => (seen.push(k), inner.set(k, e, ms)) };
+    const { resolver } = table({ 'eyJhbGciOi.secret.sig': { sub: 'alice' } });
+    await withCache(resolver, { ttlMs: 1000 }, store).resolveMany(['eyJhbGciOi.secret.sig'], ctx);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).not.toContain('secret');
+  });
+
   it('serves hits within the ttl, with their age, and refetches after it', async () => {
     const c = clock();
     const { resolver, calls } = table({ alice: { dept: 'sales' } });
@@ -103,6 +127,25 @@ describe(withCache.name, () => {
     const [late] = await sut.resolveManyDetailed(['alice'], ctx);
     expect(isResolverError(late?.value)).toBe(true);
     expect(late?.cache).toBeUndefined();
+  });
+
+  it('stale-while-revalidate: answers the stale value at once and refreshes it once in the background', async () => {
+    const c = clock();
+    const data: Record<string, unknown> = { alice: 'A' };
+    const { resolver, calls, state } = table(data);
+    const sut = withCache(resolver, { ttlMs: 1000, staleMaxAgeMs: 5000, now: c.now }, createLruCacheStore({ now: c.now }));
+    await sut.resolveMany(['alice'], ctx);
+    c.t += 2000;
+    data['alice'] = 'B';
+    let open!: () => void;
+    state.gate = new Promise((res) => (open = res)); // the refresh hangs until opened
+    expect(await sut.resolveManyDetailed(['alice'], ctx)).toEqual([{ value: 'A', cache: { hit: true, ageMs: 2000, stale: true } }]);
+    expect(await sut.resolveManyDetailed(['alice'], ctx)).toEqual([{ value: 'A', cache: { hit: true, ageMs: 2000, stale: true } }]);
+    expect(calls).toHaveLength(2); // one background refresh for both calls
+    open();
+    state.gate = undefined;
+    await new Promise((r) => setTimeout(r, 0));
+    expect(await sut.resolveManyDetailed(['alice'], ctx)).toEqual([{ value: 'B', cache: { hit: true, ageMs: 0, stale: false } }]);
   });
 
   it('serves stale on a timeout of the inner resolver', async () => {

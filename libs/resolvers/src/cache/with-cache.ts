@@ -5,21 +5,27 @@
  *   remembered, so a record created a second later is seen at once).
  * - Single flight: concurrent misses of one key, from any number of requests, share one fetch;
  *   misses of one call go to the inner resolver as one batch.
- * - Serve stale on error: when the refresh of an expired value fails (error, timeout), the old
- *   value is served while it is younger than `ttlMs + staleMaxAgeMs`; past that the error stands
- *   (and `onError: stale` then denies). Refreshes are synchronous, never in the background: for
- *   authorisation data a fresh answer is worth the wait, and stale is only a fallback.
+ * - Stale-while-revalidate (only with `staleMaxAgeMs`, which the registry sets for
+ *   `onError: stale`): an expired value younger than `ttlMs + staleMaxAgeMs` is served at once,
+ *   marked stale, while one background refresh (single flight) replaces it; a failed refresh keeps
+ *   serving it until that age, past which the value is refetched synchronously and a failure
+ *   stands (and `onError: stale` then denies). Without `staleMaxAgeMs` an expired value is always
+ *   refetched before it is answered.
  * - Failures are never cached.
+ * - A value the resolver gives an expiry (`expiresAt`, a token's `exp`) is never served past it,
+ *   fresh or stale.
+ * - Store keys are a SHA-256 of the key: tokens used as keys never reach the store (or Redis).
  *
  * The shared fetch runs under its own signal (the inner `withTimeout` bounds it), not under the
  * first caller's: one abandoned request must not fail the others waiting on the same key. Each
  * caller still stops waiting when its own signal aborts.
  */
+import { createHash } from 'node:crypto';
 import type { JsonValue } from '@warden/core';
 import { isResolverError, ResolverError, toResolverError } from '../resolver-error.js';
 import type { CacheInfo, ContextResolver, DetailedContextResolver, DetailedResult, ResolveContext } from '../resolver.types.js';
 import { abortedError } from '../with-timeout.js';
-import type { CacheEntry, CacheStore } from './cache-store.js';
+import type { CacheStore } from './cache-store.js';
 
 /** Cache settings of {@link withCache}, in milliseconds. */
 export interface WithCacheOptions {
@@ -49,6 +55,11 @@ export function stableKey(value: unknown): string {
 
 type Fetched = { ok: true; value: unknown; storedAt: number } | { ok: false; error: ResolverError };
 
+// SECURITY: keys may be bearer tokens; only their hash is kept.
+function hashKey(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
 const NEVER: AbortSignal = new AbortController().signal;
 const MISS: CacheInfo = Object.freeze({ hit: false, ageMs: 0, stale: false });
 
@@ -69,6 +80,7 @@ export function withCache<K = JsonValue, V = unknown>(
   const negativeTtl = options.negativeTtlMs ?? 0;
   const staleMax = options.staleMaxAgeMs ?? 0;
   const inflight = new Map<string, Promise<Fetched>>();
+  const revalidating = new Set<string>();
 
   function fetchBatch(keys: readonly K[], storeKeys: readonly string[], requestId: string): Promise<Fetched>[] {
     // INVARIANT: the map entries are set synchronously, before any await, so a concurrent call
@@ -87,7 +99,10 @@ export function withCache<K = JsonValue, V = unknown>(
         const v = values[i];
         if (isResolverError(v)) return { ok: false, error: v };
         const storedAt = now();
-        if (v !== undefined) await store.set(sk, { value: v, storedAt }, ttl + staleMax);
+        const expiresAt = v === undefined ? undefined : resolver.expiresAt?.(v);
+        if (v !== undefined && expiresAt !== undefined) {
+          if (expiresAt > storedAt) await store.set(sk, { value: v, storedAt, expiresAt }, Math.min(ttl + staleMax, expiresAt - storedAt));
+        } else if (v !== undefined) await store.set(sk, { value: v, storedAt }, ttl + staleMax);
         else if (negativeTtl > 0) await store.set(sk, { value: undefined, storedAt }, negativeTtl);
         return { ok: true, value: v, storedAt };
       });
@@ -112,12 +127,13 @@ export function withCache<K = JsonValue, V = unknown>(
   }
 
   async function resolveManyDetailed(keys: readonly K[], ctx: ResolveContext): Promise<DetailedResult<V>[]> {
-    const storeKeys = keys.map((k) => prefix + keyFn(k));
+    const storeKeys = keys.map((k) => prefix + hashKey(keyFn(k)));
     const entries = await store.getMany(storeKeys);
     const t = now();
     const out: (DetailedResult<V> | undefined)[] = new Array(keys.length);
-    const stale: (CacheEntry | undefined)[] = new Array(keys.length);
     const pending: (Promise<Fetched> | undefined)[] = new Array(keys.length);
+    const revalidateKeys: K[] = [];
+    const revalidateStoreKeys: string[] = [];
     const missKeys: K[] = [];
     const missStoreKeys: string[] = [];
     const missIdx: number[] = [];
@@ -125,14 +141,23 @@ export function withCache<K = JsonValue, V = unknown>(
     for (let i = 0; i < keys.length; i++) {
       const e = entries[i];
       const sk = storeKeys[i] as string;
-      if (e !== undefined) {
+      if (e !== undefined && (e.expiresAt === undefined || t < e.expiresAt)) {
         const age = Math.max(0, t - e.storedAt);
         const fresh = e.value === undefined ? age < negativeTtl : age < ttl;
         if (fresh) {
           out[i] = { value: e.value as V | undefined, cache: { hit: true, ageMs: age, stale: false } };
           continue;
         }
-        if (e.value !== undefined && age < ttl + staleMax) stale[i] = e;
+        if (e.value !== undefined && age < ttl + staleMax) {
+          // Stale-while-revalidate: answer now, refresh in the background (once per key).
+          out[i] = { value: e.value as V, cache: { hit: true, ageMs: age, stale: true } };
+          if (!inflight.has(sk) && !revalidating.has(sk)) {
+            revalidating.add(sk);
+            revalidateKeys.push(keys[i] as K);
+            revalidateStoreKeys.push(sk);
+          }
+          continue;
+        }
       }
       const running = inflight.get(sk);
       if (running !== undefined) {
@@ -143,6 +168,13 @@ export function withCache<K = JsonValue, V = unknown>(
         missStoreKeys.push(sk);
         missIdx.push(i);
       }
+    }
+    if (revalidateKeys.length > 0) {
+      // A failed refresh is not cached, so the stale value keeps being served until its max age.
+      for (const p of fetchBatch(revalidateKeys, revalidateStoreKeys, ctx.requestId)) void p.catch(() => undefined);
+      void Promise.allSettled(revalidateStoreKeys.map((sk) => inflight.get(sk))).then(() => {
+        for (const sk of revalidateStoreKeys) revalidating.delete(sk);
+      });
     }
     if (missKeys.length > 0) {
       const started = fetchBatch(missKeys, missStoreKeys, ctx.requestId);
@@ -159,10 +191,8 @@ export function withCache<K = JsonValue, V = unknown>(
           out[i] = { value: f.value as V | undefined, cache: MISS };
           return;
         }
-        const s = stale[i];
-        const age = s === undefined ? Infinity : now() - s.storedAt;
-        // SECURITY: stale is served only within its max age; past it the failure stands.
-        out[i] = s !== undefined && age < ttl + staleMax ? { value: s.value as V, cache: { hit: true, ageMs: age, stale: true } } : { value: f.error };
+        // SECURITY: a failed fetch is an error here; stale values were answered above, within their max age only.
+        out[i] = { value: f.error };
       }),
     );
     return out as DetailedResult<V>[];

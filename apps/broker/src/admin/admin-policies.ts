@@ -1,0 +1,27 @@
+/**
+ * Warden's own policies for its admin API, compiled once at boot with the same engine as every
+ * other decision. Resource kind `warden:resolver`; roles `admin` / `warden-admin` may do anything,
+ * `warden-viewer` may list and read.
+ */
+import { WardenError } from '@warden/core';
+import { compilePolicies, createEngine, type Engine } from '@warden/decision';
+
+const RESOLVER_POLICY = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: "warden:resolver"
+  version: default
+  rules:
+    - actions: ["*"]
+      effect: EFFECT_ALLOW
+      roles: [admin, warden-admin]
+    - actions: [list, read]
+      effect: EFFECT_ALLOW
+      roles: [warden-viewer]
+`;
+
+/** The engine deciding admin calls. */
+export function createAdminEngine(): Engine {
+  const { policySet, errors } = compilePolicies([{ path: 'warden_resolver.yaml', text: RESOLVER_POLICY }]);
+  if (policySet === undefined || errors.length > 0) throw new WardenError('ERR_INTERNAL', `BUG: admin policies do not compile: ${errors.map((e) => e.message).join('; ')}`);
+  return createEngine(policySet);
+}

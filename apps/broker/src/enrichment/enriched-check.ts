@@ -1,0 +1,130 @@
+/**
+ * Enrichment in front of the engine, shared by `/v1/check` and the Cerbos-compatible routes:
+ * the check inputs' principal and resources go through the resolvers, the enriched values replace
+ * them, and the engine decides. An item a resolver failure denies (or whose principal the
+ * resolvers left unusable) is not evaluated: every action is DENY with the reason.
+ *
+ * SECURITY: no path here turns a failure into an ALLOW; an item is only ever evaluated with what
+ * the resolvers produced, or denied.
+ */
+import type { ActionEffect, CheckInput, CheckOutput, JsonValue, Principal, Resource } from '@warden/core';
+import { enrich, type EnrichmentOutcome, type EnrichmentRequest, type JsonObject } from '@warden/resolvers';
+import type { ResolverRuntime } from './resolver-runtime.js';
+
+/** A deny reason: a stable code and a message safe to show to an agent. */
+export interface Reason {
+  code: string;
+  message: string;
+  resolver?: string;
+  resource?: { kind: string; id: string };
+  action?: string;
+}
+
+/** Policy name reported for actions denied before evaluation. */
+export const DENIED_BEFORE_EVALUATION = 'NO_MATCH';
+
+/** The result of {@link enrichInputs}. */
+export interface EnrichedInputs {
+  /** One per input: the enriched input, or the reasons it is denied without evaluation. */
+  items: Array<{ input: CheckInput; denied?: undefined } | { input: CheckInput; denied: Reason[] }>;
+  outcome: EnrichmentOutcome | undefined;
+  enrichMs: number;
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string' && x !== '');
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function toPrincipal(p: JsonObject | undefined): Principal | Reason {
+  if (p === undefined || typeof p['id'] !== 'string' || p['id'] === '') {
+    return { code: 'subject_unresolved', message: 'the subject could not be identified' };
+  }
+  const roles = p['roles'];
+  if (!isStringArray(roles) || roles.length === 0) return { code: 'subject_unresolved', message: 'the subject has no roles' };
+  const attr = p['attr'];
+  if (attr !== undefined && !isObject(attr)) return { code: 'subject_unresolved', message: 'the subject attributes are malformed' };
+  const out: Principal = { id: p['id'], roles, attr: (attr ?? {}) as Record<string, JsonValue> };
+  if (typeof p['policyVersion'] === 'string') out.policyVersion = p['policyVersion'];
+  if (typeof p['scope'] === 'string') out.scope = p['scope'];
+  return out;
+}
+
+function toResource(r: JsonObject | undefined, original: Resource): Resource | Reason {
+  if (r === undefined) return original;
+  const attr = r['attr'];
+  if (typeof r['kind'] !== 'string' || typeof r['id'] !== 'string' || (attr !== undefined && !isObject(attr))) {
+    return { code: 'resource_unresolved', message: `the attributes of ${original.kind} \`${original.id}\` are malformed` };
+  }
+  const out: Resource = { kind: r['kind'], id: r['id'], attr: (attr ?? {}) as Record<string, JsonValue> };
+  if (typeof r['policyVersion'] === 'string') out.policyVersion = r['policyVersion'];
+  if (typeof r['scope'] === 'string') out.scope = r['scope'];
+  return out;
+}
+
+/**
+ * Enriches `inputs` (one per resource, sharing one principal) with the runtime's resolvers.
+ * `extra` carries the roots only `/v1/check` has (subject, agent, context). With no resolvers
+ * and nothing extra the inputs pass through untouched (the Cerbos fast path).
+ */
+export async function enrichInputs(
+  runtime: ResolverRuntime,
+  inputs: readonly CheckInput[],
+  extra: Omit<EnrichmentRequest, 'resources' | 'principal' | 'requestId'> & { requestId: string; principal?: JsonObject },
+  clock: () => number = () => performance.now(),
+): Promise<EnrichedInputs> {
+  const state = runtime.current();
+  if (state.registry === undefined) {
+    const denied: Reason[] = [{ code: 'resolvers_unavailable', message: 'context resolvers are misconfigured; an administrator must fix them' }];
+    return { items: inputs.map((input) => ({ input, denied })), outcome: undefined, enrichMs: 0 };
+  }
+  if (state.registry.resolvers.length === 0 && extra.principal === undefined) {
+    return { items: inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
+  }
+  const t0 = clock();
+  const first = inputs[0];
+  const principal = extra.principal ?? (first === undefined ? {} : (first.principal as unknown as JsonObject));
+  const outcome = await enrich(state.registry, {
+    ...extra,
+    principal,
+    resources: inputs.map((i) => i.resource as unknown as JsonObject),
+  });
+  const items = inputs.map((input, i): EnrichedInputs['items'][number] => {
+    const item = outcome.items[i];
+    if (item === undefined) return { input, denied: [{ code: 'internal', message: 'enrichment lost an item' }] };
+    if (item.denials.length > 0) {
+      return {
+        input,
+        denied: item.denials.map((d) => ({ code: d.code, message: d.message, resolver: d.resolver, resource: { kind: input.resource.kind, id: input.resource.id } })),
+      };
+    }
+    const p = toPrincipal(item.input.principal);
+    const r = toResource(item.input.resource, input.resource);
+    const reasons = [p, r].filter((x): x is Reason => 'code' in x);
+    if (reasons.length > 0) return { input, denied: reasons };
+    return { input: { ...input, principal: p as Principal, resource: r as Resource } };
+  });
+  return { items, outcome, enrichMs: clock() - t0 };
+}
+
+/** The engine's outputs for `items`, with denied items answered DENY for every action. */
+export function evaluateEnriched(
+  items: EnrichedInputs['items'],
+  check: (inputs: CheckInput[]) => CheckOutput[],
+): CheckOutput[] {
+  const toEvaluate: CheckInput[] = [];
+  for (const it of items) if (it.denied === undefined) toEvaluate.push(it.input);
+  const evaluated = toEvaluate.length > 0 ? check(toEvaluate) : [];
+  let k = 0;
+  return items.map((it) => {
+    if (it.denied === undefined) return evaluated[k++] as CheckOutput;
+    const actions: Record<string, ActionEffect> = {};
+    for (const a of it.input.actions) actions[a] = { effect: 'EFFECT_DENY', policy: DENIED_BEFORE_EVALUATION };
+    const out: CheckOutput = { resourceId: it.input.resource.id, actions, effectiveDerivedRoles: [], validationErrors: [], outputs: [] };
+    if (it.input.requestId !== undefined) out.requestId = it.input.requestId;
+    return out;
+  });
+}

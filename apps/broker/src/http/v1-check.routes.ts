@@ -1,0 +1,172 @@
+/**
+ * `POST /v1/check`: the native sparse check (DESIGN.md section 3). Parse, enrich through the
+ * resolvers, decide with the engine, answer with a decision id, per-action effects, reasons safe
+ * to show to an agent, outputs and the policy version; `explain: true` adds every attribute's
+ * provenance and per-stage timings. Plain Fastify routes (no Nest pipes on the hot path); errors
+ * leave in Warden's `{"error": {"code", "message"}}` shape.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { WardenError, type CheckInput, type CheckOutput, type OutputEntry } from '@warden/core';
+import type { Engine } from '@warden/decision';
+import type { JsonObject } from '@warden/resolvers';
+import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
+import { enrichInputs, evaluateEnriched, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
+import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
+import { toWardenError } from './broker-error.filter.js';
+import { parseJsonBody } from './json-body.parser.js';
+import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
+
+/** What the route needs, built at boot. */
+export interface V1CheckDeps {
+  engine: Engine;
+  runtime: ResolverRuntime;
+  limits: RequestLimitsConfig;
+  gateways: readonly GatewayConfig[];
+  /** Content hash of the policy set. */
+  policyVersion: string;
+  bodyLimit: number;
+}
+
+/** Header carrying a trusted gateway's API key. */
+export const GATEWAY_KEY_HEADER = 'x-warden-api-key';
+
+type Verdict = 'ALLOW' | 'DENY';
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** The gateway whose key `presented` is, if any (constant-time comparison on digests). */
+export function matchGateway(gateways: readonly GatewayConfig[], presented: string | undefined): GatewayConfig | undefined {
+  if (presented === undefined || presented === '') return undefined;
+  const d = digest(presented);
+  let found: GatewayConfig | undefined;
+  for (const g of gateways) if (timingSafeEqual(digest(g.apiKey), d)) found = g;
+  return found;
+}
+
+function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
+  // Placeholder principal: the enriched one replaces it, or the item is denied as unresolved.
+  const principal = { id: '', roles: [], attr: {} };
+  return req.resources.map((r) => ({ requestId, principal, resource: { ...r }, actions: req.actions }));
+}
+
+function effectOf(e: string): Verdict {
+  return e === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
+}
+
+function respond(req: V1CheckRequest, requestId: string, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, outputs: CheckOutput[], t: { start: number; parsed: number; enriched: number; evaluated: number }): unknown {
+  const reasons: Reason[] = [];
+  const allOutputs: OutputEntry[] = [];
+  let allAllowed = true;
+  const results = enriched.items.map((item, i) => {
+    const out = outputs[i] as CheckOutput;
+    const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
+    const actions: Record<string, { effect: Verdict; policy: string; scope?: string }> = {};
+    let allowed = true;
+    for (const a of req.actions) {
+      const ae = out.actions[a];
+      const effect = ae === undefined ? 'DENY' : effectOf(ae.effect);
+      actions[a] = { effect, policy: ae?.policy ?? 'NO_MATCH', ...(ae?.scope !== undefined ? { scope: ae.scope } : {}) };
+      if (effect === 'DENY') {
+        allowed = false;
+        if (item.denied === undefined) reasons.push({ code: 'policy_denied', message: `\`${a}\` on ${resource.kind} \`${resource.id}\` is not allowed by policy`, resource, action: a });
+      }
+    }
+    if (item.denied !== undefined) reasons.push(...item.denied);
+    allAllowed &&= allowed;
+    allOutputs.push(...out.outputs);
+    return { resource, decision: allowed ? 'ALLOW' : 'DENY', actions, ...(out.outputs.length > 0 ? { outputs: out.outputs } : {}) };
+  });
+  const body: Record<string, unknown> = {
+    requestId,
+    decisionId,
+    decision: allAllowed ? 'ALLOW' : 'DENY',
+    results,
+    reasons,
+    outputs: allOutputs,
+    policyVersion: deps.policyVersion,
+  };
+  if (req.explain) body['explain'] = explain(enriched, t);
+  return body;
+}
+
+function explain(enriched: EnrichedInputs, t: { start: number; parsed: number; enriched: number; evaluated: number }): unknown {
+  const o = enriched.outcome;
+  return {
+    items: enriched.items.map((item, i) => {
+      const e = o?.items[i];
+      const { subject: _secret, ...input } = e?.input ?? {};
+      // SECURITY: the subject root carries the token; it is never echoed.
+      return { resource: { kind: item.input.resource.kind, id: item.input.resource.id }, input, attributes: e?.provenance ?? {}, failures: e?.failures ?? [] };
+    }),
+    resolvers: o?.runs ?? [],
+    timings: {
+      parseMs: round(t.parsed - t.start),
+      enrichMs: round(t.enriched - t.parsed),
+      evaluateMs: round(t.evaluated - t.enriched),
+      totalMs: round(t.evaluated - t.start),
+    },
+  };
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+async function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const start = performance.now();
+  const req = parseV1CheckRequest(request.body, deps.limits);
+  const header = request.headers[GATEWAY_KEY_HEADER];
+  const gateway = matchGateway(deps.gateways, typeof header === 'string' ? header : undefined);
+  if (req.needsTrust && gateway === undefined) {
+    throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
+  }
+  const decisionId = randomUUID();
+  const requestId = req.requestId ?? decisionId;
+  const parsed = performance.now();
+  const inputs = toInputs(req, requestId);
+  const principal: JsonObject = req.subject !== undefined ? { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr } : {};
+  const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
+  // The client going away before the answer abandons the resolvers it started.
+  const abort = new AbortController();
+  const onClose = (): void => {
+    if (!reply.raw.writableEnded) abort.abort();
+  };
+  reply.raw.once('close', onClose);
+  let enriched: EnrichedInputs;
+  try {
+    enriched = await enrichInputs(deps.runtime, inputs, {
+      requestId,
+      principal,
+      ...(req.token !== undefined ? { subject: { token: req.token } } : {}),
+      ...(agent !== undefined ? { agent } : {}),
+      ...(req.delegation !== undefined ? { delegation: { token: req.delegation } } : {}),
+      context: req.context,
+      signal: abort.signal,
+    });
+  } finally {
+    reply.raw.off('close', onClose);
+  }
+  const t1 = performance.now();
+  const outputs = evaluateEnriched(enriched.items, (ins) => deps.engine.check(ins, { now: new Date(), includeEffectiveDerivedRoles: false }));
+  const t2 = performance.now();
+  const body = respond(req, requestId, decisionId, deps, enriched, outputs, { start, parsed, enriched: t1, evaluated: t2 });
+  void reply.header('content-type', 'application/json').send(JSON.stringify(body));
+}
+
+/** Registers `/v1/check` on `app`. */
+export async function registerV1Check(app: FastifyInstance, deps: V1CheckDeps): Promise<void> {
+  await app.register(async (api) => {
+    api.removeAllContentTypeParsers();
+    api.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.bodyLimit }, (_req, body, done) => {
+      try {
+        done(null, parseJsonBody(body as Buffer));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+    });
+    api.setErrorHandler((err, _req, reply) => {
+      const { status, body } = toWardenError(err);
+      void reply.code(status).header('content-type', 'application/json').send(JSON.stringify(body));
+    });
+    api.post('/v1/check', { bodyLimit: deps.bodyLimit }, (request, reply) => check(deps, request, reply).then(() => reply));
+  });
+}
