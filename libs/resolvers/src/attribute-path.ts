@@ -69,6 +69,15 @@ function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A deep copy of a JSON value (much cheaper than `structuredClone` for the small values resolvers write). */
+export function cloneJson<T extends JsonValue | undefined>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v) => cloneJson(v)) as T;
+  const out: JsonObject = {};
+  for (const k of Object.keys(value)) out[k] = cloneJson((value as JsonObject)[k] as JsonValue);
+  return out as T;
+}
+
 /** The value at `path` in `doc`, or `undefined` when any segment is missing. */
 export function getAttribute(doc: InputDocument, path: AttributePath): JsonValue | undefined {
   let cur: JsonValue | undefined = doc[path.root];

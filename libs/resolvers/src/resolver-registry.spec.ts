@@ -170,3 +170,26 @@ describe(parseResolverConfig.name, () => {
     expect(() => parseResolverConfig(raw)).toThrow(expect.objectContaining({ code: 'ERR_RESOLVER_CONFIG_INVALID', message: expect.stringContaining(`field \`${field}\``) }));
   });
 });
+
+describe('cache keys of registered resolvers', () => {
+  it('keeps credentials (subject.*, *token*) only as hashes and plain ids as they are', async () => {
+    const { createLruCacheStore } = await import('./cache/cache-store.js');
+    const inner = createLruCacheStore();
+    const stored: string[] = [];
+    const cacheStore = { ...inner, set: (k: string, e: Parameters<typeof inner.set>[1], ms: number) => (stored.push(k), inner.set(k, e, ms)) };
+    const registry = createResolverRegistry({
+      configs: [
+        { name: 'tok', kind: 'static', key: 'subject.token', data: { 'secret-tok': { sub: 'a' } }, provides: { 'principal.id': 'result.sub' }, cache: { ttl: '1m' } },
+        { name: 'key', kind: 'static', key: 'resource.attr.apiKey', data: { 'secret-key': { x: 1 } }, provides: { 'resource.attr.x': 'result.x' }, cache: { ttl: '1m' } },
+        { name: 'dept', kind: 'static', key: 'principal.id', data: { alice: { d: 'sales' } }, provides: { 'principal.attr.d': 'result.d' }, cache: { ttl: '1m' } },
+      ],
+      factories,
+      cacheStore,
+    });
+    const ctx = { requestId: 'r', signal: new AbortController().signal };
+    for (const [name, key] of [['tok', 'secret-tok'], ['key', 'secret-key'], ['dept', 'alice']] as const) await registry.get(name)?.resolver.resolveMany([key], ctx);
+    expect(stored).toHaveLength(3);
+    expect(stored.join(' ')).not.toContain('secret');
+    expect(stored.some((k) => k.endsWith('"alice"'))).toBe(true);
+  });
+});

@@ -91,6 +91,16 @@ function nameOf(raw: unknown): string {
   return typeof n === 'string' ? n : '?';
 }
 
+const SECRET_SEGMENT = /token|secret|password|passwd|credential|api_?key|session/i;
+
+/**
+ * True when a key read from `path` may be a credential, so caches keep only its hash: anything
+ * under `subject` or `delegation` (where tokens arrive) or a segment named like a secret.
+ */
+function mayHoldSecret(path: AttributePath): boolean {
+  return path.root === 'subject' || path.root === 'delegation' || path.segments.some((s) => SECRET_SEGMENT.test(s));
+}
+
 /** 53-bit FNV-1a: a short, stable fingerprint for cache namespaces (not a security hash). */
 function fingerprint(text: string): string {
   let h1 = 0x811c9dc5;
@@ -257,6 +267,7 @@ export function buildResolverRegistry(options: ResolverRegistryOptions): Resolve
             // Serving stale is what `onError: stale` asks for; other modes fail on a failed refresh.
             ...(config.onError === 'stale' && config.cache.staleMaxAgeMs !== undefined ? { staleMaxAgeMs: config.cache.staleMaxAgeMs } : {}),
             namespace: `${config.name}:${fingerprint(stableKey(config))}`,
+            hashKeys: mayHoldSecret(config.key),
             now,
           },
           store,

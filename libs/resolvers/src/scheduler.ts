@@ -16,7 +16,7 @@
  */
 import DataLoader from 'dataloader';
 import type { JsonValue } from '@warden/core';
-import { getAttribute, setAttribute, type InputDocument, type JsonObject } from './attribute-path.js';
+import { cloneJson, getAttribute, setAttribute, type InputDocument, type JsonObject } from './attribute-path.js';
 import { stableKey } from './cache/with-cache.js';
 import { isResolverError, ResolverError, toResolverError } from './resolver-error.js';
 import { celToJson } from './resolver-cel.js';
@@ -120,17 +120,15 @@ function denialMessage(resolver: string, error: ResolverError): string {
 
 const NEVER: AbortSignal = new AbortController().signal;
 
-function cloneObject(o: JsonObject | undefined): JsonObject | undefined {
-  return o === undefined ? undefined : structuredClone(o);
-}
-
 function newItem(request: EnrichmentRequest, resource: JsonObject | undefined): MutableItem {
+  // Every item owns its input: resolvers write into it, and items must not see each other's writes.
   const input: InputDocument = {};
-  const roots = { principal: request.principal, agent: request.agent, context: request.context, delegation: request.delegation, subject: request.subject, resource };
-  for (const [root, value] of Object.entries(roots)) {
-    const c = cloneObject(value);
-    if (c !== undefined) input[root as keyof InputDocument] = c;
-  }
+  if (request.principal !== undefined) input.principal = cloneJson(request.principal);
+  if (request.agent !== undefined) input.agent = cloneJson(request.agent);
+  if (request.context !== undefined) input.context = cloneJson(request.context);
+  if (request.delegation !== undefined) input.delegation = cloneJson(request.delegation);
+  if (request.subject !== undefined) input.subject = cloneJson(request.subject);
+  if (resource !== undefined) input.resource = cloneJson(resource);
   return { input, provenance: {}, denials: [], failures: [] };
 }
 
@@ -216,9 +214,11 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
         }
       });
       const provenance: AttributeProvenance = { resolver: r.name, durationMs: loaded.durationMs, ...(loaded.cache !== undefined ? { cache: loaded.cache } : {}) };
-      for (const item of targets) {
+      for (let t = 0; t < targets.length; t++) {
+        const item = targets[t] as MutableItem;
         for (const w of writes) {
-          setAttribute(item.input, w.path, structuredClone(w.value));
+          // `writes` are fresh values; the first target takes them, the others get copies.
+          setAttribute(item.input, w.path, t === 0 ? w.value : cloneJson(w.value));
           item.provenance[w.path.text] = provenance;
         }
       }
@@ -230,8 +230,9 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
   // Registry order is topological, so every dependency's promises exist when a node is created.
   const shared = new Map<string, Promise<void>>();
   const perItem = new Map<string, Promise<void>[]>();
+  const ready = Promise.resolve();
   const after = (deps: readonly string[], i: number | undefined): Promise<unknown> =>
-    Promise.all(deps.map((d) => (i !== undefined ? (perItem.get(d)?.[i] ?? shared.get(d)) : shared.get(d))));
+    deps.length === 0 ? ready : Promise.all(deps.map((d) => (i !== undefined ? (perItem.get(d)?.[i] ?? shared.get(d)) : shared.get(d))));
   for (const r of registry.resolvers) {
     if (r.perResource) {
       perItem.set(

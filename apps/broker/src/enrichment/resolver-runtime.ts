@@ -8,15 +8,14 @@
  * removed from `warden.yaml`), `current()` reports the errors instead of a registry and every
  * enriched decision is DENY until an admin fixes it; the admin API keeps working to do so.
  */
-import { WardenError } from '@warden/core';
 import {
   buildResolverRegistry,
+  ResolverConfigError,
   enrich,
   type CacheStore,
   type DatasourceConfig,
   type EnrichmentOutcome,
   type EnrichmentRequest,
-  type ResolverConfigError,
   type ResolverFactory,
   type ResolverRegistry,
   type ResolverStore,
@@ -92,7 +91,7 @@ export class ResolverRuntime {
 
   /** Throws the first error the file's resolvers plus `next` would have (the admin API's check). */
   validate(next: readonly StoredResolver[]): void {
-    const built = this.build(next, true);
+    const built = this.build(next);
     if (built.registry === undefined) throw built.errors[0] as ResolverConfigError;
   }
 
@@ -137,7 +136,7 @@ export class ResolverRuntime {
     await this.unsubscribe?.();
   }
 
-  private build(stored: readonly StoredResolver[], forValidation = false): RuntimeState {
+  private build(stored: readonly StoredResolver[]): RuntimeState {
     const configs = [...this.options.fileConfigs, ...stored.map((s) => ({ ...s.config, name: s.name }))];
     const built = buildResolverRegistry({
       configs,
@@ -146,7 +145,7 @@ export class ResolverRuntime {
       cacheStore: this.options.cacheStore,
     });
     if (built.registry !== undefined) return { registry: built.registry };
-    if (forValidation) return { errors: built.errors };
-    return { errors: built.errors.length > 0 ? built.errors : [new WardenError('ERR_INTERNAL', 'BUG: registry build failed without errors') as ResolverConfigError] };
+    // INVARIANT: a failed build reports at least one error, so `errors[0]` always exists.
+    return { errors: built.errors.length > 0 ? built.errors : [new ResolverConfigError('?', 'ERR_INTERNAL', 'BUG: registry build failed without errors')] };
   }
 }

@@ -14,7 +14,8 @@
  * - Failures are never cached.
  * - A value the resolver gives an expiry (`expiresAt`, a token's `exp`) is never served past it,
  *   fresh or stale.
- * - Store keys are a SHA-256 of the key: tokens used as keys never reach the store (or Redis).
+ * - Store keys are a SHA-256 of the key unless `hashKeys: false`: tokens used as keys never reach
+ *   the store (or Redis).
  *
  * The shared fetch runs under its own signal (the inner `withTimeout` bounds it), not under the
  * first caller's: one abandoned request must not fail the others waiting on the same key. Each
@@ -38,6 +39,11 @@ export interface WithCacheOptions {
   readonly now?: () => number;
   /** Key to string (default: JSON with sorted object keys). */
   readonly keyFn?: (key: unknown) => string;
+  /**
+   * Store a SHA-256 of each key instead of the key (default true). The registry turns it off for
+   * keys read from paths that cannot hold credentials (`principal.id`, `resource.attr.projectId`).
+   */
+  readonly hashKeys?: boolean;
 }
 
 /** JSON with object keys sorted, so equal keys give equal strings (`1` and `"1"` differ). */
@@ -75,6 +81,7 @@ export function withCache<K = JsonValue, V = unknown>(
   const name = resolver.name;
   const now = options.now ?? Date.now;
   const keyFn = options.keyFn ?? stableKey;
+  const storeKeyOf = options.hashKeys === false ? (k: K): string => prefix + keyFn(k) : (k: K): string => prefix + hashKey(keyFn(k));
   const prefix = `${options.namespace ?? name}\u0000`;
   const ttl = options.ttlMs;
   const negativeTtl = options.negativeTtlMs ?? 0;
@@ -127,7 +134,7 @@ export function withCache<K = JsonValue, V = unknown>(
   }
 
   async function resolveManyDetailed(keys: readonly K[], ctx: ResolveContext): Promise<DetailedResult<V>[]> {
-    const storeKeys = keys.map((k) => prefix + hashKey(keyFn(k)));
+    const storeKeys = keys.map(storeKeyOf);
     const entries = await store.getMany(storeKeys);
     const t = now();
     const out: (DetailedResult<V> | undefined)[] = new Array(keys.length);
