@@ -284,7 +284,8 @@ function readDatabase(root: Obj, env: Env, cwd: string): DatabaseConfig {
   const fileUrl = fillPlaceholders(optString(db, 'url', 'database.url'), 'database.url', env) as string | undefined;
   const url = envUrl !== undefined && envUrl !== '' ? envUrl : fileUrl === '' ? undefined : fileUrl;
   if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw invalid(envUrl ? 'DATABASE_URL' : 'database.url', 'must be a postgres:// URL');
-  const dataDir = optString(db, 'dataDir', 'database.dataDir');
+  const envDataDir = env['WARDEN_DATA_DIR'];
+  const dataDir = envDataDir !== undefined && envDataDir !== '' ? envDataDir : optString(db, 'dataDir', 'database.dataDir');
   const seedRaw = db['seedFiles'];
   const seedFiles: string[] = [];
   if (seedRaw !== undefined && seedRaw !== null) {

@@ -1,0 +1,112 @@
+/**
+ * The README's promise: on a fresh clone, with no DATABASE_URL, REDIS_URL or IdP, the broker
+ * starts on its embedded defaults (PGlite, the root warden.yaml's demo resolvers) and the README's
+ * curl examples return the enriched decisions it shows. The request bodies are read from the
+ * README itself so the documentation cannot drift from what the broker does.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadBrokerConfig } from '../../apps/broker/src/config/load-broker-config.js';
+import { createBrokerApp } from '../../apps/broker/src/create-broker-app.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** The JSON body of the README's first curl to `path`. */
+function readmeBody(path: string): unknown {
+  const m = new RegExp(`curl -s http://127\\.0\\.0\\.1:3594${path.replaceAll('/', '\\/')} [^\\n]*-d '([\\s\\S]*?)'\\n`).exec(README);
+  if (m === null) throw new Error(`README has no curl example for ${path}`);
+  return JSON.parse(m[1] as string);
+}
+
+let app: NestFastifyApplication;
+let base: string;
+const dataDir = mkdtempSync(join(tmpdir(), 'warden-pglite-'));
+const admin = 'readme-admin-token-0123456789';
+
+beforeAll(async () => {
+  // The embedded defaults: the repository's own warden.yaml, no database or Redis URL.
+  // The data directory is the test's own, so runs never share (or leave) state in the repository.
+  const config = loadBrokerConfig({ cwd: ROOT, env: { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_ADMIN_TOKEN: admin, WARDEN_DATA_DIR: dataDir } });
+  expect(config.database.url).toBeUndefined();
+  expect(config.redisUrl).toBeUndefined();
+  expect(config.workers).toBe(1);
+  app = await createBrokerApp(config);
+  await app.listen(0, '127.0.0.1');
+  base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  await app?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('embedded defaults (npm start on a fresh clone)', () => {
+  it('answers the README /v1/check example as documented: web_search ALLOW, shell_exec DENY', async () => {
+    const { status, json } = await post('/v1/check', readmeBody('/v1/check'));
+    expect(status).toBe(200);
+    expect(json['decision']).toBe('DENY');
+    const results = json['results'] as Array<{ resource: { id: string }; decision: string }>;
+    expect(results.map((r) => [r.resource.id, r.decision])).toEqual([
+      ['web_search', 'ALLOW'],
+      ['shell_exec', 'DENY'],
+    ]);
+    expect(json['policyVersion']).toMatch(/^sha256:[0-9a-f]{16}$/);
+    expect(json['reasons']).toEqual([expect.objectContaining({ code: 'policy_denied', action: 'invoke' })]);
+  });
+
+  it('enriches from the embedded demo table: explain names the resolvers', async () => {
+    const body = { ...(readmeBody('/v1/check') as object), explain: true };
+    const { json } = await post('/v1/check', body);
+    const items = (json['explain'] as { items: Array<{ attributes: Record<string, { resolver: string }>; input: Record<string, unknown> }> }).items;
+    expect(items[1]?.attributes['resource.attr.risk']?.resolver).toBe('demo-tool-catalog');
+    expect(items[1]?.attributes['principal.id']?.resolver).toBe('demo-tokens');
+    expect((items[1]?.input['resource'] as { attr: unknown }).attr).toEqual({ risk: 'critical', tenant: 'acme' });
+    expect(JSON.stringify(json)).not.toContain('alice-demo-token');
+  });
+
+  it('answers the README Cerbos-API example as documented: the catalogue overrides the caller', async () => {
+    const { status, json } = await post('/api/check/resources', readmeBody('/api/check/resources'));
+    expect(status).toBe(200);
+    const results = json['results'] as Array<{ resource: { id: string }; actions: Record<string, string> }>;
+    expect(results.map((r) => [r.resource.id, r.actions['invoke']])).toEqual([
+      ['web_search', 'EFFECT_ALLOW'],
+      ['shell_exec', 'EFFECT_DENY'],
+    ]);
+  });
+
+  it('an unknown token is denied, never allowed', async () => {
+    const { json } = await post('/v1/check', { subject: { token: 'nobody' }, action: 'invoke', resource: { kind: 'tool', id: 'web_search' } });
+    expect(json['decision']).toBe('DENY');
+    expect(json['reasons']).toEqual([expect.objectContaining({ code: 'subject_unresolved' })]);
+  });
+
+  it('the README admin example registers a resolver on the embedded database, used at once', async () => {
+    const m = /-H 'content-type: application\/json' -d '(\{"name":"departments"[\s\S]*?)'\n/.exec(README);
+    expect(m).not.toBeNull();
+    const created = await post('/v1/admin/resolvers', JSON.parse((m?.[1] as string).replace(/\n\s*/g, ' ')), { authorization: `Bearer ${admin}` });
+    expect(created.status).toBe(201);
+    expect(created.json['version']).toBe(1);
+    const { json } = await post('/v1/check', { subject: { token: 'alice-demo-token' }, action: 'invoke', resource: { kind: 'tool', id: 'web_search' }, explain: true });
+    const attrs = (json['explain'] as { items: Array<{ attributes: Record<string, { resolver: string }> }> }).items[0]?.attributes;
+    expect(attrs?.['principal.attr.dept']?.resolver).toBe('departments');
+  });
+
+  it('keeps admin-registered resolvers across a restart (the embedded database is on disk)', async () => {
+    await app.close();
+    const config = loadBrokerConfig({ cwd: ROOT, env: { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_ADMIN_TOKEN: admin, WARDEN_DATA_DIR: dataDir } });
+    app = await createBrokerApp(config);
+    await app.listen(0, '127.0.0.1');
+    base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    const res = await fetch(`${base}/v1/admin/resolvers/departments`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { version: number }).version).toBe(1);
+  });
+});
