@@ -2,7 +2,7 @@
 // Runs before `npm start`: builds the broker with `nest build broker` when its compiled entry is
 // missing or older than any source it is built from, so `npm ci && npm start` works on a fresh
 // clone and never serves stale code.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,9 @@ if (reason !== undefined) {
   const nest = join(root, 'node_modules/.bin/nest');
   const res = spawnSync(nest, ['build', 'broker'], { cwd: root, stdio: 'inherit' });
   if (res.status !== 0) {
+    // tsc emits even when it reports errors, which would leave a fresh-looking entry behind: mark
+    // it older than every source so the next run builds again instead of serving that output.
+    if (existsSync(entry)) utimesSync(entry, 0, 0);
     process.stderr.write('warden: `nest build broker` failed\n');
     process.exit(res.status ?? 1);
   }

@@ -193,3 +193,24 @@ describe('cache keys of registered resolvers', () => {
     expect(stored.some((k) => k.endsWith('"alice"'))).toBe(true);
   });
 });
+
+describe('cache namespaces', () => {
+  it('a changed datasource starts an empty cache; an unchanged config keeps its entries', async () => {
+    const { createLruCacheStore } = await import('./cache/cache-store.js');
+    const cacheStore = createLruCacheStore();
+    let calls = 0;
+    const counting: ResolverFactory = {
+      kind: 'counting',
+      parseConfig: (raw) => parseResolverConfig(raw),
+      create: (config) => ({ name: config.name, resolveMany: (keys) => ((calls += keys.length), Promise.resolve(keys.map(() => ({ v: 1 })))) }),
+    };
+    const config = { name: 'c', kind: 'counting', datasource: 'up', key: 'principal.id', provides: { 'principal.attr.v': 'result.v' }, cache: { ttl: '1m' } };
+    const build = (url: string) => createResolverRegistry({ configs: [config], factories: { counting }, datasources: { up: { kind: 'http', url } }, cacheStore });
+    const ctx = { requestId: 'r', signal: new AbortController().signal };
+    await build('http://a.internal').get('c')?.resolver.resolveMany(['alice'], ctx);
+    await build('http://a.internal').get('c')?.resolver.resolveMany(['alice'], ctx);
+    expect(calls).toBe(1);
+    await build('http://b.internal').get('c')?.resolver.resolveMany(['alice'], ctx);
+    expect(calls).toBe(2);
+  });
+});

@@ -9,6 +9,7 @@
  * paths, CEL errors in `provides` or `when`, and dependency cycles. Resolver B depends on A when
  * B's key, its `when` or its `provides` expressions read a path A provides.
  */
+import { createHash } from 'node:crypto';
 import type { WardenErrorCode } from '@warden/core';
 import { pathsOverlap, parseAttributePath, type AttributePath } from './attribute-path.js';
 import { createLruCacheStore, type CacheStore } from './cache/cache-store.js';
@@ -101,16 +102,12 @@ function mayHoldSecret(path: AttributePath): boolean {
   return path.root === 'subject' || path.root === 'delegation' || path.segments.some((s) => SECRET_SEGMENT.test(s));
 }
 
-/** 53-bit FNV-1a: a short, stable fingerprint for cache namespaces (not a security hash). */
+/**
+ * A short fingerprint for cache namespaces. SHA-256 because the text includes the datasource,
+ * which may hold secrets: only a one-way digest of it may reach a shared cache's key names.
+ */
 function fingerprint(text: string): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-  }
-  return ((h2 >>> 0) * 0x200000 + (h1 >>> 11)).toString(36);
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }
 
 function compileCandidate(raw: unknown, options: ResolverRegistryOptions, index: number): Candidate {
@@ -266,7 +263,8 @@ export function buildResolverRegistry(options: ResolverRegistryOptions): Resolve
             ...(config.cache.negativeTtlMs !== undefined ? { negativeTtlMs: config.cache.negativeTtlMs } : {}),
             // Serving stale is what `onError: stale` asks for; other modes fail on a failed refresh.
             ...(config.onError === 'stale' && config.cache.staleMaxAgeMs !== undefined ? { staleMaxAgeMs: config.cache.staleMaxAgeMs } : {}),
-            namespace: `${config.name}:${fingerprint(stableKey(config))}`,
+            // The datasource is part of it: pointing a datasource elsewhere must not serve the old upstream's values.
+            namespace: `${config.name}:${fingerprint(stableKey({ config, datasource: datasource ?? null }))}`,
             hashKeys: mayHoldSecret(config.key),
             now,
           },

@@ -146,38 +146,43 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
   const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined)] : request.resources.map((r) => newItem(request, r));
   const runs = new Map<string, { calls: number; keys: number; first: number; last: number }>();
 
-  const loaders = new Map<string, DataLoader<JsonValue, Loaded, string>>();
-  for (const r of registry.resolvers) {
+  /** One `resolveMany` call of `r`, timed and recorded; never rejects. */
+  async function loadBatch(r: RegisteredResolver, keys: readonly JsonValue[]): Promise<Loaded[]> {
     const resolver = r.resolver;
-    loaders.set(
-      r.name,
-      new DataLoader<JsonValue, Loaded, string>(
-        async (keys) => {
-          const t0 = clock();
-          const ctx = { requestId: request.requestId, signal };
-          let results: ReadonlyArray<DetailedResult>;
-          try {
-            results = isDetailedResolver(resolver)
-              ? await resolver.resolveManyDetailed(keys, ctx)
-              : (await resolver.resolveMany(keys, ctx)).map((value) => ({ value }));
-          } catch (e) {
-            const error = toResolverError(r.name, e);
-            results = keys.map(() => ({ value: error }));
-          }
-          const t1 = clock();
-          const run = runs.get(r.name) ?? { calls: 0, keys: 0, first: t0, last: t1 };
-          runs.set(r.name, { calls: run.calls + 1, keys: run.keys + keys.length, first: Math.min(run.first, t0), last: Math.max(run.last, t1) });
-          if (results.length !== keys.length) {
-            const error = new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\` answered ${results.length} values for ${keys.length} keys`);
-            results = keys.map(() => ({ value: error }));
-          }
-          // INVARIANT: results are plain objects, never Error instances (DataLoader would reject them).
-          return results.map((res) => ({ ...res, durationMs: t1 - t0 }));
-        },
-        { cacheKeyFn: stableKey },
-      ),
-    );
+    const t0 = clock();
+    const ctx = { requestId: request.requestId, signal };
+    let results: ReadonlyArray<DetailedResult>;
+    try {
+      results = isDetailedResolver(resolver) ? await resolver.resolveManyDetailed(keys, ctx) : (await resolver.resolveMany(keys, ctx)).map((value) => ({ value }));
+    } catch (e) {
+      const error = toResolverError(r.name, e);
+      results = keys.map(() => ({ value: error }));
+    }
+    const t1 = clock();
+    const run = runs.get(r.name) ?? { calls: 0, keys: 0, first: t0, last: t1 };
+    runs.set(r.name, { calls: run.calls + 1, keys: run.keys + keys.length, first: Math.min(run.first, t0), last: Math.max(run.last, t1) });
+    if (results.length !== keys.length) {
+      const error = new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\` answered ${results.length} values for ${keys.length} keys`);
+      results = keys.map(() => ({ value: error }));
+    }
+    // INVARIANT: results are plain objects, never Error instances (DataLoader would reject them).
+    return results.map((res) => ({ ...res, durationMs: t1 - t0 }));
   }
+
+  // One DataLoader per resolver for this request, made when the resolver first loads a key.
+  const loaders = new Map<string, DataLoader<JsonValue, Loaded, string>>();
+  const loaderOf = (r: RegisteredResolver): DataLoader<JsonValue, Loaded, string> => {
+    let loader = loaders.get(r.name);
+    if (loader === undefined) {
+      loader = new DataLoader<JsonValue, Loaded, string>((keys) => loadBatch(r, keys), { cacheKeyFn: stableKey });
+      loaders.set(r.name, loader);
+    }
+    return loader;
+  };
+  // A resolver with one node in this request (shared, or a single resource) has one key: there is
+  // nothing to batch or de-duplicate, so it is called directly.
+  const load = async (r: RegisteredResolver, key: JsonValue): Promise<Loaded> =>
+    !r.perResource || items.length === 1 ? ((await loadBatch(r, [key]))[0] as Loaded) : loaderOf(r).load(key);
 
   function fail(r: RegisteredResolver, targets: readonly MutableItem[], error: ResolverError): void {
     const failure: ResolverFailure = { resolver: r.name, code: error.code, message: error.message, onError: r.config.onError };
@@ -200,7 +205,7 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
       }
       const key = getAttribute(doc, r.config.key);
       if (key === undefined || key === null) return;
-      const loaded = await (loaders.get(r.name) as DataLoader<JsonValue, Loaded, string>).load(key);
+      const loaded = await load(r, key);
       if (isResolverError(loaded.value)) {
         fail(r, targets, loaded.value);
         return;

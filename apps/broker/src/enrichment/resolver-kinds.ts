@@ -49,6 +49,20 @@ const REDIS_OPTIONS = { enableOfflineQueue: false, maxRetriesPerRequest: 0, conn
 
 const codeOf = (err: unknown): string => (typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'error');
 
+// QUIT is answered after every command already sent, so a Redis that stopped answering would hold
+// shutdown forever: wait a moment for a clean QUIT, then drop the connection.
+const QUIT_GRACE_MS = 1000;
+async function closeRedis(client: Redis): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, QUIT_GRACE_MS)));
+  try {
+    await Promise.race([client.quit().catch(() => undefined), grace]);
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}
+
 /** Opens nothing yet; connections are made on first use by a resolver. */
 export async function createResolverKinds(options: ResolverKindsOptions): Promise<ResolverKinds> {
   const closers: Array<() => Promise<unknown>> = [];
@@ -83,7 +97,7 @@ export async function createResolverKinds(options: ResolverKindsOptions): Promis
       if (existing !== undefined) return existing;
       const client = ds.url === undefined ? new Redis(REDIS_OPTIONS) : new Redis(ds.url, REDIS_OPTIONS);
       client.on('error', (err) => options.onError(`datasource \`${name}\`: redis error (${codeOf(err)})`));
-      closers.push(() => client.quit().catch(() => client.disconnect()));
+      closers.push(() => closeRedis(client));
       redisClients.set(name, client);
       return client;
     },
@@ -94,7 +108,7 @@ export async function createResolverKinds(options: ResolverKindsOptions): Promis
     const shared = new Redis(options.redisUrl, REDIS_OPTIONS);
     const subscriber = new Redis(options.redisUrl, { ...REDIS_OPTIONS, enableOfflineQueue: true });
     for (const c of [shared, subscriber]) c.on('error', (err) => options.onError(`REDIS_URL: redis error (${codeOf(err)})`));
-    closers.push(() => shared.quit().catch(() => shared.disconnect()), () => subscriber.quit().catch(() => subscriber.disconnect()));
+    closers.push(() => closeRedis(shared), () => closeRedis(subscriber));
     await new Promise<void>((resolve) => {
       // Start even when Redis is down: the shared tier then reads as misses until it is back.
       const t = setTimeout(resolve, 2000);
