@@ -1,9 +1,13 @@
 /**
- * One bounded JSON request of the `http` kind: redirects are not followed (a redirect could leave
- * the allowed origins), the body is read up to a byte limit and decoded as strict UTF-8 JSON, and
- * every failure becomes a coded {@link ResolverError} whose message names the resolver, the method
- * and the configured path template only (never a key value, a header or upstream text).
+ * One bounded JSON request of the `http` kind, on `node:http`/`node:https` with keep-alive agents
+ * (cheaper per call than `fetch`, which matters when four resolvers fan out on every check):
+ * redirects are not followed (a redirect could leave the allowed origins), the body is read up to
+ * a byte limit and decoded as strict UTF-8 JSON, and every failure becomes a coded
+ * {@link ResolverError} whose message names the resolver, the method and the configured path
+ * template only (never a key value, a header or upstream text).
  */
+import http from 'node:http';
+import https from 'node:https';
 import { ResolverError } from '../../resolver-error.js';
 import { abortedError } from '../../with-timeout.js';
 
@@ -23,36 +27,67 @@ export interface HttpRequest {
 /** A 2xx answer's parsed body, or a 404. */
 export type HttpAnswer = { readonly status: 'ok'; readonly body: unknown } | { readonly status: 'not-found' };
 
-const TOO_LARGE = Symbol('too-large');
+// Shared by every `http` resolver of the process: connections to an upstream are reused.
+const AGENTS = {
+  'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
+  'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
+} as const;
 
-async function readBounded(res: Response, limit: number): Promise<Uint8Array | typeof TOO_LARGE> {
-  const declared = res.headers.get('content-length');
-  if (declared !== null && Number(declared) > limit) {
-    await res.body?.cancel().catch(() => undefined);
-    return TOO_LARGE;
-  }
-  if (res.body === null) return new Uint8Array();
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => undefined);
-      return TOO_LARGE;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
-}
+const CODE = /^[A-Z0-9_]{1,40}$/;
 
 function codeOf(err: unknown): string | undefined {
-  const cause = err instanceof Error ? (err as Error & { cause?: unknown }).cause : undefined;
-  const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined;
-  return typeof code === 'string' && /^[A-Z0-9_]{1,40}$/.test(code) ? code : undefined;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && CODE.test(code) ? code : undefined;
 }
+
+type Raw = { status: number; bytes: Buffer } | { status: number; tooLarge: true };
+
+function send(req: HttpRequest): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const transport = req.url.protocol === 'https:' ? https : http;
+    const headers: Record<string, string> = { accept: 'application/json', ...req.headers };
+    if (req.body !== undefined) {
+      headers['content-type'] ??= 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(req.body));
+    }
+    const outgoing = transport.request(
+      req.url,
+      { method: req.method, headers, agent: AGENTS[req.url.protocol as 'http:' | 'https:'], signal: req.signal },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        // Statuses other than 2xx need no body: drain it so the connection can be reused.
+        if (status < 200 || status > 299) {
+          res.resume();
+          resolve({ status, bytes: Buffer.alloc(0) });
+          return;
+        }
+        const declared = Number(res.headers['content-length']);
+        if (Number.isFinite(declared) && declared > req.maxResponseBytes) {
+          res.destroy();
+          resolve({ status, tooLarge: true });
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let total = 0;
+        res.on('data', (chunk: Buffer) => {
+          total += chunk.length;
+          if (total > req.maxResponseBytes) {
+            res.destroy();
+            resolve({ status, tooLarge: true });
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => resolve({ status, bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(req.body);
+  });
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Sends `req` and answers the parsed JSON body (2xx) or not-found (404); throws a
@@ -63,46 +98,28 @@ export async function requestJson(req: HttpRequest): Promise<HttpAnswer> {
   const { resolver, label } = req;
   const failed = (why: string, code: 'ERR_RESOLVER_FAILED' | 'ERR_RESOLVER_RESULT_INVALID' = 'ERR_RESOLVER_FAILED'): ResolverError =>
     new ResolverError(resolver, code, `resolver \`${resolver}\`: ${label}: ${why}`);
-  let res: Response;
+  if (req.signal.aborted) throw abortedError(resolver, req.signal);
+  let raw: Raw;
   try {
-    res = await fetch(req.url, {
-      method: req.method,
-      headers: req.headers,
-      ...(req.body !== undefined ? { body: req.body } : {}),
-      redirect: 'manual',
-      signal: req.signal,
-    });
+    raw = await send(req);
   } catch (err) {
     if (req.signal.aborted) throw abortedError(resolver, req.signal);
-    // SECURITY: the fetch error's own text is not used (it could quote a URL or a header).
+    // SECURITY: the socket error's own text is not used (it could quote an address).
     const code = codeOf(err);
     throw failed(`request failed${code !== undefined ? ` (${code})` : ''}`);
   }
+  if (raw.status === 404) return { status: 'not-found' };
+  if (raw.status < 200 || raw.status > 299) throw failed(`answered HTTP ${raw.status}`);
+  if ('tooLarge' in raw) throw failed(`answered more than ${req.maxResponseBytes} bytes`, 'ERR_RESOLVER_RESULT_INVALID');
+  let text: string;
   try {
-    if (res.status === 404) {
-      await res.body?.cancel().catch(() => undefined);
-      return { status: 'not-found' };
-    }
-    if (res.status < 200 || res.status > 299) {
-      await res.body?.cancel().catch(() => undefined);
-      throw failed(`answered HTTP ${res.status}`);
-    }
-    const bytes = await readBounded(res, req.maxResponseBytes);
-    if (bytes === TOO_LARGE) throw failed(`answered more than ${req.maxResponseBytes} bytes`, 'ERR_RESOLVER_RESULT_INVALID');
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch {
-      throw failed('answered a body that is not UTF-8', 'ERR_RESOLVER_RESULT_INVALID');
-    }
-    try {
-      return { status: 'ok', body: JSON.parse(text) as unknown };
-    } catch {
-      throw failed('answered malformed JSON', 'ERR_RESOLVER_RESULT_INVALID');
-    }
-  } catch (err) {
-    if (err instanceof ResolverError) throw err;
-    if (req.signal.aborted) throw abortedError(resolver, req.signal);
-    throw failed(`reading the answer failed${codeOf(err) !== undefined ? ` (${codeOf(err) ?? ''})` : ''}`);
+    text = UTF8.decode(raw.bytes);
+  } catch {
+    throw failed('answered a body that is not UTF-8', 'ERR_RESOLVER_RESULT_INVALID');
+  }
+  try {
+    return { status: 'ok', body: JSON.parse(text) as unknown };
+  } catch {
+    throw failed('answered malformed JSON', 'ERR_RESOLVER_RESULT_INVALID');
   }
 }
