@@ -23,6 +23,7 @@ import { ResolverRuntime } from './enrichment/resolver-runtime.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { BrokerErrorFilter } from './http/broker-error.filter.js';
 import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
+import { createGatewayMatcher } from './http/v1-check.routes.js';
 import { loadPolicies } from './policy-source/load-policy-set.js';
 
 /** Options of {@link createBrokerApp}. */
@@ -103,7 +104,7 @@ export async function createBrokerApp(
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime },
-      v1Check: { engine, runtime, limits: config.requestLimits, gateways: config.gateways, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      v1Check: { engine, runtime, limits: config.requestLimits, matchGateway: createGatewayMatcher(config.gateways), policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,
       onClose,
     }),

@@ -56,12 +56,14 @@ export function compileResolverExpression(source: string): ResolverExpression {
     const fields = fieldPath[1] === undefined || fieldPath[1] === '' ? [] : fieldPath[1].slice(1).split('.');
     return { source, reads, evaluate: (_input, result) => selectFields(result, fields) };
   }
+  // Only the variables the expression names are put in its activation.
+  const used = Object.entries(ROOT_NAMES).filter(([name]) => namesOf((fn as unknown as { ast: ASTNode }).ast).has(name));
   return {
     source,
     reads,
     evaluate(input, result) {
       const ctx: Record<string, unknown> = { result: result ?? null };
-      for (const [name, root] of Object.entries(ROOT_NAMES)) ctx[name] = input[root] ?? {};
+      for (const [name, root] of used) ctx[name] = input[root] ?? {};
       return fn(ctx);
     },
   };
@@ -106,6 +108,22 @@ function chainOf(node: Node): { root: AttributeRoot; segments: string[] } | unde
       return undefined;
     }
   }
+}
+
+/** Every identifier the expression names (variables, including comprehension variables). */
+function namesOf(ast: ASTNode): Set<string> {
+  const names = new Set<string>();
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      for (const x of v) visit(x);
+      return;
+    }
+    if (!isNode(v) || v.op === 'value') return;
+    if (v.op === 'id' && typeof v.args === 'string') names.add(v.args);
+    visit(v.args);
+  };
+  visit(ast);
+  return names;
 }
 
 function isNode(v: unknown): v is Node {

@@ -107,7 +107,7 @@ interface MutableItem {
   failures: ResolverFailure[];
 }
 
-type Loaded = DetailedResult & { readonly durationMs: number };
+type Loaded = { readonly value: DetailedResult['value']; readonly cache: CacheInfo | undefined; readonly durationMs: number };
 
 // SECURITY: the deny text names the resolver and the kind of failure only (no key values, no upstream
 // text); a token failure's message is written by the token kinds to be shown (never the token).
@@ -166,7 +166,8 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
       results = keys.map(() => ({ value: error }));
     }
     // INVARIANT: results are plain objects, never Error instances (DataLoader would reject them).
-    return results.map((res) => ({ ...res, durationMs: t1 - t0 }));
+    const durationMs = t1 - t0;
+    return results.map((res): Loaded => ({ value: res.value, cache: res.cache, durationMs }));
   }
 
   // One DataLoader per resolver for this request, made when the resolver first loads a key.

@@ -81,8 +81,12 @@ export async function enrichInputs(
     const denied: Reason[] = [{ code: 'resolvers_unavailable', message: 'context resolvers are misconfigured; an administrator must fix them' }];
     return { items: inputs.map((input) => ({ input, denied })), outcome: undefined, enrichMs: 0 };
   }
-  if (state.registry.resolvers.length === 0 && extra.principal === undefined) {
-    return { items: inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
+  if (state.registry.resolvers.length === 0) {
+    if (extra.principal === undefined) return { items: inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
+    // Nothing to resolve: the stated principal is used (or the items are denied as unresolved).
+    const p = toPrincipal(extra.principal);
+    if ('code' in p) return { items: inputs.map((input) => ({ input, denied: [p] })), outcome: undefined, enrichMs: 0 };
+    return { items: inputs.map((input) => ({ input: { ...input, principal: p } })), outcome: undefined, enrichMs: 0 };
   }
   const t0 = clock();
   const first = inputs[0];

@@ -22,7 +22,7 @@ export interface V1CheckDeps {
   engine: Engine;
   runtime: ResolverRuntime;
   limits: RequestLimitsConfig;
-  gateways: readonly GatewayConfig[];
+  matchGateway: GatewayMatcher;
   /** Content hash of the policy set. */
   policyVersion: string;
   bodyLimit: number;
@@ -35,13 +35,22 @@ type Verdict = 'ALLOW' | 'DENY';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-/** The gateway whose key `presented` is, if any (constant-time comparison on digests). */
-export function matchGateway(gateways: readonly GatewayConfig[], presented: string | undefined): GatewayConfig | undefined {
-  if (presented === undefined || presented === '') return undefined;
-  const d = digest(presented);
-  let found: GatewayConfig | undefined;
-  for (const g of gateways) if (timingSafeEqual(digest(g.apiKey), d)) found = g;
-  return found;
+/** Finds the trusted gateway of a presented API key. */
+export type GatewayMatcher = (presented: string | undefined) => GatewayConfig | undefined;
+
+/**
+ * Matches presented keys against `gateways` in constant time (on SHA-256 digests, computed once
+ * for the configured keys), checking every gateway whatever matched.
+ */
+export function createGatewayMatcher(gateways: readonly GatewayConfig[]): GatewayMatcher {
+  const known = gateways.map((g) => ({ gateway: g, digest: digest(g.apiKey) }));
+  return (presented) => {
+    if (presented === undefined || presented === '' || known.length === 0) return undefined;
+    const d = digest(presented);
+    let found: GatewayConfig | undefined;
+    for (const k of known) if (timingSafeEqual(k.digest, d)) found = k.gateway;
+    return found;
+  };
 }
 
 function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
@@ -115,7 +124,7 @@ async function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyR
   const start = performance.now();
   const req = parseV1CheckRequest(request.body, deps.limits);
   const header = request.headers[GATEWAY_KEY_HEADER];
-  const gateway = matchGateway(deps.gateways, typeof header === 'string' ? header : undefined);
+  const gateway = deps.matchGateway(typeof header === 'string' ? header : undefined);
   if (req.needsTrust && gateway === undefined) {
     throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
   }
