@@ -159,8 +159,14 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
       results = keys.map(() => ({ value: error }));
     }
     const t1 = clock();
-    const run = runs.get(r.name) ?? { calls: 0, keys: 0, first: t0, last: t1 };
-    runs.set(r.name, { calls: run.calls + 1, keys: run.keys + keys.length, first: Math.min(run.first, t0), last: Math.max(run.last, t1) });
+    const run = runs.get(r.name);
+    if (run === undefined) runs.set(r.name, { calls: 1, keys: keys.length, first: t0, last: t1 });
+    else {
+      run.calls += 1;
+      run.keys += keys.length;
+      run.first = Math.min(run.first, t0);
+      run.last = Math.max(run.last, t1);
+    }
     if (results.length !== keys.length) {
       const error = new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\` answered ${results.length} values for ${keys.length} keys`);
       results = keys.map(() => ({ value: error }));
@@ -236,20 +242,23 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
   // Registry order is topological, so every dependency's promises exist when a node is created.
   const shared = new Map<string, Promise<void>>();
   const perItem = new Map<string, Promise<void>[]>();
-  const ready = Promise.resolve();
-  const after = (deps: readonly string[], i: number | undefined): Promise<unknown> =>
-    deps.length === 0 ? ready : Promise.all(deps.map((d) => (i !== undefined ? (perItem.get(d)?.[i] ?? shared.get(d)) : shared.get(d))));
+  // A node without dependencies starts at once (its first await is the load, so every node of one
+  // resolver still reaches its DataLoader in the same tick); the others wait for their dependencies.
+  const start = (r: RegisteredResolver, i: number | undefined, run: () => Promise<void>): Promise<void> =>
+    r.dependsOn.length === 0
+      ? run()
+      : Promise.all(r.dependsOn.map((d) => (i !== undefined ? (perItem.get(d)?.[i] ?? shared.get(d)) : shared.get(d)))).then(run);
   for (const r of registry.resolvers) {
     if (r.perResource) {
       perItem.set(
         r.name,
-        items.map((item, i) => after(r.dependsOn, i).then(() => runNode(r, item, [item]))),
+        items.map((item, i) => start(r, i, () => runNode(r, item, [item]))),
       );
     } else {
       // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
       shared.set(
         r.name,
-        after(r.dependsOn, undefined).then(() => runNode(r, items[0] as MutableItem, items)),
+        start(r, undefined, () => runNode(r, items[0] as MutableItem, items)),
       );
     }
   }
