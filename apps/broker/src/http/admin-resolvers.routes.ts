@@ -14,7 +14,7 @@ import type { JsonObject, ResolverChange, ResolverStore, StoredResolver } from '
 import type { AdminAuth } from '../admin/admin-auth.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { toWardenError } from './broker-error.filter.js';
-import { parseJsonBody } from './json-body.parser.js';
+import { useJsonBodies } from './json-body.parser.js';
 import { isObj } from './request-common.js';
 
 /** What the routes need. */
@@ -70,18 +70,7 @@ export async function registerAdminResolvers(app: FastifyInstance, deps: AdminRe
   const authz = (req: Req, action: string): Promise<Principal> => auth.authorize(req.headers.authorization, action, req.params.name ?? '*');
 
   await app.register(async (api) => {
-    api.removeAllContentTypeParsers();
-    api.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 256 * 1024 }, (_req, body, done) => {
-      try {
-        done(null, (body as Buffer).length === 0 ? undefined : parseJsonBody(body as Buffer));
-      } catch (err) {
-        done(err as Error, undefined);
-      }
-    });
-    api.setErrorHandler((err, _req, reply) => {
-      const { status, body } = toWardenError(err);
-      void reply.code(status).header('content-type', 'application/json').send(JSON.stringify(body));
-    });
+    useJsonBodies(api, 256 * 1024, toWardenError);
 
     api.get('/v1/admin/resolvers', async (req: Req) => {
       await authz(req, 'list');

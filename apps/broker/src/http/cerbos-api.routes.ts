@@ -21,7 +21,7 @@ import { toCheckResourceBatchResponse, toCheckResourceSetResponse } from './chec
 import { parseCheckResourceSetRequest } from './check-resource-set.request.js';
 import { parseCheckResourceBatchRequest, parseCheckResourcesRequest } from './check-resources.request.js';
 import { toCheckResourcesResponse } from './check-resources.response.js';
-import { parseJsonBody } from './json-body.parser.js';
+import { useJsonBodies } from './json-body.parser.js';
 import type { CheckRequest } from './request-common.js';
 
 /** `GET /api/server_info`, as Cerbos prints it. */
@@ -122,18 +122,7 @@ async function verifyAuxData(deps: CerbosApiDeps, req: CheckRequest): Promise<vo
 /** Registers the Cerbos routes on `app` (call before the server is ready). */
 export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDeps): Promise<void> {
   await app.register(async (api) => {
-    api.removeAllContentTypeParsers();
-    api.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.bodyLimit }, (_req, body, done) => {
-      try {
-        done(null, parseJsonBody(body as Buffer));
-      } catch (err) {
-        done(err as Error, undefined);
-      }
-    });
-    api.setErrorHandler((err, _req, reply) => {
-      const { status, body } = toCerbosError(err);
-      void reply.code(status).header('content-type', 'application/json').send(JSON.stringify(body));
-    });
+    useJsonBodies(api, deps.bodyLimit, toCerbosError);
 
     const route = (path: string, check: CheckApi): void => {
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {

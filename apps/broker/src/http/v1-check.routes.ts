@@ -14,7 +14,7 @@ import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config
 import { enrichInputs, evaluateEnriched, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { toWardenError } from './broker-error.filter.js';
-import { parseJsonBody } from './json-body.parser.js';
+import { useJsonBodies } from './json-body.parser.js';
 import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
 
 /** What the route needs, built at boot. */
@@ -154,18 +154,7 @@ async function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyR
 /** Registers `/v1/check` on `app`. */
 export async function registerV1Check(app: FastifyInstance, deps: V1CheckDeps): Promise<void> {
   await app.register(async (api) => {
-    api.removeAllContentTypeParsers();
-    api.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.bodyLimit }, (_req, body, done) => {
-      try {
-        done(null, parseJsonBody(body as Buffer));
-      } catch (err) {
-        done(err as Error, undefined);
-      }
-    });
-    api.setErrorHandler((err, _req, reply) => {
-      const { status, body } = toWardenError(err);
-      void reply.code(status).header('content-type', 'application/json').send(JSON.stringify(body));
-    });
+    useJsonBodies(api, deps.bodyLimit, toWardenError);
     api.post('/v1/check', { bodyLimit: deps.bodyLimit }, (request, reply) => check(deps, request, reply).then(() => reply));
   });
 }

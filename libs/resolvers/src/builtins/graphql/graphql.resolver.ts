@@ -50,6 +50,7 @@ import type { HttpEnv } from '../http/http-datasource.js';
 import { parseGraphQLDatasource, type GraphQLDatasource } from './graphql-datasource.js';
 import { createGuardedFetch, GraphQLFetchError } from './graphql-fetch.js';
 import { checkGraphQLQuery } from './graphql-query.js';
+import { isRecord, mapLimited, pickPath } from '../json-answer.js';
 
 /** Config of a `graphql` resolver. */
 export interface GraphQLResolverConfig extends ResolverConfig {
@@ -82,9 +83,6 @@ const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
 const MAX_KEY_CHARS = 1024;
 const CHUNKS_IN_FLIGHT = 4;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function nameField(name: string, field: string, raw: unknown, fallback: string): string {
   if (raw === undefined) return fallback;
@@ -145,28 +143,7 @@ function keyString(key: JsonValue): string | undefined {
   return undefined;
 }
 
-function pick(data: unknown, path: readonly string[]): { found: boolean; value: unknown } {
-  let cur = data;
-  for (const seg of path) {
-    if (!isRecord(cur) || !Object.hasOwn(cur, seg)) return { found: false, value: undefined };
-    cur = cur[seg];
-  }
-  return { found: true, value: cur };
-}
 
-/** Runs `fn` over `items` with at most `limit` in flight, keeping order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /**
  * The resolver of a `graphql` config over its checked datasource.
@@ -210,7 +187,7 @@ export function createGraphQLResolver(config: GraphQLResolverConfig, datasource:
     if (!isRecord(data)) {
       return errors.length > 0 ? fail('ERR_RESOLVER_FAILED', `answered ${errors.length} GraphQL error(s) and no data`) : fail('ERR_RESOLVER_RESULT_INVALID', 'answered no data');
     }
-    const picked = pick(data, config.resultPath);
+    const picked = pickPath(data, config.resultPath);
     if (errors.length > 0 && (!picked.found || picked.value === null)) return fail('ERR_RESOLVER_FAILED', `answered ${errors.length} GraphQL error(s) and no ${where}`);
     if (!picked.found) return fail('ERR_RESOLVER_RESULT_INVALID', `the answer has no ${where}`);
     const results = new Map<string, unknown>();

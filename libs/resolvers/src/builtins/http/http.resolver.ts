@@ -44,6 +44,7 @@ import {
 } from '../../resolver.types.js';
 import { parseHttpDatasource, parseHttpUrl, type HttpDatasource, type HttpEnv } from './http-datasource.js';
 import { requestJson, type HttpRequest } from './http-request.js';
+import { isRecord, mapLimited, pickPath } from '../json-answer.js';
 
 /** The batch mode of an `http` resolver. */
 export interface HttpBatchConfig {
@@ -85,9 +86,6 @@ const FIELDS = new Set(['method', 'path', 'bodyTemplate', 'resultPath', 'batch',
 const BATCH_FIELDS = new Set(['path', 'bodyTemplate', 'resultPath', 'keyField', 'maxKeys']);
 const SEGMENT = /^[A-Za-z0-9_$-]+$/;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function containsString(v: unknown, s: string): boolean {
   if (v === s) return true;
@@ -194,28 +192,7 @@ function keyString(key: JsonValue): string | undefined {
   return undefined;
 }
 
-function pick(body: unknown, path: readonly string[]): { found: boolean; value: unknown } {
-  let cur = body;
-  for (const seg of path) {
-    if (!isRecord(cur) || !Object.hasOwn(cur, seg)) return { found: false, value: undefined };
-    cur = cur[seg];
-  }
-  return { found: true, value: cur };
-}
 
-/** Runs `fn` over `items` with at most `limit` in flight, keeping order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /**
  * The resolver of an `http` config over its checked datasource.
@@ -258,7 +235,7 @@ export function createHttpResolver(config: HttpResolverConfig, datasource: HttpD
     try {
       const answer = await requestJson(request(url, body, ctx.signal));
       if (answer.status === 'not-found') return undefined;
-      const picked = pick(answer.body, config.resultPath);
+      const picked = pickPath(answer.body, config.resultPath);
       if (!picked.found) return fail('ERR_RESOLVER_RESULT_INVALID', `the answer has no \`${config.resultPath.join('.')}\``);
       return picked.value === null ? undefined : picked.value;
     } catch (err) {
@@ -272,7 +249,7 @@ export function createHttpResolver(config: HttpResolverConfig, datasource: HttpD
     try {
       const answer = await requestJson(request(url, JSON.stringify(fillTemplate(batch.bodyTemplate, '{keys}', [...keys])), ctx.signal));
       if (answer.status === 'not-found') return fail('ERR_RESOLVER_FAILED', 'answered HTTP 404');
-      const picked = pick(answer.body, batch.resultPath);
+      const picked = pickPath(answer.body, batch.resultPath);
       const results = new Map<string, unknown>();
       if (picked.found && Array.isArray(picked.value)) {
         for (const entry of picked.value) {
