@@ -1,6 +1,7 @@
 // One autocannon run in its own process (spawned by bench/run.mjs), so the load generator is a
 // single process whose CPU use is measured and the orchestrator's sampling timers never stall it.
-// argv[2]: JSON { url, body, connections, duration (s) }. Prints one JSON line on stdout.
+// argv[2]: JSON { url, body, connections, duration (s), headers? (added to content-type) }. Prints
+// one JSON line on stdout.
 //
 // Latency: autocannon's own histogram has 1 ms resolution, too coarse for sub-millisecond
 // servers, so every response time (float ms from process.hrtime) is also recorded here in a
@@ -21,7 +22,7 @@ const instance = autocannon(
   {
     url: opts.url,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(opts.headers ?? {}) },
     body: opts.body,
     connections: opts.connections,
     pipelining: 1,

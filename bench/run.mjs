@@ -14,26 +14,34 @@
 // BENCH_ROUNDS (2), BENCH_CONNECTIONS (48), BENCH_WARDEN_WORKERS (2), BENCH_SKIP_ENGINE=1,
 // BENCH_NO_WRITE=1 (print only; do not touch bench/results or bench/README.md).
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import {
+  benchDir,
+  createBenchDatabase,
+  envInt,
+  failures,
+  fmt,
+  freePort,
+  gitState,
+  loadPhase,
+  mb,
+  mergeHist,
+  policyDir,
+  procStatus,
+  replaceSection,
+  root,
+  serverPids as pidsOf,
+  spawnServer,
+  startWarden as startBroker,
+  stopProcesses,
+  waitHealthy,
+} from './harness.mjs';
 import { actionCount, httpBody, shapes } from './shapes.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const benchDir = join(root, 'bench');
-const policyDir = join(root, 'policies');
 const cerbosBin = join(root, 'node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64');
-const wardenEntry = join(root, 'dist/apps/broker/apps/broker/src/main.js');
 
-const envInt = (name, dflt) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${v}`);
-  return n;
-};
 const DURATION = envInt('BENCH_DURATION', 10);
 const WARMUP = envInt('BENCH_WARMUP', 3);
 const ROUNDS = envInt('BENCH_ROUNDS', 2);
@@ -54,27 +62,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const children = new Set(); // ChildProcess objects we spawned
 const extraPids = new Set(); // Warden cluster workers (grandchildren) seen while sampling
 let tmp;
+let db; // the throwaway database Warden's workers share (DATABASE_URL)
 let cleaning;
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function cleanup() {
   if (cleaning) return cleaning;
   cleaning = (async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && ([...children].some((c) => c.exitCode === null && c.signalCode === null) || [...extraPids].some(alive))) {
-      await sleep(100);
-    }
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const pid of extraPids) if (alive(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    await stopProcesses(children, extraPids);
+    if (db !== undefined) await db.drop().catch((e) => log(`could not drop database ${db.name}: ${e.message}`));
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
   })();
   return cleaning;
@@ -95,111 +90,7 @@ const watchdog = setTimeout(() => {
 }, budgetS * 1000);
 
 // ---------------------------------------------------------------------------------------------
-// /proc helpers
-
-function procStatus(pid) {
-  try {
-    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (key) => {
-      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
-      return m ? Number(m[1]) : 0;
-    };
-    return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
-  } catch {
-    return undefined;
-  }
-}
-
-let clkTck = 100;
-try {
-  clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-} catch {
-  /* default */
-}
-
-/** utime+stime of a process in seconds. */
-function procCpuS(pid) {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / clkTck; // fields 14 and 15 of stat(5)
-  } catch {
-    return 0;
-  }
-}
-
-/** Busy CPU seconds of the whole machine (all cores) from /proc/stat. */
-function systemBusyS() {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
-    return (total - f[3] - f[4]) / clkTck;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Direct children of pid (scan of /proc/<n>/stat ppid). */
-function childPids(pid) {
-  const out = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(name));
-    } catch {
-      /* raced with exit */
-    }
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Servers
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = srv.address().port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function spawnServer(name, cmd, args, options) {
-  const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  const keep = (d) => {
-    out += d.toString();
-    if (out.length > 20000) out = out.slice(-20000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('error', (e) => (out += `\nspawn error: ${e.message}`));
-  return { name, child, pid: child.pid, log: () => out };
-}
-
-async function waitHealthy(server, url, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
-      throw new Error(`${server.name} exited during startup:\n${server.log()}`);
-    }
-    try {
-      const res = await fetch(`${url}/_cerbos/health`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
-    } catch {
-      /* not up yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${server.name} did not become healthy in ${timeoutMs} ms:\n${server.log()}`);
-    await sleep(100);
-  }
-}
 
 async function startCerbos() {
   try {
@@ -211,6 +102,7 @@ async function startCerbos() {
   let grpcPort = await freePort();
   while (grpcPort === httpPort) grpcPort = await freePort();
   const s = spawnServer(
+    children,
     'cerbos',
     cerbosBin,
     [
@@ -230,29 +122,14 @@ async function startCerbos() {
   return s;
 }
 
-async function startWarden() {
-  const port = await freePort();
-  const env = { ...process.env, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: String(WARDEN_WORKERS) };
-  delete env.WARDEN_CONFIG; // defaults only; cwd is an empty temp dir, so no ./warden.yaml either
-  const s = spawnServer('warden', process.execPath, [wardenEntry], { cwd: tmp, env });
-  s.url = `http://127.0.0.1:${port}`;
-  await waitHealthy(s, s.url);
-  // The primary answers nothing itself; wait until every worker is listening.
-  const deadline = Date.now() + 30_000;
-  while (!s.log().includes('broker listening')) {
-    if (Date.now() > deadline) throw new Error(`warden workers did not all start:\n${s.log()}`);
-    await sleep(100);
-  }
-  return s;
+function startWarden() {
+  // Defaults only: no WARDEN_CONFIG, and cwd is an empty temp dir, so no ./warden.yaml either.
+  // More than one worker needs DATABASE_URL (the embedded PGlite is single-process).
+  return startBroker({ children, cwd: tmp, workers: WARDEN_WORKERS, databaseUrl: db.url });
 }
 
 /** pids that make up a server (Warden: primary + cluster workers). */
-function serverPids(s) {
-  if (s.name !== 'warden') return [s.pid];
-  const kids = childPids(s.pid);
-  for (const k of kids) extraPids.add(k);
-  return [s.pid, ...kids];
-}
+const serverPids = (s) => pidsOf(s, extraPids);
 
 // ---------------------------------------------------------------------------------------------
 // Correctness gate: both servers must return identical effects for every bench body.
@@ -304,95 +181,23 @@ async function checkAgreement(cerbos, warden) {
 // ---------------------------------------------------------------------------------------------
 // Load runs
 
-function runLoad(url, body, duration) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(benchDir, 'load.mjs'), JSON.stringify({ url: `${url}/api/check/resources`, body, connections: CONNECTIONS, duration })], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d.toString()));
-    child.stderr.on('data', (d) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      children.delete(child);
-      const line = out.trim().split('\n').pop() ?? '';
-      try {
-        const res = JSON.parse(line);
-        if (res.error !== undefined) return reject(new Error(`load generator: ${res.error}`));
-        if (code !== 0) return reject(new Error(`load generator exited ${code}: ${err}`));
-        resolve(res);
-      } catch {
-        reject(new Error(`load generator (exit ${code}) printed no result: ${out}\n${err}`));
-      }
-    });
-  });
-}
-
 /** Runs one load phase against a server while sampling its RSS and CPU. */
 async function phase(server, shape, duration, rssPeak) {
-  const pids = serverPids(server);
-  const cpu0 = pids.reduce((s, p) => s + procCpuS(p), 0);
-  const sys0 = systemBusyS();
-  const self0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  let peakKb = 0;
-  const sampler = setInterval(() => {
-    const sum = pids.reduce((s, p) => s + (procStatus(p)?.rssKb ?? 0), 0);
-    if (sum > peakKb) peakKb = sum;
-  }, SAMPLE_MS);
-  try {
-    const res = await runLoad(server.url, httpBody(shape), duration);
-    const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
-    const cpu1 = pids.reduce((s, p) => s + procCpuS(p), 0);
-    const self = process.cpuUsage(self0);
-    res.serverCpuCores = (cpu1 - cpu0) / wallS;
-    res.loadgenCpuCores = res.loadgenCpuS / res.wallS;
-    res.orchestratorCpuCores = (self.user + self.system) / 1e6 / wallS;
-    res.machineBusyCores = (systemBusyS() - sys0) / wallS;
-    // CPU used by processes that are not part of the bench (other workloads on the machine).
-    res.otherCpuCores = Math.max(0, res.machineBusyCores - res.serverCpuCores - res.loadgenCpuCores - res.orchestratorCpuCores);
-    res.peakRssKb = peakKb;
-    rssPeak[server.name] = Math.max(rssPeak[server.name] ?? 0, peakKb);
-    return res;
-  } finally {
-    clearInterval(sampler);
-  }
-}
-
-function failures(r) {
-  return (r.non2xx ?? 0) + (r.errors ?? 0) + (r.timeouts ?? 0) + (r.mismatches ?? 0);
-}
-
-function mergeHist(runs) {
-  const m = new Map();
-  let count = 0;
-  for (const r of runs) {
-    const sp = r.hist.sparse;
-    for (let i = 0; i < sp.length; i += 2) m.set(sp[i], (m.get(sp[i]) ?? 0) + sp[i + 1]);
-    count += r.hist.count;
-  }
-  const bucketUs = runs[0].hist.bucketUs;
-  const keys = [...m.keys()].sort((a, b) => a - b);
-  const pct = (p) => {
-    const target = Math.ceil((p / 100) * count);
-    let acc = 0;
-    for (const k of keys) {
-      acc += m.get(k);
-      if (acc >= target) return ((k + 0.5) * bucketUs) / 1000; // bucket midpoint, ms
-    }
-    return NaN;
-  };
-  return { p50: pct(50), p90: pct(90), p99: pct(99), max: Math.max(...runs.map((r) => r.hist.maxMs)), count };
+  const res = await loadPhase({
+    pids: serverPids(server),
+    sampleMs: SAMPLE_MS,
+    children,
+    url: `${server.url}/api/check/resources`,
+    body: httpBody(shape),
+    connections: CONNECTIONS,
+    duration,
+  });
+  rssPeak[server.name] = Math.max(rssPeak[server.name] ?? 0, res.peakRssKb);
+  return res;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
-
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : 'n/a');
-const mb = (kb) => kb / 1024;
 
 function summarize(measured, rssPeak, hwm, idle) {
   const table = {};
@@ -511,26 +316,6 @@ function printTable(results) {
   );
 }
 
-function replaceSection(file, start, end, content) {
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const i = text.indexOf(start);
-  const j = text.indexOf(end);
-  if (i < 0 || j < i) {
-    log(`${file} has no ${start} ... ${end} markers; appending them`);
-    writeFileSync(file, `${text}\n${start}\n${content}\n${end}\n`);
-    return;
-  }
-  writeFileSync(file, `${text.slice(0, i + start.length)}\n${content}\n${text.slice(j)}`);
-}
-
-/** The code under test: HEAD and how many files differ from it (the bench measures the working tree). */
-function gitState() {
-  const git = (...args) => spawnSync('git', args, { cwd: root, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
-  const head = git('rev-parse', '--short', 'HEAD');
-  const dirty = git('status', '--porcelain', '--', 'apps', 'libs', 'policies').split('\n').filter(Boolean).length;
-  return { head: head || 'unknown', changedFilesInAppsLibsPolicies: dirty };
-}
-
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
@@ -540,6 +325,8 @@ async function main() {
 
   const loadavgAtStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   tmp = mkdtempSync(join(tmpdir(), 'warden-bench-'));
+  db = await createBenchDatabase();
+  log(`created database ${db.name} for Warden's workers (DATABASE_URL)`);
   log('starting Cerbos and Warden');
   const [cerbos, warden] = await Promise.all([startCerbos(), startWarden()]);
   const servers = { cerbos, warden };
@@ -624,7 +411,7 @@ async function main() {
   if (!NO_WRITE) {
     mkdirSync(join(benchDir, 'results'), { recursive: true });
     writeFileSync(join(benchDir, 'results/latest.json'), JSON.stringify(results, null, 2) + '\n');
-    replaceSection(join(benchDir, 'README.md'), '<!-- results:start -->', '<!-- results:end -->', markdown(results));
+    replaceSection(join(benchDir, 'README.md'), '<!-- results:start -->', '<!-- results:end -->', markdown(results), log);
     log('wrote bench/results/latest.json and bench/README.md');
   }
 
