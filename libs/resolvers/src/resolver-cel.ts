@@ -56,6 +56,20 @@ export function compileResolverExpression(source: string): ResolverExpression {
     const fields = fieldPath[1] === undefined || fieldPath[1] === '' ? [] : fieldPath[1].slice(1).split('.');
     return { source, reads, evaluate: (_input, result) => selectFields(result, fields) };
   }
+  const kindGuard = KIND_GUARD.exec(source.trim());
+  if (kindGuard !== null) {
+    // Fast path for the common guard `R.kind == "tool"`: the same answer as CEL, no activation.
+    const kind = kindGuard[1] ?? kindGuard[2] ?? '';
+    return {
+      source,
+      reads,
+      evaluate: (input) => {
+        const k = input.resource?.['kind'];
+        if (k === undefined) throw new Error('No such key: kind');
+        return k === kind;
+      },
+    };
+  }
   // Only the variables the expression names are put in its activation.
   const used = Object.entries(ROOT_NAMES).filter(([name]) => namesOf((fn as unknown as { ast: ASTNode }).ast).has(name));
   return {
@@ -70,6 +84,7 @@ export function compileResolverExpression(source: string): ResolverExpression {
 }
 
 const RESULT_FIELDS = /^result((?:\.[A-Za-z_][A-Za-z0-9_]*)*)$/;
+const KIND_GUARD = /^(?:R|resource)\.kind\s*==\s*(?:"([A-Za-z0-9_.:@/-]*)"|'([A-Za-z0-9_.:@/-]*)')$/;
 function selectFields(result: unknown, fields: readonly string[]): unknown {
   let cur: unknown = result ?? null;
   // The source already parsed as CEL, so no field here is a reserved word.

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { WardenErrorCode } from '@warden/core';
-import { pathsOverlap, parseAttributePath, type AttributePath } from './attribute-path.js';
+import { pathsOverlap, parseAttributePath, type AttributePath, type AttributeRoot } from './attribute-path.js';
 import { createLruCacheStore, type CacheStore } from './cache/cache-store.js';
 import { stableKey, withCache } from './cache/with-cache.js';
 import { ResolverConfigError } from './resolver-error.js';
@@ -52,6 +52,8 @@ export interface RegisteredResolver {
 export interface ResolverRegistry {
   /** Every resolver, in a topological order (dependencies first, then config order). */
   readonly resolvers: readonly RegisteredResolver[];
+  /** The roots some resolver writes to; the others are never modified by enrichment. */
+  readonly writtenRoots: ReadonlySet<AttributeRoot>;
   get(name: string): RegisteredResolver | undefined;
 }
 
@@ -285,7 +287,8 @@ export function buildResolverRegistry(options: ResolverRegistryOptions): Resolve
     return { errors: [e as ResolverConfigError] };
   }
   const byName = new Map(resolvers.map((r) => [r.name, r]));
-  return { registry: { resolvers, get: (name) => byName.get(name) }, errors: [] };
+  const writtenRoots = new Set(resolvers.flatMap((r) => r.provides.map((p) => p.path.root)));
+  return { registry: { resolvers, writtenRoots, get: (name) => byName.get(name) }, errors: [] };
 }
 
 /**

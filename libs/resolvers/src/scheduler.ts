@@ -120,15 +120,17 @@ function denialMessage(resolver: string, error: ResolverError): string {
 
 const NEVER: AbortSignal = new AbortController().signal;
 
-function newItem(request: EnrichmentRequest, resource: JsonObject | undefined): MutableItem {
-  // Every item owns its input: resolvers write into it, and items must not see each other's writes.
+function newItem(request: EnrichmentRequest, resource: JsonObject | undefined, written: ReadonlySet<string>): MutableItem {
+  // Every item owns the roots resolvers write into (items must not see each other's writes); the
+  // roots no resolver writes are shared with the request, read-only.
+  const own = <T extends JsonObject | undefined>(root: string, v: T): T => (v !== undefined && written.has(root) ? cloneJson(v) : v);
   const input: InputDocument = {};
-  if (request.principal !== undefined) input.principal = cloneJson(request.principal);
-  if (request.agent !== undefined) input.agent = cloneJson(request.agent);
-  if (request.context !== undefined) input.context = cloneJson(request.context);
-  if (request.delegation !== undefined) input.delegation = cloneJson(request.delegation);
-  if (request.subject !== undefined) input.subject = cloneJson(request.subject);
-  if (resource !== undefined) input.resource = cloneJson(resource);
+  if (request.principal !== undefined) input.principal = own('principal', request.principal);
+  if (request.agent !== undefined) input.agent = own('agent', request.agent);
+  if (request.context !== undefined) input.context = own('context', request.context);
+  if (request.delegation !== undefined) input.delegation = own('delegation', request.delegation);
+  if (request.subject !== undefined) input.subject = own('subject', request.subject);
+  if (resource !== undefined) input.resource = own('resource', resource);
   return { input, provenance: {}, denials: [], failures: [] };
 }
 
@@ -143,7 +145,8 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
   const clock = options.clock ?? (() => performance.now());
   const started = clock();
   const signal = request.signal ?? NEVER;
-  const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined)] : request.resources.map((r) => newItem(request, r));
+  const written = registry.writtenRoots;
+  const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined, written)] : request.resources.map((r) => newItem(request, r, written));
   const runs = new Map<string, { calls: number; keys: number; first: number; last: number }>();
 
   /** One `resolveMany` call of `r`, timed and recorded; never rejects. */
