@@ -79,6 +79,11 @@ export interface DetailedResult<V = unknown> {
 /** A resolver that also reports cache information per key (what cache wrappers return). */
 export interface DetailedContextResolver<K = JsonValue, V = unknown> extends ContextResolver<K, V> {
   resolveManyDetailed(keys: readonly K[], ctx: ResolveContext): Promise<ReadonlyArray<DetailedResult<V>>>;
+  /**
+   * A fresh cached answer for `key`, found synchronously (no I/O, no promise), or undefined: then
+   * `resolveManyDetailed` must be asked. Lets the scheduler skip batching for warm keys.
+   */
+  peekDetailed?(key: K): DetailedResult<V> | undefined;
 }
 
 /** True when `r` reports cache information. */

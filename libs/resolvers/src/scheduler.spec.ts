@@ -290,6 +290,29 @@ describe(enrich.name, () => {
     });
   });
 
+  it('answers warm keys from the in-process cache without a call, and stale ones through one', async () => {
+    let now = 5_000;
+    const { factory, calls } = fakes({ c: echoAfter(0) });
+    const reg = createResolverRegistry({
+      configs: [fake('c', 'resource.id', { 'resource.attr.v': 'result.v' }, { cache: { ttl: '30s', staleMaxAge: '1m' }, onError: 'stale' })],
+      factories: { fake: factory },
+      now: () => now,
+    });
+    const req = { requestId: 'r', resources: [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }] };
+    const cold = await enrich(reg, req);
+    expect(cold.runs).toEqual([expect.objectContaining({ resolver: 'c', calls: 1, keys: 2, hits: 0 })]);
+    now += 1000;
+    const warm = await enrich(reg, req);
+    expect(warm.runs).toEqual([expect.objectContaining({ resolver: 'c', calls: 0, keys: 0, hits: 2 })]);
+    expect(warm.items.map((i) => i.input.resource?.['attr'])).toEqual([{ v: 'a' }, { v: 'b' }]);
+    expect(warm.items[1]?.provenance['resource.attr.v']?.cache).toEqual({ hit: true, ageMs: 1000, stale: false });
+    expect(calls).toHaveLength(1);
+    now += 40_000; // past the ttl: served stale through the slow path, which refreshes in the background
+    const stale = await enrich(reg, req);
+    expect(stale.runs).toEqual([expect.objectContaining({ calls: 1, hits: 0 })]);
+    expect(stale.items[0]?.provenance['resource.attr.v']?.cache?.stale).toBe(true);
+  });
+
   it('reports cache hits and age in provenance on the second request', async () => {
     let now = 5_000;
     const { factory, calls } = fakes({ c: echoAfter(0) });

@@ -80,8 +80,10 @@ export interface ResolverRun {
   readonly resolver: string;
   /** `resolveMany` calls (batches). */
   readonly calls: number;
-  /** Keys loaded, after de-duplication. */
+  /** Keys loaded by those calls, after de-duplication. */
   readonly keys: number;
+  /** Keys answered by the in-process cache without a call. */
+  readonly hits: number;
   /** Wall time from the first call's start to the last call's end. */
   readonly durationMs: number;
 }
@@ -147,7 +149,21 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
   const signal = request.signal ?? NEVER;
   const written = registry.writtenRoots;
   const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined, written)] : request.resources.map((r) => newItem(request, r, written));
-  const runs = new Map<string, { calls: number; keys: number; first: number; last: number }>();
+  const runs = new Map<string, { calls: number; keys: number; hits: number; first: number; last: number }>();
+
+  /** Records one call of `keys` keys, or (`keys` 0) one key answered from the in-process cache. */
+  function noteRun(r: RegisteredResolver, keys: number, t0: number, t1: number): void {
+    const call = keys > 0 ? 1 : 0;
+    const run = runs.get(r.name);
+    if (run === undefined) runs.set(r.name, { calls: call, keys, hits: 1 - call, first: t0, last: t1 });
+    else {
+      run.calls += call;
+      run.keys += keys;
+      run.hits += 1 - call;
+      run.first = Math.min(run.first, t0);
+      run.last = Math.max(run.last, t1);
+    }
+  }
 
   /** One `resolveMany` call of `r`, timed and recorded; never rejects. */
   async function loadBatch(r: RegisteredResolver, keys: readonly JsonValue[]): Promise<Loaded[]> {
@@ -162,14 +178,7 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
       results = keys.map(() => ({ value: error }));
     }
     const t1 = clock();
-    const run = runs.get(r.name);
-    if (run === undefined) runs.set(r.name, { calls: 1, keys: keys.length, first: t0, last: t1 });
-    else {
-      run.calls += 1;
-      run.keys += keys.length;
-      run.first = Math.min(run.first, t0);
-      run.last = Math.max(run.last, t1);
-    }
+    noteRun(r, keys.length, t0, t1);
     if (results.length !== keys.length) {
       const error = new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\` answered ${results.length} values for ${keys.length} keys`);
       results = keys.map(() => ({ value: error }));
@@ -177,6 +186,13 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
     // INVARIANT: results are plain objects, never Error instances (DataLoader would reject them).
     const durationMs = t1 - t0;
     return results.map((res): Loaded => ({ value: res.value, cache: res.cache, durationMs }));
+  }
+
+  /** A key answered from the cache synchronously, counted like a call of its own. */
+  function hit(r: RegisteredResolver, found: DetailedResult): Loaded {
+    const t = clock();
+    noteRun(r, 0, t, t);
+    return { value: found.value, cache: found.cache, durationMs: 0 };
   }
 
   // One DataLoader per resolver for this request, made when the resolver first loads a key.
@@ -215,7 +231,9 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
       }
       const key = getAttribute(doc, r.config.key);
       if (key === undefined || key === null) return;
-      const loaded = await load(r, key);
+      // A fresh in-process cache hit needs no batch, no promise and no I/O.
+      const peeked = isDetailedResolver(r.resolver) ? r.resolver.peekDetailed?.(key) : undefined;
+      const loaded: Loaded = peeked !== undefined ? hit(r, peeked) : await load(r, key);
       if (isResolverError(loaded.value)) {
         fail(r, targets, loaded.value);
         return;
@@ -269,7 +287,7 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
 
   return {
     items,
-    runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, durationMs: run.last - run.first })),
+    runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.last - run.first })),
     durationMs: clock() - started,
   };
 }

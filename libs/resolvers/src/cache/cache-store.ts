@@ -16,6 +16,8 @@ export interface CacheEntry {
 /** A key-value store for cache entries. */
 export interface CacheStore {
   getMany(keys: readonly string[]): Promise<ReadonlyArray<CacheEntry | undefined>>;
+  /** The entry of `key` if this store can tell synchronously (an in-process tier); undefined otherwise. */
+  peek?(key: string): CacheEntry | undefined;
   /** Stores `entry`, keeping it at most `retainMs` (the store may drop it earlier). */
   set(key: string, entry: CacheEntry, retainMs: number): Promise<void>;
   delete(key: string): Promise<void>;
@@ -38,6 +40,7 @@ export function createLruCacheStore(options: LruCacheStoreOptions = {}): CacheSt
   const lru = new LRUCache<string, { entry: CacheEntry }>({ max: options.max ?? 10_000, ttlAutopurge: false, perf: { now } });
   return {
     getMany: (keys) => Promise.resolve(keys.map((k) => lru.get(k)?.entry)),
+    peek: (key) => lru.get(key)?.entry,
     set: (key, entry, retainMs) => {
       lru.set(key, { entry }, { ttl: Math.max(1, retainMs) });
       return Promise.resolve();

@@ -86,6 +86,8 @@ export function createTieredCacheStore(options: TieredCacheStoreOptions): Tiered
     }) ?? (() => undefined);
 
   return {
+    // Only the local tier answers synchronously; a local miss goes through getMany.
+    peek: (key) => local.peek?.(key),
     async getMany(keys) {
       const seen = invalidations;
       const out: Array<CacheEntry | undefined> = [...(await local.getMany(keys))];

@@ -205,9 +205,21 @@ export function withCache<K = JsonValue, V = unknown>(
     return out as DetailedResult<V>[];
   }
 
+  function peekDetailed(key: K): DetailedResult<V> | undefined {
+    const e = store.peek?.(storeKeyOf(key));
+    if (e === undefined) return undefined;
+    const t = now();
+    if (e.expiresAt !== undefined && t >= e.expiresAt) return undefined;
+    const age = Math.max(0, t - e.storedAt);
+    // Only fresh entries: stale ones take the slow path, which also starts their refresh.
+    if (e.value === undefined ? age >= negativeTtl : age >= ttl) return undefined;
+    return { value: e.value as V | undefined, cache: { hit: true, ageMs: age, stale: false } };
+  }
+
   return {
     name,
     resolveManyDetailed,
+    peekDetailed,
     async resolveMany(keys, ctx) {
       return (await resolveManyDetailed(keys, ctx)).map((r) => r.value);
     },
