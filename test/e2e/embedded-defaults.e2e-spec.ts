@@ -82,6 +82,15 @@ describe('embedded defaults (npm start on a fresh clone)', () => {
     ]);
   });
 
+  it('explain never echoes a credential: subject, agent or delegation token', async () => {
+    const body = { subject: { token: 'alice-demo-token' }, agent: { id: 'bot', token: 'agent-secret-tok' }, delegation: 'deleg-secret-tok', action: 'invoke', resource: { kind: 'tool', id: 'web_search' }, explain: true };
+    const { json } = await post('/v1/check', body);
+    const text = JSON.stringify(json);
+    for (const secret of ['alice-demo-token', 'agent-secret-tok', 'deleg-secret-tok']) expect(text).not.toContain(secret);
+    const items = (json['explain'] as { items: Array<{ input: Record<string, unknown> }> }).items;
+    expect(items[0]?.input['agent']).toEqual({ id: 'bot' });
+  });
+
   it('an unknown token is denied, never allowed', async () => {
     const { json } = await post('/v1/check', { subject: { token: 'nobody' }, action: 'invoke', resource: { kind: 'tool', id: 'web_search' } });
     expect(json['decision']).toBe('DENY');

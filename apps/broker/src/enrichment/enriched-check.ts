@@ -8,7 +8,7 @@
  * the resolvers produced, or denied.
  */
 import type { ActionEffect, CheckInput, CheckOutput, JsonValue, Principal, Resource } from '@warden/core';
-import { enrich, type EnrichmentOutcome, type EnrichmentRequest, type JsonObject } from '@warden/resolvers';
+import { enrich, type EnrichmentOutcome, type EnrichmentRequest, type InputDocument, type JsonObject } from '@warden/resolvers';
 import type { ResolverRuntime } from './resolver-runtime.js';
 
 /** A deny reason: a stable code and a message safe to show to an agent. */
@@ -18,6 +18,19 @@ export interface Reason {
   resolver?: string;
   resource?: { kind: string; id: string };
   action?: string;
+}
+
+/**
+ * An enriched input as it may be shown (explain, dry runs). SECURITY: credentials are never
+ * echoed: the subject and delegation roots carry tokens, and so may the agent (`agent.token`).
+ */
+export function withoutCredentials(doc: InputDocument): InputDocument {
+  const { subject: _subject, delegation: _delegation, ...shown } = doc;
+  if (shown.agent !== undefined && 'token' in shown.agent) {
+    const { token: _token, ...agent } = shown.agent;
+    shown.agent = agent;
+  }
+  return shown;
 }
 
 /** Policy name reported for actions denied before evaluation. */

@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { WardenError, type Principal } from '@warden/core';
 import type { JsonObject, ResolverChange, ResolverStore, StoredResolver } from '@warden/resolvers';
 import type { AdminAuth } from '../admin/admin-auth.js';
+import { withoutCredentials } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -162,8 +163,7 @@ export async function registerAdminResolvers(app: FastifyInstance, deps: AdminRe
       });
       return {
         items: outcome.items.map((item) => {
-          const { subject: _secret, ...produced } = item.input;
-          return { input: produced, attributes: item.provenance, failures: item.failures, denials: item.denials };
+          return { input: withoutCredentials(item.input), attributes: item.provenance, failures: item.failures, denials: item.denials };
         }),
         runs: outcome.runs,
         durationMs: outcome.durationMs,

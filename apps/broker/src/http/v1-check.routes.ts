@@ -11,7 +11,7 @@ import { WardenError, type CheckInput, type CheckOutput, type OutputEntry } from
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
-import { enrichInputs, evaluateEnriched, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
+import { enrichInputs, evaluateEnriched, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -104,8 +104,7 @@ function explain(enriched: EnrichedInputs, t: { start: number; parsed: number; e
   return {
     items: enriched.items.map((item, i) => {
       const e = o?.items[i];
-      const { subject: _secret, ...input } = e?.input ?? {};
-      // SECURITY: the subject root carries the token; it is never echoed.
+      const input = withoutCredentials(e?.input ?? {});
       return { resource: { kind: item.input.resource.kind, id: item.input.resource.id }, input, attributes: e?.provenance ?? {}, failures: e?.failures ?? [] };
     }),
     resolvers: o?.runs ?? [],
