@@ -24,7 +24,9 @@ function readmeBody(path: string): unknown {
 
 let app: NestFastifyApplication;
 let base: string;
-const dataDir = mkdtempSync(join(tmpdir(), 'warden-pglite-'));
+const scratch = mkdtempSync(join(tmpdir(), 'warden-pglite-'));
+// Like `.warden/pglite` on a fresh clone: the parent does not exist yet.
+const dataDir = join(scratch, 'not-yet', 'pglite');
 const admin = 'readme-admin-token-0123456789';
 
 beforeAll(async () => {
@@ -40,7 +42,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await app?.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 async function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
