@@ -31,6 +31,8 @@ export interface ResolverExpression {
   readonly source: string;
   /** Input paths the expression reads (a path may be a prefix such as `resource.attr`). */
   readonly reads: readonly AttributePath[];
+  /** Set when the expression is exactly `R.kind == "<kind>"`: the kind it admits. */
+  readonly kindEquals?: string;
   /** Evaluates against one item's input and (for `provides`) the resolver's result. Throws on CEL errors. */
   evaluate(input: InputDocument, result?: unknown): unknown;
 }
@@ -63,6 +65,7 @@ export function compileResolverExpression(source: string): ResolverExpression {
     return {
       source,
       reads,
+      kindEquals: kind,
       evaluate: (input) => {
         const k = input.resource?.['kind'];
         if (k === undefined) throw new Error('No such key: kind');

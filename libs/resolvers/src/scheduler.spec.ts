@@ -290,6 +290,23 @@ describe(enrich.name, () => {
     });
   });
 
+  it('R.kind guards skip other kinds without a node, and follow a kind another resolver provides', async () => {
+    const { reg, calls } = registry(
+      [
+        fake('tools', 'resource.id', { 'resource.attr.v': 'result.v' }, { when: 'R.kind == "tool"' }),
+        { name: 'retype', kind: 'static', key: 'resource.id', data: { m2: { k: 'tool2' } }, provides: { 'resource.kind': 'result.k' } },
+        fake('tools2', 'resource.id', { 'resource.attr.w': 'result.v' }, { when: 'R.kind == "tool2"' }),
+      ],
+      { tools: echoAfter(0), tools2: echoAfter(0) },
+    );
+    const out = await enrich(reg, { requestId: 'r', resources: [{ kind: 'tool', id: 't1', attr: {} }, { kind: 'model', id: 'm1', attr: {} }, { kind: 'model', id: 'm2', attr: {} }] });
+    expect(out.items.map((i) => i.input.resource?.['attr'])).toEqual([{ v: 't1' }, {}, { w: 'm2' }]);
+    expect(calls).toEqual([
+      { resolver: 'tools', keys: ['t1'] },
+      { resolver: 'tools2', keys: ['m2'] },
+    ]);
+  });
+
   it('answers warm keys from the in-process cache without a call, and stale ones through one', async () => {
     let now = 5_000;
     const { factory, calls } = fakes({ c: echoAfter(0) });

@@ -269,11 +269,19 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
     r.dependsOn.length === 0
       ? run()
       : Promise.all(r.dependsOn.map((d) => (i !== undefined ? (perItem.get(d)?.[i] ?? shared.get(d)) : shared.get(d)))).then(run);
+  const done = Promise.resolve();
   for (const r of registry.resolvers) {
     if (r.perResource) {
+      // A `when: R.kind == "x"` guard is decided here for each resource: no node for other kinds.
+      // Only without dependencies: a resolver that provides `resource.kind` would make this one
+      // depend on it, and the kind is then known only once that one has run.
+      const kind = r.dependsOn.length === 0 ? r.when?.kindEquals : undefined;
       perItem.set(
         r.name,
-        items.map((item, i) => start(r, i, () => runNode(r, item, [item]))),
+        items.map((item, i) => {
+          const k = item.input.resource?.['kind'];
+          return kind !== undefined && typeof k === 'string' && k !== kind ? done : start(r, i, () => runNode(r, item, [item]));
+        }),
       );
     } else {
       // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
