@@ -6,8 +6,9 @@ import type { ContextResolver, ResolveContext } from '../resolver.types.js';
 import type { CacheEntry } from './cache-store.js';
 import { createRedisCacheStore, decodeCacheEntry, encodeCacheEntry, type CacheStoreOperation } from './redis-cache-store.js';
 import { withCache } from './with-cache.js';
+import { TEST_REDIS_URL } from '../../../../test/support/services.js';
 
-const REDIS_URL = process.env.WARDEN_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 const prefix = `warden-test:${randomUUID()}:`;
 const clients: Redis[] = [];
 let redis: Redis;

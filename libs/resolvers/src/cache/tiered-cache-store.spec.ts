@@ -5,8 +5,9 @@ import { createLruCacheStore, type CacheEntry, type CacheStore } from './cache-s
 import { createRedisCacheStore } from './redis-cache-store.js';
 import { createRedisInvalidationChannel } from './redis-invalidation-channel.js';
 import { createTieredCacheStore, type CacheInvalidations, type TieredCacheStore } from './tiered-cache-store.js';
+import { TEST_REDIS_URL } from '../../../../test/support/services.js';
 
-const REDIS_URL = process.env.WARDEN_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 const run = randomUUID();
 const prefix = `warden-test:${run}:`;
 const channel = `warden-test:${run}:invalidate`;

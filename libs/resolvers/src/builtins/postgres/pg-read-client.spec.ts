@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgReadClient } from './pg-read-client.js';
+import { TEST_DATABASE_URL } from '../../../../../test/support/services.js';
 
-const DATABASE_URL = process.env.WARDEN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const DATABASE_URL = TEST_DATABASE_URL;
 const pools: pg.Pool[] = [];
 let admin: pg.Pool;
 

@@ -11,8 +11,9 @@ import { withTimeout } from '../../with-timeout.js';
 import { createPgReadClient } from './pg-read-client.js';
 import { createPostgresResolverFactory, parsePostgresResolverConfig } from './postgres.resolver.js';
 import type { SqlReadClient } from './sql-read-client.js';
+import { TEST_DATABASE_URL } from '../../../../../test/support/services.js';
 
-const DATABASE_URL = process.env.WARDEN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const DATABASE_URL = TEST_DATABASE_URL;
 const schema = `warden_pg_${randomBytes(6).toString('hex')}`;
 const pools: pg.Pool[] = [];
 let pool: pg.Pool;

@@ -10,8 +10,9 @@ import { enrich } from '../../scheduler.js';
 import { withTimeout } from '../../with-timeout.js';
 import type { RedisDatasource } from './redis-datasource.js';
 import { createRedisResolverFactory, parseRedisResolverConfig } from './redis.resolver.js';
+import { TEST_REDIS_URL } from '../../../../../test/support/services.js';
 
-const REDIS_URL = process.env['WARDEN_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 /** What the app should pass too: a Redis that is down fails at once instead of queueing. */
 const FAIL_FAST: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 1000 };
 // A unique prefix per run; `.` separates it so that keys may still contain `-`.
