@@ -35,10 +35,9 @@ import {
   parseResolverConfig,
   type ContextResolver,
   type ResolverConfig,
-  type ResolverDeps,
   type ResolverFactory,
 } from '../../resolver.types.js';
-import { parseAudience, parseOidcDatasource, type OidcDatasource } from '../oidc/oidc-datasource.js';
+import { parseAudience, type OidcDatasource } from '../oidc/oidc-datasource.js';
 import { upstreamFailure } from '../oidc/oidc-errors.js';
 import { createOidcFetch, type FetchLike } from '../oidc/oidc-fetch.js';
 import { createOidcIssuerClient, type OidcServerMetadata } from '../oidc/oidc-issuer-client.js';
@@ -50,6 +49,7 @@ import {
   type OidcResolverFactoryOptions,
 } from '../oidc/oidc-tokens.js';
 import { jwtFailure, verifyJwt } from './jwt-verify.js';
+import { oidcKindFactory } from '../oidc/oidc-factory.js';
 
 /** Config of a `jwt` resolver. */
 export interface JwtResolverConfig extends ResolverConfig {
@@ -207,15 +207,5 @@ export function createJwtResolver(config: JwtResolverConfig, deps: JwtResolverDe
  * @example createResolverRegistry({ configs, datasources, factories: { jwt: createJwtResolverFactory({ env: config.env }) } })
  */
 export function createJwtResolverFactory(options: OidcResolverFactoryOptions = {}): ResolverFactory<JwtResolverConfig> {
-  const env = options.env ?? {};
-  return {
-    kind: 'jwt',
-    parseConfig: parseJwtResolverConfig,
-    create: (config: JwtResolverConfig, deps: ResolverDeps) =>
-      createJwtResolver(config, {
-        datasource: parseOidcDatasource(config.name, deps.datasource, env),
-        now: deps.now,
-        ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
-      }),
-  };
+  return oidcKindFactory('jwt', parseJwtResolverConfig, createJwtResolver, options);
 }

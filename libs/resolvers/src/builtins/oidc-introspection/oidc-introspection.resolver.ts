@@ -32,10 +32,9 @@ import {
   parseResolverConfig,
   type ContextResolver,
   type ResolverConfig,
-  type ResolverDeps,
   type ResolverFactory,
 } from '../../resolver.types.js';
-import { parseAudience, parseOidcDatasource, type OidcDatasource } from '../oidc/oidc-datasource.js';
+import { parseAudience, type OidcDatasource } from '../oidc/oidc-datasource.js';
 import { tokenInvalid, upstreamError } from '../oidc/oidc-errors.js';
 import type { FetchLike } from '../oidc/oidc-fetch.js';
 import { createOidcIssuerClient } from '../oidc/oidc-issuer-client.js';
@@ -47,6 +46,7 @@ import {
   resolveTokens,
   type OidcResolverFactoryOptions,
 } from '../oidc/oidc-tokens.js';
+import { oidcKindFactory } from '../oidc/oidc-factory.js';
 
 /** Config of an `oidc-introspection` resolver. */
 export interface OidcIntrospectionResolverConfig extends ResolverConfig {
@@ -158,15 +158,5 @@ export function createOidcIntrospectionResolver(
  * @example createResolverRegistry({ configs, datasources, factories: { 'oidc-introspection': createOidcIntrospectionResolverFactory({ env }) } })
  */
 export function createOidcIntrospectionResolverFactory(options: OidcResolverFactoryOptions = {}): ResolverFactory<OidcIntrospectionResolverConfig> {
-  const env = options.env ?? {};
-  return {
-    kind: 'oidc-introspection',
-    parseConfig: parseOidcIntrospectionResolverConfig,
-    create: (config: OidcIntrospectionResolverConfig, deps: ResolverDeps) =>
-      createOidcIntrospectionResolver(config, {
-        datasource: parseOidcDatasource(config.name, deps.datasource, env),
-        now: deps.now,
-        ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
-      }),
-  };
+  return oidcKindFactory('oidc-introspection', parseOidcIntrospectionResolverConfig, createOidcIntrospectionResolver, options);
 }

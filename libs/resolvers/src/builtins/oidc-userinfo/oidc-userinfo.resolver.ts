@@ -26,14 +26,14 @@ import {
   parseResolverConfig,
   type ContextResolver,
   type ResolverConfig,
-  type ResolverDeps,
   type ResolverFactory,
 } from '../../resolver.types.js';
-import { parseOidcDatasource, type OidcDatasource } from '../oidc/oidc-datasource.js';
+import type { OidcDatasource } from '../oidc/oidc-datasource.js';
 import { statusOf, tokenInvalid, upstreamError } from '../oidc/oidc-errors.js';
 import type { FetchLike } from '../oidc/oidc-fetch.js';
 import { createOidcIssuerClient } from '../oidc/oidc-issuer-client.js';
 import { integerOption, rejectUnknownOptions, resolveTokens, type OidcResolverFactoryOptions } from '../oidc/oidc-tokens.js';
+import { oidcKindFactory } from '../oidc/oidc-factory.js';
 
 /** Config of an `oidc-userinfo` resolver. */
 export interface OidcUserinfoResolverConfig extends ResolverConfig {
@@ -106,14 +106,5 @@ export function createOidcUserinfoResolver(config: OidcUserinfoResolverConfig, d
  * @example createResolverRegistry({ configs, datasources, factories: { 'oidc-userinfo': createOidcUserinfoResolverFactory({ env }) } })
  */
 export function createOidcUserinfoResolverFactory(options: OidcResolverFactoryOptions = {}): ResolverFactory<OidcUserinfoResolverConfig> {
-  const env = options.env ?? {};
-  return {
-    kind: 'oidc-userinfo',
-    parseConfig: parseOidcUserinfoResolverConfig,
-    create: (config: OidcUserinfoResolverConfig, deps: ResolverDeps) =>
-      createOidcUserinfoResolver(config, {
-        datasource: parseOidcDatasource(config.name, deps.datasource, env),
-        ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
-      }),
-  };
+  return oidcKindFactory('oidc-userinfo', parseOidcUserinfoResolverConfig, createOidcUserinfoResolver, options);
 }
