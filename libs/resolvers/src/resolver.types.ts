@@ -122,6 +122,13 @@ export function configError(name: string, field: string, why: string): ResolverC
   return new ResolverConfigError(name, 'ERR_RESOLVER_CONFIG_INVALID', `resolver \`${name}\`: field \`${field}\`: ${why}`);
 }
 
+/** A kind's optional integer field in 1..`max` (`fallback` when absent); else a config error naming it. */
+export function positiveIntField(name: string, field: string, raw: unknown, fallback: number, max: number): number {
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > max) throw configError(name, field, `expected an integer from 1 to ${max}`);
+  return raw;
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

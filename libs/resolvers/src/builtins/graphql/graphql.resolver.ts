@@ -38,6 +38,7 @@ import type { JsonValue } from '@warden/core';
 import { ResolverError } from '../../resolver-error.js';
 import {
   configError,
+  positiveIntField,
   parseResolverConfig,
   type ContextResolver,
   type ResolveContext,
@@ -90,12 +91,6 @@ function nameField(name: string, field: string, raw: unknown, fallback: string):
   return raw;
 }
 
-function positiveInt(name: string, field: string, raw: unknown, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > max) throw configError(name, field, `expected an integer from 1 to ${max}`);
-  return raw;
-}
-
 /**
  * Parses and checks a `graphql` resolver config, including its query (the datasource is checked
  * when the resolver is created).
@@ -132,8 +127,8 @@ export function parseGraphQLResolverConfig(raw: unknown): GraphQLResolverConfig 
     resultPath,
     keyField,
     variables: rawVariables as Record<string, JsonValue>,
-    maxKeys: positiveInt(name, 'maxKeys', options['maxKeys'], 100, 10_000),
-    maxResponseBytes: positiveInt(name, 'maxResponseBytes', options['maxResponseBytes'], DEFAULT_MAX_RESPONSE_BYTES, 64 * 1024 * 1024),
+    maxKeys: positiveIntField(name, 'maxKeys', options['maxKeys'], 100, 10_000),
+    maxResponseBytes: positiveIntField(name, 'maxResponseBytes', options['maxResponseBytes'], DEFAULT_MAX_RESPONSE_BYTES, 64 * 1024 * 1024),
   };
 }
 

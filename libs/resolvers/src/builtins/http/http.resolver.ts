@@ -35,6 +35,7 @@ import type { JsonValue } from '@warden/core';
 import { ResolverError } from '../../resolver-error.js';
 import {
   configError,
+  positiveIntField,
   parseResolverConfig,
   type ContextResolver,
   type ResolveContext,
@@ -128,12 +129,6 @@ function parsePathTemplate(name: string, field: string, raw: unknown, placeholde
   return raw;
 }
 
-function positiveInt(name: string, field: string, raw: unknown, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > max) throw configError(name, field, `expected an integer from 1 to ${max}`);
-  return raw;
-}
-
 /**
  * Parses and checks an `http` resolver config (the datasource is checked when the resolver is created).
  * @example parseHttpResolverConfig({ name: 'crm', kind: 'http', datasource: 'crm', key: 'principal.id', path: '/users/{key}', provides: { 'principal.attr.tier': 'result.tier' } })
@@ -144,8 +139,8 @@ export function parseHttpResolverConfig(raw: unknown): HttpResolverConfig {
   if (base.kind !== 'http') throw configError(name, 'kind', `expected \`http\`, got \`${base.kind}\``);
   if (base.datasource === undefined) throw configError(name, 'datasource', 'an `http` resolver must name an `http` datasource');
   for (const field of Object.keys(options)) if (!FIELDS.has(field)) throw configError(name, field, 'unknown field');
-  const maxResponseBytes = positiveInt(name, 'maxResponseBytes', options['maxResponseBytes'], DEFAULT_MAX_RESPONSE_BYTES, 64 * 1024 * 1024);
-  const concurrency = positiveInt(name, 'concurrency', options['concurrency'], 8, 64);
+  const maxResponseBytes = positiveIntField(name, 'maxResponseBytes', options['maxResponseBytes'], DEFAULT_MAX_RESPONSE_BYTES, 64 * 1024 * 1024);
+  const concurrency = positiveIntField(name, 'concurrency', options['concurrency'], 8, 64);
   const rawBatch = options['batch'];
   if (rawBatch !== undefined) {
     if (!isRecord(rawBatch)) throw configError(name, 'batch', 'expected a map with `path`');
@@ -163,7 +158,7 @@ export function parseHttpResolverConfig(raw: unknown): HttpResolverConfig {
       bodyTemplate,
       resultPath: parseResultPath(name, 'batch.resultPath', rawBatch['resultPath']),
       keyField,
-      maxKeys: positiveInt(name, 'batch.maxKeys', rawBatch['maxKeys'], 100, 10_000),
+      maxKeys: positiveIntField(name, 'batch.maxKeys', rawBatch['maxKeys'], 100, 10_000),
     };
     return { ...base, kind: 'http', datasource: base.datasource, method: 'POST', resultPath: [], batch, maxResponseBytes, concurrency };
   }
