@@ -93,6 +93,25 @@ describe('embedded defaults (npm start on a fresh clone)', () => {
     expect(items[0]?.input['agent']).toEqual({ id: 'bot' });
   });
 
+  it('bad input is a coded 4xx naming the problem, never a decision', async () => {
+    const cases: Array<[unknown, Record<string, string>, number, string, string]> = [
+      [{ subject: { id: 'alice', roles: ['admin'] }, action: 'invoke', resource: { kind: 'tool', id: 'shell_exec' } }, {}, 401, 'ERR_UNAUTHENTICATED', 'x-warden-api-key'],
+      [{ subject: { id: 'alice', roles: ['admin'] }, action: 'invoke', resource: { kind: 'tool', id: 'shell_exec' } }, { 'x-warden-api-key': 'not-a-configured-gateway-key' }, 401, 'ERR_UNAUTHENTICATED', 'x-warden-api-key'],
+      [{ subject: { token: 'alice-demo-token' }, action: 'invoke' }, {}, 400, 'ERR_REQUEST_INVALID', '`resource`'],
+      [{ subject: { token: 'alice-demo-token' }, action: 'invoke', resource: { kind: 'tool' } }, {}, 400, 'ERR_REQUEST_INVALID', '`resource.id`'],
+      [{ subject: { token: 'alice-demo-token' }, action: 'invoke', resource: { kind: 'tool', id: 'x' }, principal: {} }, {}, 400, 'ERR_REQUEST_INVALID', '`principal`'],
+    ];
+    for (const [body, headers, status, code, fragment] of cases) {
+      const res = await post('/v1/check', body, headers);
+      expect(res.status).toBe(status);
+      expect(res.json).toEqual({ error: { code, message: expect.stringContaining(fragment) } });
+      expect(res.json['decision']).toBeUndefined();
+    }
+    const raw = await fetch(`${base}/v1/check`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"subject": ' });
+    expect(raw.status).toBe(400);
+    expect(((await raw.json()) as { error: { code: string } }).error.code).toBe('ERR_REQUEST_INVALID');
+  });
+
   it('an unknown token is denied, never allowed', async () => {
     const { json } = await post('/v1/check', { subject: { token: 'nobody' }, action: 'invoke', resource: { kind: 'tool', id: 'web_search' } });
     expect(json['decision']).toBe('DENY');
