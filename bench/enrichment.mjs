@@ -30,7 +30,7 @@
 //
 // Knobs (env): BENCH_DURATION (10), BENCH_WARMUP (3), BENCH_ROUNDS (2), BENCH_CONNECTIONS (48),
 // BENCH_WARDEN_WORKERS (2), BENCH_LATENCY_REQUESTS (300), BENCH_UPSTREAM_MS (20),
-// BENCH_BATCH_REQUESTS (20), BENCH_PROFILE (1; 0 skips the CPU profiles), BENCH_PROFILE_S (8),
+// BENCH_BATCH_REQUESTS (20), BENCH_PROFILE (1; 0 skips the CPU profiles), BENCH_PROFILE_S (8), BENCH_PROFILE_SHAPE (1x1),
 // BENCH_PROFILE_KEEP (a directory to copy the .cpuprofile files to), BENCH_PG_URL
 // (postgres://postgres@127.0.0.1:5432/test), BENCH_ONLY (comma list of fanout, batch, warm,
 // profile: run only those; implies BENCH_NO_WRITE), BENCH_NO_WRITE=1.
@@ -70,6 +70,7 @@ const UPSTREAM_MS = envInt('BENCH_UPSTREAM_MS', 20);
 const BATCH_REQUESTS = envInt('BENCH_BATCH_REQUESTS', 20);
 const PROFILE = process.env.BENCH_PROFILE !== '0' && (process.env.BENCH_ONLY === undefined || process.env.BENCH_ONLY.includes('profile'));
 const PROFILE_S = envInt('BENCH_PROFILE_S', 8);
+const PROFILE_SHAPE = process.env.BENCH_PROFILE_SHAPE ?? '1x1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
 const runs = (part) => ONLY === undefined || ONLY.has(part);
 const NO_WRITE = process.env.BENCH_NO_WRITE === '1' || ONLY !== undefined;
@@ -563,7 +564,7 @@ async function warmAgreement(ws, plain, warm) {
     const { json: v } = await postJson(`${warm.url}/v1/check`, s.v1Body);
     const { json: d } = await postJson(`${plain.url}/v1/check`, s.v1DirectBody, gatewayHeaders);
     const ce = c.results.map((r) => ({ id: r.resource.id, actions: Object.fromEntries(Object.entries(r.actions).map(([a, e]) => [a, e === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY'])) }));
-    const v1Effects = (resp) => resp.results.map((r) => ({ id: r.resource.id, actions: Object.fromEntries(Object.entries(r.actions).map(([a, e]) => [a, e.effect])) }));
+    const v1Effects = (resp) => resp.results.map((r) => ({ id: r.resource.id, actions: Object.fromEntries(Object.entries(r.actions)) }));
     for (const [label, resp] of [['/v1/check (resolvers)', v], ['/v1/check (no resolvers)', d]]) {
       if (JSON.stringify(canon(ce)) !== JSON.stringify(canon(v1Effects(resp)))) {
         throw new Error(`warm cache: effects differ for ${name}:\n  engine only: ${JSON.stringify(canon(ce))}\n  ${label}: ${JSON.stringify(canon(v1Effects(resp)))}\n  reasons: ${JSON.stringify(resp.reasons)}`);
@@ -579,6 +580,9 @@ async function warmAgreement(ws, plain, warm) {
       outputsEqual,
       cerbosBodyBytes: Buffer.byteLength(JSON.stringify(s.cerbosBody)),
       v1BodyBytes: Buffer.byteLength(JSON.stringify(s.v1Body)),
+      // Answers re-serialised in their own key order: the bytes each endpoint wrote.
+      cerbosAnswerBytes: Buffer.byteLength(JSON.stringify(c)),
+      v1AnswerBytes: Buffer.byteLength(JSON.stringify(v)),
     };
   }
   return report;
@@ -700,7 +704,7 @@ async function warmScenario(plain, ws, catalogRows) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU profiles (one worker per endpoint, shape 1x1)
+// CPU profiles (one worker per endpoint, shape BENCH_PROFILE_SHAPE, default 1x1)
 
 function areaOf(url, functionName) {
   if (url === '' || url === undefined) {
@@ -767,9 +771,9 @@ async function profileEndpoints(ws) {
   mkdirSync(profDir, { recursive: true });
   const idp = await startUpstream('idp-prof', UPSTREAM_MS, { byPath: idpPaths(ws) });
   const targets = [
-    { name: 'engine-only', config: { gateways }, path: '/api/check/resources', body: ws['1x1'].cerbosBody },
-    { name: 'v1-direct', config: { gateways }, path: '/v1/check', body: ws['1x1'].v1DirectBody, headers: gatewayHeaders },
-    { name: 'enriched', config: warmConfig(idp), path: '/v1/check', body: ws['1x1'].v1Body },
+    { name: 'engine-only', config: { gateways }, path: '/api/check/resources', body: ws[PROFILE_SHAPE].cerbosBody },
+    { name: 'v1-direct', config: { gateways }, path: '/v1/check', body: ws[PROFILE_SHAPE].v1DirectBody, headers: gatewayHeaders },
+    { name: 'enriched', config: warmConfig(idp), path: '/v1/check', body: ws[PROFILE_SHAPE].v1Body },
   ];
   const out = {};
   for (const t of targets) {
@@ -781,6 +785,7 @@ async function profileEndpoints(ws) {
     process.kill(s.pid, 'SIGWINCH');
     const r = await load(PROFILE_S);
     process.kill(s.pid, 'SIGWINCH');
+    if (failures(r) > 0) throw new Error(`profile ${t.name}: ${failures(r)} failed requests (${JSON.stringify(r.statusCodeStats)})`);
     const file = `${prefix}.${s.pid}.cpuprofile`;
     const deadline = Date.now() + 15_000;
     while (!existsSync(file) && Date.now() < deadline) await sleep(200);
@@ -869,11 +874,11 @@ function markdown(res) {
   }
   L.push('');
   L.push(
-    `Effects identical on both endpoints (checked before measuring): ${Object.entries(w.agreement).map(([n, a]) => `${n}: ${a.allow} ALLOW / ${a.deny} DENY${a.outputsEqual ? '' : ' (outputs differ)'}, ${a.cerbosBodyBytes} B vs ${a.v1BodyBytes} B`).join('; ')}.`,
+    `Effects identical on both endpoints (checked before measuring): ${Object.entries(w.agreement).map(([n, a]) => `${n}: ${a.allow} ALLOW / ${a.deny} DENY${a.outputsEqual ? '' : ' (outputs differ)'}, request ${a.cerbosBodyBytes} B vs ${a.v1BodyBytes} B, answer ${a.cerbosAnswerBytes} B vs ${a.v1AnswerBytes} B`).join('; ')} (engine-only vs enriched).`,
   );
   if (p !== undefined) {
     L.push('');
-    L.push(`#### CPU profile, shape 1x1 (one worker per endpoint, ${PROFILE_S} s under the same load, V8 sampling every 100 µs)`);
+    L.push(`#### CPU profile, shape ${PROFILE_SHAPE} (one worker per endpoint, ${PROFILE_S} s under the same load, V8 sampling every 100 µs)`);
     L.push('');
     const names = ['engine-only', 'v1-direct', 'enriched'];
     L.push(
@@ -948,7 +953,7 @@ async function main() {
 
   let profile;
   if (PROFILE) {
-    log('CPU profiles (1x1, one worker each)');
+    log(`CPU profiles (${PROFILE_SHAPE}, one worker each)`);
     profile = await profileEndpoints(ws);
   }
   if (ONLY !== undefined) {

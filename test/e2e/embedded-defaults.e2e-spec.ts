@@ -61,7 +61,31 @@ describe('embedded defaults (npm start on a fresh clone)', () => {
       ['shell_exec', 'DENY'],
     ]);
     expect(json['policyVersion']).toMatch(/^sha256:[0-9a-f]{16}$/);
-    expect(json['reasons']).toEqual([expect.objectContaining({ code: 'policy_denied', action: 'invoke' })]);
+    expect(json['reasons']).toEqual([{ code: 'policy_denied', message: '`invoke` on tool `shell_exec` is not allowed by policy', resource: { kind: 'tool', id: 'shell_exec' }, actions: ['invoke'] }]);
+    // Outputs stay with their resource; nothing is repeated at the top level.
+    expect(json).not.toHaveProperty('outputs');
+    expect(json).not.toHaveProperty('requestId');
+  });
+
+  it('answers compactly: one reason per denied resource naming its actions; explain adds each action\'s policy', async () => {
+    const body = { requestId: 'compact-1', subject: { token: 'alice-demo-token' }, actions: ['invoke', 'purge'], resources: [{ kind: 'tool', id: 'web_search' }, { kind: 'tool', id: 'shell_exec' }] };
+    const { status, json } = await post('/v1/check', body);
+    expect(status).toBe(200);
+    expect(json['requestId']).toBe('compact-1');
+    expect(json['results']).toEqual([
+      { resource: { kind: 'tool', id: 'web_search' }, decision: 'DENY', actions: { invoke: 'ALLOW', purge: 'DENY' } },
+      { resource: { kind: 'tool', id: 'shell_exec' }, decision: 'DENY', actions: { invoke: 'DENY', purge: 'DENY' }, outputs: [expect.objectContaining({ action: 'invoke' }), expect.objectContaining({ action: 'purge' })] },
+    ]);
+    expect(json['reasons']).toEqual([
+      { code: 'policy_denied', message: '`purge` on tool `web_search` is not allowed by policy', resource: { kind: 'tool', id: 'web_search' }, actions: ['purge'] },
+      { code: 'policy_denied', message: '`invoke` and `purge` on tool `shell_exec` are not allowed by policy', resource: { kind: 'tool', id: 'shell_exec' }, actions: ['invoke', 'purge'] },
+    ]);
+    const explained = await post('/v1/check', { ...body, explain: true });
+    const items = (explained.json['explain'] as { items: Array<{ actions: Record<string, { policy: string }> }> }).items;
+    expect(items.map((i) => i.actions)).toEqual([
+      { invoke: { policy: 'resource.tool.vdefault' }, purge: { policy: expect.any(String) } },
+      { invoke: { policy: 'resource.tool.vdefault' }, purge: { policy: expect.any(String) } },
+    ]);
   });
 
   it('enriches from the embedded demo table: explain names the resolvers', async () => {

@@ -411,7 +411,8 @@ describe('onError: deny', () => {
       expect(a.json.decision, id).toBe('DENY');
       const [code, why] = EXPECTED_FAILURE[mode];
       expect(a.json.reasons, `${id}: ${a.text}`).toEqual([{ code: 'resolver_failed', resolver: id, message: `resolver \`${id}\` ${why}`, resource: { kind: 'probe', id } }]);
-      expect(a.json.results[0]?.actions['strict']?.effect).toBe('DENY');
+      expect(a.json.results[0]?.actions['strict']).toBe('DENY');
+      expect(a.json.explain?.items[0]?.actions['strict']).toEqual({ policy: 'NO_MATCH' });
       expect(a.json.explain?.items[0]?.failures, id).toEqual([expect.objectContaining({ resolver: id, code, onError: 'deny' })]);
       // SECURITY: the reason names the resolver, not the upstream's text or address.
       expect(a.json.reasons[0]?.message).not.toMatch(/127\.0\.0\.1|boom|internal failure|oops/);

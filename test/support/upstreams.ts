@@ -198,11 +198,12 @@ export interface V1Answer {
   readonly text: string;
   readonly json: {
     decision: 'ALLOW' | 'DENY';
-    results: Array<{ resource: { kind: string; id: string }; decision: 'ALLOW' | 'DENY'; actions: Record<string, { effect: string; policy: string }> }>;
-    reasons: Array<{ code: string; message: string; resolver?: string; resource?: { kind: string; id: string }; action?: string }>;
+    results: Array<{ resource: { kind: string; id: string }; decision: 'ALLOW' | 'DENY'; actions: Record<string, 'ALLOW' | 'DENY'>; outputs?: Array<{ src: string; val: unknown; action: string }> }>;
+    reasons: Array<{ code: string; message: string; resolver?: string; resource?: { kind: string; id: string }; actions?: string[] }>;
     explain?: {
       items: Array<{
         resource: { kind: string; id: string };
+        actions: Record<string, { policy: string; scope?: string }>;
         input: Record<string, unknown>;
         attributes: Record<string, { resolver: string; durationMs: number; cache?: { hit: boolean; ageMs: number; stale: boolean } }>;
         failures: Array<{ resolver: string; code: string; message: string; onError: string }>;

@@ -54,6 +54,8 @@ export interface ResolverRegistry {
   readonly resolvers: readonly RegisteredResolver[];
   /** The roots some resolver writes to; the others are never modified by enrichment. */
   readonly writtenRoots: ReadonlySet<AttributeRoot>;
+  /** The roots some per-resource resolver writes to: each item of a request needs its own copy. */
+  readonly perItemRoots: ReadonlySet<AttributeRoot>;
   get(name: string): RegisteredResolver | undefined;
 }
 
@@ -287,8 +289,10 @@ export function buildResolverRegistry(options: ResolverRegistryOptions): Resolve
     return { errors: [e as ResolverConfigError] };
   }
   const byName = new Map(resolvers.map((r) => [r.name, r]));
-  const writtenRoots = new Set(resolvers.flatMap((r) => r.provides.map((p) => p.path.root)));
-  return { registry: { resolvers, writtenRoots, get: (name) => byName.get(name) }, errors: [] };
+  const rootsOf = (rs: readonly RegisteredResolver[]): Set<AttributeRoot> => new Set(rs.flatMap((r) => r.provides.map((p) => p.path.root)));
+  const writtenRoots = rootsOf(resolvers);
+  const perItemRoots = rootsOf(resolvers.filter((r) => r.perResource));
+  return { registry: { resolvers, writtenRoots, perItemRoots, get: (name) => byName.get(name) }, errors: [] };
 }
 
 /**

@@ -358,4 +358,75 @@ describe(enrich.name, () => {
     expect(second.calls.map((c) => c.resolver)).toEqual(['b']);
     expect(out.items[0]?.input.principal?.['attr']).toEqual({ a: 'alice', b: 'alice!' });
   });
+
+  it('answers at once, without a promise, when every key is a fresh in-process cache hit', async () => {
+    const { reg, calls } = registry(
+      [
+        fake('who', 'principal.id', { 'principal.attr.team': 'result.v' }, { cache: { ttl: '1m' } }),
+        fake('cat', 'resource.id', { 'resource.attr.v': 'result.v' }, { cache: { ttl: '1m' } }),
+        fake('dep', 'principal.attr.team', { 'resource.attr.team': 'result.v' }, { cache: { ttl: '1m' } }),
+      ],
+      { who: echoAfter(0), cat: echoAfter(0), dep: echoAfter(0) },
+    );
+    const req = { requestId: 'r', principal: { id: 'alice' }, resources: [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }] };
+    const cold = enrich(reg, req);
+    expect(cold).toBeInstanceOf(Promise);
+    await cold;
+    const warm = enrich(reg, req);
+    expect(warm).not.toBeInstanceOf(Promise);
+    const out = warm as Awaited<typeof warm>;
+    expect(out.items.map((i) => i.input.resource?.['attr'])).toEqual([
+      { v: 'a', team: 'alice' },
+      { v: 'b', team: 'alice' },
+    ]);
+    expect(out.runs.map((r) => [r.resolver, r.calls, r.hits])).toEqual([
+      ['who', 0, 1],
+      ['cat', 0, 2],
+      ['dep', 0, 2],
+    ]);
+    expect(calls.map((c) => c.resolver)).toEqual(['who', 'cat', 'dep']);
+  });
+
+  it('items share one principal written by request-level resolvers, and own the roots per-resource resolvers write', async () => {
+    const { reg } = registry(
+      [
+        fake('who', 'principal.id', { 'principal.attr.team': 'result.v' }),
+        fake('cat', 'resource.id', { 'resource.attr.v': 'result.v' }),
+      ],
+      { who: echoAfter(0), cat: echoAfter(0) },
+    );
+    const principal = { id: 'alice', attr: { level: 1 } };
+    const resources = [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }];
+    const out = await enrich(reg, { requestId: 'r', principal, resources });
+    const [a, b] = out.items;
+    expect(a?.input.principal).toBe(b?.input.principal);
+    expect(a?.input.principal).not.toBe(principal);
+    expect(a?.input.principal).toEqual({ id: 'alice', attr: { level: 1, team: 'alice' } });
+    expect(a?.input.resource).not.toBe(b?.input.resource);
+    expect(b?.provenance['principal.attr.team']).toMatchObject({ resolver: 'who' });
+    expect(principal).toEqual({ id: 'alice', attr: { level: 1 } });
+    expect(resources).toEqual([{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }]);
+  });
+
+  it('a per-resource resolver writing under principal gives each item its own principal', async () => {
+    const { reg } = registry(
+      [
+        fake('who', 'principal.id', { 'principal.attr.team': 'result.v' }),
+        fake('owner', 'resource.id', { 'principal.attr.owns': 'result.v' }),
+      ],
+      { who: echoAfter(0), owner: echoAfter(0) },
+    );
+    const out = await enrich(reg, { requestId: 'r', principal: { id: 'alice', attr: {} }, resources: [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }] });
+    const [a, b] = out.items;
+    expect(a?.input.principal).not.toBe(b?.input.principal);
+    expect(a?.input.principal?.['attr']).toEqual({ team: 'alice', owns: 'a' });
+    expect(b?.input.principal?.['attr']).toEqual({ team: 'alice', owns: 'b' });
+  });
+
+  it('a request-level resolver writing a root the request lacks gives every item the same new object', async () => {
+    const { reg } = registry([fake('ag', 'principal.id', { 'agent.attr.model': 'result.v' })], { ag: echoAfter(0) });
+    const out = await enrich(reg, { requestId: 'r', principal: { id: 'alice' }, resources: [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }] });
+    expect(out.items.map((i) => i.input.agent)).toEqual([{ attr: { model: 'alice' } }, { attr: { model: 'alice' } }]);
+    expect(out.items[0]?.input.agent).toBe(out.items[1]?.input.agent);
+  });
 });

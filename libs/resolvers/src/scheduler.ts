@@ -20,7 +20,7 @@ import { cloneJson, getAttribute, setAttribute, type InputDocument, type JsonObj
 import { stableKey } from './cache/with-cache.js';
 import { isResolverError, ResolverError, toResolverError } from './resolver-error.js';
 import { celToJson } from './resolver-cel.js';
-import type { RegisteredResolver, ResolverRegistry } from './resolver-registry.js';
+import type { CompiledProvide, RegisteredResolver, ResolverRegistry } from './resolver-registry.js';
 import { isDetailedResolver, type CacheInfo, type DetailedResult, type OnError } from './resolver.types.js';
 
 /** The sparse input of one request: one principal and agent, any number of resources. */
@@ -122,33 +122,41 @@ function denialMessage(resolver: string, error: ResolverError): string {
 
 const NEVER: AbortSignal = new AbortController().signal;
 
-function newItem(request: EnrichmentRequest, resource: JsonObject | undefined, written: ReadonlySet<string>): MutableItem {
-  // Every item owns the roots resolvers write into (items must not see each other's writes); the
-  // roots no resolver writes are shared with the request, read-only.
-  const own = <T extends JsonObject | undefined>(root: string, v: T): T => (v !== undefined && written.has(root) ? cloneJson(v) : v);
+/**
+ * Copies of the written roots that every item shares: a root only request-level (shared)
+ * resolvers write is copied once per request and written once, so all items see one object (the
+ * engine then recognises one principal across a batch). Roots per-resource resolvers write are
+ * copied per item.
+ */
+function newItem(request: EnrichmentRequest, resource: JsonObject | undefined, registry: ResolverRegistry, shared: InputDocument): MutableItem {
+  // Every item owns the roots per-resource resolvers write into (items must not see each other's
+  // writes); roots no resolver writes are shared with the request, read-only.
   const input: InputDocument = {};
-  if (request.principal !== undefined) input.principal = own('principal', request.principal);
-  if (request.agent !== undefined) input.agent = own('agent', request.agent);
-  if (request.context !== undefined) input.context = own('context', request.context);
-  if (request.delegation !== undefined) input.delegation = own('delegation', request.delegation);
-  if (request.subject !== undefined) input.subject = own('subject', request.subject);
-  if (resource !== undefined) input.resource = own('resource', resource);
+  for (const root of REQUEST_ROOTS) {
+    const v = request[root];
+    if (v === undefined) continue;
+    input[root] = registry.perItemRoots.has(root) ? cloneJson(v) : registry.writtenRoots.has(root) ? (shared[root] ??= cloneJson(v)) : v;
+  }
+  if (resource !== undefined) input.resource = registry.perItemRoots.has('resource') ? cloneJson(resource) : resource;
   return { input, provenance: {}, denials: [], failures: [] };
 }
 
+const REQUEST_ROOTS = ['principal', 'agent', 'context', 'delegation', 'subject'] as const;
+
 /**
  * Enriches `request` with every resolver of `registry`. Never rejects because of a resolver: each
- * failure is recorded on the items it affects.
+ * failure is recorded on the items it affects. When every key is answered by the in-process cache
+ * the outcome is returned at once (no promise, no tick); otherwise a promise of it.
  * @example
  * const outcome = await enrich(registry, { requestId: 'r-1', principal: { id: 'alice' }, resources: [{ kind: 'tool', id: 'refund', attr: {} }] });
  * if (outcome.items[0]?.denials.length) { ... deny ... }
  */
-export async function enrich(registry: ResolverRegistry, request: EnrichmentRequest, options: EnrichOptions = {}): Promise<EnrichmentOutcome> {
+export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, options: EnrichOptions = {}): EnrichmentOutcome | Promise<EnrichmentOutcome> {
   const clock = options.clock ?? (() => performance.now());
   const started = clock();
   const signal = request.signal ?? NEVER;
-  const written = registry.writtenRoots;
-  const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined, written)] : request.resources.map((r) => newItem(request, r, written));
+  const sharedRoots: InputDocument = {};
+  const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined, registry, sharedRoots)] : request.resources.map((r) => newItem(request, r, registry, sharedRoots));
   const runs = new Map<string, { calls: number; keys: number; hits: number; first: number; last: number }>();
 
   /** Records one call of `keys` keys, or (`keys` 0) one key answered from the in-process cache. */
@@ -160,8 +168,8 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
       run.calls += call;
       run.keys += keys;
       run.hits += 1 - call;
-      run.first = Math.min(run.first, t0);
-      run.last = Math.max(run.last, t1);
+      if (t0 < run.first) run.first = t0;
+      if (t1 > run.last) run.last = t1;
     }
   }
 
@@ -186,13 +194,6 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
     // INVARIANT: results are plain objects, never Error instances (DataLoader would reject them).
     const durationMs = t1 - t0;
     return results.map((res): Loaded => ({ value: res.value, cache: res.cache, durationMs }));
-  }
-
-  /** A key answered from the cache synchronously, counted like a call of its own. */
-  function hit(r: RegisteredResolver, found: DetailedResult): Loaded {
-    const t = clock();
-    noteRun(r, 0, t, t);
-    return { value: found.value, cache: found.cache, durationMs: 0 };
   }
 
   // One DataLoader per resolver for this request, made when the resolver first loads a key.
@@ -221,81 +222,120 @@ export async function enrich(registry: ResolverRegistry, request: EnrichmentRequ
     }
   }
 
-  async function runNode(r: RegisteredResolver, view: MutableItem, targets: readonly MutableItem[]): Promise<void> {
-    const doc = view.input;
+  function failWith(r: RegisteredResolver, targets: readonly MutableItem[], e: unknown): void {
+    fail(r, targets, e instanceof ResolverError ? e : new ResolverError(r.name, 'ERR_RESOLVER_FAILED', `resolver \`${r.name}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e }));
+  }
+
+  /** Maps a loaded value through `provides` and writes every attribute, or none. */
+  function apply(r: RegisteredResolver, doc: InputDocument, targets: readonly MutableItem[], loaded: Loaded): void {
     try {
-      if (r.when !== undefined) {
-        const guard = r.when.evaluate(doc);
-        if (typeof guard !== 'boolean') throw new Error(`\`when\` evaluated to a non-boolean`);
-        if (!guard) return;
-      }
-      const key = getAttribute(doc, r.config.key);
-      if (key === undefined || key === null) return;
-      // A fresh in-process cache hit needs no batch, no promise and no I/O.
-      const peeked = isDetailedResolver(r.resolver) ? r.resolver.peekDetailed?.(key) : undefined;
-      const loaded: Loaded = peeked !== undefined ? hit(r, peeked) : await load(r, key);
       if (isResolverError(loaded.value)) {
         fail(r, targets, loaded.value);
         return;
       }
       if (loaded.value === undefined) return;
-      const writes = r.provides.map((p) => {
+      const provides = r.provides;
+      const values: JsonValue[] = new Array<JsonValue>(provides.length);
+      for (let i = 0; i < provides.length; i++) {
+        const p = provides[i] as CompiledProvide;
         try {
-          return { path: p.path, value: celToJson(p.expression.evaluate(doc, loaded.value)) };
+          values[i] = celToJson(p.expression.evaluate(doc, loaded.value));
         } catch (e) {
           throw new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\`: provides \`${p.path.text}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e });
         }
-      });
-      const provenance: AttributeProvenance = { resolver: r.name, durationMs: loaded.durationMs, ...(loaded.cache !== undefined ? { cache: loaded.cache } : {}) };
-      for (let t = 0; t < targets.length; t++) {
-        const item = targets[t] as MutableItem;
-        for (const w of writes) {
-          // `writes` are fresh values; the first target takes them, the others get copies.
-          setAttribute(item.input, w.path, t === 0 ? w.value : cloneJson(w.value));
-          item.provenance[w.path.text] = provenance;
+      }
+      const provenance: AttributeProvenance = loaded.cache !== undefined ? { resolver: r.name, durationMs: loaded.durationMs, cache: loaded.cache } : { resolver: r.name, durationMs: loaded.durationMs };
+      for (let i = 0; i < provides.length; i++) {
+        const path = (provides[i] as CompiledProvide).path;
+        const value = values[i] as JsonValue;
+        if (targets.length > 1 && !registry.perItemRoots.has(path.root)) {
+          // A root shared by every item: written once, into the one object they all hold.
+          const first = targets[0] as MutableItem;
+          setAttribute(first.input, path, value);
+          const root = first.input[path.root];
+          for (const item of targets) {
+            item.input[path.root] = root;
+            item.provenance[path.text] = provenance;
+          }
+          continue;
+        }
+        for (let t = 0; t < targets.length; t++) {
+          const item = targets[t] as MutableItem;
+          // `values` are fresh; the first target takes them, the others get copies.
+          setAttribute(item.input, path, t === 0 ? value : cloneJson(value));
+          item.provenance[path.text] = provenance;
         }
       }
     } catch (e) {
-      fail(r, targets, e instanceof ResolverError ? e : new ResolverError(r.name, 'ERR_RESOLVER_FAILED', `resolver \`${r.name}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e }));
+      failWith(r, targets, e);
     }
   }
 
-  // Registry order is topological, so every dependency's promises exist when a node is created.
-  const shared = new Map<string, Promise<void>>();
-  const perItem = new Map<string, Promise<void>[]>();
-  // A node without dependencies starts at once (its first await is the load, so every node of one
-  // resolver still reaches its DataLoader in the same tick); the others wait for their dependencies.
-  const start = (r: RegisteredResolver, i: number | undefined, run: () => Promise<void>): Promise<void> =>
-    r.dependsOn.length === 0
-      ? run()
-      : Promise.all(r.dependsOn.map((d) => (i !== undefined ? (perItem.get(d)?.[i] ?? shared.get(d)) : shared.get(d)))).then(run);
-  const done = Promise.resolve();
+  /** Runs one node: `undefined` when it finished synchronously (a cache hit, a skip, a failure), else its promise. */
+  function runNode(r: RegisteredResolver, view: MutableItem, targets: readonly MutableItem[]): Promise<void> | undefined {
+    const doc = view.input;
+    try {
+      if (r.when !== undefined) {
+        const guard = r.when.evaluate(doc);
+        if (typeof guard !== 'boolean') throw new Error(`\`when\` evaluated to a non-boolean`);
+        if (!guard) return undefined;
+      }
+      const key = getAttribute(doc, r.config.key);
+      if (key === undefined || key === null) return undefined;
+      // A fresh in-process cache hit needs no batch, no promise and no I/O.
+      const peeked = isDetailedResolver(r.resolver) ? r.resolver.peekDetailed?.(key) : undefined;
+      if (peeked !== undefined) {
+        const t = clock();
+        noteRun(r, 0, t, t);
+        apply(r, doc, targets, { value: peeked.value, cache: peeked.cache, durationMs: 0 });
+        return undefined;
+      }
+      return load(r, key).then((loaded) => apply(r, doc, targets, loaded));
+    } catch (e) {
+      failWith(r, targets, e);
+      return undefined;
+    }
+  }
+
+  // Registry order is topological, so every dependency's state exists when a node is created.
+  // A node's state: `undefined` once it is done, else the promise of its completion. A node whose
+  // dependencies are all done runs at once; the others wait for the pending ones.
+  const shared = new Map<string, Promise<void> | undefined>();
+  const perItem = new Map<string, Array<Promise<void> | undefined>>();
+  const pending: Promise<void>[] = [];
+  const start = (r: RegisteredResolver, i: number | undefined, view: MutableItem, targets: readonly MutableItem[]): Promise<void> | undefined => {
+    let waits: Promise<void>[] | undefined;
+    for (const d of r.dependsOn) {
+      const state = i !== undefined && perItem.has(d) ? perItem.get(d)?.[i] : shared.get(d);
+      if (state !== undefined) (waits ??= []).push(state);
+    }
+    const state = waits === undefined ? runNode(r, view, targets) : Promise.all(waits).then(() => runNode(r, view, targets));
+    if (state !== undefined) pending.push(state);
+    return state;
+  };
   for (const r of registry.resolvers) {
     if (r.perResource) {
       // A `when: R.kind == "x"` guard is decided here for each resource: no node for other kinds.
       // Only without dependencies: a resolver that provides `resource.kind` would make this one
       // depend on it, and the kind is then known only once that one has run.
       const kind = r.dependsOn.length === 0 ? r.when?.kindEquals : undefined;
-      perItem.set(
-        r.name,
-        items.map((item, i) => {
-          const k = item.input.resource?.['kind'];
-          return kind !== undefined && typeof k === 'string' && k !== kind ? done : start(r, i, () => runNode(r, item, [item]));
-        }),
-      );
+      const states = new Array<Promise<void> | undefined>(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i] as MutableItem;
+        const k = item.input.resource?.['kind'];
+        states[i] = kind !== undefined && typeof k === 'string' && k !== kind ? undefined : start(r, i, item, [item]);
+      }
+      perItem.set(r.name, states);
     } else {
       // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
-      shared.set(
-        r.name,
-        start(r, undefined, () => runNode(r, items[0] as MutableItem, items)),
-      );
+      shared.set(r.name, start(r, undefined, items[0] as MutableItem, items));
     }
   }
-  await Promise.all([...shared.values(), ...[...perItem.values()].flat()]);
-
-  return {
+  const finish = (): EnrichmentOutcome => ({
     items,
     runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.last - run.first })),
     durationMs: clock() - started,
-  };
+  });
+  // Every node exists by now (dependants as `then` of their dependencies), so `pending` is complete.
+  return pending.length === 0 ? finish() : Promise.all(pending).then(finish);
 }

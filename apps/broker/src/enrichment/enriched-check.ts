@@ -17,7 +17,8 @@ export interface Reason {
   message: string;
   resolver?: string;
   resource?: { kind: string; id: string };
-  action?: string;
+  /** The denied actions, for `policy_denied`. */
+  actions?: string[];
 }
 
 /**
@@ -81,14 +82,16 @@ function toResource(r: JsonObject | undefined, original: Resource): Resource | R
 /**
  * Enriches `inputs` (one per resource, sharing one principal) with the runtime's resolvers.
  * `extra` carries the roots only `/v1/check` has (subject, agent, context). With no resolvers
- * and nothing extra the inputs pass through untouched (the Cerbos fast path).
+ * and nothing extra the inputs pass through untouched (the Cerbos fast path). Returns the result
+ * itself when the resolvers answered synchronously (every key from the in-process cache), else a
+ * promise of it.
  */
-export async function enrichInputs(
+export function enrichInputs(
   runtime: ResolverRuntime,
   inputs: readonly CheckInput[],
   extra: Omit<EnrichmentRequest, 'resources' | 'principal' | 'requestId'> & { requestId: string; principal?: JsonObject },
   clock: () => number = () => performance.now(),
-): Promise<EnrichedInputs> {
+): EnrichedInputs | Promise<EnrichedInputs> {
   const state = runtime.current();
   if (state.registry === undefined) {
     const denied: Reason[] = [{ code: 'resolvers_unavailable', message: 'context resolvers are misconfigured; an administrator must fix them' }];
@@ -104,11 +107,19 @@ export async function enrichInputs(
   const t0 = clock();
   const first = inputs[0];
   const principal = extra.principal ?? (first === undefined ? {} : (first.principal as unknown as JsonObject));
-  const outcome = await enrich(state.registry, {
+  const outcome = enrich(state.registry, {
     ...extra,
     principal,
     resources: inputs.map((i) => i.resource as unknown as JsonObject),
   });
+  return outcome instanceof Promise ? outcome.then((o) => toEnrichedInputs(inputs, o, clock() - t0)) : toEnrichedInputs(inputs, outcome, clock() - t0);
+}
+
+function toEnrichedInputs(inputs: readonly CheckInput[], outcome: EnrichmentOutcome, enrichMs: number): EnrichedInputs {
+  // Items sharing one principal object (written by request-level resolvers) share one engine
+  // principal too, so the engine prepares it once for the whole batch.
+  let lastRaw: JsonObject | undefined;
+  let lastPrincipal: Principal | Reason | undefined;
   const items = inputs.map((input, i): EnrichedInputs['items'][number] => {
     const item = outcome.items[i];
     if (item === undefined) return { input, denied: [{ code: 'internal', message: 'enrichment lost an item' }] };
@@ -118,13 +129,15 @@ export async function enrichInputs(
         denied: item.denials.map((d) => ({ code: d.code, message: d.message, resolver: d.resolver, resource: { kind: input.resource.kind, id: input.resource.id } })),
       };
     }
-    const p = toPrincipal(item.input.principal);
+    const raw = item.input.principal;
+    const p = raw !== undefined && raw === lastRaw ? (lastPrincipal as Principal | Reason) : toPrincipal(raw);
+    lastRaw = raw;
+    lastPrincipal = p;
     const r = toResource(item.input.resource, input.resource);
-    const reasons = [p, r].filter((x): x is Reason => 'code' in x);
-    if (reasons.length > 0) return { input, denied: reasons };
-    return { input: { ...input, principal: p as Principal, resource: r as Resource } };
+    if ('code' in p || 'code' in r) return { input, denied: [p, r].filter((x): x is Reason => 'code' in x) };
+    return { input: { ...input, principal: p, resource: r } };
   });
-  return { items, outcome, enrichMs: clock() - t0 };
+  return { items, outcome, enrichMs };
 }
 
 /** The engine's outputs for `items`, with denied items answered DENY for every action. */

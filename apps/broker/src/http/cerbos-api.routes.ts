@@ -92,11 +92,10 @@ function needsEnrichment(deps: CerbosApiDeps): boolean {
   return state !== undefined && (state.registry === undefined || state.registry.resolvers.length > 0);
 }
 
-async function enrichAndEvaluate(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): Promise<void> {
-  const enriched = await enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() });
+function evaluateEnrichedRequest(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply, enriched: EnrichedInputs): FastifyReply {
   const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta }));
   req.inputs = enriched.items.map((it) => it.input);
-  void reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, withDenialOutputs(enriched.items, outputs))));
+  return reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, withDenialOutputs(enriched.items, outputs))));
 }
 
 function decide(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
@@ -104,7 +103,8 @@ function decide(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: Fa
     evaluate(deps, api, req, reply);
     return reply;
   }
-  return enrichAndEvaluate(deps, api, req, reply).then(() => reply);
+  const enriched = enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() });
+  return enriched instanceof Promise ? enriched.then((e) => evaluateEnrichedRequest(deps, api, req, reply, e)) : evaluateEnrichedRequest(deps, api, req, reply, enriched);
 }
 
 async function verifyAuxData(deps: CerbosApiDeps, req: CheckRequest): Promise<void> {

@@ -5,13 +5,13 @@
  * provenance and per-stage timings. Plain Fastify routes (no Nest pipes on the hot path); errors
  * leave in Warden's `{"error": {"code", "message"}}` shape.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WardenError, type CheckInput, type CheckOutput, type OutputEntry } from '@warden/core';
+import { WardenError, type CheckInput, type CheckOutput } from '@warden/core';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
-import { enrichInputs, evaluateEnriched, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
+import { DENIED_BEFORE_EVALUATION, enrichInputs, evaluateEnriched, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -33,7 +33,7 @@ export const GATEWAY_KEY_HEADER = 'x-warden-api-key';
 
 type Verdict = 'ALLOW' | 'DENY';
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const digest = (s: string): Buffer => hash('sha256', s, 'buffer');
 
 /** Finds the trusted gateway of a presented API key. */
 export type GatewayMatcher = (presented: string | undefined) => GatewayConfig | undefined;
@@ -59,53 +59,65 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
   return req.resources.map((r) => ({ requestId, principal, resource: { ...r }, actions: req.actions }));
 }
 
-function effectOf(e: string): Verdict {
-  return e === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
+type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
+
+/** `` `a`, `b` and `c` `` */
+function listed(actions: readonly string[]): string {
+  const quoted = actions.map((a) => `\`${a}\``);
+  return quoted.length === 1 ? (quoted[0] as string) : `${quoted.slice(0, -1).join(', ')} and ${quoted[quoted.length - 1] as string}`;
 }
 
-function respond(req: V1CheckRequest, requestId: string, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, outputs: CheckOutput[], t: { start: number; parsed: number; enriched: number; evaluated: number }): unknown {
+/**
+ * The answer. Compact by default (its size is most of a warm check's cost once it is several
+ * kilobytes): per resource the effect of each action and the outputs; one reason per denied
+ * resource. `explain: true` adds the matched policy and scope of every action, the provenance of
+ * every attribute and the stage timings.
+ */
+function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, outputs: CheckOutput[], t: Stamps): unknown {
   const reasons: Reason[] = [];
-  const allOutputs: OutputEntry[] = [];
   let allAllowed = true;
   const results = enriched.items.map((item, i) => {
     const out = outputs[i] as CheckOutput;
     const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
-    const actions: Record<string, { effect: Verdict; policy: string; scope?: string }> = {};
-    let allowed = true;
+    const actions: Record<string, Verdict> = {};
+    let denied: string[] | undefined;
     for (const a of req.actions) {
-      const ae = out.actions[a];
-      const effect = ae === undefined ? 'DENY' : effectOf(ae.effect);
-      actions[a] = { effect, policy: ae?.policy ?? 'NO_MATCH', ...(ae?.scope !== undefined ? { scope: ae.scope } : {}) };
-      if (effect === 'DENY') {
-        allowed = false;
-        if (item.denied === undefined) reasons.push({ code: 'policy_denied', message: `\`${a}\` on ${resource.kind} \`${resource.id}\` is not allowed by policy`, resource, action: a });
-      }
+      const effect: Verdict = out.actions[a]?.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
+      actions[a] = effect;
+      if (effect === 'DENY') (denied ??= []).push(a);
     }
     if (item.denied !== undefined) reasons.push(...item.denied);
-    allAllowed &&= allowed;
-    allOutputs.push(...out.outputs);
-    return { resource, decision: allowed ? 'ALLOW' : 'DENY', actions, ...(out.outputs.length > 0 ? { outputs: out.outputs } : {}) };
+    else if (denied !== undefined) {
+      const verb = denied.length === 1 ? 'is' : 'are';
+      reasons.push({ code: 'policy_denied', message: `${listed(denied)} on ${resource.kind} \`${resource.id}\` ${verb} not allowed by policy`, resource, actions: denied });
+    }
+    if (denied !== undefined) allAllowed = false;
+    return out.outputs.length > 0 ? { resource, decision: denied === undefined ? 'ALLOW' : 'DENY', actions, outputs: out.outputs } : { resource, decision: denied === undefined ? 'ALLOW' : 'DENY', actions };
   });
   const body: Record<string, unknown> = {
-    requestId,
+    ...(req.requestId !== undefined ? { requestId: req.requestId } : {}),
     decisionId,
     decision: allAllowed ? 'ALLOW' : 'DENY',
     results,
     reasons,
-    outputs: allOutputs,
     policyVersion: deps.policyVersion,
   };
-  if (req.explain) body['explain'] = explain(enriched, t);
+  if (req.explain) body['explain'] = explain(req, enriched, outputs, t);
   return body;
 }
 
-function explain(enriched: EnrichedInputs, t: { start: number; parsed: number; enriched: number; evaluated: number }): unknown {
+function explain(req: V1CheckRequest, enriched: EnrichedInputs, outputs: CheckOutput[], t: Stamps): unknown {
   const o = enriched.outcome;
   return {
     items: enriched.items.map((item, i) => {
       const e = o?.items[i];
       const input = withoutCredentials(e?.input ?? {});
-      return { resource: { kind: item.input.resource.kind, id: item.input.resource.id }, input, attributes: e?.provenance ?? {}, failures: e?.failures ?? [] };
+      const actions: Record<string, { policy: string; scope?: string }> = {};
+      for (const a of req.actions) {
+        const ae = (outputs[i] as CheckOutput).actions[a];
+        actions[a] = ae?.scope !== undefined ? { policy: ae.policy, scope: ae.scope } : { policy: ae?.policy ?? DENIED_BEFORE_EVALUATION };
+      }
+      return { resource: { kind: item.input.resource.kind, id: item.input.resource.id }, actions, input, attributes: e?.provenance ?? {}, failures: e?.failures ?? [] };
     }),
     resolvers: o?.runs ?? [],
     timings: {
@@ -119,7 +131,7 @@ function explain(enriched: EnrichedInputs, t: { start: number; parsed: number; e
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-async function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
   const start = performance.now();
   const req = parseV1CheckRequest(request.body, deps.limits);
   const header = request.headers[GATEWAY_KEY_HEADER];
@@ -135,7 +147,7 @@ async function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyR
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
-  const enriched = await enrichInputs(deps.runtime, inputs, {
+  const enriched = enrichInputs(deps.runtime, inputs, {
     requestId,
     principal,
     ...(req.token !== undefined ? { subject: { token: req.token } } : {}),
@@ -143,17 +155,23 @@ async function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyR
     ...(req.delegation !== undefined ? { delegation: { token: req.delegation } } : {}),
     context: req.context,
   });
-  const t1 = performance.now();
-  const outputs = evaluateEnriched(enriched.items, (ins) => deps.engine.check(ins, { now: new Date(), includeEffectiveDerivedRoles: false }));
-  const t2 = performance.now();
-  const body = respond(req, requestId, decisionId, deps, enriched, outputs, { start, parsed, enriched: t1, evaluated: t2 });
-  void reply.header('content-type', 'application/json').send(JSON.stringify(body));
+  const finish = (e: EnrichedInputs): FastifyReply => {
+    const t1 = performance.now();
+    const outputs = evaluateEnriched(e.items, (ins) => deps.engine.check(ins, { now: new Date(), includeEffectiveDerivedRoles: false }));
+    const t2 = performance.now();
+    const body = respond(req, decisionId, deps, e, outputs, { start, parsed, enriched: t1, evaluated: t2 });
+    return reply.header('content-type', 'application/json').send(JSON.stringify(body));
+  };
+  // Answered synchronously when every attribute came from the in-process cache.
+  if (enriched instanceof Promise) return enriched.then(finish);
+  finish(enriched);
+  return undefined;
 }
 
 /** Registers `/v1/check` on `app`. */
 export async function registerV1Check(app: FastifyInstance, deps: V1CheckDeps): Promise<void> {
   await app.register(async (api) => {
     useJsonBodies(api, deps.bodyLimit, toWardenError);
-    api.post('/v1/check', { bodyLimit: deps.bodyLimit }, (request, reply) => check(deps, request, reply).then(() => reply));
+    api.post('/v1/check', { bodyLimit: deps.bodyLimit }, (request, reply) => check(deps, request, reply));
   });
 }

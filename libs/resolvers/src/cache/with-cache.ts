@@ -21,7 +21,7 @@
  * first caller's: one abandoned request must not fail the others waiting on the same key. Each
  * caller still stops waiting when its own signal aborts.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { JsonValue } from '@warden/core';
 import { isResolverError, ResolverError, toResolverError } from '../resolver-error.js';
 import type { CacheInfo, ContextResolver, DetailedContextResolver, DetailedResult, ResolveContext } from '../resolver.types.js';
@@ -63,7 +63,7 @@ type Fetched = { ok: true; value: unknown; storedAt: number } | { ok: false; err
 
 // SECURITY: keys may be bearer tokens; only their hash is kept.
 function hashKey(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
+  return hash('sha256', text, 'base64url');
 }
 
 const NEVER: AbortSignal = new AbortController().signal;
