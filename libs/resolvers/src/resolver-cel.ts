@@ -33,6 +33,8 @@ export interface ResolverExpression {
   readonly reads: readonly AttributePath[];
   /** Set when the expression is exactly `R.kind == "<kind>"`: the kind it admits. */
   readonly kindEquals?: string;
+  /** True when the value depends on `result` alone (`result.a.b`): equal results give equal values. */
+  readonly resultOnly?: true;
   /** Evaluates against one item's input and (for `provides`) the resolver's result. Throws on CEL errors. */
   evaluate(input: InputDocument, result?: unknown): unknown;
 }
@@ -56,7 +58,7 @@ export function compileResolverExpression(source: string): ResolverExpression {
     // Fast path for the common `result.a.b`: the same answer as CEL (a missing field is an error)
     // without building an activation.
     const fields = fieldPath[1] === undefined || fieldPath[1] === '' ? [] : fieldPath[1].slice(1).split('.');
-    return { source, reads, evaluate: (_input, result) => selectFields(result, fields) };
+    return { source, reads, resultOnly: true, evaluate: (_input, result) => selectFields(result, fields) };
   }
   const kindGuard = KIND_GUARD.exec(source.trim());
   if (kindGuard !== null) {

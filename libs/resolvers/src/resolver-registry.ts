@@ -10,7 +10,7 @@
  * B's key, its `when` or its `provides` expressions read a path A provides.
  */
 import { createHash } from 'node:crypto';
-import type { WardenErrorCode } from '@warden/core';
+import type { JsonValue, WardenErrorCode } from '@warden/core';
 import { pathsOverlap, parseAttributePath, type AttributePath, type AttributeRoot } from './attribute-path.js';
 import { createLruCacheStore, type CacheStore } from './cache/cache-store.js';
 import { stableKey, withCache } from './cache/with-cache.js';
@@ -46,6 +46,11 @@ export interface RegisteredResolver {
    * one that does); false when it runs once per request.
    */
   readonly perResource: boolean;
+  /**
+   * Set when every `provides` reads `result` alone: the values mapped from one cached result are
+   * the same for every request, so they are computed once per result object and shared.
+   */
+  readonly mapped?: WeakMap<object, readonly JsonValue[]>;
 }
 
 /** A validated set of resolvers. */
@@ -104,6 +109,16 @@ const SECRET_SEGMENT = /token|secret|password|passwd|credential|api_?key|session
  */
 function mayHoldSecret(path: AttributePath): boolean {
   return path.root === 'subject' || path.root === 'delegation' || path.segments.some((s) => SECRET_SEGMENT.test(s));
+}
+
+/**
+ * True when a resolver's mapped values may be shared between requests: every expression reads
+ * `result` alone, and no path lies under another of the same resolver (across resolvers overlaps
+ * are refused), so no write ever lands inside a shared value.
+ */
+function sharesValues(provides: readonly CompiledProvide[]): boolean {
+  if (!provides.every((p) => p.expression.resultOnly === true)) return false;
+  return provides.every((a, i) => provides.every((b, j) => i === j || !pathsOverlap(a.path, b.path)));
 }
 
 /**
@@ -283,6 +298,7 @@ export function buildResolverRegistry(options: ResolverRegistryOptions): Resolve
         ...(c.when !== undefined ? { when: c.when } : {}),
         dependsOn,
         perResource: touchesResource,
+        ...(sharesValues(c.provides) ? { mapped: new WeakMap<object, readonly JsonValue[]>() } : {}),
       });
     }
   } catch (e) {

@@ -429,4 +429,35 @@ describe(enrich.name, () => {
     expect(out.items.map((i) => i.input.agent)).toEqual([{ attr: { model: 'alice' } }, { attr: { model: 'alice' } }]);
     expect(out.items[0]?.input.agent).toBe(out.items[1]?.input.agent);
   });
+
+  it('an owned request is written in place: no copies of its resources or shared roots', async () => {
+    const { reg } = registry(
+      [fake('who', 'principal.id', { 'principal.attr.team': 'result.v' }), fake('cat', 'resource.id', { 'resource.attr.v': 'result.v' })],
+      { who: echoAfter(0), cat: echoAfter(0) },
+    );
+    const principal = { id: 'alice', attr: {} };
+    const resources = [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }];
+    const out = await enrich(reg, { requestId: 'r', principal, resources, owned: true });
+    expect(out.items[0]?.input.principal).toBe(principal);
+    expect(out.items.map((i) => i.input.resource)).toEqual(resources);
+    expect(out.items[1]?.input.resource).toBe(resources[1]);
+    expect(resources[1]).toEqual({ kind: 'd', id: 'b', attr: { v: 'b' } });
+    expect(principal).toEqual({ id: 'alice', attr: { team: 'alice' } });
+  });
+
+  it('values mapped from one cached result are computed once and shared; computed expressions are not', async () => {
+    const { reg } = registry(
+      [
+        fake('prof', 'principal.id', { 'principal.attr.profile': 'result' }, { cache: { ttl: '1m' } }),
+        fake('calc', 'principal.id', { 'principal.attr.calc': '{"v": result.v}' }, { cache: { ttl: '1m' } }),
+      ],
+      { prof: echoAfter(0), calc: echoAfter(0) },
+    );
+    const ask = async () => (await enrich(reg, { requestId: 'r', principal: { id: 'alice', attr: {} }, resources: [] })).items[0]?.input.principal?.['attr'] as Record<string, unknown>;
+    const [a, b, c] = [await ask(), await ask(), await ask()];
+    expect(a['profile']).toEqual({ v: 'alice' });
+    expect(b['profile']).toBe(c['profile']);
+    expect(b['calc']).toEqual({ v: 'alice' });
+    expect(b['calc']).not.toBe(c['calc']);
+  });
 });

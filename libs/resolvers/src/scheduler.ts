@@ -35,6 +35,12 @@ export interface EnrichmentRequest {
   readonly resources: readonly JsonObject[];
   /** Aborts every pending resolver (the request deadline, or the client went away). */
   readonly signal?: AbortSignal;
+  /**
+   * The caller hands over the request's objects (its roots and each resource, all distinct and
+   * used by nothing else): enrichment writes into them instead of into copies. Without it the
+   * request is never modified.
+   */
+  readonly owned?: boolean;
 }
 
 /** Where one attribute came from. */
@@ -128,18 +134,26 @@ const NEVER: AbortSignal = new AbortController().signal;
  * engine then recognises one principal across a batch). Roots per-resource resolvers write are
  * copied per item.
  */
-function newItem(request: EnrichmentRequest, resource: JsonObject | undefined, registry: ResolverRegistry, shared: InputDocument): MutableItem {
+function newItem(request: EnrichmentRequest, resource: JsonObject | undefined, registry: ResolverRegistry, shared: InputDocument, first: boolean): MutableItem {
   // Every item owns the roots per-resource resolvers write into (items must not see each other's
-  // writes); roots no resolver writes are shared with the request, read-only.
+  // writes); roots no resolver writes are shared with the request, read-only. An owned request
+  // lends its objects: its resources, its shared roots and (to the first item) its other roots.
+  const owned = request.owned === true;
   const input: InputDocument = {};
   for (const root of REQUEST_ROOTS) {
     const v = request[root];
     if (v === undefined) continue;
-    input[root] = registry.perItemRoots.has(root) ? cloneJson(v) : registry.writtenRoots.has(root) ? (shared[root] ??= cloneJson(v)) : v;
+    if (registry.perItemRoots.has(root)) input[root] = owned && first ? v : cloneJson(v);
+    else if (registry.writtenRoots.has(root)) input[root] = shared[root] ??= owned ? v : cloneJson(v);
+    else input[root] = v;
   }
-  if (resource !== undefined) input.resource = registry.perItemRoots.has('resource') ? cloneJson(resource) : resource;
-  return { input, provenance: {}, denials: [], failures: [] };
+  if (resource !== undefined) input.resource = registry.perItemRoots.has('resource') && !owned ? cloneJson(resource) : resource;
+  return { input, provenance: {}, denials: NO_DENIALS, failures: NO_FAILURES };
 }
+
+// Shared until an item's first failure replaces them (most items never fail).
+const NO_DENIALS: ResolverDenial[] = [];
+const NO_FAILURES: ResolverFailure[] = [];
 
 const REQUEST_ROOTS = ['principal', 'agent', 'context', 'delegation', 'subject'] as const;
 
@@ -156,21 +170,22 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
   const started = clock();
   const signal = request.signal ?? NEVER;
   const sharedRoots: InputDocument = {};
-  const items: MutableItem[] = request.resources.length === 0 ? [newItem(request, undefined, registry, sharedRoots)] : request.resources.map((r) => newItem(request, r, registry, sharedRoots));
+  const items: MutableItem[] =
+    request.resources.length === 0 ? [newItem(request, undefined, registry, sharedRoots, true)] : request.resources.map((r, i) => newItem(request, r, registry, sharedRoots, i === 0));
   const runs = new Map<string, { calls: number; keys: number; hits: number; first: number; last: number }>();
 
-  /** Records one call of `keys` keys, or (`keys` 0) one key answered from the in-process cache. */
+  /** Records one call of `keys` keys from `t0` to `t1`, or (`keys` 0) one key answered from the in-process cache, which takes no time. */
   function noteRun(r: RegisteredResolver, keys: number, t0: number, t1: number): void {
-    const call = keys > 0 ? 1 : 0;
-    const run = runs.get(r.name);
-    if (run === undefined) runs.set(r.name, { calls: call, keys, hits: 1 - call, first: t0, last: t1 });
-    else {
-      run.calls += call;
-      run.keys += keys;
-      run.hits += 1 - call;
-      if (t0 < run.first) run.first = t0;
-      if (t1 > run.last) run.last = t1;
+    let run = runs.get(r.name);
+    if (run === undefined) runs.set(r.name, (run = { calls: 0, keys: 0, hits: 0, first: Infinity, last: -Infinity }));
+    if (keys === 0) {
+      run.hits += 1;
+      return;
     }
+    run.calls += 1;
+    run.keys += keys;
+    if (t0 < run.first) run.first = t0;
+    if (t1 > run.last) run.last = t1;
   }
 
   /** One `resolveMany` call of `r`, timed and recorded; never rejects. */
@@ -214,9 +229,11 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
   function fail(r: RegisteredResolver, targets: readonly MutableItem[], error: ResolverError): void {
     const failure: ResolverFailure = { resolver: r.name, code: error.code, message: error.message, onError: r.config.onError };
     for (const item of targets) {
+      if (item.failures === NO_FAILURES) item.failures = [];
       item.failures.push(failure);
       // SECURITY: `deny` and an exhausted `stale` both deny; only `omit` lets the policy decide.
       if (r.config.onError !== 'omit') {
+        if (item.denials === NO_DENIALS) item.denials = [];
         item.denials.push({ code: error.code === 'ERR_TOKEN_INVALID' ? 'token_invalid' : 'resolver_failed', resolver: r.name, message: denialMessage(r.name, error) });
       }
     }
@@ -224,6 +241,28 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
 
   function failWith(r: RegisteredResolver, targets: readonly MutableItem[], e: unknown): void {
     fail(r, targets, e instanceof ResolverError ? e : new ResolverError(r.name, 'ERR_RESOLVER_FAILED', `resolver \`${r.name}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e }));
+  }
+
+  /**
+   * `provides` evaluated over `result`. For a resolver whose expressions read `result` alone the
+   * values of one result object are computed once and shared by every request that hits it.
+   * INVARIANT: enriched values are never modified after enrichment (the engine, explain and the
+   * audit only read them), and no write lands inside one (overlapping provides are refused).
+   */
+  function mappedValues(r: RegisteredResolver, doc: InputDocument, result: unknown): readonly JsonValue[] {
+    const memo = r.mapped;
+    const key = memo !== undefined && typeof result === 'object' && result !== null ? result : undefined;
+    const known = key !== undefined ? memo?.get(key) : undefined;
+    if (known !== undefined) return known;
+    const values = r.provides.map((p) => {
+      try {
+        return celToJson(p.expression.evaluate(doc, result));
+      } catch (e) {
+        throw new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\`: provides \`${p.path.text}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e });
+      }
+    });
+    if (key !== undefined) memo?.set(key, values);
+    return values;
   }
 
   /** Maps a loaded value through `provides` and writes every attribute, or none. */
@@ -234,17 +273,12 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
         return;
       }
       if (loaded.value === undefined) return;
+      const values = mappedValues(r, doc, loaded.value);
       const provides = r.provides;
-      const values: JsonValue[] = new Array<JsonValue>(provides.length);
-      for (let i = 0; i < provides.length; i++) {
-        const p = provides[i] as CompiledProvide;
-        try {
-          values[i] = celToJson(p.expression.evaluate(doc, loaded.value));
-        } catch (e) {
-          throw new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\`: provides \`${p.path.text}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e });
-        }
-      }
       const provenance: AttributeProvenance = loaded.cache !== undefined ? { resolver: r.name, durationMs: loaded.durationMs, cache: loaded.cache } : { resolver: r.name, durationMs: loaded.durationMs };
+      // Values shared with other requests are never copied (nothing writes inside them); fresh
+      // ones go to the first target and copies to the others.
+      const shareable = r.mapped !== undefined;
       for (let i = 0; i < provides.length; i++) {
         const path = (provides[i] as CompiledProvide).path;
         const value = values[i] as JsonValue;
@@ -261,8 +295,7 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
         }
         for (let t = 0; t < targets.length; t++) {
           const item = targets[t] as MutableItem;
-          // `values` are fresh; the first target takes them, the others get copies.
-          setAttribute(item.input, path, t === 0 ? value : cloneJson(value));
+          setAttribute(item.input, path, t === 0 || shareable ? value : cloneJson(value));
           item.provenance[path.text] = provenance;
         }
       }
@@ -285,8 +318,7 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
       // A fresh in-process cache hit needs no batch, no promise and no I/O.
       const peeked = isDetailedResolver(r.resolver) ? r.resolver.peekDetailed?.(key) : undefined;
       if (peeked !== undefined) {
-        const t = clock();
-        noteRun(r, 0, t, t);
+        noteRun(r, 0, 0, 0);
         apply(r, doc, targets, { value: peeked.value, cache: peeked.cache, durationMs: 0 });
         return undefined;
       }
@@ -333,7 +365,7 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
   }
   const finish = (): EnrichmentOutcome => ({
     items,
-    runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.last - run.first })),
+    runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.calls > 0 ? run.last - run.first : 0 })),
     durationMs: clock() - started,
   });
   // Every node exists by now (dependants as `then` of their dependencies), so `pending` is complete.

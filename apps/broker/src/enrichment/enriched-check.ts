@@ -73,9 +73,13 @@ function toResource(r: JsonObject | undefined, original: Resource): Resource | R
   if (typeof r['kind'] !== 'string' || typeof r['id'] !== 'string' || (attr !== undefined && !isObject(attr))) {
     return { code: 'resource_unresolved', message: `the attributes of ${original.kind} \`${original.id}\` are malformed` };
   }
+  const pv = r['policyVersion'];
+  const scope = r['scope'];
+  // Already a well-formed resource (the usual case): used as it is.
+  if (attr !== undefined && (pv === undefined || typeof pv === 'string') && (scope === undefined || typeof scope === 'string')) return r as unknown as Resource;
   const out: Resource = { kind: r['kind'], id: r['id'], attr: (attr ?? {}) as Record<string, JsonValue> };
-  if (typeof r['policyVersion'] === 'string') out.policyVersion = r['policyVersion'];
-  if (typeof r['scope'] === 'string') out.scope = r['scope'];
+  if (typeof pv === 'string') out.policyVersion = pv;
+  if (typeof scope === 'string') out.scope = scope;
   return out;
 }
 

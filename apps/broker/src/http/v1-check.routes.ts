@@ -149,6 +149,8 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
   const enriched = enrichInputs(deps.runtime, inputs, {
     requestId,
+    // Every object of this request was made by its parser for it alone.
+    owned: true,
     principal,
     ...(req.token !== undefined ? { subject: { token: req.token } } : {}),
     ...(agent !== undefined ? { agent } : {}),

@@ -68,6 +68,7 @@ function hashKey(text: string): string {
 
 const NEVER: AbortSignal = new AbortController().signal;
 const MISS: CacheInfo = Object.freeze({ hit: false, ageMs: 0, stale: false });
+const KNOWN_KEYS_MAX = 10_000;
 
 /**
  * Wraps `resolver` with a cache in `store`; the result also reports hit and age per key.
@@ -81,8 +82,27 @@ export function withCache<K = JsonValue, V = unknown>(
   const name = resolver.name;
   const now = options.now ?? Date.now;
   const keyFn = options.keyFn ?? stableKey;
-  const storeKeyOf = options.hashKeys === false ? (k: K): string => prefix + keyFn(k) : (k: K): string => prefix + hashKey(keyFn(k));
   const prefix = `${options.namespace ?? name}\u0000`;
+  const plainKeyOf = (k: K): string => prefix + keyFn(k);
+  // Store keys of plain string keys, remembered: a hit then hashes the short key once instead of
+  // building and hashing the long store key. Bounded: cleared when full. Never for hashed keys
+  // (a token must not stay in memory as a map key).
+  const known = new Map<string, string>();
+  const storeKeyOf =
+    options.hashKeys !== false
+      ? (k: K): string => prefix + hashKey(keyFn(k))
+      : options.keyFn !== undefined
+        ? plainKeyOf
+        : (k: K): string => {
+            if (typeof k !== 'string') return plainKeyOf(k);
+            let sk = known.get(k);
+            if (sk === undefined) {
+              if (known.size >= KNOWN_KEYS_MAX) known.clear();
+              sk = plainKeyOf(k);
+              known.set(k, sk);
+            }
+            return sk;
+          };
   const ttl = options.ttlMs;
   const negativeTtl = options.negativeTtlMs ?? 0;
   const staleMax = options.staleMaxAgeMs ?? 0;
