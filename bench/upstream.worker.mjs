@@ -1,5 +1,9 @@
 // One tiny JSON upstream for bench/enrichment.mjs, in its own worker thread (its own event loop,
 // so upstreams answering at the same moment do not queue behind each other or behind the bench).
+// It answers `delayMs` after the request arrived, precisely: Node's timers fire up to a
+// millisecond or more late, and four of them waited on at once would measure the timers' jitter
+// (their maximum), not the scheduling under test. So a timer wakes it shortly before the deadline
+// and Atomics.wait (a sub-millisecond blocking sleep, no spinning) waits out the rest.
 // workerData: { delayMs, body (answer to every path) | byPath ({ path: body }, others 404), counter
 // (SharedArrayBuffer: requests received, at index 0) }. Posts { port } once listening on 127.0.0.1;
 // the message 'close' stops it.
@@ -9,10 +13,23 @@ import { parentPort, workerData } from 'node:worker_threads';
 const { delayMs, body, byPath, counter } = workerData;
 const count = new Int32Array(counter);
 
+const EARLY_MS = 2;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Calls `fn` at `deadline` (performance.now() time). */
+function at(deadline, fn) {
+  setTimeout(() => {
+    const rest = deadline - performance.now();
+    if (rest > 0) Atomics.wait(sleeper, 0, 0, rest);
+    fn();
+  }, Math.max(0, deadline - performance.now() - EARLY_MS));
+}
+
 const server = http.createServer((req, res) => {
+  const arrived = performance.now();
   Atomics.add(count, 0, 1);
   req.resume();
-  setTimeout(() => {
+  at(arrived + delayMs, () => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     const answer = byPath !== undefined ? byPath[path] : body;
     if (answer === undefined) {
@@ -21,7 +38,7 @@ const server = http.createServer((req, res) => {
     }
     const text = JSON.stringify(answer);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
-  }, delayMs);
+  });
 });
 
 server.listen(0, '127.0.0.1', () => parentPort.postMessage({ port: server.address().port }));
