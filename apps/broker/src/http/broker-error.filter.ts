@@ -65,8 +65,12 @@ function fromWardenError(err: WardenError): Classified {
       return { status: 400, grpc: GRPC_INVALID_ARGUMENT, code, message: err.message };
     case 'ERR_UNAUTHENTICATED':
     case 'ERR_TOKEN_INVALID':
+    // A delegation token that does not verify is a bad credential.
+    case 'ERR_DELEGATION_INVALID':
       return { status: 401, grpc: GRPC_UNAUTHENTICATED, code, message: err.message };
     case 'ERR_FORBIDDEN':
+    // Minting refused: the parent credential does not allow what was asked.
+    case 'ERR_DELEGATION_REFUSED':
       return { status: 403, grpc: GRPC_PERMISSION_DENIED, code, message: err.message };
     case 'ERR_NOT_FOUND':
       return { status: 404, grpc: GRPC_NOT_FOUND, code, message: err.message };
