@@ -35,6 +35,26 @@ export interface AuxData {
   jwts?: Record<string, { claims: Record<string, JsonValue> }>;
 }
 
+/** One hop of a verified delegation chain, as policies see it. */
+export interface DelegationHopView {
+  id: string;
+  from: string;
+  to: string;
+  canSubDelegate: boolean;
+  task?: string;
+}
+
+/**
+ * A verified delegation, as policies see it (`request.delegation`, a Warden extension): the human
+ * or service it acts for, the acting agent, the hops root first and their number.
+ */
+export interface DelegationView {
+  subject: string;
+  actor: string;
+  chain: DelegationHopView[];
+  depth: number;
+}
+
 /** One principal, one resource, many actions: the unit the engine evaluates. */
 export interface CheckInput {
   requestId?: string;
@@ -42,6 +62,10 @@ export interface CheckInput {
   resource: Resource;
   actions: string[];
   auxData?: AuxData;
+  /** The gateway's context (`request.context`, a Warden extension; absent in Cerbos requests). */
+  context?: Record<string, JsonValue>;
+  /** The verified delegation (`request.delegation`, a Warden extension). */
+  delegation?: DelegationView;
 }
 
 /** Effect names exactly as Cerbos prints them. */

@@ -10,6 +10,8 @@ export type {
   Resource,
   AuxData,
   CheckInput,
+  DelegationView,
+  DelegationHopView,
   Effect,
   ActionEffect,
   OutputEntry,

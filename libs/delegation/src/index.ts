@@ -13,3 +13,5 @@ export { DELEGATION_TOKEN_TYPE, actClaim, signDelegation, createDelegationVerifi
 export type { DelegationAlg, DelegationSigner, ActClaim, DelegationVerifier, DelegationVerifierOptions } from './delegation-token.js';
 export { generateDelegationKey, publicJwk, loadDelegationKeys } from './signing-keys.js';
 export type { DelegationPrivateJwk, DelegationKeyRing } from './signing-keys.js';
+export { RevocationSet, REVOCATION_TARGETS } from './revocations.js';
+export type { Revocation, RevocationRequest, RevocationTarget, DelegationRecord, DelegationStore, RevocationSubject } from './revocations.js';

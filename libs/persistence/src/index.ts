@@ -8,3 +8,4 @@ export type { PgDbOptions } from './pg-db.js';
 export { createPgliteDb } from './pglite-db.js';
 export { migrate } from './migrate.js';
 export { createSqlResolverStore } from './sql-resolver-store.js';
+export { createSqlDelegationStore, ensureDelegationKeys } from './sql-delegation-store.js';

@@ -36,7 +36,7 @@ function suite(label: string, open: () => Promise<{ db: SqlDb; other?: SqlDb; do
     it('applies migrations once', async () => {
       expect(await migrate(db, MIGRATIONS)).toEqual([]);
       const { rows } = await db.query<{ name: string }>('select name from warden_migrations order by name');
-      expect(rows.map((r) => r.name)).toEqual(['0001_resolver_revisions.sql']);
+      expect(rows.map((r) => r.name)).toEqual(['0001_resolver_revisions.sql', '0002_delegations.sql']);
     });
 
     it('keeps a versioned history: create, replace, delete, rollback', async () => {
@@ -128,7 +128,7 @@ describe('migrate on PostgreSQL', () => {
     const b = createPgDb({ url: database.url });
     try {
       const [ra, rb] = await Promise.all([migrate(a, MIGRATIONS), migrate(b, MIGRATIONS)]);
-      expect([...ra, ...rb]).toEqual(['0001_resolver_revisions.sql']);
+      expect([...ra, ...rb].sort()).toEqual(['0001_resolver_revisions.sql', '0002_delegations.sql']);
     } finally {
       await a.close();
       await b.close();

@@ -26,6 +26,9 @@ export interface CelRequest {
   principal: CelPrincipal;
   resource: CelResource;
   auxData?: { jwt?: Record<string, unknown>; jwts?: Record<string, unknown> };
+  /** Warden extensions, present only when the request has them (Cerbos requests never do). */
+  context?: Record<string, unknown>;
+  delegation?: object;
 }
 
 /** What one evaluation sees. */
@@ -73,7 +76,11 @@ export function prepareCelRequest(request: CelRequest, sharedP?: Record<string, 
   const P = sharedP ?? principalView(request.principal);
   const R = resourceView(request.resource);
   const aux = { jwt: request.auxData?.jwt ?? EMPTY, jwts: request.auxData?.jwts ?? EMPTY };
-  return { request: { principal: P, resource: R, auxData: aux, aux_data: aux }, R, P };
+  const req: Record<string, unknown> = { principal: P, resource: R, auxData: aux, aux_data: aux };
+  // Absent unless given, so a policy reading them behaves as under Cerbos (no such key).
+  if (request.context !== undefined) req['context'] = request.context;
+  if (request.delegation !== undefined) req['delegation'] = request.delegation;
+  return { request: req, R, P };
 }
 
 /**

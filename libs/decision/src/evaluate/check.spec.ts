@@ -130,5 +130,37 @@ resourcePolicy:
     ]);
     expect(out.map((o) => o.actions['read']?.effect)).toEqual(['EFFECT_ALLOW', 'EFFECT_DENY', 'EFFECT_DENY', 'EFFECT_ALLOW']);
   });
-});
 
+  it('shows the gateway context and a verified delegation as request.context and request.delegation, and nothing when absent', () => {
+    const { policySet: ps, errors: errs } = compilePolicies([
+      {
+        path: 'agent.yaml',
+        text: `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: tool
+  version: default
+  rules:
+    - actions: ["invoke"]
+      roles: ["agent"]
+      effect: EFFECT_ALLOW
+      condition:
+        match:
+          all:
+            of:
+              - expr: request.context.env == "production"
+              - expr: request.delegation.depth <= 2 && request.delegation.actor == P.id
+              - expr: request.delegation.chain[0].from == request.delegation.subject
+`,
+      },
+    ]);
+    expect(errs).toEqual([]);
+    const base: CheckInput = { principal: { id: 'bot', roles: ['agent'], attr: {} }, resource: { kind: 'tool', id: 't', attr: {} }, actions: ['invoke'] };
+    const delegation = { subject: 'alice', actor: 'bot', depth: 1, chain: [{ id: 'd1', from: 'alice', to: 'bot', canSubDelegate: false }] };
+    const effect = (i: CheckInput) => createEngine(ps!).check([i])[0]?.actions['invoke']?.effect;
+    expect(effect({ ...base, context: { env: 'production' }, delegation })).toBe('EFFECT_ALLOW');
+    expect(effect({ ...base, context: { env: 'staging' }, delegation })).toBe('EFFECT_DENY');
+    expect(effect({ ...base, context: { env: 'production' }, delegation: { ...delegation, depth: 3 } })).toBe('EFFECT_DENY');
+    // A Cerbos request has neither: the condition cannot be evaluated and is not met.
+    expect(effect(base)).toBe('EFFECT_DENY');
+  });
+});
