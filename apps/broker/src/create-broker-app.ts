@@ -17,6 +17,7 @@ import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
 import { readBuildInfo } from './build-info.js';
 import type { BrokerConfig } from './config/broker-config.js';
+import { DelegationRuntime, delegationConfigError } from './delegation/delegation-runtime.js';
 import { openDatabase } from './enrichment/open-database.js';
 import { createResolverKinds, type ResolverKinds } from './enrichment/resolver-kinds.js';
 import { ResolverRuntime } from './enrichment/resolver-runtime.js';
@@ -63,6 +64,7 @@ export async function createBrokerApp(
   const db = await openDatabase(config.database, onError);
   const closers: Array<() => Promise<unknown>> = [() => db.close()];
   let runtime: ResolverRuntime;
+  let delegation: DelegationRuntime;
   let admin;
   try {
     const kinds = await createResolverKinds({ db, redisUrl: config.redisUrl, env: config.env, onError });
@@ -82,6 +84,12 @@ export async function createBrokerApp(
       throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`resolvers\`: ${e.message}`, { cause: err });
     }
     closers.unshift(() => runtime.close());
+    try {
+      delegation = await DelegationRuntime.start({ config: config.delegation, db, redisUrl: config.redisUrl, onError });
+    } catch (err) {
+      throw delegationConfigError(err);
+    }
+    closers.unshift(() => delegation.close());
     const jwt = adminJwtResolver(config, kinds);
     admin = {
       runtime,
@@ -100,12 +108,14 @@ export async function createBrokerApp(
   const onClose = async (): Promise<void> => {
     for (const close of closers.splice(0)) await close().catch((err: unknown) => onError(`shutdown: ${(err as Error).message}`));
   };
+  const matchGateway = createGatewayMatcher(config.gateways);
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime },
-      v1Check: { engine, runtime, limits: config.requestLimits, matchGateway: createGatewayMatcher(config.gateways), policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      v1Check: { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,
+      delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },
       onClose,
     }),
     adapter,

@@ -13,6 +13,7 @@ export type DelegationReason =
   | 'delegation_depth_exceeded'
   | 'delegation_subdelegation_forbidden'
   | 'delegation_actor_mismatch'
+  | 'delegation_subject_mismatch'
   | 'delegation_out_of_scope'
   | 'delegation_revoked';
 

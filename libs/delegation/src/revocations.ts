@@ -84,13 +84,23 @@ export class RevocationSet {
     return this.last;
   }
 
-  /** Applies `entries` (any order, duplicates ignored). */
-  add(entries: readonly Revocation[]): void {
+  /** The number of entries. */
+  get size(): number {
+    return Object.values(this.byTarget).reduce((n, m) => n + m.size, 0);
+  }
+
+  /** Applies `entries` (any order, duplicates ignored); answers those that were new. */
+  add(entries: readonly Revocation[]): Revocation[] {
+    const added: Revocation[] = [];
     for (const r of entries) {
       const map = this.byTarget[r.target];
-      if (!map.has(r.id)) map.set(r.id, r);
+      if (!map.has(r.id)) {
+        map.set(r.id, r);
+        added.push(r);
+      }
       if (r.seq > this.last) this.last = r.seq;
     }
+    return added;
   }
 
   /** The revocation that denies a check with these identities, if any. */

@@ -19,9 +19,12 @@ export interface AdminAuthOptions {
 }
 
 /** Authenticates and authorises admin calls. */
+/** What the admin API manages. */
+export type AdminResourceKind = 'warden:resolver' | 'warden:revocation';
+
 export interface AdminAuth {
   /** Resolves to the caller, or throws `ERR_UNAUTHENTICATED` / `ERR_FORBIDDEN`. */
-  authorize(authorization: string | undefined, action: string, resourceId: string): Promise<Principal>;
+  authorize(authorization: string | undefined, action: string, resourceId: string, kind?: AdminResourceKind): Promise<Principal>;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -52,11 +55,11 @@ export function createAdminAuth(options: AdminAuthOptions): AdminAuth {
   }
 
   return {
-    async authorize(authorization, action, resourceId) {
+    async authorize(authorization, action, resourceId, kind = 'warden:resolver') {
       const principal = await authenticate(authorization);
-      const [out] = options.engine.check([{ principal, resource: { kind: 'warden:resolver', id: resourceId, attr: {} }, actions: [action] }]);
+      const [out] = options.engine.check([{ principal, resource: { kind, id: resourceId, attr: {} }, actions: [action] }]);
       if (out?.actions[action]?.effect !== 'EFFECT_ALLOW') {
-        throw new WardenError('ERR_FORBIDDEN', `\`${principal.id}\` may not \`${action}\` resolvers`);
+        throw new WardenError('ERR_FORBIDDEN', `\`${principal.id}\` may not \`${action}\` ${kind === 'warden:resolver' ? 'resolvers' : 'revocations'}`);
       }
       return principal;
     },

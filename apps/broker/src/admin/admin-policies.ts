@@ -1,7 +1,7 @@
 /**
  * Warden's own policies for its admin API, compiled once at boot with the same engine as every
- * other decision. Resource kind `warden:resolver`; roles `admin` / `warden-admin` may do anything,
- * `warden-viewer` may list and read.
+ * other decision. Resource kinds `warden:resolver` and `warden:revocation`; roles `admin` /
+ * `warden-admin` may do anything, `warden-viewer` may list and read.
  */
 import { WardenError } from '@warden/core';
 import { compilePolicies, createEngine, type Engine } from '@warden/decision';
@@ -19,9 +19,14 @@ resourcePolicy:
       roles: [warden-viewer]
 `;
 
+const REVOCATION_POLICY = RESOLVER_POLICY.replace('"warden:resolver"', '"warden:revocation"');
+
 /** The engine deciding admin calls. */
 export function createAdminEngine(): Engine {
-  const { policySet, errors } = compilePolicies([{ path: 'warden_resolver.yaml', text: RESOLVER_POLICY }]);
+  const { policySet, errors } = compilePolicies([
+    { path: 'warden_resolver.yaml', text: RESOLVER_POLICY },
+    { path: 'warden_revocation.yaml', text: REVOCATION_POLICY },
+  ]);
   if (policySet === undefined || errors.length > 0) throw new WardenError('ERR_INTERNAL', `BUG: admin policies do not compile: ${errors.map((e) => e.message).join('; ')}`);
   return createEngine(policySet);
 }

@@ -59,6 +59,7 @@ export interface BrokerConfig {
   resolvers: unknown[];
   gateways: GatewayConfig[];
   admin: AdminConfig;
+  delegation: DelegationConfig;
   /** The environment, for kinds that fill `${NAME}` placeholders themselves. */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -94,4 +95,28 @@ export interface AdminJwtConfig {
   resolver: Record<string, unknown>;
   /** Claim holding the caller's roles (default `roles`). */
   rolesClaim: string;
+}
+
+/** `delegation.*`: minting and verifying delegation tokens, and revocation freshness. */
+export interface DelegationConfig {
+  /** `iss` of Warden's delegation tokens (default `http://<listen address>`). */
+  issuer: string;
+  /** Private signing keys (`delegation.keys` or `delegation.keysFile`, a JWK set); unset: shared keys in the database. SECURITY: secrets. */
+  keys: Array<Record<string, unknown>> | undefined;
+  /** The key that signs (default: the last one). */
+  activeKid: string | undefined;
+  /** Algorithm of a key created when none is configured. */
+  algorithm: 'ES256' | 'EdDSA';
+  /** The deepest chain allowed for any action (`delegation.maxDepth`, default 5). */
+  maxDepth: number;
+  /** Lower limits for some actions (`delegation.maxDepthByAction`). */
+  maxDepthByAction: Record<string, number>;
+  /** Longest lifetime of a minted delegation (`delegation.maxTtl`, default 1h). */
+  maxTtlSeconds: number;
+  /** Actions denied while the revocation state cannot be confirmed fresh. */
+  highCapabilityActions: string[];
+  /** How often every instance reads new revocations from the database (default 1s). */
+  revocationPollMs: number;
+  /** How old the last confirmed revocation state may be before high-capability actions are denied (default 5s). */
+  revocationMaxStalenessMs: number;
 }

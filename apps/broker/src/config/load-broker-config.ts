@@ -10,13 +10,15 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WardenError, type JsonValue } from '@warden/core';
 import type { EngineConfig, SchemaEnforcement } from '@warden/decision';
-import type { DatasourceConfig } from '@warden/resolvers';
+import { parseDurationMs, type DatasourceConfig } from '@warden/resolvers';
 import type {
   AdminConfig,
   AuxDataConfig,
   BrokerConfig,
   DatabaseConfig,
+  DelegationConfig,
   GatewayConfig,
+  HttpListenConfig,
   JwtKeySetConfig,
   RequestLimitsConfig,
 } from './broker-config.js';
@@ -278,6 +280,67 @@ function readAdmin(root: Obj, env: Env): AdminConfig {
   return { bootstrapToken: token as string | undefined, jwt };
 }
 
+function duration(obj: Obj, name: string, key: string, fallbackMs: number): number {
+  const raw = optString(obj, name, key);
+  if (raw === undefined) return fallbackMs;
+  const ms = parseDurationMs(raw);
+  if (ms === undefined || ms <= 0) throw invalid(key, `must be a positive duration such as \`500ms\`, \`5s\` or \`1h\`, got \`${raw}\``);
+  return ms;
+}
+
+function nameList(obj: Obj, name: string, key: string): string[] {
+  const v = obj[name];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw invalid(key, 'must be a list of names');
+  return v as string[];
+}
+
+function readDelegation(root: Obj, env: Env, cwd: string, http: HttpListenConfig): DelegationConfig {
+  const d = section(root, 'delegation', '', ['issuer', 'keys', 'keysFile', 'activeKid', 'algorithm', 'maxDepth', 'maxDepthByAction', 'maxTtl', 'highCapabilityActions', 'revocationPoll', 'revocationMaxStaleness']);
+  const issuer = optString(d, 'issuer', 'delegation.issuer') ?? `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}`;
+  let keys: DelegationConfig['keys'];
+  const keysFile = optString(d, 'keysFile', 'delegation.keysFile');
+  const rawKeys = keysFile !== undefined ? readJson(resolve(cwd, keysFile), 'delegation.keysFile') : typeof d['keys'] === 'string' ? parseJson(fillPlaceholders(d['keys'], 'delegation.keys', env) as string, 'delegation.keys') : d['keys'];
+  if (rawKeys !== undefined && rawKeys !== null) {
+    const list = isObj(rawKeys) && Array.isArray(rawKeys['keys']) ? rawKeys['keys'] : rawKeys;
+    if (!Array.isArray(list) || list.length === 0 || !list.every(isObj)) throw invalid(keysFile !== undefined ? 'delegation.keysFile' : 'delegation.keys', 'must be a non-empty list (or JWK set) of private JWKs');
+    keys = list as Array<Record<string, unknown>>;
+  }
+  const algorithm = optString(d, 'algorithm', 'delegation.algorithm') ?? 'ES256';
+  if (algorithm !== 'ES256' && algorithm !== 'EdDSA') throw invalid('delegation.algorithm', 'must be ES256 or EdDSA');
+  const byAction = d['maxDepthByAction'];
+  const maxDepthByAction: Record<string, number> = {};
+  if (byAction !== undefined && byAction !== null) {
+    if (!isObj(byAction)) throw invalid('delegation.maxDepthByAction', 'must be a mapping of action to depth');
+    for (const [a, n] of Object.entries(byAction)) maxDepthByAction[a] = positiveInt(n, `delegation.maxDepthByAction.${a}`);
+  }
+  return {
+    issuer,
+    keys,
+    activeKid: optString(d, 'activeKid', 'delegation.activeKid'),
+    algorithm,
+    maxDepth: d['maxDepth'] === undefined || d['maxDepth'] === null ? 5 : positiveInt(d['maxDepth'], 'delegation.maxDepth'),
+    maxDepthByAction,
+    maxTtlSeconds: Math.max(1, Math.floor(duration(d, 'maxTtl', 'delegation.maxTtl', 3_600_000) / 1000)),
+    highCapabilityActions: nameList(d, 'highCapabilityActions', 'delegation.highCapabilityActions'),
+    revocationPollMs: duration(d, 'revocationPoll', 'delegation.revocationPoll', 1000),
+    revocationMaxStalenessMs: duration(d, 'revocationMaxStaleness', 'delegation.revocationMaxStaleness', 5000),
+  };
+}
+
+function parseJson(text: string, key: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw invalid(key, 'is not valid JSON');
+  }
+}
+
+function readJson(path: string, key: string): unknown {
+  if (!existsSync(path)) throw invalid(key, `file not found: \`${path}\``);
+  return parseJson(readFileSync(path, 'utf8'), key);
+}
+
 function readDatabase(root: Obj, env: Env, cwd: string): DatabaseConfig {
   const db = section(root, 'database', '', ['url', 'dataDir', 'seedFiles']);
   const envUrl = env['DATABASE_URL'];
@@ -338,7 +401,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
@@ -389,6 +452,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     resolvers: readResolvers(root),
     gateways: readGateways(root, env),
     admin: readAdmin(root, env),
+    delegation: readDelegation(root, env, cwd, http),
     env,
   };
 }

@@ -17,8 +17,12 @@ export interface Reason {
   message: string;
   resolver?: string;
   resource?: { kind: string; id: string };
-  /** The denied actions, for `policy_denied`. */
+  /** The denied actions, for `policy_denied` and the delegation reasons. */
   actions?: string[];
+  /** Which identity's policies denied, when the request names an agent. */
+  identity?: 'subject' | 'agent';
+  /** The delegation whose scope or depth denied. */
+  delegation?: string;
 }
 
 /**
@@ -53,7 +57,8 @@ function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function toPrincipal(p: JsonObject | undefined): Principal | Reason {
+/** The enriched principal as the engine takes it, or why it cannot be one. */
+export function toPrincipal(p: JsonObject | undefined): Principal | Reason {
   if (p === undefined || typeof p['id'] !== 'string' || p['id'] === '') {
     return { code: 'subject_unresolved', message: 'the subject could not be identified' };
   }

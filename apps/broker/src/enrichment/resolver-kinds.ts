@@ -4,6 +4,7 @@
  * `embedded: true` is Warden's own database (the embedded PGlite when `DATABASE_URL` is unset).
  */
 import { Redis } from 'ioredis';
+import { closeRedis, codeOf, REDIS_OPTIONS } from '../redis-connections.js';
 import pg from 'pg';
 import type { SqlDb } from '@warden/persistence';
 import {
@@ -42,25 +43,6 @@ export interface ResolverKinds {
   readonly factories: Readonly<Record<string, ResolverFactory>>;
   readonly cacheStore: CacheStore;
   close(): Promise<void>;
-}
-
-// Fail at once while Redis is down instead of queueing until the resolver times out.
-const REDIS_OPTIONS = { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 1000, lazyConnect: false } as const;
-
-const codeOf = (err: unknown): string => (typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'error');
-
-// QUIT is answered after every command already sent, so a Redis that stopped answering would hold
-// shutdown forever: wait a moment for a clean QUIT, then drop the connection.
-const QUIT_GRACE_MS = 1000;
-async function closeRedis(client: Redis): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, QUIT_GRACE_MS)));
-  try {
-    await Promise.race([client.quit().catch(() => undefined), grace]);
-  } finally {
-    clearTimeout(timer);
-    client.disconnect();
-  }
 }
 
 /** Opens nothing yet; connections are made on first use by a resolver. */

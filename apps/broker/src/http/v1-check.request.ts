@@ -140,8 +140,9 @@ export function parseV1CheckRequest(body: unknown, limits: RequestLimitsConfig):
       subject = { id: text(s['id'], 'subject.id'), roles: roles(s['roles'], 'subject.roles'), attr: object(s['attr'], 'subject.attr') };
       needsTrust = true;
     }
-  } else {
-    throw bad('subject', 'is required: `{ "token": "..." }`');
+  } else if (body['delegation'] === undefined || body['delegation'] === null) {
+    // With a delegation the subject is the one it was minted for.
+    throw bad('subject', 'is required: `{ "token": "..." }` (or a `delegation`, which names it)');
   }
   let agent: V1CheckRequest['agent'];
   const a = body['agent'];
@@ -161,6 +162,7 @@ export function parseV1CheckRequest(body: unknown, limits: RequestLimitsConfig):
   }
   const d = body['delegation'];
   const delegation = d === undefined || d === null ? undefined : token(d, 'delegation');
+  if (delegation !== undefined && agent === undefined) throw bad('agent', 'is required with `delegation`: the agent that holds it');
   const e = body['explain'];
   if (e !== undefined && typeof e !== 'boolean') throw bad('explain', 'expected true or false');
   const rid = body['requestId'];

@@ -7,12 +7,15 @@
  */
 import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WardenError, type CheckInput, type CheckOutput } from '@warden/core';
+import { WardenError, type CheckInput, type JsonValue, type Principal } from '@warden/core';
+import { isDelegationError, type DelegationChain } from '@warden/delegation';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
-import { DENIED_BEFORE_EVALUATION, enrichInputs, evaluateEnriched, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
+import { enrichInputs, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
+import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
+import { decideForIdentities, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
 import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
@@ -21,6 +24,7 @@ import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js'
 export interface V1CheckDeps {
   engine: Engine;
   runtime: ResolverRuntime;
+  delegation: DelegationRuntime;
   limits: RequestLimitsConfig;
   matchGateway: GatewayMatcher;
   /** Content hash of the policy set. */
@@ -61,38 +65,24 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
 
 type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
 
-/** `` `a`, `b` and `c` `` */
-function listed(actions: readonly string[]): string {
-  const quoted = actions.map((a) => `\`${a}\``);
-  return quoted.length === 1 ? (quoted[0] as string) : `${quoted.slice(0, -1).join(', ')} and ${quoted[quoted.length - 1] as string}`;
-}
-
 /**
  * The answer. Compact by default (its size is most of a warm check's cost once it is several
- * kilobytes): per resource the effect of each action and the outputs; one reason per denied
- * resource. `explain: true` adds the matched policy and scope of every action, the provenance of
- * every attribute and the stage timings.
+ * kilobytes): per resource the effect of each action and the outputs; the reasons of every denial
+ * (one per resource and cause). `explain: true` adds who decided each action (the subject's and
+ * the agent's matched policy and scope, the delegation's verdict), the identities and the chain,
+ * the provenance of every attribute and the stage timings.
  */
-function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, outputs: CheckOutput[], t: Stamps): unknown {
+function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps): unknown {
   const reasons: Reason[] = [];
   let allAllowed = true;
   const results = enriched.items.map((item, i) => {
-    const out = outputs[i] as CheckOutput;
+    const d = decisions[i] as ItemDecision;
     const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
-    const actions: Record<string, Verdict> = {};
-    let denied: string[] | undefined;
-    for (const a of req.actions) {
-      const effect: Verdict = out.actions[a]?.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
-      actions[a] = effect;
-      if (effect === 'DENY') (denied ??= []).push(a);
-    }
-    if (item.denied !== undefined) reasons.push(...item.denied);
-    else if (denied !== undefined) {
-      const verb = denied.length === 1 ? 'is' : 'are';
-      reasons.push({ code: 'policy_denied', message: `${listed(denied)} on ${resource.kind} \`${resource.id}\` ${verb} not allowed by policy`, resource, actions: denied });
-    }
-    if (denied !== undefined) allAllowed = false;
-    return out.outputs.length > 0 ? { resource, decision: denied === undefined ? 'ALLOW' : 'DENY', actions, outputs: out.outputs } : { resource, decision: denied === undefined ? 'ALLOW' : 'DENY', actions };
+    let allowed = true;
+    for (const a of req.actions) if (d.effects[a] !== 'ALLOW') allowed = false;
+    allAllowed &&= allowed;
+    reasons.push(...d.reasons);
+    return d.outputs.length > 0 ? { resource, decision: allowed ? 'ALLOW' : 'DENY', actions: d.effects, outputs: d.outputs } : { resource, decision: allowed ? 'ALLOW' : 'DENY', actions: d.effects };
   });
   const body: Record<string, unknown> = {
     ...(req.requestId !== undefined ? { requestId: req.requestId } : {}),
@@ -102,20 +92,37 @@ function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enr
     reasons,
     policyVersion: deps.policyVersion,
   };
-  if (req.explain) body['explain'] = explain(req, enriched, outputs, t);
+  if (req.explain) body['explain'] = explain(req, enriched, decisions, ids, t);
   return body;
 }
 
-function explain(req: V1CheckRequest, enriched: EnrichedInputs, outputs: CheckOutput[], t: Stamps): unknown {
+function shownEffect(e: ActionDetail['subject']): { effect: Verdict; policy: string; scope?: string } {
+  const effect: Verdict = e.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
+  return e.scope !== undefined ? { effect, policy: e.policy, scope: e.scope } : { effect, policy: e.policy };
+}
+
+function explain(req: V1CheckRequest, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps): unknown {
   const o = enriched.outcome;
+  const chain = ids.delegation !== undefined && !('code' in ids.delegation) ? ids.delegation : undefined;
+  const agent = ids.agent !== undefined && !('code' in ids.agent) ? ids.agent : undefined;
   return {
+    identities: {
+      subject: enriched.items.find((it) => it.denied === undefined)?.input.principal.id ?? null,
+      ...(agent !== undefined ? { agent: { id: agent.id, roles: agent.roles } } : {}),
+      ...(chain !== undefined ? { delegation: { subject: chain.subject, chain: chain.hops.map((h) => ({ id: h.id, from: h.from, to: h.to, canSubDelegate: h.canSubDelegate, maxDepth: h.maxDepth, grants: h.grants, expiresAt: new Date(h.exp * 1000).toISOString(), ...(h.task !== undefined ? { task: h.task } : {}) })) } } : {}),
+    },
     items: enriched.items.map((item, i) => {
       const e = o?.items[i];
       const input = withoutCredentials(e?.input ?? {});
-      const actions: Record<string, { policy: string; scope?: string }> = {};
+      const details = (decisions[i] as ItemDecision).details;
+      const actions: Record<string, unknown> = {};
       for (const a of req.actions) {
-        const ae = (outputs[i] as CheckOutput).actions[a];
-        actions[a] = ae?.scope !== undefined ? { policy: ae.policy, scope: ae.scope } : { policy: ae?.policy ?? DENIED_BEFORE_EVALUATION };
+        const d = details[a] as ActionDetail;
+        const subject = shownEffect(d.subject);
+        actions[a] =
+          d.agent === undefined && d.delegation === undefined
+            ? { policy: subject.policy, ...(subject.scope !== undefined ? { scope: subject.scope } : {}) }
+            : { subject, ...(d.agent !== undefined ? { agent: shownEffect(d.agent) } : {}), ...(d.delegation !== undefined ? { delegation: d.delegation } : {}) };
       }
       return { resource: { kind: item.input.resource.kind, id: item.input.resource.id }, actions, input, attributes: e?.provenance ?? {}, failures: e?.failures ?? [] };
     }),
@@ -131,6 +138,25 @@ function explain(req: V1CheckRequest, enriched: EnrichedInputs, outputs: CheckOu
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/** The acting agent as a principal: roles from a trusted gateway or a resolver, else `agent`. */
+function agentPrincipal(raw: JsonObject | undefined): Principal | Reason {
+  const unresolved = (why: string): Reason => ({ code: 'agent_unresolved', message: `the agent ${why}` });
+  if (raw === undefined || typeof raw['id'] !== 'string' || raw['id'] === '') return unresolved('could not be identified');
+  const roles = raw['roles'];
+  if (roles !== undefined && (!Array.isArray(roles) || roles.length === 0 || !roles.every((r) => typeof r === 'string' && r !== ''))) return unresolved('has malformed roles');
+  const attr = raw['attr'];
+  if (attr !== undefined && (typeof attr !== 'object' || attr === null || Array.isArray(attr))) return unresolved('has malformed attributes');
+  return { id: raw['id'], roles: (roles as string[] | undefined) ?? DEFAULT_AGENT_ROLES, attr: (attr ?? {}) as Record<string, JsonValue> };
+}
+
+/** Roles of an agent nobody stated roles for: policies grant agents through this role. */
+const DEFAULT_AGENT_ROLES = ['agent'];
+
+function delegationReason(err: unknown): Reason {
+  if (isDelegationError(err)) return { code: err.reason, message: err.message };
+  throw err;
+}
+
 function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
   const start = performance.now();
   const req = parseV1CheckRequest(request.body, deps.limits);
@@ -139,11 +165,27 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
   if (req.needsTrust && gateway === undefined) {
     throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
   }
+  if (req.delegation === undefined) return decide(deps, req, reply, start, undefined);
+  // A delegation verified before answers at once; a new one is verified (signature) first.
+  let verified: DelegationChain | Promise<DelegationChain>;
+  try {
+    verified = deps.delegation.verifier.verify(req.delegation, Date.now());
+  } catch (err) {
+    return decide(deps, req, reply, start, delegationReason(err));
+  }
+  if (verified instanceof Promise) return verified.then((c) => c, delegationReason).then((c) => decide(deps, req, reply, start, c) ?? reply);
+  return decide(deps, req, reply, start, verified);
+}
+
+function decide(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, start: number, delegation: DelegationChain | Reason | undefined): Promise<FastifyReply> | undefined {
   const decisionId = randomUUID();
   const requestId = req.requestId ?? decisionId;
   const parsed = performance.now();
   const inputs = toInputs(req, requestId);
-  const principal: JsonObject = req.subject !== undefined ? { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr } : {};
+  const chain = delegation !== undefined && !('code' in delegation) ? delegation : undefined;
+  // The subject: stated by a trusted gateway, resolved from its token, or the delegation's.
+  const principal: JsonObject =
+    req.subject !== undefined ? { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr } : req.token === undefined && chain !== undefined ? { id: chain.subject } : {};
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
@@ -159,9 +201,14 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
   });
   const finish = (e: EnrichedInputs): FastifyReply => {
     const t1 = performance.now();
-    const outputs = evaluateEnriched(e.items, (ins) => deps.engine.check(ins, { now: new Date(), includeEffectiveDerivedRoles: false }));
+    const ids: Identities = {
+      ...(agent !== undefined ? { agent: agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent) } : {}),
+      ...(delegation !== undefined ? { delegation } : {}),
+      context: req.context as Record<string, JsonValue>,
+    };
+    const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date());
     const t2 = performance.now();
-    const body = respond(req, decisionId, deps, e, outputs, { start, parsed, enriched: t1, evaluated: t2 });
+    const body = respond(req, decisionId, deps, e, decisions, ids, { start, parsed, enriched: t1, evaluated: t2 });
     return reply.header('content-type', 'application/json').send(JSON.stringify(body));
   };
   // Answered synchronously when every attribute came from the in-process cache.

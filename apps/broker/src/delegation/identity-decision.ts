@@ -1,0 +1,170 @@
+/**
+ * Decisions with two identities (issue 4): a check that names an agent is decided for the human
+ * (or service) on whose behalf it acts, for the agent itself, and within the delegation's scope;
+ * an action is allowed only when all three allow it. This is structural: no policy can lift an
+ * agent above its human, because the human's own evaluation is always required.
+ *
+ * Before anything is evaluated, a check is denied outright when its delegation does not verify,
+ * names another subject or another agent than the request's, or when any identity or hop of it is
+ * revoked. While this instance cannot be sure its revocation state is fresh, high-capability
+ * actions are denied.
+ *
+ * SECURITY: every path here only removes ALLOWs; nothing turns a failure into an ALLOW.
+ */
+import type { ActionEffect, CheckInput, CheckOutput, DelegationView, JsonValue, OutputEntry, Principal } from '@warden/core';
+import { actorOf, chainAllows, lastHop, type DelegationChain, type Revocation } from '@warden/delegation';
+import type { Engine } from '@warden/decision';
+import { DENIED_BEFORE_EVALUATION, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
+import type { DelegationRuntime } from './delegation-runtime.js';
+
+type Verdict = 'ALLOW' | 'DENY';
+
+/** One action of one resource, per identity. */
+export interface ActionDetail {
+  readonly effect: Verdict;
+  readonly subject: ActionEffect;
+  readonly agent?: ActionEffect;
+  /** The delegation's verdict: its scope, the depth limit of the action. */
+  readonly delegation?: Verdict;
+}
+
+/** The decision of one resource. */
+export interface ItemDecision {
+  readonly effects: Record<string, Verdict>;
+  readonly details: Record<string, ActionDetail>;
+  readonly reasons: Reason[];
+  readonly outputs: OutputEntry[];
+}
+
+/** What the request says about who acts, resolved. */
+export interface Identities {
+  /** The acting agent as a principal, or why it cannot be one. */
+  readonly agent?: Principal | Reason;
+  /** The verified delegation, or why it does not verify. */
+  readonly delegation?: DelegationChain | Reason;
+  readonly context: Record<string, JsonValue>;
+}
+
+/** `request.delegation` of a chain. */
+export function delegationView(chain: DelegationChain): DelegationView {
+  return {
+    subject: chain.subject,
+    actor: actorOf(chain),
+    depth: chain.hops.length,
+    chain: chain.hops.map((h) => ({ id: h.id, from: h.from, to: h.to, canSubDelegate: h.canSubDelegate, ...(h.task !== undefined ? { task: h.task } : {}) })),
+  };
+}
+
+const isReason = (v: unknown): v is Reason => typeof v === 'object' && v !== null && 'code' in v;
+
+function revokedReason(r: Revocation): Reason {
+  return { code: `${r.target}_revoked`, message: `the ${r.target} \`${r.id}\` has been revoked` };
+}
+
+/** Why every action of the request is denied before evaluation, if it is. */
+function requestDenial(humanId: string | undefined, ids: Identities, runtime: DelegationRuntime): Reason | undefined {
+  if (isReason(ids.agent)) return ids.agent;
+  if (isReason(ids.delegation)) return ids.delegation;
+  const agent = ids.agent;
+  const chain = ids.delegation;
+  const revoked = runtime.revocations.find({ ...(humanId !== undefined ? { subject: humanId } : {}), ...(agent !== undefined ? { agent: agent.id } : {}), ...(chain !== undefined ? { chain } : {}) });
+  if (revoked !== undefined) return revokedReason(revoked);
+  if (chain !== undefined) {
+    if (humanId !== undefined && chain.subject !== humanId) return { code: 'delegation_subject_mismatch', message: `the delegation acts for \`${chain.subject}\`, not for \`${humanId}\`` };
+    if (agent === undefined || actorOf(chain) !== agent.id) return { code: 'delegation_actor_mismatch', message: `the delegation is held by \`${actorOf(chain)}\`, not by the agent making this request` };
+  }
+  return undefined;
+}
+
+function deniedEffect(): ActionEffect {
+  return { effect: 'EFFECT_DENY', policy: DENIED_BEFORE_EVALUATION };
+}
+
+function listed(actions: readonly string[]): string {
+  const q = actions.map((a) => `\`${a}\``);
+  return q.length === 1 ? (q[0] as string) : `${q.slice(0, -1).join(', ')} and ${q[q.length - 1] as string}`;
+}
+
+/**
+ * Decides every item for the subject and, when the request names them, for the agent and within
+ * the delegation. `items` are the enriched inputs (items denied by enrichment stay denied).
+ */
+export function decideForIdentities(engine: Engine, items: EnrichedInputs['items'], actions: readonly string[], ids: Identities, runtime: DelegationRuntime, now: Date): ItemDecision[] {
+  const firstOk = items.find((it) => it.denied === undefined);
+  const humanId = firstOk?.input.principal.id;
+  const denial = ids.agent === undefined && ids.delegation === undefined ? undefined : requestDenial(humanId, ids, runtime);
+  const agent = isReason(ids.agent) ? undefined : ids.agent;
+  const chain = isReason(ids.delegation) ? undefined : ids.delegation;
+  const view = chain !== undefined ? delegationView(chain) : undefined;
+  const fresh = runtime.isFresh();
+
+  // One engine call: every item for the human, then (sharing one agent principal) for the agent.
+  const evaluable = denial === undefined ? items.filter((it) => it.denied === undefined) : [];
+  const extra = (i: CheckInput): CheckInput => ({ ...i, context: ids.context, ...(view !== undefined ? { delegation: view } : {}) });
+  const inputs: CheckInput[] = evaluable.map((it) => extra(it.input));
+  if (agent !== undefined) for (const it of evaluable) inputs.push({ ...extra(it.input), principal: agent });
+  const outputs: CheckOutput[] = inputs.length > 0 ? engine.check(inputs, { now, includeEffectiveDerivedRoles: false }) : [];
+  let k = 0;
+  const n = evaluable.length;
+
+  return items.map((item): ItemDecision => {
+    const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
+    const effects: Record<string, Verdict> = {};
+    const details: Record<string, ActionDetail> = {};
+    if (denial !== undefined || item.denied !== undefined) {
+      for (const a of actions) {
+        effects[a] = 'DENY';
+        details[a] = { effect: 'DENY', subject: deniedEffect() };
+      }
+      const reasons = denial !== undefined ? [{ ...denial, resource }] : (item.denied as Reason[]);
+      return { effects, details, reasons, outputs: [] };
+    }
+    const human = outputs[k] as CheckOutput;
+    const agentOut = agent !== undefined ? (outputs[k + n] as CheckOutput) : undefined;
+    k += 1;
+    const byHuman: string[] = [];
+    const byAgent: string[] = [];
+    const byScope: string[] = [];
+    const byDepth: string[] = [];
+    const byStale: string[] = [];
+    for (const a of actions) {
+      const h = human.actions[a] ?? deniedEffect();
+      const g = agentOut?.actions[a] ?? (agentOut !== undefined ? deniedEffect() : undefined);
+      let allowed = h.effect === 'EFFECT_ALLOW';
+      if (!allowed) byHuman.push(a);
+      if (g !== undefined && g.effect !== 'EFFECT_ALLOW') {
+        allowed = false;
+        byAgent.push(a);
+      }
+      let delegation: Verdict | undefined;
+      if (chain !== undefined) {
+        const inScope = chainAllows(chain, { kind: resource.kind, id: resource.id, action: a, attr: item.input.resource.attr });
+        const deepEnough = chain.hops.length <= runtime.depthLimit(a);
+        delegation = inScope && deepEnough ? 'ALLOW' : 'DENY';
+        if (!inScope) byScope.push(a);
+        else if (!deepEnough) byDepth.push(a);
+        allowed &&= delegation === 'ALLOW';
+      }
+      if (!fresh && runtime.isHighCapability(a)) {
+        allowed = false;
+        byStale.push(a);
+      }
+      effects[a] = allowed ? 'ALLOW' : 'DENY';
+      details[a] = { effect: effects[a], subject: h, ...(g !== undefined ? { agent: g } : {}), ...(delegation !== undefined ? { delegation } : {}) };
+    }
+    const reasons: Reason[] = [];
+    const who = (list: string[], code: string, message: (l: string, verb: string) => string, extraFields: Partial<Reason> = {}): void => {
+      if (list.length > 0) reasons.push({ code, message: message(listed(list), list.length === 1 ? 'is' : 'are'), resource, actions: list, ...extraFields });
+    };
+    const on = `${resource.kind} \`${resource.id}\``;
+    who(byHuman, 'policy_denied', (l, v) => (agent !== undefined ? `${l} on ${on} ${v} not allowed for \`${item.input.principal.id}\`` : `${l} on ${on} ${v} not allowed by policy`), agent !== undefined ? { identity: 'subject' } : {});
+    if (agent !== undefined) who(byAgent, 'policy_denied', (l, v) => `${l} on ${on} ${v} not allowed for agent \`${agent.id}\``, { identity: 'agent' });
+    if (chain !== undefined) {
+      const hop = lastHop(chain).id;
+      who(byScope, 'delegation_out_of_scope', (l, v) => `${l} on ${on} ${v} outside delegation \`${hop}\``, { delegation: hop });
+      who(byDepth, 'delegation_depth_exceeded', (l) => `${l} on ${on} allows at most ${Math.min(...byDepth.map((a) => runtime.depthLimit(a)))} delegations; this chain has ${chain.hops.length}`, { delegation: hop });
+    }
+    who(byStale, 'revocation_state_stale', (l, v) => `${l} ${v} high-capability and this instance cannot confirm its revocation state is current`);
+    return { effects, details, reasons, outputs: agentOut !== undefined ? [...human.outputs, ...agentOut.outputs] : human.outputs };
+  });
+}
