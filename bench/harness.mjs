@@ -149,9 +149,10 @@ export async function waitHealthy(server, url, timeoutMs = 30_000) {
 /**
  * Starts the built broker on a free 127.0.0.1 port and waits until every worker listens.
  * `config`: path of a warden.yaml (absent: defaults only; `cwd` should then hold no warden.yaml).
- * REDIS_URL is never passed on (in-process caches only), nor an inherited WARDEN_CONFIG.
+ * An inherited REDIS_URL is never passed on (in-process caches only) unless `redisUrl` is given,
+ * nor an inherited WARDEN_CONFIG.
  */
-export async function startWarden({ children, name = 'warden', cwd, workers, databaseUrl, config, env: extraEnv = {}, nodeArgs = [] }) {
+export async function startWarden({ children, name = 'warden', cwd, workers, databaseUrl, redisUrl, config, env: extraEnv = {}, nodeArgs = [] }) {
   const port = await freePort();
   const env = { ...process.env, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: String(workers), ...extraEnv };
   delete env.WARDEN_CONFIG;
@@ -159,6 +160,7 @@ export async function startWarden({ children, name = 'warden', cwd, workers, dat
   delete env.DATABASE_URL;
   if (config !== undefined) env.WARDEN_CONFIG = config;
   if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl;
+  if (redisUrl !== undefined) env.REDIS_URL = redisUrl;
   const s = spawnServer(children, name, process.execPath, [...nodeArgs, wardenEntry], { cwd, env });
   s.kind = 'warden';
   s.url = `http://127.0.0.1:${port}`;

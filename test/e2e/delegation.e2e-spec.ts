@@ -189,7 +189,7 @@ describe('delegations', () => {
     claims.wdn.hops[0].grants[1].caps.amount = 100000;
     const tampered = await check({ agent: { id: 'planner' }, delegation: `${h}.${base64url.encode(JSON.stringify(claims))}.${s}`, action: 'invoke', resource: refund(1000) });
     expect(codes(tampered)).toEqual(['delegation_invalid']);
-    const ring = await loadDelegationKeys([await generateDelegationKey()], 'http://127.0.0.1:0');
+    const ring = await loadDelegationKeys([await generateDelegationKey()], 'urn:warden:delegation');
     const forged = await new SignJWT(JSON.parse(new TextDecoder().decode(base64url.decode(p)))).setProtectedHeader({ alg: 'ES256', kid: ring.signer.kid, typ: 'wdn-delegation+jwt' }).sign(ring.signer.key);
     expect(codes(await check({ agent: { id: 'planner' }, delegation: forged, action: 'invoke', resource: tool('lookup_order') }))).toEqual(['delegation_invalid']);
     const expired = await new SignJWT({ ...claims, exp: Math.floor(Date.now() / 1000) - 10 }).setProtectedHeader({ alg: 'ES256', kid: ring.signer.kid, typ: 'wdn-delegation+jwt' }).sign(ring.signer.key);

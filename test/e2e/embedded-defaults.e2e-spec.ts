@@ -16,9 +16,11 @@ const ROOT = join(import.meta.dirname, '../..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
 /** The JSON body of the README's first curl to `path`. */
-function readmeBody(path: string): unknown {
-  const m = new RegExp(`curl -s http://127\\.0\\.0\\.1:3594${path.replaceAll('/', '\\/')} [^\\n]*-d '([\\s\\S]*?)'\\n`).exec(README);
-  if (m === null) throw new Error(`README has no curl example for ${path}`);
+/** The JSON body of the README's `nth` curl example for `path`. */
+function readmeBody(path: string, nth = 0): unknown {
+  const all = [...README.matchAll(new RegExp(`curl -s http://127\\.0\\.0\\.1:3594${path.replaceAll('/', '\\/')} [^\\n]*-d '([\\s\\S]*?)'\\n`, 'g'))];
+  const m = all[nth];
+  if (m === undefined) throw new Error(`README has no curl example number ${nth + 1} for ${path}`);
   return JSON.parse(m[1] as string);
 }
 
@@ -85,6 +87,24 @@ describe('embedded defaults (npm start on a fresh clone)', () => {
     expect(items.map((i) => i.actions)).toEqual([
       { invoke: { policy: 'resource.tool.vdefault' }, purge: { policy: expect.any(String) } },
       { invoke: { policy: 'resource.tool.vdefault' }, purge: { policy: expect.any(String) } },
+    ]);
+  });
+
+  it('follows the README delegation example: mint for the planner, then its check allows only what was delegated', async () => {
+    const minted = await post('/v1/delegations', readmeBody('/v1/delegations'));
+    expect(minted.status, JSON.stringify(minted.json)).toBe(201);
+    expect(minted.json).toMatchObject({ subject: 'alice', agent: 'planner', depth: 1 });
+    const body = readmeBody('/v1/check', 1) as Record<string, unknown>;
+    expect(body['delegation']).toBe('eyJ…');
+    const { json } = await post('/v1/check', { ...body, delegation: minted.json['token'] });
+    const results = json['results'] as Array<{ resource: { id: string }; decision: string }>;
+    expect(results.map((r) => [r.resource.id, r.decision])).toEqual([
+      ['web_search', 'ALLOW'],
+      ['crm_lookup', 'DENY'],
+    ]);
+    expect((json['reasons'] as Array<{ code: string; identity?: string }>).map((r) => [r.code, r.identity])).toEqual([
+      ['policy_denied', 'subject'],
+      ['delegation_out_of_scope', undefined],
     ]);
   });
 

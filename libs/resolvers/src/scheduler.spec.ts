@@ -460,4 +460,17 @@ describe(enrich.name, () => {
     expect(b['calc']).toEqual({ v: 'alice' });
     expect(b['calc']).not.toBe(c['calc']);
   });
+
+  it('runs no per-resource resolver for a request without resources (a guard on R.kind would only fail)', async () => {
+    const { reg, calls } = registry(
+      [fake('who', 'principal.id', { 'principal.attr.team': 'result.v' }), fake('cat', 'resource.id', { 'resource.attr.v': 'result.v' }, { when: 'R.kind == "tool"' })],
+      { who: echoAfter(0), cat: echoAfter(0) },
+    );
+    const out = await enrich(reg, { requestId: 'r', principal: { id: 'alice' }, resources: [] });
+    expect(out.items[0]?.denials).toEqual([]);
+    expect(out.items[0]?.failures).toEqual([]);
+    expect(out.items[0]?.input.principal).toEqual({ id: 'alice', attr: { team: 'alice' } });
+    expect(calls.map((c) => c.resolver)).toEqual(['who']);
+  });
 });
+

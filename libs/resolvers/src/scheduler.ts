@@ -345,8 +345,15 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
     if (state !== undefined) pending.push(state);
     return state;
   };
+  const noResources = request.resources.length === 0;
   for (const r of registry.resolvers) {
     if (r.perResource) {
+      // Without resources there is nothing for a per-resource resolver to enrich (its `when` or
+      // key would only fail on the missing resource).
+      if (noResources) {
+        perItem.set(r.name, [undefined]);
+        continue;
+      }
       // A `when: R.kind == "x"` guard is decided here for each resource: no node for other kinds.
       // Only without dependencies: a resolver that provides `resource.kind` would make this one
       // depend on it, and the kind is then known only once that one has run.

@@ -99,7 +99,7 @@ export interface AdminJwtConfig {
 
 /** `delegation.*`: minting and verifying delegation tokens, and revocation freshness. */
 export interface DelegationConfig {
-  /** `iss` of Warden's delegation tokens (default `http://<listen address>`). */
+  /** `iss` of Warden's delegation tokens (default `urn:warden:delegation`; the same on every replica). */
   issuer: string;
   /** Private signing keys (`delegation.keys` or `delegation.keysFile`, a JWK set); unset: shared keys in the database. SECURITY: secrets. */
   keys: Array<Record<string, unknown>> | undefined;

@@ -173,4 +173,36 @@ auxData:
     expect(err.code).toBe('ERR_CONFIG_INVALID');
     expect(err.message).toContain('not valid YAML');
   });
+
+  it('reads `delegation`, with defaults the same on every replica', () => {
+    const none = loadBrokerConfig({ cwd: mkdtempSync(join(tmpdir(), 'warden-empty-')), env: { WARDEN_HTTP_ADDR: '127.0.0.1:4000' } });
+    expect(none.delegation).toEqual({
+      issuer: 'urn:warden:delegation',
+      keys: undefined,
+      activeKid: undefined,
+      algorithm: 'ES256',
+      maxDepth: 5,
+      maxDepthByAction: {},
+      maxTtlSeconds: 3600,
+      highCapabilityActions: [],
+      revocationPollMs: 1000,
+      revocationMaxStalenessMs: 5000,
+    });
+    const key = { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd', alg: 'ES256', kid: 'k1' };
+    const set = withYaml(
+      'delegation:\n  issuer: https://warden.example\n  keys: "${KEYS}"\n  maxDepth: 3\n  maxDepthByAction: { issue_refund: 1 }\n  maxTtl: 15m\n  highCapabilityActions: [issue_refund]\n  revocationPoll: 500ms\n  revocationMaxStaleness: 2s\n',
+      { KEYS: JSON.stringify({ keys: [key] }) },
+    );
+    expect(set.delegation).toMatchObject({ issuer: 'https://warden.example', keys: [key], maxDepth: 3, maxDepthByAction: { issue_refund: 1 }, maxTtlSeconds: 900, highCapabilityActions: ['issue_refund'], revocationPollMs: 500, revocationMaxStalenessMs: 2000 });
+  });
+
+  it('refuses a bad `delegation` section, naming the key', () => {
+    expect(errorOf(() => withYaml('delegation:\n  algorithm: HS256\n')).message).toMatch(/`delegation.algorithm`: must be ES256 or EdDSA/);
+    expect(errorOf(() => withYaml('delegation:\n  maxDepth: 0\n')).message).toMatch(/`delegation.maxDepth`/);
+    expect(errorOf(() => withYaml('delegation:\n  maxTtl: soon\n')).message).toMatch(/`delegation.maxTtl`: must be a positive duration/);
+    expect(errorOf(() => withYaml('delegation:\n  keys: []\n')).message).toMatch(/`delegation.keys`: must be a non-empty list/);
+    expect(errorOf(() => withYaml('delegation:\n  keysFile: nowhere.json\n')).message).toMatch(/`delegation.keysFile`: file not found/);
+    expect(errorOf(() => withYaml('delegation:\n  depth: 3\n')).message).toMatch(/`delegation.depth`: unknown key/);
+  });
 });
+

@@ -18,7 +18,6 @@ import type {
   DatabaseConfig,
   DelegationConfig,
   GatewayConfig,
-  HttpListenConfig,
   JwtKeySetConfig,
   RequestLimitsConfig,
 } from './broker-config.js';
@@ -295,9 +294,13 @@ function nameList(obj: Obj, name: string, key: string): string[] {
   return v as string[];
 }
 
-function readDelegation(root: Obj, env: Env, cwd: string, http: HttpListenConfig): DelegationConfig {
+/** `iss` of delegation tokens when `delegation.issuer` is not set. */
+export const DEFAULT_DELEGATION_ISSUER = 'urn:warden:delegation';
+
+function readDelegation(root: Obj, env: Env, cwd: string): DelegationConfig {
   const d = section(root, 'delegation', '', ['issuer', 'keys', 'keysFile', 'activeKid', 'algorithm', 'maxDepth', 'maxDepthByAction', 'maxTtl', 'highCapabilityActions', 'revocationPoll', 'revocationMaxStaleness']);
-  const issuer = optString(d, 'issuer', 'delegation.issuer') ?? `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}`;
+  // Not derived from the listen address: every replica must mint and accept the same issuer.
+  const issuer = optString(d, 'issuer', 'delegation.issuer') ?? DEFAULT_DELEGATION_ISSUER;
   let keys: DelegationConfig['keys'];
   const keysFile = optString(d, 'keysFile', 'delegation.keysFile');
   const rawKeys = keysFile !== undefined ? readJson(resolve(cwd, keysFile), 'delegation.keysFile') : typeof d['keys'] === 'string' ? parseJson(fillPlaceholders(d['keys'], 'delegation.keys', env) as string, 'delegation.keys') : d['keys'];
@@ -452,7 +455,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     resolvers: readResolvers(root),
     gateways: readGateways(root, env),
     admin: readAdmin(root, env),
-    delegation: readDelegation(root, env, cwd, http),
+    delegation: readDelegation(root, env, cwd),
     env,
   };
 }
