@@ -11,6 +11,10 @@ import { SignJWT, base64url, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { generateDelegationKey, loadDelegationKeys } from '@warden/delegation';
+import { parseA2aRequest } from '@warden/gateway';
+import { ClientFactory } from '@a2a-js/sdk/client';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../support/services.js';
 import { sleep, v1Check, writePolicyDir, type V1Answer } from '../support/upstreams.js';
@@ -57,6 +61,31 @@ const DIRECTORY = {
 };
 const SUPPORT_TOOLS = ['lookup_order', 'create_ticket', 'issue_refund'];
 const AGENTS = { 'support-bot': SUPPORT_TOOLS, planner: SUPPORT_TOOLS, executor: SUPPORT_TOOLS, 'rogue-bot': [] as string[] };
+// Which agents each agent may call (agent-to-agent hops are checks on resource kind `agent`).
+const MAY_CALL: Record<string, string[]> = { 'support-bot': ['refund-agent'], planner: ['refund-agent'], executor: [], 'rogue-bot': [] };
+
+// Agent-to-agent: the called agent is the resource, the A2A task type the action.
+const AGENT_POLICY = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: agent
+  version: default
+  rules:
+    - actions: [lookup, message]
+      roles: [user]
+      effect: EFFECT_ALLOW
+    - actions: [refund]
+      roles: [user]
+      effect: EFFECT_ALLOW
+      condition:
+        match:
+          expr: '"refund_approver" in P.roles'
+    - actions: [refund, lookup, message]
+      roles: [agent]
+      effect: EFFECT_ALLOW
+      condition:
+        match:
+          expr: R.id in P.attr.mayCall
+`;
 
 function config(extra: Record<string, unknown> = {}): string {
   return stringify({
@@ -65,14 +94,14 @@ function config(extra: Record<string, unknown> = {}): string {
     resolvers: [
       { name: 'tokens', kind: 'static', key: 'subject.token', data: TOKENS, provides: { 'principal.id': 'result.id' } },
       { name: 'directory', kind: 'static', key: 'principal.id', data: DIRECTORY, provides: { 'principal.roles': 'result.roles', 'principal.attr': 'result.attr' } },
-      { name: 'agents', kind: 'static', key: 'agent.id', data: Object.fromEntries(Object.entries(AGENTS).map(([k, v]) => [k, { allowedTools: v }])), provides: { 'agent.attr.allowedTools': 'result.allowedTools' } },
+      { name: 'agents', kind: 'static', key: 'agent.id', data: Object.fromEntries(Object.entries(AGENTS).map(([k, v]) => [k, { allowedTools: v, mayCall: MAY_CALL[k] ?? [] }])), provides: { 'agent.attr': 'result' } },
     ],
     delegation: { maxDepth: 3, maxDepthByAction: { delete: 1 }, ...extra },
   });
 }
 
 function brokerDir(extra: Record<string, unknown> = {}): { dir: string; policyDir: string } {
-  const d = writePolicyDir({ 'tool.yaml': TOOL_POLICY }, 'warden-delegation-');
+  const d = writePolicyDir({ 'tool.yaml': TOOL_POLICY, 'agent.yaml': AGENT_POLICY }, 'warden-delegation-');
   writeFileSync(join(d.dir, 'warden.yaml'), config(extra));
   return d;
 }
@@ -119,6 +148,50 @@ describe('two identities', () => {
     expect(a.json.reasons).toEqual([expect.objectContaining({ code: 'policy_denied', identity: 'subject', message: expect.stringContaining('`bob`') })]);
     expect(a.json.explain?.items[0]?.actions['invoke']).toEqual({ subject: { effect: 'DENY', policy: 'resource.tool.vdefault' }, agent: { effect: 'ALLOW', policy: 'resource.tool.vdefault' } });
     expect((a.json.explain as any).identities).toEqual({ subject: 'bob', agent: { id: 'support-bot', roles: ['agent'] } });
+  });
+});
+
+describe('agent to agent (A2A)', () => {
+  /** The JSON-RPC body the real A2A SDK sends to an agent for `taskType`. */
+  async function a2aBody(taskType: string): Promise<unknown> {
+    let captured: unknown;
+    const server = http.createServer((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        if (req.method === 'GET') {
+          res.end(JSON.stringify({ name: 'refund-agent', description: 'refunds', version: '1.0.0', capabilities: {}, defaultInputModes: ['text/plain'], defaultOutputModes: ['text/plain'], skills: [], supportedInterfaces: [{ url: `${base}/rpc`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }] }));
+          return;
+        }
+        captured = JSON.parse(text);
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: (captured as { id: unknown }).id, error: { code: -32603, message: 'captured' } }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const client = await new ClientFactory().createFromUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      await client.sendMessage({ message: { messageId: 'm-1', contextId: 'c-1', taskId: '', role: 1, parts: [{ content: { $case: 'text', value: 'refund order 42' } }], metadata: { taskType } }, metadata: {} } as never).catch(() => undefined);
+    } finally {
+      server.close();
+    }
+    return captured;
+  }
+
+  it('decides which agents may call which, for which tasks, for which users', async () => {
+    const refund = parseA2aRequest(await a2aBody('refund'), { target: 'refund-agent' });
+    expect([refund.resource.kind, refund.resource.id, refund.action]).toEqual(['agent', 'refund-agent', 'refund']);
+    const ask = (subject: string, agent: string, c = refund) => check({ subject: { token: subject }, agent: { id: agent }, action: c.action, resource: c.resource });
+    expect((await ask('alice-token', 'support-bot')).json.decision).toBe('ALLOW');
+    const bob = await ask('bob-token', 'support-bot');
+    expect(bob.json.reasons.map((r) => [r.code, r.identity])).toEqual([['policy_denied', 'subject']]);
+    const executor = await ask('alice-token', 'executor');
+    expect(executor.json.reasons.map((r) => [r.code, r.identity])).toEqual([['policy_denied', 'agent']]);
+    const payroll = parseA2aRequest(await a2aBody('refund'), { target: 'payroll-agent' });
+    expect((await ask('alice-token', 'support-bot', payroll)).json.decision).toBe('DENY');
+    const lookup = parseA2aRequest(await a2aBody('lookup'), { target: 'refund-agent' });
+    expect((await ask('bob-token', 'support-bot', lookup)).json.decision).toBe('ALLOW');
   });
 });
 

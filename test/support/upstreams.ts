@@ -199,7 +199,7 @@ export interface V1Answer {
   readonly json: {
     decision: 'ALLOW' | 'DENY';
     results: Array<{ resource: { kind: string; id: string }; decision: 'ALLOW' | 'DENY'; actions: Record<string, 'ALLOW' | 'DENY'>; outputs?: Array<{ src: string; val: unknown; action: string }> }>;
-    reasons: Array<{ code: string; message: string; resolver?: string; resource?: { kind: string; id: string }; actions?: string[] }>;
+    reasons: Array<{ code: string; message: string; resolver?: string; resource?: { kind: string; id: string }; actions?: string[]; identity?: 'subject' | 'agent'; delegation?: string }>;
     explain?: {
       items: Array<{
         resource: { kind: string; id: string };
