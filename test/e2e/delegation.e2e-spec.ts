@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignJWT, base64url, decodeProtectedHeader } from 'jose';
+import { SignJWT, base64url, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { generateDelegationKey, loadDelegationKeys } from '@warden/delegation';
@@ -384,3 +384,47 @@ describe('stale revocation state', () => {
     expect(other.json.reasons.map((r) => r.code)).toEqual(['policy_denied']);
   });
 });
+
+describe('external RFC 8693 actor tokens', () => {
+  const ISSUER = 'https://idp.test';
+  let idp: http.Server;
+  let ext: TestBroker;
+  let key: Awaited<ReturnType<typeof generateKeyPair>>;
+  beforeAll(async () => {
+    key = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(key.publicKey)), kid: 'idp-1', alg: 'RS256', use: 'sig' };
+    idp = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+    const d = brokerDir({ externalIssuers: [{ issuer: ISSUER, jwksUri: `http://127.0.0.1:${(idp.address() as AddressInfo).port}/jwks` }] });
+    ext = await startTestBroker({ cwd: d.dir, policyDir: d.policyDir });
+  });
+  afterAll(async () => {
+    await ext?.close();
+    idp?.close();
+  });
+
+  const actorToken = (claims: Record<string, unknown>, signer = key.privateKey, exp = Math.floor(Date.now() / 1000) + 300) =>
+    new SignJWT({ act: { sub: 'support-bot', act: { sub: 'orchestrator' } }, scope: 'everything', ...claims }).setProtectedHeader({ alg: 'RS256', kid: 'idp-1' }).setIssuer(ISSUER).setSubject('alice').setExpirationTime(exp).sign(signer);
+
+  it('names who acts for whom and grants nothing: the subject and the agent still decide', async () => {
+    const token = await actorToken({});
+    const a = await v1Check(ext.base, { agent: { id: 'support-bot' }, delegation: token, action: 'invoke', resources: [tool('lookup_order'), refund(100), refund(10_000)], explain: true });
+    expect(a.json.results.map((r) => r.decision), a.text).toEqual(['ALLOW', 'ALLOW', 'DENY']);
+    expect(a.json.reasons).toEqual([expect.objectContaining({ code: 'policy_denied', identity: 'subject', resource: { kind: 'tool', id: 'issue_refund' } })]);
+    expect((a.json.explain as any).identities.delegation).toMatchObject({ subject: 'alice', issuer: ISSUER, actors: ['support-bot', 'orchestrator'] });
+  });
+
+  it('refuses a token held by another agent, signed by an unknown key, or expired', async () => {
+    const token = await actorToken({});
+    expect(codes(await v1Check(ext.base, { agent: { id: 'executor' }, delegation: token, action: 'invoke', resource: tool('lookup_order') }))).toEqual(['delegation_actor_mismatch']);
+    const stranger = await generateKeyPair('RS256');
+    expect(codes(await v1Check(ext.base, { agent: { id: 'support-bot' }, delegation: await actorToken({}, stranger.privateKey), action: 'invoke', resource: tool('lookup_order') }))).toEqual(['delegation_invalid']);
+    expect(codes(await v1Check(ext.base, { agent: { id: 'support-bot' }, delegation: await actorToken({}, key.privateKey, Math.floor(Date.now() / 1000) - 60), action: 'invoke', resource: tool('lookup_order') }))).toEqual(['delegation_expired']);
+    const noActor = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'idp-1' }).setIssuer(ISSUER).setSubject('alice').setExpirationTime('5m').sign(key.privateKey);
+    expect(codes(await v1Check(ext.base, { agent: { id: 'support-bot' }, delegation: noActor, action: 'invoke', resource: tool('lookup_order') }))).toEqual(['delegation_invalid']);
+  });
+});
+

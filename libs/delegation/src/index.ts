@@ -15,3 +15,5 @@ export { generateDelegationKey, publicJwk, loadDelegationKeys } from './signing-
 export type { DelegationPrivateJwk, DelegationKeyRing } from './signing-keys.js';
 export { RevocationSet, REVOCATION_TARGETS } from './revocations.js';
 export type { Revocation, RevocationRequest, RevocationTarget, DelegationRecord, DelegationStore, RevocationSubject } from './revocations.js';
+export { createExternalActorVerifier, isExternalToken } from './external-actors.js';
+export type { ExternalActors, ExternalIssuer, ExternalActorVerifier } from './external-actors.js';

@@ -119,4 +119,15 @@ export interface DelegationConfig {
   revocationPollMs: number;
   /** How old the last confirmed revocation state may be before high-capability actions are denied (default 5s). */
   revocationMaxStalenessMs: number;
+  /** Issuers whose RFC 8693 tokens are accepted as evidence of who acts (`delegation.externalIssuers`). */
+  externalIssuers: ExternalIssuerConfig[];
+}
+
+/** One trusted issuer of RFC 8693 actor tokens. */
+export interface ExternalIssuerConfig {
+  issuer: string;
+  /** Where its signing keys are published (http or https). */
+  jwksUri: string;
+  audience: string | undefined;
+  algorithms: string[];
 }

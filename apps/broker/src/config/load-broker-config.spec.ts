@@ -187,6 +187,7 @@ auxData:
       highCapabilityActions: [],
       revocationPollMs: 1000,
       revocationMaxStalenessMs: 5000,
+      externalIssuers: [],
     });
     const key = { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd', alg: 'ES256', kid: 'k1' };
     const set = withYaml(
@@ -203,6 +204,9 @@ auxData:
     expect(errorOf(() => withYaml('delegation:\n  keys: []\n')).message).toMatch(/`delegation.keys`: must be a non-empty list/);
     expect(errorOf(() => withYaml('delegation:\n  keysFile: nowhere.json\n')).message).toMatch(/`delegation.keysFile`: file not found/);
     expect(errorOf(() => withYaml('delegation:\n  depth: 3\n')).message).toMatch(/`delegation.depth`: unknown key/);
+    expect(errorOf(() => withYaml('delegation:\n  externalIssuers: [{ issuer: x, jwksUri: "file:///etc/keys" }]\n')).message).toMatch(/`delegation.externalIssuers\[0\].jwksUri`: must be an http\(s\) URL/);
+    expect(errorOf(() => withYaml('delegation:\n  externalIssuers: [{ issuer: x, jwksUri: "https://idp/jwks", algorithms: [HS256] }]\n')).message).toMatch(/`HS256` is not an asymmetric JWS algorithm/);
+    expect(withYaml('delegation:\n  externalIssuers: [{ issuer: https://idp, jwksUri: "https://idp/jwks", audience: warden }]\n').delegation.externalIssuers).toEqual([{ issuer: 'https://idp', jwksUri: 'https://idp/jwks', audience: 'warden', algorithms: ['RS256', 'ES256'] }]);
   });
 });
 

@@ -17,6 +17,7 @@ import type {
   BrokerConfig,
   DatabaseConfig,
   DelegationConfig,
+  ExternalIssuerConfig,
   GatewayConfig,
   JwtKeySetConfig,
   RequestLimitsConfig,
@@ -298,7 +299,7 @@ function nameList(obj: Obj, name: string, key: string): string[] {
 export const DEFAULT_DELEGATION_ISSUER = 'urn:warden:delegation';
 
 function readDelegation(root: Obj, env: Env, cwd: string): DelegationConfig {
-  const d = section(root, 'delegation', '', ['issuer', 'keys', 'keysFile', 'activeKid', 'algorithm', 'maxDepth', 'maxDepthByAction', 'maxTtl', 'highCapabilityActions', 'revocationPoll', 'revocationMaxStaleness']);
+  const d = section(root, 'delegation', '', ['issuer', 'keys', 'keysFile', 'activeKid', 'algorithm', 'maxDepth', 'maxDepthByAction', 'maxTtl', 'highCapabilityActions', 'revocationPoll', 'revocationMaxStaleness', 'externalIssuers']);
   // Not derived from the listen address: every replica must mint and accept the same issuer.
   const issuer = optString(d, 'issuer', 'delegation.issuer') ?? DEFAULT_DELEGATION_ISSUER;
   let keys: DelegationConfig['keys'];
@@ -328,7 +329,27 @@ function readDelegation(root: Obj, env: Env, cwd: string): DelegationConfig {
     highCapabilityActions: nameList(d, 'highCapabilityActions', 'delegation.highCapabilityActions'),
     revocationPollMs: duration(d, 'revocationPoll', 'delegation.revocationPoll', 1000),
     revocationMaxStalenessMs: duration(d, 'revocationMaxStaleness', 'delegation.revocationMaxStaleness', 5000),
+    externalIssuers: readExternalIssuers(d['externalIssuers']),
   };
+}
+
+const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+function readExternalIssuers(raw: unknown): ExternalIssuerConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw invalid('delegation.externalIssuers', 'must be a list of `{ issuer, jwksUri }`');
+  return raw.map((e, i) => {
+    const key = `delegation.externalIssuers[${i}]`;
+    if (!isObj(e)) throw invalid(key, 'must be a mapping with `issuer` and `jwksUri`');
+    rejectUnknown(e, key, ['issuer', 'jwksUri', 'audience', 'algorithms']);
+    const issuer = optString(e, 'issuer', `${key}.issuer`);
+    if (issuer === undefined || issuer === '') throw invalid(`${key}.issuer`, 'is required');
+    const jwksUri = optString(e, 'jwksUri', `${key}.jwksUri`);
+    if (jwksUri === undefined || !/^https?:\/\/[^\s]+$/.test(jwksUri)) throw invalid(`${key}.jwksUri`, 'must be an http(s) URL');
+    const algorithms = e['algorithms'] === undefined ? ['RS256', 'ES256'] : nameList(e, 'algorithms', `${key}.algorithms`);
+    for (const a of algorithms) if (!ASYMMETRIC_ALGS.includes(a)) throw invalid(`${key}.algorithms`, `\`${a}\` is not an asymmetric JWS algorithm`);
+    return { issuer, jwksUri, audience: optString(e, 'audience', `${key}.audience`), algorithms };
+  });
 }
 
 function parseJson(text: string, key: string): unknown {

@@ -11,9 +11,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { createRemoteJWKSet } from 'jose';
 import { WardenError } from '@warden/core';
 import {
   createDelegationVerifier,
+  createExternalActorVerifier,
+  isExternalToken,
+  type ExternalActorVerifier,
+  type ExternalIssuer,
   generateDelegationKey,
   loadDelegationKeys,
   RevocationSet,
@@ -56,13 +61,32 @@ export class DelegationRuntime {
   private subscriber: Redis | undefined;
   private publisher: Redis | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private readonly externalIssuers: ReadonlyMap<string, ExternalIssuer>;
+  /** Verifies RFC 8693 tokens of the configured external issuers. */
+  readonly external: ExternalActorVerifier;
 
   private constructor(
     private readonly options: DelegationRuntimeOptions,
     readonly keys: DelegationKeyRing,
     readonly verifier: DelegationVerifier,
     readonly store: DelegationStore,
-  ) {}
+  ) {
+    const issuers = options.config.externalIssuers.map(
+      (e): ExternalIssuer => ({
+        issuer: e.issuer,
+        keys: createRemoteJWKSet(new URL(e.jwksUri), { timeoutDuration: 2000 }),
+        algorithms: e.algorithms,
+        ...(e.audience !== undefined ? { audience: e.audience } : {}),
+      }),
+    );
+    this.externalIssuers = new Map(issuers.map((i) => [i.issuer, i]));
+    this.external = createExternalActorVerifier(issuers);
+  }
+
+  /** True when `token` is an RFC 8693 token of a configured external issuer (not a Warden delegation). */
+  isExternal(token: string): boolean {
+    return this.externalIssuers.size > 0 && isExternalToken(token, this.externalIssuers);
+  }
 
   /** Loads or creates the keys, reads every revocation and starts following new ones. */
   static async start(options: DelegationRuntimeOptions): Promise<DelegationRuntime> {

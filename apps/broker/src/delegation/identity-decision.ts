@@ -12,7 +12,7 @@
  * SECURITY: every path here only removes ALLOWs; nothing turns a failure into an ALLOW.
  */
 import type { ActionEffect, CheckInput, CheckOutput, DelegationView, JsonValue, OutputEntry, Principal } from '@warden/core';
-import { actorOf, chainAllows, lastHop, type DelegationChain, type Revocation } from '@warden/delegation';
+import { actorOf, chainAllows, lastHop, type DelegationChain, type ExternalActors, type Revocation } from '@warden/delegation';
 import type { Engine } from '@warden/decision';
 import { DENIED_BEFORE_EVALUATION, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { DelegationRuntime } from './delegation-runtime.js';
@@ -40,8 +40,11 @@ export interface ItemDecision {
 export interface Identities {
   /** The acting agent as a principal, or why it cannot be one. */
   readonly agent?: Principal | Reason;
-  /** The verified delegation, or why it does not verify. */
-  readonly delegation?: DelegationChain | Reason;
+  /**
+   * The verified delegation (a Warden chain, or an external RFC 8693 token naming who acts, which
+   * grants nothing), or why it does not verify.
+   */
+  readonly delegation?: DelegationChain | ExternalActors | Reason;
   readonly context: Record<string, JsonValue>;
 }
 
@@ -57,6 +60,20 @@ export function delegationView(chain: DelegationChain): DelegationView {
 
 const isReason = (v: unknown): v is Reason => typeof v === 'object' && v !== null && 'code' in v;
 
+/** True for an external actor token (evidence of who acts, no grants). */
+export const isExternal = (v: unknown): v is ExternalActors => typeof v === 'object' && v !== null && 'actors' in v;
+
+/** `request.delegation` of an external actor token: the actors as hops, root first. */
+function externalView(e: ExternalActors): DelegationView {
+  const order = [...e.actors].reverse();
+  return {
+    subject: e.subject,
+    actor: e.actors[0] as string,
+    depth: order.length,
+    chain: order.map((to, i) => ({ id: e.tokenId ?? '', from: i === 0 ? e.subject : (order[i - 1] as string), to, canSubDelegate: false })),
+  };
+}
+
 function revokedReason(r: Revocation): Reason {
   return { code: `${r.target}_revoked`, message: `the ${r.target} \`${r.id}\` has been revoked` };
 }
@@ -66,6 +83,20 @@ function requestDenial(humanId: string | undefined, ids: Identities, runtime: De
   if (isReason(ids.agent)) return ids.agent;
   if (isReason(ids.delegation)) return ids.delegation;
   const agent = ids.agent;
+  if (isExternal(ids.delegation)) {
+    const ext = ids.delegation;
+    for (const who of [ext.subject, ...ext.actors]) {
+      const revoked = runtime.revocations.find(who === ext.subject ? { subject: who } : { agent: who });
+      if (revoked !== undefined) return revokedReason(revoked);
+    }
+    if (agent !== undefined) {
+      const revoked = runtime.revocations.find({ agent: agent.id });
+      if (revoked !== undefined) return revokedReason(revoked);
+    }
+    if (humanId !== undefined && ext.subject !== humanId) return { code: 'delegation_subject_mismatch', message: `the actor token acts for \`${ext.subject}\`, not for \`${humanId}\`` };
+    if (agent === undefined || ext.actors[0] !== agent.id) return { code: 'delegation_actor_mismatch', message: `the actor token names \`${ext.actors[0] ?? ''}\` as the actor, not the agent making this request` };
+    return undefined;
+  }
   const chain = ids.delegation;
   const revoked = runtime.revocations.find({ ...(humanId !== undefined ? { subject: humanId } : {}), ...(agent !== undefined ? { agent: agent.id } : {}), ...(chain !== undefined ? { chain } : {}) });
   if (revoked !== undefined) return revokedReason(revoked);
@@ -94,8 +125,9 @@ export function decideForIdentities(engine: Engine, items: EnrichedInputs['items
   const humanId = firstOk?.input.principal.id;
   const denial = ids.agent === undefined && ids.delegation === undefined ? undefined : requestDenial(humanId, ids, runtime);
   const agent = isReason(ids.agent) ? undefined : ids.agent;
-  const chain = isReason(ids.delegation) ? undefined : ids.delegation;
-  const view = chain !== undefined ? delegationView(chain) : undefined;
+  // An external actor token establishes who acts and grants nothing: no scope of its own.
+  const chain = isReason(ids.delegation) || isExternal(ids.delegation) ? undefined : ids.delegation;
+  const view = chain !== undefined ? delegationView(chain) : isExternal(ids.delegation) ? externalView(ids.delegation) : undefined;
   const fresh = runtime.isFresh();
 
   // One engine call: every item for the human, then (sharing one agent principal) for the agent.

@@ -8,14 +8,14 @@
 import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue, type Principal } from '@warden/core';
-import { isDelegationError, type DelegationChain } from '@warden/delegation';
+import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
 import { enrichInputs, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
-import { decideForIdentities, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
+import { decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
 import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
@@ -103,12 +103,14 @@ function shownEffect(e: ActionDetail['subject']): { effect: Verdict; policy: str
 
 function explain(req: V1CheckRequest, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps): unknown {
   const o = enriched.outcome;
-  const chain = ids.delegation !== undefined && !('code' in ids.delegation) ? ids.delegation : undefined;
+  const chain = ids.delegation !== undefined && !('code' in ids.delegation) && !isExternal(ids.delegation) ? ids.delegation : undefined;
+  const external = isExternal(ids.delegation) ? ids.delegation : undefined;
   const agent = ids.agent !== undefined && !('code' in ids.agent) ? ids.agent : undefined;
   return {
     identities: {
       subject: enriched.items.find((it) => it.denied === undefined)?.input.principal.id ?? null,
       ...(agent !== undefined ? { agent: { id: agent.id, roles: agent.roles } } : {}),
+      ...(external !== undefined ? { delegation: { subject: external.subject, issuer: external.issuer, actors: external.actors, grants: 'none (an external actor token names who acts; scope comes only from Warden delegations)' } } : {}),
       ...(chain !== undefined ? { delegation: { subject: chain.subject, chain: chain.hops.map((h) => ({ id: h.id, from: h.from, to: h.to, canSubDelegate: h.canSubDelegate, maxDepth: h.maxDepth, grants: h.grants, expiresAt: new Date(h.exp * 1000).toISOString(), ...(h.task !== undefined ? { task: h.task } : {}) })) } } : {}),
     },
     items: enriched.items.map((item, i) => {
@@ -166,10 +168,11 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
     throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
   }
   if (req.delegation === undefined) return decide(deps, req, reply, start, undefined);
-  // A delegation verified before answers at once; a new one is verified (signature) first.
-  let verified: DelegationChain | Promise<DelegationChain>;
+  // A delegation verified before answers at once; a new one is verified (signature) first. An
+  // RFC 8693 token of a configured external issuer names who acts (and grants nothing).
+  let verified: DelegationChain | ExternalActors | Promise<DelegationChain | ExternalActors>;
   try {
-    verified = deps.delegation.verifier.verify(req.delegation, Date.now());
+    verified = deps.delegation.isExternal(req.delegation) ? deps.delegation.external.verify(req.delegation, Date.now()) : deps.delegation.verifier.verify(req.delegation, Date.now());
   } catch (err) {
     return decide(deps, req, reply, start, delegationReason(err));
   }
@@ -177,15 +180,15 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
   return decide(deps, req, reply, start, verified);
 }
 
-function decide(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, start: number, delegation: DelegationChain | Reason | undefined): Promise<FastifyReply> | undefined {
+function decide(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, start: number, delegation: DelegationChain | ExternalActors | Reason | undefined): Promise<FastifyReply> | undefined {
   const decisionId = randomUUID();
   const requestId = req.requestId ?? decisionId;
   const parsed = performance.now();
   const inputs = toInputs(req, requestId);
-  const chain = delegation !== undefined && !('code' in delegation) ? delegation : undefined;
+  const delegatedFor = delegation !== undefined && !('code' in delegation) ? delegation.subject : undefined;
   // The subject: stated by a trusted gateway, resolved from its token, or the delegation's.
   const principal: JsonObject =
-    req.subject !== undefined ? { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr } : req.token === undefined && chain !== undefined ? { id: chain.subject } : {};
+    req.subject !== undefined ? { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr } : req.token === undefined && delegatedFor !== undefined ? { id: delegatedFor } : {};
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
