@@ -131,10 +131,20 @@ export function decideForIdentities(engine: Engine, items: EnrichedInputs['items
   const fresh = runtime.isFresh();
 
   // One engine call: every item for the human, then (sharing one agent principal) for the agent.
+  // Inputs are rebuilt only when there is something to add (a context, a delegation, the agent).
   const evaluable = denial === undefined ? items.filter((it) => it.denied === undefined) : [];
-  const extra = (i: CheckInput): CheckInput => ({ ...i, context: ids.context, ...(view !== undefined ? { delegation: view } : {}) });
-  const inputs: CheckInput[] = evaluable.map((it) => extra(it.input));
-  if (agent !== undefined) for (const it of evaluable) inputs.push({ ...extra(it.input), principal: agent });
+  const context = hasKeys(ids.context) ? ids.context : undefined;
+  const plain = context === undefined && view === undefined;
+  const withExtras = (i: CheckInput, principal: Principal): CheckInput => {
+    const out: CheckInput = { principal, resource: i.resource, actions: i.actions };
+    if (i.requestId !== undefined) out.requestId = i.requestId;
+    if (i.auxData !== undefined) out.auxData = i.auxData;
+    if (context !== undefined) out.context = context;
+    if (view !== undefined) out.delegation = view;
+    return out;
+  };
+  const inputs: CheckInput[] = evaluable.map((it) => (plain ? it.input : withExtras(it.input, it.input.principal)));
+  if (agent !== undefined) for (const it of evaluable) inputs.push(withExtras(it.input, agent));
   const outputs: CheckOutput[] = inputs.length > 0 ? engine.check(inputs, { now, includeEffectiveDerivedRoles: false }) : [];
   let k = 0;
   const n = evaluable.length;
@@ -154,49 +164,70 @@ export function decideForIdentities(engine: Engine, items: EnrichedInputs['items
     const human = outputs[k] as CheckOutput;
     const agentOut = agent !== undefined ? (outputs[k + n] as CheckOutput) : undefined;
     k += 1;
-    const byHuman: string[] = [];
-    const byAgent: string[] = [];
-    const byScope: string[] = [];
-    const byDepth: string[] = [];
-    const byStale: string[] = [];
+    // Denied actions by cause, made on the first denial.
+    let byHuman: string[] | undefined;
+    let byAgent: string[] | undefined;
+    let byScope: string[] | undefined;
+    let byDepth: string[] | undefined;
+    let byStale: string[] | undefined;
     for (const a of actions) {
       const h = human.actions[a] ?? deniedEffect();
-      const g = agentOut?.actions[a] ?? (agentOut !== undefined ? deniedEffect() : undefined);
+      const g = agentOut === undefined ? undefined : (agentOut.actions[a] ?? deniedEffect());
       let allowed = h.effect === 'EFFECT_ALLOW';
-      if (!allowed) byHuman.push(a);
+      if (!allowed) (byHuman ??= []).push(a);
       if (g !== undefined && g.effect !== 'EFFECT_ALLOW') {
         allowed = false;
-        byAgent.push(a);
+        (byAgent ??= []).push(a);
       }
       let delegation: Verdict | undefined;
       if (chain !== undefined) {
         const inScope = chainAllows(chain, { kind: resource.kind, id: resource.id, action: a, attr: item.input.resource.attr });
         const deepEnough = chain.hops.length <= runtime.depthLimit(a);
         delegation = inScope && deepEnough ? 'ALLOW' : 'DENY';
-        if (!inScope) byScope.push(a);
-        else if (!deepEnough) byDepth.push(a);
-        allowed &&= delegation === 'ALLOW';
+        if (!inScope) (byScope ??= []).push(a);
+        else if (!deepEnough) (byDepth ??= []).push(a);
+        if (delegation === 'DENY') allowed = false;
       }
       if (!fresh && runtime.isHighCapability(a)) {
         allowed = false;
-        byStale.push(a);
+        (byStale ??= []).push(a);
       }
-      effects[a] = allowed ? 'ALLOW' : 'DENY';
-      details[a] = { effect: effects[a], subject: h, ...(g !== undefined ? { agent: g } : {}), ...(delegation !== undefined ? { delegation } : {}) };
+      const effect: Verdict = allowed ? 'ALLOW' : 'DENY';
+      effects[a] = effect;
+      details[a] = g === undefined && delegation === undefined ? { effect, subject: h } : { effect, subject: h, ...(g !== undefined ? { agent: g } : {}), ...(delegation !== undefined ? { delegation } : {}) };
     }
     const reasons: Reason[] = [];
-    const who = (list: string[], code: string, message: (l: string, verb: string) => string, extraFields: Partial<Reason> = {}): void => {
-      if (list.length > 0) reasons.push({ code, message: message(listed(list), list.length === 1 ? 'is' : 'are'), resource, actions: list, ...extraFields });
-    };
     const on = `${resource.kind} \`${resource.id}\``;
-    who(byHuman, 'policy_denied', (l, v) => (agent !== undefined ? `${l} on ${on} ${v} not allowed for \`${item.input.principal.id}\`` : `${l} on ${on} ${v} not allowed by policy`), agent !== undefined ? { identity: 'subject' } : {});
-    if (agent !== undefined) who(byAgent, 'policy_denied', (l, v) => `${l} on ${on} ${v} not allowed for agent \`${agent.id}\``, { identity: 'agent' });
+    if (byHuman !== undefined) {
+      reasons.push(
+        agent !== undefined
+          ? { code: 'policy_denied', message: `${listed(byHuman)} on ${on} ${verb(byHuman)} not allowed for \`${item.input.principal.id}\``, resource, actions: byHuman, identity: 'subject' }
+          : { code: 'policy_denied', message: `${listed(byHuman)} on ${on} ${verb(byHuman)} not allowed by policy`, resource, actions: byHuman },
+      );
+    }
+    if (byAgent !== undefined && agent !== undefined) {
+      reasons.push({ code: 'policy_denied', message: `${listed(byAgent)} on ${on} ${verb(byAgent)} not allowed for agent \`${agent.id}\``, resource, actions: byAgent, identity: 'agent' });
+    }
     if (chain !== undefined) {
       const hop = lastHop(chain).id;
-      who(byScope, 'delegation_out_of_scope', (l, v) => `${l} on ${on} ${v} outside delegation \`${hop}\``, { delegation: hop });
-      who(byDepth, 'delegation_depth_exceeded', (l) => `${l} on ${on} allows at most ${Math.min(...byDepth.map((a) => runtime.depthLimit(a)))} delegations; this chain has ${chain.hops.length}`, { delegation: hop });
+      if (byScope !== undefined) reasons.push({ code: 'delegation_out_of_scope', message: `${listed(byScope)} on ${on} ${verb(byScope)} outside delegation \`${hop}\``, resource, actions: byScope, delegation: hop });
+      if (byDepth !== undefined) {
+        const limit = Math.min(...byDepth.map((a) => runtime.depthLimit(a)));
+        reasons.push({ code: 'delegation_depth_exceeded', message: `${listed(byDepth)} on ${on} allows at most ${limit} delegations; this chain has ${chain.hops.length}`, resource, actions: byDepth, delegation: hop });
+      }
     }
-    who(byStale, 'revocation_state_stale', (l, v) => `${l} ${v} high-capability and this instance cannot confirm its revocation state is current`);
+    if (byStale !== undefined) {
+      reasons.push({ code: 'revocation_state_stale', message: `${listed(byStale)} ${verb(byStale)} high-capability and this instance cannot confirm its revocation state is current`, resource, actions: byStale });
+    }
     return { effects, details, reasons, outputs: agentOut !== undefined ? [...human.outputs, ...agentOut.outputs] : human.outputs };
   });
+}
+
+function verb(list: readonly string[]): string {
+  return list.length === 1 ? 'is' : 'are';
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }

@@ -76,8 +76,10 @@ export function prepareCelRequest(request: CelRequest, sharedP?: Record<string, 
   const P = sharedP ?? principalView(request.principal);
   const R = resourceView(request.resource);
   const aux = { jwt: request.auxData?.jwt ?? EMPTY, jwts: request.auxData?.jwts ?? EMPTY };
+  // Warden's extensions are absent unless given, so a policy reading them behaves as under Cerbos
+  // (no such key); a Cerbos request keeps the one shape every other request has.
+  if (request.context === undefined && request.delegation === undefined) return { request: { principal: P, resource: R, auxData: aux, aux_data: aux }, R, P };
   const req: Record<string, unknown> = { principal: P, resource: R, auxData: aux, aux_data: aux };
-  // Absent unless given, so a policy reading them behaves as under Cerbos (no such key).
   if (request.context !== undefined) req['context'] = request.context;
   if (request.delegation !== undefined) req['delegation'] = request.delegation;
   return { request: req, R, P };
