@@ -70,6 +70,16 @@ resourcePolicy:
   resource: agent
   version: default
   rules:
+    # Delegating to an agent: people may, agents only when their own delegation allows it.
+    - actions: [delegate]
+      roles: [user]
+      effect: EFFECT_ALLOW
+    - actions: [delegate]
+      roles: [agent]
+      effect: EFFECT_ALLOW
+      condition:
+        match:
+          expr: P.attr.canSubDelegate == true && R.id != "quarantined-bot"
     - actions: [lookup, message]
       roles: [user]
       effect: EFFECT_ALLOW
@@ -284,6 +294,8 @@ describe('delegations', () => {
     expect(await refusal({ grants: [{ kind: 'tool', actions: ['invoke'], ids: ['create_ticket'] }] })).toEqual([403, 'ERR_DELEGATION_REFUSED', expect.any(String)]);
     expect(await refusal({ maxDepth: 3 })).toEqual([403, 'ERR_DELEGATION_REFUSED', expect.stringContaining('maxDepth')]);
     expect(await refusal({ agent: { id: 'support-bot' } })).toEqual([403, 'ERR_DELEGATION_REFUSED', expect.stringContaining('held by `planner`')]);
+    // The agent policy decides whom an agent may delegate to (action `delegate` on the target).
+    expect(await refusal({ to: 'quarantined-bot' })).toEqual([403, 'ERR_DELEGATION_REFUSED', '`planner` may not delegate to agent `quarantined-bot` (policy)']);
     const onward = await mint({ delegation: childToken, agent: { id: 'executor' }, to: 'support-bot', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['issue_refund'], caps: { amount: 10 } }], maxDepth: 2 });
     expect([onward.status, onward.json.error.message]).toEqual([403, expect.stringContaining('does not allow onward delegation')]);
   });

@@ -14,6 +14,7 @@ export type DelegationReason =
   | 'delegation_subdelegation_forbidden'
   | 'delegation_actor_mismatch'
   | 'delegation_subject_mismatch'
+  | 'delegation_policy_denied'
   | 'delegation_out_of_scope'
   | 'delegation_revoked';
 

@@ -91,6 +91,15 @@ describe(buildResolverRegistry.name, () => {
     );
   });
 
+  it('lets resolvers guarded to different resource kinds provide the same path, unless something provides resource.kind', () => {
+    const tool = { ...r('tools', 'resource.id', { 'resource.attr.tenant': 'result' }), when: 'R.kind == "tool"' };
+    const agent = { ...r('agents', 'resource.id', { 'resource.attr.tenant': 'result' }), when: 'R.kind == "agent"' };
+    expect(errorsOf([tool, agent])).toEqual([]);
+    expect(errorsOf([tool, { ...agent, when: 'R.kind == "tool"' }])[0]?.code).toBe('ERR_RESOLVER_PROVIDES_CONFLICT');
+    expect(errorsOf([tool, { ...agent, when: undefined }])[0]?.code).toBe('ERR_RESOLVER_PROVIDES_CONFLICT');
+    expect(errorsOf([tool, agent, r('kinds', 'resource.id', { 'resource.kind': 'result' })]).map((e) => e.code)).toContain('ERR_RESOLVER_PROVIDES_CONFLICT');
+  });
+
   it('refuses dependency cycles, naming the cycle', () => {
     const errors = errorsOf([
       r('a', 'principal.attr.c', { 'principal.attr.a': 'result' }),

@@ -207,11 +207,18 @@ export function buildResolverRegistry(options: ResolverRegistryOptions): Resolve
     }
   });
 
-  // Two writers of one path (or of a path and its parent) would race: refuse.
+  // Two writers of one path (or of a path and its parent) would race: refuse. Unless each is
+  // guarded to one resource kind (`when: R.kind == "..."`) and the kinds differ, and nothing
+  // provides `resource.kind`: then at most one of them ever runs for a resource (per-kind catalogs
+  // that each provide, say, `resource.attr.tenant`).
+  const kindProvided = candidates.some((c) => c.provides.some((p) => p.path.root === 'resource' && p.path.segments[0] === 'kind'));
+  const exclusive = (a: Candidate, b: Candidate): boolean =>
+    !kindProvided && a.when?.kindEquals !== undefined && b.when?.kindEquals !== undefined && a.when.kindEquals !== b.when.kindEquals;
   for (let i = 0; i < candidates.length; i++) {
     for (let j = i + 1; j < candidates.length; j++) {
       const a = candidates[i] as Candidate;
       const b = candidates[j] as Candidate;
+      if (exclusive(a, b)) continue;
       for (const pa of a.provides) {
         const pb = b.provides.find((p) => pathsOverlap(pa.path, p.path));
         if (pb !== undefined) {

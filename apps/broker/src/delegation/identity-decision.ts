@@ -48,6 +48,20 @@ export interface Identities {
   readonly context: Record<string, JsonValue>;
 }
 
+/** Roles of an agent nobody stated roles for: policies grant agents through this role. */
+const DEFAULT_AGENT_ROLES = ['agent'];
+
+/** An agent as a principal: roles from a trusted gateway or a resolver, else `agent`. */
+export function agentPrincipal(raw: Readonly<Record<string, unknown>> | undefined): Principal | Reason {
+  const unresolved = (why: string): Reason => ({ code: 'agent_unresolved', message: `the agent ${why}` });
+  if (raw === undefined || typeof raw['id'] !== 'string' || raw['id'] === '') return unresolved('could not be identified');
+  const roles = raw['roles'];
+  if (roles !== undefined && (!Array.isArray(roles) || roles.length === 0 || !roles.every((r) => typeof r === 'string' && r !== ''))) return unresolved('has malformed roles');
+  const attr = raw['attr'];
+  if (attr !== undefined && (typeof attr !== 'object' || attr === null || Array.isArray(attr))) return unresolved('has malformed attributes');
+  return { id: raw['id'], roles: (roles as string[] | undefined) ?? DEFAULT_AGENT_ROLES, attr: (attr ?? {}) as Record<string, JsonValue> };
+}
+
 /** `request.delegation` of a chain. */
 export function delegationView(chain: DelegationChain): DelegationView {
   return {

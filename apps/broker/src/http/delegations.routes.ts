@@ -35,6 +35,7 @@ import { enrich, parseDurationMs, type JsonObject } from '@warden/resolvers';
 import type { AdminAuth } from '../admin/admin-auth.js';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
+import { agentPrincipal } from '../delegation/identity-decision.js';
 import { enrichInputs, toPrincipal } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { toWardenError } from './broker-error.filter.js';
@@ -131,7 +132,7 @@ function parseMint(body: unknown, maxTtlSeconds: number): MintRequest {
   return out;
 }
 
-function refused(reason: 'delegation_scope_exceeded' | 'delegation_revoked' | 'delegation_actor_mismatch', message: string): DelegationError {
+function refused(reason: 'delegation_scope_exceeded' | 'delegation_revoked' | 'delegation_actor_mismatch' | 'delegation_policy_denied', message: string): DelegationError {
   return new DelegationError('ERR_DELEGATION_REFUSED', reason, message);
 }
 
@@ -182,6 +183,38 @@ async function checkSubjectMay(deps: DelegationRoutesDeps, subject: Principal, g
   });
 }
 
+/**
+ * Refuses unless the `agent` resource policy lets `delegator` (the subject, or the agent passing
+ * on its delegation, with `canSubDelegate` and `delegationDepth` from its own delegation) do
+ * `delegate` on the target agent, enriched like any resource. A policy set with no policy for
+ * agents has no opinion (the grants and the subject's permissions still bound the delegation).
+ */
+async function checkMayDelegate(deps: DelegationRoutesDeps, delegator: Principal, to: string, requestId: string): Promise<void> {
+  const input: CheckInput = { requestId, principal: delegator, resource: { kind: 'agent', id: to, attr: {} }, actions: [DELEGATE] };
+  const enriched = await enrichInputs(deps.runtime, [input], { requestId, principal: delegator as unknown as JsonObject });
+  const item = enriched.items[0];
+  if (item === undefined || item.denied !== undefined) throw refused('delegation_policy_denied', `agent \`${to}\` cannot be established: ${item?.denied?.[0]?.message ?? 'denied'}`);
+  const [out] = deps.engine.check([{ ...item.input, principal: delegator }], { now: new Date(), includeEffectiveDerivedRoles: false });
+  const effect = out?.actions[DELEGATE];
+  if (effect === undefined || (effect.effect !== 'EFFECT_ALLOW' && effect.policy !== 'NO_MATCH')) {
+    throw refused('delegation_policy_denied', `\`${delegator.id}\` may not delegate to agent \`${to}\` (policy)`);
+  }
+}
+
+/** The action agent policies decide delegation with. */
+const DELEGATE = 'delegate';
+
+/** The calling agent as a principal, from the resolvers, with what its own delegation says. */
+async function callingAgent(deps: DelegationRoutesDeps, id: string, parent: DelegationChain, requestId: string): Promise<Principal> {
+  const registry = deps.runtime.current().registry;
+  if (registry === undefined) throw new WardenError('ERR_STORAGE_UNAVAILABLE', 'context resolvers are misconfigured; an administrator must fix them');
+  const outcome = await enrich(registry, { requestId, principal: { id: parent.subject }, agent: { id }, resources: [] });
+  const agent = agentPrincipal(outcome.items[0]?.input.agent);
+  if ('code' in agent) throw refused('delegation_policy_denied', agent.message);
+  const hop = lastHop(parent);
+  return { ...agent, attr: { ...agent.attr, canSubDelegate: hop.canSubDelegate, delegationDepth: parent.hops.length } };
+}
+
 /** The configured depth limit of what `grants` delegate (the lowest of their actions'). */
 function depthLimitOf(deps: DelegationRoutesDeps, grants: readonly Grant[]): number {
   let limit = Infinity;
@@ -211,11 +244,13 @@ async function mint(deps: DelegationRoutesDeps, request: FastifyRequest, reply: 
     const revoked = rt.revocations.find({ chain: parent, agent: req.agent as string });
     if (revoked !== undefined) throw refused('delegation_revoked', `the ${revoked.target} \`${revoked.id}\` has been revoked`);
     chain = extendChain({ chain: parent }, { id, to: req.to, grants: req.grants, canSubDelegate: req.canSubDelegate, maxDepth: req.maxDepth, ttlSeconds: req.ttlSeconds, depthLimit: depthLimitOf(deps, req.grants), ...(req.task !== undefined ? { task: req.task } : {}) }, now);
+    await checkMayDelegate(deps, await callingAgent(deps, req.agent as string, parent, id), req.to, id);
   } else {
     const subject = await resolveSubject(deps, req, id);
     const revoked = rt.revocations.find({ subject: subject.id });
     if (revoked !== undefined) throw refused('delegation_revoked', `the ${revoked.target} \`${revoked.id}\` has been revoked`);
     await checkSubjectMay(deps, subject, req.grants, id);
+    await checkMayDelegate(deps, subject, req.to, id);
     const session = typeof subject.attr['sid'] === 'string' ? subject.attr['sid'] : undefined;
     chain = extendChain({ subject: subject.id, ...(session !== undefined ? { session } : {}) }, { id, to: req.to, grants: req.grants, canSubDelegate: req.canSubDelegate, maxDepth: req.maxDepth, ttlSeconds: req.ttlSeconds, depthLimit: depthLimitOf(deps, req.grants), ...(req.task !== undefined ? { task: req.task } : {}) }, now);
   }

@@ -7,7 +7,7 @@
  */
 import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WardenError, type CheckInput, type JsonValue, type Principal } from '@warden/core';
+import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
@@ -15,7 +15,7 @@ import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config
 import { enrichInputs, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
-import { decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
+import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
 import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
@@ -139,20 +139,6 @@ function explain(req: V1CheckRequest, enriched: EnrichedInputs, decisions: ItemD
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
-
-/** The acting agent as a principal: roles from a trusted gateway or a resolver, else `agent`. */
-function agentPrincipal(raw: JsonObject | undefined): Principal | Reason {
-  const unresolved = (why: string): Reason => ({ code: 'agent_unresolved', message: `the agent ${why}` });
-  if (raw === undefined || typeof raw['id'] !== 'string' || raw['id'] === '') return unresolved('could not be identified');
-  const roles = raw['roles'];
-  if (roles !== undefined && (!Array.isArray(roles) || roles.length === 0 || !roles.every((r) => typeof r === 'string' && r !== ''))) return unresolved('has malformed roles');
-  const attr = raw['attr'];
-  if (attr !== undefined && (typeof attr !== 'object' || attr === null || Array.isArray(attr))) return unresolved('has malformed attributes');
-  return { id: raw['id'], roles: (roles as string[] | undefined) ?? DEFAULT_AGENT_ROLES, attr: (attr ?? {}) as Record<string, JsonValue> };
-}
-
-/** Roles of an agent nobody stated roles for: policies grant agents through this role. */
-const DEFAULT_AGENT_ROLES = ['agent'];
 
 function delegationReason(err: unknown): Reason {
   if (isDelegationError(err)) return { code: err.reason, message: err.message };
