@@ -108,6 +108,17 @@ describe('embedded defaults (npm start on a fresh clone)', () => {
     ]);
   });
 
+  it('runs the six scenarios of `npm run demo`, every decision as the scenario says', async () => {
+    const { runDemo } = await import('../../scripts/demo.mjs');
+    const rows = await runDemo(base);
+    expect(new Set(rows.map((r) => r.scenario.slice(0, 2)))).toEqual(new Set(['1.', '2.', '3.', '4.', '5.', '6.']));
+    expect(rows.filter((r) => r.decision !== r.expected)).toEqual([]);
+    expect(rows.length).toBeGreaterThanOrEqual(25);
+    // The reasons are the scenarios' own: the policy outputs and the delegation codes.
+    const reasons = rows.map((r) => r.reason).join(' ');
+    for (const r of ['frontier_model_restricted', 'eu_data_residency', 'refund_within_approval_limit', 'destructive_tool_break_glass_only', 'delegation_out_of_scope', 'delegation_revoked']) expect(reasons).toContain(r);
+  });
+
   it('enriches from the embedded demo table: explain names the resolvers', async () => {
     const body = { ...(readmeBody('/v1/check') as object), explain: true };
     const { json } = await post('/v1/check', body);
