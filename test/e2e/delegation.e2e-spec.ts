@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { SignJWT, base64url, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { generateDelegationKey, loadDelegationKeys } from '@warden/delegation';
+import { generateDelegationKey, loadDelegationKeys, signDelegation, type DelegationChain, type Hop } from '@warden/delegation';
 import { parseA2aRequest } from '@warden/gateway';
 import { ClientFactory } from '@a2a-js/sdk/client';
 import http from 'node:http';
@@ -20,6 +20,9 @@ import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../suppor
 import { sleep, v1Check, writePolicyDir, type V1Answer } from '../support/upstreams.js';
 
 const RUN = randomBytes(4).toString('hex');
+// Warden's signing key, configured, so tests can sign chains Warden itself would never mint.
+const WARDEN_KEY = await generateDelegationKey('ES256');
+const WARDEN = await loadDelegationKeys([WARDEN_KEY], 'urn:warden:delegation');
 const ADMIN_TOKEN = `admin-${RUN}-0123456789abcdef`;
 const GATEWAY_KEY = `gw-${RUN}-0123456789abcdef`;
 
@@ -54,10 +57,11 @@ resourcePolicy:
 
 // Tokens name the subject; a directory keyed on the subject's id gives roles and attributes, so a
 // check that carries only a delegation (no subject token, as between agents) still knows the human.
-const TOKENS = { 'alice-token': { id: 'alice' }, 'bob-token': { id: 'bob' } };
+const TOKENS = { 'alice-token': { id: 'alice', sid: 's-alice-1' }, 'bob-token': { id: 'bob', sid: 's-bob-1' }, 'carol-token': { id: 'carol', sid: 's-carol-1' } };
 const DIRECTORY = {
-  alice: { roles: ['user', 'refund_approver'], attr: { approvalLimit: 500 } },
-  bob: { roles: ['user'], attr: { approvalLimit: 0 } },
+  alice: { roles: ['user', 'refund_approver'], approvalLimit: 500 },
+  bob: { roles: ['user'], approvalLimit: 0 },
+  carol: { roles: ['user'], approvalLimit: 0 },
 };
 const SUPPORT_TOOLS = ['lookup_order', 'create_ticket', 'issue_refund'];
 const AGENTS = { 'support-bot': SUPPORT_TOOLS, planner: SUPPORT_TOOLS, executor: SUPPORT_TOOLS, 'rogue-bot': [] as string[] };
@@ -102,11 +106,11 @@ function config(extra: Record<string, unknown> = {}): string {
     gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }],
     admin: { bootstrapToken: ADMIN_TOKEN },
     resolvers: [
-      { name: 'tokens', kind: 'static', key: 'subject.token', data: TOKENS, provides: { 'principal.id': 'result.id' } },
-      { name: 'directory', kind: 'static', key: 'principal.id', data: DIRECTORY, provides: { 'principal.roles': 'result.roles', 'principal.attr': 'result.attr' } },
+      { name: 'tokens', kind: 'static', key: 'subject.token', data: TOKENS, provides: { 'principal.id': 'result.id', 'principal.attr.sid': 'result.sid' } },
+      { name: 'directory', kind: 'static', key: 'principal.id', data: DIRECTORY, provides: { 'principal.roles': 'result.roles', 'principal.attr.approvalLimit': 'result.approvalLimit' } },
       { name: 'agents', kind: 'static', key: 'agent.id', data: Object.fromEntries(Object.entries(AGENTS).map(([k, v]) => [k, { allowedTools: v, mayCall: MAY_CALL[k] ?? [] }])), provides: { 'agent.attr': 'result' } },
     ],
-    delegation: { maxDepth: 3, maxDepthByAction: { delete: 1 }, ...extra },
+    delegation: { keys: [WARDEN_KEY], maxDepth: 3, maxDepthByAction: { delete: 1 }, ...extra },
   });
 }
 
@@ -279,6 +283,31 @@ describe('delegations', () => {
     expect(codes(await check({ agent: { id: 'planner' }, delegation: expired, action: 'invoke', resource: tool('lookup_order') }))).toEqual(['delegation_invalid']);
   });
 
+  it('re-verifies every hop of a chain signed with Warden\'s own key: widened grants, forbidden onward hops, depth, lifetimes', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const hop = (h: Partial<Hop> & Pick<Hop, 'id' | 'from' | 'to'>): Hop => ({ grants: [{ kind: 'tool', actions: ['invoke'], ids: ['lookup_order'] }], canSubDelegate: true, maxDepth: 3, iat: now, exp: now + 600, ...h });
+    const crafted = async (hops: Hop[]) => {
+      const chain: DelegationChain = { subject: 'alice', hops };
+      return codes(await check({ agent: { id: 'executor' }, delegation: await signDelegation(chain, WARDEN.signer), action: 'invoke', resource: tool('lookup_order') }));
+    };
+    const root = hop({ id: 'x1', from: 'alice', to: 'planner' });
+    expect(await crafted([root, hop({ id: 'x2', from: 'planner', to: 'executor' })])).toEqual([]);
+    expect(await crafted([root, hop({ id: 'x2', from: 'planner', to: 'executor', grants: [{ kind: 'tool', actions: ['*'] }] })])).toEqual(['delegation_scope_exceeded']);
+    expect(await crafted([{ ...root, canSubDelegate: false }, hop({ id: 'x2', from: 'planner', to: 'executor' })])).toEqual(['delegation_subdelegation_forbidden']);
+    expect(await crafted([{ ...root, maxDepth: 1 }, hop({ id: 'x2', from: 'planner', to: 'executor', maxDepth: 1 })])).toEqual(['delegation_depth_exceeded']);
+    expect(await crafted([{ ...root, exp: now - 1 }, hop({ id: 'x2', from: 'planner', to: 'executor', exp: now + 600 })])).toEqual(['delegation_expired']);
+    expect(await crafted([root, hop({ id: 'x2', from: 'mallory', to: 'executor' })])).toEqual(['delegation_chain_broken']);
+  });
+
+  it('a delegation expires with its lifetime', async () => {
+    const m = await mint({ subject: { token: 'alice-token' }, to: 'planner', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['lookup_order'] }], ttl: '1s' });
+    expect(m.status, m.text).toBe(201);
+    const body = { agent: { id: 'planner' }, delegation: m.json.token, action: 'invoke', resource: tool('lookup_order') };
+    expect((await check(body)).json.decision).toBe('ALLOW');
+    await sleep(1100);
+    expect(codes(await check(body))).toEqual(['delegation_expired']);
+  });
+
   it('sub-delegation narrows: inside the parent only, only when granted, within depth', async () => {
     const child = await mint({ delegation: rootToken, agent: { id: 'planner' }, to: 'executor', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['issue_refund'], caps: { amount: 100 } }], maxDepth: 2 });
     expect(child.status, child.text).toBe(201);
@@ -312,6 +341,21 @@ describe('delegations', () => {
     const again = await mint({ delegation: childToken, agent: { id: 'executor' }, to: 'support-bot', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['issue_refund'], caps: { amount: 10 } }] });
     expect(again.status).toBe(403);
     expect((await call(broker.base, 'DELETE', '/v1/delegations/dlg_nope', undefined, { authorization: 'Bearer alice-token' })).status).toBe(404);
+  });
+
+  it('revoking a subject\'s session stops the chains minted from it and the subject\'s own checks; revoking a subject stops every check for it', async () => {
+    const m = await mint({ subject: { token: 'carol-token' }, to: 'planner', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['lookup_order'] }] });
+    expect(m.status, m.text).toBe(201);
+    const viaAgent = { agent: { id: 'planner' }, delegation: m.json.token, action: 'invoke', resource: tool('lookup_order') };
+    const direct = { subject: { token: 'carol-token' }, action: 'invoke', resource: tool('lookup_order') };
+    expect([(await check(viaAgent)).json.decision, (await check(direct)).json.decision]).toEqual(['ALLOW', 'ALLOW']);
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    expect((await call(broker.base, 'POST', '/v1/admin/revocations', { target: 'session', id: 's-carol-1' }, admin)).status).toBe(201);
+    expect([codes(await check(viaAgent)), codes(await check(direct))]).toEqual([['session_revoked'], ['session_revoked']]);
+    const bobBefore = await check({ subject: { token: 'bob-token' }, action: 'invoke', resource: tool('lookup_order') });
+    expect(bobBefore.json.decision).toBe('ALLOW');
+    expect((await call(broker.base, 'POST', '/v1/admin/revocations', { target: 'subject', id: 'bob' }, admin)).status).toBe(201);
+    expect(codes(await check({ subject: { token: 'bob-token' }, action: 'invoke', resource: tool('lookup_order') }))).toEqual(['subject_revoked']);
   });
 
   it('an admin revokes an agent: every check it makes is denied', async () => {

@@ -65,6 +65,8 @@ export interface DelegationStore {
 /** Where a check's identities meet revocation. */
 export interface RevocationSubject {
   readonly subject?: string;
+  /** The subject's session (e.g. the `sid` of its token), when known. */
+  readonly session?: string;
   readonly agent?: string;
   readonly chain?: DelegationChain;
 }
@@ -78,6 +80,7 @@ export class RevocationSet {
     subject: new Map(),
   };
   private last = 0;
+  private count = 0;
 
   /** The highest `seq` applied. */
   get seq(): number {
@@ -86,7 +89,7 @@ export class RevocationSet {
 
   /** The number of entries. */
   get size(): number {
-    return Object.values(this.byTarget).reduce((n, m) => n + m.size, 0);
+    return this.count;
   }
 
   /** Applies `entries` (any order, duplicates ignored); answers those that were new. */
@@ -97,6 +100,7 @@ export class RevocationSet {
       if (!map.has(r.id)) {
         map.set(r.id, r);
         added.push(r);
+        this.count += 1;
       }
       if (r.seq > this.last) this.last = r.seq;
     }
@@ -108,6 +112,10 @@ export class RevocationSet {
     const { delegation, session, agent, subject } = this.byTarget;
     if (who.subject !== undefined) {
       const r = subject.get(who.subject);
+      if (r !== undefined) return r;
+    }
+    if (who.session !== undefined) {
+      const r = session.get(who.session);
       if (r !== undefined) return r;
     }
     if (who.agent !== undefined) {

@@ -92,6 +92,13 @@ function revokedReason(r: Revocation): Reason {
   return { code: `${r.target}_revoked`, message: `the ${r.target} \`${r.id}\` has been revoked` };
 }
 
+/** The revocation of the subject or its session, as a denial (nothing to find when none is revoked). */
+function subjectRevocation(subject: string | undefined, session: string | undefined, runtime: DelegationRuntime): Reason | undefined {
+  if (subject === undefined || runtime.revocations.size === 0) return undefined;
+  const r = runtime.revocations.find(session !== undefined ? { subject, session } : { subject });
+  return r === undefined ? undefined : revokedReason(r);
+}
+
 /** Why every action of the request is denied before evaluation, if it is. */
 function requestDenial(humanId: string | undefined, ids: Identities, runtime: DelegationRuntime): Reason | undefined {
   if (isReason(ids.agent)) return ids.agent;
@@ -137,7 +144,13 @@ function listed(actions: readonly string[]): string {
 export function decideForIdentities(engine: Engine, items: EnrichedInputs['items'], actions: readonly string[], ids: Identities, runtime: DelegationRuntime, now: Date): ItemDecision[] {
   const firstOk = items.find((it) => it.denied === undefined);
   const humanId = firstOk?.input.principal.id;
-  const denial = ids.agent === undefined && ids.delegation === undefined ? undefined : requestDenial(humanId, ids, runtime);
+  const sid = firstOk?.input.principal.attr['sid'];
+  const session = typeof sid === 'string' ? sid : undefined;
+  // A revoked subject (or session) is denied whoever acts; an agent or a delegation adds more to check.
+  const denial =
+    ids.agent === undefined && ids.delegation === undefined
+      ? subjectRevocation(humanId, session, runtime)
+      : (subjectRevocation(humanId, session, runtime) ?? requestDenial(humanId, ids, runtime));
   const agent = isReason(ids.agent) ? undefined : ids.agent;
   // An external actor token establishes who acts and grants nothing: no scope of its own.
   const chain = isReason(ids.delegation) || isExternal(ids.delegation) ? undefined : ids.delegation;
