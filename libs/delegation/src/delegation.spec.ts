@@ -180,4 +180,23 @@ describe('delegation tokens', async () => {
     expect(await rejectionOf(verifier().verify(await sign(deep), T0))).toBe('ERR_DELEGATION_INVALID:delegation_depth_exceeded');
     expect(await rejectionOf(verifier().verify(await sign(two, { act: { sub: 'planner' } }), T0))).toBe('ERR_DELEGATION_INVALID:delegation_chain_broken');
   });
+
+  it('rotates keys: the active key signs, every key of the ring verifies, a retired key stops verifying', async () => {
+    const older = await generateDelegationKey('ES256');
+    const newer = await generateDelegationKey('EdDSA');
+    const before = await loadDelegationKeys([older], ISSUER);
+    const oldToken = await signDelegation(two, before.signer);
+    const rotated = await loadDelegationKeys([older, newer], ISSUER);
+    expect([rotated.signer.kid, rotated.signer.alg]).toEqual([newer.kid, 'EdDSA']);
+    expect(rotated.jwks.keys.map((k) => k.kid)).toEqual([older.kid, newer.kid]);
+    expect(rotated.jwks.keys.every((k) => !('d' in k))).toBe(true);
+    const v = createDelegationVerifier({ issuer: ISSUER, jwks: rotated.jwks });
+    expect(await v.verify(oldToken, T0)).toEqual(two);
+    expect(await v.verify(await signDelegation(two, rotated.signer), T0)).toEqual(two);
+    expect((await loadDelegationKeys([older, newer], ISSUER, older.kid)).signer.kid).toBe(older.kid);
+    const retired = createDelegationVerifier({ issuer: ISSUER, jwks: (await loadDelegationKeys([newer], ISSUER)).jwks });
+    expect(await rejectionOf(retired.verify(oldToken, T0))).toBe('ERR_DELEGATION_INVALID:delegation_invalid');
+    await expect(loadDelegationKeys([older], ISSUER, 'nope')).rejects.toThrow(/no key with kid `nope`/);
+  });
 });
+
