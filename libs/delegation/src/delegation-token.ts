@@ -4,8 +4,8 @@
  * Claims: `iss` (Warden), `sub` (the chain's subject), `sid` (the subject's session, when known),
  * `jti` (the last delegation's id), `iat`/`exp` (the last hop's; never past any hop), `act` (the
  * actors nested as RFC 8693 section 4.1 describes: the current actor outermost, each prior actor
- * in the `act` of the one after it), and `wdn` (the hops, root first, each with its grants, its
- * flags and its ancestors' ids implied by its position). Header `typ` is
+ * in the `act` of the one after it), and `wdn`: the delegation's `id`, its `ancestors`' ids (root
+ * first) and the `hops`, root first, each with its grants, flags, depth limit, lifetime and task. Header `typ` is
  * `wdn-delegation+jwt`, so no other JWT is ever taken for a delegation.
  *
  * A verifier checks the signature against Warden's keys (the algorithm from an allowlist), then
@@ -53,7 +53,8 @@ export function actClaim(chain: DelegationChain): ActClaim {
 export async function signDelegation(chain: DelegationChain, signer: DelegationSigner): Promise<string> {
   const last = lastHop(chain);
   const exp = Math.min(...chain.hops.map((h) => h.exp));
-  return new SignJWT({ act: actClaim(chain), wdn: { v: 1, hops: chain.hops }, ...(chain.session !== undefined ? { sid: chain.session } : {}) } as unknown as JWTPayload)
+  const ancestors = chain.hops.slice(0, -1).map((h) => h.id);
+  return new SignJWT({ act: actClaim(chain), wdn: { v: 1, id: last.id, ancestors, hops: chain.hops }, ...(chain.session !== undefined ? { sid: chain.session } : {}) } as unknown as JWTPayload)
     .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: DELEGATION_TOKEN_TYPE })
     .setIssuer(signer.issuer)
     .setSubject(chain.subject)
@@ -119,7 +120,10 @@ function chainOf(payload: JWTPayload): DelegationChain {
   const sid = (payload as { sid?: unknown }).sid;
   const chain: DelegationChain = { subject: text(payload.sub, 'subject'), ...(sid !== undefined ? { session: text(sid, 'session') } : {}), hops };
   const last = lastHop(chain);
-  if (payload.jti !== last.id || !sameAct((payload as { act?: unknown }).act, actClaim(chain))) {
+  const w = wdn as { id?: unknown; ancestors?: unknown };
+  const ancestors = hops.slice(0, -1).map((h) => h.id);
+  const ancestorsOk = Array.isArray(w.ancestors) && w.ancestors.length === ancestors.length && w.ancestors.every((a, i) => a === ancestors[i]);
+  if (payload.jti !== last.id || w.id !== last.id || !ancestorsOk || !sameAct((payload as { act?: unknown }).act, actClaim(chain))) {
     throw new DelegationError('ERR_DELEGATION_INVALID', 'delegation_chain_broken', 'the delegation token\'s claims do not match its chain');
   }
   return chain;

@@ -133,7 +133,7 @@ describe('delegation tokens', async () => {
     const token = await signDelegation(two, ring.signer);
     const [header, payload] = token.split('.').slice(0, 2).map((p) => JSON.parse(new TextDecoder().decode(base64url.decode(p as string))) as Record<string, unknown>);
     expect(header).toMatchObject({ alg: 'ES256', kid: key.kid, typ: DELEGATION_TOKEN_TYPE });
-    expect(payload).toMatchObject({ iss: ISSUER, sub: 'alice', sid: 's-1', jti: 'd2', act: { sub: 'executor', act: { sub: 'planner' } } });
+    expect(payload).toMatchObject({ iss: ISSUER, sub: 'alice', sid: 's-1', jti: 'd2', act: { sub: 'executor', act: { sub: 'planner' } }, wdn: { v: 1, id: 'd2', ancestors: ['d1'] } });
     const v = verifier();
     const first = v.verify(token, T0 + 1000);
     expect(first).toBeInstanceOf(Promise);
@@ -162,7 +162,7 @@ describe('delegation tokens', async () => {
 
   it('re-checks the chain inside a validly signed token: widened grants, onward hops without the grant, depth, claims', async () => {
     const sign = (chain: DelegationChain, over: Record<string, unknown> = {}) =>
-      new SignJWT({ act: actClaim(chain), wdn: { v: 1, hops: chain.hops }, ...over })
+      new SignJWT({ act: actClaim(chain), wdn: { v: 1, id: (chain.hops[chain.hops.length - 1] as Hop).id, ancestors: chain.hops.slice(0, -1).map((h) => h.id), hops: chain.hops }, ...over })
         .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: DELEGATION_TOKEN_TYPE })
         .setIssuer(ISSUER)
         .setSubject(chain.subject)
@@ -179,6 +179,7 @@ describe('delegation tokens', async () => {
     const deep = { subject: 'alice', hops: [{ ...h1, maxDepth: 1 }, { ...h2, maxDepth: 1 }] };
     expect(await rejectionOf(verifier().verify(await sign(deep), T0))).toBe('ERR_DELEGATION_INVALID:delegation_depth_exceeded');
     expect(await rejectionOf(verifier().verify(await sign(two, { act: { sub: 'planner' } }), T0))).toBe('ERR_DELEGATION_INVALID:delegation_chain_broken');
+    expect(await rejectionOf(verifier().verify(await sign(two, { wdn: { v: 1, id: 'd2', ancestors: ['dX'], hops: two.hops } }), T0))).toBe('ERR_DELEGATION_INVALID:delegation_chain_broken');
   });
 
   it('rotates keys: the active key signs, every key of the ring verifies, a retired key stops verifying', async () => {
