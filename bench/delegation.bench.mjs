@@ -122,7 +122,11 @@ async function propagation(children) {
     stringify({
       gateways: [{ name: 'bench', apiKey: GATEWAY_KEY }],
       // The agent's attributes are those of the shapes' agent principal (support-bot).
-      resolvers: [{ name: 'agents', kind: 'static', key: 'agent.id', data: { 'bench-agent': shapes['10x1'].principal.attr }, provides: { 'agent.attr': 'result' } }],
+      // and, as the target of a delegation (the shipped agent policy wants the same tenant), its tenant.
+      resolvers: [
+        { name: 'agents', kind: 'static', key: 'agent.id', data: { 'bench-agent': shapes['10x1'].principal.attr }, provides: { 'agent.attr': 'result' } },
+        { name: 'agent-directory', kind: 'static', key: 'resource.id', when: 'R.kind == "agent"', data: { 'bench-agent': { tenant: 'acme', status: 'active' } }, provides: { 'resource.attr.tenant': 'result.tenant', 'resource.attr.status': 'result.status' } },
+      ],
       delegation: { revocationPoll: '10s' },
     }),
   );
