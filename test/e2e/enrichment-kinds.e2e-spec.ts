@@ -10,14 +10,13 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSchema, createYoga } from 'graphql-yoga';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { startOidcIssuer, type OidcTestIssuer } from '../support/oidc-issuer.js';
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../support/services.js';
-import { sendJson, sleep, startHttpUpstream, v1Check, writePolicyDir, type HttpUpstream } from '../support/upstreams.js';
+import { sendJson, sleep, startHttpUpstream, startProjectsGraphql, v1Check, writePolicyDir, type HttpUpstream } from '../support/upstreams.js';
 
 const RUN = randomBytes(4).toString('hex');
 const FLAGS_PREFIX = `warden-e2e:${RUN}:flags`;
@@ -97,15 +96,7 @@ beforeAll(async () => {
     else sendJson(res, 200, { tier });
   });
 
-  const yoga = createYoga({
-    schema: createSchema({
-      typeDefs: 'type Project { id: ID! owner: String! } type Query { projects(ids: [ID!]!): [Project!]! }',
-      resolvers: { Query: { projects: (_: unknown, args: { ids: string[] }) => args.ids.flatMap((id) => (PROJECTS[id] ? [PROJECTS[id]] : [])) } },
-    }),
-    graphqlEndpoint: '/graphql',
-    logging: false,
-  });
-  gql = await startHttpUpstream((req, res) => void yoga(req, res));
+  gql = await startProjectsGraphql(PROJECTS, ['owner']);
 
   redis = new Redis(TEST_REDIS_URL);
   await redis.set(`${FLAGS_PREFIX}:alice`, JSON.stringify({ beta: true }));

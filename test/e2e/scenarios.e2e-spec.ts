@@ -6,7 +6,6 @@
  */
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { createSchema, createYoga } from 'graphql-yoga';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -14,7 +13,7 @@ import { repoRoot } from '../support/conformance.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { startOidcIssuer, type OidcTestIssuer } from '../support/oidc-issuer.js';
 import { createTestDatabase, type TestDatabase } from '../support/services.js';
-import { startHttpUpstream, v1Check, writePolicyDir, type HttpUpstream, type V1Answer } from '../support/upstreams.js';
+import { startProjectsGraphql, v1Check, writePolicyDir, type HttpUpstream, type V1Answer } from '../support/upstreams.js';
 
 /** What the IdP says about each person (every claim for everyone: policies never meet a missing one). */
 const PEOPLE: Record<string, { roles: string[]; plan: string; groups: string[]; residency: string; teamId: string; onCall: boolean }> = {
@@ -50,15 +49,7 @@ beforeAll(async () => {
   await c.query('create table approvers (user_id text primary key, approval_limit integer not null)');
   await c.query(`insert into approvers values ('ray', 500)`);
   await c.end();
-  const yoga = createYoga({
-    schema: createSchema({
-      typeDefs: 'type Project { id: ID! owningTeamId: String! } type Query { projects(ids: [ID!]!): [Project!]! }',
-      resolvers: { Query: { projects: (_: unknown, args: { ids: string[] }) => args.ids.flatMap((id) => (PROJECTS[id] ? [PROJECTS[id]] : [])) } },
-    }),
-    graphqlEndpoint: '/graphql',
-    logging: false,
-  });
-  gql = await startHttpUpstream((req, res) => void yoga(req, res));
+  gql = await startProjectsGraphql(PROJECTS, ['owningTeamId']);
 
   const { dir } = writePolicyDir({}, 'warden-scenarios-');
   const claim = (c: string) => [`principal.attr.${c}`, `result.${c}`];

@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSchema, createYoga } from 'graphql-yoga';
 
 /** A running node:http server. */
 export interface HttpUpstream {
@@ -225,3 +226,20 @@ export async function v1Check(base: string, body: unknown, headers: Record<strin
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A GraphQL API (graphql-yoga) on 127.0.0.1 answering `projects(ids: [ID!]!): [Project!]!` at
+ * `/graphql` from `rows` (id -> the project's other fields, all strings).
+ */
+export async function startProjectsGraphql(rows: Readonly<Record<string, Readonly<Record<string, string>>>>, fields: readonly string[]): Promise<HttpUpstream> {
+  const yoga = createYoga({
+    schema: createSchema({
+      typeDefs: `type Project { id: ID! ${fields.map((f) => `${f}: String!`).join(' ')} } type Query { projects(ids: [ID!]!): [Project!]! }`,
+      resolvers: { Query: { projects: (_: unknown, args: { ids: string[] }) => args.ids.flatMap((id) => (rows[id] !== undefined ? [{ id, ...rows[id] }] : [])) } },
+    }),
+    graphqlEndpoint: '/graphql',
+    logging: false,
+  });
+  return startHttpUpstream((req, res) => void yoga(req, res));
+}
+
