@@ -354,8 +354,14 @@ describe('delegations', () => {
     expect([codes(await check(viaAgent)), codes(await check(direct))]).toEqual([['session_revoked'], ['session_revoked']]);
     const bobBefore = await check({ subject: { token: 'bob-token' }, action: 'invoke', resource: tool('lookup_order') });
     expect(bobBefore.json.decision).toBe('ALLOW');
+    const cerbosApi = () => call(broker.base, 'POST', '/api/check/resources', { requestId: 'r', principal: { id: 'bob', roles: ['user'] }, resources: [{ actions: ['invoke'], resource: { kind: 'tool', id: 'lookup_order' } }] });
+    expect((await cerbosApi()).json.results[0].actions).toEqual({ invoke: 'EFFECT_ALLOW' });
     expect((await call(broker.base, 'POST', '/v1/admin/revocations', { target: 'subject', id: 'bob' }, admin)).status).toBe(201);
     expect(codes(await check({ subject: { token: 'bob-token' }, action: 'invoke', resource: tool('lookup_order') }))).toEqual(['subject_revoked']);
+    // The Cerbos-compatible API denies a revoked principal too, naming the reason in its outputs.
+    const after = (await cerbosApi()).json.results[0];
+    expect(after.actions).toEqual({ invoke: 'EFFECT_DENY' });
+    expect(after.outputs).toEqual([expect.objectContaining({ src: 'warden#subject_revoked', action: 'invoke' })]);
   });
 
   it('an admin revokes an agent: every check it makes is denied', async () => {

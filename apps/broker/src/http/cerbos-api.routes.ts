@@ -11,6 +11,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuxData, CheckOutput } from '@warden/core';
 import type { Engine } from '@warden/decision';
+import type { RevocationSet } from '@warden/delegation';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
@@ -41,6 +42,8 @@ export interface CerbosApiDeps {
   bodyLimit: number;
   /** The resolvers requests are enriched with (absent: none). */
   runtime?: ResolverRuntime;
+  /** Revoked subjects and agents (absent or empty: nothing revoked); a revoked principal is denied here too. */
+  revocations?: RevocationSet;
 }
 
 /** Default body limit: far above 50 resources × 50 actions with generous attributes. */
@@ -98,13 +101,29 @@ function evaluateEnrichedRequest(deps: CerbosApiDeps, api: CheckApi, req: CheckR
   return reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, withDenialOutputs(enriched.items, outputs))));
 }
 
+/** Items whose (enriched) principal is a revoked subject or agent are denied before evaluation. */
+function withRevocations(deps: CerbosApiDeps, enriched: EnrichedInputs): EnrichedInputs {
+  const revocations = deps.revocations;
+  if (revocations === undefined || revocations.size === 0) return enriched;
+  const items = enriched.items.map((it): EnrichedInputs['items'][number] => {
+    if (it.denied !== undefined) return it;
+    const id = it.input.principal.id;
+    const r = revocations.find({ subject: id, agent: id });
+    return r === undefined ? it : { input: it.input, denied: [{ code: `${r.target}_revoked`, message: `the ${r.target} \`${r.id}\` has been revoked` }] };
+  });
+  return { ...enriched, items };
+}
+
 function decide(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
-  if (!needsEnrichment(deps)) {
+  const revoked = deps.revocations !== undefined && deps.revocations.size > 0;
+  if (!needsEnrichment(deps) && !revoked) {
     evaluate(deps, api, req, reply);
     return reply;
   }
-  const enriched = enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() });
-  return enriched instanceof Promise ? enriched.then((e) => evaluateEnrichedRequest(deps, api, req, reply, e)) : evaluateEnrichedRequest(deps, api, req, reply, enriched);
+  const enriched = needsEnrichment(deps) ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() }) : { items: req.inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
+  return enriched instanceof Promise
+    ? enriched.then((e) => evaluateEnrichedRequest(deps, api, req, reply, withRevocations(deps, e)))
+    : evaluateEnrichedRequest(deps, api, req, reply, withRevocations(deps, enriched));
 }
 
 async function verifyAuxData(deps: CerbosApiDeps, req: CheckRequest): Promise<void> {
