@@ -304,7 +304,8 @@ describe('delegations', () => {
     expect(m.status, m.text).toBe(201);
     const body = { agent: { id: 'planner' }, delegation: m.json.token, action: 'invoke', resource: tool('lookup_order') };
     expect((await check(body)).json.decision).toBe('ALLOW');
-    await sleep(1100);
+    // A lifetime is at least what was asked (JWT times are whole seconds), so at most 2 s here.
+    await sleep(2100);
     expect(codes(await check(body))).toEqual(['delegation_expired']);
   });
 

@@ -144,8 +144,8 @@ export function extendChain(parent: DelegationParent, request: HopRequest, nowMs
   }
   if (depth > request.maxDepth) throw refused('delegation_depth_exceeded', `this delegation would be number ${depth} of its chain; \`maxDepth\` is ${request.maxDepth}`);
   if (request.depthLimit !== undefined && depth > request.depthLimit) throw refused('delegation_depth_exceeded', `policy allows at most ${request.depthLimit} delegations for this; this would be number ${depth}`);
-  // A delegation never outlives its parent.
-  const exp = Math.min(iat + request.ttlSeconds, up?.exp ?? Infinity);
+  // At least the asked lifetime (JWT times are whole seconds), and never past the parent's.
+  const exp = Math.min(Math.ceil(nowMs / 1000) + request.ttlSeconds, up?.exp ?? Infinity);
   const hop: Hop = {
     id: request.id,
     from: up?.to ?? (parent as { subject: string }).subject,
