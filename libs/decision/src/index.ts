@@ -19,3 +19,5 @@ export { renderTestTree } from './testing/tree.format.js';
 export type { TestResults, TestSuiteResult, TestCaseResult, TestDetails, TestResult, TestResultsSummary } from './testing/test-results.types.js';
 export { parseTxtar } from './testing/txtar.js';
 export type { TxtarFile } from './testing/txtar.js';
+export { normalizeFilter, simplifyOperand, filterDebug } from './plan/plan-filter.js';
+export type { PlanFilter, PlanKind, PlanOperand, PlanExpression } from './plan/plan-filter.js';
