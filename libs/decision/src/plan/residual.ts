@@ -1,0 +1,251 @@
+/**
+ * Partial evaluation of one CEL expression for planning: what is known (the principal, globals,
+ * constants, `now`, aux data, the resource's kind, version and scope and any attributes the plan
+ * request gives) is folded to values, and what depends on the unknown resource is kept as a
+ * condition tree in Cerbos's plan format: `request.resource...` paths become variables,
+ * operators and functions become `{operator, operands}`, comprehensions become a `lambda`
+ * operand, and policy variables (`V.x`) are inlined.
+ *
+ * A known subtree is evaluated by compiling its source slice with the engine's CEL environment,
+ * so folding answers exactly what a check would. Anything this cannot express throws
+ * {@link PlanUnsupported}; the planner then gives no plan rather than a wrong one.
+ */
+import type { JsonValue } from '@warden/core';
+import { celEnvironment } from '../cel/cel-environment.js';
+import { compileCelExpression, type CelContext } from '../cel/index.js';
+import { celValueToJson } from '../cel/cel-values.js';
+import type { PlanOperand } from './plan-filter.js';
+
+/** Raised for an expression (or a part of one) the planner cannot express. */
+export class PlanUnsupported extends Error {}
+
+interface Node {
+  op: string;
+  args: unknown;
+  start?: number;
+  end?: number;
+}
+
+/** What a residual computation knows. */
+export interface ResidualScope {
+  /** Evaluates a fully known expression source (throws on CEL errors). */
+  evaluate(source: string): unknown;
+  /** The residual of policy variable `name` (inlined where it is read). */
+  variable(name: string): Residual;
+  /** Resource fields and attributes known at planning time. */
+  readonly knownResource: { readonly kind: string; readonly policyVersion: string; readonly scope: string; readonly attr: Readonly<Record<string, unknown>> };
+}
+
+/** A residual: a known value, or an operand depending on the unknown resource. */
+export type Residual = { readonly known: true; readonly value: unknown } | { readonly known: false; readonly operand: PlanOperand };
+
+const BINARY: Readonly<Record<string, string>> = {
+  '==': 'eq',
+  '!=': 'ne',
+  '<': 'lt',
+  '<=': 'le',
+  '>': 'gt',
+  '>=': 'ge',
+  '&&': 'and',
+  '||': 'or',
+  in: 'in',
+  '+': 'add',
+  '-': 'sub',
+  '*': 'mult',
+  '/': 'div',
+  '%': 'mod',
+};
+const MACROS = new Set(['all', 'exists', 'exists_one', 'filter', 'map']);
+
+const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && 'op' in v;
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+
+/** A known value a filter can carry as a JSON value (others, such as hierarchies, stay calls). */
+function isPlainValue(v: unknown): boolean {
+  if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return true;
+  if (Array.isArray(v)) return v.every(isPlainValue);
+  if (v instanceof Map) return [...v.values()].every(isPlainValue);
+  return isPlainObject(v) && Object.values(v).every(isPlainValue);
+}
+
+function toJson(v: unknown): JsonValue {
+  return celValueToJson(v) as JsonValue;
+}
+
+function operandOf(r: Residual): PlanOperand {
+  return r.known ? { value: toJson(r.value) } : r.operand;
+}
+
+/** The unknown-resource path a node reads (`request.resource.attr.x`), if it is one. */
+function resourcePath(n: Node, scope: ResidualScope): string | undefined | { known: unknown } {
+  const segments: string[] = [];
+  let cur: Node = n;
+  for (;;) {
+    if (cur.op === '.' && Array.isArray(cur.args)) {
+      const [obj, field] = cur.args as [Node, string];
+      segments.unshift(field);
+      cur = obj;
+      continue;
+    }
+    if (cur.op === 'id') {
+      const root = cur.args as string;
+      if (root === 'R' && segments.length > 0) return fieldOf(segments, scope);
+      if (root === 'request' && segments[0] === 'resource' && segments.length > 1) return fieldOf(segments.slice(1), scope);
+      return undefined;
+    }
+    return undefined;
+  }
+}
+
+function fieldOf(segments: string[], scope: ResidualScope): string | { known: unknown } {
+  const [first, second] = segments;
+  const k = scope.knownResource;
+  if (first === 'kind') return { known: k.kind };
+  if (first === 'policyVersion') return { known: k.policyVersion };
+  if (first === 'scope') return { known: k.scope };
+  if (first === 'attr' && second !== undefined && Object.hasOwn(k.attr, second)) {
+    let v: unknown = k.attr[second];
+    for (const s of segments.slice(2)) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[s] : undefined;
+    return { known: v };
+  }
+  return ['request', 'resource', ...segments].join('.');
+}
+
+/** Variables bound by enclosing comprehensions (unknown: they range over resource data). */
+type Bound = ReadonlySet<string>;
+
+function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: string): boolean {
+  const p = resourcePath(n, scope);
+  if (typeof p === 'string') return true;
+  if (p !== undefined) return false;
+  switch (n.op) {
+    case 'value':
+      return false;
+    case 'id':
+      if (n.args === 'runtime') throw new PlanUnsupported('runtime.effectiveDerivedRoles');
+      return bound.has(n.args as string) || n.args === 'R';
+    case '.':
+    case '.?': {
+      const [obj, field] = n.args as [Node, string];
+      if (obj.op === 'id' && (obj.args === 'V' || obj.args === 'variables')) return !scope.variable(field).known;
+      return dependsOnUnknown(obj, bound, scope, source);
+    }
+    case 'rcall': {
+      const [name, target, args] = n.args as [string, Node, Node[]];
+      if (MACROS.has(name) && args.length >= 2 && args.slice(0, -1).every((a) => a.op === 'id')) {
+        const inner = new Set([...bound, ...args.slice(0, -1).map((a) => a.args as string)]);
+        return dependsOnUnknown(target, bound, scope, source) || dependsOnUnknown(args[args.length - 1] as Node, inner, scope, source);
+      }
+      return dependsOnUnknown(target, bound, scope, source) || args.some((a) => dependsOnUnknown(a, bound, scope, source));
+    }
+    case 'call': {
+      const [, args] = n.args as [string, Node[]];
+      return args.some((a) => dependsOnUnknown(a, bound, scope, source));
+    }
+    case 'map': {
+      const entries = n.args as Array<[Node, Node]>;
+      return entries.some(([k, v]) => dependsOnUnknown(k, bound, scope, source) || dependsOnUnknown(v, bound, scope, source));
+    }
+    default: {
+      const args = n.args;
+      if (Array.isArray(args)) return args.some((a) => isNode(a) && dependsOnUnknown(a, bound, scope, source));
+      if (isNode(args)) return dependsOnUnknown(args, bound, scope, source);
+      return false;
+    }
+  }
+}
+
+function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
+  if (!dependsOnUnknown(n, bound, scope, source)) {
+    const p = resourcePath(n, scope);
+    if (p !== undefined && typeof p !== 'string') return { known: true, value: p.known };
+    if (n.start === undefined || n.end === undefined) throw new PlanUnsupported(`no source position for ${n.op}`);
+    const value = scope.evaluate(source.slice(n.start, n.end));
+    // Hierarchies evaluate to lists of segments here, but Cerbos keeps hierarchy(...) as a call.
+    const keepCall = n.op === 'call' && (n.args as [string])[0] === 'hierarchy';
+    if (!keepCall && isPlainValue(value)) return { known: true, value };
+    // A value a filter cannot carry (a hierarchy, a timestamp): the call stays, its arguments folded.
+    if (n.op === 'call') {
+      const [name, args] = n.args as [string, Node[]];
+      return { known: false, operand: { expression: { operator: name, operands: args.map((a) => operandOf(residualOf(a, bound, scope, source))) } } };
+    }
+    return { known: true, value };
+  }
+  const path = resourcePath(n, scope);
+  if (typeof path === 'string') return { known: false, operand: { variable: path } };
+  const sub = (x: Node, b: Bound = bound): PlanOperand => operandOf(residualOf(x, b, scope, source));
+  const op = (operator: string, operands: PlanOperand[]): Residual => ({ known: false, operand: { expression: { operator, operands } } });
+  switch (n.op) {
+    case 'id':
+      if (bound.has(n.args as string)) return { known: false, operand: { variable: n.args as string } };
+      throw new PlanUnsupported(`bare identifier ${String(n.args)}`);
+    case '.': {
+      const [obj, field] = n.args as [Node, string];
+      if (obj.op === 'id' && (obj.args === 'V' || obj.args === 'variables')) return scope.variable(field);
+      if (obj.op === 'id' && bound.has(obj.args as string)) return { known: false, operand: { variable: `${obj.args as string}.${field}` } };
+      throw new PlanUnsupported(`field ${field} of an unknown value`);
+    }
+    case '!_':
+      return op('not', [sub(n.args as Node)]);
+    case '?:': {
+      const [c, a, b] = n.args as [Node, Node, Node];
+      return op('if', [sub(c), sub(a), sub(b)]);
+    }
+    case 'rcall': {
+      const [name, target, args] = n.args as [string, Node, Node[]];
+      const vars = args.slice(0, -1);
+      if (MACROS.has(name) && (args.length === 2 || args.length === 3) && vars.every((a) => a.op === 'id')) {
+        // Cerbos unrolls a comprehension over a known range; not done here yet.
+        if (!dependsOnUnknown(target, bound, scope, source)) throw new PlanUnsupported(`${name} over a known range`);
+        const names = vars.map((a) => a.args as string);
+        const inner = new Set([...bound, ...names]);
+        return op(name, [sub(target), { expression: { operator: 'lambda', operands: [sub(args[args.length - 1] as Node, inner), ...names.map((v) => ({ variable: v }))] } }]);
+      }
+      return op(name, [sub(target), ...args.map((a) => sub(a))]);
+    }
+    case 'call': {
+      const [name, args] = n.args as [string, Node[]];
+      if (name === 'has') throw new PlanUnsupported('has() of an unknown field');
+      return op(name, args.map((a) => sub(a)));
+    }
+    case 'list':
+      throw new PlanUnsupported('list literal with unknown elements');
+    case 'map':
+      throw new PlanUnsupported('map literal with unknown entries');
+    default: {
+      const name = BINARY[n.op];
+      if (name === undefined) throw new PlanUnsupported(`operator ${n.op}`);
+      const [a, b] = n.args as [Node, Node];
+      if (name === 'in') {
+        // Membership in a known map is membership in its keys.
+        const right = residualOf(b, bound, scope, source);
+        if (right.known && right.value instanceof Map) return op('in', [sub(a), { value: [...right.value.keys()].map((k) => toJson(k)) }]);
+        if (right.known && isPlainObject(right.value)) return op('in', [sub(a), { value: Object.keys(right.value) }]);
+        return op('in', [sub(a), operandOf(right)]);
+      }
+      return op(name, [sub(a), sub(b)]);
+    }
+  }
+}
+
+/**
+ * The residual of `source` in `scope`.
+ * @example residual('P.attr.userQid == R.id', scope) // { known: false, operand: { expression: { operator: 'eq', operands: [{ value: 'z0' }, { variable: 'request.resource.id' }] } } }
+ */
+export function residual(source: string, scope: ResidualScope): Residual {
+  const parsed = celEnvironment().parse(source) as unknown as { ast: Node };
+  return residualOf(parsed.ast, new Set(), scope, source);
+}
+
+/** A scope evaluating known slices against one CEL context. */
+export function contextEvaluator(ctx: CelContext): (source: string) => unknown {
+  const programs = new Map<string, ReturnType<typeof compileCelExpression>>();
+  return (source) => {
+    let p = programs.get(source);
+    if (p === undefined) {
+      p = compileCelExpression(source);
+      programs.set(source, p);
+    }
+    return p.evaluate(ctx);
+  };
+}
