@@ -111,8 +111,27 @@ function fieldOf(segments: string[], scope: ResidualScope): string | { known: un
   return ['request', 'resource', ...segments].join('.');
 }
 
-/** Variables bound by enclosing comprehensions (unknown: they range over resource data). */
-type Bound = ReadonlySet<string>;
+/**
+ * Variables bound by enclosing comprehensions: `unknown` when they range over resource data,
+ * `iter` when over a known range (known while the comprehension is evaluated, so a subtree that
+ * reads one is not evaluated on its own).
+ */
+type Bound = ReadonlyMap<string, 'unknown' | 'iter'>;
+
+function bind(bound: Bound, names: readonly string[], how: 'unknown' | 'iter'): Bound {
+  const m = new Map(bound);
+  for (const n of names) m.set(n, how);
+  return m;
+}
+
+/** True when `n` reads a comprehension variable bound over a known range (so it cannot be evaluated alone). */
+function readsIter(n: unknown, bound: Bound): boolean {
+  if (Array.isArray(n)) return n.some((x) => readsIter(x, bound));
+  if (!isNode(n)) return false;
+  if (n.op === 'id') return bound.get(n.args as string) === 'iter';
+  if (n.op === 'value') return false;
+  return readsIter(n.args, bound);
+}
 
 function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: string): boolean {
   const p = resourcePath(n, scope);
@@ -123,7 +142,7 @@ function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: s
       return false;
     case 'id':
       if (n.args === 'runtime') throw new PlanUnsupported('runtime.effectiveDerivedRoles');
-      return bound.has(n.args as string) || n.args === 'R';
+      return bound.get(n.args as string) === 'unknown' || n.args === 'R';
     case '.':
     case '.?': {
       const [obj, field] = n.args as [Node, string];
@@ -133,8 +152,9 @@ function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: s
     case 'rcall': {
       const [name, target, args] = n.args as [string, Node, Node[]];
       if (MACROS.has(name) && args.length >= 2 && args.slice(0, -1).every((a) => a.op === 'id')) {
-        const inner = new Set([...bound, ...args.slice(0, -1).map((a) => a.args as string)]);
-        return dependsOnUnknown(target, bound, scope, source) || dependsOnUnknown(args[args.length - 1] as Node, inner, scope, source);
+        const targetUnknown = dependsOnUnknown(target, bound, scope, source);
+        const inner = bind(bound, args.slice(0, -1).map((a) => a.args as string), targetUnknown ? 'unknown' : 'iter');
+        return targetUnknown || dependsOnUnknown(args[args.length - 1] as Node, inner, scope, source);
       }
       return dependsOnUnknown(target, bound, scope, source) || args.some((a) => dependsOnUnknown(a, bound, scope, source));
     }
@@ -156,7 +176,7 @@ function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: s
 }
 
 function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
-  if (!dependsOnUnknown(n, bound, scope, source)) {
+  if (!dependsOnUnknown(n, bound, scope, source) && !readsIter(n, bound)) {
     const p = resourcePath(n, scope);
     if (p !== undefined && typeof p !== 'string') return { known: true, value: p.known };
     if (n.start === undefined || n.end === undefined) throw new PlanUnsupported(`no source position for ${n.op}`);
@@ -179,10 +199,16 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
     case 'id':
       if (bound.has(n.args as string)) return { known: false, operand: { variable: n.args as string } };
       throw new PlanUnsupported(`bare identifier ${String(n.args)}`);
+    case 'value':
+      return { known: true, value: n.args };
     case '.': {
       const [obj, field] = n.args as [Node, string];
       if (obj.op === 'id' && (obj.args === 'V' || obj.args === 'variables')) return scope.variable(field);
       if (obj.op === 'id' && bound.has(obj.args as string)) return { known: false, operand: { variable: `${obj.args as string}.${field}` } };
+      if (obj.op === '.' && readsIter(obj, bound)) {
+        const inner = residualOf(obj, bound, scope, source);
+        if (!inner.known && 'variable' in inner.operand) return { known: false, operand: { variable: `${inner.operand.variable}.${field}` } };
+      }
       throw new PlanUnsupported(`field ${field} of an unknown value`);
     }
     case '!_':
@@ -195,10 +221,11 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
       const [name, target, args] = n.args as [string, Node, Node[]];
       const vars = args.slice(0, -1);
       if (MACROS.has(name) && (args.length === 2 || args.length === 3) && vars.every((a) => a.op === 'id')) {
-        // Cerbos unrolls a comprehension over a known range; not done here yet.
-        if (!dependsOnUnknown(target, bound, scope, source)) throw new PlanUnsupported(`${name} over a known range`);
+        // Cerbos unrolls exists/all over a known range into or/and; not done here yet. Other
+        // comprehensions keep the known range as a value.
+        if ((name === 'exists' || name === 'all') && !dependsOnUnknown(target, bound, scope, source)) throw new PlanUnsupported(`${name} over a known range`);
         const names = vars.map((a) => a.args as string);
-        const inner = new Set([...bound, ...names]);
+        const inner = bind(bound, names, dependsOnUnknown(target, bound, scope, source) ? 'unknown' : 'iter');
         return op(name, [sub(target), { expression: { operator: 'lambda', operands: [sub(args[args.length - 1] as Node, inner), ...names.map((v) => ({ variable: v }))] } }]);
       }
       return op(name, [sub(target), ...args.map((a) => sub(a))]);
@@ -234,7 +261,7 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
  */
 export function residual(source: string, scope: ResidualScope): Residual {
   const parsed = celEnvironment().parse(source) as unknown as { ast: Node };
-  return residualOf(parsed.ast, new Set(), scope, source);
+  return residualOf(parsed.ast, new Map(), scope, source);
 }
 
 /** A scope evaluating known slices against one CEL context. */
