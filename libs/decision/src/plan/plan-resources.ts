@@ -5,9 +5,10 @@
  * sufficing, and the actions are AND-ed; conditions are partially evaluated by {@link residual}
  * (derived-role conditions included, policy variables inlined), then normalised.
  *
- * Supported: resource policies of the root scope with derived roles, variables, constants and
- * globals. Scoped resources, principal policies and role policies throw {@link PlanUnsupported}:
- * no plan is better than a wrong one.
+ * Supported: resource and principal policies of the root scope with derived roles, variables,
+ * constants and globals (a principal policy's DENY conditions bound the plan, its ALLOW conditions
+ * add to what the resource policies allow). Scoped resources or principals and role policies
+ * throw {@link PlanUnsupported}: no plan is better than a wrong one.
  */
 import type { AuxData, JsonValue, Principal } from '@warden/core';
 import { CelEvaluationError, createCelContextFor, prepareCelRequest } from '../cel/index.js';
@@ -68,7 +69,6 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
   if ((input.principal.scope ?? config.defaultScope) !== '') throw new PlanUnsupported('scoped principals');
   const sr = set.rows.get(version)?.get('');
   if (sr === undefined) return { kind: 'KIND_ALWAYS_DENIED' };
-  if (sr.principalRows.has(input.principal.id)) throw new PlanUnsupported('principal policies');
   if (sr.roleRows.size > 0) throw new PlanUnsupported('role policies');
 
   const kind = input.resource.kind;
@@ -144,6 +144,7 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
   // Rows are indexed by the sanitised kind, as the check looks them up.
   const rowKind = sanitize(kind);
   const rows = sr.resourceRows.filter((r) => r.resourceMatches(rowKind));
+  const principalRows = sr.principalRows.get(input.principal.id) ?? [];
   for (const action of input.actions) {
     const allows: PlanOperand[] = [];
     const denies: PlanOperand[] = [];
@@ -160,7 +161,16 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
       allows.push(...roleAllows);
       denies.push(...roleDenies);
     }
-    perAction.push(always ? TRUE : allows.length === 0 ? FALSE : and([not(or(denies)), or(allows)]));
+    const resourceFilter = always ? TRUE : allows.length === 0 ? FALSE : and([not(or(denies)), or(allows)]);
+    // A principal policy's rules come first: its DENY conditions bound everything, its ALLOW
+    // conditions allow besides what the resource policies allow.
+    const pAllows: PlanOperand[] = [];
+    const pDenies: PlanOperand[] = [];
+    for (const row of principalRows) {
+      if (!row.resourceMatches(rowKind) || !row.actionMatches(action)) continue;
+      (row.effect === 'EFFECT_DENY' ? pDenies : pAllows).push(normalizeOperand(rowCondition(row)));
+    }
+    perAction.push(pAllows.length === 0 && pDenies.length === 0 ? resourceFilter : and([not(or(pDenies)), or([...pAllows, resourceFilter])]));
   }
   return normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: and(dedupe(perAction)) });
 }

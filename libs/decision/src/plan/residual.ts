@@ -184,6 +184,11 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
     // Hierarchies evaluate to lists of segments here, but Cerbos keeps hierarchy(...) as a call.
     const keepCall = n.op === 'call' && (n.args as [string])[0] === 'hierarchy';
     if (!keepCall && isPlainValue(value)) return { known: true, value };
+    // A known duration or timestamp is printed as the call that makes it, from its canonical text.
+    if (!keepCall && value instanceof Date) return { known: false, operand: { expression: { operator: 'timestamp', operands: [{ value: toJson(value) }] } } };
+    if (!keepCall && typeof value === 'object' && value !== null && typeof (value as { seconds?: unknown }).seconds === 'bigint') {
+      return { known: false, operand: { expression: { operator: 'duration', operands: [{ value: toJson(value) }] } } };
+    }
     // A value a filter cannot carry (a hierarchy, a timestamp): the call stays, its arguments folded.
     if (n.op === 'call') {
       const [name, args] = n.args as [string, Node[]];
