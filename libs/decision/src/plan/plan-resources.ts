@@ -14,7 +14,7 @@ import type { AuxData, JsonValue, Principal } from '@warden/core';
 import { CelEvaluationError, createCelContextFor, prepareCelRequest } from '../cel/index.js';
 import { nowHolder } from '../cel/cel-environment.js';
 import type { CompiledCondition, CompiledPolicySet, Params, Row } from '../compile/compiled.types.js';
-import { sanitize } from '../compile/namer.js';
+import { sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
 import { normalizeFilter, simplifyOperand, type PlanFilter, type PlanOperand } from './plan-filter.js';
 import { contextEvaluator, PlanUnsupported, residual, type Residual, type ResidualScope } from './residual.js';
@@ -65,11 +65,15 @@ function operand(r: Residual): PlanOperand {
 export function planResources(set: CompiledPolicySet, config: EngineConfig, input: PlanInput, now: Date): PlanFilter {
   const version = input.resource.policyVersion || config.defaultPolicyVersion;
   const scope = input.resource.scope ?? config.defaultScope;
-  if (scope !== '') throw new PlanUnsupported('scoped resources');
   if ((input.principal.scope ?? config.defaultScope) !== '') throw new PlanUnsupported('scoped principals');
+  // The resource scopes walked, most specific first (strict search: the requested scope must exist).
+  const scopes = [scope, ...scopeParents(scope)].filter((sc) => set.resourceScopes.has(sc));
+  if (scopes[0] !== scope) {
+    if (!config.lenientScopeSearch || scopes.length === 0) return { kind: 'KIND_ALWAYS_DENIED' };
+  }
   const sr = set.rows.get(version)?.get('');
-  if (sr === undefined) return { kind: 'KIND_ALWAYS_DENIED' };
-  if (sr.roleRows.size > 0) throw new PlanUnsupported('role policies');
+  if (sr === undefined && scopes.length === 0) return { kind: 'KIND_ALWAYS_DENIED' };
+  for (const sc of scopes) if ((set.rows.get(version)?.get(sc)?.roleRows.size ?? 0) > 0) throw new PlanUnsupported('role policies');
 
   const kind = input.resource.kind;
   const knownResource = { kind, policyVersion: version, scope, attr: input.resource.attr ?? {} };
@@ -79,9 +83,9 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
     ...(input.auxData !== undefined ? { auxData: input.auxData } : {}),
   });
   nowHolder.now = now;
-  const scopes = new Map<Params, ResidualScope>();
+  const residualScopes = new Map<Params, ResidualScope>();
   const scopeOf = (params: Params): ResidualScope => {
-    let s = scopes.get(params);
+    let s = residualScopes.get(params);
     if (s !== undefined) return s;
     const knownVars: Record<string, unknown> = {};
     const residuals = new Map<string, Residual>();
@@ -112,7 +116,7 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
       }
     }
     s = created;
-    scopes.set(params, s);
+    residualScopes.set(params, s);
     return s;
   };
   const conditionOf = (c: CompiledCondition | undefined, params: Params): PlanOperand => {
@@ -143,17 +147,26 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
   const perAction: PlanOperand[] = [];
   // Rows are indexed by the sanitised kind, as the check looks them up.
   const rowKind = sanitize(kind);
-  const rows = sr.resourceRows.filter((r) => r.resourceMatches(rowKind));
-  const principalRows = sr.principalRows.get(input.principal.id) ?? [];
-  for (const action of input.actions) {
+  const rowsAt = scopes.map((sc) => (set.rows.get(version)?.get(sc)?.resourceRows ?? []).filter((r) => r.resourceMatches(rowKind)));
+  const principalRows = sr?.principalRows.get(input.principal.id) ?? [];
+
+  /**
+   * The filter of `action` from scope `i` up: a DENY there denies; an ALLOW there allows (under
+   * REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS only where the parent allows too); otherwise the parent
+   * decides; past the root nothing allows.
+   */
+  const scopeFilter = (action: string, i: number): PlanOperand => {
+    if (i >= scopes.length) return FALSE;
     const allows: PlanOperand[] = [];
     const denies: PlanOperand[] = [];
     let always = false;
+    let matched = false;
     for (const role of input.principal.roles) {
       const roleAllows: PlanOperand[] = [];
       const roleDenies: PlanOperand[] = [];
-      for (const row of rows) {
+      for (const row of rowsAt[i] as Row[]) {
         if (!row.actionMatches(action) || (row.role !== '*' && row.role !== role)) continue;
+        matched = true;
         (row.effect === 'EFFECT_DENY' ? roleDenies : roleAllows).push(normalizeOperand(rowCondition(row)));
       }
       if (roleDenies.some(isTrue)) continue;
@@ -161,7 +174,17 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
       allows.push(...roleAllows);
       denies.push(...roleDenies);
     }
-    const resourceFilter = always ? TRUE : allows.length === 0 ? FALSE : and([not(or(denies)), or(allows)]);
+    if (!matched) return scopeFilter(action, i + 1);
+    const consent = set.scopePermissions.get(scopes[i] as string) === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS';
+    const last = i === scopes.length - 1;
+    const parent = last ? FALSE : scopeFilter(action, i + 1);
+    if (consent) return and([not(or(denies)), allows.length === 0 ? parent : and([or(allows), parent])]);
+    if (always) return TRUE;
+    return and([not(or(denies)), or([...allows, parent])]);
+  };
+
+  for (const action of input.actions) {
+    const resourceFilter = scopes.length === 0 ? FALSE : scopeFilter(action, 0);
     // A principal policy's rules come first: its DENY conditions bound everything, its ALLOW
     // conditions allow besides what the resource policies allow.
     const pAllows: PlanOperand[] = [];
