@@ -116,9 +116,10 @@ function fieldOf(segments: string[], scope: ResidualScope): string | { known: un
  * `iter` when over a known range (known while the comprehension is evaluated, so a subtree that
  * reads one is not evaluated on its own).
  */
-type Bound = ReadonlyMap<string, 'unknown' | 'iter'>;
+type Binding = 'unknown' | 'iter' | { readonly value: unknown };
+type Bound = ReadonlyMap<string, Binding>;
 
-function bind(bound: Bound, names: readonly string[], how: 'unknown' | 'iter'): Bound {
+function bind(bound: Bound, names: readonly string[], how: Binding): Bound {
   const m = new Map(bound);
   for (const n of names) m.set(n, how);
   return m;
@@ -175,12 +176,52 @@ function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: s
   }
 }
 
+/** A CEL literal of a known JSON-like value (numbers as doubles, as attributes reach CEL). */
+function celLiteral(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'bigint') return `${v}`;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new PlanUnsupported('a non-finite number');
+    return Number.isInteger(v) ? `${v}.0` : `${v}`;
+  }
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(celLiteral).join(', ')}]`;
+  if (v instanceof Map) return `{${[...v].map(([k, x]) => `${celLiteral(k)}: ${celLiteral(x)}`).join(', ')}}`;
+  if (isPlainObject(v)) return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${celLiteral(x)}`).join(', ')}}`;
+  throw new PlanUnsupported('a comprehension value without a literal');
+}
+
+/** The source of `n`, with every identifier bound to a known value replaced by its literal. */
+function sliceOf(n: Node, source: string, bound: Bound): string {
+  const start = n.start as number;
+  const edits: Array<{ start: number; end: number; text: string }> = [];
+  const visit = (x: unknown): void => {
+    if (Array.isArray(x)) {
+      for (const y of x) visit(y);
+      return;
+    }
+    if (!isNode(x)) return;
+    if (x.op === 'id') {
+      const b = bound.get(x.args as string);
+      if (b !== undefined && typeof b === 'object' && x.start !== undefined && x.end !== undefined) edits.push({ start: x.start, end: x.end, text: celLiteral(b.value) });
+      return;
+    }
+    if (x.op === 'value') return;
+    visit(x.args);
+  };
+  visit(n);
+  let text = source.slice(start, n.end);
+  for (const e of edits.sort((a, b) => b.start - a.start)) text = text.slice(0, e.start - start) + e.text + text.slice(e.end - start);
+  return text;
+}
+
 function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
   if (!dependsOnUnknown(n, bound, scope, source) && !readsIter(n, bound)) {
     const p = resourcePath(n, scope);
     if (p !== undefined && typeof p !== 'string') return { known: true, value: p.known };
     if (n.start === undefined || n.end === undefined) throw new PlanUnsupported(`no source position for ${n.op}`);
-    const value = scope.evaluate(source.slice(n.start, n.end));
+    const value = scope.evaluate(sliceOf(n, source, bound));
     // Hierarchies evaluate to lists of segments here, but Cerbos keeps hierarchy(...) as a call.
     const keepCall = n.op === 'call' && (n.args as [string])[0] === 'hierarchy';
     if (!keepCall && isPlainValue(value)) return { known: true, value };
@@ -202,7 +243,11 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
   const op = (operator: string, operands: PlanOperand[]): Residual => ({ known: false, operand: { expression: { operator, operands } } });
   switch (n.op) {
     case 'id':
-      if (bound.has(n.args as string)) return { known: false, operand: { variable: n.args as string } };
+      if (bound.has(n.args as string)) {
+        const b = bound.get(n.args as string);
+        if (b !== undefined && typeof b === 'object') return { known: true, value: b.value };
+        return { known: false, operand: { variable: n.args as string } };
+      }
       throw new PlanUnsupported(`bare identifier ${String(n.args)}`);
     case 'value':
       return { known: true, value: n.args };
@@ -226,10 +271,21 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
       const [name, target, args] = n.args as [string, Node, Node[]];
       const vars = args.slice(0, -1);
       if (MACROS.has(name) && (args.length === 2 || args.length === 3) && vars.every((a) => a.op === 'id')) {
-        // Cerbos unrolls exists/all over a known range into or/and; not done here yet. Other
-        // comprehensions keep the known range as a value.
-        if ((name === 'exists' || name === 'all') && !dependsOnUnknown(target, bound, scope, source)) throw new PlanUnsupported(`${name} over a known range`);
         const names = vars.map((a) => a.args as string);
+        // Cerbos unrolls exists/all over a known range: the body for each element, OR-ed or AND-ed.
+        // Other comprehensions keep the known range as a value.
+        // Inside a comprehension over an unknown or iterated range Cerbos keeps the lambda form.
+        const nested = [...bound.values()].some((b) => typeof b !== 'object');
+        if ((name === 'exists' || name === 'all') && !nested && !dependsOnUnknown(target, bound, scope, source)) {
+          if (names.length !== 1) throw new PlanUnsupported(`two-variable ${name} over a known range`);
+          const range = residualOf(target, bound, scope, source);
+          if (!range.known) throw new PlanUnsupported(`${name} over a known range`);
+          const r = range.value;
+          const elements = Array.isArray(r) ? r : r instanceof Map ? [...r.keys()] : isPlainObject(r) ? Object.keys(r) : undefined;
+          if (elements === undefined) throw new PlanUnsupported(`${name} over a known non-collection`);
+          const bodies = elements.map((e) => sub(args[args.length - 1] as Node, bind(bound, names, { value: e })));
+          return op(name === 'exists' ? 'or' : 'and', bodies);
+        }
         const inner = bind(bound, names, dependsOnUnknown(target, bound, scope, source) ? 'unknown' : 'iter');
         return op(name, [sub(target), { expression: { operator: 'lambda', operands: [sub(args[args.length - 1] as Node, inner), ...names.map((v) => ({ variable: v }))] } }]);
       }
