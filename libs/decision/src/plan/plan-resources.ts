@@ -22,7 +22,7 @@ import { contextEvaluator, PlanUnsupported, residual, type Residual, type Residu
 /** What a plan is asked for. */
 export interface PlanInput {
   readonly principal: Principal;
-  readonly resource: { readonly kind: string; readonly policyVersion?: string; readonly scope?: string; readonly attr?: Readonly<Record<string, JsonValue>> };
+  readonly resource: { readonly kind: string; readonly id?: string; readonly policyVersion?: string; readonly scope?: string; readonly attr?: Readonly<Record<string, JsonValue>> };
   readonly actions: readonly string[];
   readonly auxData?: AuxData;
 }
@@ -76,10 +76,10 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
   for (const sc of scopes) if ((set.rows.get(version)?.get(sc)?.roleRows.size ?? 0) > 0) throw new PlanUnsupported('role policies');
 
   const kind = input.resource.kind;
-  const knownResource = { kind, policyVersion: version, scope, attr: input.resource.attr ?? {} };
+  const knownResource = { kind, ...(input.resource.id !== undefined ? { id: input.resource.id } : {}), policyVersion: version, scope, attr: input.resource.attr ?? {} };
   const prepared = prepareCelRequest({
     principal: input.principal,
-    resource: { kind, id: '', attr: { ...(input.resource.attr ?? {}) }, policyVersion: version, scope },
+    resource: { kind, id: input.resource.id ?? '', attr: { ...(input.resource.attr ?? {}) }, policyVersion: version, scope },
     ...(input.auxData !== undefined ? { auxData: input.auxData } : {}),
   });
   nowHolder.now = now;

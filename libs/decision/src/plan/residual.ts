@@ -33,7 +33,7 @@ export interface ResidualScope {
   /** The residual of policy variable `name` (inlined where it is read). */
   variable(name: string): Residual;
   /** Resource fields and attributes known at planning time. */
-  readonly knownResource: { readonly kind: string; readonly policyVersion: string; readonly scope: string; readonly attr: Readonly<Record<string, unknown>> };
+  readonly knownResource: { readonly kind: string; readonly id?: string; readonly policyVersion: string; readonly scope: string; readonly attr: Readonly<Record<string, unknown>> };
 }
 
 /** A residual: a known value, or an operand depending on the unknown resource. */
@@ -101,6 +101,7 @@ function fieldOf(segments: string[], scope: ResidualScope): string | { known: un
   const [first, second] = segments;
   const k = scope.knownResource;
   if (first === 'kind') return { known: k.kind };
+  if (first === 'id' && k.id !== undefined) return { known: k.id };
   if (first === 'policyVersion') return { known: k.policyVersion };
   if (first === 'scope') return { known: k.scope };
   if (first === 'attr' && second !== undefined && Object.hasOwn(k.attr, second)) {
