@@ -72,6 +72,7 @@ describe.runIf(present)('query planner conformance (first cut)', () => {
     for (const x of results) if (x.r.startsWith('unsupported')) reasons.set(x.r, (reasons.get(x.r) ?? 0) + 1);
     console.log(`[planner] unsupported: ${JSON.stringify([...reasons].sort((a, b) => b[1] - a[1]))}`);
     console.log(`[planner] ${passed}/${results.length} passed, ${unsupported} unsupported, ${wrong.length} wrong`);
+    if (process.env['PLAN_VERBOSE']) for (const x of results) if (x.r.startsWith('unsupported')) console.log(`[planner] ${x.name}: ${x.r}`);
     for (const w of wrong) console.log(`[planner] WRONG ${w.name}: ${w.r.slice(0, 1500)}`);
     expect(results.length).toBeGreaterThan(100);
     expect(wrong.map((w) => w.name)).toEqual([]);
