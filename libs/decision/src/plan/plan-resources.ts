@@ -13,7 +13,7 @@
 import type { AuxData, JsonValue, Principal, ValidationError } from '@warden/core';
 import { CelEvaluationError, createCelContextFor, prepareCelRequest } from '../cel/index.js';
 import { nowHolder } from '../cel/cel-environment.js';
-import type { CompiledCondition, CompiledPolicySet, Params, Row } from '../compile/compiled.types.js';
+import type { CompiledCondition, CompiledPolicySet, Params, Row, ScopeRows } from '../compile/compiled.types.js';
 import { resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
 import { validatePlanResourcesInput } from '../schema/index.js';
@@ -257,6 +257,12 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
     return row.condition === undefined ? dr : { expression: { operator: 'and', operands: [cond, dr] } };
   };
 
+  const bindsKind = (sr: ScopeRows, roles: readonly string[]): boolean => {
+    for (const row of sr.resourceRows) if ((row.role === '*' || roles.includes(row.role)) && row.resourceMatches(rowKind)) return true;
+    for (const role of roles) for (const rr of sr.roleRows.get(role) ?? []) if (rr.resourceMatches(rowKind)) return true;
+    return false;
+  };
+
   /** The rows of one scope that bind `action` for `roles` (resource policies and role policies), or for the principal. */
   const bindings = (principalKind: boolean, scope: string, action: string, roles: readonly string[]): Binding[] => {
     const sr = set.rows.get(version)?.get(scope);
@@ -270,14 +276,17 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
       return out;
     }
     const edr = edrFn(scope);
-    for (const role of roles) {
-      const rules = (sr.roleRows.get(role) ?? []).filter((rr) => rr.resourceMatches(rowKind));
-      if (rules.length === 0) continue;
-      const matched = rules.filter((rr) => rr.allowActions.some((m) => m(action)));
-      // An action no rule of the role policy allows is denied; an allowed one is denied where its condition fails.
-      if (matched.length === 0) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => TRUE });
-      for (const rr of matched) {
-        if (rr.condition !== undefined) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => not(conditionOf(rr.condition, rr.params, EMPTY_EDR)) });
+    // Role policies take part where the scope binds this kind for these roles at all (a resource
+    // rule or a role rule for it), as in the check: a role with a role policy here is denied the
+    // actions none of its rules for this kind allows, and an allowed one where its condition fails.
+    if (sr.roleRows.size > 0 && bindsKind(sr, roles)) {
+      for (const role of roles) {
+        if (!sr.rolePolicyKeys.has(role)) continue;
+        const matched = (sr.roleRows.get(role) ?? []).filter((rr) => rr.resourceMatches(rowKind) && rr.allowActions.some((m) => m(action)));
+        if (matched.length === 0) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => TRUE });
+        for (const rr of matched) {
+          if (rr.condition !== undefined) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => not(conditionOf(rr.condition, rr.params, EMPTY_EDR)) });
+        }
       }
     }
     for (const row of sr.resourceRows) {
@@ -337,8 +346,13 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
         if (roleMatched !== undefined) matched = roleMatched;
         // An ALLOW under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS that no parent scope confirmed.
         if (pending) roleAllow = undefined;
-        if ((roleDeny !== undefined && isTrue(roleDeny)) || (roleDenyRp !== undefined && isTrue(roleDenyRp))) {
-          // An unconditional DENY silences this role without overriding the others' ALLOWs.
+        // Simplified, so an unconditional DENY or ALLOW anywhere in the walk is seen as one.
+        if (roleDeny !== undefined) roleDeny = normalizeOperand(roleDeny);
+        if (roleDenyRp !== undefined) roleDenyRp = normalizeOperand(roleDenyRp);
+        if (roleAllow !== undefined) roleAllow = normalizeOperand(roleAllow);
+        if (!principalKind && ((roleDeny !== undefined && isTrue(roleDeny)) || (roleDenyRp !== undefined && isTrue(roleDenyRp)))) {
+          // An unconditional DENY silences this role without overriding the others' ALLOWs (a
+          // principal policy's DENY, which is not per role, denies).
           roleAllow = FALSE;
           roleDeny = undefined;
           roleDenyRp = undefined;

@@ -12,7 +12,7 @@
  */
 import type { JsonValue } from '@warden/core';
 import { celEnvironment } from '../cel/cel-environment.js';
-import { compileCelExpression, type CelContext } from '../cel/index.js';
+import { CelEvaluationError, compileCelExpression, type CelContext } from '../cel/index.js';
 import { celValueToJson } from '../cel/cel-values.js';
 import type { PlanOperand } from './plan-filter.js';
 
@@ -41,7 +41,9 @@ export interface ResidualScope {
 /** A residual: a known value, or an operand depending on the unknown resource. */
 export type Residual =
   | { readonly known: true; readonly value: unknown }
-  | { readonly known: false; readonly operand: PlanOperand; readonly choices?: Choices };
+  | { readonly known: false; readonly operand: PlanOperand; readonly choices?: Choices; readonly error?: boolean };
+
+const isError = (r: Residual): boolean => !r.known && r.error === true;
 
 /** A value that is one of a known container's entries, chosen by an unknown key (a variable `V.x = P.attr.m[R.attr.k]`). */
 interface Choices {
@@ -196,6 +198,31 @@ function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: s
   }
 }
 
+/**
+ * A field read from a known map that lacks it (`P.attr.active` with no `active`): as Cerbos does,
+ * the read stays in the plan as `get-field(struct(set-field(k, v)...), active)`, an error when the
+ * filter is evaluated, so `x || P.attr.active` still holds where `x` does.
+ */
+function missingField(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual | undefined {
+  if (n.op !== '.' || !Array.isArray(n.args)) return undefined;
+  const [obj, field] = n.args as [Node, string];
+  let holder: Residual;
+  try {
+    holder = residualOf(obj, bound, scope, source);
+  } catch (err) {
+    if (err instanceof CelEvaluationError) return undefined;
+    throw err;
+  }
+  if (!holder.known) return undefined;
+  const v = holder.value;
+  const entries = v instanceof Map ? [...v] : isPlainObject(v) ? Object.entries(v) : undefined;
+  if (entries === undefined || entries.some(([k]) => k === field)) return undefined;
+  const struct: PlanOperand = {
+    expression: { operator: 'struct', operands: entries.map(([k, x]) => ({ expression: { operator: 'set-field', operands: [{ value: toJson(k) }, { value: toJson(x) }] } })) },
+  };
+  return { known: false, error: true, operand: { expression: { operator: 'get-field', operands: [struct, { variable: field }] } } };
+}
+
 /** The entries of a known list (index, element) or map (key, value), or none for anything else. */
 function entriesOf(v: unknown): Array<[unknown, unknown, boolean]> | undefined {
   if (Array.isArray(v)) return v.map((x, i) => [BigInt(i), x, true]);
@@ -297,7 +324,13 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
     const p = resourcePath(n, scope);
     if (p !== undefined && typeof p !== 'string') return { known: true, value: p.known };
     if (n.start === undefined || n.end === undefined) throw new PlanUnsupported(`no source position for ${n.op}`);
-    const value = scope.evaluate(sliceOf(n, source, bound, scope));
+    let value: unknown;
+    try {
+      value = scope.evaluate(sliceOf(n, source, bound, scope));
+    } catch (err) {
+      if (!(err instanceof CelEvaluationError)) throw err;
+      return erroneous(n, bound, scope, source, err);
+    }
     // Hierarchies evaluate to lists of segments here, but Cerbos keeps hierarchy(...) as a call.
     const keepCall = n.op === 'call' && (n.args as [string])[0] === 'hierarchy';
     if (!keepCall && isPlainValue(value)) return { known: true, value };
@@ -315,7 +348,42 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
   }
   const path = resourcePath(n, scope);
   if (typeof path === 'string') return { known: false, operand: { variable: path } };
-  const sub = (x: Node, b: Bound = bound): PlanOperand => operandOf(residualOf(x, b, scope, source));
+  return structural(n, bound, scope, source);
+}
+
+/**
+ * A known part that fails to evaluate, kept as Cerbos keeps it: the expression with its parts
+ * folded (a field missing from a known map as `get-field(struct(...), name)`), marked as an error
+ * that spreads through strict operators and is absorbed by `&&`/`||` as CEL absorbs errors. A
+ * condition that is an error in the end is not met.
+ */
+function erroneous(n: Node, bound: Bound, scope: ResidualScope, source: string, err: CelEvaluationError): Residual {
+  const missing = missingField(n, bound, scope, source);
+  if (missing !== undefined) return missing;
+  let r: Residual;
+  try {
+    r = structural(n, bound, scope, source);
+  } catch (e) {
+    if (e instanceof PlanUnsupported) throw err;
+    throw e;
+  }
+  if (r.known) throw err;
+  return { ...r, error: true };
+}
+
+/** The residual of a node from its parts; an error in a part makes the whole an error (strict operators). */
+function structural(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
+  let failed = false;
+  const sub = (x: Node, b: Bound = bound): PlanOperand => {
+    const r = residualOf(x, b, scope, source);
+    if (isError(r)) failed = true;
+    return operandOf(r);
+  };
+  const r = structuralOf(n, bound, scope, source, sub);
+  return failed && !r.known ? { ...r, error: true } : r;
+}
+
+function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: string, sub: (x: Node, b?: Bound) => PlanOperand): Residual {
   const op = (operator: string, operands: PlanOperand[]): Residual => ({ known: false, operand: { expression: { operator, operands } } });
   switch (n.op) {
     case 'id':
@@ -392,6 +460,16 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
       const name = BINARY[n.op];
       if (name === undefined) throw new PlanUnsupported(`operator ${n.op}`);
       const [a, b] = n.args as [Node, Node];
+      if (name === 'and' || name === 'or') {
+        // Non-strict: an error on one side is absorbed by a deciding value on the other.
+        const ra = residualOf(a, bound, scope, source);
+        const rb = residualOf(b, bound, scope, source);
+        if (!isError(ra) && !isError(rb)) return op(name, [operandOf(ra), operandOf(rb)]);
+        const [e, x] = isError(ra) ? [ra, rb] : [rb, ra];
+        if (x.known) return (name === 'or') === (x.value === true) ? { known: true, value: name === 'or' } : e;
+        const operand: PlanOperand = { expression: { operator: name, operands: [operandOf(ra), operandOf(rb)] } };
+        return { known: false, operand, ...(isError(x) ? { error: true } : {}) };
+      }
       if (name === 'in') {
         // Membership in a known map is membership in its keys.
         const right = residualOf(b, bound, scope, source);
@@ -410,7 +488,10 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
  */
 export function residual(source: string, scope: ResidualScope): Residual {
   const parsed = celEnvironment().parse(source) as unknown as { ast: Node };
-  return withChoices(parsed.ast, new Map(), scope, source);
+  const r = withChoices(parsed.ast, new Map(), scope, source);
+  // A condition that is an error whatever the resource is not met.
+  if (isError(r)) throw new CelEvaluationError(`the condition fails to evaluate: ${source}`);
+  return r;
 }
 
 /**
@@ -462,7 +543,7 @@ function withChoices(ast: Node, bound: Bound, scope: ResidualScope, source: stri
   const parts: PlanOperand[] = [];
   for (const [k, v] of entries) {
     const r = withChoices(ast, bind(bound, [choice], { value: v }), scope, source);
-    if (r.known && r.value !== true) continue;
+    if ((r.known && r.value !== true) || isError(r)) continue;
     const eq: PlanOperand = { expression: { operator: 'eq', operands: [key, { value: toJson(k) }] } };
     parts.push(r.known ? eq : { expression: { operator: 'and', operands: [eq, r.operand] } });
   }
