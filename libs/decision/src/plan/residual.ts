@@ -443,8 +443,8 @@ function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: strin
     }
     case 'call': {
       const [name, args] = n.args as [string, Node[]];
-      // Presence of an unknown field is planned as it being non-null (a filter cannot tell the two apart).
-      if (name === 'has' && args.length === 1) return op('ne', [sub(args[0] as Node), { value: null }]);
+      // As Cerbos plans it (read off the real binary): an unknown field is taken to be present.
+      if (name === 'has' && args.length === 1) return { known: true, value: true };
       return op(name, args.map((a) => sub(a)));
     }
     case '[]': {
