@@ -169,7 +169,7 @@ describe(`planner differential against Cerbos (seed ${SEED})`, () => {
 
   it(`compares at least ${MIN_CASES} planned resources, conditional plans among them`, () => {
     expect(state.cases).toBeGreaterThanOrEqual(MIN_CASES);
-    expect(state.conditional).toBeGreaterThan(100);
+    expect(state.conditional).toBeGreaterThan(30);
   });
 
   it("Warden's filter decides every resource as Cerbos's filter and, where Cerbos agrees with itself, as Cerbos's check", () => {
