@@ -219,7 +219,7 @@ export class WardenClient {
     await this.expect('DELETE', `/v1/delegations/${encodeURIComponent(id)}`, undefined, as.token);
   }
 
-  /** Reports the tokens a call really used (idempotent under `idempotencyKey`). */
+  /** Reports the tokens a call really used (idempotent under `idempotencyKey`). `POST /v1/usage` (token budgets) is not served yet. */
   async usage(report: { readonly reservationId: string; readonly tokens: number; readonly idempotencyKey: string }): Promise<unknown> {
     return this.expect('POST', '/v1/usage', report);
   }
