@@ -10,6 +10,7 @@ import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-re
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
+import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
 
 /** DI token of the route dependencies. */
 export const BROKER_ROUTES = Symbol('BROKER_ROUTES');
@@ -25,6 +26,7 @@ class RouteRegistrar implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
+    await registerV1Plan(fastify, this.deps.v1Plan);
     await registerAdminResolvers(fastify, this.deps.admin);
     await registerDelegationRoutes(fastify, this.deps.delegations);
     fastify.addHook('onClose', this.deps.onClose);
@@ -35,6 +37,7 @@ class RouteRegistrar implements OnModuleInit {
 export interface BrokerModuleOptions {
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
+  v1Plan: V1PlanDeps;
   admin: AdminResolversDeps;
   delegations: DelegationRoutesDeps;
   /** Releases connections when the app closes. */

@@ -11,7 +11,7 @@ import { Logger, type LogLevel } from '@nestjs/common';
 import { WardenError } from '@warden/core';
 import { createEngine } from '@warden/decision';
 import { createSqlResolverStore } from '@warden/persistence';
-import { parseResolverConfig, type ContextResolver, type ResolverConfigError } from '@warden/resolvers';
+import { createCatalogSource, parseCatalogConfig, parseResolverConfig, type CatalogDeps, type CatalogSource, type ContextResolver, type ResolverConfigError } from '@warden/resolvers';
 import { createAdminAuth } from './admin/admin-auth.js';
 import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
@@ -51,6 +51,21 @@ function adminJwtResolver(config: BrokerConfig, kinds: ResolverKinds): ContextRe
   }
 }
 
+/** The `kind: catalog` resolvers, built over the app's connections. */
+function buildCatalogs(config: BrokerConfig, deps: Omit<CatalogDeps, 'datasources' | 'env'>): Map<string, CatalogSource> {
+  const catalogs = new Map<string, CatalogSource>();
+  for (const raw of config.catalogs) {
+    try {
+      const parsed = parseCatalogConfig(raw);
+      if (catalogs.has(parsed.name)) throw new WardenError('ERR_RESOLVER_NAME_DUPLICATE', `resolver \`${parsed.name}\`: two catalogs have this name`);
+      catalogs.set(parsed.name, createCatalogSource(parsed, { ...deps, datasources: config.datasources, env: config.env }));
+    } catch (err) {
+      throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`resolvers\`: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return catalogs;
+}
+
 /** Creates (but does not start) the broker. Throws `WardenError` on bad policies, keys or resolvers. */
 export async function createBrokerApp(
   config: BrokerConfig,
@@ -58,7 +73,7 @@ export async function createBrokerApp(
 ): Promise<NestFastifyApplication> {
   const logger = new Logger('Broker');
   const onError = (message: string): void => logger.warn(message);
-  const { policySet, version: policyVersion } = loadPolicies(config.policyDir);
+  const { policySet, version: policyVersion, readsRequestExtras } = loadPolicies(config.policyDir);
   const engine = createEngine(policySet, config.engine);
   const verifier = createAuxDataVerifier(config.auxData);
   const db = await openDatabase(config.database, onError);
@@ -66,9 +81,11 @@ export async function createBrokerApp(
   let runtime: ResolverRuntime;
   let delegation: DelegationRuntime;
   let admin;
+  let catalogs: Map<string, CatalogSource>;
   try {
     const kinds = await createResolverKinds({ db, redisUrl: config.redisUrl, env: config.env, onError });
     closers.unshift(() => kinds.close());
+    catalogs = buildCatalogs(config, { sql: kinds.sqlClient });
     const store = createSqlResolverStore(db);
     try {
       runtime = await ResolverRuntime.start({
@@ -114,6 +131,7 @@ export async function createBrokerApp(
     BrokerModule.register({
       cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
       v1Check: { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      v1Plan: { discovery: { engine, runtime, delegation, catalogs, policiesReadRequestExtras: readsRequestExtras }, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,
       delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },
       onClose,

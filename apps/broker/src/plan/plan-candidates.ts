@@ -1,0 +1,153 @@
+/**
+ * Tool discovery's decision (issue 5): for every enriched candidate, the filter under which the
+ * action is allowed for the human, for the agent and within the delegation, AND-ed. Each identity
+ * is planned with {@link planResources} over the candidate's enriched attributes, with only the
+ * call's `arguments` (`R.attr.arguments`) unknown: every other attribute is what enrichment made
+ * of it, and an attribute enrichment did not produce is absent, exactly as the check of a call
+ * will see it. The delegation's grants are known (kind, action, id), and their caps become
+ * conditions on the arguments.
+ *
+ * Parity with `/v1/check` is the contract: ALLOWED means a check of the call allows it whatever
+ * its arguments; CONDITIONAL means it allows exactly when the condition holds on them; anything
+ * else is denied. SECURITY: a candidate the planner cannot plan (PlanUnsupported, or a policy set
+ * reading `request.context` / `request.delegation`, which the planner does not see) is denied with
+ * a reason, never listed; nothing here can turn a failure into an ALLOW.
+ */
+import type { JsonValue, Principal } from '@warden/core';
+import { lastHop, type DelegationChain, type Grant } from '@warden/delegation';
+import { normalizeFilter, planResources, PlanUnsupported, type Engine, type PlanOperand } from '@warden/decision';
+import type { EnrichedInputs, Reason } from '../enrichment/enriched-check.js';
+import { denialBeforeEvaluation, isExternal, type Identities } from '../delegation/identity-decision.js';
+import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
+
+/** The attribute of a resource that holds a call's arguments: unknown when planning. */
+export const ARGUMENTS_ATTR = 'arguments';
+
+/** The plan of one candidate. */
+export type CandidatePlan =
+  | { readonly id: string; readonly outcome: 'allowed' }
+  | { readonly id: string; readonly outcome: 'conditional'; readonly condition: PlanOperand }
+  | { readonly id: string; readonly outcome: 'denied'; readonly reason: Reason };
+
+/** What {@link planCandidates} needs besides the candidates. */
+export interface PlanCandidatesOptions {
+  readonly engine: Engine;
+  readonly delegation: DelegationRuntime;
+  readonly action: string;
+  readonly identities: Identities;
+  /** True when a policy reads `request.context` or `request.delegation` (see the module comment). */
+  readonly policiesReadRequestExtras: boolean;
+  readonly now: Date;
+}
+
+const TRUE: PlanOperand = { value: true };
+const FALSE: PlanOperand = { value: false };
+
+function and(xs: PlanOperand[]): PlanOperand {
+  return xs.length === 1 ? (xs[0] as PlanOperand) : { expression: { operator: 'and', operands: xs } };
+}
+
+function or(xs: PlanOperand[]): PlanOperand {
+  return xs.length === 1 ? (xs[0] as PlanOperand) : { expression: { operator: 'or', operands: xs } };
+}
+
+/**
+ * The attributes of a candidate as the planner must see them: every attribute but `arguments` is
+ * known, and one enrichment did not produce is known to be absent (a read of it is "no such key",
+ * as in the check), while `arguments` stays unknown.
+ *
+ * INVARIANT: the planner treats a field of `R.attr` as known when `Object.hasOwn(attr, name)` is
+ * true and then reads its value; it builds its CEL view of the resource by spreading `attr` (own
+ * enumerable keys only). The proxy answers "own" for every name but `arguments` and lists only
+ * the real keys, so absent attributes are known-absent in both places. `plan-candidates.spec.ts`
+ * pins this behaviour (a plan reading an absent attribute is decided, not conditional).
+ */
+export function closedAttributes(attr: Readonly<Record<string, JsonValue>>): Readonly<Record<string, JsonValue>> {
+  const real = { ...attr };
+  delete real[ARGUMENTS_ATTR];
+  return new Proxy(real, {
+    getOwnPropertyDescriptor(target, key) {
+      if (typeof key === 'string' && key !== ARGUMENTS_ATTR && !Object.hasOwn(target, key)) return { value: undefined, writable: true, enumerable: false, configurable: true };
+      return Reflect.getOwnPropertyDescriptor(target, key);
+    },
+  });
+}
+
+/**
+ * The delegation's scope for `kind`/`id`/`action` as a condition: some grant covering the
+ * candidate, with each of its caps a bound on the argument of that name.
+ */
+export function scopeCondition(grants: readonly Grant[], kind: string, id: string, action: string): PlanOperand {
+  const covering: PlanOperand[] = [];
+  for (const g of grants) {
+    if (g.kind !== kind) continue;
+    if (!g.actions.includes('*') && !g.actions.includes(action)) continue;
+    if (g.ids !== undefined && !g.ids.includes(id)) continue;
+    const caps = Object.entries(g.caps ?? {});
+    if (caps.length === 0) return TRUE;
+    covering.push(and(caps.map(([name, cap]) => ({ expression: { operator: 'le', operands: [{ variable: `request.resource.attr.${ARGUMENTS_ATTR}.${name}` }, { value: cap }] } }))));
+  }
+  return covering.length === 0 ? FALSE : or(covering);
+}
+
+const isReason = (v: unknown): v is Reason => typeof v === 'object' && v !== null && 'code' in v;
+
+function unsupported(id: string, why: string): CandidatePlan {
+  return { id, outcome: 'denied', reason: { code: 'plan_unsupported', message: `the policies for this tool cannot be planned (${why}); it is left out rather than listed` } };
+}
+
+/**
+ * Plans every enriched item (one per candidate, in order).
+ * @example planCandidates(enriched.items, { engine, delegation, action: 'invoke', identities, policiesReadRequestExtras: false, now: new Date() })
+ */
+export function planCandidates(items: EnrichedInputs['items'], options: PlanCandidatesOptions): CandidatePlan[] {
+  const { engine, action, identities: ids, now } = options;
+  const firstOk = items.find((it) => it.denied === undefined);
+  const denial = denialBeforeEvaluation(firstOk?.input.principal, ids, options.delegation);
+  const agent: Principal | undefined = isReason(ids.agent) ? undefined : ids.agent;
+  const chain: DelegationChain | undefined = isReason(ids.delegation) || isExternal(ids.delegation) ? undefined : ids.delegation;
+  // What the check adds to the engine's request and the planner cannot see.
+  const extras = Object.keys(ids.context).length > 0 || agent !== undefined || ids.delegation !== undefined;
+  const blind = options.policiesReadRequestExtras && extras;
+  const stale = !options.delegation.isFresh() && options.delegation.isHighCapability(action);
+  const tooDeep = chain !== undefined && chain.hops.length > options.delegation.depthLimit(action);
+  return items.map((item): CandidatePlan => {
+    const { kind, id } = item.input.resource;
+    if (denial !== undefined) return { id, outcome: 'denied', reason: denial };
+    if (item.denied !== undefined) return { id, outcome: 'denied', reason: item.denied[0] as Reason };
+    if (blind) return unsupported(id, 'a policy reads request.context or request.delegation');
+    if (stale) return { id, outcome: 'denied', reason: { code: 'revocation_state_stale', message: `\`${action}\` is high-capability and this instance cannot confirm its revocation state is current` } };
+    if (tooDeep && chain !== undefined) return { id, outcome: 'denied', reason: { code: 'delegation_depth_exceeded', message: `\`${action}\` allows at most ${options.delegation.depthLimit(action)} delegations; this chain has ${chain.hops.length}`, delegation: lastHop(chain).id } };
+    const r = item.input.resource;
+    const resource = {
+      kind,
+      id,
+      attr: closedAttributes(r.attr),
+      ...(r.policyVersion !== undefined ? { policyVersion: r.policyVersion } : {}),
+      ...(r.scope !== undefined ? { scope: r.scope } : {}),
+    };
+    const parts: PlanOperand[] = [];
+    try {
+      for (const principal of agent !== undefined ? [item.input.principal, agent] : [item.input.principal]) {
+        const f = planResources(engine.policySet, engine.config, { principal, resource, actions: [action] }, now);
+        if (f.kind === 'KIND_ALWAYS_DENIED') {
+          const who = principal === agent ? `agent \`${principal.id}\`` : `\`${principal.id}\``;
+          return { id, outcome: 'denied', reason: { code: 'policy_denied', message: `\`${action}\` on ${kind} \`${id}\` is not allowed for ${who}`, identity: principal === agent ? 'agent' : 'subject' } };
+        }
+        if (f.kind === 'KIND_CONDITIONAL' && f.condition !== undefined) parts.push(f.condition);
+      }
+    } catch (err) {
+      if (err instanceof PlanUnsupported) return unsupported(id, err.message);
+      throw err;
+    }
+    if (chain !== undefined) parts.push(scopeCondition(lastHop(chain).grants, kind, id, action));
+    const f = normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: parts.length === 0 ? TRUE : and(parts) });
+    if (f.kind === 'KIND_ALWAYS_ALLOWED') return { id, outcome: 'allowed' };
+    if (f.kind === 'KIND_ALWAYS_DENIED' || f.condition === undefined) {
+      return chain !== undefined && scopeCondition(lastHop(chain).grants, kind, id, action) === FALSE
+        ? { id, outcome: 'denied', reason: { code: 'delegation_out_of_scope', message: `\`${action}\` on ${kind} \`${id}\` is outside delegation \`${lastHop(chain).id}\``, delegation: lastHop(chain).id } }
+        : { id, outcome: 'denied', reason: { code: 'policy_denied', message: `\`${action}\` on ${kind} \`${id}\` is not allowed by policy` } };
+    }
+    return { id, outcome: 'conditional', condition: f.condition };
+  });
+}
