@@ -12,6 +12,9 @@ import { parse } from 'yaml';
 import { compilePolicies, DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../libs/decision/src/index.js';
 import { planResources } from '../../libs/decision/src/plan/plan-resources.js';
 import { PlanUnsupported } from '../../libs/decision/src/plan/residual.js';
+import { celOfOperand } from '../../libs/decision/src/plan/filter-eval.js';
+import type { PlanOperand } from '../../libs/decision/src/plan/plan-filter.js';
+import { compileCelExpression } from '../../libs/decision/src/cel/index.js';
 import { conformanceDir, conformancePresent, readPolicyDir } from '../support/conformance.js';
 
 const NOW = new Date('2024-01-16T10:18:27.395+13:00');
@@ -38,10 +41,12 @@ describe.runIf(present)('query planner conformance (first cut)', () => {
   const { policySet } = compilePolicies(files, { schemas });
   const config: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, globals: { environment: 'test' } };
   const cases: Array<{ name: string; run: () => 'pass' | 'unsupported' | string }> = [];
+  const wants: unknown[] = [];
   for (const file of walk(join(conformanceDir, 'query_planner', 'suite'))) {
     if (file.includes('lenient_scope_search')) continue; // needs lenient scope search
     const suite = parse(readFileSync(file, 'utf8'), { merge: true }) as { principal: { id: string; roles: string[]; attr?: Record<string, unknown>; policyVersion?: string; scope?: string }; tests: Array<{ action?: string; actions?: string[]; resource: { kind: string; policyVersion?: string; scope?: string; attr?: Record<string, unknown> }; want: unknown }> };
     suite.tests.forEach((t, i) => {
+      wants.push(t.want);
       cases.push({
         name: `${file.split('/suite/')[1]} #${i} ${t.action ?? (t.actions ?? []).join('+')}`,
         run: () => {
@@ -67,8 +72,24 @@ describe.runIf(present)('query planner conformance (first cut)', () => {
     for (const x of results) if (x.r.startsWith('unsupported')) reasons.set(x.r, (reasons.get(x.r) ?? 0) + 1);
     console.log(`[planner] unsupported: ${JSON.stringify([...reasons].sort((a, b) => b[1] - a[1]))}`);
     console.log(`[planner] ${passed}/${results.length} passed, ${unsupported} unsupported, ${wrong.length} wrong`);
+    if (process.env['PLAN_VERBOSE']) for (const x of results) if (x.r.startsWith('unsupported')) console.log(`[planner] ${x.name}: ${x.r}`);
     for (const w of wrong) console.log(`[planner] WRONG ${w.name}: ${w.r.slice(0, 1500)}`);
     expect(results.length).toBeGreaterThan(100);
     expect(wrong.map((w) => w.name)).toEqual([]);
+  });
+
+  it('turns every condition Cerbos plans back into CEL the engine compiles', () => {
+    const conditions = wants.filter((w): w is { condition: PlanOperand } => typeof w === 'object' && w !== null && 'condition' in w);
+    expect(conditions.length).toBeGreaterThan(50);
+    const failures = conditions.flatMap((w) => {
+      const source = celOfOperand(w.condition);
+      try {
+        compileCelExpression(source);
+        return [];
+      } catch (err) {
+        return [`${source}: ${(err as Error).message}`];
+      }
+    });
+    expect(failures).toEqual([]);
   });
 });

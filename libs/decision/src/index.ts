@@ -22,4 +22,5 @@ export type { TxtarFile } from './testing/txtar.js';
 export { normalizeFilter, simplifyOperand, filterDebug } from './plan/plan-filter.js';
 export { planResources, type PlanInput } from './plan/plan-resources.js';
 export { PlanUnsupported } from './plan/residual.js';
+export { evaluatePlanFilter, celOfOperand, type FilterResource } from './plan/filter-eval.js';
 export type { PlanFilter, PlanKind, PlanOperand, PlanExpression } from './plan/plan-filter.js';

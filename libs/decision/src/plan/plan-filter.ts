@@ -52,6 +52,17 @@ function expr(operator: string, operands: readonly PlanOperand[]): PlanOperand {
   return { expression: { operator, operands } };
 }
 
+/** Equal operands once. */
+function dedupe(xs: PlanOperand[]): PlanOperand[] {
+  const seen = new Set<string>();
+  return xs.filter((x) => {
+    const k = JSON.stringify(x);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 /** One operand simplified, bottom up. */
 export function simplifyOperand(o: PlanOperand): PlanOperand {
   if ('variable' in o) return { variable: expandVariable(o.variable) };
@@ -61,17 +72,19 @@ export function simplifyOperand(o: PlanOperand): PlanOperand {
   switch (operator) {
     case 'and': {
       if (operands.some(isFalse)) return FALSE;
-      const rest = operands.filter((x) => !isTrue(x));
+      const rest = dedupe(operands.filter((x) => !isTrue(x)));
       return rest.length === 0 ? TRUE : rest.length === 1 ? (rest[0] as PlanOperand) : expr('and', rest);
     }
     case 'or': {
       if (operands.some(isTrue)) return TRUE;
-      const rest = operands.filter((x) => !isFalse(x));
+      const rest = dedupe(operands.filter((x) => !isFalse(x)));
       return rest.length === 0 ? FALSE : rest.length === 1 ? (rest[0] as PlanOperand) : expr('or', rest);
     }
     case 'not': {
       const [x] = operands;
       if (operands.length === 1 && x !== undefined && isValue(x) && typeof x.value === 'boolean') return { value: !x.value };
+      // Double negation cancels.
+      if (operands.length === 1 && x !== undefined && 'expression' in x && x.expression.operator === 'not' && x.expression.operands.length === 1) return x.expression.operands[0] as PlanOperand;
       return expr('not', operands);
     }
     case 'in': {

@@ -14,7 +14,7 @@ import type { AuxData, JsonValue, Principal } from '@warden/core';
 import { CelEvaluationError, createCelContextFor, prepareCelRequest } from '../cel/index.js';
 import { nowHolder } from '../cel/cel-environment.js';
 import type { CompiledCondition, CompiledPolicySet, Params, Row } from '../compile/compiled.types.js';
-import { sanitize, scopeParents } from '../compile/namer.js';
+import { resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
 import { normalizeFilter, simplifyOperand, type PlanFilter, type PlanOperand } from './plan-filter.js';
 import { contextEvaluator, PlanUnsupported, residual, type Residual, type ResidualScope } from './residual.js';
@@ -57,35 +57,86 @@ function operand(r: Residual): PlanOperand {
   return r.known ? { value: r.value === true } : r.operand;
 }
 
+/** A node being built, or none yet (Cerbos's nil node). */
+type Node = PlanOperand | undefined;
+const addNode = (curr: Node, next: Node, operator: 'and' | 'or'): Node =>
+  next === undefined ? curr : curr === undefined ? next : { expression: { operator, operands: [curr, next] } };
+
+/** `deny` where `allow` does not hold, or none when that is never. */
+function shielded(deny: Node, allow: PlanOperand): Node {
+  if (deny === undefined) return undefined;
+  const d = normalizeOperand({ expression: { operator: 'and', operands: [deny, not(allow)] } });
+  return isFalse(d) ? undefined : d;
+}
+
+/** The role plus its ancestors declared by role policies in `scope` (Cerbos adds them from the resource's scope). */
+function withParentRoles(set: CompiledPolicySet, scope: string, roles: readonly string[]): string[] {
+  const byRole = set.scopeParentRoles.get(scope);
+  if (byRole === undefined) return [...roles];
+  const out = new Set(roles);
+  const visit = (r: string, seen: Set<string>): void => {
+    if (seen.has(r)) return;
+    seen.add(r);
+    for (const p of byRole.get(r) ?? []) {
+      out.add(p);
+      visit(p, seen);
+    }
+  };
+  for (const r of roles) visit(r, new Set());
+  return [...out];
+}
+
+/** The scopes searched from `scope` up, most specific first (strict unless lenient: the scope itself must exist). */
+function scopeChain(existing: ReadonlySet<string>, scope: string, lenient: boolean): string[] {
+  const scopes: string[] = [];
+  if (existing.has(scope)) scopes.push(scope);
+  else if (!lenient) return scopes;
+  for (const s of scopeParents(scope)) if (existing.has(s)) scopes.push(s);
+  return scopes;
+}
+
+interface Binding {
+  readonly effect: 'EFFECT_ALLOW' | 'EFFECT_DENY';
+  readonly fromRolePolicy: boolean;
+  readonly node: () => PlanOperand;
+}
+
 /**
  * The plan filter for `input`, normalised. Throws {@link PlanUnsupported} for what this planner
  * does not cover yet.
+ *
+ * Follows Cerbos's planner: per action, resource policies then principal policies; per role (its
+ * parent roles from role policies included), scopes from the most specific up: a scope's ALLOW
+ * conditions OR-ed (AND-ed with the parent's under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS, and
+ * dropped when no parent allows), its DENY conditions OR-ed into the role's; a role policy denies
+ * the actions none of its rules allows and the ones whose rule condition fails, and only narrows
+ * what the same role allows; an unconditional DENY silences its role, an unconditional ALLOW with
+ * no DENY allows outright. A policy type's DENY bounds everything before it; the actions' filters
+ * are AND-ed.
  * @example planResources(policySet, config, { principal, resource: { kind: 'leave_request' }, actions: ['view'] }, new Date())
  */
 export function planResources(set: CompiledPolicySet, config: EngineConfig, input: PlanInput, now: Date): PlanFilter {
   const version = input.resource.policyVersion || config.defaultPolicyVersion;
-  const scope = input.resource.scope ?? config.defaultScope;
-  if ((input.principal.scope ?? config.defaultScope) !== '') throw new PlanUnsupported('scoped principals');
-  // The resource scopes walked, most specific first (strict search: the requested scope must exist).
-  const scopes = [scope, ...scopeParents(scope)].filter((sc) => set.resourceScopes.has(sc));
-  if (scopes[0] !== scope) {
-    if (!config.lenientScopeSearch || scopes.length === 0) return { kind: 'KIND_ALWAYS_DENIED' };
-  }
-  const sr = set.rows.get(version)?.get('');
-  if (sr === undefined && scopes.length === 0) return { kind: 'KIND_ALWAYS_DENIED' };
-  for (const sc of scopes) if ((set.rows.get(version)?.get(sc)?.roleRows.size ?? 0) > 0) throw new PlanUnsupported('role policies');
+  const resourceScope = input.resource.scope ?? config.defaultScope;
+  const principalScope = input.principal.scope ?? config.defaultScope;
+  const resourceScopes = scopeChain(set.resourceScopes, resourceScope, config.lenientScopeSearch);
+  const principalScopes = scopeChain(set.principalScopes, principalScope, config.lenientScopeSearch);
+  if (resourceScopes.length === 0 && principalScopes.length === 0) return { kind: 'KIND_ALWAYS_DENIED' };
 
   const kind = input.resource.kind;
-  const knownResource = { kind, ...(input.resource.id !== undefined ? { id: input.resource.id } : {}), policyVersion: version, scope, attr: input.resource.attr ?? {} };
+  const knownResource = { kind, ...(input.resource.id !== undefined ? { id: input.resource.id } : {}), policyVersion: version, scope: resourceScope, attr: input.resource.attr ?? {} };
   const prepared = prepareCelRequest({
     principal: input.principal,
-    resource: { kind, id: input.resource.id ?? '', attr: { ...(input.resource.attr ?? {}) }, policyVersion: version, scope },
+    resource: { kind, id: input.resource.id ?? '', attr: { ...(input.resource.attr ?? {}) }, policyVersion: version, scope: resourceScope },
     ...(input.auxData !== undefined ? { auxData: input.auxData } : {}),
   });
   nowHolder.now = now;
-  const residualScopes = new Map<Params, ResidualScope>();
-  const scopeOf = (params: Params): ResidualScope => {
-    let s = residualScopes.get(params);
+  const EMPTY_EDR = (): Residual => ({ known: true, value: [] });
+  const residualScopes = new Map<Params, Map<() => Residual, ResidualScope>>();
+  const scopeOf = (params: Params, edr: () => Residual): ResidualScope => {
+    let byEdr = residualScopes.get(params);
+    if (byEdr === undefined) residualScopes.set(params, (byEdr = new Map()));
+    let s = byEdr.get(edr);
     if (s !== undefined) return s;
     const knownVars: Record<string, unknown> = {};
     const residuals = new Map<string, Residual>();
@@ -95,6 +146,7 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
     const created: ResidualScope = {
       evaluate,
       knownResource,
+      effectiveDerivedRoles: edr,
       variable(name) {
         const known = residuals.get(name);
         if (known !== undefined) return known;
@@ -115,13 +167,12 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
         if (!(err instanceof CelEvaluationError)) throw err;
       }
     }
-    s = created;
-    residualScopes.set(params, s);
-    return s;
+    byEdr.set(edr, created);
+    return created;
   };
-  const conditionOf = (c: CompiledCondition | undefined, params: Params): PlanOperand => {
+  const conditionOf = (c: CompiledCondition | undefined, params: Params, edr: () => Residual): PlanOperand => {
     if (c === undefined) return TRUE;
-    const s = scopeOf(params);
+    const s = scopeOf(params, edr);
     if (c.op === 'expr') {
       try {
         return operand(residual(c.expr.program.source, s));
@@ -131,69 +182,150 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
         throw err;
       }
     }
-    const parts = c.of.map((x) => conditionOf(x, params));
+    const parts = c.of.map((x) => conditionOf(x, params, edr));
     return c.op === 'all' ? and(parts) : c.op === 'any' ? or(parts) : and(parts.map(not));
   };
-  const rowCondition = (row: Row): PlanOperand => {
-    const parts: PlanOperand[] = [];
-    if (row.derivedRoleDef !== undefined) parts.push(conditionOf(row.derivedRoleCondition, row.derivedRoleParams ?? row.params));
-    parts.push(conditionOf(row.condition, row.params));
-    return and(parts);
-  };
 
-  // As Cerbos 0.55 plans (read off its planner suites): a role with an unconditional DENY takes
-  // no part; a role with an unconditional ALLOW and no DENY allows everything; otherwise the
-  // action is allowed where some ALLOW condition holds and no conditional DENY of any role does.
-  const perAction: PlanOperand[] = [];
-  // Rows are indexed by the sanitised kind, as the check looks them up.
   const rowKind = sanitize(kind);
-  const rowsAt = scopes.map((sc) => (set.rows.get(version)?.get(sc)?.resourceRows ?? []).filter((r) => r.resourceMatches(rowKind)));
-  const principalRows = sr?.principalRows.get(input.principal.id) ?? [];
+  const allRoles = new Set(withParentRoles(set, resourceScope, input.principal.roles));
 
-  /**
-   * The filter of `action` from scope `i` up: a DENY there denies; an ALLOW there allows (under
-   * REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS only where the parent allows too); otherwise the parent
-   * decides; past the root nothing allows.
-   */
-  const scopeFilter = (action: string, i: number): PlanOperand => {
-    if (i >= scopes.length) return FALSE;
-    const allows: PlanOperand[] = [];
-    const denies: PlanOperand[] = [];
-    let always = false;
-    let matched = false;
-    for (const role of input.principal.roles) {
-      const roleAllows: PlanOperand[] = [];
-      const roleDenies: PlanOperand[] = [];
-      for (const row of rowsAt[i] as Row[]) {
-        if (!row.actionMatches(action) || (row.role !== '*' && row.role !== role)) continue;
-        matched = true;
-        (row.effect === 'EFFECT_DENY' ? roleDenies : roleAllows).push(normalizeOperand(rowCondition(row)));
-      }
-      if (roleDenies.some(isTrue)) continue;
-      if (roleAllows.some(isTrue) && roleDenies.every(isFalse)) always = true;
-      allows.push(...roleAllows);
-      denies.push(...roleDenies);
+  // runtime.effectiveDerivedRoles of a scope: each derived role of the scope's resource policy
+  // whose parent roles meet the principal's, in name order, as `if(condition, [name], [])` joined
+  // with `add` (folded where known). Derived roles' own conditions see an empty list.
+  const edrByScope = new Map<string, Residual>();
+  const edrFns = new Map<string, () => Residual>();
+  const edrFn = (scope: string): (() => Residual) => {
+    let f = edrFns.get(scope);
+    if (f === undefined) edrFns.set(scope, (f = () => edrOf(scope)));
+    return f;
+  };
+  const edrOf = (scope: string): Residual => {
+    let r = edrByScope.get(scope);
+    if (r !== undefined) return r;
+    const drs = [...(set.derivedRoles.get(resourcePolicyFqn(kind, version, scope)) ?? [])]
+      .filter((dr) => [...dr.parentRoles].some((p) => p === '*' || allRoles.has(p)))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const parts: Residual[] = drs.map((dr) => {
+      const c = normalizeOperand(conditionOf(dr.condition, dr.params, EMPTY_EDR));
+      if (isTrue(c)) return { known: true, value: [dr.name] };
+      if (isFalse(c)) return { known: true, value: [] };
+      return { known: false, operand: { expression: { operator: 'if', operands: [c, { value: [dr.name] }, { value: [] }] } } };
+    });
+    r = EMPTY_EDR();
+    for (let i = parts.length - 1; i >= 0; i--) {
+      const p = parts[i] as Residual;
+      if (i === parts.length - 1) r = p;
+      else if (p.known && r.known) r = { known: true, value: [...(p.value as unknown[]), ...(r.value as unknown[])] };
+      else r = { known: false, operand: { expression: { operator: 'add', operands: [p.known ? { value: p.value as JsonValue } : p.operand, r.known ? { value: r.value as JsonValue } : r.operand] } } };
     }
-    if (!matched) return scopeFilter(action, i + 1);
-    const consent = set.scopePermissions.get(scopes[i] as string) === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS';
-    const last = i === scopes.length - 1;
-    const parent = last ? FALSE : scopeFilter(action, i + 1);
-    if (consent) return and([not(or(denies)), allows.length === 0 ? parent : and([or(allows), parent])]);
-    if (always) return TRUE;
-    return and([not(or(denies)), or([...allows, parent])]);
+    edrByScope.set(scope, r);
+    return r;
   };
 
-  for (const action of input.actions) {
-    const resourceFilter = scopes.length === 0 ? FALSE : scopeFilter(action, 0);
-    // A principal policy's rules come first: its DENY conditions bound everything, its ALLOW
-    // conditions allow besides what the resource policies allow.
-    const pAllows: PlanOperand[] = [];
-    const pDenies: PlanOperand[] = [];
-    for (const row of principalRows) {
-      if (!row.resourceMatches(rowKind) || !row.actionMatches(action)) continue;
-      (row.effect === 'EFFECT_DENY' ? pDenies : pAllows).push(normalizeOperand(rowCondition(row)));
+  const rowNode = (row: Row, edr: () => Residual): PlanOperand => {
+    const cond = conditionOf(row.condition, row.params, edr);
+    if (row.derivedRoleDef === undefined) return cond;
+    const dr = conditionOf(row.derivedRoleCondition, row.derivedRoleParams ?? row.params, EMPTY_EDR);
+    return row.condition === undefined ? dr : { expression: { operator: 'and', operands: [cond, dr] } };
+  };
+
+  /** The rows of one scope that bind `action` for `roles` (resource policies and role policies), or for the principal. */
+  const bindings = (principalKind: boolean, scope: string, action: string, roles: readonly string[]): Binding[] => {
+    const sr = set.rows.get(version)?.get(scope);
+    if (sr === undefined) return [];
+    const out: Binding[] = [];
+    if (principalKind) {
+      for (const row of sr.principalRows.get(input.principal.id) ?? []) {
+        if (!row.resourceMatches(rowKind) || !row.actionMatches(action)) continue;
+        out.push({ effect: row.effect, fromRolePolicy: false, node: () => rowNode(row, EMPTY_EDR) });
+      }
+      return out;
     }
-    perAction.push(pAllows.length === 0 && pDenies.length === 0 ? resourceFilter : and([not(or(pDenies)), or([...pAllows, resourceFilter])]));
+    const edr = edrFn(scope);
+    for (const role of roles) {
+      const rules = (sr.roleRows.get(role) ?? []).filter((rr) => rr.resourceMatches(rowKind));
+      if (rules.length === 0) continue;
+      const matched = rules.filter((rr) => rr.allowActions.some((m) => m(action)));
+      // An action no rule of the role policy allows is denied; an allowed one is denied where its condition fails.
+      if (matched.length === 0) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => TRUE });
+      for (const rr of matched) {
+        if (rr.condition !== undefined) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => not(conditionOf(rr.condition, rr.params, EMPTY_EDR)) });
+      }
+    }
+    for (const row of sr.resourceRows) {
+      if (!row.resourceMatches(rowKind) || !row.actionMatches(action) || (row.role !== '*' && !roles.includes(row.role))) continue;
+      out.push({ effect: row.effect, fromRolePolicy: false, node: () => rowNode(row, edr) });
+    }
+    return out;
+  };
+
+  const filters: PlanOperand[] = [];
+  for (const action of input.actions) {
+    let root: Node;
+    let hasAllow = false;
+    for (const principalKind of [false, true]) {
+      const scopes = principalKind ? principalScopes : resourceScopes;
+      let typeAllow: Node;
+      let typeDeny: Node;
+      const roleCount = principalKind ? Math.min(1, input.principal.roles.length) : input.principal.roles.length;
+      for (let ri = 0; ri < roleCount; ri++) {
+        const roles = withParentRoles(set, resourceScope, [input.principal.roles[ri] as string]);
+        let roleAllow: Node;
+        let roleDeny: Node;
+        let roleDenyRp: Node;
+        let pending = false;
+        for (const scope of scopes) {
+          let scopeAllow: Node;
+          let scopeDeny: Node;
+          let scopeDenyRp: Node;
+          for (const b of bindings(principalKind, scope, action, roles)) {
+            const node = normalizeOperand(b.node());
+            if (b.effect === 'EFFECT_ALLOW') scopeAllow = addNode(scopeAllow, node, 'or');
+            else if (!isFalse(node)) {
+              if (b.fromRolePolicy) scopeDenyRp = addNode(scopeDenyRp, node, 'or');
+              else scopeDeny = addNode(scopeDeny, node, 'or');
+            }
+          }
+          // What a more specific scope allows (under OVERRIDE_PARENT) this scope cannot deny.
+          if (roleAllow !== undefined && !pending) {
+            scopeDeny = shielded(scopeDeny, roleAllow);
+            scopeDenyRp = shielded(scopeDenyRp, roleAllow);
+          }
+          roleDeny = addNode(roleDeny, scopeDeny, 'or');
+          roleDenyRp = addNode(roleDenyRp, scopeDenyRp, 'or');
+          if (scopeAllow !== undefined) {
+            if (roleAllow === undefined) roleAllow = scopeAllow;
+            else if (pending) {
+              roleAllow = addNode(roleAllow, scopeAllow, 'and');
+              pending = false;
+            } else roleAllow = addNode(roleAllow, scopeAllow, 'or');
+            if (set.scopePermissions.get(scope) === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS') pending = true;
+          }
+        }
+        // An ALLOW under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS that no parent scope confirmed.
+        if (pending) roleAllow = undefined;
+        if ((roleDeny !== undefined && isTrue(roleDeny)) || (roleDenyRp !== undefined && isTrue(roleDenyRp))) {
+          // An unconditional DENY silences this role without overriding the others' ALLOWs.
+          roleAllow = FALSE;
+          roleDeny = undefined;
+          roleDenyRp = undefined;
+        } else if (roleAllow !== undefined && roleDeny === undefined && roleDenyRp === undefined && isTrue(roleAllow)) {
+          typeAllow = roleAllow;
+          typeDeny = undefined;
+          break;
+        }
+        // A role policy narrows only what its own role allows.
+        if (roleDenyRp !== undefined && roleAllow !== undefined) roleAllow = addNode(roleAllow, not(roleDenyRp), 'and');
+        typeAllow = addNode(typeAllow, roleAllow, 'or');
+        typeDeny = addNode(typeDeny, roleDeny, 'or');
+      }
+      if (typeAllow !== undefined) {
+        hasAllow = true;
+        root = root === undefined ? typeAllow : addNode(typeAllow, root, 'or');
+      }
+      if (typeDeny !== undefined) root = root === undefined ? not(typeDeny) : addNode(not(typeDeny), root, 'and');
+    }
+    filters.push(root === undefined || !hasAllow ? FALSE : root);
   }
-  return normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: and(dedupe(perAction)) });
+  return normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: and(dedupe(filters)) });
 }

@@ -32,6 +32,8 @@ export interface ResidualScope {
   evaluate(source: string): unknown;
   /** The residual of policy variable `name` (inlined where it is read). */
   variable(name: string): Residual;
+  /** `runtime.effectiveDerivedRoles` where this expression is evaluated (an empty list when absent); worked out on first use. */
+  effectiveDerivedRoles?(): Residual;
   /** Resource fields and attributes known at planning time. */
   readonly knownResource: { readonly kind: string; readonly id?: string; readonly policyVersion: string; readonly scope: string; readonly attr: Readonly<Record<string, unknown>> };
 }
@@ -143,12 +145,13 @@ function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: s
     case 'value':
       return false;
     case 'id':
-      if (n.args === 'runtime') throw new PlanUnsupported('runtime.effectiveDerivedRoles');
+      if (n.args === 'runtime') throw new PlanUnsupported('runtime as a value');
       return bound.get(n.args as string) === 'unknown' || n.args === 'R';
     case '.':
     case '.?': {
       const [obj, field] = n.args as [Node, string];
       if (obj.op === 'id' && (obj.args === 'V' || obj.args === 'variables')) return !scope.variable(field).known;
+      if (isRuntimeRoles(n)) return !runtimeRoles(scope).known;
       return dependsOnUnknown(obj, bound, scope, source);
     }
     case 'rcall': {
@@ -193,8 +196,19 @@ function celLiteral(v: unknown): string {
   throw new PlanUnsupported('a comprehension value without a literal');
 }
 
-/** The source of `n`, with every identifier bound to a known value replaced by its literal. */
-function sliceOf(n: Node, source: string, bound: Bound): string {
+const NO_ROLES: Residual = { known: true, value: [] };
+
+const runtimeRoles = (scope: ResidualScope): Residual => scope.effectiveDerivedRoles?.() ?? NO_ROLES;
+
+/** `runtime.effectiveDerivedRoles` (or its snake-case spelling). */
+function isRuntimeRoles(n: Node): boolean {
+  if (n.op !== '.' || !Array.isArray(n.args)) return false;
+  const [obj, field] = n.args as [Node, string];
+  return obj.op === 'id' && obj.args === 'runtime' && (field === 'effectiveDerivedRoles' || field === 'effective_derived_roles');
+}
+
+/** The source of `n`, with every identifier bound to a known value (and known runtime roles) replaced by its literal. */
+function sliceOf(n: Node, source: string, bound: Bound, scope: ResidualScope): string {
   const start = n.start as number;
   const edits: Array<{ start: number; end: number; text: string }> = [];
   const visit = (x: unknown): void => {
@@ -209,12 +223,42 @@ function sliceOf(n: Node, source: string, bound: Bound): string {
       return;
     }
     if (x.op === 'value') return;
+    if (isRuntimeRoles(x) && x.start !== undefined && x.end !== undefined) {
+      const r = runtimeRoles(scope);
+      if (r.known) edits.push({ start: x.start, end: x.end, text: celLiteral(r.value) });
+      return;
+    }
     visit(x.args);
   };
   visit(n);
   let text = source.slice(start, n.end);
   for (const e of edits.sort((a, b) => b.start - a.start)) text = text.slice(0, e.start - start) + e.text + text.slice(e.end - start);
-  return text;
+  return balanced(text);
+}
+
+/**
+ * `text` with its grouping parentheses balanced: a node's source range can stop short of a
+ * closing parenthesis (`!(a in b)` ends after `b`) or start after an opening one.
+ */
+function balanced(text: string): string {
+  let depth = 0;
+  let missingOpen = 0;
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote !== undefined) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = undefined;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')') {
+      if (depth === 0) missingOpen++;
+      else depth--;
+    }
+  }
+  return '('.repeat(missingOpen) + text + ')'.repeat(depth);
 }
 
 function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
@@ -222,7 +266,7 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
     const p = resourcePath(n, scope);
     if (p !== undefined && typeof p !== 'string') return { known: true, value: p.known };
     if (n.start === undefined || n.end === undefined) throw new PlanUnsupported(`no source position for ${n.op}`);
-    const value = scope.evaluate(sliceOf(n, source, bound));
+    const value = scope.evaluate(sliceOf(n, source, bound, scope));
     // Hierarchies evaluate to lists of segments here, but Cerbos keeps hierarchy(...) as a call.
     const keepCall = n.op === 'call' && (n.args as [string])[0] === 'hierarchy';
     if (!keepCall && isPlainValue(value)) return { known: true, value };
@@ -255,6 +299,7 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
     case '.': {
       const [obj, field] = n.args as [Node, string];
       if (obj.op === 'id' && (obj.args === 'V' || obj.args === 'variables')) return scope.variable(field);
+      if (isRuntimeRoles(n)) return runtimeRoles(scope);
       if (obj.op === 'id' && bound.has(obj.args as string)) return { known: false, operand: { variable: `${obj.args as string}.${field}` } };
       if (obj.op === '.' && readsIter(obj, bound)) {
         const inner = residualOf(obj, bound, scope, source);
