@@ -28,18 +28,29 @@ export function shortPath(variable: string): string {
   return variable;
 }
 
-function text(o: PlanOperand, top: boolean): string {
+/** CEL's precedence: `?:` 0, `||` 1, `&&` 2, comparisons and `in` 3, `+ -` 4, `* / %` 5, `!` 6. */
+const PRECEDENCE: Readonly<Record<string, number>> = { '||': 1, '&&': 2, '==': 3, '!=': 3, '<': 3, '<=': 3, '>': 3, '>=': 3, in: 3, '+': 4, '-': 4, '*': 5, '/': 5, '%': 5 };
+
+/** `o` as text; parenthesised when it binds looser than `outer` requires. */
+function text(o: PlanOperand, outer: number): string {
   if ('variable' in o) return shortPath(o.variable);
   if ('value' in o) return JSON.stringify(o.value);
-  const { operator, operands } = o.expression;
-  const args = operands;
-  const wrap = (s: string): string => (top ? s : `(${s})`);
-  if ((operator === 'and' || operator === 'or') && args.length >= 2) return wrap(args.map((a) => text(a, false)).join(operator === 'and' ? ' && ' : ' || '));
-  if (operator === 'not' && args.length === 1) return `!${text(args[0] as PlanOperand, false)}`;
+  const { operator, operands: args } = o.expression;
+  const wrap = (s: string, own: number): string => (own < outer ? `(${s})` : s);
+  if ((operator === 'and' || operator === 'or') && args.length >= 2) {
+    const sym = operator === 'and' ? '&&' : '||';
+    const p = PRECEDENCE[sym] as number;
+    // `a || (b && c)`: CEL would not need the parentheses, readers do.
+    return wrap(args.map((a) => text(a, operator === 'or' ? 3 : p + 1)).join(` ${sym} `), p);
+  }
+  if (operator === 'not' && args.length === 1) return `!${text(args[0] as PlanOperand, 7)}`;
   const infix = INFIX[operator];
-  if (infix !== undefined && args.length === 2) return wrap(`${text(args[0] as PlanOperand, false)} ${infix} ${text(args[1] as PlanOperand, false)}`);
-  if (operator === 'if' && args.length === 3) return wrap(`${text(args[0] as PlanOperand, false)} ? ${text(args[1] as PlanOperand, false)} : ${text(args[2] as PlanOperand, false)}`);
-  return `${operator}(${args.map((a) => text(a, true)).join(', ')})`;
+  if (infix !== undefined && args.length === 2) {
+    const p = PRECEDENCE[infix] as number;
+    return wrap(`${text(args[0] as PlanOperand, p)} ${infix} ${text(args[1] as PlanOperand, p + 1)}`, p);
+  }
+  if (operator === 'if' && args.length === 3) return wrap(`${text(args[0] as PlanOperand, 1)} ? ${text(args[1] as PlanOperand, 1)} : ${text(args[2] as PlanOperand, 0)}`, 0);
+  return `${operator}(${args.map((a) => text(a, 0)).join(', ')})`;
 }
 
 /**
@@ -47,7 +58,7 @@ function text(o: PlanOperand, top: boolean): string {
  * @example conditionText({ expression: { operator: 'lt', operands: [{ variable: 'request.resource.attr.arguments.amount' }, { value: 500 }] } }) // 'arguments.amount < 500'
  */
 export function conditionText(condition: PlanOperand): string {
-  return text(condition, true);
+  return text(condition, 0);
 }
 
 /**

@@ -15,9 +15,9 @@
  */
 import type { JsonValue, Principal } from '@warden/core';
 import { lastHop, type DelegationChain, type Grant } from '@warden/delegation';
-import { normalizeFilter, planResources, PlanUnsupported, type Engine, type PlanOperand } from '@warden/decision';
+import { evaluatePlanFilter, normalizeFilter, planResources, PlanUnsupported, type Engine, type PlanOperand } from '@warden/decision';
 import type { EnrichedInputs, Reason } from '../enrichment/enriched-check.js';
-import { denialBeforeEvaluation, isExternal, type Identities } from '../delegation/identity-decision.js';
+import { decideForIdentities, denialBeforeEvaluation, isExternal, type Identities } from '../delegation/identity-decision.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 
 /** The attribute of a resource that holds a call's arguments: unknown when planning. */
@@ -111,7 +111,7 @@ export function planCandidates(items: EnrichedInputs['items'], options: PlanCand
   const blind = options.policiesReadRequestExtras && extras;
   const stale = !options.delegation.isFresh() && options.delegation.isHighCapability(action);
   const tooDeep = chain !== undefined && chain.hops.length > options.delegation.depthLimit(action);
-  return items.map((item): CandidatePlan => {
+  const plans = items.map((item): CandidatePlan => {
     const { kind, id } = item.input.resource;
     if (denial !== undefined) return { id, outcome: 'denied', reason: denial };
     if (item.denied !== undefined) return { id, outcome: 'denied', reason: item.denied[0] as Reason };
@@ -150,4 +150,90 @@ export function planCandidates(items: EnrichedInputs['items'], options: PlanCand
     }
     return { id, outcome: 'conditional', condition: f.condition };
   });
+  return probe(items, plans, options);
+}
+
+/** Sets `path` (dot-separated, under the arguments) in `into`. */
+function setPath(into: Record<string, JsonValue>, path: string[], value: JsonValue): void {
+  let cur = into;
+  for (const seg of path.slice(0, -1)) {
+    const next = cur[seg];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[seg] = {};
+    cur = cur[seg] as Record<string, JsonValue>;
+  }
+  cur[path[path.length - 1] as string] = value;
+}
+
+const PREFIX = `request.resource.attr.${ARGUMENTS_ATTR}.`;
+const FLIP: Readonly<Record<string, string>> = { lt: 'gt', le: 'ge', gt: 'lt', ge: 'le', eq: 'eq', ne: 'ne' };
+
+/**
+ * Arguments under which `c` plausibly holds, for the common shapes (comparisons of an argument
+ * with a constant, joined by `and`/`or`); undefined for anything else. The caller verifies it.
+ */
+export function witnessArguments(c: PlanOperand, into: Record<string, JsonValue> = {}): Record<string, JsonValue> | undefined {
+  if ('value' in c) return c.value === true ? into : undefined;
+  if ('variable' in c) return undefined;
+  const { operator, operands } = c.expression;
+  if (operator === 'and') {
+    for (const o of operands) if (witnessArguments(o, into) === undefined) return undefined;
+    return into;
+  }
+  if (operator === 'or') {
+    for (const o of operands) {
+      const w = witnessArguments(o, structuredClone(into));
+      if (w !== undefined) return Object.assign(into, w);
+    }
+    return undefined;
+  }
+  const [a, b] = operands;
+  if (operands.length !== 2 || a === undefined || b === undefined) return undefined;
+  const [v, k, op] = 'variable' in a && 'value' in b ? [a.variable, b.value, operator] : 'variable' in b && 'value' in a ? [b.variable, a.value, FLIP[operator]] : [undefined, undefined, undefined];
+  if (v === undefined || op === undefined || !v.startsWith(PREFIX) || k === undefined) return undefined;
+  const path = v.slice(PREFIX.length).split('.');
+  let value: JsonValue | undefined;
+  if (op === 'eq' || op === 'le' || op === 'ge') value = k;
+  else if (op === 'lt' || op === 'gt') value = typeof k === 'number' ? k + (op === 'lt' ? -1 : 1) : undefined;
+  else if (op === 'ne') value = typeof k === 'number' ? k + 1 : typeof k === 'string' ? `${k}-` : undefined;
+  else if (op === 'in' && Array.isArray(k) && k.length > 0) value = k[0] as JsonValue;
+  if (value === undefined) return undefined;
+  setPath(into, path, value);
+  return into;
+}
+
+/**
+ * SECURITY (defence in depth): every listed plan is held to real checks, made exactly as
+ * `/v1/check` makes them: of a call without arguments (`arguments: {}`), where an allowed
+ * candidate must be allowed and a conditional one allowed exactly when its condition holds; and,
+ * for a conditional one whose condition a witness satisfies (see {@link witnessArguments}), of a
+ * call with those arguments, which must be allowed. A plan a check contradicts is wrong somewhere
+ * (a planner gap), so the candidate is denied (`plan_check_mismatch`) rather than listed. This
+ * cannot prove a plan right for every argument; it does catch a planner that misses a rule the
+ * arguments do not touch.
+ */
+function probe(items: EnrichedInputs['items'], plans: CandidatePlan[], options: PlanCandidatesOptions): CandidatePlan[] {
+  type Probe = { index: number; expected: boolean; input: EnrichedInputs['items'][number]['input'] };
+  const probes: Probe[] = [];
+  const at = (i: number, args: Record<string, JsonValue>): EnrichedInputs['items'][number]['input'] => {
+    const input = (items[i] as EnrichedInputs['items'][number]).input;
+    return { ...input, resource: { ...input.resource, attr: { ...input.resource.attr, [ARGUMENTS_ATTR]: args } } };
+  };
+  plans.forEach((p, i) => {
+    if (p.outcome === 'denied') return;
+    const none = at(i, {});
+    probes.push({ index: i, input: none, expected: p.outcome === 'allowed' || evaluatePlanFilter({ kind: 'KIND_CONDITIONAL', condition: p.condition }, none.resource, options.now) });
+    if (p.outcome !== 'conditional') return;
+    const w = witnessArguments(p.condition);
+    if (w === undefined) return;
+    const some = at(i, w);
+    if (evaluatePlanFilter({ kind: 'KIND_CONDITIONAL', condition: p.condition }, some.resource, options.now)) probes.push({ index: i, input: some, expected: true });
+  });
+  if (probes.length === 0) return plans;
+  const decided = decideForIdentities(options.engine, probes.map((p) => ({ input: p.input })), [options.action], options.identities, options.delegation, options.now);
+  const out = [...plans];
+  probes.forEach((p, k) => {
+    const allowed = (decided[k] as (typeof decided)[number]).effects[options.action] === 'ALLOW';
+    if (allowed !== p.expected) out[p.index] = { id: (plans[p.index] as CandidatePlan).id, outcome: 'denied', reason: { code: 'plan_check_mismatch', message: 'the plan of this tool disagrees with a check of it; it is left out rather than listed' } };
+  });
+  return out;
 }
