@@ -11,6 +11,7 @@ import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
+import { registerMcpProxy, type McpProxyDeps } from './mcp/mcp-proxy.routes.js';
 
 /** DI token of the route dependencies. */
 export const BROKER_ROUTES = Symbol('BROKER_ROUTES');
@@ -27,6 +28,7 @@ class RouteRegistrar implements OnModuleInit {
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
     await registerV1Plan(fastify, this.deps.v1Plan);
+    if (this.deps.mcp !== undefined) await registerMcpProxy(fastify, this.deps.mcp);
     await registerAdminResolvers(fastify, this.deps.admin);
     await registerDelegationRoutes(fastify, this.deps.delegations);
     fastify.addHook('onClose', this.deps.onClose);
@@ -38,6 +40,8 @@ export interface BrokerModuleOptions {
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
   v1Plan: V1PlanDeps;
+  /** The MCP proxy, when `mcp` is configured. */
+  mcp?: McpProxyDeps;
   admin: AdminResolversDeps;
   delegations: DelegationRoutesDeps;
   /** Releases connections when the app closes. */

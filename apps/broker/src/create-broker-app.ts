@@ -25,6 +25,8 @@ import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { BrokerErrorFilter } from './http/broker-error.filter.js';
 import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
 import { createGatewayMatcher } from './http/v1-check.routes.js';
+import type { McpProxyDeps } from './mcp/mcp-proxy.routes.js';
+import { McpUpstreams } from './mcp/mcp-upstreams.js';
 import { loadPolicies } from './policy-source/load-policy-set.js';
 
 /** Options of {@link createBrokerApp}. */
@@ -48,6 +50,24 @@ function adminJwtResolver(config: BrokerConfig, kinds: ResolverKinds): ContextRe
     return factory.create(parsed, { now: Date.now, ...(ds !== undefined ? { datasource: ds } : {}) });
   } catch (err) {
     throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`admin.jwt\`: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The bearer-token verifier of `/mcp` (`mcp.token`: a `jwt` resolver whose audience is `mcp.resource`). */
+function mcpTokenVerifier(config: BrokerConfig, kinds: ResolverKinds): ContextResolver | undefined {
+  const mcp = config.mcp;
+  if (mcp?.token === undefined) return undefined;
+  const factory = kinds.factories['jwt'];
+  if (factory === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: no jwt kind');
+  const raw = { ...mcp.token, name: 'warden-mcp', kind: 'jwt', key: 'subject.token', audience: mcp.resource, provides: { 'principal.attr.mcp': 'result' } };
+  try {
+    parseResolverConfig(raw);
+    const parsed = factory.parseConfig(raw);
+    const ds = parsed.datasource === undefined ? undefined : config.datasources[parsed.datasource];
+    if (parsed.datasource !== undefined && ds === undefined) throw new WardenError('ERR_CONFIG_INVALID', `unknown datasource \`${parsed.datasource}\``);
+    return factory.create(parsed, { now: Date.now, ...(ds !== undefined ? { datasource: ds } : {}) });
+  } catch (err) {
+    throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`mcp.token\`: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -82,10 +102,26 @@ export async function createBrokerApp(
   let delegation: DelegationRuntime;
   let admin;
   let catalogs: Map<string, CatalogSource>;
+  let mcpVerifier: ContextResolver | undefined;
+  const upstreams = new McpUpstreams(config.mcp?.upstreams ?? []);
+  closers.unshift(() => upstreams.close());
   try {
     const kinds = await createResolverKinds({ db, redisUrl: config.redisUrl, env: config.env, onError });
     closers.unshift(() => kinds.close());
-    catalogs = buildCatalogs(config, { sql: kinds.sqlClient });
+    catalogs = buildCatalogs(config, {
+      sql: kinds.sqlClient,
+      mcpTools: (upstream, signal) => {
+        if (!upstreams.has(upstream)) return Promise.reject(new WardenError('ERR_CONFIG_INVALID', `no upstream MCP server \`${upstream}\` in \`mcp.upstreams\``));
+        return upstreams.listTools(upstream, signal);
+      },
+    });
+    for (const c of config.catalogs) {
+      const up = (c as { source?: unknown; upstream?: unknown }).upstream;
+      if ((c as { source?: unknown }).source === 'mcp' && typeof up === 'string' && !upstreams.has(up)) {
+        throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`resolvers\`: resolver \`${String((c as { name?: unknown }).name)}\`: field \`upstream\`: no upstream MCP server \`${up}\` in \`mcp.upstreams\``);
+      }
+    }
+    mcpVerifier = mcpTokenVerifier(config, kinds);
     const store = createSqlResolverStore(db);
     try {
       runtime = await ResolverRuntime.start({
@@ -126,14 +162,20 @@ export async function createBrokerApp(
     for (const close of closers.splice(0)) await close().catch((err: unknown) => onError(`shutdown: ${(err as Error).message}`));
   };
   const matchGateway = createGatewayMatcher(config.gateways);
+  const discovery = { engine, runtime, delegation, catalogs, policiesReadRequestExtras: readsRequestExtras };
+  const mcp: McpProxyDeps | undefined =
+    config.mcp === undefined
+      ? undefined
+      : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
       v1Check: { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
-      v1Plan: { discovery: { engine, runtime, delegation, catalogs, policiesReadRequestExtras: readsRequestExtras }, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,
       delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },
+      ...(mcp !== undefined ? { mcp } : {}),
       onClose,
     }),
     adapter,

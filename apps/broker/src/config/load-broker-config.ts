@@ -258,7 +258,8 @@ function readMcp(root: Obj, env: Env): McpConfig | undefined {
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(key, `must be an http(s) URL, got \`${v}\``);
     if (u.username !== '' || u.password !== '') throw invalid(key, 'must not carry credentials (use `headers`)');
-    return u.href;
+    // As written: issuer and resource identifiers are compared as strings (no trailing `/` added).
+    return v;
   };
   const resourceRaw = optString(m, 'resource', 'mcp.resource');
   const resource = resourceRaw === undefined ? undefined : url(resourceRaw, 'mcp.resource');
@@ -279,7 +280,8 @@ function readMcp(root: Obj, env: Env): McpConfig | undefined {
     if (!isObj(upRaw)) throw invalid('mcp.upstreams', 'must be a mapping of name to `{ url, headers }`');
     for (const [name, u] of Object.entries(upRaw)) {
       const key = `mcp.upstreams.${name}`;
-      if (!NAME.test(name) || name.includes('/')) throw invalid(key, 'an upstream name is 1-63 letters, digits or `_.:-`');
+      // Tools are exposed as `<upstream>.<tool>`: no dot (nor slash) in an upstream name.
+      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/i.test(name)) throw invalid(key, 'an upstream name is 1-63 letters, digits, `_` or `-`');
       if (!isObj(u)) throw invalid(key, 'must be a mapping with `url`');
       rejectUnknown(u, key, ['url', 'headers']);
       const raw = optString(u, 'url', `${key}.url`);

@@ -92,7 +92,8 @@ export function decodeCursor(cursor: string): string {
   throw new WardenError('ERR_REQUEST_INVALID', '`cursor`: not a cursor this API returned');
 }
 
-async function verifyDelegation(runtime: DelegationRuntime, token: string): Promise<DelegationChain | ExternalActors | Reason> {
+/** Verifies a delegation token (a Warden chain, or an external actor token), or says why it does not verify. */
+export async function verifyDelegation(runtime: DelegationRuntime, token: string): Promise<DelegationChain | ExternalActors | Reason> {
   try {
     return await (runtime.isExternal(token) ? runtime.external.verify(token, Date.now()) : runtime.verifier.verify(token, Date.now()));
   } catch (err) {
