@@ -108,6 +108,21 @@ describe('POST /v1/plan (tool discovery)', () => {
     expect(whole.json.allowed.length + whole.json.conditional.length + whole.json.denied.count).toBe(7);
   });
 
+  it('enriches a whole catalog with one call per resolver (explain)', async () => {
+    const { status, json } = await post<PlanJson & { explain: { resolvers: Array<{ resolver: string; calls: number; keys: number; hits: number }>; timings: Record<string, number> } }>('/v1/plan', {
+      subject: { token: 'ray-demo-token' },
+      kind: 'tool',
+      catalog: 'demo-tools',
+      explain: true,
+    });
+    expect(status).toBe(200);
+    const tools = json.explain.resolvers.find((r) => r.resolver === 'demo-tool-catalog');
+    // Seven tools: one batch (or none, when the in-process cache already holds them all).
+    expect(tools?.calls ?? 0).toBeLessThanOrEqual(1);
+    expect((tools?.keys ?? 0) + (tools?.hits ?? 0)).toBe(7);
+    expect(Object.keys(json.explain.timings).sort()).toEqual(['enrichMs', 'listMs', 'planMs', 'totalMs']);
+  });
+
   it('denies every candidate of a caller nobody recognises, with the reason', async () => {
     const { status, json } = await post('/v1/plan', { subject: { token: 'nobody-token' }, kind: 'tool', candidates: DEMO_TOOLS });
     expect(status).toBe(200);

@@ -2,7 +2,8 @@
  * Parses the `POST /v1/plan` body (tool discovery). The identity fields (`subject`, `agent`,
  * `delegation`, `context`, `requestId`) are those of `/v1/check` and are checked by its parser;
  * the rest names what to discover: `kind`, `action` (default `invoke`), either `candidates` (ids)
- * or `catalog` (a `kind: catalog` resolver), and the page (`limit`, `cursor`). Every problem is an
+ * or `catalog` (a `kind: catalog` resolver), the page (`limit`, `cursor`), and `explain` (each
+ * resolver's batches and the stage timings). Every problem is an
  * `ERR_REQUEST_INVALID` naming the field; unknown fields are refused.
  */
 import { WardenError } from '@warden/core';
@@ -12,7 +13,7 @@ import { isObj } from './request-common.js';
 import { parseV1CheckRequest } from './v1-check.request.js';
 
 const IDENTITY = new Set(['requestId', 'subject', 'agent', 'delegation', 'context']);
-const PLAN = new Set(['action', 'kind', 'candidates', 'catalog', 'cursor', 'limit']);
+const PLAN = new Set(['action', 'kind', 'candidates', 'catalog', 'cursor', 'limit', 'explain']);
 const NAME = /^[^\s]{1,256}$/;
 
 /** Most candidates one request may name, and the largest page. */
@@ -30,7 +31,7 @@ function name(v: unknown, field: string): string {
 }
 
 /** The parsed body, and whether it states identities only a trusted gateway may state. */
-export function parseV1PlanRequest(body: unknown, limits: RequestLimitsConfig): { request: DiscoveryRequest; needsTrust: boolean } {
+export function parseV1PlanRequest(body: unknown, limits: RequestLimitsConfig): { request: DiscoveryRequest; needsTrust: boolean; explain: boolean } {
   if (!isObj(body)) throw bad('(body)', 'expected a JSON object');
   const identity: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) {
@@ -59,6 +60,8 @@ export function parseV1PlanRequest(body: unknown, limits: RequestLimitsConfig): 
     if (typeof l !== 'number' || !Number.isInteger(l) || l < 1 || l > MAX_PLAN_CANDIDATES) throw bad('limit', `expected an integer from 1 to ${MAX_PLAN_CANDIDATES}`);
     limit = l;
   }
+  const e = body['explain'];
+  if (e !== undefined && e !== null && typeof e !== 'boolean') throw bad('explain', 'expected true or false');
   const cur = body['cursor'];
   const after = cur === undefined || cur === null || cur === '' ? undefined : decodeCursor(typeof cur === 'string' ? cur : '');
   return {
@@ -77,5 +80,6 @@ export function parseV1PlanRequest(body: unknown, limits: RequestLimitsConfig): 
       limit,
     },
     needsTrust: parsed.needsTrust,
+    explain: e === true,
   };
 }

@@ -28,13 +28,13 @@ export async function registerV1Plan(app: FastifyInstance, deps: V1PlanDeps): Pr
   await app.register(async (api) => {
     useJsonBodies(api, deps.bodyLimit, toWardenError);
     api.post('/v1/plan', { bodyLimit: deps.bodyLimit }, async (request, reply) => {
-      const { request: req, needsTrust } = parseV1PlanRequest(request.body, deps.limits);
+      const { request: req, needsTrust, explain } = parseV1PlanRequest(request.body, deps.limits);
       const header = request.headers[GATEWAY_KEY_HEADER];
       if (needsTrust && deps.matchGateway(typeof header === 'string' ? header : undefined) === undefined) {
         throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
       }
-      const { entries: _entries, ...result } = await discoverTools(deps.discovery, req);
-      return reply.header('content-type', 'application/json').send(JSON.stringify({ ...result, policyVersion: deps.policyVersion }));
+      const { entries: _entries, explain: details, ...result } = await discoverTools(deps.discovery, req);
+      return reply.header('content-type', 'application/json').send(JSON.stringify({ ...result, policyVersion: deps.policyVersion, ...(explain ? { explain: details } : {}) }));
     });
   });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicies, createEngine, evaluatePlanFilter, planResources, type PlanOperand } from '@warden/decision';
-import { closedAttributes, scopeCondition } from './plan-candidates.js';
+import { closedAttributes, scopeCondition, withKnownId } from './plan-candidates.js';
 import { conditionAttributes, conditionText } from './condition-text.js';
 
 const POLICY = `---
@@ -89,5 +89,21 @@ describe(conditionText.name, () => {
     };
     expect(conditionText(c)).toBe('!(arguments.mode == "force") && startsWith(arguments.path, "/tmp/") && exists(arguments.tags, lambda(t == "x", t))');
     expect(conditionAttributes(c)).toEqual(['arguments.mode', 'arguments.path', 'arguments.tags']);
+  });
+});
+
+describe(withKnownId.name, () => {
+  const id = (o: PlanOperand) => o;
+  it('replaces the id and folds the comparisons it takes part in', () => {
+    const c = id({ expression: { operator: 'or', operands: [{ expression: { operator: 'eq', operands: [{ variable: 'request.resource.id' }, { value: 'issue_refund' }] } }, { expression: { operator: 'in', operands: [{ variable: 'request.resource.id' }, { value: ['a', 'b'] }] } }] } });
+    expect(withKnownId(c, 'b')).toEqual({ expression: { operator: 'or', operands: [{ value: false }, { value: true }] } });
+    expect(withKnownId(c, 'zzz')).toEqual({ expression: { operator: 'or', operands: [{ value: false }, { value: false }] } });
+  });
+
+  it('gives up where the id feeds something it cannot fold (the candidate is then planned with its id)', () => {
+    expect(withKnownId({ expression: { operator: 'startsWith', operands: [{ variable: 'request.resource.id' }, { value: 'x' }] } }, 'xy')).toBeUndefined();
+    expect(withKnownId({ expression: { operator: 'eq', operands: [{ variable: 'request.resource.id' }, { value: 1 }] } }, 'x')).toBeUndefined();
+    const untouched: PlanOperand = { expression: { operator: 'lt', operands: [{ variable: 'request.resource.attr.arguments.amount' }, { value: 5 }] } };
+    expect(withKnownId(untouched, 'x')).toBe(untouched);
   });
 });

@@ -15,7 +15,8 @@
  */
 import type { JsonValue, Principal } from '@warden/core';
 import { lastHop, type DelegationChain, type Grant } from '@warden/delegation';
-import { evaluatePlanFilter, normalizeFilter, planResources, PlanUnsupported, type Engine, type PlanOperand } from '@warden/decision';
+import { evaluatePlanFilter, normalizeFilter, planResources, PlanUnsupported, type Engine, type PlanFilter, type PlanOperand } from '@warden/decision';
+import { stableKey } from '@warden/resolvers';
 import type { EnrichedInputs, Reason } from '../enrichment/enriched-check.js';
 import { decideForIdentities, denialBeforeEvaluation, isExternal, type Identities } from '../delegation/identity-decision.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
@@ -90,6 +91,116 @@ export function scopeCondition(grants: readonly Grant[], kind: string, id: strin
   return covering.length === 0 ? FALSE : or(covering);
 }
 
+/**
+ * One plan per identity for a group of candidates that differ only in their id: planned with the
+ * id unknown, then specialised per candidate. `undefined`: the group cannot be planned that way
+ * (the planner needs the id), so each candidate is planned with its id.
+ */
+type GroupPlan = Array<{ principal: Principal; filter: PlanFilter }> | undefined;
+
+const ID = 'request.resource.id';
+
+function isValue(o: PlanOperand): o is { readonly value: JsonValue } {
+  return 'value' in o;
+}
+
+/** `a == b` for JSON values as CEL compares them (numbers by value, lists and maps deeply). */
+function jsonEqual(a: JsonValue, b: JsonValue): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return stableKey(a) === stableKey(b);
+}
+
+/** A comparison of two known values, or undefined when CEL would not answer a plain true/false. */
+function foldComparison(operator: string, a: JsonValue, b: JsonValue): boolean | undefined {
+  const scalar = (v: JsonValue): boolean => v === null || typeof v !== 'object';
+  switch (operator) {
+    case 'eq':
+    case 'ne':
+      if (!scalar(a) || !scalar(b) || typeof a !== typeof b) return undefined;
+      return operator === 'eq' ? a === b : a !== b;
+    case 'lt':
+    case 'le':
+    case 'gt':
+    case 'ge':
+      if (!((typeof a === 'number' && typeof b === 'number') || (typeof a === 'string' && typeof b === 'string'))) return undefined;
+      return operator === 'lt' ? a < b : operator === 'le' ? a <= b : operator === 'gt' ? a > b : a >= b;
+    case 'in':
+      if (Array.isArray(b)) return b.some((x) => jsonEqual(a, x));
+      if (typeof b === 'object' && b !== null && typeof a === 'string') return Object.hasOwn(b, a);
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * `o` with the resource id known: `request.resource.id` replaced by `id`, comparisons of known
+ * values folded. Undefined when the id remains somewhere it cannot be folded away (then the
+ * candidate is planned with its id instead).
+ */
+export function withKnownId(o: PlanOperand, id: string): PlanOperand | undefined {
+  if ('variable' in o) return o.variable === ID ? { value: id } : o.variable.startsWith(`${ID}.`) ? undefined : o;
+  if (isValue(o)) return o;
+  const operands: PlanOperand[] = [];
+  let changed = false;
+  for (const x of o.expression.operands) {
+    const y = withKnownId(x, id);
+    if (y === undefined) return undefined;
+    if (y !== x) changed = true;
+    operands.push(y);
+  }
+  if (!changed) return o;
+  const [a, b] = operands;
+  if (operands.length === 2 && a !== undefined && b !== undefined && isValue(a) && isValue(b)) {
+    const folded = foldComparison(o.expression.operator, a.value, b.value);
+    if (folded !== undefined) return { value: folded };
+  }
+  // Only and/or/not may keep the id's value, folded by normalisation; anything else keeps the id.
+  if (!['and', 'or', 'not'].includes(o.expression.operator)) return undefined;
+  return { expression: { operator: o.expression.operator, operands } };
+}
+
+/** The plan of each identity (the subject, then the agent) for one enriched candidate. */
+function identityPlans(input: EnrichedInputs['items'][number]['input'], agent: Principal | undefined, groups: Map<string, GroupPlan>, options: PlanCandidatesOptions): Array<{ principal: Principal; filter: PlanFilter }> {
+  const r = input.resource;
+  const principals = agent !== undefined ? [input.principal, agent] : [input.principal];
+  const base = {
+    kind: r.kind,
+    attr: closedAttributes(r.attr),
+    ...(r.policyVersion !== undefined ? { policyVersion: r.policyVersion } : {}),
+    ...(r.scope !== undefined ? { scope: r.scope } : {}),
+  };
+  const plan = (principal: Principal, withId: boolean): PlanFilter =>
+    planResources(options.engine.policySet, options.engine.config, { principal, resource: withId ? { ...base, id: r.id } : base, actions: [options.action] }, options.now);
+  // Candidates sharing every known attribute share one plan per identity (1,000 tools are a few groups).
+  const key = stableKey([r.kind, r.policyVersion ?? null, r.scope ?? null, r.attr]);
+  let group = groups.get(key);
+  if (!groups.has(key)) {
+    try {
+      group = principals.map((principal) => ({ principal, filter: plan(principal, false) }));
+    } catch (err) {
+      if (!(err instanceof PlanUnsupported)) throw err;
+      group = undefined;
+    }
+    groups.set(key, group);
+  }
+  if (group !== undefined) {
+    const out: Array<{ principal: Principal; filter: PlanFilter }> = [];
+    for (const g of group) {
+      if (g.filter.kind !== 'KIND_CONDITIONAL' || g.filter.condition === undefined) {
+        out.push(g);
+        continue;
+      }
+      const c = withKnownId(g.filter.condition, r.id);
+      if (c === undefined) break;
+      out.push({ principal: g.principal, filter: normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: c }) });
+    }
+    if (out.length === group.length) return out;
+  }
+  return principals.map((principal) => ({ principal, filter: plan(principal, true) }));
+}
+
 const isReason = (v: unknown): v is Reason => typeof v === 'object' && v !== null && 'code' in v;
 
 function unsupported(id: string, why: string): CandidatePlan {
@@ -101,7 +212,7 @@ function unsupported(id: string, why: string): CandidatePlan {
  * @example planCandidates(enriched.items, { engine, delegation, action: 'invoke', identities, policiesReadRequestExtras: false, now: new Date() })
  */
 export function planCandidates(items: EnrichedInputs['items'], options: PlanCandidatesOptions): CandidatePlan[] {
-  const { engine, action, identities: ids, now } = options;
+  const { action, identities: ids } = options;
   const firstOk = items.find((it) => it.denied === undefined);
   const denial = denialBeforeEvaluation(firstOk?.input.principal, ids, options.delegation);
   const agent: Principal | undefined = isReason(ids.agent) ? undefined : ids.agent;
@@ -111,6 +222,7 @@ export function planCandidates(items: EnrichedInputs['items'], options: PlanCand
   const blind = options.policiesReadRequestExtras && extras;
   const stale = !options.delegation.isFresh() && options.delegation.isHighCapability(action);
   const tooDeep = chain !== undefined && chain.hops.length > options.delegation.depthLimit(action);
+  const groups = new Map<string, GroupPlan>();
   const plans = items.map((item): CandidatePlan => {
     const { kind, id } = item.input.resource;
     if (denial !== undefined) return { id, outcome: 'denied', reason: denial };
@@ -118,27 +230,20 @@ export function planCandidates(items: EnrichedInputs['items'], options: PlanCand
     if (blind) return unsupported(id, 'a policy reads request.context or request.delegation');
     if (stale) return { id, outcome: 'denied', reason: { code: 'revocation_state_stale', message: `\`${action}\` is high-capability and this instance cannot confirm its revocation state is current` } };
     if (tooDeep && chain !== undefined) return { id, outcome: 'denied', reason: { code: 'delegation_depth_exceeded', message: `\`${action}\` allows at most ${options.delegation.depthLimit(action)} delegations; this chain has ${chain.hops.length}`, delegation: lastHop(chain).id } };
-    const r = item.input.resource;
-    const resource = {
-      kind,
-      id,
-      attr: closedAttributes(r.attr),
-      ...(r.policyVersion !== undefined ? { policyVersion: r.policyVersion } : {}),
-      ...(r.scope !== undefined ? { scope: r.scope } : {}),
-    };
     const parts: PlanOperand[] = [];
+    let filters: Array<{ principal: Principal; filter: PlanFilter }>;
     try {
-      for (const principal of agent !== undefined ? [item.input.principal, agent] : [item.input.principal]) {
-        const f = planResources(engine.policySet, engine.config, { principal, resource, actions: [action] }, now);
-        if (f.kind === 'KIND_ALWAYS_DENIED') {
-          const who = principal === agent ? `agent \`${principal.id}\`` : `\`${principal.id}\``;
-          return { id, outcome: 'denied', reason: { code: 'policy_denied', message: `\`${action}\` on ${kind} \`${id}\` is not allowed for ${who}`, identity: principal === agent ? 'agent' : 'subject' } };
-        }
-        if (f.kind === 'KIND_CONDITIONAL' && f.condition !== undefined) parts.push(f.condition);
-      }
+      filters = identityPlans(item.input, agent, groups, options);
     } catch (err) {
       if (err instanceof PlanUnsupported) return unsupported(id, err.message);
       throw err;
+    }
+    for (const { principal, filter: f } of filters) {
+      if (f.kind === 'KIND_ALWAYS_DENIED') {
+        const who = principal === agent ? `agent \`${principal.id}\`` : `\`${principal.id}\``;
+        return { id, outcome: 'denied', reason: { code: 'policy_denied', message: `\`${action}\` on ${kind} \`${id}\` is not allowed for ${who}`, identity: principal === agent ? 'agent' : 'subject' } };
+      }
+      if (f.kind === 'KIND_CONDITIONAL' && f.condition !== undefined) parts.push(f.condition);
     }
     if (chain !== undefined) parts.push(scopeCondition(lastHop(chain).grants, kind, id, action));
     const f = normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: parts.length === 0 ? TRUE : and(parts) });

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { Engine, PlanOperand } from '@warden/decision';
-import { isResolverError, type CatalogEntry, type CatalogSource, type JsonObject } from '@warden/resolvers';
+import { isResolverError, type CatalogEntry, type CatalogSource, type JsonObject, type ResolverRun } from '@warden/resolvers';
 import { enrichInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
@@ -74,6 +74,8 @@ export interface DiscoveryResult {
   readonly cursor?: string;
   /** The attributes a candidate's catalog entry and enrichment gave it, for callers that show them (the MCP proxy). */
   readonly entries: ReadonlyMap<string, JsonObject>;
+  /** For `explain`: each resolver's calls (batches) and keys, and the stage timings in ms. */
+  readonly explain: { readonly resolvers: readonly ResolverRun[]; readonly timings: { listMs: number; enrichMs: number; planMs: number; totalMs: number } };
 }
 
 /** Encodes the position after `id` as an opaque cursor. */
@@ -121,6 +123,7 @@ async function candidatesOf(deps: ToolDiscoveryDeps, req: DiscoveryRequest): Pro
  * @example const page = await discoverTools(deps, { ...req, kind: 'tool', action: 'invoke', candidates: [{ id: 'web_search' }], limit: 100 });
  */
 export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryRequest): Promise<DiscoveryResult> {
+  const t0 = performance.now();
   const planId = randomUUID();
   const requestId = req.requestId ?? planId;
   const delegation = req.delegation === undefined ? undefined : await verifyDelegation(deps.delegation, req.delegation);
@@ -128,6 +131,7 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
   const start = req.after === undefined ? 0 : firstAfter(all, req.after);
   const page = all.slice(start, start + req.limit);
   const truncated = start + page.length < all.length;
+  const t1 = performance.now();
 
   const inputs: CheckInput[] = page.map((c) => ({ requestId, principal: { id: '', roles: [], attr: {} }, resource: { kind: req.kind, id: c.id, attr: { ...c.attr } }, actions: [req.action] }));
   const delegatedFor = delegation !== undefined && !('code' in delegation) ? delegation.subject : undefined;
@@ -142,6 +146,7 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
     ...(req.delegation !== undefined ? { delegation: { token: req.delegation } } : {}),
     context: { ...req.context },
   });
+  const t2 = performance.now();
   const identities: Identities = {
     ...(agent !== undefined ? { agent: agentPrincipal((enriched?.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent) } : {}),
     ...(delegation !== undefined ? { delegation } : {}),
@@ -165,7 +170,9 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
     const item = enriched?.items[i];
     if (item !== undefined) entries.set(p.id, item.input.resource.attr as JsonObject);
   });
+  const t3 = performance.now();
   const last = page[page.length - 1];
+  const ms = (x: number): number => Math.round(x * 1000) / 1000;
   return {
     ...(req.requestId !== undefined ? { requestId: req.requestId } : {}),
     planId,
@@ -177,6 +184,7 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
     truncated,
     ...(truncated && last !== undefined ? { cursor: encodeCursor(last.id) } : {}),
     entries,
+    explain: { resolvers: enriched?.outcome?.runs ?? [], timings: { listMs: ms(t1 - t0), enrichMs: ms(t2 - t1), planMs: ms(t3 - t2), totalMs: ms(t3 - t0) } },
   };
 }
 
