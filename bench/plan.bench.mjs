@@ -165,7 +165,7 @@ async function main() {
         '<!-- plan:start -->',
         '<!-- plan:end -->',
         [
-          `Run ${result.date.slice(0, 10)} on ${result.host.cpus} CPUs (${result.host.model}), Node ${result.host.node}, ${result.git}; ${WORKERS} worker, ${REQUESTS} sequential plans after ${WARMUP} warm-up ones.`,
+          `Measured ${result.date} on ${result.host.cpus} CPUs (${result.host.model}), Node ${result.host.node}; Warden code at ${result.git.head}${result.git.changedFilesInAppsLibsPolicies > 0 ? ` + ${result.git.changedFilesInAppsLibsPolicies} uncommitted file(s) in apps/libs/policies` : ''}; ${WORKERS} worker, ${REQUESTS} sequential plans after ${WARMUP} warm-up ones. Reproduce: \`npm run bench:plan\`.`,
           '',
           '| measure | value | goal |',
           '|---|---|---|',

@@ -69,8 +69,22 @@ function splitName(deps: McpProxyDeps, name: string): { upstream: string; item: 
   return deps.upstreams.has(upstream) ? { upstream, item: name.slice(dot + 1) } : undefined;
 }
 
-function denied(message: string, code: string): McpError {
-  return new McpError(MCP_DENIED, message, { reason: code });
+/**
+ * A denial as the SDK sends it: `code`, `message` and `data` of the thrown error become the
+ * JSON-RPC error (an `McpError` would prefix the message with "MCP error -32003:").
+ */
+class McpDenial extends Error {
+  readonly code = MCP_DENIED;
+  constructor(
+    message: string,
+    readonly data: { reason: string },
+  ) {
+    super(message);
+  }
+}
+
+function denied(message: string, code: string): McpDenial {
+  return new McpDenial(message, { reason: code });
 }
 
 /** An upstream failure, without its text (it may quote internals). */
