@@ -94,3 +94,27 @@ export function httpBody(name) {
 export function actionCount(name) {
   return shapes[name].resources.reduce((n, r) => n + r.actions.length, 0);
 }
+
+/**
+ * PlanResources shapes for bench/plan-api.bench.mjs (Cerbos `POST /api/plan/resources`): the same
+ * principals asking which resources of a kind they may act on, resource attributes unknown.
+ */
+export const planShapes = {
+  'tool-user': {
+    description: 'user `alice`: which `tool`s may she invoke (1 action)',
+    body: { principal: alice, resource: { kind: 'tool' }, action: 'invoke' },
+  },
+  'model-3': {
+    description: 'enterprise user `erin`: which `model`s may she invoke, stream and embed (3 actions)',
+    body: { principal: erin, resource: { kind: 'model' }, actions: ['invoke', 'stream', 'embed'] },
+  },
+  'mcp-agent': {
+    description: 'agent `support-bot`: which `mcp_tool`s may it call (1 action)',
+    body: { principal: supportBot, resource: { kind: 'mcp_tool' }, action: 'call' },
+  },
+};
+
+/** The HTTP body for a plan shape. */
+export function planBody(name) {
+  return JSON.stringify({ requestId: `bench-${name}`, includeMeta: true, ...planShapes[name].body });
+}

@@ -1,6 +1,7 @@
 /**
- * Replays Cerbos's own check API cases (`server/checks/{check_resources, check_resource_set,
- * check_resource_batch}/*.yaml` of the shared Cerbos conformance data) against the real broker,
+ * Replays Cerbos's own check and plan API cases (`server/checks/{check_resources,
+ * check_resource_set, check_resource_batch}/*.yaml` and `server/plan_resources/*.yaml` of the
+ * shared Cerbos conformance data) against the real broker,
  * configured as the data's README says: store `store/`, schema enforcement reject, JWT key set
  * `cerbos`, request limits 5/5, globals environment=test. Responses are compared as the README
  * says: `cerbosCallId` ignored, `effectiveDerivedRoles`, `outputs` and `validationErrors`
@@ -19,15 +20,16 @@ import { startTestBroker } from '../support/broker.js';
 import { conformanceDir, knownFailures } from '../support/conformance.js';
 
 const DATA = resolve(process.env['WARDEN_CERBOS_CONFORMANCE_DIR'] ?? conformanceDir);
-const CHECKS_DIR = join(DATA, 'server/checks');
-const present = existsSync(CHECKS_DIR);
-if (!present) console.warn(`skipping Cerbos server conformance: ${CHECKS_DIR} not found`);
+const SERVER_DIR = join(DATA, 'server');
+const present = existsSync(join(SERVER_DIR, 'checks'));
+if (!present) console.warn(`skipping Cerbos server conformance: ${SERVER_DIR} not found`);
 
 /** The three check APIs: case folder, the case file's key for the call, and the route. */
 const FOLDERS = [
-  { dir: 'check_resources', key: 'checkResources', path: '/api/check/resources' },
-  { dir: 'check_resource_set', key: 'checkResourceSet', path: '/api/check' },
-  { dir: 'check_resource_batch', key: 'checkResourceBatch', path: '/api/check_resource_batch' },
+  { dir: 'checks/check_resources', key: 'checkResources', path: '/api/check/resources' },
+  { dir: 'checks/check_resource_set', key: 'checkResourceSet', path: '/api/check' },
+  { dir: 'checks/check_resource_batch', key: 'checkResourceBatch', path: '/api/check_resource_batch' },
+  { dir: 'plan_resources', key: 'planResources', path: '/api/plan/resources' },
 ] as const;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -39,10 +41,11 @@ interface ServerCase {
   checkResources?: { input: unknown; wantResponse?: Json };
   checkResourceSet?: { input: unknown; wantResponse?: Json };
   checkResourceBatch?: { input: unknown; wantResponse?: Json };
+  planResources?: { input: unknown; wantResponse?: Json };
 }
 
 function readCases(dir: string): [string, ServerCase][] {
-  const full = join(CHECKS_DIR, dir);
+  const full = join(SERVER_DIR, dir);
   if (!existsSync(full)) return [];
   return readdirSync(full)
     .filter((f) => f.endsWith('.yaml'))
@@ -69,7 +72,7 @@ function normalise(v: Json, key = ''): Json {
 const skips = knownFailures('server');
 const tally = new Map<string, { total: number; passed: number; skipped: string[] }>();
 
-describe.skipIf(!present)('Cerbos server conformance: check APIs', () => {
+describe.skipIf(!present)('Cerbos server conformance: check and plan APIs', () => {
   let app: NestFastifyApplication;
   let base: string;
 
@@ -104,7 +107,7 @@ auxData:
     }
     if (total > 0) {
       const pct = ((100 * passed) / total).toFixed(1);
-      console.log(`Cerbos server conformance (check APIs): ${passed}/${total} passed (${pct}%)\n${lines.join('\n')}`);
+      console.log(`Cerbos server conformance (check and plan APIs): ${passed}/${total} passed (${pct}%)\n${lines.join('\n')}`);
     }
   });
 

@@ -1,5 +1,5 @@
 /**
- * The engine facade: a compiled policy set plus its configuration, answering check calls.
+ * The engine facade: a compiled policy set plus its configuration, answering check and plan calls.
  * `now()` is fixed once per call; evaluation is synchronous and does no I/O.
  */
 import type { CheckInput, CheckOutput } from '@warden/core';
@@ -7,6 +7,7 @@ import type { CompiledPolicySet } from './compile/compiled.types.js';
 import { CheckEvaluator } from './evaluate/check.js';
 import type { CheckOptions, EngineConfig } from './engine.types.js';
 import { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
+import { planResourcesOutput, type PlanInput, type PlanOutput } from './plan/plan-resources.js';
 
 /** Decides check inputs against one compiled policy set. */
 export interface Engine {
@@ -14,6 +15,8 @@ export interface Engine {
   readonly config: Readonly<EngineConfig>;
   /** Evaluates every input; the result array is parallel to `inputs`. */
   check(inputs: readonly CheckInput[], options?: CheckOptions): CheckOutput[];
+  /** PlanResources: the filter of resources of one kind on which the principal may do the actions. */
+  plan(input: PlanInput, options?: { now?: Date }): PlanOutput;
 }
 
 /**
@@ -32,6 +35,9 @@ export function createEngine(policySet: CompiledPolicySet, config: Partial<Engin
     config: full,
     check(inputs, options) {
       return evaluator.check(inputs, options?.now ?? new Date(), options?.includeEffectiveDerivedRoles !== false);
+    },
+    plan(input, options) {
+      return planResourcesOutput(policySet, full, input, options?.now ?? new Date());
     },
   };
 }

@@ -20,7 +20,7 @@ export type { TestResults, TestSuiteResult, TestCaseResult, TestDetails, TestRes
 export { parseTxtar } from './testing/txtar.js';
 export type { TxtarFile } from './testing/txtar.js';
 export { normalizeFilter, simplifyOperand, filterDebug } from './plan/plan-filter.js';
-export { planResources, type PlanInput } from './plan/plan-resources.js';
+export { planResources, planResourcesOutput, type PlanInput, type PlanOutput } from './plan/plan-resources.js';
 export { PlanUnsupported } from './plan/residual.js';
 export { evaluatePlanFilter, celOfOperand, type FilterResource } from './plan/filter-eval.js';
 export type { PlanFilter, PlanKind, PlanOperand, PlanExpression } from './plan/plan-filter.js';

@@ -1,6 +1,6 @@
 /**
  * The Cerbos-compatible HTTP API (`POST /api/check/resources`, the deprecated `POST /api/check`
- * (CheckResourceSet) and `POST /api/check_resource_batch`, `GET /api/server_info`,
+ * (CheckResourceSet) and `POST /api/check_resource_batch`, `POST /api/plan/resources`, `GET /api/server_info`,
  * `GET /_cerbos/health`) as plain Fastify routes in an encapsulated plugin: no Nest pipes,
  * interceptors or guards on the hot path, its own body parser and error handler. The three check
  * routes share one pipeline (validate, verify aux data, enrich through the resolvers, one engine
@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuxData, CheckOutput } from '@warden/core';
-import type { Engine } from '@warden/decision';
+import type { Engine, PlanOutput } from '@warden/decision';
 import type { RevocationSet } from '@warden/delegation';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
@@ -23,6 +23,8 @@ import { parseCheckResourceSetRequest } from './check-resource-set.request.js';
 import { parseCheckResourceBatchRequest, parseCheckResourcesRequest } from './check-resources.request.js';
 import { toCheckResourcesResponse } from './check-resources.response.js';
 import { useJsonBodies } from './json-body.parser.js';
+import { parsePlanResourcesRequest, type PlanResourcesRequest } from './plan-resources.request.js';
+import { toPlanResourcesResponse } from './plan-resources.response.js';
 import type { CheckRequest } from './request-common.js';
 
 /** `GET /api/server_info`, as Cerbos prints it. */
@@ -138,6 +140,32 @@ async function verifyAuxData(deps: CerbosApiDeps, req: CheckRequest): Promise<vo
   for (const input of req.inputs) input.auxData = auxData;
 }
 
+async function verifyPlanAuxData(deps: CerbosApiDeps, req: PlanResourcesRequest): Promise<void> {
+  // SECURITY: as for checks, every token is verified before planning.
+  const auxData: AuxData = {};
+  if (req.jwt !== undefined) auxData.jwt = await deps.verifier.verify(req.jwt.token, req.jwt.keySetId);
+  if (req.jwts !== undefined) {
+    const named: NonNullable<AuxData['jwts']> = {};
+    for (const ref of req.jwts) named[ref.name] = { claims: await deps.verifier.verify(ref.token, ref.keySetId) };
+    auxData.jwts = named;
+  }
+  req.input = { ...req.input, auxData };
+}
+
+/**
+ * Plans and answers. A principal revoked through Warden's revocation API gets an always-denied
+ * plan, as its checks are denied. Resolvers do not enrich plans yet (their keys are resource ids,
+ * which a plan does not have).
+ */
+function sendPlan(deps: CerbosApiDeps, req: PlanResourcesRequest, reply: FastifyReply): FastifyReply {
+  const id = req.input.principal.id;
+  const revoked = deps.revocations !== undefined && deps.revocations.size > 0 && deps.revocations.find({ subject: id, agent: id }) !== undefined;
+  const output = revoked ? REVOKED_PLAN : deps.engine.plan(req.input, { now: new Date() });
+  return reply.header('content-type', 'application/json').send(JSON.stringify(toPlanResourcesResponse(req, output, newCallId())));
+}
+
+const REVOKED_PLAN: PlanOutput = { filter: { kind: 'KIND_ALWAYS_DENIED' }, matchedScopes: {}, policyMatch: false, validationErrors: [] };
+
 /** Registers the Cerbos routes on `app` (call before the server is ready). */
 export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDeps): Promise<void> {
   await app.register(async (api) => {
@@ -150,6 +178,11 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
         return verifyAuxData(deps, req).then(() => decide(deps, check, req, reply));
       });
     };
+    api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
+      const req = parsePlanResourcesRequest(request.body === undefined ? {} : request.body);
+      if (req.jwt === undefined && req.jwts === undefined) return sendPlan(deps, req, reply);
+      return verifyPlanAuxData(deps, req).then(() => sendPlan(deps, req, reply));
+    });
     route('/api/check/resources', CHECK_RESOURCES);
     route('/api/check', CHECK_RESOURCE_SET);
     route('/api/check_resource_batch', CHECK_RESOURCE_BATCH);
@@ -168,7 +201,7 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     };
     const OTHER_THAN_POST = ['GET', 'PUT', 'DELETE', 'PATCH'] as const;
     const OTHER_THAN_GET = ['POST', 'PUT', 'DELETE', 'PATCH'] as const;
-    for (const url of ['/api/check/resources', '/api/check', '/api/check_resource_batch']) {
+    for (const url of ['/api/check/resources', '/api/check', '/api/check_resource_batch', '/api/plan/resources']) {
       api.route({ method: [...OTHER_THAN_POST], url, handler: notAllowed });
     }
     for (const url of ['/api/server_info', '/_cerbos/health']) {

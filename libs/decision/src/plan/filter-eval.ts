@@ -113,6 +113,14 @@ export function celOfOperand(o: PlanOperand): string {
       return `(${args[0]} ? ${args[1]} : ${args[2]})`;
     case 'index':
       return `${args[0]}[${args[1]}]`;
+    // Cerbos prints a field read from a known message it could not resolve as
+    // get-field(struct(set-field(k, v)...), name).
+    case 'struct':
+      return `{${operands.map((f) => ('expression' in f && f.expression.operator === 'set-field' ? `${celOfOperand(f.expression.operands[0] as PlanOperand)}: ${celOfOperand(f.expression.operands[1] as PlanOperand)}` : celOfOperand(f))).join(', ')}}`;
+    case 'get-field': {
+      const name = operands[1];
+      return name !== undefined && 'variable' in name ? `${args[0]}.${name.variable}` : `${args[0]}[${args[1]}]`;
+    }
     default:
       break;
   }

@@ -10,14 +10,15 @@
  * add to what the resource policies allow). Scoped resources or principals and role policies
  * throw {@link PlanUnsupported}: no plan is better than a wrong one.
  */
-import type { AuxData, JsonValue, Principal } from '@warden/core';
+import type { AuxData, JsonValue, Principal, ValidationError } from '@warden/core';
 import { CelEvaluationError, createCelContextFor, prepareCelRequest } from '../cel/index.js';
 import { nowHolder } from '../cel/cel-environment.js';
-import type { CompiledCondition, CompiledPolicySet, Params, Row } from '../compile/compiled.types.js';
+import type { CompiledCondition, CompiledPolicySet, Params, Row, ScopeRows } from '../compile/compiled.types.js';
 import { resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
+import { validatePlanResourcesInput } from '../schema/index.js';
 import { normalizeFilter, simplifyOperand, type PlanFilter, type PlanOperand } from './plan-filter.js';
-import { contextEvaluator, PlanUnsupported, residual, type Residual, type ResidualScope } from './residual.js';
+import { contextEvaluator, PlanUnsupported, residual, residualValue, type Residual, type ResidualScope } from './residual.js';
 
 /** What a plan is asked for. */
 export interface PlanInput {
@@ -116,12 +117,39 @@ interface Binding {
  * @example planResources(policySet, config, { principal, resource: { kind: 'leave_request' }, actions: ['view'] }, new Date())
  */
 export function planResources(set: CompiledPolicySet, config: EngineConfig, input: PlanInput, now: Date): PlanFilter {
+  return planResourcesOutput(set, config, input, now).filter;
+}
+
+/** A plan with what Cerbos's PlanResources reports besides the filter. */
+export interface PlanOutput {
+  readonly filter: PlanFilter;
+  /** Per action, the scope Cerbos reports as matched (the last OVERRIDE_PARENT scope walked that has a rule for it). */
+  readonly matchedScopes: Readonly<Record<string, string>>;
+  /** False when no rule of any policy applied to any action (Cerbos's `NO_MATCH`). */
+  readonly policyMatch: boolean;
+  readonly validationErrors: readonly ValidationError[];
+}
+
+/** As {@link planResources}, with the matched scopes, whether any rule applied, and schema validation errors. */
+export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig, input: PlanInput, now: Date): PlanOutput {
   const version = input.resource.policyVersion || config.defaultPolicyVersion;
   const resourceScope = input.resource.scope ?? config.defaultScope;
   const principalScope = input.principal.scope ?? config.defaultScope;
   const resourceScopes = scopeChain(set.resourceScopes, resourceScope, config.lenientScopeSearch);
   const principalScopes = scopeChain(set.principalScopes, principalScope, config.lenientScopeSearch);
-  if (resourceScopes.length === 0 && principalScopes.length === 0) return { kind: 'KIND_ALWAYS_DENIED' };
+  const matchedScopes: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (resourceScopes.length === 0 && principalScopes.length === 0) return { filter: { kind: 'KIND_ALWAYS_DENIED' }, matchedScopes, policyMatch: false, validationErrors: [] };
+
+  // Schemas of the nearest resource policy that declares them; partial attributes, so `required` is not enforced.
+  let validationErrors: readonly ValidationError[] = [];
+  if (config.schemaEnforcement !== 'none') {
+    const schemas = resourceScopes.map((sc) => set.schemas.get(resourcePolicyFqn(input.resource.kind, version, sc))).find((x) => x !== undefined);
+    if (schemas !== undefined) {
+      const vr = validatePlanResourcesInput(set.schemaRegistry, schemas, { principal: { attr: input.principal.attr ?? {} }, resource: { attr: { ...(input.resource.attr ?? {}) } }, actions: [...input.actions] }, config.schemaEnforcement);
+      validationErrors = vr.errors;
+      if (vr.reject) return { filter: { kind: 'KIND_ALWAYS_DENIED' }, matchedScopes, policyMatch: true, validationErrors };
+    }
+  }
 
   const kind = input.resource.kind;
   const knownResource = { kind, ...(input.resource.id !== undefined ? { id: input.resource.id } : {}), policyVersion: version, scope: resourceScope, attr: input.resource.attr ?? {} };
@@ -152,7 +180,7 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
         if (known !== undefined) return known;
         const source = sources.get(name);
         if (source === undefined) throw new PlanUnsupported(`unknown variable ${name}`);
-        const r = residual(source, created);
+        const r = residualValue(source, created);
         residuals.set(name, r);
         if (r.known) knownVars[name] = r.value;
         return r;
@@ -229,6 +257,12 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
     return row.condition === undefined ? dr : { expression: { operator: 'and', operands: [cond, dr] } };
   };
 
+  const bindsKind = (sr: ScopeRows, roles: readonly string[]): boolean => {
+    for (const row of sr.resourceRows) if ((row.role === '*' || roles.includes(row.role)) && row.resourceMatches(rowKind)) return true;
+    for (const role of roles) for (const rr of sr.roleRows.get(role) ?? []) if (rr.resourceMatches(rowKind)) return true;
+    return false;
+  };
+
   /** The rows of one scope that bind `action` for `roles` (resource policies and role policies), or for the principal. */
   const bindings = (principalKind: boolean, scope: string, action: string, roles: readonly string[]): Binding[] => {
     const sr = set.rows.get(version)?.get(scope);
@@ -242,14 +276,17 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
       return out;
     }
     const edr = edrFn(scope);
-    for (const role of roles) {
-      const rules = (sr.roleRows.get(role) ?? []).filter((rr) => rr.resourceMatches(rowKind));
-      if (rules.length === 0) continue;
-      const matched = rules.filter((rr) => rr.allowActions.some((m) => m(action)));
-      // An action no rule of the role policy allows is denied; an allowed one is denied where its condition fails.
-      if (matched.length === 0) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => TRUE });
-      for (const rr of matched) {
-        if (rr.condition !== undefined) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => not(conditionOf(rr.condition, rr.params, EMPTY_EDR)) });
+    // Role policies take part where the scope binds this kind for these roles at all (a resource
+    // rule or a role rule for it), as in the check: a role with a role policy here is denied the
+    // actions none of its rules for this kind allows, and an allowed one where its condition fails.
+    if (sr.roleRows.size > 0 && bindsKind(sr, roles)) {
+      for (const role of roles) {
+        if (!sr.rolePolicyKeys.has(role)) continue;
+        const matched = (sr.roleRows.get(role) ?? []).filter((rr) => rr.resourceMatches(rowKind) && rr.allowActions.some((m) => m(action)));
+        if (matched.length === 0) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => TRUE });
+        for (const rr of matched) {
+          if (rr.condition !== undefined) out.push({ effect: 'EFFECT_DENY', fromRolePolicy: true, node: () => not(conditionOf(rr.condition, rr.params, EMPTY_EDR)) });
+        }
       }
     }
     for (const row of sr.resourceRows) {
@@ -260,9 +297,11 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
   };
 
   const filters: PlanOperand[] = [];
+  let policyMatch = false;
   for (const action of input.actions) {
     let root: Node;
     let hasAllow = false;
+    let matched: string | undefined;
     for (const principalKind of [false, true]) {
       const scopes = principalKind ? principalScopes : resourceScopes;
       let typeAllow: Node;
@@ -274,6 +313,7 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
         let roleDeny: Node;
         let roleDenyRp: Node;
         let pending = false;
+        let roleMatched: string | undefined;
         for (const scope of scopes) {
           let scopeAllow: Node;
           let scopeDeny: Node;
@@ -291,6 +331,7 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
             scopeDeny = shielded(scopeDeny, roleAllow);
             scopeDenyRp = shielded(scopeDenyRp, roleAllow);
           }
+          if ((scopeAllow !== undefined || scopeDeny !== undefined || scopeDenyRp !== undefined) && (set.scopePermissions.get(scope) ?? 'SCOPE_PERMISSIONS_OVERRIDE_PARENT') === 'SCOPE_PERMISSIONS_OVERRIDE_PARENT') roleMatched = scope;
           roleDeny = addNode(roleDeny, scopeDeny, 'or');
           roleDenyRp = addNode(roleDenyRp, scopeDenyRp, 'or');
           if (scopeAllow !== undefined) {
@@ -302,10 +343,16 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
             if (set.scopePermissions.get(scope) === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS') pending = true;
           }
         }
+        if (roleMatched !== undefined) matched = roleMatched;
         // An ALLOW under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS that no parent scope confirmed.
         if (pending) roleAllow = undefined;
-        if ((roleDeny !== undefined && isTrue(roleDeny)) || (roleDenyRp !== undefined && isTrue(roleDenyRp))) {
-          // An unconditional DENY silences this role without overriding the others' ALLOWs.
+        // Simplified, so an unconditional DENY or ALLOW anywhere in the walk is seen as one.
+        if (roleDeny !== undefined) roleDeny = normalizeOperand(roleDeny);
+        if (roleDenyRp !== undefined) roleDenyRp = normalizeOperand(roleDenyRp);
+        if (roleAllow !== undefined) roleAllow = normalizeOperand(roleAllow);
+        if (!principalKind && ((roleDeny !== undefined && isTrue(roleDeny)) || (roleDenyRp !== undefined && isTrue(roleDenyRp)))) {
+          // An unconditional DENY silences this role without overriding the others' ALLOWs (a
+          // principal policy's DENY, which is not per role, denies).
           roleAllow = FALSE;
           roleDeny = undefined;
           roleDenyRp = undefined;
@@ -325,7 +372,9 @@ export function planResources(set: CompiledPolicySet, config: EngineConfig, inpu
       }
       if (typeDeny !== undefined) root = root === undefined ? not(typeDeny) : addNode(not(typeDeny), root, 'and');
     }
+    if (root !== undefined) policyMatch = true;
+    if (!(action in matchedScopes)) matchedScopes[action] = matched ?? '';
     filters.push(root === undefined || !hasAllow ? FALSE : root);
   }
-  return normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: and(dedupe(filters)) });
+  return { filter: normalizeFilter({ kind: 'KIND_CONDITIONAL', condition: and(dedupe(filters)) }), matchedScopes, policyMatch, validationErrors };
 }

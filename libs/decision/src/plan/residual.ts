@@ -12,7 +12,7 @@
  */
 import type { JsonValue } from '@warden/core';
 import { celEnvironment } from '../cel/cel-environment.js';
-import { compileCelExpression, type CelContext } from '../cel/index.js';
+import { CelEvaluationError, compileCelExpression, type CelContext } from '../cel/index.js';
 import { celValueToJson } from '../cel/cel-values.js';
 import type { PlanOperand } from './plan-filter.js';
 
@@ -39,7 +39,17 @@ export interface ResidualScope {
 }
 
 /** A residual: a known value, or an operand depending on the unknown resource. */
-export type Residual = { readonly known: true; readonly value: unknown } | { readonly known: false; readonly operand: PlanOperand };
+export type Residual =
+  | { readonly known: true; readonly value: unknown }
+  | { readonly known: false; readonly operand: PlanOperand; readonly choices?: Choices; readonly error?: boolean };
+
+const isError = (r: Residual): boolean => !r.known && r.error === true;
+
+/** A value that is one of a known container's entries, chosen by an unknown key (a variable `V.x = P.attr.m[R.attr.k]`). */
+interface Choices {
+  readonly key: PlanOperand;
+  readonly entries: ReadonlyArray<readonly [unknown, unknown]>;
+}
 
 const BINARY: Readonly<Record<string, string>> = {
   '==': 'eq',
@@ -120,12 +130,19 @@ function fieldOf(segments: string[], scope: ResidualScope): string | { known: un
  * reads one is not evaluated on its own).
  */
 type Binding = 'unknown' | 'iter' | { readonly value: unknown };
-type Bound = ReadonlyMap<string, Binding>;
+/** Comprehension variables by name, and subtrees fixed to a known value (an index chosen per entry of a known map). */
+type Bound = ReadonlyMap<string | Node, Binding>;
 
-function bind(bound: Bound, names: readonly string[], how: Binding): Bound {
+function bind(bound: Bound, names: readonly (string | Node)[], how: Binding | readonly Binding[]): Bound {
   const m = new Map(bound);
-  for (const n of names) m.set(n, how);
+  names.forEach((n, i) => m.set(n, Array.isArray(how) ? (how[i] as Binding) : (how as Binding)));
   return m;
+}
+
+/** The value a subtree is fixed to, if it is. */
+function fixedValue(n: Node, bound: Bound): { readonly value: unknown } | undefined {
+  const b = bound.get(n);
+  return b !== undefined && typeof b === 'object' ? b : undefined;
 }
 
 /** True when `n` reads a comprehension variable bound over a known range (so it cannot be evaluated alone). */
@@ -138,6 +155,7 @@ function readsIter(n: unknown, bound: Bound): boolean {
 }
 
 function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: string): boolean {
+  if (fixedValue(n, bound) !== undefined) return false;
   const p = resourcePath(n, scope);
   if (typeof p === 'string') return true;
   if (p !== undefined) return false;
@@ -180,6 +198,39 @@ function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: s
   }
 }
 
+/**
+ * A field read from a known map that lacks it (`P.attr.active` with no `active`): as Cerbos does,
+ * the read stays in the plan as `get-field(struct(set-field(k, v)...), active)`, an error when the
+ * filter is evaluated, so `x || P.attr.active` still holds where `x` does.
+ */
+function missingField(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual | undefined {
+  if (n.op !== '.' || !Array.isArray(n.args)) return undefined;
+  const [obj, field] = n.args as [Node, string];
+  let holder: Residual;
+  try {
+    holder = residualOf(obj, bound, scope, source);
+  } catch (err) {
+    if (err instanceof CelEvaluationError) return undefined;
+    throw err;
+  }
+  if (!holder.known) return undefined;
+  const v = holder.value;
+  const entries = v instanceof Map ? [...v] : isPlainObject(v) ? Object.entries(v) : undefined;
+  if (entries === undefined || entries.some(([k]) => k === field)) return undefined;
+  const struct: PlanOperand = {
+    expression: { operator: 'struct', operands: entries.map(([k, x]) => ({ expression: { operator: 'set-field', operands: [{ value: toJson(k) }, { value: toJson(x) }] } })) },
+  };
+  return { known: false, error: true, operand: { expression: { operator: 'get-field', operands: [struct, { variable: field }] } } };
+}
+
+/** The entries of a known list (index, element) or map (key, value), or none for anything else. */
+function entriesOf(v: unknown): Array<[unknown, unknown, boolean]> | undefined {
+  if (Array.isArray(v)) return v.map((x, i) => [BigInt(i), x, true]);
+  if (v instanceof Map) return [...v].map(([k, x]) => [k, x, false]);
+  if (isPlainObject(v)) return Object.entries(v).map(([k, x]) => [k, x, false]);
+  return undefined;
+}
+
 /** A CEL literal of a known JSON-like value (numbers as doubles, as attributes reach CEL). */
 function celLiteral(v: unknown): string {
   if (v === null || v === undefined) return 'null';
@@ -217,6 +268,11 @@ function sliceOf(n: Node, source: string, bound: Bound, scope: ResidualScope): s
       return;
     }
     if (!isNode(x)) return;
+    const fixed = fixedValue(x, bound);
+    if (fixed !== undefined && x.start !== undefined && x.end !== undefined) {
+      edits.push({ start: x.start, end: x.end, text: celLiteral(fixed.value) });
+      return;
+    }
     if (x.op === 'id') {
       const b = bound.get(x.args as string);
       if (b !== undefined && typeof b === 'object' && x.start !== undefined && x.end !== undefined) edits.push({ start: x.start, end: x.end, text: celLiteral(b.value) });
@@ -262,11 +318,19 @@ function balanced(text: string): string {
 }
 
 function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
+  const fixed = fixedValue(n, bound);
+  if (fixed !== undefined) return { known: true, value: fixed.value };
   if (!dependsOnUnknown(n, bound, scope, source) && !readsIter(n, bound)) {
     const p = resourcePath(n, scope);
     if (p !== undefined && typeof p !== 'string') return { known: true, value: p.known };
     if (n.start === undefined || n.end === undefined) throw new PlanUnsupported(`no source position for ${n.op}`);
-    const value = scope.evaluate(sliceOf(n, source, bound, scope));
+    let value: unknown;
+    try {
+      value = scope.evaluate(sliceOf(n, source, bound, scope));
+    } catch (err) {
+      if (!(err instanceof CelEvaluationError)) throw err;
+      return erroneous(n, bound, scope, source, err);
+    }
     // Hierarchies evaluate to lists of segments here, but Cerbos keeps hierarchy(...) as a call.
     const keepCall = n.op === 'call' && (n.args as [string])[0] === 'hierarchy';
     if (!keepCall && isPlainValue(value)) return { known: true, value };
@@ -284,7 +348,42 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
   }
   const path = resourcePath(n, scope);
   if (typeof path === 'string') return { known: false, operand: { variable: path } };
-  const sub = (x: Node, b: Bound = bound): PlanOperand => operandOf(residualOf(x, b, scope, source));
+  return structural(n, bound, scope, source);
+}
+
+/**
+ * A known part that fails to evaluate, kept as Cerbos keeps it: the expression with its parts
+ * folded (a field missing from a known map as `get-field(struct(...), name)`), marked as an error
+ * that spreads through strict operators and is absorbed by `&&`/`||` as CEL absorbs errors. A
+ * condition that is an error in the end is not met.
+ */
+function erroneous(n: Node, bound: Bound, scope: ResidualScope, source: string, err: CelEvaluationError): Residual {
+  const missing = missingField(n, bound, scope, source);
+  if (missing !== undefined) return missing;
+  let r: Residual;
+  try {
+    r = structural(n, bound, scope, source);
+  } catch (e) {
+    if (e instanceof PlanUnsupported) throw err;
+    throw e;
+  }
+  if (r.known) throw err;
+  return { ...r, error: true };
+}
+
+/** The residual of a node from its parts; an error in a part makes the whole an error (strict operators). */
+function structural(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
+  let failed = false;
+  const sub = (x: Node, b: Bound = bound): PlanOperand => {
+    const r = residualOf(x, b, scope, source);
+    if (isError(r)) failed = true;
+    return operandOf(r);
+  };
+  const r = structuralOf(n, bound, scope, source, sub);
+  return failed && !r.known ? { ...r, error: true } : r;
+}
+
+function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: string, sub: (x: Node, b?: Bound) => PlanOperand): Residual {
   const op = (operator: string, operands: PlanOperand[]): Residual => ({ known: false, operand: { expression: { operator, operands } } });
   switch (n.op) {
     case 'id':
@@ -298,7 +397,11 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
       return { known: true, value: n.args };
     case '.': {
       const [obj, field] = n.args as [Node, string];
-      if (obj.op === 'id' && (obj.args === 'V' || obj.args === 'variables')) return scope.variable(field);
+      if (obj.op === 'id' && (obj.args === 'V' || obj.args === 'variables')) {
+        const v = scope.variable(field);
+        if (!v.known && v.choices !== undefined) throw new PlanUnsupported(`variable ${field} indexed by an unknown key inside a comprehension`);
+        return v;
+      }
       if (isRuntimeRoles(n)) return runtimeRoles(scope);
       if (obj.op === 'id' && bound.has(obj.args as string)) return { known: false, operand: { variable: `${obj.args as string}.${field}` } };
       if (obj.op === '.' && readsIter(obj, bound)) {
@@ -323,13 +426,14 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
         // Inside a comprehension over an unknown or iterated range Cerbos keeps the lambda form.
         const nested = [...bound.values()].some((b) => typeof b !== 'object');
         if ((name === 'exists' || name === 'all') && !nested && !dependsOnUnknown(target, bound, scope, source)) {
-          if (names.length !== 1) throw new PlanUnsupported(`two-variable ${name} over a known range`);
           const range = residualOf(target, bound, scope, source);
           if (!range.known) throw new PlanUnsupported(`${name} over a known range`);
-          const r = range.value;
-          const elements = Array.isArray(r) ? r : r instanceof Map ? [...r.keys()] : isPlainObject(r) ? Object.keys(r) : undefined;
-          if (elements === undefined) throw new PlanUnsupported(`${name} over a known non-collection`);
-          const bodies = elements.map((e) => sub(args[args.length - 1] as Node, bind(bound, names, { value: e })));
+          const entries = entriesOf(range.value);
+          if (entries === undefined) throw new PlanUnsupported(`${name} over a known non-collection`);
+          // One variable ranges over a list's elements or a map's keys; two over (index, element) or (key, value).
+          const bodies = entries.map(([k, v, isList]) =>
+            sub(args[args.length - 1] as Node, bind(bound, names, names.length === 2 ? [{ value: k }, { value: v }] : [{ value: isList ? v : k }])),
+          );
           return op(name === 'exists' ? 'or' : 'and', bodies);
         }
         const inner = bind(bound, names, dependsOnUnknown(target, bound, scope, source) ? 'unknown' : 'iter');
@@ -339,8 +443,14 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
     }
     case 'call': {
       const [name, args] = n.args as [string, Node[]];
-      if (name === 'has') throw new PlanUnsupported('has() of an unknown field');
+      // As Cerbos plans it (read off the real binary): an unknown field is taken to be present.
+      if (name === 'has' && args.length === 1) return { known: true, value: true };
       return op(name, args.map((a) => sub(a)));
+    }
+    case '[]': {
+      const [target, index] = n.args as [Node, Node];
+      if (!dependsOnUnknown(target, bound, scope, source)) throw new PlanUnsupported('index of a known value by an unknown key');
+      return op('index', [sub(target), sub(index)]);
     }
     case 'list':
       throw new PlanUnsupported('list literal with unknown elements');
@@ -350,6 +460,16 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
       const name = BINARY[n.op];
       if (name === undefined) throw new PlanUnsupported(`operator ${n.op}`);
       const [a, b] = n.args as [Node, Node];
+      if (name === 'and' || name === 'or') {
+        // Non-strict: an error on one side is absorbed by a deciding value on the other.
+        const ra = residualOf(a, bound, scope, source);
+        const rb = residualOf(b, bound, scope, source);
+        if (!isError(ra) && !isError(rb)) return op(name, [operandOf(ra), operandOf(rb)]);
+        const [e, x] = isError(ra) ? [ra, rb] : [rb, ra];
+        if (x.known) return (name === 'or') === (x.value === true) ? { known: true, value: name === 'or' } : e;
+        const operand: PlanOperand = { expression: { operator: name, operands: [operandOf(ra), operandOf(rb)] } };
+        return { known: false, operand, ...(isError(x) ? { error: true } : {}) };
+      }
       if (name === 'in') {
         // Membership in a known map is membership in its keys.
         const right = residualOf(b, bound, scope, source);
@@ -368,7 +488,86 @@ function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string)
  */
 export function residual(source: string, scope: ResidualScope): Residual {
   const parsed = celEnvironment().parse(source) as unknown as { ast: Node };
-  return residualOf(parsed.ast, new Map(), scope, source);
+  const r = withChoices(parsed.ast, new Map(), scope, source);
+  // A condition that is an error whatever the resource is not met.
+  if (isError(r)) throw new CelEvaluationError(`the condition fails to evaluate: ${source}`);
+  return r;
+}
+
+/**
+ * The residual of a policy variable's `source`. A variable that is a known container indexed by
+ * an unknown key stays a choice, resolved where a condition reads it.
+ */
+export function residualValue(source: string, scope: ResidualScope): Residual {
+  const parsed = celEnvironment().parse(source) as unknown as { ast: Node };
+  const n = parsed.ast;
+  const choice = n.op === '[]' ? indexChoice(n, new Map(), scope, source) : undefined;
+  if (choice !== n) return withChoices(n, new Map(), scope, source);
+  const [target, index] = n.args as [Node, Node];
+  const container = residualOf(target, new Map(), scope, source);
+  const entries = container.known ? entriesOf(container.value) : undefined;
+  if (entries === undefined) throw new PlanUnsupported('index of a known non-collection');
+  const key = operandOf(residualOf(index, new Map(), scope, source));
+  return { known: false, operand: { expression: { operator: 'index', operands: [operandOf(container), key] } }, choices: { key, entries: entries.map(([k, v]) => [k, v] as const) } };
+}
+
+/** The choices of `V.x` when the variable is one. */
+function variableChoices(n: Node, scope: ResidualScope): Choices | undefined {
+  if (n.op !== '.' || !Array.isArray(n.args)) return undefined;
+  const [obj, field] = n.args as [Node, string];
+  if (obj.op !== 'id' || (obj.args !== 'V' && obj.args !== 'variables')) return undefined;
+  const r = scope.variable(field);
+  return r.known ? undefined : r.choices;
+}
+
+/**
+ * A known map or list indexed by an unknown key (`P.attr.roles[R.attr.id] == "admin"`): as Cerbos
+ * does, the expression becomes the OR over the container's entries of "the key is this entry's
+ * key and the expression holds with this entry's value".
+ */
+function withChoices(ast: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
+  const choice = indexChoice(ast, bound, scope, source);
+  if (choice === undefined) return residualOf(ast, bound, scope, source);
+  let entries: ReadonlyArray<readonly [unknown, unknown]> | undefined;
+  let key: PlanOperand;
+  const chosenVariable = variableChoices(choice, scope);
+  if (chosenVariable !== undefined) {
+    ({ entries, key } = chosenVariable);
+  } else {
+    const [target, index] = choice.args as [Node, Node];
+    const container = residualOf(target, bound, scope, source);
+    entries = container.known ? entriesOf(container.value)?.map(([k, v]) => [k, v] as const) : undefined;
+    if (entries === undefined) throw new PlanUnsupported('index of a known non-collection');
+    key = operandOf(residualOf(index, bound, scope, source));
+  }
+  const parts: PlanOperand[] = [];
+  for (const [k, v] of entries) {
+    const r = withChoices(ast, bind(bound, [choice], { value: v }), scope, source);
+    if ((r.known && r.value !== true) || isError(r)) continue;
+    const eq: PlanOperand = { expression: { operator: 'eq', operands: [key, { value: toJson(k) }] } };
+    parts.push(r.known ? eq : { expression: { operator: 'and', operands: [eq, r.operand] } });
+  }
+  if (parts.length === 0) return { known: true, value: false };
+  return { known: false, operand: parts.length === 1 ? (parts[0] as PlanOperand) : { expression: { operator: 'or', operands: parts } } };
+}
+
+/** The first `known[unknown]` outside comprehensions not fixed yet, if any. */
+function indexChoice(n: unknown, bound: Bound, scope: ResidualScope, source: string): Node | undefined {
+  if (Array.isArray(n)) {
+    for (const x of n) {
+      const c = indexChoice(x, bound, scope, source);
+      if (c !== undefined) return c;
+    }
+    return undefined;
+  }
+  if (!isNode(n) || n.op === 'value' || n.op === 'id' || fixedValue(n, bound) !== undefined) return undefined;
+  if (variableChoices(n, scope) !== undefined) return n;
+  if (n.op === 'rcall' && MACROS.has((n.args as [string])[0])) return indexChoice((n.args as [string, Node])[1], bound, scope, source);
+  if (n.op === '[]') {
+    const [target, index] = n.args as [Node, Node];
+    if (!readsIter(n, bound) && !dependsOnUnknown(target, bound, scope, source) && dependsOnUnknown(index, bound, scope, source)) return n;
+  }
+  return indexChoice(n.args, bound, scope, source);
 }
 
 /** A scope evaluating known slices against one CEL context. */
