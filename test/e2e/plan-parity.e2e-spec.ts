@@ -2,6 +2,7 @@
  * The parity contract of tool discovery, as a property: on generated catalogs (tools and MCP
  * tools with generated attributes, in Postgres behind batched resolvers), generated subjects and
  * agents (stated by a trusted gateway) and generated call arguments, against the shipped policies,
+ * with delegations minted from generated grants (ids, actions, amount caps) when Warden agrees,
  * what `POST /v1/plan` reports agrees with what `POST /v1/check` of the same broker decides for
  * each call (`resource.attr.arguments` = the call's arguments):
  * - a candidate reported allowed is allowed for every generated argument set;
@@ -50,6 +51,8 @@ beforeAll(async () => {
           query: 'select id as key, risk, tenant, owner from gen_tools where id = any($1)',
           provides: { 'resource.attr.risk': 'result.risk', 'resource.attr.tenant': 'result.tenant', 'resource.attr.owner': 'result.owner' },
         },
+        // The agent as a delegation target (the agent policy decides who may delegate to it).
+        { name: 'gen-agent-directory', kind: 'static', key: 'resource.id', when: 'R.kind == "agent"', data: { bot: { tenant: 'acme', status: 'active' } }, provides: { 'resource.attr.tenant': 'result.tenant', 'resource.attr.status': 'result.status' } },
         {
           name: 'gen-mcp',
           kind: 'postgres',
@@ -115,6 +118,16 @@ const args = fc.record(
   { amount: fc.oneof(fc.integer({ min: -10, max: 2000 }), fc.double({ min: 0, max: 2000, noNaN: true }), fc.constantFrom('100', true, null)), orderId: fc.constant('o-1') },
   { requiredKeys: [] },
 );
+const grant = (kind: string, ids: readonly string[]) =>
+  fc.record(
+    {
+      kind: fc.constant(kind),
+      actions: fc.constantFrom(['invoke'], ['*']),
+      ids: fc.subarray([...ids], { minLength: 1 }),
+      caps: fc.record({ amount: fc.integer({ min: 0, max: 1200 }) }),
+    },
+    { requiredKeys: ['kind', 'actions'] },
+  );
 const scenario = fc.record({
   kind: fc.constantFrom('tool', 'mcp_tool'),
   // The refund tools are always listed: their limits are the conditions on arguments.
@@ -123,6 +136,8 @@ const scenario = fc.record({
   subject,
   agent: fc.option(agent, { nil: undefined, freq: 2 }),
   calls: fc.array(args, { minLength: 2, maxLength: 4 }),
+  // With an agent: a delegation of these grants from the subject, when Warden agrees to mint it.
+  grants: fc.option(fc.record({ tool: fc.array(grant('tool', TOOL_IDS), { minLength: 1, maxLength: 2 }), mcp_tool: fc.array(grant('mcp_tool', MCP_IDS), { minLength: 1, maxLength: 2 }) }), { nil: undefined, freq: 4 }),
 });
 
 type Conditional = { id: string; condition: PlanOperand; text: string };
@@ -132,6 +147,7 @@ describe('tool discovery parity with /v1/check (property)', () => {
     let conditionals = 0;
     let allowedSeen = 0;
     const reasonsSeen: Record<string, number> = {};
+    let delegations = 0;
     await fc.assert(
       fc.asyncProperty(scenario, async (s) => {
         await db.query('truncate gen_tools, gen_mcp');
@@ -142,7 +158,15 @@ describe('tool discovery parity with /v1/check (property)', () => {
         }
         // Every catalog id, plus one the catalog does not know (enrichment leaves it bare).
         const ids = [...(s.kind === 'tool' ? s.tools.map((t) => t.id) : s.mcp.map((m) => m.id)), 'unknown_tool'];
-        const who = { subject: s.subject, ...(s.agent !== undefined ? { agent: s.agent } : {}) };
+        let delegation: string | undefined;
+        if (s.agent !== undefined && s.grants !== undefined) {
+          const minted = await post('/v1/delegations', { subject: s.subject, to: s.agent.id, grants: s.grants[s.kind as 'tool' | 'mcp_tool'], ttl: '5m' });
+          if (minted.status === 201) {
+            delegation = minted.json['token'] as string;
+            delegations += 1;
+          } else expect(minted.status).toBe(403);
+        }
+        const who = { subject: s.subject, ...(s.agent !== undefined ? { agent: s.agent } : {}), ...(delegation !== undefined ? { delegation } : {}) };
         const plan = await post('/v1/plan', { ...who, kind: s.kind, candidates: ids });
         expect(plan.status).toBe(200);
         const allowed = new Set(plan.json['allowed'] as string[]);
@@ -152,10 +176,11 @@ describe('tool discovery parity with /v1/check (property)', () => {
         expect(plan.json['truncated']).toBe(false);
         allowedSeen += allowed.size;
         for (const [k, v] of Object.entries(denied.reasons)) reasonsSeen[k] = (reasonsSeen[k] ?? 0) + v;
-        // Known planner gap (reported): a principal policy's unconditional DENY (mallory's) is not
-        // in the plan; the broker's probe checks catch it and leave such tools out. Nothing else
-        // should ever disagree with a check.
-        if (denied.reasons['plan_check_mismatch'] !== undefined) expect(s.subject.id).toBe('mallory');
+        // The shipped policies are planned in full: no candidate left out because the planner
+        // cannot plan it, or because the probe checks caught a plan disagreeing with a check (they
+        // did, for mallory's principal policy, until the planner fix of main ac5d2d5).
+        expect(denied.reasons['plan_unsupported']).toBeUndefined();
+        expect(denied.reasons['plan_check_mismatch']).toBeUndefined();
         conditionals += conditional.size;
         for (const call of s.calls) {
           const check = await post('/v1/check', { ...who, action: 'invoke', resources: ids.map((id) => ({ kind: s.kind, id, attr: { arguments: call } })) });
@@ -169,11 +194,13 @@ describe('tool discovery parity with /v1/check (property)', () => {
           }
         }
       }),
-      { numRuns: 80, seed: Number(process.env['WARDEN_PARITY_SEED'] ?? 20261128) },
+      { numRuns: 100, seed: Number(process.env['WARDEN_PARITY_SEED'] ?? 20261128) },
     );
     // The generators reach all three outcomes (otherwise the property says little).
     expect(allowedSeen).toBeGreaterThan(0);
     expect(conditionals).toBeGreaterThan(0);
     expect(reasonsSeen['policy_denied']).toBeGreaterThan(0);
+    expect(delegations).toBeGreaterThan(0);
+    expect(reasonsSeen['delegation_out_of_scope'] ?? 0).toBeGreaterThan(0);
   });
 });
