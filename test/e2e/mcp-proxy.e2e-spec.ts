@@ -119,8 +119,29 @@ beforeAll(async () => {
       resolvers: [
         { name: 'user-token', kind: 'jwt', datasource: 'idp', key: 'subject.token', audience: resource, provides: Object.fromEntries([['principal.id', 'result.sub'], ['principal.roles', 'result.roles'], claim('tenant'), claim('groups'), claim('onCall')]) },
         { name: 'approvers', kind: 'postgres', datasource: 'main', key: 'principal.id', query: 'select user_id as key, approval_limit from approvers where user_id = any($1)', provides: { 'principal.attr.approvalLimit': 'result.approval_limit' }, onError: 'omit' },
-        // The operator vouches for read-only tools (annotations are only the server's hints).
-        { name: 'vetted-tools', kind: 'static', key: 'resource.id', when: 'R.kind == "mcp_tool"', data: { 'support/search_code': { readOnly: true } }, provides: { 'resource.attr.readOnly': 'result.readOnly' } },
+        // The operator's tool registry: which tools are read-only (annotations are only the
+        // server's hints), and each tool's server, name and annotations (what minting a delegation
+        // checks: it does not read the upstream's listing).
+        {
+          name: 'vetted-tools',
+          kind: 'static',
+          key: 'resource.id',
+          when: 'R.kind == "mcp_tool"',
+          data: {
+            'support/search_code': { server: 'support', name: 'search_code', readOnly: true, annotations: { readOnlyHint: true } },
+            'support/issue_refund': { server: 'support', name: 'issue_refund', readOnly: false, annotations: { readOnlyHint: false, destructiveHint: false } },
+          },
+          provides: { 'resource.attr.readOnly': 'result.readOnly', 'resource.attr.server': 'result.server', 'resource.attr.name': 'result.name', 'resource.attr.annotations': 'result.annotations' },
+        },
+        // An agent: a refund bot bound to the support server, approving refunds up to 300 itself.
+        {
+          name: 'agents',
+          kind: 'static',
+          key: 'agent.id',
+          data: { 'refund-bot': { roles: ['agent', 'refund_approver'], attr: { tenant: 'acme', mcpServers: ['support'], sourceIp: '10.2.3.4', approvalLimit: 300 } } },
+          provides: { 'agent.roles': 'result.roles', 'agent.attr': 'result.attr' },
+        },
+        { name: 'agent-directory', kind: 'static', key: 'resource.id', when: 'R.kind == "agent"', data: { 'refund-bot': { tenant: 'acme' } }, provides: { 'resource.attr.tenant': 'result.tenant' } },
       ],
       mcp: {
         resource,
@@ -142,9 +163,9 @@ afterAll(async () => {
 
 const tokenOf = (who: string, scopes: string[] = ['mcp:tools'], aud: string = resource): Promise<string> => idp.issueJwtFor(aud, scopes, { sub: who, tenant: 'acme', ...PEOPLE[who] });
 
-async function connect(who: string): Promise<Client> {
+async function connect(who: string, headers: Record<string, string> = {}, token?: string): Promise<Client> {
   const client = new Client({ name: `test-${who}`, version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${broker.base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${await tokenOf(who)}` } } }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${broker.base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token ?? (await tokenOf(who))}`, ...headers } } }));
   return client;
 }
 
@@ -203,6 +224,39 @@ describe('MCP proxy (/mcp)', () => {
     expect((await olga.callTool({ name: 'support.drop_table', arguments: { table: 'tmp' } })).content).toEqual([{ type: 'text', text: 'dropped tmp' }]);
     expect(received['drop_table']).toBe(1);
     await olga.close();
+  });
+
+  it('decides for the agent named in the request and within the delegation it holds', async () => {
+    const token = await tokenOf('ray');
+    const bot = await connect('ray', { 'x-warden-agent': 'refund-bot' }, token);
+    const listed = (await bot.listTools()).tools;
+    // Both limits hold: ray's (500) and the bot's own (300).
+    expect(listed.map((t) => [t.name, t._meta?.['warden/condition'] ?? null])).toEqual([
+      ['support.issue_refund', 'arguments.amount < 500 && arguments.amount < 300'],
+      ['support.search_code', null],
+    ]);
+    await bot.close();
+
+    const minted = await fetch(`${broker.base}/v1/delegations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subject: { token }, to: 'refund-bot', grants: [{ kind: 'mcp_tool', actions: ['invoke'], ids: ['support/issue_refund'], caps: { amount: 200 } }], ttl: '5m' }),
+    });
+    const mintedJson = (await minted.json()) as { token: string };
+    expect(minted.status).toBe(201);
+    const delegation = mintedJson.token;
+    const delegated = await connect('ray', { 'x-warden-agent': 'refund-bot', 'x-warden-delegation': delegation }, token);
+    const scoped = (await delegated.listTools()).tools;
+    expect(scoped.map((t) => [t.name, t._meta?.['warden/condition'] ?? null])).toEqual([['support.issue_refund', 'arguments.amount < 500 && arguments.amount < 300 && arguments.amount <= 200']]);
+    const before = received['issue_refund'] ?? 0;
+    expect((await delegated.callTool({ name: 'support.issue_refund', arguments: { orderId: 'o-2', amount: 150 } })).content).toEqual([{ type: 'text', text: 'refunded 150 on o-2' }]);
+    const over = await denial(delegated.callTool({ name: 'support.issue_refund', arguments: { orderId: 'o-2', amount: 250 } }));
+    expect(over.data).toEqual({ reason: 'delegation_out_of_scope' });
+    expect(over.message).toContain('this is outside what the agent was delegated');
+    const outside = await denial(delegated.callTool({ name: 'support.search_code', arguments: { query: 'x' } }));
+    expect(outside.data).toEqual({ reason: 'delegation_out_of_scope' });
+    expect(received['issue_refund']).toBe(before + 1);
+    await delegated.close();
   });
 
   it('checks prompts and resources with their own actions', async () => {
