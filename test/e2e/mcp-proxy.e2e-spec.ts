@@ -141,6 +141,8 @@ beforeAll(async () => {
           data: { 'refund-bot': { roles: ['agent', 'refund_approver'], attr: { tenant: 'acme', mcpServers: ['support'], sourceIp: '10.2.3.4', approvalLimit: 300 } } },
           provides: { 'agent.roles': 'result.roles', 'agent.attr': 'result.attr' },
         },
+        // The upstream's tools/list as a catalog for POST /v1/plan.
+        { name: 'support-tools', kind: 'catalog', resourceKind: 'mcp_tool', source: 'mcp', upstream: 'support' },
         { name: 'agent-directory', kind: 'static', key: 'resource.id', when: 'R.kind == "agent"', data: { 'refund-bot': { tenant: 'acme' } }, provides: { 'resource.attr.tenant': 'result.tenant' } },
       ],
       mcp: {
@@ -275,6 +277,15 @@ describe('MCP proxy (/mcp)', () => {
     const olga = await connect('olga');
     expect((await olga.listPrompts()).prompts.map((p) => p.name).sort()).toEqual(['support.internal_runbook', 'support.summarize_ticket']);
     await olga.close();
+  });
+
+  it('plans an upstream\'s tools/list as a catalog of POST /v1/plan, as the proxy lists it', async () => {
+    const res = await fetch(`${broker.base}/v1/plan`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ subject: { token: await tokenOf('ray') }, kind: 'mcp_tool', catalog: 'support-tools' }) });
+    expect(res.status).toBe(200);
+    const json = (await res.json()) as { allowed: string[]; conditional: Array<{ id: string; text: string }>; denied: { count: number } };
+    expect(json.allowed).toEqual(['support/search_code']);
+    expect(json.conditional.map((c) => [c.id, c.text])).toEqual([['support/issue_refund', 'arguments.amount < 500']]);
+    expect(json.denied.count).toBe(1);
   });
 
   it('acts as an OAuth protected resource: metadata, 401 with resource_metadata, audience and scope checks', async () => {

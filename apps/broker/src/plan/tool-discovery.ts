@@ -112,8 +112,12 @@ async function candidatesOf(deps: ToolDiscoveryDeps, req: DiscoveryRequest): Pro
   try {
     return await catalog.list();
   } catch (err) {
-    // SECURITY: fail closed: no listing, no candidates; the message names the catalog only.
-    if (isResolverError(err)) throw new WardenError('ERR_RESOLVER_FAILED', `catalog \`${catalog.name}\` could not be listed: ${err.message}`, { cause: err });
+    // SECURITY: fail closed: no listing, no candidates (never a partial list passed off as the
+    // whole). The message names the catalog and the failure class only; details go to the log.
+    if (isResolverError(err)) {
+      const why = err.code === 'ERR_RESOLVER_TIMEOUT' ? 'timed out' : err.code === 'ERR_RESOLVER_RESULT_INVALID' ? 'answered malformed entries' : 'failed';
+      throw new WardenError('ERR_CATALOG_UNAVAILABLE', `catalog \`${catalog.name}\` could not be listed (${why})`, { cause: err });
+    }
     throw err;
   }
 }
