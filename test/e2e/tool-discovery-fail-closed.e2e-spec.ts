@@ -26,6 +26,25 @@ resourcePolicy:
       condition:
         match:
           expr: has(request.context.env) && request.context.env == "production"
+---
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: refund
+  version: default
+  rules:
+    - name: refunds
+      actions: ["invoke"]
+      effect: EFFECT_ALLOW
+      roles: ["user"]
+    # A refund must say why. The planner takes has() of an unknown field as present (as Cerbos's
+    # planner does), so its plan drops this rule; the probe checks catch the disagreement.
+    - name: reason-required
+      actions: ["invoke"]
+      effect: EFFECT_DENY
+      roles: ["*"]
+      condition:
+        match:
+          expr: "!has(R.attr.arguments.reason)"
 `;
 
 let broker: TestBroker;
@@ -61,6 +80,18 @@ describe('tool discovery fails closed', () => {
     expect(plan.json['denied']).toEqual({ count: 2, reasons: { plan_unsupported: 2 } });
     const check = await post('/v1/check', { subject, context, action: 'invoke', resource: { kind: 'tool', id: 'a', attr: { arguments: {} } } });
     expect(check.json['decision']).toBe('ALLOW');
+  });
+
+  it('leaves out (plan_check_mismatch) a tool whose plan a check contradicts, rather than list it', async () => {
+    const plan = await post('/v1/plan', { subject, kind: 'refund', candidates: ['issue_refund'] });
+    expect(plan.status).toBe(200);
+    expect(plan.json['allowed']).toEqual([]);
+    expect(plan.json['conditional']).toEqual([]);
+    expect(plan.json['denied']).toEqual({ count: 1, reasons: { plan_check_mismatch: 1 } });
+    const check = (args: Record<string, unknown>) => post('/v1/check', { subject, action: 'invoke', resource: { kind: 'refund', id: 'issue_refund', attr: { arguments: args } } });
+    expect((await check({})).json['decision']).toBe('DENY');
+    // Known limit: with a reason the call is allowed, though discovery left the tool out.
+    expect((await check({ reason: 'damaged' })).json['decision']).toBe('ALLOW');
   });
 
   it('refuses a request whose catalog cannot be listed (no partial list)', async () => {
