@@ -1,7 +1,7 @@
 /**
- * Replays Cerbos's own check and plan API cases (`server/checks/{check_resources,
- * check_resource_set, check_resource_batch}/*.yaml` and `server/plan_resources/*.yaml` of the
- * shared Cerbos conformance data) against the real broker,
+ * Replays Cerbos's own check, plan and AuthZEN API cases (`server/checks/{check_resources,
+ * check_resource_set, check_resource_batch}/*.yaml`, `server/plan_resources/*.yaml` and
+ * `server/authzen/{access_evaluation,access_evaluation_batch}` of the shared Cerbos conformance data) against the real broker,
  * configured as the data's README says: store `store/`, schema enforcement reject, JWT key set
  * `cerbos`, request limits 5/5, globals environment=test. Responses are compared as the README
  * says: `cerbosCallId` ignored, `effectiveDerivedRoles`, `outputs` and `validationErrors`
@@ -30,6 +30,8 @@ const FOLDERS = [
   { dir: 'checks/check_resource_set', key: 'checkResourceSet', path: '/api/check' },
   { dir: 'checks/check_resource_batch', key: 'checkResourceBatch', path: '/api/check_resource_batch' },
   { dir: 'plan_resources', key: 'planResources', path: '/api/plan/resources' },
+  { dir: 'authzen/access_evaluation', key: 'accessEvaluation', path: '/access/v1/evaluation' },
+  { dir: 'authzen/access_evaluation_batch', key: 'accessEvaluationBatch', path: '/access/v1/evaluations' },
 ] as const;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -42,6 +44,8 @@ interface ServerCase {
   checkResourceSet?: { input: unknown; wantResponse?: Json };
   checkResourceBatch?: { input: unknown; wantResponse?: Json };
   planResources?: { input: unknown; wantResponse?: Json };
+  accessEvaluation?: { input: unknown; wantResponse?: Json };
+  accessEvaluationBatch?: { input: unknown; wantResponse?: Json };
 }
 
 function readCases(dir: string): [string, ServerCase][] {
@@ -72,7 +76,7 @@ function normalise(v: Json, key = ''): Json {
 const skips = knownFailures('server');
 const tally = new Map<string, { total: number; passed: number; skipped: string[] }>();
 
-describe.skipIf(!present)('Cerbos server conformance: check and plan APIs', () => {
+describe.skipIf(!present)('Cerbos server conformance: check, plan and AuthZEN APIs', () => {
   let app: NestFastifyApplication;
   let base: string;
 
@@ -107,7 +111,7 @@ auxData:
     }
     if (total > 0) {
       const pct = ((100 * passed) / total).toFixed(1);
-      console.log(`Cerbos server conformance (check and plan APIs): ${passed}/${total} passed (${pct}%)\n${lines.join('\n')}`);
+      console.log(`Cerbos server conformance (check, plan and AuthZEN APIs): ${passed}/${total} passed (${pct}%)\n${lines.join('\n')}`);
     }
   });
 

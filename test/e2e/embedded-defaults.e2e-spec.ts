@@ -161,6 +161,16 @@ describe('embedded defaults (npm start on a fresh clone)', () => {
     ]);
   });
 
+  it('answers the README plan and AuthZEN examples as documented', async () => {
+    const plan = await post('/api/plan/resources', readmeBody('/api/plan/resources'));
+    expect(plan.status).toBe(200);
+    expect((plan.json['meta'] as { filterDebug: string }).filterDebug).toBe(
+      '(and (not (eq request.resource.attr.risk "critical")) (or (and (eq request.resource.attr.risk "low") (eq "acme" request.resource.attr.tenant)) (eq request.resource.attr.owner "alice")))',
+    );
+    const authzen = await post('/access/v1/evaluation', readmeBody('/access/v1/evaluation'));
+    expect(authzen).toEqual({ status: 200, json: { decision: true } });
+  });
+
   it('explain never echoes a credential: subject, agent or delegation token', async () => {
     const body = { subject: { token: 'alice-demo-token' }, agent: { id: 'bot', token: 'agent-secret-tok' }, delegation: 'deleg-secret-tok', action: 'invoke', resource: { kind: 'tool', id: 'web_search' }, explain: true };
     const { json } = await post('/v1/check', body);

@@ -65,7 +65,7 @@ export interface CerbosServer {
 }
 
 /** Starts `cerbos server` on a disk store and waits for `/_cerbos/health`. */
-export async function startCerbos(opts: { storeDir: string; workDir: string; globals: Record<string, unknown>; timeoutMs?: number }): Promise<CerbosServer> {
+export async function startCerbos(opts: { storeDir: string; workDir: string; globals: Record<string, unknown>; timeoutMs?: number; config?: Record<string, unknown> }): Promise<CerbosServer> {
   ensureExecutable();
   const httpPort = await freePort();
   let grpcPort = await freePort();
@@ -76,6 +76,7 @@ export async function startCerbos(opts: { storeDir: string; workDir: string; glo
     engine: { globals: opts.globals, defaultPolicyVersion: 'default' },
     audit: { enabled: false },
     telemetry: { disabled: true },
+    ...opts.config,
   };
   const configPath = join(opts.workDir, '.cerbos.yaml');
   writeFileSync(configPath, stringify(config));

@@ -1,6 +1,7 @@
 /**
  * The Cerbos-compatible HTTP API (`POST /api/check/resources`, the deprecated `POST /api/check`
- * (CheckResourceSet) and `POST /api/check_resource_batch`, `POST /api/plan/resources`, `GET /api/server_info`,
+ * (CheckResourceSet) and `POST /api/check_resource_batch`, `POST /api/plan/resources`, OpenID
+ * AuthZEN's `POST /access/v1/evaluation(s)` and `GET /.well-known/authzen-configuration`, `GET /api/server_info`,
  * `GET /_cerbos/health`) as plain Fastify routes in an encapsulated plugin: no Nest pipes,
  * interceptors or guards on the hot path, its own body parser and error handler. The three check
  * routes share one pipeline (validate, verify aux data, enrich through the resolvers, one engine
@@ -24,6 +25,8 @@ import { parseCheckResourceBatchRequest, parseCheckResourcesRequest } from './ch
 import { toCheckResourcesResponse } from './check-resources.response.js';
 import { useJsonBodies } from './json-body.parser.js';
 import { parsePlanResourcesRequest, type PlanResourcesRequest } from './plan-resources.request.js';
+import { parseAccessEvaluationRequest, parseAccessEvaluationsRequest, type AuthzenRequest } from './authzen.request.js';
+import { toAuthzenResponse } from './authzen.response.js';
 import { toPlanResourcesResponse } from './plan-resources.response.js';
 import type { CheckRequest } from './request-common.js';
 
@@ -68,6 +71,16 @@ const CHECK_RESOURCES: CheckApi = {
 const CHECK_RESOURCE_SET: CheckApi = {
   parse: parseCheckResourceSetRequest,
   respond: (req, outputs) => toCheckResourceSetResponse(req.requestId, req.inputs, outputs, req.includeMeta),
+};
+
+const ACCESS_EVALUATION: CheckApi = {
+  parse: parseAccessEvaluationRequest,
+  respond: (req, outputs) => toAuthzenResponse(req as AuthzenRequest, outputs),
+};
+
+const ACCESS_EVALUATIONS: CheckApi = {
+  parse: parseAccessEvaluationsRequest,
+  respond: (req, outputs) => toAuthzenResponse(req as AuthzenRequest, outputs),
 };
 
 const CHECK_RESOURCE_BATCH: CheckApi = {
@@ -186,6 +199,15 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     route('/api/check/resources', CHECK_RESOURCES);
     route('/api/check', CHECK_RESOURCE_SET);
     route('/api/check_resource_batch', CHECK_RESOURCE_BATCH);
+    // OpenID AuthZEN 1.0 access evaluation, as the Cerbos PDP serves it, through the same pipeline.
+    route('/access/v1/evaluation', ACCESS_EVALUATION);
+    route('/access/v1/evaluations', ACCESS_EVALUATIONS);
+    api.get('/.well-known/authzen-configuration', (request, reply) => {
+      const base = `${request.protocol}://${request.headers.host ?? request.hostname}`;
+      void reply
+        .header('content-type', 'application/json')
+        .send(JSON.stringify({ policy_decision_point: base, access_evaluation_endpoint: `${base}/access/v1/evaluation`, access_evaluations_endpoint: `${base}/access/v1/evaluations` }));
+    });
 
     const info = JSON.stringify(deps.serverInfo);
     api.get('/api/server_info', (_request, reply) => {
@@ -201,10 +223,10 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     };
     const OTHER_THAN_POST = ['GET', 'PUT', 'DELETE', 'PATCH'] as const;
     const OTHER_THAN_GET = ['POST', 'PUT', 'DELETE', 'PATCH'] as const;
-    for (const url of ['/api/check/resources', '/api/check', '/api/check_resource_batch', '/api/plan/resources']) {
+    for (const url of ['/api/check/resources', '/api/check', '/api/check_resource_batch', '/api/plan/resources', '/access/v1/evaluation', '/access/v1/evaluations']) {
       api.route({ method: [...OTHER_THAN_POST], url, handler: notAllowed });
     }
-    for (const url of ['/api/server_info', '/_cerbos/health']) {
+    for (const url of ['/api/server_info', '/_cerbos/health', '/.well-known/authzen-configuration']) {
       api.route({ method: [...OTHER_THAN_GET], url, handler: notAllowed });
     }
   });

@@ -113,6 +113,8 @@ export function celOfOperand(o: PlanOperand): string {
       return `(${args[0]} ? ${args[1]} : ${args[2]})`;
     case 'index':
       return `${args[0]}[${args[1]}]`;
+    case 'list':
+      return `[${args.join(', ')}]`;
     // Cerbos prints a field read from a known message it could not resolve as
     // get-field(struct(set-field(k, v)...), name).
     case 'struct':

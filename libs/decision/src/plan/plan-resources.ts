@@ -253,7 +253,9 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
   const rowNode = (row: Row, edr: () => Residual): PlanOperand => {
     const cond = conditionOf(row.condition, row.params, edr);
     if (row.derivedRoleDef === undefined) return cond;
-    const dr = conditionOf(row.derivedRoleCondition, row.derivedRoleParams ?? row.params, EMPTY_EDR);
+    // A rule's derived-role condition sees the scope's effective derived roles (only building that
+    // list itself sees an empty one).
+    const dr = conditionOf(row.derivedRoleCondition, row.derivedRoleParams ?? row.params, edr);
     return row.condition === undefined ? dr : { expression: { operator: 'and', operands: [cond, dr] } };
   };
 

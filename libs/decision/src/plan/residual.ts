@@ -68,6 +68,21 @@ const BINARY: Readonly<Record<string, string>> = {
   '%': 'mod',
 };
 const MACROS = new Set(['all', 'exists', 'exists_one', 'filter', 'map']);
+/**
+ * Cerbos's own list functions: the first argument that is unknown or fails decides, in order
+ * (read off the binary: `hasIntersection(R.attr.x, P.attr.missing)` stays in the plan,
+ * `hasIntersection(P.attr.missing, R.attr.x)` fails). CEL's operators and other functions fail
+ * when any argument fails.
+ */
+const LEFT_FIRST = new Set(['hasIntersection', 'intersect', 'except', 'isSubset']);
+
+/** A call of a {@link LEFT_FIRST} function: an error only when its first argument that is not known is one. */
+function leftFirst(name: string, args: readonly Node[], bound: Bound, scope: ResidualScope, source: string): Residual {
+  const rs = args.map((a) => residualOf(a, bound, scope, source));
+  const first = rs.find((r) => !r.known);
+  const operand: PlanOperand = { expression: { operator: name, operands: rs.map(operandOf) } };
+  return { known: false, operand, ...(first !== undefined && isError(first) ? { error: true } : {}) };
+}
 
 const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && 'op' in v;
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
@@ -374,16 +389,17 @@ function erroneous(n: Node, bound: Bound, scope: ResidualScope, source: string, 
 /** The residual of a node from its parts; an error in a part makes the whole an error (strict operators). */
 function structural(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
   let failed = false;
-  const sub = (x: Node, b: Bound = bound): PlanOperand => {
+  const subR = (x: Node, b: Bound = bound): Residual => {
     const r = residualOf(x, b, scope, source);
     if (isError(r)) failed = true;
-    return operandOf(r);
+    return r;
   };
-  const r = structuralOf(n, bound, scope, source, sub);
+  const r = structuralOf(n, bound, scope, source, subR);
   return failed && !r.known ? { ...r, error: true } : r;
 }
 
-function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: string, sub: (x: Node, b?: Bound) => PlanOperand): Residual {
+function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: string, subR: (x: Node, b?: Bound) => Residual): Residual {
+  const sub = (x: Node, b?: Bound): PlanOperand => operandOf(subR(x, b));
   const op = (operator: string, operands: PlanOperand[]): Residual => ({ known: false, operand: { expression: { operator, operands } } });
   switch (n.op) {
     case 'id':
@@ -427,6 +443,8 @@ function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: strin
         const nested = [...bound.values()].some((b) => typeof b !== 'object');
         if ((name === 'exists' || name === 'all') && !nested && !dependsOnUnknown(target, bound, scope, source)) {
           const range = residualOf(target, bound, scope, source);
+          // A range that fails to evaluate fails the comprehension (strict).
+          if (isError(range)) return { known: false, error: true, operand: operandOf(range) };
           if (!range.known) throw new PlanUnsupported(`${name} over a known range`);
           const entries = entriesOf(range.value);
           if (entries === undefined) throw new PlanUnsupported(`${name} over a known non-collection`);
@@ -436,15 +454,22 @@ function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: strin
           );
           return op(name === 'exists' ? 'or' : 'and', bodies);
         }
-        const inner = bind(bound, names, dependsOnUnknown(target, bound, scope, source) ? 'unknown' : 'iter');
-        return op(name, [sub(target), { expression: { operator: 'lambda', operands: [sub(args[args.length - 1] as Node, inner), ...names.map((v) => ({ variable: v }))] } }]);
+        // A filter or map over a range that fails is an error, printed as Cerbos prints it: the
+        // lambda form over the failed range (get-field(...)).
+        const range = residualOf(target, bound, scope, source);
+        const rangeFailed = isError(range);
+        const inner = bind(bound, names, rangeFailed || dependsOnUnknown(target, bound, scope, source) ? 'unknown' : 'iter');
+        const form: PlanOperand = { expression: { operator: name, operands: [operandOf(range), { expression: { operator: 'lambda', operands: [sub(args[args.length - 1] as Node, inner), ...names.map((v) => ({ variable: v }))] } }] } };
+        return { known: false, operand: form, ...(rangeFailed ? { error: true } : {}) };
       }
+      if (LEFT_FIRST.has(name)) return leftFirst(name, [target, ...args], bound, scope, source);
       return op(name, [sub(target), ...args.map((a) => sub(a))]);
     }
     case 'call': {
       const [name, args] = n.args as [string, Node[]];
       // As Cerbos plans it (read off the real binary): an unknown field is taken to be present.
       if (name === 'has' && args.length === 1) return { known: true, value: true };
+      if (LEFT_FIRST.has(name)) return leftFirst(name, args, bound, scope, source);
       return op(name, args.map((a) => sub(a)));
     }
     case '[]': {
@@ -453,7 +478,7 @@ function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: strin
       return op('index', [sub(target), sub(index)]);
     }
     case 'list':
-      throw new PlanUnsupported('list literal with unknown elements');
+      return op('list', (n.args as Node[]).map((a) => sub(a)));
     case 'map':
       throw new PlanUnsupported('map literal with unknown entries');
     default: {
@@ -472,7 +497,7 @@ function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: strin
       }
       if (name === 'in') {
         // Membership in a known map is membership in its keys.
-        const right = residualOf(b, bound, scope, source);
+        const right = subR(b);
         if (right.known && right.value instanceof Map) return op('in', [sub(a), { value: [...right.value.keys()].map((k) => toJson(k)) }]);
         if (right.known && isPlainObject(right.value)) return op('in', [sub(a), { value: Object.keys(right.value) }]);
         return op('in', [sub(a), operandOf(right)]);
@@ -506,7 +531,7 @@ export function residualValue(source: string, scope: ResidualScope): Residual {
   const [target, index] = n.args as [Node, Node];
   const container = residualOf(target, new Map(), scope, source);
   const entries = container.known ? entriesOf(container.value) : undefined;
-  if (entries === undefined) throw new PlanUnsupported('index of a known non-collection');
+  if (entries === undefined) throw new CelEvaluationError('index of a value that is not a list or map');
   const key = operandOf(residualOf(index, new Map(), scope, source));
   return { known: false, operand: { expression: { operator: 'index', operands: [operandOf(container), key] } }, choices: { key, entries: entries.map(([k, v]) => [k, v] as const) } };
 }
@@ -536,8 +561,10 @@ function withChoices(ast: Node, bound: Bound, scope: ResidualScope, source: stri
   } else {
     const [target, index] = choice.args as [Node, Node];
     const container = residualOf(target, bound, scope, source);
+    if (isError(container)) throw new CelEvaluationError('the indexed value fails to evaluate');
     entries = container.known ? entriesOf(container.value)?.map(([k, v]) => [k, v] as const) : undefined;
-    if (entries === undefined) throw new PlanUnsupported('index of a known non-collection');
+    // Indexing a known value that is not a list or map fails, as in a check.
+    if (entries === undefined) throw new CelEvaluationError('index of a value that is not a list or map');
     key = operandOf(residualOf(index, bound, scope, source));
   }
   const parts: PlanOperand[] = [];
