@@ -54,6 +54,8 @@ const state = {
   /** Warden agrees with Cerbos's check where Cerbos's own plan does not. */
   followsCheck: [] as string[],
   cerbosFailed: [] as string[],
+  /** Filters that differ in form from Cerbos's (operands order-insensitive), whatever they decide. */
+  structural: [] as string[],
   disagreements: [] as Disagreement[],
   ms: 0,
 };
@@ -61,6 +63,18 @@ const state = {
 async function post<T>(url: string, body: unknown): Promise<{ status: number; json: T }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
   return { status: res.status, json: (await res.json()) as T };
+}
+
+/** Operands sorted by their JSON, recursively. */
+function canonFilter(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonFilter);
+  if (typeof v !== 'object' || v === null) return v;
+  const o = v as Record<string, unknown>;
+  if ('expression' in o) {
+    const e = o['expression'] as { operator: string; operands?: unknown[] };
+    return { expression: { operator: e.operator, operands: (e.operands ?? []).map(canonFilter).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))) } };
+  }
+  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, canonFilter(o[k])]));
 }
 
 function describeCase(c: Case): string {
@@ -134,6 +148,7 @@ describe(`planner differential against Cerbos (seed ${SEED})`, () => {
           }
           state.cases++;
           if (warden.kind === 'KIND_CONDITIONAL') state.conditional++;
+          if (JSON.stringify(canonFilter(warden)) !== JSON.stringify(canonFilter(cerbosPlan.json.filter))) state.structural.push(`warden ${filterDebug(warden)}\n  cerbos ${filterDebug(cerbosPlan.json.filter)}\n  ${describeCase(c)}`);
           const checkAllows = resource.actions.every((a) => cerbosCheck.json.results?.[0]?.actions[a] === 'EFFECT_ALLOW');
           const target = { kind: r.kind, id: r.id, attr: r.attr as never, ...(r.policyVersion !== undefined ? { policyVersion: r.policyVersion } : {}), ...(r.scope !== undefined ? { scope: r.scope } : {}) };
           const wardenAllows = evaluatePlanFilter(warden, target, now);
@@ -155,8 +170,9 @@ describe(`planner differential against Cerbos (seed ${SEED})`, () => {
     for (const d of state.disagreements) byKind.set(d.kind, (byKind.get(d.kind) ?? 0) + 1);
     console.log(
       `[plan-differential] seed=${SEED} sets=${N_SETS} accepted=${accepted.length} cases=${state.cases} conditional=${state.conditional} ` +
-        `disagreements=${state.disagreements.length} ${JSON.stringify(Object.fromEntries(byKind))} agreesWithCerbosPlanNotCheck=${state.mirrored.length} agreesWithCerbosCheckNotPlan=${state.followsCheck.length} cerbosFailedPlans=${state.cerbosFailed.length} in ${state.ms} ms`,
+        `disagreements=${state.disagreements.length} ${JSON.stringify(Object.fromEntries(byKind))} agreesWithCerbosPlanNotCheck=${state.mirrored.length} agreesWithCerbosCheckNotPlan=${state.followsCheck.length} cerbosFailedPlans=${state.cerbosFailed.length} differentForm=${state.structural.length} in ${state.ms} ms`,
     );
+    for (const d of state.structural.slice(0, Number(process.env['PLAN_DIFF_SHOW_FORM'] ?? 0))) console.log(`[plan-differential] form differs: ${d}`);
     for (const f of state.cerbosFailed.slice(0, 2)) console.log(`[plan-differential] Cerbos failed to plan (not counted): ${f}`);
     for (const d of state.mirrored.slice(0, 3)) console.log(`[plan-differential] as Cerbos's plan, not its check: ${d}`);
     for (const d of state.followsCheck.slice(0, 3)) console.log(`[plan-differential] as Cerbos's check, not its plan: ${d}`);

@@ -1,7 +1,8 @@
 /**
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
  * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
- * Cerbos API, `/v1/check`, the admin and the delegation routes on the Fastify instance; no logic lives here.
+ * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/plan`, `/mcp`, the admin and the delegation routes on the
+ * Fastify instance; no logic lives here.
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
@@ -9,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-resolvers.routes.js';
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
+import { registerExtAuthz } from './http/ext-authz.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
 import { registerMcpProxy, type McpProxyDeps } from './mcp/mcp-proxy.routes.js';
@@ -27,6 +29,7 @@ class RouteRegistrar implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
+    await registerExtAuthz(fastify, this.deps.v1Check);
     await registerV1Plan(fastify, this.deps.v1Plan);
     if (this.deps.mcp !== undefined) await registerMcpProxy(fastify, this.deps.mcp);
     await registerAdminResolvers(fastify, this.deps.admin);

@@ -1,6 +1,9 @@
 /**
  * `@warden/gateway`: wire formats in, check inputs out (DESIGN.md section 2). No policy logic.
- * Today: A2A JSON-RPC requests (agent-to-agent calls) as checks on resource kind `agent`.
+ * A2A JSON-RPC requests (agent-to-agent calls) as checks on resource kind `agent`, and requests a
+ * gateway forwards for authorization (Envoy ext_authz, nginx auth_request, Traefik ForwardAuth).
  */
 export { parseA2aRequest } from './a2a/a2a-request.js';
 export type { A2aCheck, A2aParseOptions } from './a2a/a2a-request.js';
+export { parseForwardedRequest } from './http/forwarded-request.js';
+export type { ForwardedCheck, ForwardedRequest, ForwardedRequestOptions } from './http/forwarded-request.js';

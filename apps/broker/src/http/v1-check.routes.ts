@@ -63,7 +63,8 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
   return req.resources.map((r) => ({ requestId, principal, resource: { ...r }, actions: req.actions }));
 }
 
-type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
+/** When each stage of a check ended (performance.now()). */
+export type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
 
 /**
  * The answer. Compact by default (its size is most of a warm check's cost once it is several
@@ -145,6 +146,23 @@ function delegationReason(err: unknown): Reason {
   throw err;
 }
 
+/** What a decided check is, for whoever answers it (the JSON of `/v1/check`, an adapter's status and headers). */
+export interface DecidedCheck {
+  readonly req: V1CheckRequest;
+  readonly decisionId: string;
+  readonly deps: V1CheckDeps;
+  readonly enriched: EnrichedInputs;
+  readonly decisions: ItemDecision[];
+  readonly ids: Identities;
+  readonly stamps: Stamps;
+}
+
+/** Writes the answer of a decided check. */
+export type CheckAnswer = (reply: FastifyReply, decided: DecidedCheck) => FastifyReply;
+
+const answerJson: CheckAnswer = (reply, d) =>
+  reply.header('content-type', 'application/json').send(JSON.stringify(respond(d.req, d.decisionId, d.deps, d.enriched, d.decisions, d.ids, d.stamps)));
+
 function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
   const start = performance.now();
   const req = parseV1CheckRequest(request.body, deps.limits);
@@ -153,20 +171,35 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
   if (req.needsTrust && gateway === undefined) {
     throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
   }
-  if (req.delegation === undefined) return decide(deps, req, reply, start, undefined);
+  return checkWith(deps, req, reply, answerJson, start);
+}
+
+/**
+ * Decides a parsed check (verifying its delegation first) and answers it with `answer`: the one
+ * decision path of `/v1/check` and of the gateway adapters.
+ */
+export function checkWith(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, answer: CheckAnswer, start = performance.now()): Promise<FastifyReply> | undefined {
+  if (req.delegation === undefined) return decide(deps, req, reply, start, undefined, answer);
   // A delegation verified before answers at once; a new one is verified (signature) first. An
   // RFC 8693 token of a configured external issuer names who acts (and grants nothing).
   let verified: DelegationChain | ExternalActors | Promise<DelegationChain | ExternalActors>;
   try {
     verified = deps.delegation.isExternal(req.delegation) ? deps.delegation.external.verify(req.delegation, Date.now()) : deps.delegation.verifier.verify(req.delegation, Date.now());
   } catch (err) {
-    return decide(deps, req, reply, start, delegationReason(err));
+    return decide(deps, req, reply, start, delegationReason(err), answer);
   }
-  if (verified instanceof Promise) return verified.then((c) => c, delegationReason).then((c) => decide(deps, req, reply, start, c) ?? reply);
-  return decide(deps, req, reply, start, verified);
+  if (verified instanceof Promise) return verified.then((c) => c, delegationReason).then((c) => decide(deps, req, reply, start, c, answer) ?? reply);
+  return decide(deps, req, reply, start, verified, answer);
 }
 
-function decide(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, start: number, delegation: DelegationChain | ExternalActors | Reason | undefined): Promise<FastifyReply> | undefined {
+function decide(
+  deps: V1CheckDeps,
+  req: V1CheckRequest,
+  reply: FastifyReply,
+  start: number,
+  delegation: DelegationChain | ExternalActors | Reason | undefined,
+  answer: CheckAnswer,
+): Promise<FastifyReply> | undefined {
   const decisionId = randomUUID();
   const requestId = req.requestId ?? decisionId;
   const parsed = performance.now();
@@ -197,8 +230,7 @@ function decide(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, sta
     };
     const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date());
     const t2 = performance.now();
-    const body = respond(req, decisionId, deps, e, decisions, ids, { start, parsed, enriched: t1, evaluated: t2 });
-    return reply.header('content-type', 'application/json').send(JSON.stringify(body));
+    return answer(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: { start, parsed, enriched: t1, evaluated: t2 } });
   };
   // Answered synchronously when every attribute came from the in-process cache.
   if (enriched instanceof Promise) return enriched.then(finish);

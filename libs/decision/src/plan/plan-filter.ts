@@ -63,6 +63,19 @@ function dedupe(xs: PlanOperand[]): PlanOperand[] {
   });
 }
 
+/**
+ * The operator of a negation the planner makes itself (of a DENY, of a `none` condition), told
+ * apart from a CEL `!` while planning (negating it again unwraps it) and printed as `not`.
+ */
+export const PLANNER_NOT = 'planner:not';
+
+/** `o` with the planner's own negations printed as `not`. */
+function publicOperand(o: PlanOperand): PlanOperand {
+  if (!('expression' in o)) return o;
+  const { operator, operands } = o.expression;
+  return expr(operator === PLANNER_NOT ? 'not' : operator, operands.map(publicOperand));
+}
+
 /** One operand simplified, bottom up. */
 export function simplifyOperand(o: PlanOperand): PlanOperand {
   if ('variable' in o) return { variable: expandVariable(o.variable) };
@@ -80,12 +93,11 @@ export function simplifyOperand(o: PlanOperand): PlanOperand {
       const rest = dedupe(operands.filter((x) => !isFalse(x)));
       return rest.length === 0 ? FALSE : rest.length === 1 ? (rest[0] as PlanOperand) : expr('or', rest);
     }
-    case 'not': {
+    case 'not':
+    case PLANNER_NOT: {
       const [x] = operands;
       if (operands.length === 1 && x !== undefined && isValue(x) && typeof x.value === 'boolean') return { value: !x.value };
-      // Double negation cancels.
-      if (operands.length === 1 && x !== undefined && 'expression' in x && x.expression.operator === 'not' && x.expression.operands.length === 1) return x.expression.operands[0] as PlanOperand;
-      return expr('not', operands);
+      return expr(operator, operands);
     }
     case 'in': {
       const [needle, hay] = operands;
@@ -122,7 +134,7 @@ export function normalizeFilter(filter: PlanFilter): PlanFilter {
   const c = simplifyOperand(filter.condition);
   if (isTrue(c)) return { kind: 'KIND_ALWAYS_ALLOWED' };
   if (isFalse(c)) return { kind: 'KIND_ALWAYS_DENIED' };
-  return { kind: 'KIND_CONDITIONAL', condition: c };
+  return { kind: 'KIND_CONDITIONAL', condition: publicOperand(c) };
 }
 
 function operandString(o: PlanOperand): string {

@@ -17,7 +17,7 @@ import type { CompiledCondition, CompiledPolicySet, Params, Row, ScopeRows } fro
 import { resourcePolicyFqn, sanitize, scopeParents } from '../compile/namer.js';
 import type { EngineConfig } from '../engine.types.js';
 import { validatePlanResourcesInput } from '../schema/index.js';
-import { normalizeFilter, simplifyOperand, type PlanFilter, type PlanOperand } from './plan-filter.js';
+import { normalizeFilter, PLANNER_NOT, simplifyOperand, type PlanFilter, type PlanOperand } from './plan-filter.js';
 import { contextEvaluator, PlanUnsupported, residual, residualValue, type Residual, type ResidualScope } from './residual.js';
 
 /** What a plan is asked for. */
@@ -36,7 +36,12 @@ const join = (operator: 'and' | 'or', unit: PlanOperand) => (all: PlanOperand[])
 };
 const and = join('and', { value: true });
 const or = join('or', { value: false });
-const not = (x: PlanOperand): PlanOperand => ({ expression: { operator: 'not', operands: [x] } });
+/**
+ * The planner's own negation (of a DENY, of a `none` condition): negating one of its own NOTs
+ * unwraps it, as Cerbos's planner does; a CEL `!` in a condition is kept (`not (not x)`).
+ */
+const not = (x: PlanOperand): PlanOperand =>
+  'expression' in x && x.expression.operator === PLANNER_NOT ? (x.expression.operands[0] as PlanOperand) : { expression: { operator: PLANNER_NOT, operands: [x] } };
 
 const isTrue = (o: PlanOperand): boolean => 'value' in o && o.value === true;
 const isFalse = (o: PlanOperand): boolean => 'value' in o && o.value === false;

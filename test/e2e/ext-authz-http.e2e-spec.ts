@@ -1,0 +1,105 @@
+/**
+ * `/v1/ext-authz/*` as the gateways call it, without a gateway in between: Envoy's HTTP mode (the
+ * original path after the prefix, the body when configured to send it), Traefik ForwardAuth
+ * (`X-Forwarded-*`); answers are status codes and headers a gateway acts on.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { writePolicyDir } from '../support/upstreams.js';
+
+const POLICIES = {
+  'model.yaml': `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: model
+  version: default
+  rules:
+    - actions: [invoke]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: R.id == "gpt-4o-mini" && (!has(R.attr.max_tokens) || R.attr.max_tokens <= 1024)
+      output:
+        when:
+          ruleActivated: '{"max_tokens": 1024, "region": "eu-west-1", "bad": "a\\r\\nx-injected: 1"}'
+`,
+  'route.yaml': `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: route
+  version: default
+  rules:
+    - actions: [get]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: R.id.endsWith("/v1/models")
+`,
+};
+
+const CONFIG = `resolvers:
+  - name: tokens
+    kind: static
+    key: subject.token
+    data:
+      alice-token: { sub: alice, roles: [user] }
+    provides:
+      principal.id: result.sub
+      principal.roles: result.roles
+`;
+
+let broker: TestBroker;
+
+beforeAll(async () => {
+  const { dir, policyDir } = writePolicyDir(POLICIES, 'warden-extauthz-');
+  writeFileSync(join(dir, 'warden.yaml'), CONFIG);
+  broker = await startTestBroker({ cwd: dir, policyDir });
+});
+afterAll(async () => broker?.close());
+
+const envoy = (path: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(`${broker.base}/v1/ext-authz${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer alice-token', ...headers }, body });
+
+describe('/v1/ext-authz over HTTP', () => {
+  it("Envoy's HTTP mode with the body: the model decides, hints come back as headers", async () => {
+    const res = await envoy('/v1/chat/completions', '{"model":"gpt-4o-mini","max_tokens":256}');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-warden-decision-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.headers.get('x-warden-policy-version')).toMatch(/^sha256:/);
+    expect(res.headers.get('x-warden-region')).toBe('eu-west-1');
+    expect(res.headers.get('x-warden-max_tokens')).toBe('1024');
+    // SECURITY: a hint that would end the header line is dropped, not sent.
+    expect(res.headers.get('x-warden-bad')).toBeNull();
+    expect(res.headers.get('x-injected')).toBeNull();
+  });
+
+  it('denies another model, or too many tokens, with 403 and the reason', async () => {
+    for (const body of ['{"model":"o3-pro"}', '{"model":"gpt-4o-mini","max_tokens":100000}']) {
+      const res = await envoy('/v1/chat/completions', body);
+      expect(res.status).toBe(403);
+      const json = (await res.json()) as { decision: string; reasons: Array<{ code: string }> };
+      expect(json.decision).toBe('DENY');
+      expect(json.reasons.map((r) => r.code)).toContain('policy_denied');
+    }
+  });
+
+  it('Traefik ForwardAuth: the original method and URI come from X-Forwarded-*', async () => {
+    const ask = (method: string, uri: string) =>
+      fetch(`${broker.base}/v1/ext-authz`, { headers: { authorization: 'Bearer alice-token', 'x-forwarded-method': method, 'x-forwarded-uri': uri, 'x-forwarded-host': 'api.local' } });
+    expect((await ask('GET', '/v1/models')).status).toBe(200);
+    expect((await ask('DELETE', '/v1/models')).status).toBe(403);
+  });
+
+  it('401 with WWW-Authenticate without credentials; bad input is a coded 400, never an ALLOW', async () => {
+    const none = await fetch(`${broker.base}/v1/ext-authz/v1/models`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    const basic = await fetch(`${broker.base}/v1/ext-authz/v1/models`, { headers: { authorization: 'Basic YTpi' } });
+    expect(basic.status).toBe(400);
+    expect(((await basic.json()) as { error: { code: string } }).error.code).toBe('ERR_REQUEST_INVALID');
+    const badRpc = await envoy('/mcp', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x y' } }));
+    expect(badRpc.status).toBe(400);
+  });
+});
