@@ -108,6 +108,28 @@ describe('embedded defaults (npm start on a fresh clone)', () => {
     ]);
   });
 
+  it('answers the README /v1/plan examples as documented: the refund limit as a condition, pages with a cursor', async () => {
+    const first = await post('/v1/plan', readmeBody('/v1/plan'));
+    expect(first.status).toBe(200);
+    expect(first.json['allowed']).toEqual(['web_search']);
+    expect((first.json['conditional'] as Array<{ id: string; text: string; attributes: string[] }>).map((c) => [c.id, c.text, c.attributes])).toEqual([['issue_refund', 'arguments.amount < 1000', ['arguments.amount']]]);
+    expect(first.json['denied']).toEqual({ count: 2, reasons: { policy_denied: 2 } });
+    expect(first.json['truncated']).toBe(false);
+    const paged = await post('/v1/plan', readmeBody('/v1/plan', 1));
+    expect(paged.status).toBe(200);
+    expect(paged.json['allowed']).toEqual(['create_ticket', 'crm_lookup']);
+    expect(paged.json['truncated']).toBe(true);
+    expect(typeof paged.json['cursor']).toBe('string');
+  });
+
+  it('serves the MCP proxy\'s protected-resource metadata and refuses an unauthenticated MCP request as the README shows', async () => {
+    const res = await fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe(`Bearer resource_metadata="${base}/.well-known/oauth-protected-resource/mcp"`);
+    const meta = await fetch(`${base}/.well-known/oauth-protected-resource/mcp`);
+    expect(await meta.json()).toMatchObject({ resource: `${base}/mcp`, bearer_methods_supported: ['header'] });
+  });
+
   it('runs the six scenarios of `npm run demo`, every decision as the scenario says', async () => {
     const { runDemo } = await import('../../scripts/demo.mjs');
     const rows = await runDemo(base);

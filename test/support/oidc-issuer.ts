@@ -33,6 +33,12 @@ import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.j
 /** Claims added to (or, for JWTs, overriding) what the IdP puts in a token. */
 export type TestClaims = Readonly<Record<string, unknown>>;
 
+/** Options of {@link startOidcIssuer}. */
+export interface OidcTestIssuerOptions {
+  /** More resource servers (resource indicator → the scopes it accepts), issued JWT access tokens. */
+  readonly resources?: Readonly<Record<string, readonly string[]>>;
+}
+
 /** A running test IdP. */
 export interface OidcTestIssuer {
   /** `http://127.0.0.1:<port>` (no trailing slash); `iss` of every token. */
@@ -53,6 +59,11 @@ export interface OidcTestIssuer {
    * even `exp` can be set).
    */
   issueJwt(claims?: TestClaims): Promise<string>;
+  /**
+   * A JWT access token for one of the `resources` the IdP was started with (RFC 8707: `aud` is
+   * the resource), granting `scopes` (a subset of that resource's).
+   */
+  issueJwtFor(resource: string, scopes: readonly string[], claims?: TestClaims): Promise<string>;
   /** An opaque access token for `opaqueAudience`; `claims` appear in its introspection response. */
   issueOpaque(claims?: TestClaims): Promise<string>;
   /**
@@ -99,7 +110,8 @@ function claimsFrom(ctx: KoaContextWithOIDC | undefined): Record<string, unknown
   return header ? (JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as Record<string, unknown>) : undefined;
 }
 
-function createProvider(issuer: string, keys: readonly JWK[], accounts: ReadonlyMap<string, TestClaims>, adapter: (model: string) => unknown): Provider {
+function createProvider(issuer: string, keys: readonly JWK[], accounts: ReadonlyMap<string, TestClaims>, adapter: (model: string) => unknown, resources: Readonly<Record<string, readonly string[]>>): Provider {
+  const extraScopes = [...new Set(Object.values(resources).flat())];
   return new Provider(issuer, {
     adapter,
     clients: [
@@ -110,10 +122,10 @@ function createProvider(issuer: string, keys: readonly JWK[], accounts: Readonly
         redirect_uris: [],
         response_types: [],
         token_endpoint_auth_method: 'client_secret_basic',
-        scope: `api ${USERINFO_SCOPE}`,
+        scope: [`api ${USERINFO_SCOPE}`, ...extraScopes].join(' '),
       },
     ],
-    scopes: ['api', 'openid', 'profile', 'email'],
+    scopes: ['api', 'openid', 'profile', 'email', ...extraScopes],
     claims: {
       openid: ['sub'],
       profile: ['name', 'given_name', 'family_name', 'roles', 'groups', 'department'],
@@ -148,6 +160,8 @@ function createProvider(issuer: string, keys: readonly JWK[], accounts: Readonly
             return { scope: 'api', audience: resource, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
           }
           if (resource === OPAQUE_AUDIENCE) return { scope: 'api', audience: resource, accessTokenTTL: 300, accessTokenFormat: 'opaque' };
+          const scopes = resources[resource];
+          if (scopes !== undefined) return { scope: scopes.join(' '), audience: resource, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
           throw new errors.InvalidTarget();
         },
       },
@@ -159,7 +173,8 @@ function createProvider(issuer: string, keys: readonly JWK[], accounts: Readonly
  * Starts a test IdP on 127.0.0.1 (free port). Close it with `close()`.
  * @example const idp = await startOidcIssuer(); const token = await idp.issueOpaque(); await idp.close();
  */
-export async function startOidcIssuer(): Promise<OidcTestIssuer> {
+export async function startOidcIssuer(options: OidcTestIssuerOptions = {}): Promise<OidcTestIssuer> {
+  const resources = options.resources ?? {};
   const requests: string[] = [];
   const latency = new Map<string, number>();
   const accounts = new Map<string, TestClaims>();
@@ -178,10 +193,10 @@ export async function startOidcIssuer(): Promise<OidcTestIssuer> {
   let published: JWK[] = [signing];
   // One store for every provider instance of this IdP, so tokens survive a key rotation.
   const adapter = createMemoryAdapter(0);
-  let provider = createProvider(issuer, published, accounts, adapter);
+  let provider = createProvider(issuer, published, accounts, adapter, resources);
   handle = provider.callback();
 
-  async function token(resource: string, claims: TestClaims | undefined): Promise<string> {
+  async function token(resource: string, claims: TestClaims | undefined, scope = 'api'): Promise<string> {
     const res = await fetch(`${issuer}/token`, {
       method: 'POST',
       headers: {
@@ -189,7 +204,7 @@ export async function startOidcIssuer(): Promise<OidcTestIssuer> {
         'content-type': 'application/x-www-form-urlencoded',
         ...(claims !== undefined ? { [CLAIMS_HEADER]: Buffer.from(JSON.stringify(claims)).toString('base64url') } : {}),
       },
-      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'api', resource }),
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope, resource }),
     });
     const body = (await res.json()) as { access_token?: string };
     if (!res.ok || typeof body.access_token !== 'string') throw new Error(`test IdP token endpoint answered ${res.status}: ${JSON.stringify(body)}`);
@@ -205,6 +220,7 @@ export async function startOidcIssuer(): Promise<OidcTestIssuer> {
     opaqueAudience: OPAQUE_AUDIENCE,
     requests,
     issueJwt: (claims) => token(JWT_AUDIENCE, claims),
+    issueJwtFor: (resource, scopes, claims) => token(resource, claims, scopes.join(' ')),
     issueOpaque: (claims) => token(OPAQUE_AUDIENCE, claims),
     async issueUserinfoToken(accountId, claims = {}) {
       accounts.set(accountId, claims);
@@ -226,7 +242,7 @@ export async function startOidcIssuer(): Promise<OidcTestIssuer> {
       const previous = published;
       signing = await newSigningKey();
       published = options.keepOld === false ? [signing] : [signing, ...previous];
-      provider = createProvider(issuer, published, accounts, adapter);
+      provider = createProvider(issuer, published, accounts, adapter, resources);
       handle = provider.callback();
     },
     setLatency(ms, path) {

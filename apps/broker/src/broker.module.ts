@@ -1,7 +1,8 @@
 /**
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
  * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
- * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, the admin and the delegation routes on the Fastify instance; no logic lives here.
+ * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/plan`, `/mcp`, the admin and the delegation routes on the
+ * Fastify instance; no logic lives here.
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
@@ -11,6 +12,8 @@ import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
 import { registerExtAuthz } from './http/ext-authz.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
+import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
+import { registerMcpProxy, type McpProxyDeps } from './mcp/mcp-proxy.routes.js';
 
 /** DI token of the route dependencies. */
 export const BROKER_ROUTES = Symbol('BROKER_ROUTES');
@@ -27,6 +30,8 @@ class RouteRegistrar implements OnModuleInit {
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
     await registerExtAuthz(fastify, this.deps.v1Check);
+    await registerV1Plan(fastify, this.deps.v1Plan);
+    if (this.deps.mcp !== undefined) await registerMcpProxy(fastify, this.deps.mcp);
     await registerAdminResolvers(fastify, this.deps.admin);
     await registerDelegationRoutes(fastify, this.deps.delegations);
     fastify.addHook('onClose', this.deps.onClose);
@@ -37,6 +42,9 @@ class RouteRegistrar implements OnModuleInit {
 export interface BrokerModuleOptions {
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
+  v1Plan: V1PlanDeps;
+  /** The MCP proxy, when `mcp` is configured. */
+  mcp?: McpProxyDeps;
   admin: AdminResolversDeps;
   delegations: DelegationRoutesDeps;
   /** Releases connections when the app closes. */

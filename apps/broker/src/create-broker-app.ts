@@ -11,7 +11,7 @@ import { Logger, type LogLevel } from '@nestjs/common';
 import { WardenError } from '@warden/core';
 import { createEngine } from '@warden/decision';
 import { createSqlResolverStore } from '@warden/persistence';
-import { parseResolverConfig, type ContextResolver, type ResolverConfigError } from '@warden/resolvers';
+import { createCatalogSource, parseCatalogConfig, parseResolverConfig, type CatalogDeps, type CatalogSource, type ContextResolver, type ResolverConfigError } from '@warden/resolvers';
 import { createAdminAuth } from './admin/admin-auth.js';
 import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
@@ -25,6 +25,8 @@ import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { BrokerErrorFilter } from './http/broker-error.filter.js';
 import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
 import { createGatewayMatcher } from './http/v1-check.routes.js';
+import type { McpProxyDeps } from './mcp/mcp-proxy.routes.js';
+import { McpUpstreams } from './mcp/mcp-upstreams.js';
 import { loadPolicies } from './policy-source/load-policy-set.js';
 
 /** Options of {@link createBrokerApp}. */
@@ -51,6 +53,39 @@ function adminJwtResolver(config: BrokerConfig, kinds: ResolverKinds): ContextRe
   }
 }
 
+/** The bearer-token verifier of `/mcp` (`mcp.token`: a `jwt` resolver whose audience is `mcp.resource`). */
+function mcpTokenVerifier(config: BrokerConfig, kinds: ResolverKinds): ContextResolver | undefined {
+  const mcp = config.mcp;
+  if (mcp?.token === undefined) return undefined;
+  const factory = kinds.factories['jwt'];
+  if (factory === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: no jwt kind');
+  const raw = { ...mcp.token, name: 'warden-mcp', kind: 'jwt', key: 'subject.token', audience: mcp.resource, provides: { 'principal.attr.mcp': 'result' } };
+  try {
+    parseResolverConfig(raw);
+    const parsed = factory.parseConfig(raw);
+    const ds = parsed.datasource === undefined ? undefined : config.datasources[parsed.datasource];
+    if (parsed.datasource !== undefined && ds === undefined) throw new WardenError('ERR_CONFIG_INVALID', `unknown datasource \`${parsed.datasource}\``);
+    return factory.create(parsed, { now: Date.now, ...(ds !== undefined ? { datasource: ds } : {}) });
+  } catch (err) {
+    throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`mcp.token\`: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The `kind: catalog` resolvers, built over the app's connections. */
+function buildCatalogs(config: BrokerConfig, deps: Omit<CatalogDeps, 'datasources' | 'env'>): Map<string, CatalogSource> {
+  const catalogs = new Map<string, CatalogSource>();
+  for (const raw of config.catalogs) {
+    try {
+      const parsed = parseCatalogConfig(raw);
+      if (catalogs.has(parsed.name)) throw new WardenError('ERR_RESOLVER_NAME_DUPLICATE', `resolver \`${parsed.name}\`: two catalogs have this name`);
+      catalogs.set(parsed.name, createCatalogSource(parsed, { ...deps, datasources: config.datasources, env: config.env }));
+    } catch (err) {
+      throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`resolvers\`: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return catalogs;
+}
+
 /** Creates (but does not start) the broker. Throws `WardenError` on bad policies, keys or resolvers. */
 export async function createBrokerApp(
   config: BrokerConfig,
@@ -58,7 +93,7 @@ export async function createBrokerApp(
 ): Promise<NestFastifyApplication> {
   const logger = new Logger('Broker');
   const onError = (message: string): void => logger.warn(message);
-  const { policySet, version: policyVersion } = loadPolicies(config.policyDir);
+  const { policySet, version: policyVersion, readsRequestExtras } = loadPolicies(config.policyDir);
   const engine = createEngine(policySet, config.engine);
   const verifier = createAuxDataVerifier(config.auxData);
   const db = await openDatabase(config.database, onError);
@@ -66,9 +101,27 @@ export async function createBrokerApp(
   let runtime: ResolverRuntime;
   let delegation: DelegationRuntime;
   let admin;
+  let catalogs: Map<string, CatalogSource>;
+  let mcpVerifier: ContextResolver | undefined;
+  const upstreams = new McpUpstreams(config.mcp?.upstreams ?? []);
+  closers.unshift(() => upstreams.close());
   try {
     const kinds = await createResolverKinds({ db, redisUrl: config.redisUrl, env: config.env, onError });
     closers.unshift(() => kinds.close());
+    catalogs = buildCatalogs(config, {
+      sql: kinds.sqlClient,
+      mcpTools: (upstream, signal) => {
+        if (!upstreams.has(upstream)) return Promise.reject(new WardenError('ERR_CONFIG_INVALID', `no upstream MCP server \`${upstream}\` in \`mcp.upstreams\``));
+        return upstreams.listTools(upstream, signal);
+      },
+    });
+    for (const c of config.catalogs) {
+      const up = (c as { source?: unknown; upstream?: unknown }).upstream;
+      if ((c as { source?: unknown }).source === 'mcp' && typeof up === 'string' && !upstreams.has(up)) {
+        throw new WardenError('ERR_CONFIG_INVALID', `invalid configuration: \`resolvers\`: resolver \`${String((c as { name?: unknown }).name)}\`: field \`upstream\`: no upstream MCP server \`${up}\` in \`mcp.upstreams\``);
+      }
+    }
+    mcpVerifier = mcpTokenVerifier(config, kinds);
     const store = createSqlResolverStore(db);
     try {
       runtime = await ResolverRuntime.start({
@@ -109,13 +162,20 @@ export async function createBrokerApp(
     for (const close of closers.splice(0)) await close().catch((err: unknown) => onError(`shutdown: ${(err as Error).message}`));
   };
   const matchGateway = createGatewayMatcher(config.gateways);
+  const discovery = { engine, runtime, delegation, catalogs, policiesReadRequestExtras: readsRequestExtras };
+  const mcp: McpProxyDeps | undefined =
+    config.mcp === undefined
+      ? undefined
+      : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
       v1Check: { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,
       delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },
+      ...(mcp !== undefined ? { mcp } : {}),
       onClose,
     }),
     adapter,

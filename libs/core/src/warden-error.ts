@@ -35,7 +35,8 @@ export type WardenErrorCode =
   | 'ERR_UNAUTHENTICATED'
   | 'ERR_FORBIDDEN'
   | 'ERR_STORAGE_UNAVAILABLE'
-  | 'ERR_READ_ONLY';
+  | 'ERR_READ_ONLY'
+  | 'ERR_CATALOG_UNAVAILABLE';
 
 /** Base class for every error Warden raises on purpose. */
 export class WardenError extends Error {

@@ -4,7 +4,7 @@ import { WardenError } from '@warden/core';
 import { chainAllows, checkChain, extendChain, type DelegationChain, type Hop } from './delegation-chain.js';
 import { DelegationError } from './delegation-error.js';
 import { actClaim, createDelegationVerifier, DELEGATION_TOKEN_TYPE, signDelegation } from './delegation-token.js';
-import { grantCovers, parseScope, scopeAllows, type Grant } from './grants.js';
+import { cappedValue, grantCovers, parseScope, scopeAllows, type Grant } from './grants.js';
 import { generateDelegationKey, loadDelegationKeys } from './signing-keys.js';
 
 const ISSUER = 'http://127.0.0.1:3594';
@@ -64,6 +64,18 @@ describe('grants', () => {
     expect(scopeAllows(scope, { ...req, attr: { amount: '5' } })).toBe(false);
     expect(scopeAllows(scope, { ...req, id: 'drop_table' })).toBe(false);
     expect(scopeAllows(scope, { ...req, action: 'call' })).toBe(false);
+  });
+
+  it('a cap bounds a call\'s argument when the resource carries the call\'s arguments', () => {
+    const scope = [refund];
+    const req = { kind: 'tool', id: 'issue_refund', action: 'invoke' };
+    expect(scopeAllows(scope, { ...req, attr: { arguments: { amount: 499 } } })).toBe(true);
+    expect(scopeAllows(scope, { ...req, attr: { arguments: { amount: 501 } } })).toBe(false);
+    // With arguments, they are what the call does: a smaller stated attribute does not help.
+    expect(scopeAllows(scope, { ...req, attr: { amount: 1, arguments: { amount: 501 } } })).toBe(false);
+    expect(scopeAllows(scope, { ...req, attr: { amount: 1, arguments: {} } })).toBe(false);
+    expect(cappedValue({ amount: 3 }, 'amount')).toBe(3);
+    expect(cappedValue({ amount: 3, arguments: [1] }, 'amount')).toBe(3);
   });
 });
 

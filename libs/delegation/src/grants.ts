@@ -2,7 +2,7 @@
  * Grants: what a delegation lets an agent do. A grant names a resource kind, the actions (`*` for
  * every action), optionally the resource ids (absent: every id of the kind) and optionally numeric
  * caps on resource attributes (`{ amount: 500 }`: only resources whose `attr.amount` is a number
- * at most 500). A scope is a list of grants; a request is inside a scope when one grant covers it.
+ * at most 500; for a tool call, whose `attr.arguments` object is present, the argument `amount`). A scope is a list of grants; a request is inside a scope when one grant covers it.
  *
  * Attenuation: a child scope is inside its parent when every child grant is covered by one parent
  * grant (the same kind; a subset of the actions, where only `*` covers `*`; a subset of the ids,
@@ -110,11 +110,23 @@ export function scopeAllows(scope: Scope, request: ScopedRequest): boolean {
     if (g.ids !== undefined && !g.ids.includes(request.id)) return false;
     for (const [attr, cap] of Object.entries(g.caps ?? {})) {
       // SECURITY: a capped attribute that is missing or not a number is outside the grant.
-      const v = request.attr[attr];
+      const v = cappedValue(request.attr, attr);
       if (typeof v !== 'number' || !(v <= cap)) return false;
     }
     return true;
   });
+}
+
+/**
+ * The value a cap on `name` bounds: for a tool call (the resource carries the call's `arguments`
+ * object, as the MCP proxy and tool discovery state it) the argument of that name, else the
+ * resource attribute. The arguments are what the call will do, so they are what a cap limits.
+ * @example cappedValue({ arguments: { amount: 120 } }, 'amount') // 120
+ */
+export function cappedValue(attr: Readonly<Record<string, JsonValue>>, name: string): JsonValue | undefined {
+  const args = attr['arguments'];
+  if (typeof args === 'object' && args !== null && !Array.isArray(args)) return (args as Record<string, JsonValue>)[name];
+  return attr[name];
 }
 
 /** `tool: invoke on issue_refund (amount ≤ 500)`: a grant as people read it, for reasons. */

@@ -3,7 +3,7 @@
  * attenuation, delegation chains (checked again at every use), delegation tokens signed by Warden
  * (RFC 8693 `act` nesting, jose) and their signing keys. Pure but for the crypto: no I/O, no Nest.
  */
-export { parseScope, grantCovers, uncoveredGrant, scopeAllows, describeGrant } from './grants.js';
+export { parseScope, grantCovers, uncoveredGrant, scopeAllows, describeGrant, cappedValue } from './grants.js';
 export type { Grant, Scope, ScopedRequest } from './grants.js';
 export { DelegationError, isDelegationError } from './delegation-error.js';
 export type { DelegationReason } from './delegation-error.js';

@@ -100,3 +100,5 @@ export { createTieredCacheStore } from './cache/tiered-cache-store.js';
 export type { CacheInvalidations, TieredCacheStore, TieredCacheStoreOptions } from './cache/tiered-cache-store.js';
 export { createRedisInvalidationChannel } from './cache/redis-invalidation-channel.js';
 export type { RedisInvalidationChannelOptions } from './cache/redis-invalidation-channel.js';
+export { parseCatalogConfig, createCatalogSource } from './builtins/catalog/catalog.js';
+export type { CatalogConfig, CatalogEntry, CatalogSource, CatalogDeps, McpToolListing } from './builtins/catalog/catalog.js';

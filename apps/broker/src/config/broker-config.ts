@@ -55,8 +55,12 @@ export interface BrokerConfig {
   redisUrl: string | undefined;
   /** `datasources:` with `${NAME}` placeholders filled. SECURITY: may hold secrets. */
   datasources: Record<string, DatasourceConfig>;
-  /** `resolvers:` as written (checked when the registry is built). */
+  /** `resolvers:` as written (checked when the registry is built), without the catalogs. */
   resolvers: unknown[];
+  /** The `kind: catalog` entries of `resolvers:` (candidate listings for tool discovery), as written. */
+  catalogs: unknown[];
+  /** `mcp.*`: the MCP proxy at `/mcp`; undefined when the section is absent. */
+  mcp: McpConfig | undefined;
   gateways: GatewayConfig[];
   admin: AdminConfig;
   delegation: DelegationConfig;
@@ -130,4 +134,26 @@ export interface ExternalIssuerConfig {
   jwksUri: string;
   audience: string | undefined;
   algorithms: string[];
+}
+
+/** `mcp.*`: the MCP proxy (`/mcp`) and its OAuth protected-resource rules. */
+export interface McpConfig {
+  /** This resource server's URL (`mcp.resource`): the audience tokens must be issued for; default `http://<listen address>/mcp`. */
+  resource: string | undefined;
+  /** Authorization servers named in the protected-resource metadata. */
+  authorizationServers: string[];
+  /** Scopes a token must carry (`403 insufficient_scope` otherwise); needs `mcp.token`. */
+  requiredScopes: string[];
+  /** Bearer tokens verified as JWTs: the fields of a `jwt` resolver (its audience is `resource`). */
+  token: Record<string, unknown> | undefined;
+  /** The upstream MCP servers, by name. */
+  upstreams: McpUpstreamConfig[];
+}
+
+/** One upstream MCP server (Streamable HTTP). */
+export interface McpUpstreamConfig {
+  name: string;
+  url: string;
+  /** Sent to the upstream with every request. SECURITY: may hold secrets. */
+  headers: Record<string, string>;
 }

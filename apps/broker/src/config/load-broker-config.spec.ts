@@ -208,5 +208,40 @@ auxData:
     expect(errorOf(() => withYaml('delegation:\n  externalIssuers: [{ issuer: x, jwksUri: "https://idp/jwks", algorithms: [HS256] }]\n')).message).toMatch(/`HS256` is not an asymmetric JWS algorithm/);
     expect(withYaml('delegation:\n  externalIssuers: [{ issuer: https://idp, jwksUri: "https://idp/jwks", audience: warden }]\n').delegation.externalIssuers).toEqual([{ issuer: 'https://idp', jwksUri: 'https://idp/jwks', audience: 'warden', algorithms: ['RS256', 'ES256'] }]);
   });
-});
 
+  it('reads `mcp` (the MCP proxy) and keeps catalogs out of the enrichment resolvers', () => {
+    const set = withYaml(
+      'resolvers:\n  - { name: tools, kind: catalog, resourceKind: tool, source: mcp, upstream: github }\n  - { name: s, kind: static, key: principal.id, data: {}, provides: { principal.attr.x: result } }\n' +
+        'mcp:\n  resource: https://warden.example/mcp\n  authorizationServers: [https://idp.example]\n  requiredScopes: [mcp:tools]\n  token: { datasource: idp }\n  upstreams:\n    github: { url: "http://127.0.0.1:7001/mcp", headers: { Authorization: "Bearer ${GH}" } }\n',
+      { GH: 'gh-secret' },
+    );
+    expect(set.catalogs).toEqual([{ name: 'tools', kind: 'catalog', resourceKind: 'tool', source: 'mcp', upstream: 'github' }]);
+    expect(set.resolvers).toHaveLength(1);
+    expect(set.mcp).toEqual({
+      resource: 'https://warden.example/mcp',
+      authorizationServers: ['https://idp.example'],
+      requiredScopes: ['mcp:tools'],
+      token: { datasource: 'idp' },
+      upstreams: [{ name: 'github', url: 'http://127.0.0.1:7001/mcp', headers: { Authorization: 'Bearer gh-secret' } }],
+    });
+    expect(withYaml('server: {}\n').mcp).toBeUndefined();
+  });
+
+  it('refuses a bad `mcp` section, naming the key', () => {
+    const bad: Array<[string, RegExp]> = [
+      ['mcp:\n  resource: ftp://x\n', /`mcp.resource`: must be an http\(s\) URL/],
+      ['mcp:\n  requiredScopes: [a]\n', /`mcp.requiredScopes`: needs `mcp.token`/],
+      ['mcp:\n  token: { datasource: idp }\n', /`mcp.resource`: is required with `mcp.token`/],
+      ['mcp:\n  resource: https://w/mcp\n  token: { datasource: idp, audience: other }\n', /`mcp.token.audience`: is `mcp.resource`/],
+      ['mcp:\n  upstreams: { "gh.x": { url: "http://127.0.0.1:1/mcp" } }\n', /`mcp.upstreams.gh.x`: an upstream name/],
+      ['mcp:\n  upstreams: { gh: { url: "http://u:p@127.0.0.1:1/mcp" } }\n', /`mcp.upstreams.gh.url`: must not carry credentials/],
+      ['mcp:\n  upstreams: { gh: { address: x } }\n', /`mcp.upstreams.gh.address`: unknown key/],
+      ['mcp:\n  upstream: {}\n', /`mcp.upstream`: unknown key/],
+    ];
+    for (const [yaml, message] of bad) {
+      const err = errorOf(() => withYaml(yaml));
+      expect(err.code).toBe('ERR_CONFIG_INVALID');
+      expect(err.message).toMatch(message);
+    }
+  });
+});

@@ -20,6 +20,7 @@ import type {
   ExternalIssuerConfig,
   GatewayConfig,
   JwtKeySetConfig,
+  McpConfig,
   RequestLimitsConfig,
 } from './broker-config.js';
 
@@ -235,11 +236,71 @@ function readDatasources(root: Obj, env: Env): Record<string, DatasourceConfig> 
   return out;
 }
 
-function readResolvers(root: Obj): unknown[] {
+function readResolvers(root: Obj): { resolvers: unknown[]; catalogs: unknown[] } {
   const raw = root['resolvers'];
-  if (raw === undefined || raw === null) return [];
+  if (raw === undefined || raw === null) return { resolvers: [], catalogs: [] };
   if (!Array.isArray(raw)) throw invalid('resolvers', 'must be a list of resolvers');
-  return raw.map((r, i) => toJson(r, `resolvers[${i}]`));
+  const all = raw.map((r, i) => toJson(r, `resolvers[${i}]`));
+  // Catalogs list candidates for tool discovery; they take no part in the enrichment DAG.
+  const isCatalog = (r: unknown): boolean => isObj(r) && r['kind'] === 'catalog';
+  return { resolvers: all.filter((r) => !isCatalog(r)), catalogs: all.filter(isCatalog) };
+}
+
+function readMcp(root: Obj, env: Env): McpConfig | undefined {
+  if (root['mcp'] === undefined || root['mcp'] === null) return undefined;
+  const m = section(root, 'mcp', '', ['resource', 'authorizationServers', 'requiredScopes', 'token', 'upstreams']);
+  const url = (v: string, key: string): string => {
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      throw invalid(key, `must be an http(s) URL, got \`${v}\``);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(key, `must be an http(s) URL, got \`${v}\``);
+    if (u.username !== '' || u.password !== '') throw invalid(key, 'must not carry credentials (use `headers`)');
+    // As written: issuer and resource identifiers are compared as strings (no trailing `/` added).
+    return v;
+  };
+  const resourceRaw = optString(m, 'resource', 'mcp.resource');
+  const resource = resourceRaw === undefined ? undefined : url(resourceRaw, 'mcp.resource');
+  const authorizationServers = nameList(m, 'authorizationServers', 'mcp.authorizationServers').map((a, i) => url(a, `mcp.authorizationServers[${i}]`));
+  const requiredScopes = nameList(m, 'requiredScopes', 'mcp.requiredScopes');
+  const tokenRaw = m['token'];
+  let token: Record<string, unknown> | undefined;
+  if (tokenRaw !== undefined && tokenRaw !== null) {
+    if (!isObj(tokenRaw)) throw invalid('mcp.token', 'must be a mapping (the fields of a `jwt` resolver)');
+    for (const k of ['name', 'kind', 'key', 'provides', 'audience']) if (k in tokenRaw) throw invalid(`mcp.token.${k}`, k === 'audience' ? 'is `mcp.resource`: tokens must be issued for this resource' : 'is set by Warden');
+    token = tokenRaw;
+  }
+  if (requiredScopes.length > 0 && token === undefined) throw invalid('mcp.requiredScopes', 'needs `mcp.token` (scopes are read from verified token claims)');
+  if (token !== undefined && resource === undefined) throw invalid('mcp.resource', 'is required with `mcp.token` (the audience tokens must be issued for)');
+  const upRaw = m['upstreams'];
+  const upstreams: McpConfig['upstreams'] = [];
+  if (upRaw !== undefined && upRaw !== null) {
+    if (!isObj(upRaw)) throw invalid('mcp.upstreams', 'must be a mapping of name to `{ url, headers }`');
+    for (const [name, u] of Object.entries(upRaw)) {
+      const key = `mcp.upstreams.${name}`;
+      // Tools are exposed as `<upstream>.<tool>`: no dot (nor slash) in an upstream name.
+      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/i.test(name)) throw invalid(key, 'an upstream name is 1-63 letters, digits, `_` or `-`');
+      if (!isObj(u)) throw invalid(key, 'must be a mapping with `url`');
+      rejectUnknown(u, key, ['url', 'headers']);
+      const raw = optString(u, 'url', `${key}.url`);
+      if (raw === undefined) throw invalid(`${key}.url`, 'is required');
+      const headers: Record<string, string> = {};
+      const h = u['headers'];
+      if (h !== undefined && h !== null) {
+        if (!isObj(h)) throw invalid(`${key}.headers`, 'must be a mapping of header name to value');
+        for (const [hn, hv] of Object.entries(h)) {
+          if (typeof hv !== 'string') throw invalid(`${key}.headers.${hn}`, 'must be a string');
+          const filled = fillPlaceholders(hv, `${key}.headers.${hn}`, env) as string;
+          if (/[\r\n\0]/.test(filled)) throw invalid(`${key}.headers.${hn}`, 'contains a line break');
+          headers[hn] = filled;
+        }
+      }
+      upstreams.push({ name, url: url(fillPlaceholders(raw, `${key}.url`, env) as string, `${key}.url`), headers });
+    }
+  }
+  return { resource, authorizationServers, requiredScopes, token, upstreams };
 }
 
 function readGateways(root: Obj, env: Env): GatewayConfig[] {
@@ -425,7 +486,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
@@ -462,6 +523,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
   const redisUrl = env['REDIS_URL'] === '' ? undefined : env['REDIS_URL'];
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw invalid('REDIS_URL', 'must be a redis:// URL');
 
+  const { resolvers, catalogs } = readResolvers(root);
   return {
     configFile,
     http,
@@ -473,7 +535,9 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     database,
     redisUrl,
     datasources: readDatasources(root, env),
-    resolvers: readResolvers(root),
+    resolvers,
+    catalogs,
+    mcp: readMcp(root, env),
     gateways: readGateways(root, env),
     admin: readAdmin(root, env),
     delegation: readDelegation(root, env, cwd),

@@ -128,6 +128,22 @@ function requestDenial(humanId: string | undefined, ids: Identities, runtime: De
   return undefined;
 }
 
+/**
+ * Why every action of a request by `human` (the enriched subject, if any item resolved it) is
+ * denied before anything is evaluated: a revoked subject, session, agent or delegation, an agent
+ * that is no principal, a delegation that does not verify or names someone else. Shared by checks
+ * and plans, so both refuse the same requests.
+ */
+export function denialBeforeEvaluation(human: Principal | undefined, ids: Identities, runtime: DelegationRuntime): Reason | undefined {
+  const humanId = human?.id;
+  const sid = human?.attr['sid'];
+  const session = typeof sid === 'string' ? sid : undefined;
+  // A revoked subject (or session) is denied whoever acts; an agent or a delegation adds more to check.
+  return ids.agent === undefined && ids.delegation === undefined
+    ? subjectRevocation(humanId, session, runtime)
+    : (subjectRevocation(humanId, session, runtime) ?? requestDenial(humanId, ids, runtime));
+}
+
 function deniedEffect(): ActionEffect {
   return { effect: 'EFFECT_DENY', policy: DENIED_BEFORE_EVALUATION };
 }
@@ -143,14 +159,7 @@ function listed(actions: readonly string[]): string {
  */
 export function decideForIdentities(engine: Engine, items: EnrichedInputs['items'], actions: readonly string[], ids: Identities, runtime: DelegationRuntime, now: Date): ItemDecision[] {
   const firstOk = items.find((it) => it.denied === undefined);
-  const humanId = firstOk?.input.principal.id;
-  const sid = firstOk?.input.principal.attr['sid'];
-  const session = typeof sid === 'string' ? sid : undefined;
-  // A revoked subject (or session) is denied whoever acts; an agent or a delegation adds more to check.
-  const denial =
-    ids.agent === undefined && ids.delegation === undefined
-      ? subjectRevocation(humanId, session, runtime)
-      : (subjectRevocation(humanId, session, runtime) ?? requestDenial(humanId, ids, runtime));
+  const denial = denialBeforeEvaluation(firstOk?.input.principal, ids, runtime);
   const agent = isReason(ids.agent) ? undefined : ids.agent;
   // An external actor token establishes who acts and grants nothing: no scope of its own.
   const chain = isReason(ids.delegation) || isExternal(ids.delegation) ? undefined : ids.delegation;

@@ -24,6 +24,7 @@ import {
   parsePostgresDatasource,
   staticResolverFactory,
   type CacheStore,
+  type DatasourceConfig,
   type ResolverFactory,
   type SqlReadClient,
 } from '@warden/resolvers';
@@ -42,6 +43,8 @@ export interface ResolverKindsOptions {
 export interface ResolverKinds {
   readonly factories: Readonly<Record<string, ResolverFactory>>;
   readonly cacheStore: CacheStore;
+  /** The read client of a `postgres` datasource (shared with its resolvers), for catalogs. */
+  sqlClient(datasourceName: string, raw: DatasourceConfig): SqlReadClient;
   close(): Promise<void>;
 }
 
@@ -54,24 +57,23 @@ export async function createResolverKinds(options: ResolverKindsOptions): Promis
   const ownDb = options.db.handle;
   const embeddedClient = (): SqlReadClient => (ownDb.kind === 'pg' ? createPgReadClient(ownDb.pool) : createPgliteReadClient(ownDb.db));
 
-  const postgres = createPostgresResolverFactory({
-    connect(name, raw) {
-      const existing = pgClients.get(name);
-      if (existing !== undefined) return existing;
-      const ds = parsePostgresDatasource(name, raw, options.env);
-      let client: SqlReadClient;
-      if (ds.mode === 'embedded') {
-        client = embeddedClient();
-      } else {
-        const pool = new pg.Pool({ connectionString: ds.url, max: ds.maxConnections });
-        pool.on('error', (err) => options.onError(`datasource \`${name}\`: idle connection error (${codeOf(err)})`));
-        closers.push(() => pool.end());
-        client = createPgReadClient(pool);
-      }
-      pgClients.set(name, client);
-      return client;
-    },
-  });
+  const connectSql = (name: string, raw: DatasourceConfig): SqlReadClient => {
+    const existing = pgClients.get(name);
+    if (existing !== undefined) return existing;
+    const ds = parsePostgresDatasource(name, raw, options.env);
+    let client: SqlReadClient;
+    if (ds.mode === 'embedded') {
+      client = embeddedClient();
+    } else {
+      const pool = new pg.Pool({ connectionString: ds.url, max: ds.maxConnections });
+      pool.on('error', (err) => options.onError(`datasource \`${name}\`: idle connection error (${codeOf(err)})`));
+      closers.push(() => pool.end());
+      client = createPgReadClient(pool);
+    }
+    pgClients.set(name, client);
+    return client;
+  };
+  const postgres = createPostgresResolverFactory({ connect: connectSql });
 
   const redis = createRedisResolverFactory({
     connect(name, ds) {
@@ -123,6 +125,7 @@ export async function createResolverKinds(options: ResolverKindsOptions): Promis
   return {
     factories,
     cacheStore,
+    sqlClient: connectSql,
     async close() {
       await Promise.all(closers.splice(0).map((c) => c().catch(() => undefined)));
     },

@@ -80,6 +80,10 @@ function fromWardenError(err: WardenError): Classified {
     case 'ERR_STORAGE_UNAVAILABLE':
       logger.error(`${err.code}: ${err.message}`);
       return { status: 503, grpc: GRPC_UNAVAILABLE, code, message: 'storage unavailable' };
+    case 'ERR_CATALOG_UNAVAILABLE':
+      // The message names the catalog and the failure class only (see tool-discovery.ts).
+      logger.warn(`${err.code}: ${err.message}`);
+      return { status: 503, grpc: GRPC_UNAVAILABLE, code, message: err.message };
     case 'ERR_POLICY_PARSE':
     case 'ERR_POLICY_COMPILE':
     case 'ERR_POLICY_SET_INVALID':

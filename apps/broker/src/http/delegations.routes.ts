@@ -152,7 +152,8 @@ async function resolveSubject(deps: DelegationRoutesDeps, req: Pick<MintRequest,
 
 /**
  * Refuses unless `subject` may do every concrete action of `grants` (ids named, actions named),
- * each resource enriched like a check and each capped attribute set to its cap.
+ * each resource enriched like a check and each capped attribute set to its cap (as an attribute and
+ * as the call's argument of that name).
  */
 async function checkSubjectMay(deps: DelegationRoutesDeps, subject: Principal, grants: readonly Grant[], requestId: string): Promise<void> {
   const inputs: CheckInput[] = [];
@@ -172,7 +173,10 @@ async function checkSubjectMay(deps: DelegationRoutesDeps, subject: Principal, g
   const toCheck = enriched.items.map((it, n) => {
     if (it.denied !== undefined) throw refused('delegation_scope_exceeded', `\`${subject.id}\`'s permissions on ${it.input.resource.kind} \`${it.input.resource.id}\` cannot be established: ${it.denied[0]?.message ?? 'denied'}`);
     const cap = caps.get(inputs[n] as CheckInput) ?? {};
-    return { ...it.input, principal: subject, resource: { ...it.input.resource, attr: { ...it.input.resource.attr, ...cap } } };
+    // At the cap as an attribute and as the call's argument (a cap bounds a call's arguments, see
+    // `cappedValue`), so a policy reading either sees the capped value.
+    const atCap = Object.keys(cap).length === 0 ? it.input.resource.attr : { ...it.input.resource.attr, ...cap, arguments: { ...cap } };
+    return { ...it.input, principal: subject, resource: { ...it.input.resource, attr: atCap } };
   });
   const outputs = deps.engine.check(toCheck, { now: new Date(), includeEffectiveDerivedRoles: false });
   outputs.forEach((out, n) => {

@@ -17,6 +17,11 @@ export function formatDiagnostic(d: CompileDiagnostic): string {
 export interface LoadedPolicies {
   policySet: CompiledPolicySet;
   version: string;
+  /**
+   * True when some policy reads `request.context` or `request.delegation` (Warden's extensions,
+   * which the planner does not see): tool discovery then denies what it would have to guess.
+   */
+  readsRequestExtras: boolean;
 }
 
 /** Reads and compiles `policyDir`; throws `ERR_POLICY_COMPILE` listing every error. */
@@ -43,5 +48,6 @@ export function loadPolicies(policyDir: string): LoadedPolicies {
       `policies in \`${policyDir}\` failed to compile (${errors.length} error${errors.length === 1 ? '' : 's'}):\n${lines.join('\n')}`,
     );
   }
-  return { policySet, version };
+  const readsRequestExtras = source.policies.some((f) => /\brequest\s*\.\s*(context|delegation)\b/.test(f.text));
+  return { policySet, version, readsRequestExtras };
 }
