@@ -36,8 +36,8 @@ resourcePolicy:
       actions: ["invoke"]
       effect: EFFECT_ALLOW
       roles: ["user"]
-    # A refund must say why. The planner takes has() of an unknown field as present (as Cerbos's
-    # planner does), so its plan drops this rule; the probe checks catch the disagreement.
+    # A refund must say why. Cerbos's planner would take has() of the unknown argument as present
+    # and drop this rule; discovery plans presence exactly, so the tool is listed on condition.
     - name: reason-required
       actions: ["invoke"]
       effect: EFFECT_DENY
@@ -82,15 +82,15 @@ describe('tool discovery fails closed', () => {
     expect(check.json['decision']).toBe('ALLOW');
   });
 
-  it('leaves out (plan_check_mismatch) a tool whose plan a check contradicts, rather than list it', async () => {
+  it('lists a tool whose DENY tests whether an argument is present on that condition, as the check decides', async () => {
     const plan = await post('/v1/plan', { subject, kind: 'refund', candidates: ['issue_refund'] });
     expect(plan.status).toBe(200);
     expect(plan.json['allowed']).toEqual([]);
-    expect(plan.json['conditional']).toEqual([]);
-    expect(plan.json['denied']).toEqual({ count: 1, reasons: { plan_check_mismatch: 1 } });
+    const conditional = plan.json['conditional'] as Array<{ id: string; text: string; needs: string[] }>;
+    expect(conditional.map((c) => c.id)).toEqual(['issue_refund']);
+    expect(conditional[0]?.text).toContain('has(arguments.reason)');
     const check = (args: Record<string, unknown>) => post('/v1/check', { subject, action: 'invoke', resource: { kind: 'refund', id: 'issue_refund', attr: { arguments: args } } });
     expect((await check({})).json['decision']).toBe('DENY');
-    // Known limit: with a reason the call is allowed, though discovery left the tool out.
     expect((await check({ reason: 'damaged' })).json['decision']).toBe('ALLOW');
   });
 

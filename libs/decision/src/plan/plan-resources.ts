@@ -26,6 +26,12 @@ export interface PlanInput {
   readonly resource: { readonly kind: string; readonly id?: string; readonly policyVersion?: string; readonly scope?: string; readonly attr?: Readonly<Record<string, JsonValue>> };
   readonly actions: readonly string[];
   readonly auxData?: AuxData;
+  /**
+   * Plan `has()` of an unknown field as a condition (`has(x)`) instead of taking the field as
+   * present, as Cerbos's planner does. Tool discovery sets it: its list must never disagree with
+   * the check.
+   */
+  readonly exactPresence?: boolean;
 }
 
 const TRUE: PlanOperand = { value: true };
@@ -179,6 +185,7 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
     const created: ResidualScope = {
       evaluate,
       knownResource,
+      ...(input.exactPresence === true ? { exactPresence: true } : {}),
       effectiveDerivedRoles: edr,
       variable(name) {
         const known = residuals.get(name);

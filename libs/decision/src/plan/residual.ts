@@ -32,6 +32,11 @@ export interface ResidualScope {
   evaluate(source: string): unknown;
   /** The residual of policy variable `name` (inlined where it is read). */
   variable(name: string): Residual;
+  /**
+   * How `has()` of an unknown field is planned: as Cerbos does (taken as present, the default), or
+   * exactly (kept as a `has` condition), for callers that must never disagree with the check.
+   */
+  readonly exactPresence?: boolean;
   /** `runtime.effectiveDerivedRoles` where this expression is evaluated (an empty list when absent); worked out on first use. */
   effectiveDerivedRoles?(): Residual;
   /** Resource fields and attributes known at planning time. */
@@ -467,8 +472,9 @@ function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: strin
     }
     case 'call': {
       const [name, args] = n.args as [string, Node[]];
-      // As Cerbos plans it (read off the real binary): an unknown field is taken to be present.
-      if (name === 'has' && args.length === 1) return { known: true, value: true };
+      // As Cerbos plans it (read off the real binary): an unknown field is taken to be present;
+      // with exact presence the test stays in the plan.
+      if (name === 'has' && args.length === 1) return scope.exactPresence === true ? op('has', [sub(args[0] as Node)]) : { known: true, value: true };
       if (LEFT_FIRST.has(name)) return leftFirst(name, args, bound, scope, source);
       return op(name, args.map((a) => sub(a)));
     }
