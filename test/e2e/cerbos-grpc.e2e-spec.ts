@@ -5,9 +5,10 @@
  * always allowed, always denied) and ServerInfo answer what Warden's HTTP API answers, and the
  * same requests sent to the real Cerbos 0.55 PDP's gRPC listener get the same answers (ignoring
  * `cerbosCallId`). Malformed requests, encoded with Cerbos's own message schemas and sent raw,
- * get INVALID_ARGUMENT with the message the Cerbos PDP sends, never an answer.
+ * get INVALID_ARGUMENT with the message the Cerbos PDP sends, never an answer. With resolvers
+ * configured, gRPC requests are enriched as HTTP ones are.
  */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -247,5 +248,63 @@ function rawCall<I extends DescMessage, O extends DescMessage>(addr: string, met
       expect(w.error?.code).toBe(GrpcStatus.INVALID_ARGUMENT);
       expect(w.error?.details).toBe(c.error?.details);
     });
+  });
+});
+
+describe('the Cerbos gRPC API enriches requests through the resolvers, as the HTTP API does', () => {
+  let broker: TestBroker;
+  let warden: GRPC;
+  let wardenHttp: HTTP;
+
+  beforeAll(async () => {
+    const work = mkdtempSync(join(tmpdir(), 'warden-grpc-enrich-'));
+    writeFileSync(
+      join(work, 'warden.yaml'),
+      `resolvers:
+  - name: tool-catalog
+    kind: static
+    key: resource.id
+    when: R.kind == "tool"
+    data:
+      shell: { risk: critical, tenant: acme }
+      search_docs: { risk: low, tenant: acme }
+    provides:
+      resource.attr.risk: result.risk
+      resource.attr.tenant: result.tenant
+    onError: deny
+`,
+    );
+    broker = await startTestBroker({ cwd: work, policyDir: policies, grpc: true });
+    warden = new GRPC(broker.grpcAddr as string, { tls: false });
+    wardenHttp = new HTTP(broker.base);
+  }, 60_000);
+
+  afterAll(async () => {
+    warden?.close();
+    await broker?.close();
+  });
+
+  const req: CheckReq = {
+    requestId: 'enrich',
+    principal: { id: 'alice', roles: ['user'], attr: { tenant: 'acme' } },
+    resources: [
+      // The caller claims `low`; the catalogue says `critical`.
+      { resource: { kind: 'tool', id: 'shell', attr: { risk: 'low', tenant: 'acme' } }, actions: ['invoke'] },
+      { resource: { kind: 'tool', id: 'search_docs', attr: {} }, actions: ['invoke'] },
+    ],
+    includeMetadata: true,
+  };
+
+  it('decides on the resolved attributes, not on what the caller claims', async () => {
+    const res = await warden.checkResources(req);
+    expect(res.isAllowed({ resource: { kind: 'tool', id: 'search_docs' }, action: 'invoke' })).toBe(true);
+    const shell = res.findResult({ kind: 'tool', id: 'shell' });
+    expect(shell?.actions['invoke']).toBe('EFFECT_DENY');
+    expect(shell?.outputs.map((o) => o.source)).toContain('resource.tool.vdefault#deny-critical');
+  });
+
+  it('answers what the HTTP API answers', async () => {
+    const [w, h] = await Promise.all([warden.checkResources(req), wardenHttp.checkResources(req)]);
+    expect(withoutCallId(w)).toEqual(withoutCallId(h));
   });
 });
