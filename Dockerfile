@@ -16,5 +16,5 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY policies ./policies
 USER node
-EXPOSE 3594
+EXPOSE 3594 3595
 CMD ["node", "dist/apps/broker/apps/broker/src/main.js"]

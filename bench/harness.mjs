@@ -154,7 +154,7 @@ export async function waitHealthy(server, url, timeoutMs = 30_000) {
  */
 export async function startWarden({ children, name = 'warden', cwd, workers, databaseUrl, redisUrl, config, env: extraEnv = {}, nodeArgs = [] }) {
   const port = await freePort();
-  const env = { ...process.env, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: String(workers), ...extraEnv };
+  const env = { ...process.env, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_GRPC_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: String(workers), ...extraEnv };
   delete env.WARDEN_CONFIG;
   delete env.REDIS_URL;
   delete env.DATABASE_URL;

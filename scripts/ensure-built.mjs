@@ -20,7 +20,7 @@ function newestMtime(dir) {
     if (entry.isDirectory()) {
       if (entry.name === 'node_modules' || entry.name === 'testdata') continue;
       newest = Math.max(newest, newestMtime(full));
-    } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.spec.ts')) {
+    } else if ((entry.name.endsWith('.ts') && !entry.name.endsWith('.spec.ts')) || entry.name.endsWith('.proto')) {
       newest = Math.max(newest, statSync(full).mtimeMs);
     }
   }

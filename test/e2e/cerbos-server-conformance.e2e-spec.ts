@@ -9,12 +9,33 @@
  * (`<folder>/<case>.yaml  reason`) are skipped and printed; a summary per folder is printed at the
  * end. Skips, saying so, when the data is absent (`WARDEN_CERBOS_CONFORMANCE_DIR`, else
  * `WARDEN_CONFORMANCE_DIR`, else `../shared/conformance/cerbos`).
+ *
+ * The check and plan cases are replayed over gRPC too, as Cerbos runs them against its own gRPC
+ * server: the input is encoded with Cerbos's message schemas (`@cerbos/api`, protojson rules),
+ * sent to `cerbos.svc.v1.CerbosService` on Warden's gRPC listener, and the answer (decoded and
+ * printed as protojson) or the status code compared with the case's. An input protojson cannot
+ * encode (an unknown field, a wrong type) has no gRPC form and is counted apart.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
+import { Client as GrpcJsClient, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  CheckResourceBatchRequestSchema,
+  CheckResourceSetRequestSchema,
+  CheckResourcesRequestSchema,
+  PlanResourcesRequestSchema,
+} from '@cerbos/api/cerbos/request/v1/request_pb';
+import {
+  CheckResourceBatchResponseSchema,
+  CheckResourceSetResponseSchema,
+  CheckResourcesResponseSchema,
+  PlanResourcesResponseSchema,
+} from '@cerbos/api/cerbos/response/v1/response_pb';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { startTestBroker } from '../support/broker.js';
 import { conformanceDir, knownFailures } from '../support/conformance.js';
@@ -73,12 +94,63 @@ function normalise(v: Json, key = ''): Json {
   return v;
 }
 
+/** The folders served by `cerbos.svc.v1.CerbosService` (AuthZEN is HTTP only), with their method and schemas. */
+const GRPC_FOLDERS: ReadonlyArray<{ dir: string; key: (typeof FOLDERS)[number]['key']; method: string; input: DescMessage; output: DescMessage }> = [
+  { dir: 'checks/check_resources', key: 'checkResources', method: 'CheckResources', input: CheckResourcesRequestSchema, output: CheckResourcesResponseSchema },
+  { dir: 'checks/check_resource_set', key: 'checkResourceSet', method: 'CheckResourceSet', input: CheckResourceSetRequestSchema, output: CheckResourceSetResponseSchema },
+  { dir: 'checks/check_resource_batch', key: 'checkResourceBatch', method: 'CheckResourceBatch', input: CheckResourceBatchRequestSchema, output: CheckResourceBatchResponseSchema },
+  { dir: 'plan_resources', key: 'planResources', method: 'PlanResources', input: PlanResourcesRequestSchema, output: PlanResourcesResponseSchema },
+];
+
+/** Field number of `aux_data` in CheckResourcesRequest and PlanResourcesRequest (the cases with `jwts` are of these two). */
+const AUX_DATA_FIELD = 5;
+
+/**
+ * Encodes a case's input. `auxData.jwts` (Cerbos 0.55's `AuxData.jwts = 2`, a `map<string, JWT>`)
+ * is newer than the `@cerbos/api` schemas, so it is appended by hand as a second `aux_data`
+ * occurrence, which protobuf merges into the first.
+ */
+function encodeInput(schema: DescMessage, input: { auxData?: { jwts?: Record<string, { token?: string; keySetId?: string }> } }): Uint8Array {
+  const jwts = input.auxData?.jwts;
+  if (jwts === undefined) return toBinary(schema, fromJson(schema, input as JsonValue));
+  const { jwts: _jwts, ...auxData } = input.auxData ?? {};
+  const head = toBinary(schema, fromJson(schema, { ...input, auxData } as JsonValue));
+  const aux = new BinaryWriter();
+  for (const [name, jwt] of Object.entries(jwts)) {
+    aux.tag(2, WireType.LengthDelimited).fork();
+    aux.tag(1, WireType.LengthDelimited).string(name);
+    aux.tag(2, WireType.LengthDelimited).fork();
+    if (jwt.token !== undefined) aux.tag(1, WireType.LengthDelimited).string(jwt.token);
+    if (jwt.keySetId !== undefined) aux.tag(2, WireType.LengthDelimited).string(jwt.keySetId);
+    aux.join().join();
+  }
+  const tail = new BinaryWriter().tag(AUX_DATA_FIELD, WireType.LengthDelimited).bytes(aux.finish()).finish();
+  return Buffer.concat([head, tail]);
+}
+
+/** One unary call to Warden's CerbosService with an already encoded request. */
+function grpcCall(client: GrpcJsClient, method: string, request: Uint8Array): Promise<{ error?: ServiceError; response?: Buffer }> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      `/cerbos.svc.v1.CerbosService/${method}`,
+      (b: Uint8Array) => Buffer.from(b),
+      (b: Buffer) => b,
+      request,
+      new Metadata(),
+      (error, response) => resolve(error ? { error } : { response }),
+    );
+  });
+}
+
 const skips = knownFailures('server');
 const tally = new Map<string, { total: number; passed: number; skipped: string[] }>();
+const grpcTally = { total: 0, passed: 0, noGrpcForm: [] as string[] };
 
 describe.skipIf(!present)('Cerbos server conformance: check, plan and AuthZEN APIs', () => {
   let app: NestFastifyApplication;
   let base: string;
+  let grpcAddr: string | undefined;
+  let grpc: GrpcJsClient | undefined;
 
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-conf-'));
@@ -96,10 +168,12 @@ auxData:
         local: { file: ${JSON.stringify(join(DATA, 'auxdata/keys/verify_key.jwk'))} }
 `,
     );
-    ({ app, base } = await startTestBroker({ cwd: dir, policyDir: join(DATA, 'store') }));
+    ({ app, base, grpcAddr } = await startTestBroker({ cwd: dir, policyDir: join(DATA, 'store'), grpc: true }));
+    grpc = new GrpcJsClient(grpcAddr as string, credentials.createInsecure());
   });
 
   afterAll(async () => {
+    grpc?.close();
     await app?.close();
     const lines: string[] = [];
     let total = 0;
@@ -112,6 +186,12 @@ auxData:
     if (total > 0) {
       const pct = ((100 * passed) / total).toFixed(1);
       console.log(`Cerbos server conformance (check, plan and AuthZEN APIs): ${passed}/${total} passed (${pct}%)\n${lines.join('\n')}`);
+    }
+    if (grpcTally.total > 0) {
+      console.log(
+        `Cerbos server conformance over gRPC: ${grpcTally.passed}/${grpcTally.total - grpcTally.noGrpcForm.length} passed` +
+          (grpcTally.noGrpcForm.length > 0 ? ` (${grpcTally.noGrpcForm.length} inputs have no gRPC form: ${grpcTally.noGrpcForm.join(', ')})` : ''),
+      );
     }
   });
 
@@ -147,6 +227,39 @@ auxData:
             expect(normalise(body), c.description).toEqual(normalise(call?.wantResponse as Json));
           }
           t.passed++;
+        });
+      }
+    });
+  }
+
+  for (const folder of GRPC_FOLDERS) {
+    describe(`${folder.dir} over gRPC (${folder.method})`, () => {
+      for (const [file, c] of readCases(folder.dir)) {
+        const id = `${folder.dir}/${file}`;
+        if (skips.has(id)) continue;
+        grpcTally.total++;
+        const call = c[folder.key];
+        let request: Uint8Array | undefined;
+        try {
+          request = encodeInput(folder.input, call?.input as Parameters<typeof encodeInput>[1]);
+        } catch {
+          grpcTally.noGrpcForm.push(id);
+          it.skip(`${file}: ${c.description} (no gRPC form: protojson cannot encode the input)`, () => {});
+          continue;
+        }
+        const bytes = request;
+        it(`${file}: ${c.description}`, async () => {
+          const { error, response } = await grpcCall(grpc as GrpcJsClient, folder.method, bytes);
+          const grpcStatusCode = (c.wantStatus as { grpcStatusCode?: number }).grpcStatusCode ?? 0;
+          if (c.wantError === true || grpcStatusCode !== 0) {
+            expect(response, c.description).toBeUndefined();
+            expect(error?.code, c.description).toBe(grpcStatusCode);
+          } else {
+            expect(error, c.description).toBeUndefined();
+            const body = toJson(folder.output, fromBinary(folder.output, response as Buffer)) as Json;
+            expect(normalise(body), c.description).toEqual(normalise(call?.wantResponse as Json));
+          }
+          grpcTally.passed++;
         });
       }
     });

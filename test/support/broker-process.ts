@@ -22,6 +22,8 @@ export function ensureBrokerBuilt(): void {
 export interface BrokerProcess {
   /** `http://127.0.0.1:<port>` as the broker printed it. */
   readonly base: string;
+  /** `127.0.0.1:<port>` of its gRPC listener, as the broker printed it. */
+  readonly grpcAddr: string;
   readonly process: ChildProcess;
   /** Everything the process wrote to stderr so far (for failure messages). */
   stderr(): string;
@@ -39,8 +41,8 @@ export interface SpawnBrokerOptions {
 }
 
 /**
- * Starts `node dist/apps/broker/apps/broker/src/main.js` with one worker on 127.0.0.1 (port chosen
- * by the OS unless `env.WARDEN_HTTP_ADDR` says otherwise).
+ * Starts `node dist/apps/broker/apps/broker/src/main.js` with one worker on 127.0.0.1 (HTTP and
+ * gRPC ports chosen by the OS unless `env.WARDEN_HTTP_ADDR` / `env.WARDEN_GRPC_ADDR` say otherwise).
  */
 export function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerProcess> {
   const child = spawn(process.execPath, [MAIN], {
@@ -49,6 +51,7 @@ export function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerProcess>
       PATH: process.env['PATH'] ?? '',
       HOME: process.env['HOME'] ?? '',
       WARDEN_HTTP_ADDR: '127.0.0.1:0',
+      WARDEN_GRPC_ADDR: '127.0.0.1:0',
       WARDEN_WORKERS: '1',
       ...options.env,
     },
@@ -79,11 +82,11 @@ export function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerProcess>
     });
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
       out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+) \(gRPC (127\.0\.0\.1:\d+)\)/.exec(out);
       if (m !== null && !listening) {
         listening = true;
         clearTimeout(timer);
-        resolve({ base: m[1] as string, process: child, stderr: () => err, stop });
+        resolve({ base: m[1] as string, grpcAddr: m[2] as string, process: child, stderr: () => err, stop });
       }
     });
   });

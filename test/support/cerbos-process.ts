@@ -60,6 +60,8 @@ function freePort(): Promise<number> {
 
 export interface CerbosServer {
   url: string;
+  /** `127.0.0.1:<port>` of its gRPC listener. */
+  grpcAddr: string;
   log: () => string;
   stop: () => Promise<void>;
 }
@@ -117,5 +119,5 @@ export async function startCerbos(opts: { storeDir: string; workDir: string; glo
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, log: () => log, stop };
+  return { url, grpcAddr: `127.0.0.1:${grpcPort}`, log: () => log, stop };
 }

@@ -21,6 +21,7 @@ import { DelegationRuntime, delegationConfigError } from './delegation/delegatio
 import { openDatabase } from './enrichment/open-database.js';
 import { createResolverKinds, type ResolverKinds } from './enrichment/resolver-kinds.js';
 import { ResolverRuntime } from './enrichment/resolver-runtime.js';
+import { connectGrpc } from './grpc/grpc-listener.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { BrokerErrorFilter } from './http/broker-error.filter.js';
 import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
@@ -86,7 +87,10 @@ function buildCatalogs(config: BrokerConfig, deps: Omit<CatalogDeps, 'datasource
   return catalogs;
 }
 
-/** Creates (but does not start) the broker. Throws `WardenError` on bad policies, keys or resolvers. */
+/**
+ * Creates (but does not start) the broker. Throws `WardenError` on bad policies, keys or
+ * resolvers. `app.listen` starts HTTP; `listenGrpc(app)` starts the gRPC listener.
+ */
 export async function createBrokerApp(
   config: BrokerConfig,
   options: CreateBrokerAppOptions = {},
@@ -182,6 +186,7 @@ export async function createBrokerApp(
     { logger: options.logLevels ?? ['error', 'warn'], abortOnError: false },
   );
   app.useGlobalFilters(new BrokerErrorFilter());
+  connectGrpc(app, config.grpc);
   app.enableShutdownHooks();
   return app;
 }

@@ -1,7 +1,7 @@
 /**
  * Entry point of the broker. Loads and validates the configuration and the policies once (a bad
  * value or a policy compile error stops the process with a message on stderr and exit code 1),
- * then serves on 127.0.0.1 — in this process when `WARDEN_WORKERS` is 1, otherwise in N
+ * then serves HTTP and gRPC on 127.0.0.1 — in this process when `WARDEN_WORKERS` is 1, otherwise in N
  * `node:cluster` workers sharing the listening socket (the primary only supervises).
  */
 import cluster from 'node:cluster';
@@ -9,6 +9,7 @@ import { isWardenError } from '@warden/core';
 import { loadBrokerConfig } from './config/load-broker-config.js';
 import type { BrokerConfig } from './config/broker-config.js';
 import { createBrokerApp } from './create-broker-app.js';
+import { listenGrpc } from './grpc/grpc-listener.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { loadPolicySetOrThrow } from './policy-source/load-policy-set.js';
 
@@ -20,9 +21,10 @@ function fail(err: unknown): never {
 
 async function serve(config: BrokerConfig): Promise<string> {
   const app = await createBrokerApp(config);
-  // SECURITY: the listener binds the configured host, 127.0.0.1 by default; never 0.0.0.0 implicitly.
+  // SECURITY: the listeners bind the configured hosts, 127.0.0.1 by default; never 0.0.0.0 implicitly.
+  const grpc = await listenGrpc(app);
   await app.listen(config.http.port, config.http.host);
-  return app.getUrl();
+  return `${await app.getUrl()} (gRPC ${grpc})`;
 }
 
 function supervise(config: BrokerConfig): void {

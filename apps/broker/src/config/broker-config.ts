@@ -38,11 +38,19 @@ export interface HttpListenConfig {
   port: number;
 }
 
+/** Where the gRPC listener binds (`WARDEN_GRPC_ADDR`, `server.grpcListenAddr`). */
+export interface GrpcListenConfig {
+  host: string;
+  port: number;
+}
+
 /** Everything the broker needs, validated. */
 export interface BrokerConfig {
   /** The YAML file that was read, if any. */
   configFile: string | undefined;
   http: HttpListenConfig;
+  /** The gRPC listener (the Cerbos gRPC API). */
+  grpc: GrpcListenConfig;
   /** Absolute path of the policy directory. */
   policyDir: string;
   /** Number of HTTP worker processes (`WARDEN_WORKERS`, default: number of CPUs). */

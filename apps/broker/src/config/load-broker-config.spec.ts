@@ -26,6 +26,7 @@ describe(loadBrokerConfig.name, () => {
     const sut = loadBrokerConfig({ cwd: mkdtempSync(join(tmpdir(), 'warden-empty-')), env: {} });
     expect(sut.configFile).toBeUndefined();
     expect(sut.http).toEqual({ host: '127.0.0.1', port: 3594 });
+    expect(sut.grpc).toEqual({ host: '127.0.0.1', port: 3595 });
     expect(sut.policyDir.endsWith('/policies')).toBe(true);
     expect(sut.engine).toEqual({
       globals: {},
@@ -243,5 +244,29 @@ auxData:
       expect(err.code).toBe('ERR_CONFIG_INVALID');
       expect(err.message).toMatch(message);
     }
+  });
+
+  describe('the gRPC listener', () => {
+    it('reads `server.grpcListenAddr`, and WARDEN_GRPC_ADDR over it', () => {
+      expect(withYaml('server: { grpcListenAddr: "127.0.0.1:9001" }').grpc).toEqual({ host: '127.0.0.1', port: 9001 });
+      expect(withYaml('server: { grpcListenAddr: "127.0.0.1:9001" }', { WARDEN_GRPC_ADDR: '[::1]:0' }).grpc).toEqual({ host: '::1', port: 0 });
+      expect(withYaml('{}', { WARDEN_GRPC_ADDR: ':7000' }).grpc).toEqual({ host: '127.0.0.1', port: 7000 });
+    });
+
+    it('rejects a malformed address, naming the key that holds it', () => {
+      const env = errorOf(() => withYaml('{}', { WARDEN_GRPC_ADDR: '127.0.0.1' }));
+      expect(env.code).toBe('ERR_CONFIG_INVALID');
+      expect(env.message).toBe('invalid configuration: `WARDEN_GRPC_ADDR`: must be host:port, got `127.0.0.1`');
+      const file = errorOf(() => withYaml('server: { grpcListenAddr: "127.0.0.1:70000" }'));
+      expect(file.message).toBe('invalid configuration: `server.grpcListenAddr`: must be host:port, got `127.0.0.1:70000`');
+      expect(errorOf(() => withYaml('server: { grpcListenAddr: 3595 }')).message).toBe('invalid configuration: `server.grpcListenAddr`: must be a string');
+    });
+
+    it('rejects the HTTP listener\'s own address, but lets both ask for a free port', () => {
+      const err = errorOf(() => withYaml('{}', { WARDEN_HTTP_ADDR: '127.0.0.1:9000', WARDEN_GRPC_ADDR: '127.0.0.1:9000' }));
+      expect(err.code).toBe('ERR_CONFIG_INVALID');
+      expect(err.message).toBe('invalid configuration: `WARDEN_GRPC_ADDR`: must differ from the HTTP listener (both are `127.0.0.1:9000`)');
+      expect(withYaml('{}', { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_GRPC_ADDR: '127.0.0.1:0' }).grpc.port).toBe(0);
+    });
   });
 });

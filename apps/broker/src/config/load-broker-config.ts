@@ -31,6 +31,7 @@ export interface LoadBrokerConfigOptions {
 }
 
 const DEFAULT_HTTP_ADDR = '127.0.0.1:3594';
+const DEFAULT_GRPC_ADDR = '127.0.0.1:3595';
 const DEFAULT_POLICY_DIR = './policies';
 const DEFAULT_CONFIG_FILE = 'warden.yaml';
 const SCHEMA_ENFORCEMENTS: readonly SchemaEnforcement[] = ['none', 'warn', 'reject'];
@@ -488,7 +489,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
   const root = configFile === undefined ? {} : readFileConfig(configFile);
   rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp']);
 
-  const server = section(root, 'server', '', ['httpListenAddr', 'requestLimits']);
+  const server = section(root, 'server', '', ['httpListenAddr', 'grpcListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
   const driver = optString(storage, 'driver', 'storage.driver');
   if (driver !== undefined && driver !== 'disk') throw invalid('storage.driver', `only \`disk\` is supported, got \`${driver}\``);
@@ -500,6 +501,14 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     envAddr !== undefined && envAddr !== ''
       ? parseListenAddr(envAddr, 'WARDEN_HTTP_ADDR')
       : parseListenAddr(optString(server, 'httpListenAddr', 'server.httpListenAddr') ?? DEFAULT_HTTP_ADDR, 'server.httpListenAddr');
+
+  const envGrpcAddr = env['WARDEN_GRPC_ADDR'];
+  const grpcFromEnv = envGrpcAddr !== undefined && envGrpcAddr !== '';
+  const grpcKey = grpcFromEnv ? 'WARDEN_GRPC_ADDR' : 'server.grpcListenAddr';
+  const grpc = parseListenAddr(grpcFromEnv ? envGrpcAddr : (optString(server, 'grpcListenAddr', grpcKey) ?? DEFAULT_GRPC_ADDR), grpcKey);
+  if (grpc.port !== 0 && grpc.port === http.port && grpc.host === http.host) {
+    throw invalid(grpcKey, `must differ from the HTTP listener (both are \`${grpc.host}:${grpc.port}\`)`);
+  }
 
   const envDir = env['WARDEN_POLICY_DIR'];
   const policyDirRaw =
@@ -527,6 +536,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
   return {
     configFile,
     http,
+    grpc,
     policyDir,
     workers,
     engine: readEngine(root),

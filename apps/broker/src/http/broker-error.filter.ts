@@ -1,9 +1,10 @@
 /**
  * The one place that knows how Warden errors look on the wire. Every error is first classified
  * (an exhaustive switch over `WardenError` codes) into an HTTP status, a gRPC code and a message
- * safe to return; then written in one of two shapes: Cerbos's `{"code": <gRPC code>, "message"}`
- * for the Cerbos-compatible routes (`toCerbosError`) and `{"error": {"code": "ERR_…", "message"}}`
- * for Warden's own `/v1` API (`toWardenError`). `BrokerErrorFilter` applies the right one to
+ * safe to return; then written in one of three shapes: Cerbos's `{"code": <gRPC code>, "message"}`
+ * for the Cerbos-compatible routes (`toCerbosError`), `{"error": {"code": "ERR_…", "message"}}`
+ * for Warden's own `/v1` API (`toWardenError`), and a gRPC status for the gRPC services
+ * (`toGrpcStatus`). `BrokerErrorFilter` applies the right one to
  * everything Nest routes.
  */
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
@@ -137,6 +138,18 @@ function classify(err: unknown): Classified {
 export function toCerbosError(err: unknown): MappedError {
   const c = classify(err);
   return { status: c.status, body: { code: c.grpc, message: c.message } };
+}
+
+/** A gRPC status: the code and the message Cerbos sends as the status details. */
+export interface GrpcStatus {
+  code: number;
+  message: string;
+}
+
+/** Maps any thrown value to the gRPC status the Cerbos PDP answers with; unknown errors are INTERNAL and logged. */
+export function toGrpcStatus(err: unknown): GrpcStatus {
+  const c = classify(err);
+  return { code: c.grpc, message: c.message };
 }
 
 /** Maps any thrown value to Warden's `/v1` error shape; unknown errors are 500 and logged. */

@@ -4,19 +4,16 @@
  * AuthZEN's `POST /access/v1/evaluation(s)` and `GET /.well-known/authzen-configuration`, `GET /api/server_info`,
  * `GET /_cerbos/health`) as plain Fastify routes in an encapsulated plugin: no Nest pipes,
  * interceptors or guards on the hot path, its own body parser and error handler. The three check
- * routes share one pipeline (validate, verify aux data, enrich through the resolvers, one engine
- * call) and differ only in their request parser and response builder. With no resolvers
- * registered the enrichment step is skipped entirely and the request is decided synchronously. These routes are public like the Cerbos PDP's: the PDP is
- * reached only from the gateway on 127.0.0.1.
+ * routes differ only in their request parser and response builder; what is decided (verify aux
+ * data, enrich through the resolvers, revocations, one engine call) is `decide/cerbos-decide.ts`,
+ * shared with the gRPC service. With no tokens, resolvers or revocations the request is decided
+ * synchronously. These routes are public like the Cerbos PDP's: the PDP is reached only from the
+ * gateway on 127.0.0.1.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuxData, CheckOutput } from '@warden/core';
-import type { Engine, PlanOutput } from '@warden/decision';
-import type { RevocationSet } from '@warden/delegation';
+import type { CheckOutput } from '@warden/core';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
-import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
-import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
-import type { AuxDataVerifier } from './aux-data.verifier.js';
+import { decideCheck, decidePlan, type CerbosDecideDeps } from '../decide/cerbos-decide.js';
 import { toCerbosError } from './broker-error.filter.js';
 import { newCallId } from './call-id.js';
 import { toCheckResourceBatchResponse, toCheckResourceSetResponse } from './check-deprecated.response.js';
@@ -24,7 +21,7 @@ import { parseCheckResourceSetRequest } from './check-resource-set.request.js';
 import { parseCheckResourceBatchRequest, parseCheckResourcesRequest } from './check-resources.request.js';
 import { toCheckResourcesResponse } from './check-resources.response.js';
 import { useJsonBodies } from './json-body.parser.js';
-import { parsePlanResourcesRequest, type PlanResourcesRequest } from './plan-resources.request.js';
+import { parsePlanResourcesRequest } from './plan-resources.request.js';
 import { parseAccessEvaluationRequest, parseAccessEvaluationsRequest, type AuthzenRequest } from './authzen.request.js';
 import { toAuthzenResponse } from './authzen.response.js';
 import { toPlanResourcesResponse } from './plan-resources.response.js';
@@ -37,18 +34,12 @@ export interface ServerInfo {
   buildDate: string;
 }
 
-/** What the routes need, all built at boot. */
-export interface CerbosApiDeps {
-  engine: Engine;
+/** What the routes need, all built at boot: the decision's dependencies plus the transport's. */
+export interface CerbosApiDeps extends CerbosDecideDeps {
   limits: RequestLimitsConfig;
-  verifier: AuxDataVerifier;
   serverInfo: ServerInfo;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
-  /** The resolvers requests are enriched with (absent: none). */
-  runtime?: ResolverRuntime;
-  /** Revoked subjects and agents (absent or empty: nothing revoked); a revoked principal is denied here too. */
-  revocations?: RevocationSet;
 }
 
 /** Default body limit: far above 50 resources × 50 actions with generous attributes. */
@@ -88,96 +79,9 @@ const CHECK_RESOURCE_BATCH: CheckApi = {
   respond: (req, outputs) => toCheckResourceBatchResponse(req.requestId, req.inputs, outputs),
 };
 
-function evaluate(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): void {
-  // Effective derived roles are only reported with includeMeta; without it the engine can skip them.
-  const outputs = deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta });
-  void reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, outputs)));
+function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
+  return reply.header('content-type', 'application/json').send(JSON.stringify(body));
 }
-
-/** Outputs for items denied before evaluation name the reason, in Cerbos's `outputs` shape. */
-function withDenialOutputs(items: EnrichedInputs['items'], outputs: CheckOutput[]): CheckOutput[] {
-  items.forEach((it, i) => {
-    const out = outputs[i];
-    if (it.denied === undefined || out === undefined) return;
-    const action = it.input.actions[0] ?? '';
-    for (const r of it.denied) out.outputs.push({ src: `warden#${r.code}`, val: { code: r.code, message: r.message, ...(r.resolver !== undefined ? { resolver: r.resolver } : {}) }, action });
-  });
-  return outputs;
-}
-
-function needsEnrichment(deps: CerbosApiDeps): boolean {
-  const state = deps.runtime?.current();
-  return state !== undefined && (state.registry === undefined || state.registry.resolvers.length > 0);
-}
-
-function evaluateEnrichedRequest(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply, enriched: EnrichedInputs): FastifyReply {
-  const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta }));
-  req.inputs = enriched.items.map((it) => it.input);
-  return reply.header('content-type', 'application/json').send(JSON.stringify(api.respond(req, withDenialOutputs(enriched.items, outputs))));
-}
-
-/** Items whose (enriched) principal is a revoked subject or agent are denied before evaluation. */
-function withRevocations(deps: CerbosApiDeps, enriched: EnrichedInputs): EnrichedInputs {
-  const revocations = deps.revocations;
-  if (revocations === undefined || revocations.size === 0) return enriched;
-  const items = enriched.items.map((it): EnrichedInputs['items'][number] => {
-    if (it.denied !== undefined) return it;
-    const id = it.input.principal.id;
-    const r = revocations.find({ subject: id, agent: id });
-    return r === undefined ? it : { input: it.input, denied: [{ code: `${r.target}_revoked`, message: `the ${r.target} \`${r.id}\` has been revoked` }] };
-  });
-  return { ...enriched, items };
-}
-
-function decide(deps: CerbosApiDeps, api: CheckApi, req: CheckRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
-  const revoked = deps.revocations !== undefined && deps.revocations.size > 0;
-  if (!needsEnrichment(deps) && !revoked) {
-    evaluate(deps, api, req, reply);
-    return reply;
-  }
-  const enriched = needsEnrichment(deps) ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() }) : { items: req.inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
-  return enriched instanceof Promise
-    ? enriched.then((e) => evaluateEnrichedRequest(deps, api, req, reply, withRevocations(deps, e)))
-    : evaluateEnrichedRequest(deps, api, req, reply, withRevocations(deps, enriched));
-}
-
-async function verifyAuxData(deps: CerbosApiDeps, req: CheckRequest): Promise<void> {
-  // SECURITY: every token is verified before evaluation; one bad token fails the request (as Cerbos).
-  const auxData: AuxData = {};
-  if (req.jwt !== undefined) auxData.jwt = await deps.verifier.verify(req.jwt.token, req.jwt.keySetId);
-  if (req.jwts !== undefined) {
-    const named: NonNullable<AuxData['jwts']> = {};
-    for (const ref of req.jwts) named[ref.name] = { claims: await deps.verifier.verify(ref.token, ref.keySetId) };
-    auxData.jwts = named;
-  }
-  for (const input of req.inputs) input.auxData = auxData;
-}
-
-async function verifyPlanAuxData(deps: CerbosApiDeps, req: PlanResourcesRequest): Promise<void> {
-  // SECURITY: as for checks, every token is verified before planning.
-  const auxData: AuxData = {};
-  if (req.jwt !== undefined) auxData.jwt = await deps.verifier.verify(req.jwt.token, req.jwt.keySetId);
-  if (req.jwts !== undefined) {
-    const named: NonNullable<AuxData['jwts']> = {};
-    for (const ref of req.jwts) named[ref.name] = { claims: await deps.verifier.verify(ref.token, ref.keySetId) };
-    auxData.jwts = named;
-  }
-  req.input = { ...req.input, auxData };
-}
-
-/**
- * Plans and answers. A principal revoked through Warden's revocation API gets an always-denied
- * plan, as its checks are denied. Resolvers do not enrich plans yet (their keys are resource ids,
- * which a plan does not have).
- */
-function sendPlan(deps: CerbosApiDeps, req: PlanResourcesRequest, reply: FastifyReply): FastifyReply {
-  const id = req.input.principal.id;
-  const revoked = deps.revocations !== undefined && deps.revocations.size > 0 && deps.revocations.find({ subject: id, agent: id }) !== undefined;
-  const output = revoked ? REVOKED_PLAN : deps.engine.plan(req.input, { now: new Date() });
-  return reply.header('content-type', 'application/json').send(JSON.stringify(toPlanResourcesResponse(req, output, newCallId())));
-}
-
-const REVOKED_PLAN: PlanOutput = { filter: { kind: 'KIND_ALWAYS_DENIED' }, matchedScopes: {}, policyMatch: false, validationErrors: [] };
 
 /** Registers the Cerbos routes on `app` (call before the server is ready). */
 export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDeps): Promise<void> {
@@ -187,14 +91,16 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     const route = (path: string, check: CheckApi): void => {
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
         const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
-        if (req.jwt === undefined && req.jwts === undefined) return decide(deps, check, req, reply);
-        return verifyAuxData(deps, req).then(() => decide(deps, check, req, reply));
+        const outputs = decideCheck(deps, req);
+        return outputs instanceof Promise ? outputs.then((o) => sendJson(reply, check.respond(req, o))) : sendJson(reply, check.respond(req, outputs));
       });
     };
     api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
       const req = parsePlanResourcesRequest(request.body === undefined ? {} : request.body);
-      if (req.jwt === undefined && req.jwts === undefined) return sendPlan(deps, req, reply);
-      return verifyPlanAuxData(deps, req).then(() => sendPlan(deps, req, reply));
+      const output = decidePlan(deps, req);
+      return output instanceof Promise
+        ? output.then((o) => sendJson(reply, toPlanResourcesResponse(req, o, newCallId())))
+        : sendJson(reply, toPlanResourcesResponse(req, output, newCallId()));
     });
     route('/api/check/resources', CHECK_RESOURCES);
     route('/api/check', CHECK_RESOURCE_SET);

@@ -32,10 +32,23 @@ describe('parsePlanResourcesRequest', () => {
     expect(req.includeMeta).toBe(true);
   });
 
-  it('refuses a request without an action, or with both forms', () => {
+  it('refuses a request without an action, or with both forms, with Cerbos\'s message-level rule first', () => {
     const { action: _a, ...rest } = base;
-    expect(rejection(rest)).toBe('validation error: action: value is required');
-    expect(rejection({ ...base, actions: ['edit'] })).toContain('action: must not be set together with actions');
+    const rule = "Exactly one of 'action' or 'actions' field must be set";
+    expect(rejection(rest)).toBe(`validation error: ${rule}`);
+    expect(rejection({ ...rest, action: '', actions: [] })).toBe(`validation error: ${rule}`);
+    expect(rejection({ ...base, actions: ['edit'] })).toBe(`validation error: ${rule}`);
+    expect(rejection({ ...base, actions: ['edit', 'edit'], resource: {} })).toBe(
+      `validation errors:\n - ${rule}\n - actions: repeated value must contain unique items\n - resource.kind: value is required`,
+    );
+    const { principal: _p, ...noPrincipal } = rest;
+    expect(rejection(noPrincipal)).toBe(`validation errors:\n - ${rule}\n - principal: value is required`);
+  });
+
+  it('treats an empty actions list as unset (as protobuf does)', () => {
+    const req = parsePlanResourcesRequest({ ...base, actions: [] });
+    expect(req.manyActions).toBe(false);
+    expect(req.input.actions).toEqual(['view']);
   });
 
   it('refuses a resource without a kind, an id (plans have none) and unknown fields', () => {

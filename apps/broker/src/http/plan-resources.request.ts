@@ -27,6 +27,9 @@ import {
   type JwtRef,
 } from './request-common.js';
 
+/** Cerbos's message-level rule on `action` and `actions` (`exclusiveFieldsActionOrActions`). */
+const ACTION_XOR_ACTIONS = "Exactly one of 'action' or 'actions' field must be set";
+
 /** A validated PlanResources request. */
 export interface PlanResourcesRequest {
   requestId: string | undefined;
@@ -124,18 +127,17 @@ export function parsePlanResourcesRequest(body: unknown): PlanResourcesRequest {
         throw unknownField(k);
     }
   }
+  // Cerbos's violations come in its order: the message rule (exactly one of `action` or a
+  // non-empty `actions`), then the fields as declared (action, actions, principal, resource).
+  const action = str(actionRaw, 'action');
+  const hasAction = action !== undefined && action !== '';
+  if (actionsRaw !== undefined && actionsRaw !== null && !Array.isArray(actionsRaw)) throw typeError('repeated string', 'actions', actionsRaw);
+  // An empty list is an unset repeated field (as in protobuf).
+  const manyActions = Array.isArray(actionsRaw) && actionsRaw.length > 0;
+  if (hasAction === manyActions) out.addRule(ACTION_XOR_ACTIONS);
+  const actions = manyActions ? stringList(actionsRaw, '', 'actions', out) : hasAction ? [action] : [];
   const principal = parsePrincipal(principalRaw, out);
   const resource = parsePlanResource(resourceRaw, out);
-  const action = str(actionRaw, 'action');
-  const manyActions = actionsRaw !== undefined && actionsRaw !== null;
-  let actions: string[];
-  if (manyActions) {
-    if (action !== undefined && action !== '') out.add('action', 'must not be set together with actions');
-    actions = stringList(actionsRaw, '', 'actions', out);
-  } else {
-    if (action === undefined || action === '') out.add('action', 'value is required');
-    actions = action === undefined || action === '' ? [] : [action];
-  }
   const aux: CheckRequest = { requestId, includeMeta, inputs: [], jwt: undefined, jwts: undefined };
   parseAuxData(auxRaw, aux, out);
   out.throwIfAny();

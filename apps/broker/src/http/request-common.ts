@@ -71,6 +71,10 @@ export class Violations {
   add(path: string, message: string): void {
     (this.list ??= []).push(`${path}: ${message}`);
   }
+  /** A message-level rule's violation (no field path), e.g. PlanResources' `action` xor `actions`. */
+  addRule(message: string): void {
+    (this.list ??= []).push(message);
+  }
   /** `add` for field `name` of the message at `prefix` ('' for the request itself). */
   addField(prefix: string, name: string, message: string): void {
     this.add(prefix === '' ? name : `${prefix}.${name}`, message);

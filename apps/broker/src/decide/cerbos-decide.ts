@@ -1,0 +1,137 @@
+/**
+ * The one place that decides Cerbos-API requests, whatever transport brought them: the HTTP
+ * routes (`cerbos-api.routes.ts`) and the gRPC service (`cerbos-grpc.controller.ts`) only parse
+ * their wire format into a validated request, call {@link decideCheck} or {@link decidePlan}, and
+ * write the answer back in their wire format. The steps, in order: verify the aux-data tokens,
+ * enrich the inputs through the resolvers, deny revoked principals, evaluate (or plan).
+ *
+ * With no tokens, no resolvers and no revocations the whole decision is synchronous (no promise
+ * is allocated); otherwise a promise is returned. Errors are thrown (or rejected) as
+ * `WardenError`s for the transport's single error mapping.
+ *
+ * SECURITY: every token is verified before evaluation and one bad token fails the request (as
+ * Cerbos); a resolver failure or a revocation denies, never allows.
+ */
+import type { AuxData, CheckOutput } from '@warden/core';
+import type { Engine, PlanOutput } from '@warden/decision';
+import type { RevocationSet } from '@warden/delegation';
+import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
+import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
+import type { AuxDataVerifier } from '../http/aux-data.verifier.js';
+import { newCallId } from '../http/call-id.js';
+import type { PlanResourcesRequest } from '../http/plan-resources.request.js';
+import type { CheckRequest, JwtRef } from '../http/request-common.js';
+
+/** What a decision needs, all built at boot. */
+export interface CerbosDecideDeps {
+  engine: Engine;
+  verifier: AuxDataVerifier;
+  /** The resolvers requests are enriched with (absent: none). */
+  runtime?: ResolverRuntime;
+  /** Revoked subjects and agents (absent or empty: nothing revoked); a revoked principal is denied. */
+  revocations?: RevocationSet;
+}
+
+/** Outputs for items denied before evaluation name the reason, in Cerbos's `outputs` shape. */
+function withDenialOutputs(items: EnrichedInputs['items'], outputs: CheckOutput[]): CheckOutput[] {
+  items.forEach((it, i) => {
+    const out = outputs[i];
+    if (it.denied === undefined || out === undefined) return;
+    const action = it.input.actions[0] ?? '';
+    for (const r of it.denied) out.outputs.push({ src: `warden#${r.code}`, val: { code: r.code, message: r.message, ...(r.resolver !== undefined ? { resolver: r.resolver } : {}) }, action });
+  });
+  return outputs;
+}
+
+function needsEnrichment(deps: CerbosDecideDeps): boolean {
+  const state = deps.runtime?.current();
+  return state !== undefined && (state.registry === undefined || state.registry.resolvers.length > 0);
+}
+
+function hasRevocations(deps: CerbosDecideDeps): boolean {
+  return deps.revocations !== undefined && deps.revocations.size > 0;
+}
+
+/** Items whose (enriched) principal is a revoked subject or agent are denied before evaluation. */
+function withRevocations(deps: CerbosDecideDeps, enriched: EnrichedInputs): EnrichedInputs {
+  const revocations = deps.revocations;
+  if (revocations === undefined || revocations.size === 0) return enriched;
+  const items = enriched.items.map((it): EnrichedInputs['items'][number] => {
+    if (it.denied !== undefined) return it;
+    const id = it.input.principal.id;
+    const r = revocations.find({ subject: id, agent: id });
+    return r === undefined ? it : { input: it.input, denied: [{ code: `${r.target}_revoked`, message: `the ${r.target} \`${r.id}\` has been revoked` }] };
+  });
+  return { ...enriched, items };
+}
+
+function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: EnrichedInputs): CheckOutput[] {
+  const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta }));
+  req.inputs = enriched.items.map((it) => it.input);
+  return withDenialOutputs(enriched.items, outputs);
+}
+
+function evaluateVerified(deps: CerbosDecideDeps, req: CheckRequest): CheckOutput[] | Promise<CheckOutput[]> {
+  const enrich = needsEnrichment(deps);
+  if (!enrich && !hasRevocations(deps)) {
+    // Effective derived roles are only reported with includeMeta; without it the engine can skip them.
+    return deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta });
+  }
+  const enriched = enrich
+    ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() })
+    : { items: req.inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
+  return enriched instanceof Promise
+    ? enriched.then((e) => evaluateItems(deps, req, withRevocations(deps, e)))
+    : evaluateItems(deps, req, withRevocations(deps, enriched));
+}
+
+/** Verifies `auxData.jwt` and `auxData.jwts`; one bad token rejects. */
+async function verifyAuxData(deps: CerbosDecideDeps, jwt: JwtRef | undefined, jwts: (JwtRef & { name: string })[] | undefined): Promise<AuxData> {
+  const auxData: AuxData = {};
+  if (jwt !== undefined) auxData.jwt = await deps.verifier.verify(jwt.token, jwt.keySetId);
+  if (jwts !== undefined) {
+    const named: NonNullable<AuxData['jwts']> = {};
+    for (const ref of jwts) named[ref.name] = { claims: await deps.verifier.verify(ref.token, ref.keySetId) };
+    auxData.jwts = named;
+  }
+  return auxData;
+}
+
+/**
+ * Decides a validated check request of any of the check APIs: one output per input, in order.
+ * `req.inputs` is replaced by the inputs as evaluated (enriched, with the verified aux data), so
+ * the response builders echo what was decided.
+ *
+ * @example
+ * const req = parseCheckResourcesRequest(body, limits);
+ * const outputs = await decideCheck(deps, req);
+ * toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, newCallId());
+ */
+export function decideCheck(deps: CerbosDecideDeps, req: CheckRequest): CheckOutput[] | Promise<CheckOutput[]> {
+  if (req.jwt === undefined && req.jwts === undefined) return evaluateVerified(deps, req);
+  return verifyAuxData(deps, req.jwt, req.jwts).then((auxData) => {
+    for (const input of req.inputs) input.auxData = auxData;
+    return evaluateVerified(deps, req);
+  });
+}
+
+const REVOKED_PLAN: PlanOutput = { filter: { kind: 'KIND_ALWAYS_DENIED' }, matchedScopes: {}, policyMatch: false, validationErrors: [] };
+
+function planVerified(deps: CerbosDecideDeps, req: PlanResourcesRequest): PlanOutput {
+  const id = req.input.principal.id;
+  const revoked = hasRevocations(deps) && deps.revocations?.find({ subject: id, agent: id }) !== undefined;
+  return revoked ? REVOKED_PLAN : deps.engine.plan(req.input, { now: new Date() });
+}
+
+/**
+ * Plans a validated PlanResources request. A principal revoked through Warden's revocation API
+ * gets an always-denied plan, as its checks are denied. Resolvers do not enrich plans yet (their
+ * keys are resource ids, which a plan does not have).
+ */
+export function decidePlan(deps: CerbosDecideDeps, req: PlanResourcesRequest): PlanOutput | Promise<PlanOutput> {
+  if (req.jwt === undefined && req.jwts === undefined) return planVerified(deps, req);
+  return verifyAuxData(deps, req.jwt, req.jwts).then((auxData) => {
+    req.input = { ...req.input, auxData };
+    return planVerified(deps, req);
+  });
+}
