@@ -46,7 +46,7 @@ export interface ResidualScope {
 /** A residual: a known value, or an operand depending on the unknown resource. */
 export type Residual =
   | { readonly known: true; readonly value: unknown }
-  | { readonly known: false; readonly operand: PlanOperand; readonly choices?: Choices; readonly error?: boolean };
+  | { readonly known: false; readonly operand: PlanOperand; readonly choices?: Choices; readonly error?: boolean; readonly prunable?: boolean };
 
 const isError = (r: Residual): boolean => !r.known && r.error === true;
 
@@ -176,6 +176,8 @@ function readsIter(n: unknown, bound: Bound): boolean {
 
 function dependsOnUnknown(n: Node, bound: Bound, scope: ResidualScope, source: string): boolean {
   if (fixedValue(n, bound) !== undefined) return false;
+  // Planned apart from the known parts around it (see hasOfKnownAttr).
+  if (scope.exactPresence !== true && hasOfKnownAttr(n, scope) !== undefined) return true;
   const p = resourcePath(n, scope);
   if (typeof p === 'string') return true;
   if (p !== undefined) return false;
@@ -337,9 +339,30 @@ function balanced(text: string): string {
   return '('.repeat(missingOpen) + text + ')'.repeat(depth);
 }
 
+/** `has(R.attr.<k>)` (or `request.resource.attr.<k>`) of an attribute the plan request gives. */
+function hasOfKnownAttr(n: Node, scope: ResidualScope): string | undefined {
+  if (n.op !== 'call') return undefined;
+  const [name, args] = n.args as [string, Node[]];
+  if (name !== 'has' || args.length !== 1) return undefined;
+  const sel = args[0] as Node;
+  if (sel.op !== '.' || !Array.isArray(sel.args)) return undefined;
+  const [attr, key] = sel.args as [Node, string];
+  if (attr.op !== '.' || !Array.isArray(attr.args)) return undefined;
+  const [root, field] = attr.args as [Node, string];
+  if (field !== 'attr') return undefined;
+  const isR = root.op === 'id' && root.args === 'R';
+  const isRequestResource = root.op === '.' && Array.isArray(root.args) && (root.args as [Node, string])[1] === 'resource' && ((root.args as [Node, string])[0] as Node).op === 'id' && ((root.args as [Node, string])[0] as Node).args === 'request';
+  if (!isR && !isRequestResource) return undefined;
+  return Object.hasOwn(scope.knownResource.attr, key) ? key : undefined;
+}
+
 function residualOf(n: Node, bound: Bound, scope: ResidualScope, source: string): Residual {
   const fixed = fixedValue(n, bound);
   if (fixed !== undefined) return { known: true, value: fixed.value };
+  // Read off the Cerbos binary: `has()` of a resource attribute the plan request gives fails
+  // (so `has(R.attr.x)` and `!has(R.attr.x)` both leave a rule unmet). Exact presence tests it.
+  const knownKey = scope.exactPresence === true ? undefined : hasOfKnownAttr(n, scope);
+  if (knownKey !== undefined) return { known: false, error: true, prunable: true, operand: { expression: { operator: 'has', operands: [{ variable: `request.resource.attr.${knownKey}` }] } } };
   if (!dependsOnUnknown(n, bound, scope, source) && !readsIter(n, bound)) {
     const p = resourcePath(n, scope);
     if (p !== undefined && typeof p !== 'string') return { known: true, value: p.known };
@@ -498,6 +521,8 @@ function structuralOf(n: Node, bound: Bound, scope: ResidualScope, source: strin
         if (!isError(ra) && !isError(rb)) return op(name, [operandOf(ra), operandOf(rb)]);
         const [e, x] = isError(ra) ? [ra, rb] : [rb, ra];
         if (x.known) return (name === 'or') === (x.value === true) ? { known: true, value: name === 'or' } : e;
+        // `has()` of a given attribute fails, and beside an unknown side Cerbos leaves it out.
+        if (!isError(x) && !e.known && e.prunable === true) return x;
         const operand: PlanOperand = { expression: { operator: name, operands: [operandOf(ra), operandOf(rb)] } };
         return { known: false, operand, ...(isError(x) ? { error: true } : {}) };
       }
