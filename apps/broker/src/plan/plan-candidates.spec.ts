@@ -32,7 +32,7 @@ const { policySet } = compilePolicies([{ path: 'tool.yaml', text: POLICY }]);
 const engine = createEngine(policySet!);
 const now = new Date('2026-01-01T00:00:00Z');
 const plan = (roles: string[], attr: Record<string, string>) =>
-  planResources(engine.policySet, engine.config, { principal: { id: 'alice', roles, attr: { limit: 500 } }, resource: { kind: 'tool', id: 't1', attr: closedAttributes(attr) }, actions: ['invoke'] }, now);
+  planResources(engine.policySet, engine.config, { principal: { id: 'alice', roles, attr: { limit: 500 } }, resource: { kind: 'tool', id: 't1', attr: closedAttributes(attr) }, actions: ['invoke'], exactPresence: true }, now);
 
 describe(closedAttributes.name, () => {
   it('makes an attribute enrichment did not produce known to be absent (the check sees no such key)', () => {
