@@ -44,15 +44,30 @@ type Raw = { status: number; bytes: Buffer } | { status: number; tooLarge: true 
 
 function send(req: HttpRequest): Promise<Raw> {
   return new Promise((resolve, reject) => {
-    const transport = req.url.protocol === 'https:' ? https : http;
-    const headers: Record<string, string> = { accept: 'application/json', ...req.headers };
-    if (req.body !== undefined) {
-      headers['content-type'] ??= 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(req.body));
+    const url = req.url;
+    const transport = url.protocol === 'https:' ? https : http;
+    let headers: Readonly<Record<string, string>> = req.headers;
+    if (req.body !== undefined || headers['accept'] === undefined) {
+      const h: Record<string, string> = { accept: 'application/json', ...req.headers };
+      if (req.body !== undefined) {
+        h['content-type'] ??= 'application/json';
+        h['content-length'] = String(Buffer.byteLength(req.body));
+      }
+      headers = h;
     }
+    // Plain options rather than the URL object: what Node would derive from it (urlToHttpOptions),
+    // without the conversion and the merge on every call.
     const outgoing = transport.request(
-      req.url,
-      { method: req.method, headers, agent: AGENTS[req.url.protocol as 'http:' | 'https:'], signal: req.signal },
+      {
+        protocol: url.protocol,
+        hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+        port: url.port === '' ? undefined : Number(url.port),
+        path: url.pathname + url.search,
+        method: req.method,
+        headers,
+        agent: AGENTS[url.protocol as 'http:' | 'https:'],
+        signal: req.signal,
+      },
       (res) => {
         const status = res.statusCode ?? 0;
         // Statuses other than 2xx need no body: drain it so the connection can be reused.
