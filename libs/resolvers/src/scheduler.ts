@@ -22,6 +22,7 @@ import { isResolverError, ResolverError, toResolverError } from './resolver-erro
 import { celToJson } from './resolver-cel.js';
 import type { CompiledProvide, RegisteredResolver, ResolverRegistry } from './resolver-registry.js';
 import { isDetailedResolver, type CacheInfo, type DetailedResult, type OnError } from './resolver.types.js';
+import { NEVER_ABORTED } from './with-timeout.js';
 
 /** The sparse input of one request: one principal and agent, any number of resources. */
 export interface EnrichmentRequest {
@@ -126,8 +127,6 @@ function denialMessage(resolver: string, error: ResolverError): string {
   return `resolver \`${resolver}\` failed`;
 }
 
-const NEVER: AbortSignal = new AbortController().signal;
-
 /**
  * Copies of the written roots that every item shares: a root only request-level (shared)
  * resolvers write is copied once per request and written once, so all items see one object (the
@@ -157,6 +156,26 @@ const NO_FAILURES: ResolverFailure[] = [];
 
 const REQUEST_ROOTS = ['principal', 'agent', 'context', 'delegation', 'subject'] as const;
 
+type RunStats = { calls: number; keys: number; hits: number; first: number; last: number };
+
+/** What {@link enrich} derives from a registry once: each resolver's dependencies as registry positions. */
+interface Plan {
+  readonly deps: readonly (readonly number[])[];
+}
+
+const PLANS = new WeakMap<ResolverRegistry, Plan>();
+
+function planOf(registry: ResolverRegistry): Plan {
+  let plan = PLANS.get(registry);
+  if (plan === undefined) {
+    const index = new Map(registry.resolvers.map((r, i) => [r.name, i]));
+    // INVARIANT: the registry refuses unknown dependencies and orders dependencies first.
+    plan = { deps: registry.resolvers.map((r) => r.dependsOn.map((d) => index.get(d) as number)) };
+    PLANS.set(registry, plan);
+  }
+  return plan;
+}
+
 /**
  * Enriches `request` with every resolver of `registry`. Never rejects because of a resolver: each
  * failure is recorded on the items it affects. When every key is answered by the in-process cache
@@ -168,14 +187,17 @@ const REQUEST_ROOTS = ['principal', 'agent', 'context', 'delegation', 'subject']
 export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, options: EnrichOptions = {}): EnrichmentOutcome | Promise<EnrichmentOutcome> {
   const clock = options.clock ?? (() => performance.now());
   const started = clock();
-  const signal = request.signal ?? NEVER;
+  const signal = request.signal ?? NEVER_ABORTED;
   const sharedRoots: InputDocument = {};
   const items: MutableItem[] =
     request.resources.length === 0 ? [newItem(request, undefined, registry, sharedRoots, true)] : request.resources.map((r, i) => newItem(request, r, registry, sharedRoots, i === 0));
-  const runs = new Map<string, { calls: number; keys: number; hits: number; first: number; last: number }>();
+  // Per-request bookkeeping is made on first use: a warm request (every key a cache hit) allocates
+  // no loader map.
+  let runs: Map<string, RunStats> | undefined;
 
   /** Records one call of `keys` keys from `t0` to `t1`, or (`keys` 0) one key answered from the in-process cache, which takes no time. */
   function noteRun(r: RegisteredResolver, keys: number, t0: number, t1: number): void {
+    runs ??= new Map();
     let run = runs.get(r.name);
     if (run === undefined) runs.set(r.name, (run = { calls: 0, keys: 0, hits: 0, first: Infinity, last: -Infinity }));
     if (keys === 0) {
@@ -212,8 +234,9 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
   }
 
   // One DataLoader per resolver for this request, made when the resolver first loads a key.
-  const loaders = new Map<string, DataLoader<JsonValue, Loaded, string>>();
+  let loaders: Map<string, DataLoader<JsonValue, Loaded, string>> | undefined;
   const loaderOf = (r: RegisteredResolver): DataLoader<JsonValue, Loaded, string> => {
+    loaders ??= new Map();
     let loader = loaders.get(r.name);
     if (loader === undefined) {
       loader = new DataLoader<JsonValue, Loaded, string>((keys) => loadBatch(r, keys), { cacheKeyFn: stableKey });
@@ -332,13 +355,17 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
   // Registry order is topological, so every dependency's state exists when a node is created.
   // A node's state: `undefined` once it is done, else the promise of its completion. A node whose
   // dependencies are all done runs at once; the others wait for the pending ones.
-  const shared = new Map<string, Promise<void> | undefined>();
-  const perItem = new Map<string, Array<Promise<void> | undefined>>();
+  // Indexed like `registry.resolvers`: a shared node's state, or (per-resource resolvers) one per item.
+  const { deps } = planOf(registry);
+  const resolvers = registry.resolvers;
+  const shared = new Array<Promise<void> | undefined>(resolvers.length);
+  const perItem = new Array<Array<Promise<void> | undefined> | undefined>(resolvers.length);
   const pending: Promise<void>[] = [];
-  const start = (r: RegisteredResolver, i: number | undefined, view: MutableItem, targets: readonly MutableItem[]): Promise<void> | undefined => {
+  const start = (r: RegisteredResolver, ri: number, i: number | undefined, view: MutableItem, targets: readonly MutableItem[]): Promise<void> | undefined => {
     let waits: Promise<void>[] | undefined;
-    for (const d of r.dependsOn) {
-      const state = i !== undefined && perItem.has(d) ? perItem.get(d)?.[i] : shared.get(d);
+    for (const d of deps[ri] as number[]) {
+      const states = perItem[d];
+      const state = i !== undefined && states !== undefined ? states[i] : shared[d];
       if (state !== undefined) (waits ??= []).push(state);
     }
     const state = waits === undefined ? runNode(r, view, targets) : Promise.all(waits).then(() => runNode(r, view, targets));
@@ -346,12 +373,13 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
     return state;
   };
   const noResources = request.resources.length === 0;
-  for (const r of registry.resolvers) {
+  for (let ri = 0; ri < resolvers.length; ri++) {
+    const r = resolvers[ri] as RegisteredResolver;
     if (r.perResource) {
       // Without resources there is nothing for a per-resource resolver to enrich (its `when` or
       // key would only fail on the missing resource).
       if (noResources) {
-        perItem.set(r.name, [undefined]);
+        perItem[ri] = [undefined];
         continue;
       }
       // A `when: R.kind == "x"` guard is decided here for each resource: no node for other kinds.
@@ -362,19 +390,21 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
       for (let i = 0; i < items.length; i++) {
         const item = items[i] as MutableItem;
         const k = item.input.resource?.['kind'];
-        states[i] = kind !== undefined && typeof k === 'string' && k !== kind ? undefined : start(r, i, item, [item]);
+        states[i] = kind !== undefined && typeof k === 'string' && k !== kind ? undefined : start(r, ri, i, item, [item]);
       }
-      perItem.set(r.name, states);
+      perItem[ri] = states;
     } else {
       // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
-      shared.set(r.name, start(r, undefined, items[0] as MutableItem, items));
+      shared[ri] = start(r, ri, undefined, items[0] as MutableItem, items);
     }
   }
-  const finish = (): EnrichmentOutcome => ({
-    items,
-    runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.calls > 0 ? run.last - run.first : 0 })),
-    durationMs: clock() - started,
-  });
+  const finish = (): EnrichmentOutcome => {
+    const out: ResolverRun[] = [];
+    if (runs !== undefined) {
+      for (const [resolver, run] of runs) out.push({ resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.calls > 0 ? run.last - run.first : 0 });
+    }
+    return { items, runs: out, durationMs: clock() - started };
+  };
   // Every node exists by now (dependants as `then` of their dependencies), so `pending` is complete.
   return pending.length === 0 ? finish() : Promise.all(pending).then(finish);
 }
