@@ -5,7 +5,7 @@
  * provenance and per-stage timings. Plain Fastify routes (no Nest pipes on the hot path); errors
  * leave in Warden's `{"error": {"code", "message"}}` shape.
  */
-import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
@@ -17,6 +17,7 @@ import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
+import { newDecisionId } from './decision-id.js';
 import { useJsonBodies } from './json-body.parser.js';
 import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
 
@@ -64,6 +65,9 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
 }
 
 type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
+
+/** Stage timings of a check without `explain` (never read). */
+const NO_STAMPS: Stamps = { start: 0, parsed: 0, enriched: 0, evaluated: 0 };
 
 /**
  * The answer. Compact by default (its size is most of a warm check's cost once it is several
@@ -167,7 +171,7 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
 }
 
 function decide(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, start: number, delegation: DelegationChain | ExternalActors | Reason | undefined): Promise<FastifyReply> | undefined {
-  const decisionId = randomUUID();
+  const decisionId = newDecisionId();
   const requestId = req.requestId ?? decisionId;
   // Stage timings are only reported with `explain`; a warm check does not read the clock for them.
   const parsed = req.explain ? performance.now() : 0;
@@ -223,7 +227,7 @@ function answer(
   if (delegation !== undefined) ids.delegation = delegation;
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const t2 = req.explain ? performance.now() : 0;
-  const body = respond(req, decisionId, deps, e, decisions, ids, { start, parsed, enriched: t1, evaluated: t2 });
+  const body = respond(req, decisionId, deps, e, decisions, ids, req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS);
   return reply.header('content-type', 'application/json').send(JSON.stringify(body));
 }
 
