@@ -375,27 +375,27 @@ class Enrichment {
   }
 
   /** Maps a loaded value through `provides` and writes every attribute, or none. */
-  private apply(r: RegisteredResolver, doc: InputDocument, targets: readonly MutableItem[], loaded: Loaded): void {
+  private apply(r: RegisteredResolver, doc: InputDocument, targets: readonly MutableItem[], value: Loaded['value'], cache: CacheInfo | undefined, durationMs: number): void {
     try {
-      if (isResolverError(loaded.value)) {
-        this.fail(r, targets, loaded.value);
+      if (isResolverError(value)) {
+        this.fail(r, targets, value);
         return;
       }
-      if (loaded.value === undefined) return;
-      const values = mappedValues(r, doc, loaded.value);
+      if (value === undefined) return;
+      const values = mappedValues(r, doc, value);
       const provides = r.provides;
-      const provenance: AttributeProvenance = loaded.cache !== undefined ? { resolver: r.name, durationMs: loaded.durationMs, cache: loaded.cache } : { resolver: r.name, durationMs: loaded.durationMs };
+      const provenance: AttributeProvenance = cache !== undefined ? { resolver: r.name, durationMs, cache } : { resolver: r.name, durationMs };
       // Values shared with other requests are never copied (nothing writes inside them); fresh
       // ones go to the first target and copies to the others.
       const shareable = r.mapped !== undefined;
       const perItemRoots = this.registry.perItemRoots;
       for (let i = 0; i < provides.length; i++) {
         const path = (provides[i] as CompiledProvide).path;
-        const value = values[i] as JsonValue;
+        const v = values[i] as JsonValue;
         if (targets.length > 1 && !perItemRoots.has(path.root)) {
           // A root shared by every item: written once, into the one object they all hold.
           const first = targets[0] as MutableItem;
-          setAttribute(first.input, path, value);
+          setAttribute(first.input, path, v);
           const root = first.input[path.root];
           for (const item of targets) {
             item.input[path.root] = root;
@@ -405,7 +405,7 @@ class Enrichment {
         }
         for (let t = 0; t < targets.length; t++) {
           const item = targets[t] as MutableItem;
-          setAttribute(item.input, path, t === 0 || shareable ? value : cloneJson(value));
+          setAttribute(item.input, path, t === 0 || shareable ? v : cloneJson(v));
           item.provenance[path.text] = provenance;
         }
       }
@@ -429,10 +429,10 @@ class Enrichment {
       const peeked = isDetailedResolver(r.resolver) ? r.resolver.peekDetailed?.(key) : undefined;
       if (peeked !== undefined) {
         this.noteRun(r, 0, 0, 0);
-        this.apply(r, doc, targets, { value: peeked.value, cache: peeked.cache, durationMs: 0 });
+        this.apply(r, doc, targets, peeked.value, peeked.cache, 0);
         return undefined;
       }
-      return this.load(r, key).then((loaded) => this.apply(r, doc, targets, loaded));
+      return this.load(r, key).then((loaded) => this.apply(r, doc, targets, loaded.value, loaded.cache, loaded.durationMs));
     } catch (e) {
       this.failWith(r, targets, e);
       return undefined;

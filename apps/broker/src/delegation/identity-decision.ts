@@ -202,7 +202,7 @@ export function decideForIdentities(
   const out = new Array<ItemDecision>(items.length);
   for (let idx = 0; idx < items.length; idx++) {
     const item = items[idx] as EnrichedInputs['items'][number];
-    const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
+    const input = item.input;
     const effects: Record<string, Verdict> = {};
     const details: Record<string, ActionDetail> | undefined = withDetails ? {} : undefined;
     if (denial !== undefined || item.denied !== undefined) {
@@ -210,7 +210,7 @@ export function decideForIdentities(
         effects[a] = 'DENY';
         if (details !== undefined) details[a] = { effect: 'DENY', subject: deniedEffect() };
       }
-      const reasons = denial !== undefined ? [{ ...denial, resource }] : (item.denied as Reason[]);
+      const reasons = denial !== undefined ? [{ ...denial, resource: { kind: input.resource.kind, id: input.resource.id } }] : (item.denied as Reason[]);
       out[idx] = details !== undefined ? { effects, details, reasons, outputs: [] } : { effects, reasons, outputs: [] };
       continue;
     }
@@ -234,7 +234,7 @@ export function decideForIdentities(
       }
       let delegation: Verdict | undefined;
       if (chain !== undefined) {
-        const inScope = chainAllows(chain, { kind: resource.kind, id: resource.id, action: a, attr: item.input.resource.attr });
+        const inScope = chainAllows(chain, { kind: input.resource.kind, id: input.resource.id, action: a, attr: input.resource.attr });
         const deepEnough = chain.hops.length <= runtime.depthLimit(a);
         delegation = inScope && deepEnough ? 'ALLOW' : 'DENY';
         if (!inScope) (byScope ??= []).push(a);
@@ -254,6 +254,7 @@ export function decideForIdentities(
     let reasons = NO_REASONS;
     if (byHuman !== undefined || byAgent !== undefined || byScope !== undefined || byDepth !== undefined || byStale !== undefined) {
       reasons = [];
+      const resource = { kind: input.resource.kind, id: input.resource.id };
       const on = `${resource.kind} \`${resource.id}\``;
       if (byHuman !== undefined) {
         reasons.push(

@@ -19,7 +19,7 @@ import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, typ
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
 import { useJsonBodies } from './json-body.parser.js';
-import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
+import { parseV1CheckRequest, type V1CheckRequest, type V1Resource } from './v1-check.request.js';
 
 /** What the route needs, built at boot. */
 export interface V1CheckDeps {
@@ -61,7 +61,11 @@ export function createGatewayMatcher(gateways: readonly GatewayConfig[]): Gatewa
 function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
   // Placeholder principal: the enriched one replaces it, or the item is denied as unresolved.
   const principal = { id: '', roles: [], attr: {} };
-  return req.resources.map((r) => ({ requestId, principal, resource: { ...r }, actions: req.actions }));
+  // The parsed resources are this request's own (enrichment writes into them, see `owned`).
+  const resources = req.resources;
+  const inputs = new Array<CheckInput>(resources.length);
+  for (let i = 0; i < resources.length; i++) inputs[i] = { requestId, principal, resource: resources[i] as V1Resource, actions: req.actions };
+  return inputs;
 }
 
 type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ResolverError } from '../../resolver-error.js';
-import { abortedError } from '../../with-timeout.js';
+import { abortedError, NEVER_ABORTED } from '../../with-timeout.js';
 
 /** What {@link requestJson} sends. */
 export interface HttpRequest {
@@ -43,7 +43,29 @@ function codeOf(err: unknown): string | undefined {
 type Raw = { status: number; bytes: Buffer } | { status: number; tooLarge: true };
 
 function send(req: HttpRequest): Promise<Raw> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolveRaw, rejectRaw) => {
+    // The caller's signal aborts the request. Node's own `signal` option watches the request's
+    // whole lifecycle with end-of-stream listeners (several per call, about as much as the rest of
+    // http.request); one abort listener, removed once the answer is settled, does the same here.
+    const signal = req.signal;
+    let outgoing: http.ClientRequest | undefined;
+    const onAbort = (): void => {
+      outgoing?.destroy(new Error('aborted'));
+    };
+    const watched = signal !== NEVER_ABORTED;
+    if (watched) signal.addEventListener('abort', onAbort, { once: true });
+    const resolve = (raw: Raw): void => {
+      if (watched) signal.removeEventListener('abort', onAbort);
+      resolveRaw(raw);
+    };
+    const reject = (err: unknown): void => {
+      if (watched) signal.removeEventListener('abort', onAbort);
+      rejectRaw(err);
+    };
+    if (signal.aborted) {
+      reject(new Error('aborted'));
+      return;
+    }
     const url = req.url;
     const transport = url.protocol === 'https:' ? https : http;
     let headers: Readonly<Record<string, string>> = req.headers;
@@ -57,7 +79,7 @@ function send(req: HttpRequest): Promise<Raw> {
     }
     // Plain options rather than the URL object: what Node would derive from it (urlToHttpOptions),
     // without the conversion and the merge on every call.
-    const outgoing = transport.request(
+    outgoing = transport.request(
       {
         protocol: url.protocol,
         hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
@@ -66,7 +88,6 @@ function send(req: HttpRequest): Promise<Raw> {
         method: req.method,
         headers,
         agent: AGENTS[url.protocol as 'http:' | 'https:'],
-        signal: req.signal,
       },
       (res) => {
         const status = res.statusCode ?? 0;
