@@ -22,6 +22,7 @@ import { isResolverError, ResolverError, toResolverError } from './resolver-erro
 import { celToJson } from './resolver-cel.js';
 import type { CompiledProvide, RegisteredResolver, ResolverRegistry } from './resolver-registry.js';
 import { isDetailedResolver, type CacheInfo, type DetailedResult, type OnError } from './resolver.types.js';
+import { NEVER_ABORTED } from './with-timeout.js';
 
 /** The sparse input of one request: one principal and agent, any number of resources. */
 export interface EnrichmentRequest {
@@ -126,8 +127,6 @@ function denialMessage(resolver: string, error: ResolverError): string {
   return `resolver \`${resolver}\` failed`;
 }
 
-const NEVER: AbortSignal = new AbortController().signal;
-
 /**
  * Copies of the written roots that every item shares: a root only request-level (shared)
  * resolvers write is copied once per request and written once, so all items see one object (the
@@ -157,6 +156,26 @@ const NO_FAILURES: ResolverFailure[] = [];
 
 const REQUEST_ROOTS = ['principal', 'agent', 'context', 'delegation', 'subject'] as const;
 
+type RunStats = { readonly resolver: string; calls: number; keys: number; hits: number; first: number; last: number };
+
+/** What {@link enrich} derives from a registry once: each resolver's dependencies as registry positions. */
+interface Plan {
+  readonly deps: readonly (readonly number[])[];
+}
+
+const PLANS = new WeakMap<ResolverRegistry, Plan>();
+
+function planOf(registry: ResolverRegistry): Plan {
+  let plan = PLANS.get(registry);
+  if (plan === undefined) {
+    const index = new Map(registry.resolvers.map((r, i) => [r.name, i]));
+    // INVARIANT: the registry refuses unknown dependencies and orders dependencies first.
+    plan = { deps: registry.resolvers.map((r) => r.dependsOn.map((d) => index.get(d) as number)) };
+    PLANS.set(registry, plan);
+  }
+  return plan;
+}
+
 /**
  * Enriches `request` with every resolver of `registry`. Never rejects because of a resolver: each
  * failure is recorded on the items it affects. When every key is answered by the in-process cache
@@ -166,18 +185,127 @@ const REQUEST_ROOTS = ['principal', 'agent', 'context', 'delegation', 'subject']
  * if (outcome.items[0]?.denials.length) { ... deny ... }
  */
 export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, options: EnrichOptions = {}): EnrichmentOutcome | Promise<EnrichmentOutcome> {
-  const clock = options.clock ?? (() => performance.now());
-  const started = clock();
-  const signal = request.signal ?? NEVER;
-  const sharedRoots: InputDocument = {};
-  const items: MutableItem[] =
-    request.resources.length === 0 ? [newItem(request, undefined, registry, sharedRoots, true)] : request.resources.map((r, i) => newItem(request, r, registry, sharedRoots, i === 0));
-  const runs = new Map<string, { calls: number; keys: number; hits: number; first: number; last: number }>();
+  const run = new Enrichment(registry, request, options.clock ?? defaultClock);
+  run.startAll();
+  // Every node exists by now (dependants as `then` of their dependencies), so `pending` is complete.
+  return run.pending.length === 0 ? run.finish() : run.finishLater();
+}
+
+const defaultClock = (): number => performance.now();
+
+type NodeState = Promise<void> | undefined;
+
+/**
+ * One request's enrichment. Its steps are methods rather than closures over the request: a warm
+ * request (every key a fresh in-process cache hit) then allocates this object, its items and
+ * their writes, and no function objects; closures appear only where a step waits.
+ */
+class Enrichment {
+  readonly started: number;
+  readonly signal: AbortSignal;
+  readonly items: MutableItem[];
+  /** Calls and cache hits per resolver, in the order they were first noted. */
+  private runs: RunStats[] | undefined;
+  /** One DataLoader per resolver for this request, made when the resolver first loads a key. */
+  private loaders: Map<string, DataLoader<JsonValue, Loaded, string>> | undefined;
+  /** Indexed like `registry.resolvers`: a shared node's state, or (per-resource resolvers) one per item. */
+  private readonly shared: NodeState[];
+  private readonly perItem: Array<NodeState[] | undefined>;
+  /** Each resolver's dependencies as registry positions. */
+  private readonly deps: readonly (readonly number[])[];
+  readonly pending: Promise<void>[] = [];
+
+  constructor(
+    private readonly registry: ResolverRegistry,
+    private readonly request: EnrichmentRequest,
+    private readonly clock: () => number,
+  ) {
+    this.started = clock();
+    this.signal = request.signal ?? NEVER_ABORTED;
+    const sharedRoots: InputDocument = {};
+    const resources = request.resources;
+    if (resources.length === 0) {
+      this.items = [newItem(request, undefined, registry, sharedRoots, true)];
+    } else {
+      this.items = new Array<MutableItem>(resources.length);
+      for (let i = 0; i < resources.length; i++) this.items[i] = newItem(request, resources[i], registry, sharedRoots, i === 0);
+    }
+    this.shared = new Array<NodeState>(registry.resolvers.length);
+    this.perItem = new Array<NodeState[] | undefined>(registry.resolvers.length);
+    this.deps = planOf(registry).deps;
+  }
+
+  /** Creates every node (registry order is topological, so every dependency's state exists first). */
+  startAll(): void {
+    const resolvers = this.registry.resolvers;
+    const items = this.items;
+    const noResources = this.request.resources.length === 0;
+    for (let ri = 0; ri < resolvers.length; ri++) {
+      const r = resolvers[ri] as RegisteredResolver;
+      if (r.perResource) {
+        // Without resources there is nothing for a per-resource resolver to enrich (its `when` or
+        // key would only fail on the missing resource).
+        if (noResources) {
+          this.perItem[ri] = [undefined];
+          continue;
+        }
+        // A `when: R.kind == "x"` guard is decided here for each resource: no node for other kinds.
+        // Only without dependencies: a resolver that provides `resource.kind` would make this one
+        // depend on it, and the kind is then known only once that one has run.
+        const kind = r.dependsOn.length === 0 ? r.when?.kindEquals : undefined;
+        const states = new Array<NodeState>(items.length);
+        for (let i = 0; i < items.length; i++) {
+          const item = items[i] as MutableItem;
+          const k = item.input.resource?.['kind'];
+          states[i] = kind !== undefined && typeof k === 'string' && k !== kind ? undefined : this.start(r, ri, i, item, [item]);
+        }
+        this.perItem[ri] = states;
+      } else {
+        // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
+        this.shared[ri] = this.start(r, ri, undefined, items[0] as MutableItem, items);
+      }
+    }
+  }
+
+  /**
+   * A node's state: `undefined` once it is done, else the promise of its completion. A node whose
+   * dependencies are all done runs at once; the others wait for the pending ones.
+   */
+  private start(r: RegisteredResolver, ri: number, i: number | undefined, view: MutableItem, targets: readonly MutableItem[]): NodeState {
+    let waits: Promise<void>[] | undefined;
+    for (const d of this.deps[ri] as readonly number[]) {
+      const states = this.perItem[d];
+      const state = i !== undefined && states !== undefined ? states[i] : this.shared[d];
+      if (state !== undefined) (waits ??= []).push(state);
+    }
+    const state = waits === undefined ? this.runNode(r, view, targets) : Promise.all(waits).then(() => this.runNode(r, view, targets));
+    if (state !== undefined) this.pending.push(state);
+    return state;
+  }
+
+  finish(): EnrichmentOutcome {
+    const runs: ResolverRun[] = [];
+    if (this.runs !== undefined) {
+      for (const run of this.runs) runs.push({ resolver: run.resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.calls > 0 ? run.last - run.first : 0 });
+    }
+    return { items: this.items, runs, durationMs: this.clock() - this.started };
+  }
+
+  finishLater(): Promise<EnrichmentOutcome> {
+    return Promise.all(this.pending).then(() => this.finish());
+  }
 
   /** Records one call of `keys` keys from `t0` to `t1`, or (`keys` 0) one key answered from the in-process cache, which takes no time. */
-  function noteRun(r: RegisteredResolver, keys: number, t0: number, t1: number): void {
-    let run = runs.get(r.name);
-    if (run === undefined) runs.set(r.name, (run = { calls: 0, keys: 0, hits: 0, first: Infinity, last: -Infinity }));
+  private noteRun(r: RegisteredResolver, keys: number, t0: number, t1: number): void {
+    const runs = (this.runs ??= []);
+    let run: RunStats | undefined;
+    for (const x of runs) {
+      if (x.resolver === r.name) {
+        run = x;
+        break;
+      }
+    }
+    if (run === undefined) runs.push((run = { resolver: r.name, calls: 0, keys: 0, hits: 0, first: Infinity, last: -Infinity }));
     if (keys === 0) {
       run.hits += 1;
       return;
@@ -189,10 +317,10 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
   }
 
   /** One `resolveMany` call of `r`, timed and recorded; never rejects. */
-  async function loadBatch(r: RegisteredResolver, keys: readonly JsonValue[]): Promise<Loaded[]> {
+  private async loadBatch(r: RegisteredResolver, keys: readonly JsonValue[]): Promise<Loaded[]> {
     const resolver = r.resolver;
-    const t0 = clock();
-    const ctx = { requestId: request.requestId, signal };
+    const t0 = this.clock();
+    const ctx = { requestId: this.request.requestId, signal: this.signal };
     let results: ReadonlyArray<DetailedResult>;
     try {
       results = isDetailedResolver(resolver) ? await resolver.resolveManyDetailed(keys, ctx) : (await resolver.resolveMany(keys, ctx)).map((value) => ({ value }));
@@ -200,8 +328,8 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
       const error = toResolverError(r.name, e);
       results = keys.map(() => ({ value: error }));
     }
-    const t1 = clock();
-    noteRun(r, keys.length, t0, t1);
+    const t1 = this.clock();
+    this.noteRun(r, keys.length, t0, t1);
     if (results.length !== keys.length) {
       const error = new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\` answered ${results.length} values for ${keys.length} keys`);
       results = keys.map(() => ({ value: error }));
@@ -211,22 +339,25 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
     return results.map((res): Loaded => ({ value: res.value, cache: res.cache, durationMs }));
   }
 
-  // One DataLoader per resolver for this request, made when the resolver first loads a key.
-  const loaders = new Map<string, DataLoader<JsonValue, Loaded, string>>();
-  const loaderOf = (r: RegisteredResolver): DataLoader<JsonValue, Loaded, string> => {
+  private loaderOf(r: RegisteredResolver): DataLoader<JsonValue, Loaded, string> {
+    const loaders = (this.loaders ??= new Map());
     let loader = loaders.get(r.name);
     if (loader === undefined) {
-      loader = new DataLoader<JsonValue, Loaded, string>((keys) => loadBatch(r, keys), { cacheKeyFn: stableKey });
+      loader = new DataLoader<JsonValue, Loaded, string>((keys) => this.loadBatch(r, keys), { cacheKeyFn: stableKey });
       loaders.set(r.name, loader);
     }
     return loader;
-  };
-  // A resolver with one node in this request (shared, or a single resource) has one key: there is
-  // nothing to batch or de-duplicate, so it is called directly.
-  const load = async (r: RegisteredResolver, key: JsonValue): Promise<Loaded> =>
-    !r.perResource || items.length === 1 ? ((await loadBatch(r, [key]))[0] as Loaded) : loaderOf(r).load(key);
+  }
 
-  function fail(r: RegisteredResolver, targets: readonly MutableItem[], error: ResolverError): void {
+  /**
+   * Loads one key. A resolver with one node in this request (shared, or a single resource) has
+   * one key: there is nothing to batch or de-duplicate, so it is called directly.
+   */
+  private async load(r: RegisteredResolver, key: JsonValue): Promise<Loaded> {
+    return !r.perResource || this.items.length === 1 ? ((await this.loadBatch(r, [key]))[0] as Loaded) : this.loaderOf(r).load(key);
+  }
+
+  private fail(r: RegisteredResolver, targets: readonly MutableItem[], error: ResolverError): void {
     const failure: ResolverFailure = { resolver: r.name, code: error.code, message: error.message, onError: r.config.onError };
     for (const item of targets) {
       if (item.failures === NO_FAILURES) item.failures = [];
@@ -239,53 +370,32 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
     }
   }
 
-  function failWith(r: RegisteredResolver, targets: readonly MutableItem[], e: unknown): void {
-    fail(r, targets, e instanceof ResolverError ? e : new ResolverError(r.name, 'ERR_RESOLVER_FAILED', `resolver \`${r.name}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e }));
-  }
-
-  /**
-   * `provides` evaluated over `result`. For a resolver whose expressions read `result` alone the
-   * values of one result object are computed once and shared by every request that hits it.
-   * INVARIANT: enriched values are never modified after enrichment (the engine, explain and the
-   * audit only read them), and no write lands inside one (overlapping provides are refused).
-   */
-  function mappedValues(r: RegisteredResolver, doc: InputDocument, result: unknown): readonly JsonValue[] {
-    const memo = r.mapped;
-    const key = memo !== undefined && typeof result === 'object' && result !== null ? result : undefined;
-    const known = key !== undefined ? memo?.get(key) : undefined;
-    if (known !== undefined) return known;
-    const values = r.provides.map((p) => {
-      try {
-        return celToJson(p.expression.evaluate(doc, result));
-      } catch (e) {
-        throw new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\`: provides \`${p.path.text}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e });
-      }
-    });
-    if (key !== undefined) memo?.set(key, values);
-    return values;
+  private failWith(r: RegisteredResolver, targets: readonly MutableItem[], e: unknown): void {
+    this.fail(r, targets, e instanceof ResolverError ? e : new ResolverError(r.name, 'ERR_RESOLVER_FAILED', `resolver \`${r.name}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e }));
   }
 
   /** Maps a loaded value through `provides` and writes every attribute, or none. */
-  function apply(r: RegisteredResolver, doc: InputDocument, targets: readonly MutableItem[], loaded: Loaded): void {
+  private apply(r: RegisteredResolver, doc: InputDocument, targets: readonly MutableItem[], value: Loaded['value'], cache: CacheInfo | undefined, durationMs: number): void {
     try {
-      if (isResolverError(loaded.value)) {
-        fail(r, targets, loaded.value);
+      if (isResolverError(value)) {
+        this.fail(r, targets, value);
         return;
       }
-      if (loaded.value === undefined) return;
-      const values = mappedValues(r, doc, loaded.value);
+      if (value === undefined) return;
+      const values = mappedValues(r, doc, value);
       const provides = r.provides;
-      const provenance: AttributeProvenance = loaded.cache !== undefined ? { resolver: r.name, durationMs: loaded.durationMs, cache: loaded.cache } : { resolver: r.name, durationMs: loaded.durationMs };
+      const provenance: AttributeProvenance = cache !== undefined ? { resolver: r.name, durationMs, cache } : { resolver: r.name, durationMs };
       // Values shared with other requests are never copied (nothing writes inside them); fresh
       // ones go to the first target and copies to the others.
       const shareable = r.mapped !== undefined;
+      const perItemRoots = this.registry.perItemRoots;
       for (let i = 0; i < provides.length; i++) {
         const path = (provides[i] as CompiledProvide).path;
-        const value = values[i] as JsonValue;
-        if (targets.length > 1 && !registry.perItemRoots.has(path.root)) {
+        const v = values[i] as JsonValue;
+        if (targets.length > 1 && !perItemRoots.has(path.root)) {
           // A root shared by every item: written once, into the one object they all hold.
           const first = targets[0] as MutableItem;
-          setAttribute(first.input, path, value);
+          setAttribute(first.input, path, v);
           const root = first.input[path.root];
           for (const item of targets) {
             item.input[path.root] = root;
@@ -295,17 +405,17 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
         }
         for (let t = 0; t < targets.length; t++) {
           const item = targets[t] as MutableItem;
-          setAttribute(item.input, path, t === 0 || shareable ? value : cloneJson(value));
+          setAttribute(item.input, path, t === 0 || shareable ? v : cloneJson(v));
           item.provenance[path.text] = provenance;
         }
       }
     } catch (e) {
-      failWith(r, targets, e);
+      this.failWith(r, targets, e);
     }
   }
 
   /** Runs one node: `undefined` when it finished synchronously (a cache hit, a skip, a failure), else its promise. */
-  function runNode(r: RegisteredResolver, view: MutableItem, targets: readonly MutableItem[]): Promise<void> | undefined {
+  private runNode(r: RegisteredResolver, view: MutableItem, targets: readonly MutableItem[]): NodeState {
     const doc = view.input;
     try {
       if (r.when !== undefined) {
@@ -318,63 +428,36 @@ export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, o
       // A fresh in-process cache hit needs no batch, no promise and no I/O.
       const peeked = isDetailedResolver(r.resolver) ? r.resolver.peekDetailed?.(key) : undefined;
       if (peeked !== undefined) {
-        noteRun(r, 0, 0, 0);
-        apply(r, doc, targets, { value: peeked.value, cache: peeked.cache, durationMs: 0 });
+        this.noteRun(r, 0, 0, 0);
+        this.apply(r, doc, targets, peeked.value, peeked.cache, 0);
         return undefined;
       }
-      return load(r, key).then((loaded) => apply(r, doc, targets, loaded));
+      return this.load(r, key).then((loaded) => this.apply(r, doc, targets, loaded.value, loaded.cache, loaded.durationMs));
     } catch (e) {
-      failWith(r, targets, e);
+      this.failWith(r, targets, e);
       return undefined;
     }
   }
+}
 
-  // Registry order is topological, so every dependency's state exists when a node is created.
-  // A node's state: `undefined` once it is done, else the promise of its completion. A node whose
-  // dependencies are all done runs at once; the others wait for the pending ones.
-  const shared = new Map<string, Promise<void> | undefined>();
-  const perItem = new Map<string, Array<Promise<void> | undefined>>();
-  const pending: Promise<void>[] = [];
-  const start = (r: RegisteredResolver, i: number | undefined, view: MutableItem, targets: readonly MutableItem[]): Promise<void> | undefined => {
-    let waits: Promise<void>[] | undefined;
-    for (const d of r.dependsOn) {
-      const state = i !== undefined && perItem.has(d) ? perItem.get(d)?.[i] : shared.get(d);
-      if (state !== undefined) (waits ??= []).push(state);
+/**
+ * `provides` evaluated over `result`. For a resolver whose expressions read `result` alone the
+ * values of one result object are computed once and shared by every request that hits it.
+ * INVARIANT: enriched values are never modified after enrichment (the engine, explain and the
+ * audit only read them), and no write lands inside one (overlapping provides are refused).
+ */
+function mappedValues(r: RegisteredResolver, doc: InputDocument, result: unknown): readonly JsonValue[] {
+  const memo = r.mapped;
+  const key = memo !== undefined && typeof result === 'object' && result !== null ? result : undefined;
+  const known = key !== undefined ? memo?.get(key) : undefined;
+  if (known !== undefined) return known;
+  const values = r.provides.map((p) => {
+    try {
+      return celToJson(p.expression.evaluate(doc, result));
+    } catch (e) {
+      throw new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\`: provides \`${p.path.text}\`: ${(e as Error).message.split('\n')[0] ?? ''}`, { cause: e });
     }
-    const state = waits === undefined ? runNode(r, view, targets) : Promise.all(waits).then(() => runNode(r, view, targets));
-    if (state !== undefined) pending.push(state);
-    return state;
-  };
-  const noResources = request.resources.length === 0;
-  for (const r of registry.resolvers) {
-    if (r.perResource) {
-      // Without resources there is nothing for a per-resource resolver to enrich (its `when` or
-      // key would only fail on the missing resource).
-      if (noResources) {
-        perItem.set(r.name, [undefined]);
-        continue;
-      }
-      // A `when: R.kind == "x"` guard is decided here for each resource: no node for other kinds.
-      // Only without dependencies: a resolver that provides `resource.kind` would make this one
-      // depend on it, and the kind is then known only once that one has run.
-      const kind = r.dependsOn.length === 0 ? r.when?.kindEquals : undefined;
-      const states = new Array<Promise<void> | undefined>(items.length);
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i] as MutableItem;
-        const k = item.input.resource?.['kind'];
-        states[i] = kind !== undefined && typeof k === 'string' && k !== kind ? undefined : start(r, i, item, [item]);
-      }
-      perItem.set(r.name, states);
-    } else {
-      // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
-      shared.set(r.name, start(r, undefined, items[0] as MutableItem, items));
-    }
-  }
-  const finish = (): EnrichmentOutcome => ({
-    items,
-    runs: [...runs].map(([resolver, run]) => ({ resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.calls > 0 ? run.last - run.first : 0 })),
-    durationMs: clock() - started,
   });
-  // Every node exists by now (dependants as `then` of their dependencies), so `pending` is complete.
-  return pending.length === 0 ? finish() : Promise.all(pending).then(finish);
+  if (key !== undefined) memo?.set(key, values);
+  return values;
 }

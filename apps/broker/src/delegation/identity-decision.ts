@@ -31,7 +31,8 @@ export interface ActionDetail {
 /** The decision of one resource. */
 export interface ItemDecision {
   readonly effects: Record<string, Verdict>;
-  readonly details: Record<string, ActionDetail>;
+  /** Who decided each action (only when asked for: `explain`). */
+  readonly details?: Record<string, ActionDetail>;
   readonly reasons: Reason[];
   readonly outputs: OutputEntry[];
 }
@@ -153,12 +154,40 @@ function listed(actions: readonly string[]): string {
   return q.length === 1 ? (q[0] as string) : `${q.slice(0, -1).join(', ')} and ${q[q.length - 1] as string}`;
 }
 
+/** An input with what the request adds (context, delegation) for `principal`. */
+function withExtras(i: CheckInput, principal: Principal, context: Record<string, JsonValue> | undefined, view: DelegationView | undefined): CheckInput {
+  const out: CheckInput = { principal, resource: i.resource, actions: i.actions };
+  if (i.requestId !== undefined) out.requestId = i.requestId;
+  if (i.auxData !== undefined) out.auxData = i.auxData;
+  if (context !== undefined) out.context = context;
+  if (view !== undefined) out.delegation = view;
+  return out;
+}
+
+/** Shared by the items nothing denied (never modified). */
+const NO_REASONS: Reason[] = [];
+
 /**
  * Decides every item for the subject and, when the request names them, for the agent and within
  * the delegation. `items` are the enriched inputs (items denied by enrichment stay denied).
+ * `withDetails` adds who decided each action (for `explain`).
  */
-export function decideForIdentities(engine: Engine, items: EnrichedInputs['items'], actions: readonly string[], ids: Identities, runtime: DelegationRuntime, now: Date): ItemDecision[] {
-  const firstOk = items.find((it) => it.denied === undefined);
+export function decideForIdentities(
+  engine: Engine,
+  items: EnrichedInputs['items'],
+  actions: readonly string[],
+  ids: Identities,
+  runtime: DelegationRuntime,
+  now: Date,
+  withDetails = true,
+): ItemDecision[] {
+  let firstOk: EnrichedInputs['items'][number] | undefined;
+  for (const it of items) {
+    if (it.denied === undefined) {
+      firstOk = it;
+      break;
+    }
+  }
   const denial = denialBeforeEvaluation(firstOk?.input.principal, ids, runtime);
   const agent = isReason(ids.agent) ? undefined : ids.agent;
   // An external actor token establishes who acts and grants nothing: no scope of its own.
@@ -168,34 +197,31 @@ export function decideForIdentities(engine: Engine, items: EnrichedInputs['items
 
   // One engine call: every item for the human, then (sharing one agent principal) for the agent.
   // Inputs are rebuilt only when there is something to add (a context, a delegation, the agent).
-  const evaluable = denial === undefined ? items.filter((it) => it.denied === undefined) : [];
   const context = hasKeys(ids.context) ? ids.context : undefined;
   const plain = context === undefined && view === undefined;
-  const withExtras = (i: CheckInput, principal: Principal): CheckInput => {
-    const out: CheckInput = { principal, resource: i.resource, actions: i.actions };
-    if (i.requestId !== undefined) out.requestId = i.requestId;
-    if (i.auxData !== undefined) out.auxData = i.auxData;
-    if (context !== undefined) out.context = context;
-    if (view !== undefined) out.delegation = view;
-    return out;
-  };
-  const inputs: CheckInput[] = evaluable.map((it) => (plain ? it.input : withExtras(it.input, it.input.principal)));
-  if (agent !== undefined) for (const it of evaluable) inputs.push(withExtras(it.input, agent));
+  const inputs: CheckInput[] = [];
+  if (denial === undefined) {
+    for (const it of items) if (it.denied === undefined) inputs.push(plain ? it.input : withExtras(it.input, it.input.principal, context, view));
+  }
+  const n = inputs.length;
+  if (agent !== undefined) for (let j = 0; j < n; j++) inputs.push(withExtras(inputs[j] as CheckInput, agent, context, view));
   const outputs: CheckOutput[] = inputs.length > 0 ? engine.check(inputs, { now, includeEffectiveDerivedRoles: false }) : [];
   let k = 0;
-  const n = evaluable.length;
 
-  return items.map((item): ItemDecision => {
-    const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
+  const out = new Array<ItemDecision>(items.length);
+  for (let idx = 0; idx < items.length; idx++) {
+    const item = items[idx] as EnrichedInputs['items'][number];
+    const input = item.input;
     const effects: Record<string, Verdict> = {};
-    const details: Record<string, ActionDetail> = {};
+    const details: Record<string, ActionDetail> | undefined = withDetails ? {} : undefined;
     if (denial !== undefined || item.denied !== undefined) {
       for (const a of actions) {
         effects[a] = 'DENY';
-        details[a] = { effect: 'DENY', subject: deniedEffect() };
+        if (details !== undefined) details[a] = { effect: 'DENY', subject: deniedEffect() };
       }
-      const reasons = denial !== undefined ? [{ ...denial, resource }] : (item.denied as Reason[]);
-      return { effects, details, reasons, outputs: [] };
+      const reasons = denial !== undefined ? [{ ...denial, resource: { kind: input.resource.kind, id: input.resource.id } }] : (item.denied as Reason[]);
+      out[idx] = details !== undefined ? { effects, details, reasons, outputs: [] } : { effects, reasons, outputs: [] };
+      continue;
     }
     const human = outputs[k] as CheckOutput;
     const agentOut = agent !== undefined ? (outputs[k + n] as CheckOutput) : undefined;
@@ -217,7 +243,7 @@ export function decideForIdentities(engine: Engine, items: EnrichedInputs['items
       }
       let delegation: Verdict | undefined;
       if (chain !== undefined) {
-        const inScope = chainAllows(chain, { kind: resource.kind, id: resource.id, action: a, attr: item.input.resource.attr });
+        const inScope = chainAllows(chain, { kind: input.resource.kind, id: input.resource.id, action: a, attr: input.resource.attr });
         const deepEnough = chain.hops.length <= runtime.depthLimit(a);
         delegation = inScope && deepEnough ? 'ALLOW' : 'DENY';
         if (!inScope) (byScope ??= []).push(a);
@@ -230,33 +256,41 @@ export function decideForIdentities(engine: Engine, items: EnrichedInputs['items
       }
       const effect: Verdict = allowed ? 'ALLOW' : 'DENY';
       effects[a] = effect;
-      details[a] = g === undefined && delegation === undefined ? { effect, subject: h } : { effect, subject: h, ...(g !== undefined ? { agent: g } : {}), ...(delegation !== undefined ? { delegation } : {}) };
-    }
-    const reasons: Reason[] = [];
-    const on = `${resource.kind} \`${resource.id}\``;
-    if (byHuman !== undefined) {
-      reasons.push(
-        agent !== undefined
-          ? { code: 'policy_denied', message: `${listed(byHuman)} on ${on} ${verb(byHuman)} not allowed for \`${item.input.principal.id}\``, resource, actions: byHuman, identity: 'subject' }
-          : { code: 'policy_denied', message: `${listed(byHuman)} on ${on} ${verb(byHuman)} not allowed by policy`, resource, actions: byHuman },
-      );
-    }
-    if (byAgent !== undefined && agent !== undefined) {
-      reasons.push({ code: 'policy_denied', message: `${listed(byAgent)} on ${on} ${verb(byAgent)} not allowed for agent \`${agent.id}\``, resource, actions: byAgent, identity: 'agent' });
-    }
-    if (chain !== undefined) {
-      const hop = lastHop(chain).id;
-      if (byScope !== undefined) reasons.push({ code: 'delegation_out_of_scope', message: `${listed(byScope)} on ${on} ${verb(byScope)} outside delegation \`${hop}\``, resource, actions: byScope, delegation: hop });
-      if (byDepth !== undefined) {
-        const limit = Math.min(...byDepth.map((a) => runtime.depthLimit(a)));
-        reasons.push({ code: 'delegation_depth_exceeded', message: `${listed(byDepth)} on ${on} allows at most ${limit} delegations; this chain has ${chain.hops.length}`, resource, actions: byDepth, delegation: hop });
+      if (details !== undefined) {
+        details[a] = g === undefined && delegation === undefined ? { effect, subject: h } : { effect, subject: h, ...(g !== undefined ? { agent: g } : {}), ...(delegation !== undefined ? { delegation } : {}) };
       }
     }
-    if (byStale !== undefined) {
-      reasons.push({ code: 'revocation_state_stale', message: `${listed(byStale)} ${verb(byStale)} high-capability and this instance cannot confirm its revocation state is current`, resource, actions: byStale });
+    let reasons = NO_REASONS;
+    if (byHuman !== undefined || byAgent !== undefined || byScope !== undefined || byDepth !== undefined || byStale !== undefined) {
+      reasons = [];
+      const resource = { kind: input.resource.kind, id: input.resource.id };
+      const on = `${resource.kind} \`${resource.id}\``;
+      if (byHuman !== undefined) {
+        reasons.push(
+          agent !== undefined
+            ? { code: 'policy_denied', message: `${listed(byHuman)} on ${on} ${verb(byHuman)} not allowed for \`${item.input.principal.id}\``, resource, actions: byHuman, identity: 'subject' }
+            : { code: 'policy_denied', message: `${listed(byHuman)} on ${on} ${verb(byHuman)} not allowed by policy`, resource, actions: byHuman },
+        );
+      }
+      if (byAgent !== undefined && agent !== undefined) {
+        reasons.push({ code: 'policy_denied', message: `${listed(byAgent)} on ${on} ${verb(byAgent)} not allowed for agent \`${agent.id}\``, resource, actions: byAgent, identity: 'agent' });
+      }
+      if (chain !== undefined) {
+        const hop = lastHop(chain).id;
+        if (byScope !== undefined) reasons.push({ code: 'delegation_out_of_scope', message: `${listed(byScope)} on ${on} ${verb(byScope)} outside delegation \`${hop}\``, resource, actions: byScope, delegation: hop });
+        if (byDepth !== undefined) {
+          const limit = Math.min(...byDepth.map((a) => runtime.depthLimit(a)));
+          reasons.push({ code: 'delegation_depth_exceeded', message: `${listed(byDepth)} on ${on} allows at most ${limit} delegations; this chain has ${chain.hops.length}`, resource, actions: byDepth, delegation: hop });
+        }
+      }
+      if (byStale !== undefined) {
+        reasons.push({ code: 'revocation_state_stale', message: `${listed(byStale)} ${verb(byStale)} high-capability and this instance cannot confirm its revocation state is current`, resource, actions: byStale });
+      }
     }
-    return { effects, details, reasons, outputs: agentOut !== undefined ? [...human.outputs, ...agentOut.outputs] : human.outputs };
-  });
+    const outputsOf = agentOut !== undefined ? [...human.outputs, ...agentOut.outputs] : human.outputs;
+    out[idx] = details !== undefined ? { effects, details, reasons, outputs: outputsOf } : { effects, reasons, outputs: outputsOf };
+  }
+  return out;
 }
 
 function verb(list: readonly string[]): string {

@@ -88,19 +88,20 @@ function toResource(r: JsonObject | undefined, original: Resource): Resource | R
   return out;
 }
 
+/** What {@link enrichInputs} takes besides the inputs: the roots only `/v1/check` has (subject, agent, context). */
+export type EnrichExtra = {
+  -readonly [K in keyof Omit<EnrichmentRequest, 'resources' | 'principal' | 'requestId'>]?: EnrichmentRequest[K];
+} & { requestId: string; principal?: JsonObject };
+
 /**
  * Enriches `inputs` (one per resource, sharing one principal) with the runtime's resolvers.
  * `extra` carries the roots only `/v1/check` has (subject, agent, context). With no resolvers
  * and nothing extra the inputs pass through untouched (the Cerbos fast path). Returns the result
  * itself when the resolvers answered synchronously (every key from the in-process cache), else a
- * promise of it.
+ * promise of it. With `extra.owned` the inputs are the caller's to give away: the enriched
+ * principal and resource are written into them instead of into copies.
  */
-export function enrichInputs(
-  runtime: ResolverRuntime,
-  inputs: readonly CheckInput[],
-  extra: Omit<EnrichmentRequest, 'resources' | 'principal' | 'requestId'> & { requestId: string; principal?: JsonObject },
-  clock: () => number = () => performance.now(),
-): EnrichedInputs | Promise<EnrichedInputs> {
+export function enrichInputs(runtime: ResolverRuntime, inputs: readonly CheckInput[], extra: EnrichExtra): EnrichedInputs | Promise<EnrichedInputs> {
   const state = runtime.current();
   if (state.registry === undefined) {
     const denied: Reason[] = [{ code: 'resolvers_unavailable', message: 'context resolvers are misconfigured; an administrator must fix them' }];
@@ -113,40 +114,65 @@ export function enrichInputs(
     if ('code' in p) return { items: inputs.map((input) => ({ input, denied: [p] })), outcome: undefined, enrichMs: 0 };
     return { items: inputs.map((input) => ({ input: { ...input, principal: p } })), outcome: undefined, enrichMs: 0 };
   }
-  const t0 = clock();
   const first = inputs[0];
-  const principal = extra.principal ?? (first === undefined ? {} : (first.principal as unknown as JsonObject));
-  const outcome = enrich(state.registry, {
-    ...extra,
-    principal,
-    resources: inputs.map((i) => i.resource as unknown as JsonObject),
-  });
-  return outcome instanceof Promise ? outcome.then((o) => toEnrichedInputs(inputs, o, clock() - t0)) : toEnrichedInputs(inputs, outcome, clock() - t0);
+  const resources = new Array<JsonObject>(inputs.length);
+  for (let i = 0; i < inputs.length; i++) resources[i] = (inputs[i] as CheckInput).resource as unknown as JsonObject;
+  const request: { -readonly [K in keyof EnrichmentRequest]: EnrichmentRequest[K] } = {
+    requestId: extra.requestId,
+    principal: extra.principal ?? (first === undefined ? {} : (first.principal as unknown as JsonObject)),
+    resources,
+  };
+  if (extra.agent !== undefined) request.agent = extra.agent;
+  if (extra.context !== undefined) request.context = extra.context;
+  if (extra.delegation !== undefined) request.delegation = extra.delegation;
+  if (extra.subject !== undefined) request.subject = extra.subject;
+  if (extra.signal !== undefined) request.signal = extra.signal;
+  if (extra.owned !== undefined) request.owned = extra.owned;
+  const owned = extra.owned === true;
+  const outcome = enrich(state.registry, request);
+  return outcome instanceof Promise ? outcome.then((o) => toEnrichedInputs(inputs, o, owned)) : toEnrichedInputs(inputs, outcome, owned);
 }
 
-function toEnrichedInputs(inputs: readonly CheckInput[], outcome: EnrichmentOutcome, enrichMs: number): EnrichedInputs {
+function toEnrichedInputs(inputs: readonly CheckInput[], outcome: EnrichmentOutcome, owned: boolean): EnrichedInputs {
   // Items sharing one principal object (written by request-level resolvers) share one engine
   // principal too, so the engine prepares it once for the whole batch.
   let lastRaw: JsonObject | undefined;
   let lastPrincipal: Principal | Reason | undefined;
-  const items = inputs.map((input, i): EnrichedInputs['items'][number] => {
+  const items = new Array<EnrichedInputs['items'][number]>(inputs.length);
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i] as CheckInput;
     const item = outcome.items[i];
-    if (item === undefined) return { input, denied: [{ code: 'internal', message: 'enrichment lost an item' }] };
+    if (item === undefined) {
+      items[i] = { input, denied: [{ code: 'internal', message: 'enrichment lost an item' }] };
+      continue;
+    }
     if (item.denials.length > 0) {
-      return {
+      items[i] = {
         input,
         denied: item.denials.map((d) => ({ code: d.code, message: d.message, resolver: d.resolver, resource: { kind: input.resource.kind, id: input.resource.id } })),
       };
+      continue;
     }
     const raw = item.input.principal;
     const p = raw !== undefined && raw === lastRaw ? (lastPrincipal as Principal | Reason) : toPrincipal(raw);
     lastRaw = raw;
     lastPrincipal = p;
     const r = toResource(item.input.resource, input.resource);
-    if ('code' in p || 'code' in r) return { input, denied: [p, r].filter((x): x is Reason => 'code' in x) };
-    return { input: { ...input, principal: p, resource: r } };
-  });
-  return { items, outcome, enrichMs };
+    if ('code' in p || 'code' in r) {
+      items[i] = { input, denied: [p, r].filter((x): x is Reason => 'code' in x) };
+      continue;
+    }
+    if (owned) {
+      // The caller gave its inputs away: no copy.
+      input.principal = p;
+      input.resource = r;
+      items[i] = { input };
+    } else {
+      items[i] = { input: { ...input, principal: p, resource: r } };
+    }
+  }
+  // The enrichment's own duration (the scheduler measures it; no second clock read here).
+  return { items, outcome, enrichMs: outcome.durationMs };
 }
 
 /** The engine's outputs for `items`, with denied items answered DENY for every action. */

@@ -37,6 +37,8 @@ export interface V1CheckRequest {
 
 const TOP = new Set(['requestId', 'subject', 'agent', 'delegation', 'action', 'actions', 'resource', 'resources', 'context', 'explain']);
 const RESOURCE = new Set(['kind', 'id', 'attr', 'policyVersion', 'scope']);
+const SUBJECT = new Set(['token', 'id', 'roles', 'attr']);
+const AGENT = new Set(['id', 'token', 'roles', 'attr']);
 const NAME = /^[^\s]{1,256}$/;
 const MAX_TOKEN = 16 * 1024;
 
@@ -45,7 +47,8 @@ function bad(field: string, message: string): WardenError {
 }
 
 function only(o: Obj, allowed: ReadonlySet<string>, prefix: string): void {
-  for (const k of Object.keys(o)) if (!allowed.has(k)) throw bad(prefix === '' ? k : `${prefix}.${k}`, 'unknown field');
+  // INVARIANT: `o` comes from JSON.parse (own enumerable keys only), so for-in sees what Object.keys would.
+  for (const k in o) if (!allowed.has(k)) throw bad(prefix === '' ? k : `${prefix}.${k}`, 'unknown field');
 }
 
 function text(v: unknown, field: string, pattern: RegExp = NAME): string {
@@ -132,7 +135,7 @@ export function parseV1CheckRequest(body: unknown, limits: RequestLimitsConfig):
   const s = body['subject'];
   if (s !== undefined && s !== null) {
     if (!isObj(s)) throw bad('subject', 'expected an object with `token` (or, from a trusted gateway, `id` and `roles`)');
-    only(s, new Set(['token', 'id', 'roles', 'attr']), 'subject');
+    only(s, SUBJECT, 'subject');
     if (s['token'] !== undefined) {
       if (s['id'] !== undefined || s['roles'] !== undefined || s['attr'] !== undefined) throw bad('subject', 'give either `token` or `id`/`roles`/`attr`, not both');
       tok = token(s['token'], 'subject.token');
@@ -148,7 +151,7 @@ export function parseV1CheckRequest(body: unknown, limits: RequestLimitsConfig):
   const a = body['agent'];
   if (a !== undefined && a !== null) {
     if (!isObj(a)) throw bad('agent', 'expected an object with `id`');
-    only(a, new Set(['id', 'token', 'roles', 'attr']), 'agent');
+    only(a, AGENT, 'agent');
     agent = { id: text(a['id'], 'agent.id') };
     if (a['token'] !== undefined) agent.token = token(a['token'], 'agent.token');
     if (a['roles'] !== undefined) {

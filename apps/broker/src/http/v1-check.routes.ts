@@ -5,20 +5,21 @@
  * provenance and per-stage timings. Plain Fastify routes (no Nest pipes on the hot path); errors
  * leave in Warden's `{"error": {"code", "message"}}` shape.
  */
-import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
-import { enrichInputs, withoutCredentials, type EnrichedInputs, type Reason } from '../enrichment/enriched-check.js';
+import { enrichInputs, withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
+import { newDecisionId } from './decision-id.js';
 import { useJsonBodies } from './json-body.parser.js';
-import { parseV1CheckRequest, type V1CheckRequest } from './v1-check.request.js';
+import { parseV1CheckRequest, type V1CheckRequest, type V1Resource } from './v1-check.request.js';
 
 /** What the route needs, built at boot. */
 export interface V1CheckDeps {
@@ -60,11 +61,18 @@ export function createGatewayMatcher(gateways: readonly GatewayConfig[]): Gatewa
 function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
   // Placeholder principal: the enriched one replaces it, or the item is denied as unresolved.
   const principal = { id: '', roles: [], attr: {} };
-  return req.resources.map((r) => ({ requestId, principal, resource: { ...r }, actions: req.actions }));
+  // The parsed resources are this request's own (enrichment writes into them, see `owned`).
+  const resources = req.resources;
+  const inputs = new Array<CheckInput>(resources.length);
+  for (let i = 0; i < resources.length; i++) inputs[i] = { requestId, principal, resource: resources[i] as V1Resource, actions: req.actions };
+  return inputs;
 }
 
 /** When each stage of a check ended (performance.now()). */
 export type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
+
+/** Stage timings of a check without `explain` (never read). */
+const NO_STAMPS: Stamps = { start: 0, parsed: 0, enriched: 0, evaluated: 0 };
 
 /**
  * The answer. Compact by default (its size is most of a warm check's cost once it is several
@@ -76,23 +84,23 @@ export type Stamps = { start: number; parsed: number; enriched: number; evaluate
 function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps): unknown {
   const reasons: Reason[] = [];
   let allAllowed = true;
-  const results = enriched.items.map((item, i) => {
+  const items = enriched.items;
+  const results = new Array<unknown>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as EnrichedInputs['items'][number];
     const d = decisions[i] as ItemDecision;
     const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
     let allowed = true;
     for (const a of req.actions) if (d.effects[a] !== 'ALLOW') allowed = false;
     allAllowed &&= allowed;
-    reasons.push(...d.reasons);
-    return d.outputs.length > 0 ? { resource, decision: allowed ? 'ALLOW' : 'DENY', actions: d.effects, outputs: d.outputs } : { resource, decision: allowed ? 'ALLOW' : 'DENY', actions: d.effects };
-  });
-  const body: Record<string, unknown> = {
-    ...(req.requestId !== undefined ? { requestId: req.requestId } : {}),
-    decisionId,
-    decision: allAllowed ? 'ALLOW' : 'DENY',
-    results,
-    reasons,
-    policyVersion: deps.policyVersion,
-  };
+    for (const r of d.reasons) reasons.push(r);
+    results[i] = d.outputs.length > 0 ? { resource, decision: allowed ? 'ALLOW' : 'DENY', actions: d.effects, outputs: d.outputs } : { resource, decision: allowed ? 'ALLOW' : 'DENY', actions: d.effects };
+  }
+  const decision = allAllowed ? 'ALLOW' : 'DENY';
+  const body: Record<string, unknown> =
+    req.requestId !== undefined
+      ? { requestId: req.requestId, decisionId, decision, results, reasons, policyVersion: deps.policyVersion }
+      : { decisionId, decision, results, reasons, policyVersion: deps.policyVersion };
   if (req.explain) body['explain'] = explain(req, enriched, decisions, ids, t);
   return body;
 }
@@ -117,7 +125,7 @@ function explain(req: V1CheckRequest, enriched: EnrichedInputs, decisions: ItemD
     items: enriched.items.map((item, i) => {
       const e = o?.items[i];
       const input = withoutCredentials(e?.input ?? {});
-      const details = (decisions[i] as ItemDecision).details;
+      const details = (decisions[i] as ItemDecision).details ?? {};
       const actions: Record<string, unknown> = {};
       for (const a of req.actions) {
         const d = details[a] as ActionDetail;
@@ -198,11 +206,12 @@ function decide(
   reply: FastifyReply,
   start: number,
   delegation: DelegationChain | ExternalActors | Reason | undefined,
-  answer: CheckAnswer,
+  out: CheckAnswer,
 ): Promise<FastifyReply> | undefined {
-  const decisionId = randomUUID();
+  const decisionId = newDecisionId();
   const requestId = req.requestId ?? decisionId;
-  const parsed = performance.now();
+  // Stage timings are only reported with `explain`; a warm check does not read the clock for them.
+  const parsed = req.explain ? performance.now() : 0;
   const inputs = toInputs(req, requestId);
   const delegatedFor = delegation !== undefined && !('code' in delegation) ? delegation.subject : undefined;
   // The subject: stated by a trusted gateway, resolved from its token, or the delegation's.
@@ -211,31 +220,53 @@ function decide(
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
-  const enriched = enrichInputs(deps.runtime, inputs, {
-    requestId,
-    // Every object of this request was made by its parser for it alone.
-    owned: true,
-    principal,
-    ...(req.token !== undefined ? { subject: { token: req.token } } : {}),
-    ...(agent !== undefined ? { agent } : {}),
-    ...(req.delegation !== undefined ? { delegation: { token: req.delegation } } : {}),
-    context: req.context,
-  });
-  const finish = (e: EnrichedInputs): FastifyReply => {
-    const t1 = performance.now();
-    const ids: Identities = {
-      ...(agent !== undefined ? { agent: agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent) } : {}),
-      ...(delegation !== undefined ? { delegation } : {}),
-      context: req.context as Record<string, JsonValue>,
-    };
-    const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date());
-    const t2 = performance.now();
-    return answer(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: { start, parsed, enriched: t1, evaluated: t2 } });
-  };
-  // Answered synchronously when every attribute came from the in-process cache.
-  if (enriched instanceof Promise) return enriched.then(finish);
-  finish(enriched);
+  // Every object of this request was made by its parser for it alone (`owned`).
+  const extra: EnrichExtra = { requestId, owned: true, principal, context: req.context };
+  if (req.token !== undefined) extra.subject = { token: req.token };
+  if (agent !== undefined) extra.agent = agent;
+  if (req.delegation !== undefined) extra.delegation = { token: req.delegation };
+  const enriched = enrichInputs(deps.runtime, inputs, extra);
+  // Answered synchronously when every attribute came from the in-process cache. (The promise's
+  // callback lives in its own function so the synchronous path allocates no closure.)
+  if (enriched instanceof Promise) return answerLater(deps, req, reply, enriched, decisionId, start, parsed, agent, delegation, out);
+  finishCheck(deps, req, reply, enriched, decisionId, start, parsed, agent, delegation, out);
   return undefined;
+}
+
+function answerLater(
+  deps: V1CheckDeps,
+  req: V1CheckRequest,
+  reply: FastifyReply,
+  enriched: Promise<EnrichedInputs>,
+  decisionId: string,
+  start: number,
+  parsed: number,
+  agent: JsonObject | undefined,
+  delegation: DelegationChain | ExternalActors | Reason | undefined,
+  out: CheckAnswer,
+): Promise<FastifyReply> {
+  return enriched.then((e) => finishCheck(deps, req, reply, e, decisionId, start, parsed, agent, delegation, out));
+}
+
+function finishCheck(
+  deps: V1CheckDeps,
+  req: V1CheckRequest,
+  reply: FastifyReply,
+  e: EnrichedInputs,
+  decisionId: string,
+  start: number,
+  parsed: number,
+  agent: JsonObject | undefined,
+  delegation: DelegationChain | ExternalActors | Reason | undefined,
+  out: CheckAnswer,
+): FastifyReply {
+  const t1 = req.explain ? performance.now() : 0;
+  const ids: { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> } = { context: req.context as Record<string, JsonValue> };
+  if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
+  if (delegation !== undefined) ids.delegation = delegation;
+  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
+  const t2 = req.explain ? performance.now() : 0;
+  return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
 }
 
 /** Registers `/v1/check` on `app`. */

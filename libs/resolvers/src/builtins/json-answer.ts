@@ -23,6 +23,8 @@ export function pickPath(data: unknown, path: readonly string[]): { found: boole
  * @example await mapLimited(keys, 8, (k) => fetchOne(k))
  */
 export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  // One item (a single key, the usual call of a fan-out): no workers to share out.
+  if (items.length === 1) return [await fn(items[0] as T)];
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -25,7 +25,7 @@ import { hash } from 'node:crypto';
 import type { JsonValue } from '@warden/core';
 import { isResolverError, ResolverError, toResolverError } from '../resolver-error.js';
 import type { CacheInfo, ContextResolver, DetailedContextResolver, DetailedResult, ResolveContext } from '../resolver.types.js';
-import { abortedError } from '../with-timeout.js';
+import { abortedError, NEVER_ABORTED } from '../with-timeout.js';
 import type { CacheStore } from './cache-store.js';
 
 /** Cache settings of {@link withCache}, in milliseconds. */
@@ -66,7 +66,6 @@ function hashKey(text: string): string {
   return hash('sha256', text, 'base64url');
 }
 
-const NEVER: AbortSignal = new AbortController().signal;
 const MISS: CacheInfo = Object.freeze({ hit: false, ageMs: 0, stale: false });
 const KNOWN_KEYS_MAX = 10_000;
 
@@ -113,7 +112,7 @@ export function withCache<K = JsonValue, V = unknown>(
     // INVARIANT: the map entries are set synchronously, before any await, so a concurrent call
     // in the same tick already sees them.
     const settled = resolver
-      .resolveMany(keys, { requestId, signal: NEVER })
+      .resolveMany(keys, { requestId, signal: NEVER_ABORTED })
       .then(
         (values) =>
           values.length === keys.length
@@ -143,6 +142,7 @@ export function withCache<K = JsonValue, V = unknown>(
 
   function waitFor(p: Promise<Fetched>, signal: AbortSignal): Promise<Fetched> {
     if (signal.aborted) return Promise.resolve({ ok: false, error: abortedError(name, signal) });
+    if (signal === NEVER_ABORTED) return p;
     return new Promise((resolve) => {
       const onAbort = (): void => resolve({ ok: false, error: abortedError(name, signal) });
       signal.addEventListener('abort', onAbort, { once: true });

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ResolverError } from '../../resolver-error.js';
-import { abortedError } from '../../with-timeout.js';
+import { abortedError, NEVER_ABORTED } from '../../with-timeout.js';
 
 /** What {@link requestJson} sends. */
 export interface HttpRequest {
@@ -43,16 +43,52 @@ function codeOf(err: unknown): string | undefined {
 type Raw = { status: number; bytes: Buffer } | { status: number; tooLarge: true };
 
 function send(req: HttpRequest): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const transport = req.url.protocol === 'https:' ? https : http;
-    const headers: Record<string, string> = { accept: 'application/json', ...req.headers };
-    if (req.body !== undefined) {
-      headers['content-type'] ??= 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(req.body));
+  return new Promise((resolveRaw, rejectRaw) => {
+    // The caller's signal aborts the request. Node's own `signal` option watches the request's
+    // whole lifecycle with end-of-stream listeners (several per call, about as much as the rest of
+    // http.request); one abort listener, removed once the answer is settled, does the same here.
+    const signal = req.signal;
+    let outgoing: http.ClientRequest | undefined;
+    const onAbort = (): void => {
+      outgoing?.destroy(new Error('aborted'));
+    };
+    const watched = signal !== NEVER_ABORTED;
+    if (watched) signal.addEventListener('abort', onAbort, { once: true });
+    const resolve = (raw: Raw): void => {
+      if (watched) signal.removeEventListener('abort', onAbort);
+      resolveRaw(raw);
+    };
+    const reject = (err: unknown): void => {
+      if (watched) signal.removeEventListener('abort', onAbort);
+      rejectRaw(err);
+    };
+    if (signal.aborted) {
+      reject(new Error('aborted'));
+      return;
     }
-    const outgoing = transport.request(
-      req.url,
-      { method: req.method, headers, agent: AGENTS[req.url.protocol as 'http:' | 'https:'], signal: req.signal },
+    const url = req.url;
+    const transport = url.protocol === 'https:' ? https : http;
+    let headers: Readonly<Record<string, string>> = req.headers;
+    if (req.body !== undefined || headers['accept'] === undefined) {
+      const h: Record<string, string> = { accept: 'application/json', ...req.headers };
+      if (req.body !== undefined) {
+        h['content-type'] ??= 'application/json';
+        h['content-length'] = String(Buffer.byteLength(req.body));
+      }
+      headers = h;
+    }
+    // Plain options rather than the URL object: what Node would derive from it (urlToHttpOptions),
+    // without the conversion and the merge on every call.
+    outgoing = transport.request(
+      {
+        protocol: url.protocol,
+        hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+        port: url.port === '' ? undefined : Number(url.port),
+        path: url.pathname + url.search,
+        method: req.method,
+        headers,
+        agent: AGENTS[url.protocol as 'http:' | 'https:'],
+      },
       (res) => {
         const status = res.statusCode ?? 0;
         // Statuses other than 2xx need no body: drain it so the connection can be reused.
