@@ -165,8 +165,8 @@ export interface DecidedCheck {
   readonly stamps: Stamps;
 }
 
-/** Writes the answer of a decided check. */
-export type CheckAnswer = (reply: FastifyReply, decided: DecidedCheck) => FastifyReply;
+/** Writes the answer of a decided check to `sink` (a Fastify reply, or a gRPC adapter's holder). */
+export type CheckAnswer<R = FastifyReply> = (sink: R, decided: DecidedCheck) => R;
 
 const answerJson: CheckAnswer = (reply, d) =>
   reply.header('content-type', 'application/json').send(JSON.stringify(respond(d.req, d.decisionId, d.deps, d.enriched, d.decisions, d.ids, d.stamps)));
@@ -186,7 +186,7 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
  * Decides a parsed check (verifying its delegation first) and answers it with `answer`: the one
  * decision path of `/v1/check` and of the gateway adapters.
  */
-export function checkWith(deps: V1CheckDeps, req: V1CheckRequest, reply: FastifyReply, answer: CheckAnswer, start = performance.now()): Promise<FastifyReply> | undefined {
+export function checkWith<R>(deps: V1CheckDeps, req: V1CheckRequest, reply: R, answer: CheckAnswer<R>, start = performance.now()): Promise<R> | undefined {
   if (req.delegation === undefined) return decide(deps, req, reply, start, undefined, answer);
   // A delegation verified before answers at once; a new one is verified (signature) first. An
   // RFC 8693 token of a configured external issuer names who acts (and grants nothing).
@@ -200,14 +200,14 @@ export function checkWith(deps: V1CheckDeps, req: V1CheckRequest, reply: Fastify
   return decide(deps, req, reply, start, verified, answer);
 }
 
-function decide(
+function decide<R>(
   deps: V1CheckDeps,
   req: V1CheckRequest,
-  reply: FastifyReply,
+  reply: R,
   start: number,
   delegation: DelegationChain | ExternalActors | Reason | undefined,
-  out: CheckAnswer,
-): Promise<FastifyReply> | undefined {
+  out: CheckAnswer<R>,
+): Promise<R> | undefined {
   const decisionId = newDecisionId();
   const requestId = req.requestId ?? decisionId;
   // Stage timings are only reported with `explain`; a warm check does not read the clock for them.
@@ -233,33 +233,33 @@ function decide(
   return undefined;
 }
 
-function answerLater(
+function answerLater<R>(
   deps: V1CheckDeps,
   req: V1CheckRequest,
-  reply: FastifyReply,
+  reply: R,
   enriched: Promise<EnrichedInputs>,
   decisionId: string,
   start: number,
   parsed: number,
   agent: JsonObject | undefined,
   delegation: DelegationChain | ExternalActors | Reason | undefined,
-  out: CheckAnswer,
-): Promise<FastifyReply> {
+  out: CheckAnswer<R>,
+): Promise<R> {
   return enriched.then((e) => finishCheck(deps, req, reply, e, decisionId, start, parsed, agent, delegation, out));
 }
 
-function finishCheck(
+function finishCheck<R>(
   deps: V1CheckDeps,
   req: V1CheckRequest,
-  reply: FastifyReply,
+  reply: R,
   e: EnrichedInputs,
   decisionId: string,
   start: number,
   parsed: number,
   agent: JsonObject | undefined,
   delegation: DelegationChain | ExternalActors | Reason | undefined,
-  out: CheckAnswer,
-): FastifyReply {
+  out: CheckAnswer<R>,
+): R {
   const t1 = req.explain ? performance.now() : 0;
   const ids: { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> } = { context: req.context as Record<string, JsonValue> };
   if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
