@@ -109,11 +109,37 @@ export interface EnrichOptions {
   readonly clock?: () => number;
 }
 
-interface MutableItem {
-  input: InputDocument;
-  provenance: Record<string, AttributeProvenance>;
-  denials: ResolverDenial[];
-  failures: ResolverFailure[];
+/**
+ * One item being enriched. Its provenance is kept as the list of writes (each resolver node's
+ * provenance and the provides it wrote) and turned into the path → provenance record only when
+ * read (explain, the admin dry run): a warm check that nobody explains builds no record.
+ */
+class MutableItem implements EnrichedItem {
+  denials: ResolverDenial[] = NO_DENIALS;
+  failures: ResolverFailure[] = NO_FAILURES;
+  /** Pairs: a provenance, then the provides it wrote. */
+  private writes: Array<AttributeProvenance | readonly CompiledProvide[]> | undefined;
+  private record: Record<string, AttributeProvenance> | undefined;
+
+  constructor(readonly input: InputDocument) {}
+
+  wrote(provenance: AttributeProvenance, provides: readonly CompiledProvide[]): void {
+    (this.writes ??= []).push(provenance, provides);
+    this.record = undefined;
+  }
+
+  get provenance(): Readonly<Record<string, AttributeProvenance>> {
+    if (this.record !== undefined) return this.record;
+    const record: Record<string, AttributeProvenance> = {};
+    const w = this.writes;
+    if (w !== undefined) {
+      for (let i = 0; i < w.length; i += 2) {
+        const p = w[i] as AttributeProvenance;
+        for (const provide of w[i + 1] as readonly CompiledProvide[]) record[provide.path.text] = p;
+      }
+    }
+    return (this.record = record);
+  }
 }
 
 type Loaded = { readonly value: DetailedResult['value']; readonly cache: CacheInfo | undefined; readonly durationMs: number };
@@ -147,7 +173,7 @@ function newItem(request: EnrichmentRequest, resource: JsonObject | undefined, r
     else input[root] = v;
   }
   if (resource !== undefined) input.resource = registry.perItemRoots.has('resource') && !owned ? cloneJson(resource) : resource;
-  return { input, provenance: {}, denials: NO_DENIALS, failures: NO_FAILURES };
+  return new MutableItem(input);
 }
 
 // Shared until an item's first failure replaces them (most items never fail).
@@ -257,12 +283,13 @@ class Enrichment {
         for (let i = 0; i < items.length; i++) {
           const item = items[i] as MutableItem;
           const k = item.input.resource?.['kind'];
-          states[i] = kind !== undefined && typeof k === 'string' && k !== kind ? undefined : this.start(r, ri, i, item, [item]);
+          // A resource of the admitted kind needs no second look at the guard.
+          states[i] = kind === undefined || typeof k !== 'string' ? this.start(r, ri, i, item, [item], false) : k === kind ? this.start(r, ri, i, item, [item], true) : undefined;
         }
         this.perItem[ri] = states;
       } else {
         // INVARIANT: a shared resolver reads nothing that differs between items, so item 0 stands for all.
-        this.shared[ri] = this.start(r, ri, undefined, items[0] as MutableItem, items);
+        this.shared[ri] = this.start(r, ri, undefined, items[0] as MutableItem, items, false);
       }
     }
   }
@@ -271,14 +298,14 @@ class Enrichment {
    * A node's state: `undefined` once it is done, else the promise of its completion. A node whose
    * dependencies are all done runs at once; the others wait for the pending ones.
    */
-  private start(r: RegisteredResolver, ri: number, i: number | undefined, view: MutableItem, targets: readonly MutableItem[]): NodeState {
+  private start(r: RegisteredResolver, ri: number, i: number | undefined, view: MutableItem, targets: readonly MutableItem[], guarded: boolean): NodeState {
     let waits: Promise<void>[] | undefined;
     for (const d of this.deps[ri] as readonly number[]) {
       const states = this.perItem[d];
       const state = i !== undefined && states !== undefined ? states[i] : this.shared[d];
       if (state !== undefined) (waits ??= []).push(state);
     }
-    const state = waits === undefined ? this.runNode(r, view, targets) : Promise.all(waits).then(() => this.runNode(r, view, targets));
+    const state = waits === undefined ? this.runNode(r, view, targets, guarded) : Promise.all(waits).then(() => this.runNode(r, view, targets, guarded));
     if (state !== undefined) this.pending.push(state);
     return state;
   }
@@ -397,28 +424,29 @@ class Enrichment {
           const first = targets[0] as MutableItem;
           setAttribute(first.input, path, v);
           const root = first.input[path.root];
-          for (const item of targets) {
-            item.input[path.root] = root;
-            item.provenance[path.text] = provenance;
-          }
+          for (const item of targets) item.input[path.root] = root;
           continue;
         }
         for (let t = 0; t < targets.length; t++) {
           const item = targets[t] as MutableItem;
           setAttribute(item.input, path, t === 0 || shareable ? v : cloneJson(v));
-          item.provenance[path.text] = provenance;
         }
       }
+      // Every attribute or none: the provenance is noted once all of them are written.
+      for (const item of targets) item.wrote(provenance, provides);
     } catch (e) {
       this.failWith(r, targets, e);
     }
   }
 
-  /** Runs one node: `undefined` when it finished synchronously (a cache hit, a skip, a failure), else its promise. */
-  private runNode(r: RegisteredResolver, view: MutableItem, targets: readonly MutableItem[]): NodeState {
+  /**
+   * Runs one node: `undefined` when it finished synchronously (a cache hit, a skip, a failure),
+   * else its promise. `guarded`: its `when` was already found true (see {@link startAll}).
+   */
+  private runNode(r: RegisteredResolver, view: MutableItem, targets: readonly MutableItem[], guarded: boolean): NodeState {
     const doc = view.input;
     try {
-      if (r.when !== undefined) {
+      if (r.when !== undefined && !guarded) {
         const guard = r.when.evaluate(doc);
         if (typeof guard !== 'boolean') throw new Error(`\`when\` evaluated to a non-boolean`);
         if (!guard) return undefined;
