@@ -185,8 +185,8 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
   if (req.needsTrust && gateway === undefined) {
     throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
   }
-  // Budgets `per: key` count the trusted gateway's tokens.
-  if (gateway !== undefined) req.gateway = gateway.name;
+  // Budgets `per: key` count the trusted gateway's tokens (no budgets: the request is left as parsed).
+  if (gateway !== undefined && deps.budgets !== undefined) req.gateway = gateway.name;
   return checkWith(deps, req, reply, answerJson, start);
 }
 
