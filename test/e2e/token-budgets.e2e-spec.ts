@@ -299,3 +299,41 @@ describe('token budgets while Redis is unreachable', () => {
     expect([u.status, u.json.error?.code]).toEqual([503, 'ERR_BUDGET_UNAVAILABLE']);
   });
 });
+
+describe('token budgets behind the forward-auth adapter (/v1/ext-authz)', () => {
+  let broker: TestBroker;
+  beforeAll(async () => {
+    const { dir, policyDir } = writePolicyDir(POLICIES, 'warden-budgets-extauthz-');
+    writeFileSync(
+      join(dir, 'warden.yaml'),
+      `resolvers:
+  - name: tokens
+    kind: static
+    key: subject.token
+    data:
+      alice-token: { sub: alice-${RUN}, roles: [user] }
+    provides:
+      principal.id: result.sub
+      principal.roles: result.roles
+budgets:
+  - { name: daily, per: subject, window: day, limit: 1000 }
+`,
+    );
+    broker = await startTestBroker({ cwd: dir, policyDir });
+  });
+  afterAll(async () => broker?.close());
+
+  it("reserves the forwarded body's max_tokens and denies with reason budget_exhausted once spent", async () => {
+    const envoy = (body: string) =>
+      fetch(`${broker.base}/v1/ext-authz/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer alice-token' }, body });
+    expect((await envoy('{"model":"gpt-4o-mini","max_tokens":600}')).status).toBe(200);
+    const spent = await envoy('{"model":"gpt-4o-mini","max_tokens":600}');
+    expect(spent.status).not.toBe(200);
+    const json = (await spent.json()) as { decision: string; reasons: Array<{ code: string }> };
+    expect(json.decision).toBe('DENY');
+    expect(json.reasons.map((r) => r.code)).toEqual(['budget_exhausted']);
+    // The default estimate (1024) does not fit in the 400 left either; a small request does.
+    expect((await envoy('{"model":"gpt-4o-mini"}')).status).not.toBe(200);
+    expect((await envoy('{"model":"gpt-4o-mini","max_tokens":400}')).status).toBe(200);
+  });
+});
