@@ -272,6 +272,28 @@ describe.each([
   });
 });
 
+describe('token budgets shared by two brokers on one Redis', () => {
+  const brokers: TestBroker[] = [];
+  beforeAll(async () => {
+    const { dir, policyDir } = writePolicyDir(POLICIES, 'warden-budgets-two-');
+    // These brokers run on the real clock: reservations must outlive a slow machine's 200 checks.
+    writeFileSync(join(dir, 'warden.yaml'), CONFIG.replace('reservationTtl: 3s', 'reservationTtl: 5m'));
+    for (let i = 0; i < 2; i++) brokers.push(await startTestBroker({ cwd: dir, policyDir, env: { REDIS_URL: TEST_REDIS_URL } }));
+  });
+  afterAll(async () => Promise.all(brokers.map((b) => b.close())));
+
+  it('200 concurrent checks spread over both never reserve more than the budget: exactly 10 ALLOW', async () => {
+    const who = subject(`s-${randomUUID()}`, `team-${RUN}`);
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => check((brokers[i % 2] as TestBroker).base, invoke(who, 'gpt-4o-mini'))));
+    const allowed = answers.filter((a) => a.json.decision === 'ALLOW');
+    expect(allowed).toHaveLength(10);
+    expect(answers.filter((a) => a.json.reasons.map((r) => r.code).join() === 'budget_exhausted')).toHaveLength(190);
+    // A reservation made through one broker settles through the other.
+    const u = await usage((brokers[1] as TestBroker).base, { reservationId: allowed[0]?.json.budget?.reservationId, tokens: 0, idempotencyKey: `${RUN}-two` });
+    expect(u.json).toMatchObject({ counted: true, budgets: { daily: { used: 0, reserved: 900 } } });
+  });
+});
+
 describe('token budgets while Redis is unreachable', () => {
   let broker: TestBroker;
   beforeAll(async () => {
