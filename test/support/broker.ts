@@ -29,6 +29,8 @@ export interface TestBrokerOptions {
   env?: Record<string, string>;
   /** Also start the gRPC listener (on a free port). */
   grpc?: boolean;
+  /** The clock of token budgets (epoch ms). */
+  now?: () => number;
 }
 
 /** Starts a broker over `policyDir` with the configuration found in `cwd`. */
@@ -49,7 +51,7 @@ export async function startTestBroker(opts: TestBrokerOptions): Promise<TestBrok
   let app: NestFastifyApplication | undefined;
   let grpcAddr: string | undefined;
   try {
-    app = await createBrokerApp(config);
+    app = await createBrokerApp(config, opts.now !== undefined ? { now: opts.now } : {});
     if (opts.grpc === true) grpcAddr = await listenGrpc(app);
     await app.listen(0, '127.0.0.1');
   } catch (err) {

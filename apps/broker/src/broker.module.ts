@@ -1,7 +1,7 @@
 /**
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
  * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
- * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/plan`, `/mcp`, the admin and the delegation routes on the
+ * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/usage`, `/v1/plan`, `/mcp`, the admin and the delegation routes on the
  * Fastify instance, and the Cerbos gRPC service's controller; no logic lives here.
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnModuleInit } from '@nestjs/common';
@@ -12,6 +12,7 @@ import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-re
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
 import { registerExtAuthz } from './http/ext-authz.routes.js';
+import { registerUsage, type UsageRoutesDeps } from './http/usage.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
 import { registerMcpProxy, type McpProxyDeps } from './mcp/mcp-proxy.routes.js';
@@ -31,6 +32,7 @@ class RouteRegistrar implements OnModuleInit {
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
     await registerExtAuthz(fastify, this.deps.v1Check);
+    await registerUsage(fastify, this.deps.usage);
     await registerV1Plan(fastify, this.deps.v1Plan);
     if (this.deps.mcp !== undefined) await registerMcpProxy(fastify, this.deps.mcp);
     await registerAdminResolvers(fastify, this.deps.admin);
@@ -44,6 +46,7 @@ export interface BrokerModuleOptions {
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
   v1Plan: V1PlanDeps;
+  usage: UsageRoutesDeps;
   /** The MCP proxy, when `mcp` is configured. */
   mcp?: McpProxyDeps;
   admin: AdminResolversDeps;

@@ -15,6 +15,8 @@ import { createCatalogSource, parseCatalogConfig, parseResolverConfig, type Cata
 import { createAdminAuth } from './admin/admin-auth.js';
 import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
+import type { BudgetRuntime } from './budget/budget-runtime.js';
+import { openBudgets } from './budget/open-budgets.js';
 import { readBuildInfo } from './build-info.js';
 import type { BrokerConfig } from './config/broker-config.js';
 import { DelegationRuntime, delegationConfigError } from './delegation/delegation-runtime.js';
@@ -34,6 +36,8 @@ import { loadPolicies } from './policy-source/load-policy-set.js';
 export interface CreateBrokerAppOptions {
   /** Nest log levels (default: errors and warnings only). */
   logLevels?: LogLevel[];
+  /** The clock of token budgets (epoch ms; tests move it to cross windows). */
+  now?: () => number;
 }
 
 /** The `admin.jwt` verifier: a `jwt` resolver built from the admin section. */
@@ -107,6 +111,7 @@ export async function createBrokerApp(
   let admin;
   let catalogs: Map<string, CatalogSource>;
   let mcpVerifier: ContextResolver | undefined;
+  let budgets: BudgetRuntime | undefined;
   const upstreams = new McpUpstreams(config.mcp?.upstreams ?? []);
   closers.unshift(() => upstreams.close());
   try {
@@ -147,6 +152,11 @@ export async function createBrokerApp(
       throw delegationConfigError(err);
     }
     closers.unshift(() => delegation.close());
+    const opened = await openBudgets({ definitions: config.budgets, redisUrl: config.redisUrl, onError, ...(options.now !== undefined ? { now: options.now } : {}) });
+    if (opened !== undefined) {
+      budgets = opened.runtime;
+      closers.unshift(opened.close);
+    }
     const jwt = adminJwtResolver(config, kinds);
     admin = {
       runtime,
@@ -175,7 +185,8 @@ export async function createBrokerApp(
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
-      v1Check: { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      v1Check: { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets },
+      usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
       v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,
       delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },

@@ -5,6 +5,7 @@
  */
 export { WardenClient, WardenClientError, READ_ONLY_ACTIONS } from './warden-client.js';
 export type {
+  BudgetReservation,
   CheckRequest,
   CheckResult,
   ClientGrant,
@@ -17,5 +18,7 @@ export type {
   PlanRequest,
   PlanResult,
   RevocationEvent,
+  UsageReport,
+  UsageResult,
   WardenClientOptions,
 } from './warden-client.js';

@@ -59,7 +59,38 @@ export interface CheckResult {
   }>;
   readonly reasons: readonly ClientReason[];
   readonly policyVersion?: string;
+  /** The token reservation the check made (settle it with {@link WardenClient.usage}), when a budget applies. */
+  readonly budget?: BudgetReservation;
   readonly explain?: unknown;
+}
+
+/** The token reservation of an allowed check (`budget` of the `/v1/check` answer). */
+export interface BudgetReservation {
+  /** Present it to {@link WardenClient.usage}. SECURITY: the capability to settle. */
+  readonly reservationId: string;
+  /** When the reservation is released unless settled (RFC 3339). */
+  readonly expiresAt: string;
+  readonly budgets: Readonly<Record<string, { readonly reserved: number; readonly limit: number; readonly remaining: number; readonly resetsAt: string }>>;
+}
+
+/** A usage report (`POST /v1/usage`): the tokens a call really used. */
+export interface UsageReport {
+  /** From the check's `budget.reservationId`. */
+  readonly reservationId: string;
+  /** The real count (a non-negative integer; may exceed what was reserved). */
+  readonly tokens: number;
+  /** Counted once per key (per gateway): retry with the same key. At most 256 printable characters. */
+  readonly idempotencyKey: string;
+}
+
+/** What Warden recorded for a usage report. */
+export interface UsageResult {
+  readonly reservationId: string;
+  readonly tokens: number;
+  /** False when this idempotency key was counted before (a retry). */
+  readonly counted: boolean;
+  /** Each budget after this report (only when counted). */
+  readonly budgets?: Readonly<Record<string, { readonly limit: number; readonly used: number; readonly reserved: number; readonly remaining: number }>>;
 }
 
 /** A tool-discovery request (`POST /v1/plan`). */
@@ -219,9 +250,17 @@ export class WardenClient {
     await this.expect('DELETE', `/v1/delegations/${encodeURIComponent(id)}`, undefined, as.token);
   }
 
-  /** Reports the tokens a call really used (idempotent under `idempotencyKey`). `POST /v1/usage` (token budgets) is not served yet. */
-  async usage(report: { readonly reservationId: string; readonly tokens: number; readonly idempotencyKey: string }): Promise<unknown> {
-    return this.expect('POST', '/v1/usage', report);
+  /**
+   * Reports the tokens a call really used, settling the check's reservation (`POST /v1/usage`;
+   * needs a trusted gateway's `apiKey`). Counted once per `idempotencyKey`: retry with the same key
+   * after a network failure. Refusals throw a {@link WardenClientError} (`ERR_REQUEST_INVALID` 400,
+   * `ERR_UNAUTHENTICATED` 401, `ERR_BUDGET_RESERVATION_UNKNOWN` 404, `ERR_CONFLICT` 409 for a key
+   * reused for another report, `ERR_UNREACHABLE` / 5xx while Warden cannot record it).
+   * @example await warden.usage({ reservationId: r.budget.reservationId, tokens: 812, idempotencyKey: requestId });
+   */
+  async usage(report: UsageReport): Promise<UsageResult> {
+    if (!Number.isSafeInteger(report.tokens) || report.tokens < 0) throw new TypeError('tokens must be a non-negative integer');
+    return this.expect<UsageResult>('POST', '/v1/usage', { reservationId: report.reservationId, tokens: report.tokens, idempotencyKey: report.idempotencyKey });
   }
 
   /**

@@ -36,7 +36,9 @@ export type WardenErrorCode =
   | 'ERR_FORBIDDEN'
   | 'ERR_STORAGE_UNAVAILABLE'
   | 'ERR_READ_ONLY'
-  | 'ERR_CATALOG_UNAVAILABLE';
+  | 'ERR_CATALOG_UNAVAILABLE'
+  | 'ERR_BUDGET_RESERVATION_UNKNOWN'
+  | 'ERR_BUDGET_UNAVAILABLE';
 
 /** Base class for every error Warden raises on purpose. */
 export class WardenError extends Error {

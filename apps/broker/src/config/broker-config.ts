@@ -2,6 +2,7 @@
  * The broker's validated configuration, split into the typed slices each module receives.
  * Built once at boot by `loadBrokerConfig`; nothing else reads `process.env` or the YAML file.
  */
+import type { BudgetDefinition } from '@warden/budget';
 import type { EngineConfig } from '@warden/decision';
 import type { DatasourceConfig } from '@warden/resolvers';
 
@@ -72,6 +73,8 @@ export interface BrokerConfig {
   gateways: GatewayConfig[];
   admin: AdminConfig;
   delegation: DelegationConfig;
+  /** `budgets:` token budgets (empty: none; `/v1/check` then does no budget work at all). */
+  budgets: BudgetDefinition[];
   /** The environment, for kinds that fill `${NAME}` placeholders themselves. */
   env: Readonly<Record<string, string | undefined>>;
 }

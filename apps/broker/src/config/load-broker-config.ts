@@ -23,6 +23,7 @@ import type {
   McpConfig,
   RequestLimitsConfig,
 } from './broker-config.js';
+import { readBudgets } from './read-budgets.js';
 
 /** Inputs of {@link loadBrokerConfig}; defaults are the process's own. */
 export interface LoadBrokerConfigOptions {
@@ -487,7 +488,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'grpcListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
@@ -532,6 +533,10 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
   const redisUrl = env['REDIS_URL'] === '' ? undefined : env['REDIS_URL'];
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw invalid('REDIS_URL', 'must be a redis:// URL');
 
+  const budgets = readBudgets(root);
+  // In-process budgets live in one process: several workers would each spend the whole budget.
+  if (budgets.length > 0 && workers > 1 && redisUrl === undefined) throw invalid('budgets', 'more than one worker (`WARDEN_WORKERS`) needs `REDIS_URL` to share budgets');
+
   const { resolvers, catalogs } = readResolvers(root);
   return {
     configFile,
@@ -551,6 +556,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     gateways: readGateways(root, env),
     admin: readAdmin(root, env),
     delegation: readDelegation(root, env, cwd),
+    budgets,
     env,
   };
 }

@@ -74,6 +74,8 @@ function fromWardenError(err: WardenError): Classified {
     case 'ERR_DELEGATION_REFUSED':
       return { status: 403, grpc: GRPC_PERMISSION_DENIED, code, message: err.message };
     case 'ERR_NOT_FOUND':
+    // A usage report for a reservation this store never made (or has forgotten).
+    case 'ERR_BUDGET_RESERVATION_UNKNOWN':
       return { status: 404, grpc: GRPC_NOT_FOUND, code, message: err.message };
     case 'ERR_CONFLICT':
     case 'ERR_READ_ONLY':
@@ -81,6 +83,10 @@ function fromWardenError(err: WardenError): Classified {
     case 'ERR_STORAGE_UNAVAILABLE':
       logger.error(`${err.code}: ${err.message}`);
       return { status: 503, grpc: GRPC_UNAVAILABLE, code, message: 'storage unavailable' };
+    case 'ERR_BUDGET_UNAVAILABLE':
+      // The message names the failure class only (see usage.routes.ts).
+      logger.warn(`${err.code}: ${err.message}`);
+      return { status: 503, grpc: GRPC_UNAVAILABLE, code, message: err.message };
     case 'ERR_CATALOG_UNAVAILABLE':
       // The message names the catalog and the failure class only (see tool-discovery.ts).
       logger.warn(`${err.code}: ${err.message}`);

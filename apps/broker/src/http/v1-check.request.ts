@@ -33,6 +33,8 @@ export interface V1CheckRequest {
   explain: boolean;
   /** True when the body states identity attributes that only a trusted gateway may state. */
   needsTrust: boolean;
+  /** The trusted gateway whose key the caller presented (set by the route, not the body). */
+  gateway?: string | undefined;
 }
 
 const TOP = new Set(['requestId', 'subject', 'agent', 'delegation', 'action', 'actions', 'resource', 'resources', 'context', 'explain']);

@@ -11,6 +11,7 @@ import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
+import type { BudgetAnswer, BudgetRuntime } from '../budget/budget-runtime.js';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
 import { enrichInputs, withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
@@ -31,6 +32,8 @@ export interface V1CheckDeps {
   /** Content hash of the policy set. */
   policyVersion: string;
   bodyLimit: number;
+  /** Token budgets; undefined when none are configured (then a check does no budget work). */
+  budgets?: BudgetRuntime | undefined;
 }
 
 /** Header carrying a trusted gateway's API key. */
@@ -81,7 +84,7 @@ const NO_STAMPS: Stamps = { start: 0, parsed: 0, enriched: 0, evaluated: 0 };
  * the agent's matched policy and scope, the delegation's verdict), the identities and the chain,
  * the provenance of every attribute and the stage timings.
  */
-function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps): unknown {
+function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps, budget: BudgetAnswer | undefined): unknown {
   const reasons: Reason[] = [];
   let allAllowed = true;
   const items = enriched.items;
@@ -101,6 +104,7 @@ function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enr
     req.requestId !== undefined
       ? { requestId: req.requestId, decisionId, decision, results, reasons, policyVersion: deps.policyVersion }
       : { decisionId, decision, results, reasons, policyVersion: deps.policyVersion };
+  if (budget !== undefined) body['budget'] = budget;
   if (req.explain) body['explain'] = explain(req, enriched, decisions, ids, t);
   return body;
 }
@@ -163,13 +167,15 @@ export interface DecidedCheck {
   readonly decisions: ItemDecision[];
   readonly ids: Identities;
   readonly stamps: Stamps;
+  /** The token reservation this check made (settle it with `POST /v1/usage`), if any. */
+  readonly budget?: BudgetAnswer;
 }
 
 /** Writes the answer of a decided check to `sink` (a Fastify reply, or a gRPC adapter's holder). */
 export type CheckAnswer<R = FastifyReply> = (sink: R, decided: DecidedCheck) => R;
 
 const answerJson: CheckAnswer = (reply, d) =>
-  reply.header('content-type', 'application/json').send(JSON.stringify(respond(d.req, d.decisionId, d.deps, d.enriched, d.decisions, d.ids, d.stamps)));
+  reply.header('content-type', 'application/json').send(JSON.stringify(respond(d.req, d.decisionId, d.deps, d.enriched, d.decisions, d.ids, d.stamps, d.budget)));
 
 function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
   const start = performance.now();
@@ -179,6 +185,8 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
   if (req.needsTrust && gateway === undefined) {
     throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
   }
+  // Budgets `per: key` count the trusted gateway's tokens (no budgets: the request is left as parsed).
+  if (gateway !== undefined && deps.budgets !== undefined) req.gateway = gateway.name;
   return checkWith(deps, req, reply, answerJson, start);
 }
 
@@ -187,6 +195,10 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
  * decision path of `/v1/check` and of the gateway adapters.
  */
 export function checkWith<R>(deps: V1CheckDeps, req: V1CheckRequest, reply: R, answer: CheckAnswer<R>, start = performance.now()): Promise<R> | undefined {
+  // SECURITY: only Warden states budgets; a caller's own `context.budget` never reaches a policy.
+  if (deps.budgets !== undefined && req.context['budget'] !== undefined) {
+    throw new WardenError('ERR_REQUEST_INVALID', '`context.budget`: is reserved for the token budgets Warden reads');
+  }
   if (req.delegation === undefined) return decide(deps, req, reply, start, undefined, answer);
   // A delegation verified before answers at once; a new one is verified (signature) first. An
   // RFC 8693 token of a configured external issuer names who acts (and grants nothing).
@@ -229,8 +241,8 @@ function decide<R>(
   // Answered synchronously when every attribute came from the in-process cache. (The promise's
   // callback lives in its own function so the synchronous path allocates no closure.)
   if (enriched instanceof Promise) return answerLater(deps, req, reply, enriched, decisionId, start, parsed, agent, delegation, out);
-  finishCheck(deps, req, reply, enriched, decisionId, start, parsed, agent, delegation, out);
-  return undefined;
+  const done = finishCheck(deps, req, reply, enriched, decisionId, start, parsed, agent, delegation, out);
+  return done instanceof Promise ? done : undefined;
 }
 
 function answerLater<R>(
@@ -259,7 +271,9 @@ function finishCheck<R>(
   agent: JsonObject | undefined,
   delegation: DelegationChain | ExternalActors | Reason | undefined,
   out: CheckAnswer<R>,
-): R {
+): R | Promise<R> {
+  // A check no budget applies to does no budget work (no promise, no allocation).
+  if (deps.budgets !== undefined && deps.budgets.applies(e.items, req.actions)) return finishBudgeted(deps, deps.budgets, req, reply, e, decisionId, start, parsed, agent, delegation, out);
   const t1 = req.explain ? performance.now() : 0;
   const ids: { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> } = { context: req.context as Record<string, JsonValue> };
   if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
@@ -267,6 +281,38 @@ function finishCheck<R>(
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const t2 = req.explain ? performance.now() : 0;
   return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
+}
+
+/**
+ * {@link finishCheck} for a check some budget applies to: the budgets' state is read first and
+ * shown to policies as `request.context.budget.<name>`; after evaluation the allowed items'
+ * estimates are reserved, and an item that cannot be reserved for is denied (`budget_exhausted`,
+ * `budget_unavailable`, ...).
+ */
+async function finishBudgeted<R>(
+  deps: V1CheckDeps,
+  budgets: BudgetRuntime,
+  req: V1CheckRequest,
+  reply: R,
+  e: EnrichedInputs,
+  decisionId: string,
+  start: number,
+  parsed: number,
+  agent: JsonObject | undefined,
+  delegation: DelegationChain | ExternalActors | Reason | undefined,
+  out: CheckAnswer<R>,
+): Promise<R> {
+  const t1 = req.explain ? performance.now() : 0;
+  const ids: { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> } = { context: req.context as Record<string, JsonValue> };
+  if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
+  if (delegation !== undefined) ids.delegation = delegation;
+  const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
+  if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
+  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
+  const budget = await session.reserve(e.items, decisions);
+  const t2 = req.explain ? performance.now() : 0;
+  const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
+  return out(reply, budget !== undefined ? { ...decided, budget } : decided);
 }
 
 /** Registers `/v1/check` on `app`. */
