@@ -88,11 +88,11 @@ beforeAll(async () => {
           kind: 'static',
           key: 'subject.token',
           data: {
-            'alice-token': { sub: 'alice', roles: ['user'], groups: ['eng'], onCall: false },
-            'olga-token': { sub: 'olga', roles: ['user'], groups: ['eng', 'break-glass'], onCall: true },
-            'ray-token': { sub: 'ray', roles: ['support_agent', 'refund_approver'], groups: ['support'], onCall: false },
+            'alice-token': { sub: 'alice', roles: ['user'], tenant: 'acme', groups: ['eng'], onCall: false },
+            'olga-token': { sub: 'olga', roles: ['user'], tenant: 'acme', groups: ['eng', 'break-glass'], onCall: true },
+            'ray-token': { sub: 'ray', roles: ['support_agent', 'refund_approver'], tenant: 'acme', groups: ['support'], onCall: false },
           },
-          provides: { 'principal.id': 'result.sub', 'principal.roles': 'result.roles', 'principal.attr.groups': 'result.groups', 'principal.attr.onCall': 'result.onCall' },
+          provides: { 'principal.id': 'result.sub', 'principal.roles': 'result.roles', 'principal.attr.tenant': 'result.tenant', 'principal.attr.groups': 'result.groups', 'principal.attr.onCall': 'result.onCall' },
         },
         { name: 'approvers', kind: 'static', key: 'principal.id', data: { ray: { limit: 500 } }, provides: { 'principal.attr.approvalLimit': 'result.limit' } },
         // The operator's registry of vetted tools (ids as the MCP proxy names them: <server>/<tool>).
@@ -103,10 +103,15 @@ beforeAll(async () => {
           kind: 'static',
           key: 'resource.id',
           when: 'R.kind == "mcp_tool"',
-          data: { 'support/search_code': { readOnly: true, annotations: { readOnlyHint: true } }, 'support/issue_refund': { readOnly: false, annotations: { readOnlyHint: false, destructiveHint: false } } },
-          provides: { 'resource.attr.readOnly': 'result.readOnly', 'resource.attr.annotations': 'result.annotations' },
+          data: {
+            'support/search_code': { server: 'support', name: 'search_code', readOnly: true, annotations: { readOnlyHint: true } },
+            'support/issue_refund': { server: 'support', name: 'issue_refund', readOnly: false, annotations: { readOnlyHint: false, destructiveHint: false } },
+          },
+          provides: { 'resource.attr.server': 'result.server', 'resource.attr.name': 'result.name', 'resource.attr.readOnly': 'result.readOnly', 'resource.attr.annotations': 'result.annotations' },
         },
-        { name: 'agents', kind: 'static', key: 'agent.id', data: { 'refund-bot': { roles: ['agent', 'refund_approver'], attr: { mcpServers: ['support'], approvalLimit: 300 } } }, provides: { 'agent.roles': 'result.roles', 'agent.attr': 'result.attr' } },
+        { name: 'agents', kind: 'static', key: 'agent.id', data: { 'refund-bot': { roles: ['agent', 'refund_approver'], attr: { tenant: 'acme', mcpServers: ['support'], approvalLimit: 300 } } }, provides: { 'agent.roles': 'result.roles', 'agent.attr': 'result.attr' } },
+        // Agents as delegation targets (minting checks `delegate` on them).
+        { name: 'agent-directory', kind: 'static', key: 'resource.id', when: 'R.kind == "agent"', data: { 'refund-bot': { tenant: 'acme' } }, provides: { 'resource.attr.tenant': 'result.tenant' } },
         // A resolver that cannot answer (nothing listens), needed for one tool only.
         { name: 'flaky-registry', kind: 'http', datasource: 'down', key: 'resource.id', path: '/tools/{key}', when: 'R.kind == "mcp_tool" && R.attr.name == "flaky_tool"', timeout: '300ms', onError: 'deny', provides: { 'resource.attr.vetted': 'result.vetted' } },
       ],
@@ -145,6 +150,7 @@ async function checked(who: { [k: string]: Json }, tool: { [k: string]: Json }, 
   if (typeof who['authorization'] === 'string') body['subject'] = { token: (who['authorization'] as string).slice('Bearer '.length) };
   if (who['subject'] !== undefined) body['subject'] = who['subject'];
   if (typeof who['agent'] === 'string') body['agent'] = { id: who['agent'] };
+  if (typeof who['delegation'] === 'string') body['delegation'] = who['delegation'];
   const r = await v1Check(broker.base, body, headers);
   expect(r.status).toBe(200);
   return r.json.decision;
@@ -234,6 +240,31 @@ describe('ExtMcp CheckRequest', () => {
     expect(await callTool(subject, 'search_code', { query: 'x' }, trusted)).toEqual({ result: 'pass', pass: {} });
     expect(await checked(subject, { name: 'drop_table' }, { table: 't' }, headers)).toBe('DENY');
     expect(errorOf(await callTool(subject, 'drop_table', { table: 't' }, trusted)).code).toBe('PERMISSION_DENIED');
+  });
+
+  it('decides within the delegation the agent holds, as /v1/check does', async () => {
+    const minted = await fetch(`${broker.base}/v1/delegations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subject: { token: 'ray-token' }, to: 'refund-bot', grants: [{ kind: 'mcp_tool', actions: ['invoke'], ids: ['support/issue_refund'], caps: { amount: 200 } }], ttl: '5m' }),
+    });
+    expect(minted.status).toBe(201);
+    const who = { token: 'ray-token', agent: 'refund-bot', delegation: ((await minted.json()) as { token: string }).token };
+    expect(await checked(who, { name: 'issue_refund' }, { orderId: 'o', amount: 150 })).toBe('ALLOW');
+    expect(await callTool(who, 'issue_refund', { orderId: 'o', amount: 150 })).toEqual({ result: 'pass', pass: {} });
+    for (const [tool, args] of [['issue_refund', { orderId: 'o', amount: 250 }], ['search_code', { query: 'x' }]] as const) {
+      expect(await checked(who, { name: tool }, args)).toBe('DENY');
+      const e = errorOf(await callTool(who, tool, args));
+      expect(e.code).toBe('PERMISSION_DENIED');
+      expect(e.reason).toBe(`Warden denied this request (call tool \`${tool}\`): this is outside what the agent was delegated`);
+      expect(e.data['reason']).toBe('delegation_out_of_scope');
+    }
+    const tools = listed(await listTools(who));
+    expect(tools.map((t) => [t['name'], (t['_meta'] as { [k: string]: Json } | undefined)?.['warden/condition'] ?? null])).toEqual([['issue_refund', 'arguments.amount < 500 && arguments.amount < 300 && arguments.amount <= 200']]);
+    // A delegation that does not verify is refused even where nothing is decided.
+    const forged = errorOf(await rpc('CheckRequest', { service_name: 'support', method: 'initialize', metadata_context: meta({ ...who, delegation: `${who.delegation.slice(0, -4)}AAAA` }) }));
+    expect(forged.code).toBe('PERMISSION_DENIED');
+    expect(forged.data['reason']).toMatch(/^delegation_/);
   });
 
   it('fails closed: a resolver failing with onError deny is an error (UNKNOWN), never a pass', async () => {
