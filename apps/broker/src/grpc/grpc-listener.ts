@@ -29,8 +29,8 @@ export class WardenGrpcServer extends ServerGrpc {
     super({
       // SECURITY: binds the configured host, 127.0.0.1 by default; never 0.0.0.0 implicitly.
       url: grpcAddress(listenConfig.host, listenConfig.port),
-      package: ['cerbos.svc.v1'],
-      protoPath: ['cerbos/svc/v1/svc.proto'],
+      package: ['cerbos.svc.v1', 'agentgateway.dev.ext_mcp'],
+      protoPath: ['cerbos/svc/v1/svc.proto', 'agentgateway/dev/ext_mcp/ext_mcp.proto'],
       loader: { ...CERBOS_PROTO_LOADER_OPTIONS, includeDirs: [PROTO_DIR] },
     });
   }

@@ -15,11 +15,11 @@ import {
   ReadResourceRequestSchema,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { JsonValue } from '@warden/core';
 import type { JsonObject } from '@warden/resolvers';
-import { decodeCursor, discoverTools, type ToolDiscoveryDeps } from '../plan/tool-discovery.js';
+import { decodeCursor, type ToolDiscoveryDeps } from '../plan/tool-discovery.js';
 import type { McpAuthOptions } from './mcp-auth.js';
 import { decideEntries, safeDenial, type McpCaller } from './mcp-access.js';
+import { describeShownTool, listVisibleTools, mcpToolAttr } from './mcp-tool-listing.js';
 import type { McpToolEntry, McpUpstreams } from './mcp-upstreams.js';
 
 /** JSON-RPC error code of a call Warden denied (implementation-defined server error range). */
@@ -69,10 +69,6 @@ function upstreamFailed(deps: McpProxyDeps, upstream: string, err: unknown): Mcp
   return new McpError(ErrorCode.InternalError, `the upstream MCP server \`${upstream}\` is unavailable`);
 }
 
-function toolAttr(upstream: string, t: McpToolEntry): JsonObject {
-  return { server: upstream, name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), ...(t.annotations !== undefined ? { annotations: t.annotations as JsonValue } : {}) };
-}
-
 async function allTools(deps: McpProxyDeps): Promise<Map<string, { upstream: string; tool: McpToolEntry }>> {
   const out = new Map<string, { upstream: string; tool: McpToolEntry }>();
   for (const upstream of deps.upstreams.names()) {
@@ -95,7 +91,6 @@ export function mcpServer(deps: McpProxyDeps, caller: McpCaller): Server {
 
   server.setRequestHandler(ListToolsRequestSchema, async (request) => {
     const tools = await allTools(deps);
-    const candidates = [...tools.entries()].map(([id, t]) => ({ id, attr: toolAttr(t.upstream, t.tool) })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const cursor = request.params?.cursor;
     let after: string | undefined;
     try {
@@ -103,23 +98,20 @@ export function mcpServer(deps: McpProxyDeps, caller: McpCaller): Server {
     } catch {
       throw new McpError(ErrorCode.InvalidParams, 'invalid cursor');
     }
-    const page = await discoverTools(deps.discovery, { ...identity, kind: 'mcp_tool', action: 'invoke', candidates, catalog: undefined, after, limit: TOOLS_PAGE });
+    const listed = [...tools.entries()].map(([id, t]) => ({ id, attr: mcpToolAttr(t.upstream, t.tool) }));
+    const page = await listVisibleTools(deps.discovery, identity, listed, { after, limit: TOOLS_PAGE });
     const out: Tool[] = [];
-    const show = (id: string, condition?: { text: string; attributes: string[] }): void => {
-      const t = tools.get(id);
-      if (t === undefined) return;
-      const note = condition === undefined ? '' : `\n\nWarden allows this tool only when: ${condition.text}`;
+    for (const shown of page.shown) {
+      const t = tools.get(shown.id);
+      if (t === undefined) continue;
       out.push({
         name: `${t.upstream}.${t.tool.name}`,
         ...(t.tool.title !== undefined ? { title: t.tool.title } : {}),
-        ...(t.tool.description !== undefined || note !== '' ? { description: `${t.tool.description ?? ''}${note}`.trim() } : {}),
+        ...(describeShownTool(t.tool.description, undefined, shown.condition) as Pick<Tool, 'description' | '_meta'>),
         inputSchema: t.tool.inputSchema as Tool['inputSchema'],
         ...(t.tool.annotations !== undefined ? { annotations: t.tool.annotations as Tool['annotations'] } : {}),
-        ...(condition !== undefined ? { _meta: { 'warden/condition': condition.text, 'warden/conditionAttributes': condition.attributes } } : {}),
       });
-    };
-    for (const id of page.allowed) show(id);
-    for (const c of page.conditional) show(c.id, c);
+    }
     out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return { tools: out, ...(page.cursor !== undefined ? { nextCursor: page.cursor } : {}) };
   });
@@ -137,7 +129,7 @@ export function mcpServer(deps: McpProxyDeps, caller: McpCaller): Server {
     }
     const tool = tools.find((t) => t.name === parts.item);
     if (tool === undefined) throw new McpError(ErrorCode.InvalidParams, `unknown tool \`${name}\``);
-    const [verdict] = await decideEntries(deps.discovery, caller, 'mcp_tool', 'invoke', [{ id: `${parts.upstream}/${tool.name}`, attr: { ...toolAttr(parts.upstream, tool), arguments: args } }]);
+    const [verdict] = await decideEntries(deps.discovery, caller, 'mcp_tool', 'invoke', [{ id: `${parts.upstream}/${tool.name}`, attr: { ...mcpToolAttr(parts.upstream, tool), arguments: args } }]);
     // SECURITY: a denied call never reaches the upstream.
     if (verdict === undefined || !verdict.allowed) throw denied(safeDenial(verdict?.allowed === false ? verdict.reason : { code: 'policy_denied', message: '' }, `call tool \`${name}\``), verdict?.allowed === false ? verdict.reason.code : 'policy_denied');
     try {
