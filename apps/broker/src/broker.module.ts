@@ -2,12 +2,13 @@
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
  * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
  * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/plan`, `/mcp`, the admin and the delegation routes on the
- * Fastify instance, and the Cerbos gRPC service's controller; no logic lives here.
+ * Fastify instance, and the gRPC controllers (Cerbos API, Envoy ext_authz); no logic lives here.
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { CERBOS_GRPC_DEPS, CerbosGrpcController } from './grpc/cerbos-grpc.controller.js';
+import { ENVOY_EXT_AUTHZ_DEPS, EnvoyExtAuthzController } from './grpc/envoy-ext-authz.controller.js';
 import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-resolvers.routes.js';
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
@@ -58,8 +59,13 @@ export class BrokerModule {
     return {
       module: BrokerModule,
       // The gRPC service answers only once the app's microservices are started (`listenGrpc`).
-      controllers: [CerbosGrpcController],
-      providers: [{ provide: BROKER_ROUTES, useValue: options }, { provide: CERBOS_GRPC_DEPS, useValue: options.cerbosApi }, RouteRegistrar],
+      controllers: [CerbosGrpcController, EnvoyExtAuthzController],
+      providers: [
+        { provide: BROKER_ROUTES, useValue: options },
+        { provide: CERBOS_GRPC_DEPS, useValue: options.cerbosApi },
+        { provide: ENVOY_EXT_AUTHZ_DEPS, useValue: options.v1Check },
+        RouteRegistrar,
+      ],
     };
   }
 }

@@ -1,9 +1,14 @@
 /**
  * `@warden/gateway`: wire formats in, check inputs out (DESIGN.md section 2). No policy logic.
- * A2A JSON-RPC requests (agent-to-agent calls) as checks on resource kind `agent`, and requests a
- * gateway forwards for authorization (Envoy ext_authz, nginx auth_request, Traefik ForwardAuth).
+ * A2A JSON-RPC requests (agent-to-agent calls) as checks on resource kind `agent`, requests a
+ * gateway forwards for authorization (Envoy ext_authz, nginx auth_request, Traefik ForwardAuth),
+ * and what goes back to a gateway: the status of a denial and the routing hints of an allow.
  */
 export { parseA2aRequest } from './a2a/a2a-request.js';
 export type { A2aCheck, A2aParseOptions } from './a2a/a2a-request.js';
 export { parseForwardedRequest } from './http/forwarded-request.js';
 export type { ForwardedCheck, ForwardedRequest, ForwardedRequestOptions } from './http/forwarded-request.js';
+export { BUDGET_EXHAUSTED, denialStatus } from './reply/denial-status.js';
+export type { DenialStatus } from './reply/denial-status.js';
+export { gatewayHints, RESERVED_HEADERS } from './reply/gateway-hints.js';
+export type { GatewayHint, GatewayHints } from './reply/gateway-hints.js';
