@@ -193,12 +193,15 @@ async function main() {
         p99Ms: lat.p99,
         failures: runs.reduce((s, r) => s + failures(r), 0),
         serverCpuCores: avg(runs, (r) => r.serverCpuCores),
+        // Warden's CPU per answered request: the comparison the load generators' own cost cannot skew.
+        serverCpuUsPerReq: avg(runs, (r) => (r.serverCpuCores / r.rps) * 1e6),
         loadgenCpuCores: avg(runs, (r) => r.loadgenCpuCores),
         otherCpuCores: avg(runs, (r) => r.otherCpuCores),
       };
     }
     table[shape].rpsRatio = table[shape].grpc.rps / table[shape].http.rps;
     table[shape].p99Ratio = table[shape].grpc.p99Ms / table[shape].http.p99Ms;
+    table[shape].cpuPerReqRatio = table[shape].grpc.serverCpuUsPerReq / table[shape].http.serverCpuUsPerReq;
   }
   const git = gitState();
   const totalFailures = Object.values(table).reduce((s, x) => s + x.http.failures + x.grpc.failures, 0);
@@ -207,13 +210,15 @@ async function main() {
     `Measured ${new Date().toISOString()} on ${cpus()[0]?.model?.trim() ?? 'unknown'} (nproc ${availableParallelism()}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} changed files)` : ''}. One Warden, ${WARDEN_WORKERS} workers; ${CONNECTIONS} requests in flight (HTTP: autocannon connections; gRPC: calls over ${CHANNELS} channels); ${ROUNDS} rounds x ${DURATION} s per transport and shape (alternating, after a ${WARMUP} s warm-up). The machine was shared with other engineers' test runs: see "others" (CPU cores used by processes outside the bench). Reproduce: \`npm run bench:ext-authz\`.`,
   );
   L.push('');
-  L.push('| decision | HTTP `/api/check/resources` req/s | ext_authz gRPC req/s | gRPC/HTTP throughput | HTTP p50 / p99 ms | gRPC p50 / p99 ms | gRPC/HTTP p99 | Warden CPU cores HTTP / gRPC | load generator CPU cores HTTP / gRPC | others | failed |');
-  L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  L.push(
+    '| decision | HTTP `/api/check/resources` req/s | ext_authz gRPC req/s | gRPC/HTTP throughput | HTTP p50 / p99 ms | gRPC p50 / p99 ms | gRPC/HTTP p99 | Warden CPU µs per request HTTP / gRPC (ratio) | Warden CPU cores HTTP / gRPC | load generator CPU cores HTTP / gRPC | others | failed |',
+  );
+  L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const shape of Object.keys(SHAPES)) {
     const h = table[shape].http;
     const g = table[shape].grpc;
     L.push(
-      `| ${shape} (${SHAPES[shape].expect}) | ${fmt(h.rps)} | ${fmt(g.rps)} | ${fmt(table[shape].rpsRatio, 2)}x | ${fmt(h.p50Ms, 2)} / ${fmt(h.p99Ms, 2)} | ${fmt(g.p50Ms, 2)} / ${fmt(g.p99Ms, 2)} | ${fmt(table[shape].p99Ratio, 2)}x | ${fmt(h.serverCpuCores, 2)} / ${fmt(g.serverCpuCores, 2)} | ${fmt(h.loadgenCpuCores, 2)} / ${fmt(g.loadgenCpuCores, 2)} | ${fmt((h.otherCpuCores + g.otherCpuCores) / 2, 2)} | ${h.failures + g.failures} |`,
+      `| ${shape} (${SHAPES[shape].expect}) | ${fmt(h.rps)} | ${fmt(g.rps)} | ${fmt(table[shape].rpsRatio, 2)}x | ${fmt(h.p50Ms, 2)} / ${fmt(h.p99Ms, 2)} | ${fmt(g.p50Ms, 2)} / ${fmt(g.p99Ms, 2)} | ${fmt(table[shape].p99Ratio, 2)}x | ${fmt(h.serverCpuUsPerReq)} / ${fmt(g.serverCpuUsPerReq)} (${fmt(table[shape].cpuPerReqRatio, 2)}x) | ${fmt(h.serverCpuCores, 2)} / ${fmt(g.serverCpuCores, 2)} | ${fmt(h.loadgenCpuCores, 2)} / ${fmt(g.loadgenCpuCores, 2)} | ${fmt((h.otherCpuCores + g.otherCpuCores) / 2, 2)} | ${h.failures + g.failures} |`,
     );
   }
   const md = L.join('\n');
