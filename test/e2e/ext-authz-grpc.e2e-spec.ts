@@ -167,7 +167,7 @@ interface Scenario {
   path: string;
   headers: Record<string, string>;
   body?: string;
-  want: { status: 200 | 400 | 401 | 403; hints?: Record<string, string>; reasons?: string[] };
+  want: { status: 200 | 400 | 401 | 403; hints?: Record<string, string>; meta?: Record<string, unknown>; reasons?: string[] };
 }
 
 const HOST = 'gw.local';
@@ -182,7 +182,11 @@ const SCENARIOS: Scenario[] = [
     path: '/v1/chat/completions',
     headers: { ...ALICE, ...JSON_CT },
     body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] }),
-    want: { status: 200, hints: { 'x-warden-max-tokens': '1024', 'x-warden-allowed-regions': 'eu-west-1,eu-central-1', 'x-warden-content-restrictions': 'no-pii', 'x-warden-tier': 'standard' } },
+    want: {
+      status: 200,
+      hints: { 'x-warden-max-tokens': '1024', 'x-warden-allowed-regions': 'eu-west-1,eu-central-1', 'x-warden-content-restrictions': 'no-pii', 'x-warden-tier': 'standard' },
+      meta: { maxTokens: 1024, allowedRegions: ['eu-west-1', 'eu-central-1'], contentRestrictions: ['no-pii'], tier: 'standard' },
+    },
   },
   {
     name: 'OpenAI model body, allowed with a model substitution',
@@ -307,6 +311,7 @@ function grpcOutcome(res: CheckResponse): { status: number; headers: Record<stri
     return { status: 200, headers: headerMap(res.okResponse?.headers), body: '' };
   }
   expect(code).not.toBe(0);
+  expect(res.okResponse).toBeUndefined();
   return { status: res.deniedResponse.status?.code ?? 403, headers: headerMap(res.deniedResponse.headers), body: res.deniedResponse.body ?? '' };
 }
 
@@ -350,6 +355,9 @@ describe('Envoy ext_authz over gRPC, and the same requests over HTTP', () => {
         expect(meta.decisionId).toBe(g.headers['x-warden-decision-id']);
         expect(meta.policyVersion).toBe(g.headers['x-warden-policy-version']);
         expect(Object.keys(meta.hints).length).toBe(Object.keys(s.want.hints ?? {}).length);
+        if (s.want.meta !== undefined) expect(meta.hints).toEqual(s.want.meta);
+        // `status` is always sent (OK is code 0, which proto3 leaves out of the encoding).
+        expect(res.status).toBeDefined();
         return;
       }
       if (s.want.status === 400) {
