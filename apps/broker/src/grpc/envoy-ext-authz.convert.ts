@@ -51,7 +51,12 @@ function headersOf(http: Msg): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = Object.create(null) as Record<string, string | undefined>;
   const map = http['headers'];
   if (isMsg(map) && Object.keys(map).length > 0) {
-    for (const k of Object.keys(map)) out[k.toLowerCase()] = str(map[k]);
+    for (const k of Object.keys(map)) {
+      const key = k.toLowerCase();
+      // Envoy sends lower-cased names; two names differing only in case are not one header.
+      if (key in out) throw bad(`header \`${key}\` is sent more than once`);
+      out[key] = str(map[k]);
+    }
     return out;
   }
   const raw = http['headerMap'];
