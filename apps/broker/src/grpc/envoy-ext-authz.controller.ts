@@ -1,8 +1,8 @@
 /**
  * Envoy's external authorization over gRPC (`envoy.service.auth.v3.Authorization/Check`) on
- * Warden's gRPC listener. The adapter only converts: the `CheckRequest` becomes the forwarded
- * request the HTTP mode (`/v1/ext-authz/*`) also builds, `parseForwardedRequest` reads the check
- * from it, the check is decided by `checkWith` (the one decision path of `/v1/check`), and the
+ * Warden's gRPC listener. The adapter only converts (`@warden/gateway`'s `envoy*` functions): the
+ * `CheckRequest` becomes the forwarded request the HTTP mode (`/v1/ext-authz/*`) also builds,
+ * `parseForwardedRequest` reads the check from it, the check is decided by `checkWith` (the one decision path of `/v1/check`), and the
  * verdict (`verdictOf`, shared with the HTTP mode) becomes the `CheckResponse`.
  *
  * - allowed: `status` OK, `ok_response` with the decision id, policy version and hint headers,
@@ -18,12 +18,19 @@
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod, RpcException } from '@nestjs/microservices';
 import { isWardenError, WardenError } from '@warden/core';
-import { parseForwardedRequest, type ForwardedCheck } from '@warden/gateway';
+import {
+  envoyBadRequest,
+  envoyCheckResponse,
+  envoyForwardedRequest,
+  envoyHttpAttributesOrThrow,
+  parseForwardedRequest,
+  type EnvoyAnswerContext,
+  type ForwardedCheck,
+} from '@warden/gateway';
 import { toGrpcStatus } from '../http/broker-error.filter.js';
 import type { ExtAuthzDeps } from '../http/ext-authz.routes.js';
-import { denialBody, forwardedOptions, missingCredentials, toCheckRequest, verdictOf, type GatewayVerdict } from '../http/forwarded-check.js';
+import { forwardedOptions, missingCredentials, toCheckRequest, verdictOf } from '../http/forwarded-check.js';
 import { checkWith, type CheckAnswer } from '../http/v1-check.routes.js';
-import { badRequestResponse, checkResponseOf, forwardedRequestOf, httpAttributesOrThrow, type EnvoyAnswerContext } from './envoy-ext-authz.convert.js';
 
 /** DI token of the service's dependencies (those of the HTTP mode). */
 export const ENVOY_EXT_AUTHZ_DEPS = Symbol('ENVOY_EXT_AUTHZ_DEPS');
@@ -35,12 +42,8 @@ interface Holder extends EnvoyAnswerContext {
   message: Msg | undefined;
 }
 
-function render(v: GatewayVerdict, ctx: EnvoyAnswerContext): Msg {
-  return checkResponseOf(v, ctx, v.allowed ? '' : denialBody(v));
-}
-
 const answer: CheckAnswer<Holder> = (h, d) => {
-  h.message = render(verdictOf(d), h);
+  h.message = envoyCheckResponse(verdictOf(d), h);
   return h;
 };
 
@@ -55,21 +58,21 @@ export class EnvoyExtAuthzController {
   @GrpcMethod('Authorization', 'Check')
   async check(message: Msg): Promise<Msg> {
     try {
-      const attributes = httpAttributesOrThrow(message);
+      const attributes = envoyHttpAttributesOrThrow(message);
       let c: ForwardedCheck;
       let headerNames: readonly string[];
       try {
-        const f = forwardedRequestOf(attributes, this.deps.bodyLimit);
+        const f = envoyForwardedRequest(attributes, this.deps.bodyLimit);
         headerNames = f.headerNames;
         c = parseForwardedRequest(f.request, forwardedOptions(this.deps));
       } catch (err) {
         // The client's request is malformed: a 400 the client sees, as over HTTP.
-        if (isWardenError(err) && err.code === 'ERR_REQUEST_INVALID') return badRequestResponse(err.code, err.message);
+        if (isWardenError(err) && err.code === 'ERR_REQUEST_INVALID') return envoyBadRequest(err.code, err.message);
         throw err;
       }
       const holder: Holder = { message: undefined, requestHeaderNames: headerNames, identityHeaders: this.identityHeaders };
       const none = missingCredentials(c);
-      if (none !== undefined) return render(none, holder);
+      if (none !== undefined) return envoyCheckResponse(none, holder);
       const pending = checkWith(this.deps, toCheckRequest(c), holder, answer);
       const done = pending === undefined ? holder : await pending;
       if (done.message === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: the check left no answer');

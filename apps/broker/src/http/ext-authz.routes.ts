@@ -17,10 +17,10 @@
  *   2xx as a refusal (fail closed).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseForwardedRequest } from '@warden/gateway';
+import { denialJson, parseForwardedRequest, type GatewayVerdict } from '@warden/gateway';
 import { WardenError } from '@warden/core';
 import { toWardenError } from './broker-error.filter.js';
-import { denialBody, forwardedOptions, missingCredentials, toCheckRequest, verdictOf, type ForwardAuthHeaders, type GatewayVerdict } from './forwarded-check.js';
+import { forwardedOptions, missingCredentials, toCheckRequest, verdictOf, type ForwardAuthHeaders } from './forwarded-check.js';
 import { checkWith, type CheckAnswer, type V1CheckDeps } from './v1-check.routes.js';
 
 /** What the route needs besides `/v1/check`'s dependencies. */
@@ -54,7 +54,7 @@ function send(reply: FastifyReply, v: GatewayVerdict): FastifyReply {
     return reply.code(200).send();
   }
   if (v.challenge !== undefined) void reply.header('www-authenticate', v.challenge);
-  return reply.code(v.status.http).header('content-type', 'application/json').send(denialBody(v));
+  return reply.code(v.status.http).header('content-type', 'application/json').send(denialJson(v));
 }
 
 const answer: CheckAnswer = (reply, d) => send(reply, verdictOf(d));

@@ -1,10 +1,11 @@
 /**
  * What every forward-auth mode shares (`/v1/ext-authz/*` over HTTP and Envoy's gRPC ext_authz):
  * the forwarded check as a `/v1/check` request, and a decided check as a gateway verdict (allowed
- * with its routing hints, or denied with a status and reasons). Each transport only renders the
- * verdict in its own wire format, so both answer the same request the same way.
+ * with its routing hints, or denied with a status and reasons; `GatewayVerdict` in
+ * `@warden/gateway`). Each transport only renders the verdict in its own wire format, so both
+ * answer the same request the same way.
  */
-import { denialStatus, gatewayHints, type DenialStatus, type ForwardedCheck, type ForwardedRequestOptions, type GatewayHint } from '@warden/gateway';
+import { denialStatus, gatewayHints, type ForwardedCheck, type ForwardedRequestOptions, type GatewayVerdict, type ShownReason } from '@warden/gateway';
 import type { JsonObject } from '@warden/resolvers';
 import type { DecidedCheck } from './v1-check.routes.js';
 import type { V1CheckRequest } from './v1-check.request.js';
@@ -16,26 +17,6 @@ export interface ForwardAuthHeaders {
   /** Header carrying a delegation token (default `x-warden-delegation`). */
   delegationHeader?: string;
 }
-
-/** A reason as a gateway's client sees it. */
-export interface ShownReason {
-  readonly code: string;
-  readonly message: string;
-}
-
-/** What a gateway is told. */
-export type GatewayVerdict =
-  | { readonly allowed: true; readonly decisionId: string; readonly policyVersion: string; readonly hints: readonly GatewayHint[] }
-  | {
-      readonly allowed: false;
-      /** Absent when the request was refused before any decision (no credentials at all). */
-      readonly decisionId: string | undefined;
-      readonly policyVersion: string | undefined;
-      readonly status: DenialStatus;
-      readonly reasons: readonly ShownReason[];
-      /** `WWW-Authenticate` of a 401. */
-      readonly challenge: string | undefined;
-    };
 
 /** The identity headers to read, as the adapter options. */
 export function forwardedOptions(h: ForwardAuthHeaders): ForwardedRequestOptions {
@@ -89,9 +70,4 @@ export function verdictOf(d: DecidedCheck): GatewayVerdict {
   }
   const status = denialStatus(reasons.map((r) => r.code));
   return { allowed: false, decisionId: d.decisionId, policyVersion: d.deps.policyVersion, status, reasons, challenge: status.http === 401 ? 'Bearer error="invalid_token"' : undefined };
-}
-
-/** The JSON body of a denial: `{decision, decisionId, reasons: [{code, message}]}`. */
-export function denialBody(v: Extract<GatewayVerdict, { allowed: false }>): string {
-  return JSON.stringify(v.decisionId !== undefined ? { decision: 'DENY', decisionId: v.decisionId, reasons: v.reasons } : { decision: 'DENY', reasons: v.reasons });
 }

@@ -1,21 +1,21 @@
 /**
- * Conversions of Envoy's ext_authz gRPC messages (`envoy.service.auth.v3`, as `@grpc/proto-loader`
- * decodes and encodes them with the broker's loader options: camelCase fields, maps as objects,
- * `bytes` as Buffers): a `CheckRequest` becomes the {@link ForwardedRequest} the HTTP mode also
- * builds, and a gateway verdict becomes a `CheckResponse`. No decision logic.
+ * Envoy's ext_authz gRPC messages (`envoy.service.auth.v3`), as `@grpc/proto-loader` decodes and
+ * encodes them (camelCase fields, maps as objects, `bytes` as Buffers, oneofs by the member set):
+ * a `CheckRequest` becomes the {@link ForwardedRequest} the HTTP mode also builds (then read by
+ * `parseForwardedRequest`), and a {@link GatewayVerdict} becomes a `CheckResponse`. Pure: wire
+ * format in and out, no decision logic.
  */
 import { WardenError, type JsonValue } from '@warden/core';
-import type { ForwardedRequest } from '@warden/gateway';
-import type { GatewayVerdict } from '../http/forwarded-check.js';
-import { jsonToValue, type ValueMessage } from './cerbos-grpc.convert.js';
+import type { ForwardedRequest } from '../http/forwarded-request.js';
+import { denialJson, type GatewayVerdict } from '../reply/gateway-verdict.js';
 
 type Msg = Record<string, unknown>;
 
 const isMsg = (v: unknown): v is Msg => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** google.rpc.Code values used in `CheckResponse.status`. */
-export const RPC_OK = 0;
-export const RPC_INVALID_ARGUMENT = 3;
+const RPC_OK = 0;
+const RPC_INVALID_ARGUMENT = 3;
 
 function bad(message: string): WardenError {
   return new WardenError('ERR_REQUEST_INVALID', message);
@@ -33,7 +33,7 @@ export interface EnvoyHttpAttributes {
  * that is the caller's mistake (a network-filter check, a misconfigured client), answered as a
  * gRPC error rather than an HTTP denial.
  */
-export function httpAttributesOrThrow(message: unknown): EnvoyHttpAttributes {
+export function envoyHttpAttributesOrThrow(message: unknown): EnvoyHttpAttributes {
   if (!isMsg(message) || !isMsg(message['attributes'])) throw bad('`attributes` is required');
   const attributes = message['attributes'];
   const request = attributes['request'];
@@ -76,7 +76,7 @@ function headersOf(http: Msg): Record<string, string | undefined> {
  * The forwarded request of an HTTP check, for `parseForwardedRequest`. Throws
  * `ERR_REQUEST_INVALID` for a body over `bodyLimit` bytes (the HTTP mode's limit).
  */
-export function forwardedRequestOf(a: EnvoyHttpAttributes, bodyLimit: number): { request: ForwardedRequest; headerNames: readonly string[] } {
+export function envoyForwardedRequest(a: EnvoyHttpAttributes, bodyLimit: number): { request: ForwardedRequest; headerNames: readonly string[] } {
   const http = a.http;
   const headers = headersOf(http);
   const rawBody = http['rawBody'];
@@ -105,9 +105,28 @@ function setHeader(key: string, value: string): Msg {
   return { header: { key, value }, append: { value: false } };
 }
 
+/** `google.protobuf.Value` to encode (the member that is set names the kind). */
+type ValueMessage =
+  | { nullValue: 'NULL_VALUE' }
+  | { numberValue: number }
+  | { stringValue: string }
+  | { boolValue: boolean }
+  | { listValue: { values: ValueMessage[] } }
+  | { structValue: { fields: Record<string, ValueMessage> } };
+
+function toValue(v: JsonValue | undefined): ValueMessage {
+  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
+  return { structValue: struct(v as Record<string, JsonValue>) };
+}
+
+/** A JSON object as a `google.protobuf.Struct` to encode. */
 function struct(o: Record<string, JsonValue>): { fields: Record<string, ValueMessage> } {
   const fields: Record<string, ValueMessage> = {};
-  for (const k of Object.keys(o)) fields[k] = jsonToValue(o[k]);
+  for (const k of Object.keys(o)) fields[k] = toValue(o[k]);
   return { fields };
 }
 
@@ -131,7 +150,7 @@ export interface EnvoyAnswerContext {
  * did not give) and `dynamic_metadata`; denied: `denied_response` with the HTTP status, headers
  * and the JSON body of the HTTP mode.
  */
-export function checkResponseOf(v: GatewayVerdict, ctx: EnvoyAnswerContext, denialBody: string): Msg {
+export function envoyCheckResponse(v: GatewayVerdict, ctx: EnvoyAnswerContext): Msg {
   const meta: Record<string, JsonValue> = {};
   if (v.decisionId !== undefined) meta['decisionId'] = v.decisionId;
   if (v.policyVersion !== undefined) meta['policyVersion'] = v.policyVersion;
@@ -159,13 +178,13 @@ export function checkResponseOf(v: GatewayVerdict, ctx: EnvoyAnswerContext, deni
   if (v.challenge !== undefined) headers.push(setHeader('www-authenticate', v.challenge));
   return {
     status: { code: v.status.grpc, message: v.reasons.map((r) => r.code).join(', ') },
-    deniedResponse: { status: { code: v.status.http }, headers, body: denialBody },
+    deniedResponse: { status: { code: v.status.http }, headers, body: denialJson(v) },
     ...(Object.keys(meta).length > 0 ? { dynamicMetadata: struct(meta) } : {}),
   };
 }
 
 /** A request refused as malformed: the HTTP mode's 400 and `{"error": {code, message}}` body. */
-export function badRequestResponse(code: string, message: string): Msg {
+export function envoyBadRequest(code: string, message: string): Msg {
   return {
     status: { code: RPC_INVALID_ARGUMENT, message },
     deniedResponse: { status: { code: 400 }, headers: [setHeader('content-type', 'application/json')], body: JSON.stringify({ error: { code, message } }) },
