@@ -205,9 +205,14 @@ async function main() {
   }
   const git = gitState();
   const totalFailures = Object.values(table).reduce((s, x) => s + x.http.failures + x.grpc.failures, 0);
+  const others = Object.values(table).reduce((s, x) => s + x.http.otherCpuCores + x.grpc.otherCpuCores, 0) / (2 * Object.keys(table).length);
+  const othersNote =
+    others > 0.2
+      ? `The machine was shared with other engineers' test runs: processes outside the bench used ${fmt(others, 2)} cores on average ("others"), so treat the numbers as rough.`
+      : `The machine is shared with other engineers' test runs, but was quiet during this one ("others": ${fmt(others, 2)} cores on average).`;
   const L = [];
   L.push(
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model?.trim() ?? 'unknown'} (nproc ${availableParallelism()}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} changed files)` : ''}. One Warden, ${WARDEN_WORKERS} workers; ${CONNECTIONS} requests in flight (HTTP: autocannon connections; gRPC: calls over ${CHANNELS} channels); ${ROUNDS} rounds x ${DURATION} s per transport and shape (alternating, after a ${WARMUP} s warm-up). The machine was shared with other engineers' test runs: see "others" (CPU cores used by processes outside the bench). Reproduce: \`npm run bench:ext-authz\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model?.trim() ?? 'unknown'} (nproc ${availableParallelism()}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} changed files)` : ''}. One Warden, ${WARDEN_WORKERS} workers; ${CONNECTIONS} requests in flight (HTTP: autocannon connections; gRPC: calls over ${CHANNELS} channels); ${ROUNDS} rounds x ${DURATION} s per transport and shape (alternating, after a ${WARMUP} s warm-up). ${othersNote} Reproduce: \`npm run bench:ext-authz\`.`,
   );
   L.push('');
   L.push(
