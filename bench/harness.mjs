@@ -235,10 +235,14 @@ export async function createBenchDatabase(adminUrl = PG_ADMIN_URL) {
 // ---------------------------------------------------------------------------------------------
 // Load runs
 
-/** One autocannon run in a child process (bench/load.mjs); resolves its JSON result. */
-export function runLoad({ children, url, body, headers, connections, duration }) {
+/**
+ * One load run in a child process: autocannon (bench/load.mjs) by default, or another generator
+ * printing the same JSON line (`script`, e.g. bench/grpc-load.mjs, with its own options in
+ * `extra`); resolves its JSON result.
+ */
+export function runLoad({ children, url, body, headers, connections, duration, script = 'load.mjs', extra = {} }) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(benchDir, 'load.mjs'), JSON.stringify({ url, body, connections, duration, ...(headers ? { headers } : {}) })], {
+    const child = spawn(process.execPath, [join(benchDir, script), JSON.stringify({ url, body, connections, duration, ...(headers ? { headers } : {}), ...extra })], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

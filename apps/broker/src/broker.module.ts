@@ -2,14 +2,15 @@
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
  * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
  * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/usage`, `/v1/plan`, `/mcp`, the admin and the
- * delegation routes on the Fastify instance, and the controllers of the gRPC services (Cerbos,
- * agentgateway's extMcp); no logic lives here.
+ * delegation routes on the Fastify instance, and the controllers of the gRPC services (Cerbos API,
+ * Envoy ext_authz, agentgateway's extMcp); no logic lives here.
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { CERBOS_GRPC_DEPS, CerbosGrpcController } from './grpc/cerbos-grpc.controller.js';
 import { EXT_MCP_GRPC_DEPS, ExtMcpGrpcController } from './grpc/ext-mcp-grpc.controller.js';
+import { ENVOY_EXT_AUTHZ_DEPS, EnvoyExtAuthzController } from './grpc/envoy-ext-authz.controller.js';
 import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-resolvers.routes.js';
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
@@ -63,10 +64,11 @@ export class BrokerModule {
     return {
       module: BrokerModule,
       // The gRPC service answers only once the app's microservices are started (`listenGrpc`).
-      controllers: [CerbosGrpcController, ExtMcpGrpcController],
+      controllers: [CerbosGrpcController, EnvoyExtAuthzController, ExtMcpGrpcController],
       providers: [
         { provide: BROKER_ROUTES, useValue: options },
         { provide: CERBOS_GRPC_DEPS, useValue: options.cerbosApi },
+        { provide: ENVOY_EXT_AUTHZ_DEPS, useValue: options.v1Check },
         // agentgateway's extMcp decides as `/v1/check` and lists as `/v1/plan` (tool discovery) do.
         { provide: EXT_MCP_GRPC_DEPS, useValue: { check: options.v1Check, discovery: options.v1Plan.discovery } },
         RouteRegistrar,

@@ -1,5 +1,6 @@
 /**
- * Warden's gRPC listener (`WARDEN_GRPC_ADDR`): Nest's gRPC transport serving the protos under
+ * Warden's gRPC listener (`WARDEN_GRPC_ADDR`): Nest's gRPC transport serving the Cerbos API and
+ * Envoy's ext_authz (`envoy.service.auth.v3.Authorization`) from the protos under
  * `apps/broker/src/proto` (copied next to the build by `nest build`), connected to the HTTP app
  * as a hybrid microservice. The only change to Nest's `ServerGrpc` is that it keeps the port it
  * bound, so `127.0.0.1:0` (a free port, as tests use) can be reported once listening.
@@ -29,8 +30,8 @@ export class WardenGrpcServer extends ServerGrpc {
     super({
       // SECURITY: binds the configured host, 127.0.0.1 by default; never 0.0.0.0 implicitly.
       url: grpcAddress(listenConfig.host, listenConfig.port),
-      package: ['cerbos.svc.v1', 'agentgateway.dev.ext_mcp'],
-      protoPath: ['cerbos/svc/v1/svc.proto', 'agentgateway/dev/ext_mcp/ext_mcp.proto'],
+      package: ['cerbos.svc.v1', 'envoy.service.auth.v3', 'agentgateway.dev.ext_mcp'],
+      protoPath: ['cerbos/svc/v1/svc.proto', 'envoy/service/auth/v3/external_auth.proto', 'agentgateway/dev/ext_mcp/ext_mcp.proto'],
       loader: { ...CERBOS_PROTO_LOADER_OPTIONS, includeDirs: [PROTO_DIR] },
     });
   }

@@ -6,38 +6,28 @@
  * request becomes one check ({@link parseForwardedRequest}) decided exactly as `/v1/check`
  * decides, and the answer is what a gateway acts on:
  *
- * - allowed: 200, empty body, `x-warden-decision-id`, `x-warden-policy-version`, and one
- *   `x-warden-<key>` header per routing hint in the policy's outputs (an output value that is an
- *   object: each key with a string, number, boolean or list-of-strings value);
+ * - allowed: 200, empty body, `x-warden-decision-id`, `x-warden-policy-version`, and one header
+ *   per routing hint in the policy's outputs (`gatewayHints`: `x-warden-allowed-regions`,
+ *   `x-warden-max-tokens`, `x-warden-model`, `x-warden-content-restrictions`, else
+ *   `x-warden-<key>`);
  * - no credential at all, or one nobody recognises: 401 with `WWW-Authenticate: Bearer`;
- * - denied by policy or delegation: 403; both with a small JSON body naming the reason;
+ * - a budget used up (reason `budget_exhausted`): 429; denied by policy or delegation: 403; all
+ *   with a small JSON body naming the reasons (`denialStatus`, shared with Envoy's gRPC mode);
  * - bad input: 400 with a stable code; a failure inside Warden: 5xx. A gateway treats anything but
  *   2xx as a refusal (fail closed).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { JsonObject } from '@warden/resolvers';
-import { parseForwardedRequest, type ForwardedCheck } from '@warden/gateway';
+import { denialJson, parseForwardedRequest, type GatewayVerdict } from '@warden/gateway';
 import { WardenError } from '@warden/core';
-import type { Reason } from '../enrichment/enriched-check.js';
 import { toWardenError } from './broker-error.filter.js';
+import { forwardedOptions, missingCredentials, toCheckRequest, verdictOf, type ForwardAuthHeaders } from './forwarded-check.js';
 import { checkWith, type CheckAnswer, type V1CheckDeps } from './v1-check.routes.js';
-import type { V1CheckRequest } from './v1-check.request.js';
 
 /** What the route needs besides `/v1/check`'s dependencies. */
-export interface ExtAuthzDeps extends V1CheckDeps {
-  /** Header naming the acting agent (default `x-warden-agent`). */
-  agentHeader?: string;
-  /** Header carrying a delegation token (default `x-warden-delegation`). */
-  delegationHeader?: string;
-}
+export interface ExtAuthzDeps extends V1CheckDeps, ForwardAuthHeaders {}
 
 const PREFIX = '/v1/ext-authz';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-/** Reasons that mean "who are you?" rather than "no". */
-const UNAUTHENTICATED = /^(subject_unresolved|agent_unresolved|token_|delegation_(invalid|expired|signature|malformed|unverified))/;
-const HINT_KEY = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
-/** Header-safe hint values: printable ASCII without separators that could start a second header. */
-const HINT_VALUE = /^[\x20-\x7e]{0,512}$/;
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const v = request.headers[name];
@@ -55,70 +45,30 @@ function original(request: FastifyRequest): { method: string; path: string; host
   return { method: method.toUpperCase(), path, host };
 }
 
-function toCheckRequest(c: ForwardedCheck): V1CheckRequest {
-  return {
-    requestId: undefined,
-    token: c.token,
-    subject: undefined,
-    agent: c.agent !== undefined ? { id: c.agent } : undefined,
-    delegation: c.delegation,
-    actions: [c.action],
-    resources: [{ kind: c.resource.kind, id: c.resource.id, attr: c.resource.attr as JsonObject }],
-    context: { http: { ...c.context.http } } as JsonObject,
-    explain: false,
-    needsTrust: false,
-  };
-}
-
-/** Routing hints from the outputs of the decided resource. */
-function hints(outputs: readonly { val?: unknown }[]): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const o of outputs) {
-    const v = o.val;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) continue;
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-      if (!HINT_KEY.test(k)) continue;
-      const text = Array.isArray(x) ? (x.every((e) => typeof e === 'string') ? x.join(',') : undefined) : typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean' ? String(x) : undefined;
-      // SECURITY: a value that could end the header line is dropped, never sent.
-      if (text !== undefined && HINT_VALUE.test(text)) out.push([`x-warden-${k.toLowerCase()}`, text]);
-    }
-  }
-  return out;
-}
-
-const answer: CheckAnswer = (reply, d) => {
-  const item = d.decisions[0];
-  const allowed = item !== undefined && d.req.actions.every((a) => item.effects[a] === 'ALLOW');
-  void reply.header('x-warden-decision-id', d.decisionId).header('x-warden-policy-version', d.deps.policyVersion);
-  if (allowed) {
-    for (const [k, v] of hints(item.outputs)) void reply.header(k, v);
+/** Sends a verdict as forward-auth over HTTP: 200 with hint headers, or 401/403/429 with a JSON body. */
+function send(reply: FastifyReply, v: GatewayVerdict): FastifyReply {
+  if (v.decisionId !== undefined) void reply.header('x-warden-decision-id', v.decisionId);
+  if (v.policyVersion !== undefined) void reply.header('x-warden-policy-version', v.policyVersion);
+  if (v.allowed) {
+    for (const h of v.hints) void reply.header(h.header, h.value);
     return reply.code(200).send();
   }
-  const reasons: Reason[] = item?.reasons ?? [{ code: 'internal', message: 'no decision' }];
-  const unauthenticated = reasons.some((r) => UNAUTHENTICATED.test(r.code));
-  if (unauthenticated) void reply.header('www-authenticate', 'Bearer error="invalid_token"');
-  return reply
-    .code(unauthenticated ? 401 : 403)
-    .header('content-type', 'application/json')
-    .send(JSON.stringify({ decision: 'DENY', decisionId: d.decisionId, reasons: reasons.map((r) => ({ code: r.code, message: r.message })) }));
-};
+  if (v.challenge !== undefined) void reply.header('www-authenticate', v.challenge);
+  return reply.code(v.status.http).header('content-type', 'application/json').send(denialJson(v));
+}
+
+const answer: CheckAnswer = (reply, d) => send(reply, verdictOf(d));
 
 function handle(deps: ExtAuthzDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | FastifyReply | undefined {
   const o = original(request);
   const headers: Record<string, string | undefined> = {};
-  for (const name of ['authorization', deps.agentHeader ?? 'x-warden-agent', deps.delegationHeader ?? 'x-warden-delegation']) headers[name] = header(request, name);
-  const body = typeof request.body === 'string' ? request.body : undefined;
-  const c = parseForwardedRequest(
-    { method: o.method, path: o.path, ...(o.host !== undefined ? { host: o.host } : {}), headers, ...(body !== undefined ? { body } : {}) },
-    { ...(deps.agentHeader !== undefined ? { agentHeader: deps.agentHeader } : {}), ...(deps.delegationHeader !== undefined ? { delegationHeader: deps.delegationHeader } : {}) },
-  );
-  if (c.token === undefined && c.agent === undefined && c.delegation === undefined) {
-    return reply
-      .code(401)
-      .header('www-authenticate', 'Bearer')
-      .header('content-type', 'application/json')
-      .send(JSON.stringify({ decision: 'DENY', reasons: [{ code: 'credentials_missing', message: 'the request carries no bearer token, agent or delegation' }] }));
+  for (const name of ['authorization', deps.agentHeader ?? 'x-warden-agent', deps.delegationHeader ?? 'x-warden-delegation', 'content-type', 'x-envoy-auth-partial-body']) {
+    headers[name] = header(request, name);
   }
+  const body = typeof request.body === 'string' ? request.body : undefined;
+  const c = parseForwardedRequest({ method: o.method, path: o.path, ...(o.host !== undefined ? { host: o.host } : {}), headers, ...(body !== undefined ? { body } : {}) }, forwardedOptions(deps));
+  const none = missingCredentials(c);
+  if (none !== undefined) return send(reply, none);
   return checkWith(deps, toCheckRequest(c), reply, answer);
 }
 

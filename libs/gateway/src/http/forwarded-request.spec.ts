@@ -43,6 +43,16 @@ describe('parseForwardedRequest', () => {
     expect(parseForwardedRequest({ ...base, settings: { 'warden.kind': 'tool', 'warden.id': 'web_search', 'warden.action': 'invoke' } }, {})).toMatchObject({ action: 'invoke', resource: { kind: 'tool', id: 'web_search' } });
   });
 
+  it('refuses a body that claims to be JSON and is not, naming a body cut short by Envoy', () => {
+    const json = { ...base.headers, 'content-type': 'application/json; charset=utf-8' };
+    expect(refusal(() => parseForwardedRequest({ ...base, headers: json, body: '{"model":"o3-pro"' }, {}))).toBe('the body is not JSON although `content-type` says it is');
+    expect(refusal(() => parseForwardedRequest({ ...base, headers: { ...base.headers, 'content-type': 'application/vnd.api+json' }, body: 'nope' }, {}))).toContain('not JSON');
+    expect(refusal(() => parseForwardedRequest({ ...base, headers: { ...json, 'x-envoy-auth-partial-body': 'true' }, body: '{"model":"o3-pro","messages":[{"con' }, {}))).toContain('x-envoy-auth-partial-body');
+    // Another content type, or no body: the route decides.
+    expect(parseForwardedRequest({ ...base, headers: { ...base.headers, 'content-type': 'text/plain' }, body: '{"model"' }, {})).toMatchObject({ resource: { kind: 'route' } });
+    expect(parseForwardedRequest({ ...base, headers: json, body: '' }, {})).toMatchObject({ resource: { kind: 'route' } });
+  });
+
   it('reads the agent and delegation from the configured headers', () => {
     const c = parseForwardedRequest({ ...base, headers: { authorization: 'Bearer tok', 'x-agent': 'planner', 'x-deleg': 'eyJ.x.y' } }, { agentHeader: 'x-agent', delegationHeader: 'x-deleg' });
     expect(c).toMatchObject({ agent: 'planner', delegation: 'eyJ.x.y' });

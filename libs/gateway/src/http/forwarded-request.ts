@@ -14,7 +14,8 @@
  *   `context_extensions` `warden.kind`, `warden.id`, `warden.action`), else `route`
  *   `<host><path>` with the HTTP method, lower-cased, as the action.
  *
- * Pure: no I/O, no policy logic. Every malformed part is an `ERR_REQUEST_INVALID` naming it.
+ * A body whose `content-type` says JSON but that does not parse is refused, never decided on the
+ * route. Pure: no I/O, no policy logic. Every malformed part is an `ERR_REQUEST_INVALID` naming it.
  */
 import { WardenError, type JsonValue } from '@warden/core';
 import { parseA2aRequest } from '../a2a/a2a-request.js';
@@ -26,7 +27,10 @@ export interface ForwardedRequest {
   /** The original request's path, query included. */
   readonly path: string;
   readonly host?: string;
-  /** Header names lower-cased. */
+  /**
+   * Header names lower-cased. Read: `authorization`, the agent and delegation headers, `host`,
+   * `content-type` (a body claimed to be JSON must be JSON) and `x-envoy-auth-partial-body`.
+   */
   readonly headers: Readonly<Record<string, string | undefined>>;
   /** The original body, when the gateway sends it. */
   readonly body?: string;
@@ -108,13 +112,26 @@ function mcpCheck(rpc: Record<string, unknown>, route: string): Pick<ForwardedCh
   }
 }
 
-function bodyCheck(body: string | undefined, route: string, path: string, target: string): Pick<ForwardedCheck, 'action' | 'resource'> | undefined {
+/** `application/json`, `application/json-rpc`, `application/<x>+json`, with or without parameters. */
+const JSON_TYPE = /^application\/(json|json-rpc|[a-z0-9!#$&^_.-]+\+json)\s*(;|$)/i;
+
+function bodyCheck(body: string | undefined, headers: ForwardedRequest['headers'], route: string, path: string, target: string): Pick<ForwardedCheck, 'action' | 'resource'> | undefined {
   if (body === undefined || body.trim() === '') return undefined;
   let json: unknown;
   try {
     json = JSON.parse(body);
   } catch {
-    // A body that is not JSON says nothing a policy reads: the route decides.
+    // SECURITY: a body claimed to be JSON that does not parse (malformed, or cut short by the
+    // gateway's body limit) is refused: deciding on the route instead could allow what the
+    // body asks for (a model, a tool) without ever checking it.
+    if (JSON_TYPE.test(headers['content-type'] ?? '')) {
+      throw bad(
+        headers['x-envoy-auth-partial-body'] === 'true'
+          ? 'the body was cut short by the gateway (`x-envoy-auth-partial-body`); raise its body limit (Envoy `with_request_body.max_request_bytes`) to at least the largest request'
+          : 'the body is not JSON although `content-type` says it is',
+      );
+    }
+    // Any other body that is not JSON says nothing a policy reads: the route decides.
     return undefined;
   }
   if (!isObj(json)) return undefined;
@@ -148,7 +165,7 @@ export function parseForwardedRequest(req: ForwardedRequest, options: ForwardedR
   const agent = identityHeader(req.headers[options.agentHeader ?? 'x-warden-agent'], options.agentHeader ?? 'x-warden-agent');
   const delegation = identityHeader(req.headers[options.delegationHeader ?? 'x-warden-delegation'], options.delegationHeader ?? 'x-warden-delegation');
   const s = req.settings ?? {};
-  const fromBody = bodyCheck(req.body, route, req.path, s['warden.id'] ?? route);
+  const fromBody = bodyCheck(req.body, req.headers, route, req.path, s['warden.id'] ?? route);
   const asked =
     fromBody ??
     (s['warden.kind'] !== undefined
