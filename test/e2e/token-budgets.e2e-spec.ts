@@ -328,7 +328,9 @@ describe('token budgets behind the forward-auth adapter (/v1/ext-authz)', () => 
     const { dir, policyDir } = writePolicyDir(POLICIES, 'warden-budgets-extauthz-');
     writeFileSync(
       join(dir, 'warden.yaml'),
-      `resolvers:
+      `gateways:
+  - { name: edge, apiKey: edge-key-${RUN} }
+resolvers:
   - name: tokens
     kind: static
     key: subject.token
@@ -345,17 +347,29 @@ budgets:
   });
   afterAll(async () => broker?.close());
 
-  it("reserves the forwarded body's max_tokens and denies with reason budget_exhausted once spent", async () => {
+  it("reserves the forwarded body's max_tokens, hands the gateway the reservation, and answers 429 budget_exhausted once spent", async () => {
     const envoy = (body: string) =>
       fetch(`${broker.base}/v1/ext-authz/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer alice-token' }, body });
-    expect((await envoy('{"model":"gpt-4o-mini","max_tokens":600}')).status).toBe(200);
+    const first = await envoy('{"model":"gpt-4o-mini","max_tokens":600}');
+    expect(first.status).toBe(200);
+    const reservationId = first.headers.get('x-warden-reservation-id');
+    expect(reservationId).toMatch(/^rsv_/);
     const spent = await envoy('{"model":"gpt-4o-mini","max_tokens":600}');
-    expect(spent.status).not.toBe(200);
+    expect(spent.status).toBe(429);
+    expect(spent.headers.get('x-warden-reservation-id')).toBeNull();
     const json = (await spent.json()) as { decision: string; reasons: Array<{ code: string }> };
     expect(json.decision).toBe('DENY');
     expect(json.reasons.map((r) => r.code)).toEqual(['budget_exhausted']);
-    // The default estimate (1024) does not fit in the 400 left either; a small request does.
-    expect((await envoy('{"model":"gpt-4o-mini"}')).status).not.toBe(200);
-    expect((await envoy('{"model":"gpt-4o-mini","max_tokens":400}')).status).toBe(200);
+    // The gateway settles the first call at 100 real tokens: 900 are left, so 600 fit again.
+    const settled = await fetch(`${broker.base}/v1/usage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-warden-api-key': `edge-key-${RUN}` },
+      body: JSON.stringify({ reservationId, tokens: 100, idempotencyKey: 'call-1' }),
+    });
+    expect(settled.status).toBe(200);
+    expect((await envoy('{"model":"gpt-4o-mini","max_tokens":600}')).status).toBe(200);
+    // 100 used + 600 reserved: the default estimate (1024) does not fit in the 300 left; 300 does.
+    expect((await envoy('{"model":"gpt-4o-mini"}')).status).toBe(429);
+    expect((await envoy('{"model":"gpt-4o-mini","max_tokens":300}')).status).toBe(200);
   });
 });

@@ -15,6 +15,7 @@
  * - a failure inside Warden: gRPC error INTERNAL / UNAVAILABLE, which Envoy with
  *   `failure_mode_allow: false` turns into a denial (fail closed).
  */
+import type { Metadata } from '@grpc/grpc-js';
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod, RpcException } from '@nestjs/microservices';
 import { isWardenError, WardenError } from '@warden/core';
@@ -30,7 +31,7 @@ import {
 import { toGrpcStatus } from '../http/broker-error.filter.js';
 import type { ExtAuthzDeps } from '../http/ext-authz.routes.js';
 import { forwardedOptions, missingCredentials, toCheckRequest, verdictOf } from '../http/forwarded-check.js';
-import { checkWith, type CheckAnswer } from '../http/v1-check.routes.js';
+import { checkWith, GATEWAY_KEY_HEADER, type CheckAnswer } from '../http/v1-check.routes.js';
 
 /** DI token of the service's dependencies (those of the HTTP mode). */
 export const ENVOY_EXT_AUTHZ_DEPS = Symbol('ENVOY_EXT_AUTHZ_DEPS');
@@ -56,7 +57,7 @@ export class EnvoyExtAuthzController {
   }
 
   @GrpcMethod('Authorization', 'Check')
-  async check(message: Msg): Promise<Msg> {
+  async check(message: Msg, metadata?: Metadata): Promise<Msg> {
     try {
       const attributes = envoyHttpAttributesOrThrow(message);
       let c: ForwardedCheck;
@@ -73,7 +74,10 @@ export class EnvoyExtAuthzController {
       const holder: Holder = { message: undefined, requestHeaderNames: headerNames, identityHeaders: this.identityHeaders };
       const none = missingCredentials(c);
       if (none !== undefined) return envoyCheckResponse(none, holder);
-      const pending = checkWith(this.deps, toCheckRequest(c), holder, answer);
+      // The gateway's key, when Envoy sends it as call metadata (`initial_metadata`): budgets `per: key`.
+      const key = this.deps.budgets !== undefined ? metadata?.get(GATEWAY_KEY_HEADER)[0] : undefined;
+      const gateway = typeof key === 'string' ? this.deps.matchGateway(key)?.name : undefined;
+      const pending = checkWith(this.deps, toCheckRequest(c, gateway), holder, answer);
       const done = pending === undefined ? holder : await pending;
       if (done.message === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: the check left no answer');
       return done.message;

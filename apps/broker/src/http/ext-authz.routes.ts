@@ -21,7 +21,7 @@ import { denialJson, parseForwardedRequest, type GatewayVerdict } from '@warden/
 import { WardenError } from '@warden/core';
 import { toWardenError } from './broker-error.filter.js';
 import { forwardedOptions, missingCredentials, toCheckRequest, verdictOf, type ForwardAuthHeaders } from './forwarded-check.js';
-import { checkWith, type CheckAnswer, type V1CheckDeps } from './v1-check.routes.js';
+import { checkWith, GATEWAY_KEY_HEADER, type CheckAnswer, type V1CheckDeps } from './v1-check.routes.js';
 
 /** What the route needs besides `/v1/check`'s dependencies. */
 export interface ExtAuthzDeps extends V1CheckDeps, ForwardAuthHeaders {}
@@ -51,6 +51,8 @@ function send(reply: FastifyReply, v: GatewayVerdict): FastifyReply {
   if (v.policyVersion !== undefined) void reply.header('x-warden-policy-version', v.policyVersion);
   if (v.allowed) {
     for (const h of v.hints) void reply.header(h.header, h.value);
+    // For the gateway to settle the tokens it reserved (nginx: `auth_request_set`; not passed upstream unless configured).
+    if (v.reservationId !== undefined) void reply.header('x-warden-reservation-id', v.reservationId);
     return reply.code(200).send();
   }
   if (v.challenge !== undefined) void reply.header('www-authenticate', v.challenge);
@@ -69,7 +71,8 @@ function handle(deps: ExtAuthzDeps, request: FastifyRequest, reply: FastifyReply
   const c = parseForwardedRequest({ method: o.method, path: o.path, ...(o.host !== undefined ? { host: o.host } : {}), headers, ...(body !== undefined ? { body } : {}) }, forwardedOptions(deps));
   const none = missingCredentials(c);
   if (none !== undefined) return send(reply, none);
-  return checkWith(deps, toCheckRequest(c), reply, answer);
+  const gateway = deps.budgets !== undefined ? deps.matchGateway(header(request, GATEWAY_KEY_HEADER))?.name : undefined;
+  return checkWith(deps, toCheckRequest(c, gateway), reply, answer);
 }
 
 /** Registers `/v1/ext-authz` and `/v1/ext-authz/*` (every method) on `app`. */

@@ -23,9 +23,13 @@ export function forwardedOptions(h: ForwardAuthHeaders): ForwardedRequestOptions
   return { ...(h.agentHeader !== undefined ? { agentHeader: h.agentHeader } : {}), ...(h.delegationHeader !== undefined ? { delegationHeader: h.delegationHeader } : {}) };
 }
 
-/** The forwarded check as the `/v1/check` request it is decided as. */
-export function toCheckRequest(c: ForwardedCheck): V1CheckRequest {
+/**
+ * The forwarded check as the `/v1/check` request it is decided as. `gateway`: the trusted gateway
+ * whose key came with the call (budgets `per: key` count its tokens); it grants nothing else here.
+ */
+export function toCheckRequest(c: ForwardedCheck, gateway?: string): V1CheckRequest {
   return {
+    ...(gateway !== undefined ? { gateway } : {}),
     requestId: undefined,
     token: c.token,
     subject: undefined,
@@ -62,7 +66,11 @@ export function verdictOf(d: DecidedCheck): GatewayVerdict {
   let reasons: ShownReason[];
   if (allowed) {
     const { hints, invalid } = gatewayHints(item.outputs);
-    if (invalid.length === 0) return { allowed: true, decisionId: d.decisionId, policyVersion: d.deps.policyVersion, hints };
+    if (invalid.length === 0) {
+      return d.budget !== undefined
+        ? { allowed: true, decisionId: d.decisionId, policyVersion: d.deps.policyVersion, hints, reservationId: d.budget.reservationId }
+        : { allowed: true, decisionId: d.decisionId, policyVersion: d.deps.policyVersion, hints };
+    }
     // SECURITY: a restriction the gateway cannot receive would be lifted if dropped: deny.
     reasons = invalid.map((k) => ({ code: 'output_invalid', message: `the policy's output \`${k}\` has a value the gateway cannot receive` }));
   } else {

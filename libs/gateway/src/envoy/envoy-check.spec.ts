@@ -61,6 +61,17 @@ describe('Envoy ext_authz messages', () => {
     });
   });
 
+  it('hands a budget reservation to Envoy as metadata only, never as a header the upstream would see', () => {
+    const sut = envoyCheckResponse(
+      { allowed: true, decisionId: 'd1', policyVersion: 'sha256:x', hints: [], reservationId: 'rsv_1' },
+      { requestHeaderNames: ['x-warden-reservation-id'], identityHeaders: new Set() },
+    ) as { okResponse: { headers: Array<{ header: { key: string } }>; headersToRemove?: string[] }; dynamicMetadata: { fields: Record<string, unknown> } };
+    expect(sut.dynamicMetadata.fields['reservationId']).toEqual({ stringValue: 'rsv_1' });
+    expect(sut.okResponse.headers.map((h) => h.header.key)).not.toContain('x-warden-reservation-id');
+    // One the client sent itself is removed before the request goes upstream.
+    expect(sut.okResponse.headersToRemove).toEqual(['x-warden-reservation-id']);
+  });
+
   it('answers a denial with the HTTP status, the challenge and the body', () => {
     const sut = envoyCheckResponse(
       { allowed: false, decisionId: undefined, policyVersion: undefined, status: { http: 429, grpc: 8 }, reasons: [{ code: 'budget_exhausted', message: 'm' }], challenge: undefined },

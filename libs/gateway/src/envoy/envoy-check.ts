@@ -167,6 +167,9 @@ export function envoyCheckResponse(v: GatewayVerdict, ctx: EnvoyAnswerContext): 
       hints[h.key] = h.typed;
     }
     meta['hints'] = hints;
+    // SECURITY: metadata only: Envoy adds ok_response headers to the upstream request, and the
+    // reservation id is the capability to settle tokens.
+    if (v.reservationId !== undefined) meta['reservationId'] = v.reservationId;
     const remove = spoofedHeaders(ctx.requestHeaderNames, set, ctx.identityHeaders);
     return {
       status: { code: RPC_OK, message: '' },

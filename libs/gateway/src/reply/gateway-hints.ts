@@ -42,6 +42,7 @@ export interface GatewayHints {
 export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   'x-warden-decision-id',
   'x-warden-policy-version',
+  'x-warden-reservation-id',
   'x-warden-agent',
   'x-warden-delegation',
   'x-warden-api-key',

@@ -19,6 +19,11 @@ export interface AllowedVerdict {
   readonly decisionId: string;
   readonly policyVersion: string;
   readonly hints: readonly GatewayHint[];
+  /**
+   * The token budget reservation the check made, to settle with `POST /v1/usage`. SECURITY: the
+   * capability to settle; only the gateway gets it (never as a header Envoy would pass upstream).
+   */
+  readonly reservationId?: string;
 }
 
 /** A denied request. */
