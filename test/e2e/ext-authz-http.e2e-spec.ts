@@ -102,4 +102,19 @@ describe('/v1/ext-authz over HTTP', () => {
     const badRpc = await envoy('/mcp', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x y' } }));
     expect(badRpc.status).toBe(400);
   });
+
+  it('refuses an oversized body, a body claimed to be JSON that is not, and a repeated credential header; none is an ALLOW', async () => {
+    // Above the broker's body limit (2 MiB by default): refused before any decision.
+    const huge = await envoy('/v1/chat/completions', JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(3 * 1024 * 1024) }] }));
+    expect(huge.status).toBe(400);
+    expect(await huge.json()).toEqual({ error: { code: 'ERR_REQUEST_INVALID', message: 'request body too large' } });
+    expect(huge.headers.get('x-warden-decision-id')).toBeNull();
+    // A cut or garbled body must not fall back to deciding on the route alone.
+    const garbled = await envoy('/v1/chat/completions', '{"model": "gpt-4o-mini", "max_tokens": 99999');
+    expect(garbled.status).toBe(400);
+    expect(((await garbled.json()) as { error: { code: string } }).error.code).toBe('ERR_REQUEST_INVALID');
+    // Two agent headers (what a smuggled second header line would look like): refused, not merged.
+    const twice = await fetch(`${broker.base}/v1/ext-authz/v1/models`, { headers: [['authorization', 'Bearer alice-token'], ['x-warden-agent', 'a'], ['x-warden-agent', 'b']] });
+    expect(twice.status).toBe(400);
+  });
 });
