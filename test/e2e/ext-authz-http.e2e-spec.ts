@@ -118,3 +118,29 @@ describe('/v1/ext-authz over HTTP', () => {
     expect(twice.status).toBe(400);
   });
 });
+
+describe('/v1/ext-authz with operator-chosen identity headers (forwardAuth)', () => {
+  let custom: TestBroker;
+  beforeAll(async () => {
+    const { dir, policyDir } = writePolicyDir(POLICIES, 'warden-extauthz-headers-');
+    writeFileSync(join(dir, 'warden.yaml'), `${CONFIG}forwardAuth: { agentHeader: X-Agent-Id, delegationHeader: x-act-as }\n`);
+    custom = await startTestBroker({ cwd: dir, policyDir });
+  });
+  afterAll(async () => custom?.close());
+
+  it('reads the agent from the configured header and no longer from x-warden-agent', async () => {
+    const ask = (headers: Record<string, string>) => fetch(`${custom.base}/v1/ext-authz/v1/models`, { headers });
+    // The default name is just another header here: the request names nobody.
+    const old = await ask({ 'x-warden-agent': 'support-bot' });
+    expect(old.status).toBe(401);
+    expect(((await old.json()) as { reasons: Array<{ code: string }> }).reasons.map((r) => r.code)).toEqual(['credentials_missing']);
+    // The configured one names the agent, so the check is decided (and denied: no subject, no agent policy).
+    const named = await ask({ 'x-agent-id': 'support-bot' });
+    expect(named.headers.get('x-warden-decision-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(named.status).not.toBe(200);
+    // With the subject's token the agent header is read as well: both identities decide, and the
+    // route policy has no rule for the agent, so the call is refused although alice alone may.
+    expect((await ask({ authorization: 'Bearer alice-token' })).status).toBe(200);
+    expect((await ask({ authorization: 'Bearer alice-token', 'x-agent-id': 'support-bot' })).status).toBe(403);
+  });
+});

@@ -14,7 +14,7 @@ import { ENVOY_EXT_AUTHZ_DEPS, EnvoyExtAuthzController } from './grpc/envoy-ext-
 import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-resolvers.routes.js';
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
-import { registerExtAuthz } from './http/ext-authz.routes.js';
+import { registerExtAuthz, type ExtAuthzDeps } from './http/ext-authz.routes.js';
 import { registerUsage, type UsageRoutesDeps } from './http/usage.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
@@ -34,7 +34,7 @@ class RouteRegistrar implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
-    await registerExtAuthz(fastify, this.deps.v1Check);
+    await registerExtAuthz(fastify, this.deps.extAuthz);
     await registerUsage(fastify, this.deps.usage);
     await registerV1Plan(fastify, this.deps.v1Plan);
     if (this.deps.mcp !== undefined) await registerMcpProxy(fastify, this.deps.mcp);
@@ -48,6 +48,8 @@ class RouteRegistrar implements OnModuleInit {
 export interface BrokerModuleOptions {
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
+  /** `/v1/ext-authz` and Envoy's ext_authz: `/v1/check`'s dependencies and the identity header names. */
+  extAuthz: ExtAuthzDeps;
   v1Plan: V1PlanDeps;
   usage: UsageRoutesDeps;
   /** The MCP proxy, when `mcp` is configured. */
@@ -68,7 +70,7 @@ export class BrokerModule {
       providers: [
         { provide: BROKER_ROUTES, useValue: options },
         { provide: CERBOS_GRPC_DEPS, useValue: options.cerbosApi },
-        { provide: ENVOY_EXT_AUTHZ_DEPS, useValue: options.v1Check },
+        { provide: ENVOY_EXT_AUTHZ_DEPS, useValue: options.extAuthz },
         // agentgateway's extMcp decides as `/v1/check` and lists as `/v1/plan` (tool discovery) do.
         { provide: EXT_MCP_GRPC_DEPS, useValue: { check: options.v1Check, discovery: options.v1Plan.discovery } },
         RouteRegistrar,

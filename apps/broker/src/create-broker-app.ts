@@ -27,7 +27,7 @@ import { connectGrpc } from './grpc/grpc-listener.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { BrokerErrorFilter } from './http/broker-error.filter.js';
 import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
-import { createGatewayMatcher } from './http/v1-check.routes.js';
+import { createGatewayMatcher, type V1CheckDeps } from './http/v1-check.routes.js';
 import type { McpProxyDeps } from './mcp/mcp-proxy.routes.js';
 import { McpUpstreams } from './mcp/mcp-upstreams.js';
 import { loadPolicies } from './policy-source/load-policy-set.js';
@@ -181,11 +181,13 @@ export async function createBrokerApp(
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
+  const v1Check: V1CheckDeps = { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
-      v1Check: { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets },
+      v1Check,
+      extAuthz: { ...v1Check, agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
       v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,

@@ -75,8 +75,18 @@ export interface BrokerConfig {
   delegation: DelegationConfig;
   /** `budgets:` token budgets (empty: none; `/v1/check` then does no budget work at all). */
   budgets: BudgetDefinition[];
+  /** `forwardAuth.*`: where the forward-auth adapters (`/v1/ext-authz`, Envoy ext_authz) read identity. */
+  forwardAuth: ForwardAuthConfig;
   /** The environment, for kinds that fill `${NAME}` placeholders themselves. */
   env: Readonly<Record<string, string | undefined>>;
+}
+
+/** `forwardAuth.*`: the headers naming the acting agent and carrying a delegation token (lower case). */
+export interface ForwardAuthConfig {
+  /** Default `x-warden-agent`. */
+  agentHeader: string;
+  /** Default `x-warden-delegation`. */
+  delegationHeader: string;
 }
 
 /** Warden's own database: `DATABASE_URL`, or the embedded PGlite when unset. */

@@ -269,4 +269,18 @@ auxData:
       expect(withYaml('{}', { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_GRPC_ADDR: '127.0.0.1:0' }).grpc.port).toBe(0);
     });
   });
+  describe('forwardAuth', () => {
+    it('defaults to x-warden-agent and x-warden-delegation, and takes other header names lower-cased', () => {
+      expect(withYaml('{}').forwardAuth).toEqual({ agentHeader: 'x-warden-agent', delegationHeader: 'x-warden-delegation' });
+      expect(withYaml('forwardAuth: { agentHeader: X-Agent-Id, delegationHeader: x-act-as }').forwardAuth).toEqual({ agentHeader: 'x-agent-id', delegationHeader: 'x-act-as' });
+    });
+
+    it('refuses a name that is no header, one with another meaning, two equal names and unknown keys', () => {
+      expect(errorOf(() => withYaml('forwardAuth: { agentHeader: "x agent" }')).message).toContain('`forwardAuth.agentHeader`: must be an HTTP header name');
+      expect(errorOf(() => withYaml('forwardAuth: { agentHeader: "x-agent\\r\\nx-evil: 1" }')).message).toContain('`forwardAuth.agentHeader`: must be an HTTP header name');
+      expect(errorOf(() => withYaml('forwardAuth: { delegationHeader: Authorization }')).message).toContain('`authorization` already has another meaning');
+      expect(errorOf(() => withYaml('forwardAuth: { agentHeader: x-a, delegationHeader: X-A }')).message).toContain('`forwardAuth.delegationHeader`: must differ');
+      expect(errorOf(() => withYaml('forwardAuth: { agent: x-a }')).message).toContain('`forwardAuth.agent`: unknown key');
+    });
+  });
 });

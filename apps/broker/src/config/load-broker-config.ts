@@ -22,6 +22,7 @@ import type {
   JwtKeySetConfig,
   McpConfig,
   RequestLimitsConfig,
+  ForwardAuthConfig,
 } from './broker-config.js';
 import { readBudgets } from './read-budgets.js';
 
@@ -488,7 +489,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'grpcListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
@@ -557,6 +558,28 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     admin: readAdmin(root, env),
     delegation: readDelegation(root, env, cwd),
     budgets,
+    forwardAuth: readForwardAuth(root),
     env,
   };
+}
+
+/** An HTTP header name (RFC 9110 token), compared lower-cased. */
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+/** Headers that already mean something else to the adapters or to HTTP. */
+const TAKEN_HEADERS = new Set(['authorization', 'content-type', 'content-length', 'host', 'cookie', 'x-warden-api-key', 'x-original-method', 'x-original-uri', 'x-forwarded-method', 'x-forwarded-uri', 'x-forwarded-host']);
+
+function readForwardAuth(root: Obj): ForwardAuthConfig {
+  const s = section(root, 'forwardAuth', '', ['agentHeader', 'delegationHeader']);
+  const header = (name: 'agentHeader' | 'delegationHeader', fallback: string): string => {
+    const v = optString(s, name, `forwardAuth.${name}`);
+    if (v === undefined) return fallback;
+    const lower = v.toLowerCase();
+    if (!HEADER_NAME.test(lower)) throw invalid(`forwardAuth.${name}`, 'must be an HTTP header name (letters, digits and !#$%&\'*+.^_`|~-, at most 64)');
+    if (TAKEN_HEADERS.has(lower)) throw invalid(`forwardAuth.${name}`, `\`${lower}\` already has another meaning to the forward-auth adapters`);
+    return lower;
+  };
+  const agentHeader = header('agentHeader', 'x-warden-agent');
+  const delegationHeader = header('delegationHeader', 'x-warden-delegation');
+  if (agentHeader === delegationHeader) throw invalid('forwardAuth.delegationHeader', 'must differ from `forwardAuth.agentHeader`');
+  return { agentHeader, delegationHeader };
 }
