@@ -260,6 +260,16 @@ function answerLater<R>(
   return enriched.then((e) => finishCheck(deps, req, reply, e, decisionId, start, parsed, agent, delegation, out));
 }
 
+type MutableIdentities = { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> };
+
+/** Who a check is decided for: the (enriched) agent, the delegation, the request's context. */
+function identitiesOf(req: V1CheckRequest, e: EnrichedInputs, agent: JsonObject | undefined, delegation: DelegationChain | ExternalActors | Reason | undefined): MutableIdentities {
+  const ids: MutableIdentities = { context: req.context as Record<string, JsonValue> };
+  if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
+  if (delegation !== undefined) ids.delegation = delegation;
+  return ids;
+}
+
 function finishCheck<R>(
   deps: V1CheckDeps,
   req: V1CheckRequest,
@@ -275,9 +285,7 @@ function finishCheck<R>(
   // A check no budget applies to does no budget work (no promise, no allocation).
   if (deps.budgets !== undefined && deps.budgets.applies(e.items, req.actions)) return finishBudgeted(deps, deps.budgets, req, reply, e, decisionId, start, parsed, agent, delegation, out);
   const t1 = req.explain ? performance.now() : 0;
-  const ids: { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> } = { context: req.context as Record<string, JsonValue> };
-  if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
-  if (delegation !== undefined) ids.delegation = delegation;
+  const ids = identitiesOf(req, e, agent, delegation);
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const t2 = req.explain ? performance.now() : 0;
   return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
@@ -303,9 +311,7 @@ async function finishBudgeted<R>(
   out: CheckAnswer<R>,
 ): Promise<R> {
   const t1 = req.explain ? performance.now() : 0;
-  const ids: { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> } = { context: req.context as Record<string, JsonValue> };
-  if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
-  if (delegation !== undefined) ids.delegation = delegation;
+  const ids = identitiesOf(req, e, agent, delegation);
   const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
   if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
