@@ -19,6 +19,7 @@ import { registerUsage, type UsageRoutesDeps } from './http/usage.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
 import { registerMcpProxy, type McpProxyDeps } from './mcp/mcp-proxy.routes.js';
+import { registerMetrics, type MetricsRoutesDeps } from './metrics/metrics.routes.js';
 
 /** DI token of the route dependencies. */
 export const BROKER_ROUTES = Symbol('BROKER_ROUTES');
@@ -32,6 +33,8 @@ class RouteRegistrar implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    // First: its request-duration hook must be on the root before the route plugins inherit hooks.
+    registerMetrics(fastify, this.deps.metrics);
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
     await registerExtAuthz(fastify, this.deps.extAuthz);
@@ -46,6 +49,8 @@ class RouteRegistrar implements OnModuleInit {
 
 /** Options of {@link BrokerModule.register}. */
 export interface BrokerModuleOptions {
+  /** `/metrics` and the request-duration hook. */
+  metrics: MetricsRoutesDeps;
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
   /** `/v1/ext-authz` and Envoy's ext_authz: `/v1/check`'s dependencies and the identity header names. */

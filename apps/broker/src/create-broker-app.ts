@@ -5,6 +5,7 @@
  * both run exactly the same wiring.
  */
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger, type LogLevel } from '@nestjs/common';
@@ -30,7 +31,9 @@ import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
 import { createGatewayMatcher, type V1CheckDeps } from './http/v1-check.routes.js';
 import type { McpProxyDeps } from './mcp/mcp-proxy.routes.js';
 import { McpUpstreams } from './mcp/mcp-upstreams.js';
-import { loadPolicies } from './policy-source/load-policy-set.js';
+import { BrokerMetrics } from './metrics/broker-metrics.js';
+import { joinClusterMetrics } from './metrics/cluster-metrics.js';
+import { loadPolicies, type LoadedPolicies } from './policy-source/load-policy-set.js';
 
 /** Options of {@link createBrokerApp}. */
 export interface CreateBrokerAppOptions {
@@ -38,6 +41,13 @@ export interface CreateBrokerAppOptions {
   logLevels?: LogLevel[];
   /** The clock of token budgets (epoch ms; tests move it to cross windows). */
   now?: () => number;
+}
+
+/** The literal resource kinds the policy set has rules for (the `kind` label's values). */
+function resourceKinds(policySet: LoadedPolicies['policySet']): Set<string> {
+  const kinds = new Set<string>();
+  for (const scopes of policySet.rows.values()) for (const rows of scopes.values()) for (const k of rows.resourceKinds) kinds.add(k);
+  return kinds;
 }
 
 /** The `admin.jwt` verifier: a `jwt` resolver built from the admin section. */
@@ -101,8 +111,17 @@ export async function createBrokerApp(
 ): Promise<NestFastifyApplication> {
   const logger = new Logger('Broker');
   const onError = (message: string): void => logger.warn(message);
-  const { policySet, version: policyVersion, readsRequestExtras } = loadPolicies(config.policyDir);
+  const metrics = new BrokerMetrics();
+  let loaded: LoadedPolicies;
+  try {
+    loaded = loadPolicies(config.policyDir);
+  } catch (err) {
+    metrics.policyLoadFailed();
+    throw err;
+  }
+  const { policySet, version: policyVersion, readsRequestExtras } = loaded;
   const engine = createEngine(policySet, config.engine);
+  metrics.policiesLoaded(resourceKinds(policySet));
   const verifier = createAuxDataVerifier(config.auxData);
   const db = await openDatabase(config.database, onError);
   const closers: Array<() => Promise<unknown>> = [() => db.close()];
@@ -181,11 +200,12 @@ export async function createBrokerApp(
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
-  const v1Check: V1CheckDeps = { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
+  const v1Check: V1CheckDeps = { metrics, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
-      cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
+      metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
+      cerbosApi: { metrics, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
       v1Check,
       extAuthz: { ...v1Check, agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },

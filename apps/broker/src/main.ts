@@ -11,6 +11,7 @@ import type { BrokerConfig } from './config/broker-config.js';
 import { createBrokerApp } from './create-broker-app.js';
 import { listenGrpc } from './grpc/grpc-listener.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
+import { answerClusterMetrics } from './metrics/cluster-metrics.js';
 import { loadPolicySetOrThrow } from './policy-source/load-policy-set.js';
 
 function fail(err: unknown): never {
@@ -36,6 +37,8 @@ function supervise(config: BrokerConfig): void {
     const worker = cluster.fork();
     startup.add(worker.id);
     worker.on('message', (msg: unknown) => {
+      // A worker serving `/metrics` asks for every worker's metrics, summed.
+      answerClusterMetrics(worker, msg);
       if (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'listening') {
         startup.delete(worker.id);
         ready += 1;

@@ -16,6 +16,7 @@ import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config
 import { enrichInputs, withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
+import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
@@ -34,6 +35,8 @@ export interface V1CheckDeps {
   bodyLimit: number;
   /** Token budgets; undefined when none are configured (then a check does no budget work). */
   budgets?: BudgetRuntime | undefined;
+  /** Where decisions and enrichment are counted (absent: nothing is). */
+  metrics?: BrokerMetrics | undefined;
 }
 
 /** Header carrying a trusted gateway's API key. */
@@ -280,7 +283,23 @@ function finishCheck<R>(
   if (delegation !== undefined) ids.delegation = delegation;
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const t2 = req.explain ? performance.now() : 0;
+  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
   return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
+}
+
+/** Counts a decided check: each resource's actions by effect, and what its enrichment did. */
+function countDecisions(metrics: BrokerMetrics, req: V1CheckRequest, e: EnrichedInputs, decisions: ItemDecision[]): void {
+  if (e.outcome !== undefined) metrics.enrichment('v1', e.outcome);
+  const items = e.items;
+  const actions = req.actions;
+  for (let i = 0; i < items.length; i++) {
+    const kind = (items[i] as EnrichedInputs['items'][number]).input.resource.kind;
+    const effects = (decisions[i] as ItemDecision).effects;
+    for (let j = 0; j < actions.length; j++) {
+      const a = actions[j] as string;
+      metrics.decision(kind, a, effects[a] === 'ALLOW');
+    }
+  }
 }
 
 /**
@@ -311,6 +330,7 @@ async function finishBudgeted<R>(
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const budget = await session.reserve(e.items, decisions);
   const t2 = req.explain ? performance.now() : 0;
+  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
   return out(reply, budget !== undefined ? { ...decided, budget } : decided);
 }

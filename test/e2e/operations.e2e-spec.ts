@@ -1,0 +1,110 @@
+/**
+ * Operations endpoints of a real broker (one in-process worker, a real HTTP upstream for its
+ * resolver): `/metrics` counts what checks did (decisions by effect, kind and action; resolver
+ * calls, failures and durations; request durations per route; policy loads).
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { sendJson, startHttpUpstream, v1Check, writePolicyDir, type HttpUpstream } from '../support/upstreams.js';
+
+const GATEWAY_KEY = `gw-${randomBytes(4).toString('hex')}-0123456789abcdef`;
+
+const DOC_POLICY = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+  rules:
+    - actions: [read]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: R.attr.ok == true
+`;
+
+/** One sample of a Prometheus text exposition, or 0 when the series is absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const have: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) have[l[1] as string] = l[2] as string;
+    if (Object.entries(labels).every(([k, v]) => have[k] === v) && Object.keys(have).length === Object.keys(labels).length) return Number(m[3]);
+  }
+  return 0;
+}
+
+async function scrape(base: string): Promise<string> {
+  const res = await fetch(`${base}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+  return res.text();
+}
+
+let upstream: HttpUpstream;
+let broker: TestBroker;
+
+beforeAll(async () => {
+  // `/attrs/ok` answers; anything else is a 500 (a resolver failure, denied under `onError: deny`).
+  upstream = await startHttpUpstream((req, res) => (req.url === '/attrs/ok' ? sendJson(res, 200, { ok: true }) : sendJson(res, 500, { error: 'boom' })));
+  const { dir, policyDir } = writePolicyDir({ 'doc.yaml': DOC_POLICY }, 'warden-ops-');
+  writeFileSync(
+    join(dir, 'warden.yaml'),
+    stringify({
+      datasources: { api: { kind: 'http', url: upstream.url } },
+      resolvers: [{ name: 'doc-attrs', kind: 'http', datasource: 'api', key: 'resource.id', path: '/attrs/{key}', when: 'R.kind == "doc"', onError: 'deny', timeout: '3s', provides: { 'resource.attr.ok': 'result.ok' } }],
+      gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }],
+    }),
+  );
+  broker = await startTestBroker({ cwd: dir, policyDir });
+});
+
+afterAll(async () => {
+  await broker?.close();
+  await upstream?.close();
+});
+
+describe('/metrics', () => {
+  it('counts decisions by effect, kind and action, resolver runs and failures, and request durations', async () => {
+    const before = await scrape(broker.base);
+    const subject = { id: 'alice', roles: ['user'] };
+    const v1 = await v1Check(
+      broker.base,
+      { subject, actions: ['read'], resources: [{ kind: 'doc', id: 'ok' }, { kind: 'doc', id: 'broken' }, { kind: 'unknown-kind', id: 'x' }] },
+      { 'x-warden-api-key': GATEWAY_KEY },
+    );
+    expect(v1.status, v1.text).toBe(200);
+    expect(v1.json.results.map((r) => r.decision)).toEqual(['ALLOW', 'DENY', 'DENY']);
+    const cerbos = await fetch(`${broker.base}/api/check/resources`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ principal: subject, resources: [{ actions: ['read', 'write'], resource: { kind: 'doc', id: 'ok' } }] }),
+    });
+    expect(cerbos.status).toBe(200);
+    const after = await scrape(broker.base);
+    const delta = (name: string, labels: Record<string, string> = {}): number => sample(after, name, labels) - sample(before, name, labels);
+
+    expect(delta('warden_decisions_total', { effect: 'ALLOW', kind: 'doc', action: 'read' })).toBe(2);
+    expect(delta('warden_decisions_total', { effect: 'DENY', kind: 'doc', action: 'read' })).toBe(1);
+    expect(delta('warden_decisions_total', { effect: 'DENY', kind: 'doc', action: 'write' })).toBe(1);
+    // A kind no policy names is not a label value of its own.
+    expect(delta('warden_decisions_total', { effect: 'DENY', kind: 'other', action: 'read' })).toBe(1);
+    expect(after).not.toContain('unknown-kind');
+
+    expect(delta('warden_resolver_calls_total', { resolver: 'doc-attrs' })).toBeGreaterThanOrEqual(2);
+    expect(delta('warden_resolver_errors_total', { resolver: 'doc-attrs' })).toBe(1);
+    expect(delta('warden_resolver_duration_seconds_count', { resolver: 'doc-attrs' })).toBeGreaterThanOrEqual(2);
+    expect(delta('warden_stage_duration_seconds_count', { api: 'v1', stage: 'enrich' })).toBe(1);
+    expect(delta('warden_stage_duration_seconds_count', { api: 'cerbos', stage: 'enrich' })).toBe(1);
+    expect(delta('warden_request_duration_seconds_count', { route: '/v1/check' })).toBe(1);
+    expect(delta('warden_request_duration_seconds_count', { route: '/api/check/resources' })).toBe(1);
+    expect(sample(after, 'warden_request_duration_seconds_bucket', { route: '/v1/check', le: '+Inf' })).toBe(sample(after, 'warden_request_duration_seconds_count', { route: '/v1/check' }));
+    expect(sample(after, 'warden_policy_loads_total', { result: 'success' })).toBe(1);
+    expect(sample(after, 'warden_policy_loads_total', { result: 'failure' })).toBe(0);
+    expect(after).toContain('# TYPE warden_policy_loads_total counter');
+  });
+});
