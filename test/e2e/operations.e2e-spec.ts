@@ -1,7 +1,9 @@
 /**
  * Operations endpoints of a real broker (one in-process worker, a real HTTP upstream for its
  * resolver): `/metrics` counts what checks did (decisions by effect, kind and action; resolver
- * calls, failures and durations; request durations per route; policy loads).
+ * calls, failures and durations; request durations per route; policy loads); `/healthz` is 200
+ * while the process is up; `/readyz` is 200 only when policies, the database and (when configured)
+ * Redis answer, and 503 naming Redis when it is a closed port.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -9,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { sendJson, startHttpUpstream, v1Check, writePolicyDir, type HttpUpstream } from '../support/upstreams.js';
+import { TEST_REDIS_URL } from '../support/services.js';
+import { closedPort, sendJson, startHttpUpstream, v1Check, writePolicyDir, type HttpUpstream } from '../support/upstreams.js';
 
 const GATEWAY_KEY = `gw-${randomBytes(4).toString('hex')}-0123456789abcdef`;
 
@@ -106,5 +109,52 @@ describe('/metrics', () => {
     expect(sample(after, 'warden_policy_loads_total', { result: 'success' })).toBe(1);
     expect(sample(after, 'warden_policy_loads_total', { result: 'failure' })).toBe(0);
     expect(after).toContain('# TYPE warden_policy_loads_total counter');
+  });
+});
+
+async function getJson(url: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url);
+  expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('/healthz and /readyz', () => {
+  let withRedis: TestBroker | undefined;
+  let redisDown: TestBroker | undefined;
+  beforeAll(async () => {
+    const { dir, policyDir } = writePolicyDir({ 'doc.yaml': DOC_POLICY }, 'warden-ops-ready-');
+    const port = await closedPort();
+    [withRedis, redisDown] = await Promise.all([
+      startTestBroker({ cwd: dir, policyDir, env: { REDIS_URL: TEST_REDIS_URL } }),
+      startTestBroker({ cwd: dir, policyDir, env: { REDIS_URL: `redis://127.0.0.1:${port}` } }),
+    ]);
+  });
+  afterAll(async () => {
+    await withRedis?.close();
+    await redisDown?.close();
+  });
+
+  it('is live and ready with policies and a database, and does not check Redis when none is configured', async () => {
+    expect(await getJson(`${broker.base}/healthz`)).toEqual({ status: 200, json: { status: 'ok' } });
+    expect(await getJson(`${broker.base}/readyz`)).toEqual({ status: 200, json: { status: 'ready', checks: { policies: 'ok', database: 'ok' } } });
+  });
+
+  it('is ready when the configured Redis answers', async () => {
+    expect(await getJson(`${(withRedis as TestBroker).base}/readyz`)).toEqual({ status: 200, json: { status: 'ready', checks: { policies: 'ok', database: 'ok', redis: 'ok' } } });
+  });
+
+  it('answers 503 naming redis when the configured Redis does not answer, and stays live', async () => {
+    const b = redisDown as TestBroker;
+    const ready = await getJson(`${b.base}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.json['status']).toBe('not_ready');
+    expect(ready.json['notReady']).toEqual(['redis']);
+    const checks = ready.json['checks'] as Record<string, string>;
+    expect(checks['policies']).toBe('ok');
+    expect(checks['database']).toBe('ok');
+    expect(checks['redis']).toBe('not_connected');
+    // SECURITY: a driver code, never the URL or host.
+    expect(JSON.stringify(ready.json)).not.toContain('127.0.0.1');
+    expect((await getJson(`${b.base}/healthz`)).status).toBe(200);
   });
 });

@@ -15,6 +15,7 @@ import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-re
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
 import { registerExtAuthz, type ExtAuthzDeps } from './http/ext-authz.routes.js';
+import { registerHealth, type HealthRoutesDeps } from './http/health.routes.js';
 import { registerUsage, type UsageRoutesDeps } from './http/usage.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
@@ -35,6 +36,7 @@ class RouteRegistrar implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     // First: its request-duration hook must be on the root before the route plugins inherit hooks.
     registerMetrics(fastify, this.deps.metrics);
+    registerHealth(fastify, this.deps.health);
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
     await registerExtAuthz(fastify, this.deps.extAuthz);
@@ -51,6 +53,8 @@ class RouteRegistrar implements OnModuleInit {
 export interface BrokerModuleOptions {
   /** `/metrics` and the request-duration hook. */
   metrics: MetricsRoutesDeps;
+  /** `/healthz` and `/readyz`. */
+  health: HealthRoutesDeps;
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
   /** `/v1/ext-authz` and Envoy's ext_authz: `/v1/check`'s dependencies and the identity header names. */

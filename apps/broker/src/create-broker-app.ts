@@ -204,6 +204,8 @@ export async function createBrokerApp(
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
+      // Policies are compiled before the app exists (a bad set stops the boot), so they are loaded here.
+      health: { db, redisUrl: config.redisUrl, policiesLoaded: () => true },
       metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
       cerbosApi: { metrics, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
       v1Check,
