@@ -3,7 +3,8 @@
  * resolver): `/metrics` counts what checks did (decisions by effect, kind and action; resolver
  * calls, failures and durations; request durations per route; policy loads); `/healthz` is 200
  * while the process is up; `/readyz` is 200 only when policies, the database and (when configured)
- * Redis answer, and 503 naming Redis when it is a closed port.
+ * Redis answer, and 503 naming Redis when it is a closed port; a failing resolver is logged as
+ * one JSON line naming the request and decision, without the gateway's key.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -50,6 +51,8 @@ async function scrape(base: string): Promise<string> {
 
 let upstream: HttpUpstream;
 let broker: TestBroker;
+/** The JSON lines the main broker logged. */
+const logged: string[] = [];
 
 beforeAll(async () => {
   // `/attrs/ok` answers; anything else is a 500 (a resolver failure, denied under `onError: deny`).
@@ -63,7 +66,7 @@ beforeAll(async () => {
       gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }],
     }),
   );
-  broker = await startTestBroker({ cwd: dir, policyDir });
+  broker = await startTestBroker({ cwd: dir, policyDir, logDestination: { write: (line: string) => void logged.push(line) } });
 });
 
 afterAll(async () => {
@@ -156,5 +159,26 @@ describe('/healthz and /readyz', () => {
     // SECURITY: a driver code, never the URL or host.
     expect(JSON.stringify(ready.json)).not.toContain('127.0.0.1');
     expect((await getJson(`${b.base}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('logs', () => {
+  it('writes a resolver failure as a JSON line with level, time, msg, requestId and decisionId, and no secret', async () => {
+    const answer = await v1Check(
+      broker.base,
+      { requestId: 'ops-log-1', subject: { id: 'alice', roles: ['user'] }, actions: ['read'], resources: [{ kind: 'doc', id: 'broken-for-log' }] },
+      { 'x-warden-api-key': GATEWAY_KEY },
+    );
+    expect(answer.json.decision).toBe('DENY');
+    const lines = logged.filter((l) => l.includes('ops-log-1'));
+    expect(lines).toHaveLength(1);
+    const line = lines[0] as string;
+    expect(line.endsWith('\n')).toBe(true);
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    expect(entry).toMatchObject({ level: 'warn', requestId: 'ops-log-1', decisionId: answer.json['decisionId'], resolver: 'doc-attrs', onError: 'deny' });
+    expect(typeof entry['code']).toBe('string');
+    expect(entry['msg']).toMatch(/^resolver `doc-attrs` failed: /);
+    expect(new Date(entry['time'] as string).toISOString()).toBe(entry['time']);
+    for (const l of logged) expect(l).not.toContain(GATEWAY_KEY);
   });
 });

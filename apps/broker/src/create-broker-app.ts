@@ -8,7 +8,8 @@ import 'reflect-metadata';
 import cluster from 'node:cluster';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Logger, type LogLevel } from '@nestjs/common';
+import type { LogLevel } from '@nestjs/common';
+import type { DestinationStream } from 'pino';
 import { WardenError } from '@warden/core';
 import { createEngine } from '@warden/decision';
 import { createSqlResolverStore } from '@warden/persistence';
@@ -31,6 +32,7 @@ import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
 import { createGatewayMatcher, type V1CheckDeps } from './http/v1-check.routes.js';
 import type { McpProxyDeps } from './mcp/mcp-proxy.routes.js';
 import { McpUpstreams } from './mcp/mcp-upstreams.js';
+import { createWardenLogger, PinoLoggerService } from './logging/warden-logger.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { joinClusterMetrics } from './metrics/cluster-metrics.js';
 import { loadPolicies, type LoadedPolicies } from './policy-source/load-policy-set.js';
@@ -39,6 +41,8 @@ import { loadPolicies, type LoadedPolicies } from './policy-source/load-policy-s
 export interface CreateBrokerAppOptions {
   /** Nest log levels (default: errors and warnings only). */
   logLevels?: LogLevel[];
+  /** Where the JSON log lines go (default: stderr). */
+  logDestination?: DestinationStream;
   /** The clock of token budgets (epoch ms; tests move it to cross windows). */
   now?: () => number;
 }
@@ -109,8 +113,8 @@ export async function createBrokerApp(
   config: BrokerConfig,
   options: CreateBrokerAppOptions = {},
 ): Promise<NestFastifyApplication> {
-  const logger = new Logger('Broker');
-  const onError = (message: string): void => logger.warn(message);
+  const log = createWardenLogger({ levels: options.logLevels, destination: options.logDestination });
+  const onError = (message: string): void => log.warn({ context: 'Broker' }, message);
   const metrics = new BrokerMetrics();
   let loaded: LoadedPolicies;
   try {
@@ -200,14 +204,14 @@ export async function createBrokerApp(
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
-  const v1Check: V1CheckDeps = { metrics, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
+  const v1Check: V1CheckDeps = { metrics, log, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       // Policies are compiled before the app exists (a bad set stops the boot), so they are loaded here.
       health: { db, redisUrl: config.redisUrl, policiesLoaded: () => true },
       metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
-      cerbosApi: { metrics, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
+      cerbosApi: { metrics, log, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
       v1Check,
       extAuthz: { ...v1Check, agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
@@ -218,7 +222,8 @@ export async function createBrokerApp(
       onClose,
     }),
     adapter,
-    { logger: options.logLevels ?? ['error', 'warn'], abortOnError: false },
+    // Nest's own lines and every `new Logger(context)` of Warden's become pino JSON lines.
+    { logger: new PinoLoggerService(log), abortOnError: false },
   );
   app.useGlobalFilters(new BrokerErrorFilter());
   connectGrpc(app, config.grpc);

@@ -17,6 +17,8 @@ import type { Engine, PlanOutput } from '@warden/decision';
 import type { RevocationSet } from '@warden/delegation';
 import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
+import { logResolverFailures } from '../logging/resolver-failure.log.js';
+import type { WardenLogger } from '../logging/warden-logger.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import type { AuxDataVerifier } from '../http/aux-data.verifier.js';
 import { newCallId } from '../http/call-id.js';
@@ -33,6 +35,8 @@ export interface CerbosDecideDeps {
   revocations?: RevocationSet;
   /** Where decisions and enrichment are counted (absent: nothing is). */
   metrics?: BrokerMetrics | undefined;
+  /** Where resolver failures are logged (absent: they are not). */
+  log?: WardenLogger | undefined;
 }
 
 /** Outputs for items denied before evaluation name the reason, in Cerbos's `outputs` shape. */
@@ -81,13 +85,14 @@ function countDecisions(metrics: BrokerMetrics, inputs: readonly CheckInput[], o
   }
 }
 
-function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: EnrichedInputs): CheckOutput[] {
+function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: EnrichedInputs, requestId: string): CheckOutput[] {
   const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta }));
   req.inputs = enriched.items.map((it) => it.input);
   if (deps.metrics !== undefined) {
     if (enriched.outcome !== undefined) deps.metrics.enrichment('cerbos', enriched.outcome);
     countDecisions(deps.metrics, req.inputs, outputs);
   }
+  if (deps.log !== undefined && enriched.outcome !== undefined) logResolverFailures(deps.log, enriched.outcome, requestId, undefined);
   return withDenialOutputs(enriched.items, outputs);
 }
 
@@ -99,12 +104,13 @@ function evaluateVerified(deps: CerbosDecideDeps, req: CheckRequest): CheckOutpu
     if (deps.metrics !== undefined) countDecisions(deps.metrics, req.inputs, outputs);
     return outputs;
   }
+  const requestId = req.requestId ?? newCallId();
   const enriched = enrich
-    ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() })
+    ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId })
     : { items: req.inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
   return enriched instanceof Promise
-    ? enriched.then((e) => evaluateItems(deps, req, withRevocations(deps, e)))
-    : evaluateItems(deps, req, withRevocations(deps, enriched));
+    ? enriched.then((e) => evaluateItems(deps, req, withRevocations(deps, e), requestId))
+    : evaluateItems(deps, req, withRevocations(deps, enriched), requestId);
 }
 
 /** Verifies `auxData.jwt` and `auxData.jwts`; one bad token rejects. */

@@ -16,6 +16,8 @@ import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config
 import { enrichInputs, withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
+import { logResolverFailures } from '../logging/resolver-failure.log.js';
+import type { WardenLogger } from '../logging/warden-logger.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
@@ -37,6 +39,8 @@ export interface V1CheckDeps {
   budgets?: BudgetRuntime | undefined;
   /** Where decisions and enrichment are counted (absent: nothing is). */
   metrics?: BrokerMetrics | undefined;
+  /** Where resolver failures are logged (absent: they are not). */
+  log?: WardenLogger | undefined;
 }
 
 /** Header carrying a trusted gateway's API key. */
@@ -284,6 +288,7 @@ function finishCheck<R>(
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const t2 = req.explain ? performance.now() : 0;
   if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
+  if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
   return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
 }
 
@@ -331,6 +336,7 @@ async function finishBudgeted<R>(
   const budget = await session.reserve(e.items, decisions);
   const t2 = req.explain ? performance.now() : 0;
   if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
+  if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
   return out(reply, budget !== undefined ? { ...decided, budget } : decided);
 }
