@@ -108,6 +108,7 @@ describe('/metrics', () => {
     expect(delta('warden_stage_duration_seconds_count', { api: 'cerbos', stage: 'enrich' })).toBe(1);
     expect(delta('warden_request_duration_seconds_count', { route: '/v1/check' })).toBe(1);
     expect(delta('warden_request_duration_seconds_count', { route: '/api/check/resources' })).toBe(1);
+    expect(delta('warden_request_duration_seconds_sum', { route: '/v1/check' })).toBeGreaterThan(0);
     expect(sample(after, 'warden_request_duration_seconds_bucket', { route: '/v1/check', le: '+Inf' })).toBe(sample(after, 'warden_request_duration_seconds_count', { route: '/v1/check' }));
     expect(sample(after, 'warden_policy_loads_total', { result: 'success' })).toBe(1);
     expect(sample(after, 'warden_policy_loads_total', { result: 'failure' })).toBe(0);

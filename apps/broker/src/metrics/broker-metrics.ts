@@ -11,7 +11,7 @@
  *
  * Cardinality is bounded: resource kinds not in the policy set are counted as `other`, and so are
  * actions beyond {@link MAX_ACTIONS_PER_KIND} distinct ones per kind, resolvers beyond
- * {@link MAX_RESOLVERS} and routes not registered (`unmatched`).
+ * {@link MAX_RESOLVERS}; routes are the registered ones only (a request matching none is not timed).
  */
 import { Registry } from 'prom-client';
 import type { EnrichmentOutcome } from '@warden/resolvers';
@@ -212,15 +212,14 @@ export class BrokerMetrics {
     return cells;
   }
 
-  /** One HTTP request's duration; `route` is the registered route's URL (undefined: no route matched). */
-  request(route: string | undefined, seconds: number): void {
-    const r = route ?? 'unmatched';
-    let cell = this.byRoute.get(r);
+  /** The duration cell of a registered route (by its URL; one per URL, whatever the method). */
+  routeDuration(route: string): HistogramCell {
+    let cell = this.byRoute.get(route);
     if (cell === undefined) {
-      cell = this.requestDuration.cell({ route: r });
-      this.byRoute.set(r, cell);
+      cell = this.requestDuration.cell({ route });
+      this.byRoute.set(route, cell);
     }
-    cell.observe(seconds);
+    return cell;
   }
 
   /** Reads one enrichment's outcome: its duration and each resolver's runs and failures. */
