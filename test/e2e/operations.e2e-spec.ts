@@ -178,7 +178,7 @@ describe('logs', () => {
     const entry = JSON.parse(line) as Record<string, unknown>;
     expect(entry).toMatchObject({ level: 'warn', requestId: 'ops-log-1', decisionId: answer.json['decisionId'], resolver: 'doc-attrs', onError: 'deny' });
     expect(typeof entry['code']).toBe('string');
-    expect(entry['msg']).toMatch(/^resolver `doc-attrs` failed: /);
+    expect(entry['msg']).toMatch(/^resolver `doc-attrs`: .*HTTP 500/);
     expect(new Date(entry['time'] as string).toISOString()).toBe(entry['time']);
     for (const l of logged) expect(l).not.toContain(GATEWAY_KEY);
   });

@@ -16,7 +16,7 @@ export function logResolverFailures(log: WardenLogger, outcome: EnrichmentOutcom
     const failures = (items[i] as EnrichmentOutcome['items'][number]).failures;
     for (let j = 0; j < failures.length; j++) {
       const f = failures[j] as (typeof failures)[number];
-      log.warn({ requestId, ...(decisionId !== undefined ? { decisionId } : {}), resolver: f.resolver, code: f.code, onError: f.onError }, `resolver \`${f.resolver}\` failed: ${f.message}`);
+      log.warn({ requestId, ...(decisionId !== undefined ? { decisionId } : {}), resolver: f.resolver, code: f.code, onError: f.onError }, f.message);
     }
   }
 }
