@@ -31,6 +31,8 @@ export interface TestBrokerOptions {
   grpc?: boolean;
   /** The clock of token budgets (epoch ms). */
   now?: () => number;
+  /** Where the broker's JSON log lines go (default: stderr). */
+  logDestination?: import('pino').DestinationStream;
 }
 
 /** Starts a broker over `policyDir` with the configuration found in `cwd`. */
@@ -51,7 +53,10 @@ export async function startTestBroker(opts: TestBrokerOptions): Promise<TestBrok
   let app: NestFastifyApplication | undefined;
   let grpcAddr: string | undefined;
   try {
-    app = await createBrokerApp(config, opts.now !== undefined ? { now: opts.now } : {});
+    app = await createBrokerApp(config, {
+      ...(opts.now !== undefined ? { now: opts.now } : {}),
+      ...(opts.logDestination !== undefined ? { logDestination: opts.logDestination } : {}),
+    });
     if (opts.grpc === true) grpcAddr = await listenGrpc(app);
     await app.listen(0, '127.0.0.1');
   } catch (err) {

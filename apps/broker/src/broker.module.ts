@@ -15,10 +15,12 @@ import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-re
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
 import { registerExtAuthz, type ExtAuthzDeps } from './http/ext-authz.routes.js';
+import { registerHealth, type HealthRoutesDeps } from './http/health.routes.js';
 import { registerUsage, type UsageRoutesDeps } from './http/usage.routes.js';
 import { registerV1Check, type V1CheckDeps } from './http/v1-check.routes.js';
 import { registerV1Plan, type V1PlanDeps } from './http/v1-plan.routes.js';
 import { registerMcpProxy, type McpProxyDeps } from './mcp/mcp-proxy.routes.js';
+import { registerMetrics, type MetricsRoutesDeps } from './metrics/metrics.routes.js';
 
 /** DI token of the route dependencies. */
 export const BROKER_ROUTES = Symbol('BROKER_ROUTES');
@@ -32,6 +34,9 @@ class RouteRegistrar implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    // First: its request-duration hook must be on the root before the route plugins inherit hooks.
+    registerMetrics(fastify, this.deps.metrics);
+    registerHealth(fastify, this.deps.health);
     await registerCerbosApi(fastify, this.deps.cerbosApi);
     await registerV1Check(fastify, this.deps.v1Check);
     await registerExtAuthz(fastify, this.deps.extAuthz);
@@ -46,6 +51,10 @@ class RouteRegistrar implements OnModuleInit {
 
 /** Options of {@link BrokerModule.register}. */
 export interface BrokerModuleOptions {
+  /** `/metrics` and the request-duration hook. */
+  metrics: MetricsRoutesDeps;
+  /** `/healthz` and `/readyz`. */
+  health: HealthRoutesDeps;
   cerbosApi: CerbosApiDeps;
   v1Check: V1CheckDeps;
   /** `/v1/ext-authz` and Envoy's ext_authz: `/v1/check`'s dependencies and the identity header names. */

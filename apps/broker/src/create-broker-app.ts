@@ -5,9 +5,11 @@
  * both run exactly the same wiring.
  */
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Logger, type LogLevel } from '@nestjs/common';
+import type { LogLevel } from '@nestjs/common';
+import type { DestinationStream } from 'pino';
 import { WardenError } from '@warden/core';
 import { createEngine } from '@warden/decision';
 import { createSqlResolverStore } from '@warden/persistence';
@@ -30,14 +32,26 @@ import { DEFAULT_BODY_LIMIT } from './http/cerbos-api.routes.js';
 import { createGatewayMatcher, type V1CheckDeps } from './http/v1-check.routes.js';
 import type { McpProxyDeps } from './mcp/mcp-proxy.routes.js';
 import { McpUpstreams } from './mcp/mcp-upstreams.js';
-import { loadPolicies } from './policy-source/load-policy-set.js';
+import { createWardenLogger, PinoLoggerService } from './logging/warden-logger.js';
+import { BrokerMetrics } from './metrics/broker-metrics.js';
+import { joinClusterMetrics } from './metrics/cluster-metrics.js';
+import { loadPolicies, type LoadedPolicies } from './policy-source/load-policy-set.js';
 
 /** Options of {@link createBrokerApp}. */
 export interface CreateBrokerAppOptions {
   /** Nest log levels (default: errors and warnings only). */
   logLevels?: LogLevel[];
+  /** Where the JSON log lines go (default: stderr). */
+  logDestination?: DestinationStream;
   /** The clock of token budgets (epoch ms; tests move it to cross windows). */
   now?: () => number;
+}
+
+/** The literal resource kinds the policy set has rules for (the `kind` label's values). */
+function resourceKinds(policySet: LoadedPolicies['policySet']): Set<string> {
+  const kinds = new Set<string>();
+  for (const scopes of policySet.rows.values()) for (const rows of scopes.values()) for (const k of rows.resourceKinds) kinds.add(k);
+  return kinds;
 }
 
 /** The `admin.jwt` verifier: a `jwt` resolver built from the admin section. */
@@ -99,10 +113,19 @@ export async function createBrokerApp(
   config: BrokerConfig,
   options: CreateBrokerAppOptions = {},
 ): Promise<NestFastifyApplication> {
-  const logger = new Logger('Broker');
-  const onError = (message: string): void => logger.warn(message);
-  const { policySet, version: policyVersion, readsRequestExtras } = loadPolicies(config.policyDir);
+  const log = createWardenLogger({ levels: options.logLevels, destination: options.logDestination });
+  const onError = (message: string): void => log.warn({ context: 'Broker' }, message);
+  const metrics = new BrokerMetrics();
+  let loaded: LoadedPolicies;
+  try {
+    loaded = loadPolicies(config.policyDir);
+  } catch (err) {
+    metrics.policyLoadFailed();
+    throw err;
+  }
+  const { policySet, version: policyVersion, readsRequestExtras } = loaded;
   const engine = createEngine(policySet, config.engine);
+  metrics.policiesLoaded(resourceKinds(policySet));
   const verifier = createAuxDataVerifier(config.auxData);
   const db = await openDatabase(config.database, onError);
   const closers: Array<() => Promise<unknown>> = [() => db.close()];
@@ -181,11 +204,14 @@ export async function createBrokerApp(
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
-  const v1Check: V1CheckDeps = { engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
+  const v1Check: V1CheckDeps = { metrics, log, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
-      cerbosApi: { engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
+      // Policies are compiled before the app exists (a bad set stops the boot), so they are loaded here.
+      health: { db, redisUrl: config.redisUrl, policiesLoaded: () => true },
+      metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
+      cerbosApi: { metrics, log, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
       v1Check,
       extAuthz: { ...v1Check, agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
@@ -196,7 +222,8 @@ export async function createBrokerApp(
       onClose,
     }),
     adapter,
-    { logger: options.logLevels ?? ['error', 'warn'], abortOnError: false },
+    // Nest's own lines and every `new Logger(context)` of Warden's become pino JSON lines.
+    { logger: new PinoLoggerService(log), abortOnError: false },
   );
   app.useGlobalFilters(new BrokerErrorFilter());
   connectGrpc(app, config.grpc);

@@ -11,7 +11,23 @@ import type { BrokerConfig } from './config/broker-config.js';
 import { createBrokerApp } from './create-broker-app.js';
 import { listenGrpc } from './grpc/grpc-listener.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
+import { answerClusterMetrics } from './metrics/cluster-metrics.js';
 import { loadPolicySetOrThrow } from './policy-source/load-policy-set.js';
+
+/**
+ * How long a serving process waits after SIGTERM / SIGINT for its in-flight requests (Fastify stops
+ * accepting connections, answers new requests on open ones 503, and lets the running ones finish
+ * before the database and Redis connections close) before exiting anyway. Below the primary's own
+ * 10 s, so a worker exits by itself first.
+ */
+const SHUTDOWN_GRACE_MS = 8_000;
+
+function exitAfterGrace(): void {
+  setTimeout(() => {
+    process.stderr.write(`warden: requests still in flight ${SHUTDOWN_GRACE_MS} ms after the stop signal; exiting\n`);
+    process.exit(1);
+  }, SHUTDOWN_GRACE_MS).unref();
+}
 
 function fail(err: unknown): never {
   const message = isWardenError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? (err.stack ?? err.message) : String(err);
@@ -36,6 +52,8 @@ function supervise(config: BrokerConfig): void {
     const worker = cluster.fork();
     startup.add(worker.id);
     worker.on('message', (msg: unknown) => {
+      // A worker serving `/metrics` asks for every worker's metrics, summed.
+      answerClusterMetrics(worker, msg);
       if (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'listening') {
         startup.delete(worker.id);
         ready += 1;
@@ -94,6 +112,9 @@ async function main(): Promise<void> {
     supervise(config);
     return;
   }
+  // Nest's shutdown hooks (`enableShutdownHooks`) close the app on these signals; this bounds the drain.
+  process.once('SIGTERM', exitAfterGrace);
+  process.once('SIGINT', exitAfterGrace);
   try {
     const url = await serve(config);
     if (cluster.isWorker) process.send?.({ type: 'listening', url });

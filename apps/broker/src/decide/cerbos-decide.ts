@@ -12,11 +12,14 @@
  * SECURITY: every token is verified before evaluation and one bad token fails the request (as
  * Cerbos); a resolver failure or a revocation denies, never allows.
  */
-import type { AuxData, CheckOutput } from '@warden/core';
+import type { AuxData, CheckInput, CheckOutput } from '@warden/core';
 import type { Engine, PlanOutput } from '@warden/decision';
 import type { RevocationSet } from '@warden/delegation';
 import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
+import { logResolverFailures } from '../logging/resolver-failure.log.js';
+import type { WardenLogger } from '../logging/warden-logger.js';
+import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import type { AuxDataVerifier } from '../http/aux-data.verifier.js';
 import { newCallId } from '../http/call-id.js';
 import type { PlanResourcesRequest } from '../http/plan-resources.request.js';
@@ -30,6 +33,10 @@ export interface CerbosDecideDeps {
   runtime?: ResolverRuntime;
   /** Revoked subjects and agents (absent or empty: nothing revoked); a revoked principal is denied. */
   revocations?: RevocationSet;
+  /** Where decisions and enrichment are counted (absent: nothing is). */
+  metrics?: BrokerMetrics | undefined;
+  /** Where resolver failures are logged (absent: they are not). */
+  log?: WardenLogger | undefined;
 }
 
 /** Outputs for items denied before evaluation name the reason, in Cerbos's `outputs` shape. */
@@ -65,9 +72,27 @@ function withRevocations(deps: CerbosDecideDeps, enriched: EnrichedInputs): Enri
   return { ...enriched, items };
 }
 
-function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: EnrichedInputs): CheckOutput[] {
+/** Counts each input's actions by effect (`inputs` and `outputs` are parallel). */
+function countDecisions(metrics: BrokerMetrics, inputs: readonly CheckInput[], outputs: readonly CheckOutput[]): void {
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i] as CheckInput;
+    const effects = (outputs[i] as CheckOutput).actions;
+    const kind = input.resource.kind;
+    for (let j = 0; j < input.actions.length; j++) {
+      const a = input.actions[j] as string;
+      metrics.decision(kind, a, effects[a]?.effect === 'EFFECT_ALLOW');
+    }
+  }
+}
+
+function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: EnrichedInputs, requestId: string): CheckOutput[] {
   const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta }));
   req.inputs = enriched.items.map((it) => it.input);
+  if (deps.metrics !== undefined) {
+    if (enriched.outcome !== undefined) deps.metrics.enrichment('cerbos', enriched.outcome);
+    countDecisions(deps.metrics, req.inputs, outputs);
+  }
+  if (deps.log !== undefined && enriched.outcome !== undefined) logResolverFailures(deps.log, enriched.outcome, requestId, undefined);
   return withDenialOutputs(enriched.items, outputs);
 }
 
@@ -75,14 +100,17 @@ function evaluateVerified(deps: CerbosDecideDeps, req: CheckRequest): CheckOutpu
   const enrich = needsEnrichment(deps);
   if (!enrich && !hasRevocations(deps)) {
     // Effective derived roles are only reported with includeMeta; without it the engine can skip them.
-    return deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta });
+    const outputs = deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta });
+    if (deps.metrics !== undefined) countDecisions(deps.metrics, req.inputs, outputs);
+    return outputs;
   }
+  const requestId = req.requestId ?? newCallId();
   const enriched = enrich
-    ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId: req.requestId ?? newCallId() })
+    ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId })
     : { items: req.inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
   return enriched instanceof Promise
-    ? enriched.then((e) => evaluateItems(deps, req, withRevocations(deps, e)))
-    : evaluateItems(deps, req, withRevocations(deps, enriched));
+    ? enriched.then((e) => evaluateItems(deps, req, withRevocations(deps, e), requestId))
+    : evaluateItems(deps, req, withRevocations(deps, enriched), requestId);
 }
 
 /** Verifies `auxData.jwt` and `auxData.jwts`; one bad token rejects. */

@@ -16,6 +16,9 @@ import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config
 import { enrichInputs, withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
+import { logResolverFailures } from '../logging/resolver-failure.log.js';
+import type { WardenLogger } from '../logging/warden-logger.js';
+import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
@@ -34,6 +37,10 @@ export interface V1CheckDeps {
   bodyLimit: number;
   /** Token budgets; undefined when none are configured (then a check does no budget work). */
   budgets?: BudgetRuntime | undefined;
+  /** Where decisions and enrichment are counted (absent: nothing is). */
+  metrics?: BrokerMetrics | undefined;
+  /** Where resolver failures are logged (absent: they are not). */
+  log?: WardenLogger | undefined;
 }
 
 /** Header carrying a trusted gateway's API key. */
@@ -288,7 +295,24 @@ function finishCheck<R>(
   const ids = identitiesOf(req, e, agent, delegation);
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const t2 = req.explain ? performance.now() : 0;
+  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
+  if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
   return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
+}
+
+/** Counts a decided check: each resource's actions by effect, and what its enrichment did. */
+function countDecisions(metrics: BrokerMetrics, req: V1CheckRequest, e: EnrichedInputs, decisions: ItemDecision[]): void {
+  if (e.outcome !== undefined) metrics.enrichment('v1', e.outcome);
+  const items = e.items;
+  const actions = req.actions;
+  for (let i = 0; i < items.length; i++) {
+    const kind = (items[i] as EnrichedInputs['items'][number]).input.resource.kind;
+    const effects = (decisions[i] as ItemDecision).effects;
+    for (let j = 0; j < actions.length; j++) {
+      const a = actions[j] as string;
+      metrics.decision(kind, a, effects[a] === 'ALLOW');
+    }
+  }
 }
 
 /**
@@ -317,6 +341,8 @@ async function finishBudgeted<R>(
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const budget = await session.reserve(e.items, decisions);
   const t2 = req.explain ? performance.now() : 0;
+  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
+  if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
   return out(reply, budget !== undefined ? { ...decided, budget } : decided);
 }

@@ -1,0 +1,262 @@
+/**
+ * Warden's own Prometheus metrics, in a registry of its own (never prom-client's global one).
+ *
+ * Why not prom-client's `Counter` / `Histogram` on the hot path: their `inc` / `observe`, even on
+ * a child from `labels()`, hash the label set into a string and build an object per call. The warm
+ * check is tuned to allocate nothing needless (v1-check.routes.ts), so the counters here are plain
+ * number cells created once per label set (a `Map` lookup finds them), and histograms are
+ * `Float64Array` buckets: recording is an addition. prom-client only reads them at scrape time,
+ * through metric objects whose `get()` has the shape its registry (and the cluster aggregator)
+ * expect, so the exposition format and cross-worker aggregation stay prom-client's.
+ *
+ * Cardinality is bounded: resource kinds not in the policy set are counted as `other`, and so are
+ * actions beyond {@link MAX_ACTIONS_PER_KIND} distinct ones per kind, resolvers beyond
+ * {@link MAX_RESOLVERS}; routes are the registered ones only (a request matching none is not timed).
+ */
+import { Registry } from 'prom-client';
+import type { EnrichmentOutcome } from '@warden/resolvers';
+
+/** Distinct actions counted per resource kind; the rest are `other` (actions come from requests). */
+export const MAX_ACTIONS_PER_KIND = 64;
+/** Distinct resolver names counted; the rest are `other` (the admin API can add resolvers). */
+export const MAX_RESOLVERS = 256;
+/** The label value of anything beyond a cap or unknown. */
+export const OTHER = 'other';
+
+/** Seconds; from 100 us (a warm in-process check) to 2.5 s (a slow upstream). */
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+type Labels = Readonly<Record<string, string>>;
+
+/** One counter value (a label set of a family). */
+export interface CounterCell {
+  value: number;
+}
+
+/** One value as prom-client's registry formats and aggregates it. */
+interface MetricValue {
+  value: number;
+  labels: Labels;
+  metricName?: string;
+}
+
+/** What prom-client's `Registry` reads from a metric (`name`, `get()`; `aggregator` for the cluster). */
+interface ExportedMetric {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'histogram';
+  readonly aggregator: 'sum';
+  get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: 'sum' }>;
+}
+
+class CounterFamily implements ExportedMetric {
+  readonly type = 'counter' as const;
+  readonly aggregator = 'sum' as const;
+  private readonly cells: Array<{ labels: Labels; cell: CounterCell }> = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  /** A new cell for `labels` (callers keep it; call once per label set). */
+  cell(labels: Labels): CounterCell {
+    const cell = { value: 0 };
+    this.cells.push({ labels, cell });
+    return cell;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: 'sum' }> {
+    const values = this.cells.map((c) => ({ value: c.cell.value, labels: c.labels }));
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+  }
+}
+
+/** One histogram series: per-bucket (not cumulative) counts, the sum and the count. */
+export class HistogramCell {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(private readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length);
+  }
+
+  observe(seconds: number): void {
+    this.sum += seconds;
+    this.count += 1;
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (seconds <= (bounds[i] as number)) {
+        (this.counts as Float64Array)[i] = (this.counts[i] as number) + 1;
+        return;
+      }
+    }
+  }
+}
+
+class HistogramFamily implements ExportedMetric {
+  readonly type = 'histogram' as const;
+  readonly aggregator = 'sum' as const;
+  private readonly cells: Array<{ labels: Labels; cell: HistogramCell }> = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[] = LATENCY_BUCKETS,
+  ) {}
+
+  cell(labels: Labels): HistogramCell {
+    const cell = new HistogramCell(this.bounds);
+    this.cells.push({ labels, cell });
+    return cell;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: 'sum' }> {
+    const values: MetricValue[] = [];
+    for (const { labels, cell } of this.cells) {
+      let cumulative = 0;
+      for (let i = 0; i < this.bounds.length; i++) {
+        cumulative += cell.counts[i] as number;
+        values.push({ value: cumulative, labels: { ...labels, le: String(this.bounds[i]) }, metricName: `${this.name}_bucket` });
+      }
+      values.push({ value: cell.count, labels: { ...labels, le: '+Inf' }, metricName: `${this.name}_bucket` });
+      values.push({ value: cell.sum, labels, metricName: `${this.name}_sum` });
+      values.push({ value: cell.count, labels, metricName: `${this.name}_count` });
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+  }
+}
+
+/** The ALLOW and DENY cells of one (kind, action). */
+type EffectCells = readonly [allow: CounterCell, deny: CounterCell];
+
+/** The cells of one resolver. */
+interface ResolverCells {
+  calls: CounterCell;
+  keys: CounterCell;
+  hits: CounterCell;
+  errors: CounterCell;
+  duration: HistogramCell;
+}
+
+/** The decision paths whose stages are timed (`/v1/check` with its adapters; the Cerbos APIs). */
+export type DecisionApi = 'v1' | 'cerbos';
+
+/**
+ * The broker's metrics. One per app (tests run several brokers in one process). Recording methods
+ * allocate nothing once a label set has been seen.
+ */
+export class BrokerMetrics {
+  readonly registry = new Registry();
+  private readonly decisions = new CounterFamily('warden_decisions_total', 'Decisions per action, by effect, resource kind and action');
+  private readonly requestDuration = new HistogramFamily('warden_request_duration_seconds', 'HTTP request duration as Fastify measures it, by route');
+  private readonly stageDuration = new HistogramFamily('warden_stage_duration_seconds', 'Duration of a decision stage (enrich), by decision API');
+  private readonly resolverCalls = new CounterFamily('warden_resolver_calls_total', 'resolveMany calls (batches), by resolver');
+  private readonly resolverKeys = new CounterFamily('warden_resolver_keys_total', 'Keys loaded by resolveMany calls, by resolver');
+  private readonly resolverHits = new CounterFamily('warden_resolver_cache_hits_total', 'Keys answered by the in-process cache without a call, by resolver');
+  private readonly resolverErrors = new CounterFamily('warden_resolver_errors_total', 'Resolver failures (per enriched item), by resolver');
+  private readonly resolverDuration = new HistogramFamily('warden_resolver_duration_seconds', 'Wall time of a resolver within one request (first call start to last call end), by resolver');
+  private readonly policyLoads = new CounterFamily('warden_policy_loads_total', 'Policy set loads, by result (success, failure)');
+
+  private knownKinds = new Set<string>();
+  private readonly byKind = new Map<string, Map<string, EffectCells>>();
+  private readonly byRoute = new Map<string, HistogramCell>();
+  private readonly byResolver = new Map<string, ResolverCells>();
+  private readonly enrichByApi: Record<DecisionApi, HistogramCell>;
+  private readonly loadsOk: CounterCell;
+  private readonly loadsFailed: CounterCell;
+
+  constructor() {
+    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads]) {
+      // prom-client's Registry takes any object with its metric shape.
+      this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+    }
+    this.enrichByApi = { v1: this.stageDuration.cell({ api: 'v1', stage: 'enrich' }), cerbos: this.stageDuration.cell({ api: 'cerbos', stage: 'enrich' }) };
+    this.loadsOk = this.policyLoads.cell({ result: 'success' });
+    this.loadsFailed = this.policyLoads.cell({ result: 'failure' });
+  }
+
+  /** A policy set was loaded: `kinds` are its resource kinds (the `kind` label's allowed values). */
+  policiesLoaded(kinds: Iterable<string>): void {
+    this.loadsOk.value += 1;
+    this.knownKinds = new Set(kinds);
+  }
+
+  /** Loading a policy set failed (the previous one, if any, stays in force). */
+  policyLoadFailed(): void {
+    this.loadsFailed.value += 1;
+  }
+
+  /** Counts one action's decision. */
+  decision(kind: string, action: string, allowed: boolean): void {
+    const cells = this.effectCells(kind, action);
+    (allowed ? cells[0] : cells[1]).value += 1;
+  }
+
+  private effectCells(kind: string, action: string): EffectCells {
+    const k = this.knownKinds.has(kind) ? kind : OTHER;
+    let actions = this.byKind.get(k);
+    if (actions === undefined) {
+      actions = new Map();
+      this.byKind.set(k, actions);
+    }
+    let cells = actions.get(action);
+    if (cells !== undefined) return cells;
+    const a = actions.size < MAX_ACTIONS_PER_KIND ? action : OTHER;
+    cells = actions.get(a);
+    if (cells === undefined) {
+      cells = [this.decisions.cell({ effect: 'ALLOW', kind: k, action: a }), this.decisions.cell({ effect: 'DENY', kind: k, action: a })];
+      actions.set(a, cells);
+    }
+    return cells;
+  }
+
+  /** The duration cell of a registered route (by its URL; one per URL, whatever the method). */
+  routeDuration(route: string): HistogramCell {
+    let cell = this.byRoute.get(route);
+    if (cell === undefined) {
+      cell = this.requestDuration.cell({ route });
+      this.byRoute.set(route, cell);
+    }
+    return cell;
+  }
+
+  /** Reads one enrichment's outcome: its duration and each resolver's runs and failures. */
+  enrichment(api: DecisionApi, outcome: EnrichmentOutcome): void {
+    this.enrichByApi[api].observe(outcome.durationMs / 1000);
+    const runs = outcome.runs;
+    for (let i = 0; i < runs.length; i++) {
+      const run = runs[i] as EnrichmentOutcome['runs'][number];
+      const c = this.resolverCells(run.resolver);
+      c.calls.value += run.calls;
+      c.keys.value += run.keys;
+      c.hits.value += run.hits;
+      if (run.calls > 0) c.duration.observe(run.durationMs / 1000);
+    }
+    const items = outcome.items;
+    for (let i = 0; i < items.length; i++) {
+      const failures = (items[i] as EnrichmentOutcome['items'][number]).failures;
+      for (let j = 0; j < failures.length; j++) this.resolverCells((failures[j] as (typeof failures)[number]).resolver).errors.value += 1;
+    }
+  }
+
+  private resolverCells(name: string): ResolverCells {
+    let cells = this.byResolver.get(name);
+    if (cells !== undefined) return cells;
+    const n = this.byResolver.size < MAX_RESOLVERS ? name : OTHER;
+    cells = this.byResolver.get(n);
+    if (cells === undefined) {
+      const labels = { resolver: n };
+      cells = {
+        calls: this.resolverCalls.cell(labels),
+        keys: this.resolverKeys.cell(labels),
+        hits: this.resolverHits.cell(labels),
+        errors: this.resolverErrors.cell(labels),
+        duration: this.resolverDuration.cell(labels),
+      };
+      this.byResolver.set(n, cells);
+    }
+    return cells;
+  }
+}
