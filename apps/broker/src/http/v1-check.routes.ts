@@ -9,6 +9,7 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
+import type { AuditEntry } from '@warden/audit';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { BudgetAnswer, BudgetRuntime } from '../budget/budget-runtime.js';
@@ -17,6 +18,8 @@ import { enrichInputs, withoutCredentials, type EnrichedInputs, type EnrichExtra
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
+import { v1CheckAuditEntry } from '../audit/check-audit-entry.js';
+import type { DecisionLog } from '../audit/decision-log.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -34,6 +37,10 @@ export interface V1CheckDeps {
   bodyLimit: number;
   /** Token budgets; undefined when none are configured (then a check does no budget work). */
   budgets?: BudgetRuntime | undefined;
+  /** The decision log; undefined when `audit.enabled` is false. */
+  audit?: DecisionLog | undefined;
+  /** The surface named in decision-log entries (default `/v1/check`). */
+  auditSource?: string;
 }
 
 /** Header carrying a trusted gateway's API key. */
@@ -280,7 +287,24 @@ function finishCheck<R>(
   if (delegation !== undefined) ids.delegation = delegation;
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
   const t2 = req.explain ? performance.now() : 0;
-  return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
+  const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
+  return deps.audit === undefined ? out(reply, decided) : answerAudited(deps.audit, reply, decided, out);
+}
+
+/**
+ * Answers and hands the entry to the decision log. Best-effort: after the answer, as a closure
+ * the writer calls later (the entry is built, masked and serialised in a batch, off the
+ * request). Strict: the answer waits until the entry is durable; when it cannot be, the check
+ * fails with `ERR_AUDIT_UNAVAILABLE` (503, which gateways treat as a denial).
+ */
+function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
+  const at = Date.now();
+  const source = decided.deps.auditSource ?? '/v1/check';
+  const build = (): AuditEntry => v1CheckAuditEntry(decided, log.mask, source, at);
+  if (log.strict) return log.writer.recordDurable(build).then(() => out(reply, decided));
+  const answered = out(reply, decided);
+  log.writer.record(build);
+  return answered;
 }
 
 /**
@@ -312,7 +336,8 @@ async function finishBudgeted<R>(
   const budget = await session.reserve(e.items, decisions);
   const t2 = req.explain ? performance.now() : 0;
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
-  return out(reply, budget !== undefined ? { ...decided, budget } : decided);
+  const withBudget = budget !== undefined ? { ...decided, budget } : decided;
+  return deps.audit === undefined ? out(reply, withBudget) : answerAudited(deps.audit, reply, withBudget, out);
 }
 
 /** Registers `/v1/check` on `app`. */

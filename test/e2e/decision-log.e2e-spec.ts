@@ -1,0 +1,117 @@
+/**
+ * The decision log end to end: a real broker (Postgres sink in its own database) answers N
+ * `/v1/check` and Cerbos `CheckResources` calls; once it has shut down (which flushes the
+ * writer), every decision id it returned is in `warden_audit_log` exactly once, with the
+ * effects it answered, and no credential value is stored.
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { createPgDb } from '@warden/persistence';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { createTestDatabase, type TestDatabase } from '../support/services.js';
+import { v1Check, writePolicyDir } from '../support/upstreams.js';
+
+const RUN = randomBytes(4).toString('hex');
+const GATEWAY_KEY = `gw-${RUN}-0123456789abcdef`;
+const SECRET = `SECRET-${RUN}`;
+
+const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: tool
+  version: default
+  rules:
+    - actions: [invoke]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: R.id != "shell"
+`;
+
+type Row = { decision_id: string; decision: string; subject: string | null; agent: string | null; source: string; resources: string[]; entry: { results: Array<{ actions: Record<string, { effect: string; policy?: string }> }>; input: Record<string, unknown> } };
+
+describe('decision log (Postgres sink)', () => {
+  let db: TestDatabase;
+  let broker: TestBroker | undefined;
+  let dir: string;
+  const returned = new Map<string, 'ALLOW' | 'DENY'>();
+  let rows: Row[] = [];
+
+  beforeAll(async () => {
+    const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY });
+    dir = written.dir;
+    writeFileSync(
+      join(dir, 'warden.yaml'),
+      stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: { enabled: true, sink: 'postgres', maskPaths: ['context.prompt'], spillDir: join(dir, 'spill') } }),
+    );
+    db = await createTestDatabase('warden_audit_e2e');
+    broker = await startTestBroker({ cwd: dir, policyDir: written.policyDir, databaseUrl: db.url });
+    const base = broker.base;
+    const v1 = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        v1Check(
+          base,
+          { subject: { id: `user-${i % 5}`, roles: ['user'] }, agent: { id: 'bot' }, action: 'invoke', resource: { kind: 'tool', id: i % 4 === 0 ? 'shell' : 'search' }, context: { prompt: `${SECRET} ${i}` } },
+          { 'x-warden-api-key': GATEWAY_KEY },
+        ),
+      ),
+    );
+    for (const a of v1) {
+      expect(a.status).toBe(200);
+      returned.set(a.json.decisionId as string, a.json.decision as 'ALLOW' | 'DENY');
+    }
+    // A subject token no resolver can read: denied, and its value must not be stored.
+    const tokenCheck = await v1Check(base, { subject: { token: SECRET }, action: 'invoke', resource: { kind: 'tool', id: 'search' } });
+    expect(tokenCheck.json.decision).toBe('DENY');
+    returned.set(tokenCheck.json.decisionId as string, 'DENY');
+    for (let i = 0; i < 10; i++) {
+      const res = await fetch(`${base}/api/check/resources`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ principal: { id: `cerbos-${i}`, roles: ['user'] }, resources: [{ resource: { kind: 'tool', id: i % 2 === 0 ? 'search' : 'shell' }, actions: ['invoke'] }], auxData: {} }),
+      });
+      const body = (await res.json()) as { cerbosCallId: string; results: Array<{ actions: Record<string, string> }> };
+      expect(res.status).toBe(200);
+      returned.set(body.cerbosCallId, body.results[0]?.actions['invoke'] === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY');
+    }
+    // Shutting down flushes the writer.
+    await broker.close();
+    broker = undefined;
+    const read = createPgDb({ url: db.url, max: 1 });
+    rows = (await read.query<Row>('select decision_id, decision, subject, agent, source, resources, entry from warden_audit_log')).rows;
+    await read.close();
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await db?.drop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('holds every returned decision id exactly once, with the decision that was returned', () => {
+    expect(returned.size).toBe(51);
+    expect(rows).toHaveLength(51);
+    expect(new Set(rows.map((r) => r.decision_id))).toEqual(new Set(returned.keys()));
+    for (const r of rows) expect(r.decision).toBe(returned.get(r.decision_id));
+    expect(rows.filter((r) => r.decision === 'DENY').length).toBeGreaterThanOrEqual(10 + 5 + 1);
+  });
+
+  it('records who acted, what was decided, by which policy for Cerbos calls, and which surface', () => {
+    const v1 = rows.filter((r) => r.source === '/v1/check');
+    const cerbos = rows.filter((r) => r.source === '/api/check/resources');
+    expect(v1).toHaveLength(41);
+    expect(cerbos).toHaveLength(10);
+    const shell = v1.find((r) => r.resources[0] === 'tool/shell' && r.agent === 'bot');
+    expect(shell).toMatchObject({ decision: 'DENY', subject: expect.stringMatching(/^user-/) });
+    expect(cerbos.every((r) => r.entry.results[0]?.actions['invoke']?.policy === 'resource.tool.vdefault')).toBe(true);
+  });
+
+  it('never stores a credential or a masked value', () => {
+    expect(JSON.stringify(rows)).not.toContain(SECRET);
+    const withToken = rows.find((r) => r.subject === null && r.source === '/v1/check');
+    expect(withToken?.entry.input['subject']).toEqual({ token: '[masked]' });
+  });
+});
