@@ -303,8 +303,17 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   function push(p: Pending): void {
     queue.push(p);
     if (queue.length >= maxQueue) overflow();
-    else if (queue.length >= batchSize) schedule(0);
+    else if (queue.length >= batchSize || p.done !== undefined) soon();
     else schedule(flushIntervalMs);
+  }
+
+  /** A full batch, or a caller waiting for durability: write now rather than at the next tick of the timer. */
+  function soon(): void {
+    if (timer !== undefined && retries === 0) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    schedule(0);
   }
 
   return {
