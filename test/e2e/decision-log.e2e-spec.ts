@@ -115,3 +115,44 @@ describe('decision log (Postgres sink)', () => {
     expect(withToken?.entry.input['subject']).toEqual({ token: '[masked]' });
   });
 });
+
+describe('decision log, mode strict (NDJSON sink)', () => {
+  const started: Array<{ broker: TestBroker; dir: string }> = [];
+  afterAll(async () => {
+    for (const s of started) {
+      await s.broker.close();
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
+
+  async function start(audit: Record<string, unknown>): Promise<{ base: string; dir: string }> {
+    const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY });
+    writeFileSync(join(written.dir, 'not-a-dir'), '');
+    const resolvePaths = (v: unknown): unknown => (typeof v === 'string' && v.startsWith('./') ? join(written.dir, v) : v);
+    writeFileSync(join(written.dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: Object.fromEntries(Object.entries(audit).map(([k, v]) => [k, resolvePaths(v)])) }));
+    const broker = await startTestBroker({ cwd: written.dir, policyDir: written.policyDir });
+    started.push({ broker, dir: written.dir });
+    return { base: broker.base, dir: written.dir };
+  }
+
+  const ask = (base: string) => v1Check(base, { subject: { id: 'alice', roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: 'search' } }, { 'x-warden-api-key': GATEWAY_KEY });
+
+  it('answers only once the entry is durable: it is in the file when the answer arrives', async () => {
+    const { base, dir } = await start({ enabled: true, sink: 'ndjson', mode: 'strict', path: './log/audit.ndjson', spillDir: './spill' });
+    const { readFileSync } = await import('node:fs');
+    for (let i = 0; i < 3; i++) {
+      const a = await ask(base);
+      expect(a.status).toBe(200);
+      const ids = readFileSync(join(dir, 'log/audit.ndjson'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { decisionId: string }).decisionId);
+      expect(ids).toContain(a.json.decisionId);
+    }
+  });
+
+  it('fails the check (503 ERR_AUDIT_UNAVAILABLE) when neither the sink nor the spill file can take the entry', async () => {
+    const { base } = await start({ enabled: true, sink: 'ndjson', mode: 'strict', path: './not-a-dir/audit.ndjson', spillDir: './not-a-dir/spill' });
+    const a = await ask(base);
+    expect(a.status).toBe(503);
+    expect(a.text).toContain('ERR_AUDIT_UNAVAILABLE');
+    expect(a.text).not.toContain('"decision":"ALLOW"');
+  });
+});
