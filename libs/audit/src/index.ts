@@ -10,3 +10,5 @@ export { createAuditWriter } from './audit-writer.js';
 export type { AuditMode, AuditWriter, AuditWriterOptions, AuditWriterStats } from './audit-writer.js';
 export { createNdjsonSink } from './sinks/ndjson/ndjson.sink.js';
 export type { NdjsonSinkOptions } from './sinks/ndjson/ndjson.sink.js';
+export { createNatsAuditSink } from './sinks/nats/nats.sink.js';
+export type { NatsAuditSinkOptions } from './sinks/nats/nats.sink.js';

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import cluster from 'node:cluster';
-import { createAuditWriter, createInputMask, createNdjsonSink, type AuditRecord, type AuditSink, type AuditWriter, type InputMask } from '@warden/audit';
+import { createAuditWriter, createInputMask, createNatsAuditSink, createNdjsonSink, type AuditRecord, type AuditSink, type AuditWriter, type InputMask } from '@warden/audit';
 import { WardenError } from '@warden/core';
 import { createPostgresAuditSink, pruneAuditLog, type SqlDb } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
@@ -43,8 +43,12 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
     case 'ndjson':
       sink = createNdjsonSink({ path: config.path });
       break;
-    case 'nats':
-      throw new WardenError('ERR_CONFIG_INVALID', 'invalid configuration: `audit.sink`: `nats` is not available yet');
+    case 'nats': {
+      const nats = config.nats;
+      if (nats === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: `audit.sink: nats` without `audit.nats`');
+      sink = createNatsAuditSink(nats);
+      break;
+    }
   }
   // One spill file per worker process (workers of one broker share the data directory).
   const worker = cluster.isWorker ? `.w${cluster.worker?.id ?? 0}` : '';
