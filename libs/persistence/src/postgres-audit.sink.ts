@@ -48,3 +48,48 @@ export async function pruneAuditLog(db: SqlDb, days: number): Promise<number> {
   const { rows } = await db.query<{ n: string }>(`with gone as (delete from warden_audit_log where time < now() - make_interval(days => $1::int) returning 1) select count(*)::text as n from gone`, [days]);
   return Number(rows[0]?.n ?? 0);
 }
+
+/** Filters of {@link queryAuditLog}; all optional, combined with `and`. */
+export interface AuditLogQuery {
+  subject?: string;
+  agent?: string;
+  resourceKind?: string;
+  /** With `resourceKind`: one resource. */
+  resourceId?: string;
+  decision?: 'ALLOW' | 'DENY';
+  /** Inclusive lower bound (ISO 8601). */
+  from?: string;
+  /** Exclusive upper bound (ISO 8601). */
+  to?: string;
+  /** The `nextCursor` of the previous page. */
+  cursor?: { time: string; decisionId: string };
+  /** Page size (the caller bounds it). */
+  limit: number;
+}
+
+/**
+ * One page of decision-log entries, newest first, and the cursor of the next page (undefined on
+ * the last one). Keyset pagination on (time, decision id): stable while rows are being added.
+ * @example const { entries, next } = await queryAuditLog(db, { subject: 'alice', limit: 100 });
+ */
+export async function queryAuditLog(db: SqlDb, q: AuditLogQuery): Promise<{ entries: AuditEntry[]; next: { time: string; decisionId: string } | undefined }> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (q.subject !== undefined) where.push(`subject = ${p(q.subject)}`);
+  if (q.agent !== undefined) where.push(`agent = ${p(q.agent)}`);
+  if (q.decision !== undefined) where.push(`decision = ${p(q.decision)}`);
+  if (q.resourceKind !== undefined && q.resourceId !== undefined) where.push(`resources @> array[${p(`${q.resourceKind}/${q.resourceId}`)}]::text[]`);
+  else if (q.resourceKind !== undefined) where.push(`exists (select 1 from unnest(resources) r where left(r, length(${p(q.resourceKind)}) + 1) = $${params.length} || '/')`);
+  if (q.from !== undefined) where.push(`time >= ${p(q.from)}::timestamptz`);
+  if (q.to !== undefined) where.push(`time < ${p(q.to)}::timestamptz`);
+  if (q.cursor !== undefined) where.push(`(time, decision_id) < (${p(q.cursor.time)}::timestamptz, ${p(q.cursor.decisionId)})`);
+  const sql = `select entry from warden_audit_log ${where.length > 0 ? `where ${where.join(' and ')}` : ''} order by time desc, decision_id desc limit ${p(q.limit + 1)}`;
+  const { rows } = await db.query<{ entry: AuditEntry }>(sql, params);
+  const entries = rows.slice(0, q.limit).map((r) => r.entry);
+  const last = entries[entries.length - 1];
+  return { entries, next: rows.length > q.limit && last !== undefined ? { time: last.time, decisionId: last.decisionId } : undefined };
+}
