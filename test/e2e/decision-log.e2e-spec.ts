@@ -156,3 +156,70 @@ describe('decision log, mode strict (NDJSON sink)', () => {
     expect(a.text).not.toContain('"decision":"ALLOW"');
   });
 });
+
+describe('GET /v1/audit', () => {
+  const ADMIN = `admin-${RUN}-0123456789abcdef`;
+  let broker: TestBroker;
+  let dir: string;
+  const ids: string[] = [];
+
+  beforeAll(async () => {
+    const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY });
+    dir = written.dir;
+    writeFileSync(join(dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], admin: { bootstrapToken: ADMIN }, audit: { enabled: true, mode: 'strict', spillDir: join(dir, 'spill') } }));
+    broker = await startTestBroker({ cwd: dir, policyDir: written.policyDir });
+    // Strict: each entry is in the table once its answer arrives.
+    for (let i = 0; i < 7; i++) {
+      const a = await v1Check(broker.base, { subject: { id: i < 4 ? 'alice' : 'bob', roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: i % 2 === 0 ? 'search' : 'shell' } }, { 'x-warden-api-key': GATEWAY_KEY });
+      ids.push(a.json.decisionId as string);
+    }
+  });
+  afterAll(async () => {
+    await broker?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = (qs: string, headers: Record<string, string> = { authorization: `Bearer ${ADMIN}` }) => fetch(`${broker.base}/v1/audit${qs}`, { headers });
+
+  it('needs an admin token', async () => {
+    expect((await get('', {})).status).toBe(401);
+    expect((await get('', { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
+  });
+
+  it('filters and pages newest first with a cursor', async () => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const res = await get(`?subject=alice&limit=3${cursor !== undefined ? `&cursor=${cursor}` : ''}`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { entries: Array<{ decisionId: string; identities: { subject: string } }>; nextCursor?: string };
+      seen.push(...body.entries.map((e) => e.decisionId));
+      cursor = body.nextCursor;
+      pages++;
+    } while (cursor !== undefined);
+    expect(pages).toBe(2);
+    expect(new Set(seen)).toEqual(new Set(ids.slice(0, 4)));
+    expect(seen).toHaveLength(4);
+    const denied = (await (await get('?decision=DENY&resourceKind=tool&resourceId=shell')).json()) as { entries: Array<{ decisionId: string }> };
+    expect(new Set(denied.entries.map((e) => e.decisionId))).toEqual(new Set([ids[1], ids[3], ids[5]]));
+    const none = (await (await get('?from=2999-01-01T00:00:00Z')).json()) as { entries: unknown[] };
+    expect(none.entries).toEqual([]);
+  });
+
+  it('exports every matching entry as NDJSON', async () => {
+    const res = await get('?subject=bob', { authorization: `Bearer ${ADMIN}`, accept: 'application/x-ndjson' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('application/x-ndjson');
+    const lines = (await res.text()).trim().split('\n').map((l) => (JSON.parse(l) as { decisionId: string }).decisionId);
+    expect(new Set(lines)).toEqual(new Set(ids.slice(4)));
+  });
+
+  it('rejects unknown filters and bad values with 400', async () => {
+    for (const qs of ['?user=alice', '?decision=MAYBE', '?from=yesterday', '?limit=0', '?cursor=xyz', '?resourceId=search']) {
+      const res = await get(qs);
+      expect(res.status, qs).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_REQUEST_INVALID');
+    }
+  });
+});

@@ -201,6 +201,7 @@ export async function createBrokerApp(
       admin,
       delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },
       ...(mcp !== undefined ? { mcp } : {}),
+      audit: { auth: admin.auth, db: config.audit.enabled && config.audit.sink === 'postgres' ? db : undefined },
       onClose,
     }),
     adapter,
