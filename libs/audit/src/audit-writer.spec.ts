@@ -182,4 +182,26 @@ describe('createAuditWriter', () => {
     expect(ids(sink.received)).toEqual(ids(range(0, 12).map(entry)));
     await sut.close();
   });
+
+  it('bounds memory when the sink and the disk both fail: a full queue drops its oldest entries, counted, and recovers', async () => {
+    const sink = new SwitchableSink();
+    sink.down = true;
+    const blocked = join(dir, 'not-a-dir');
+    writeFileSync(blocked, '');
+    errors = [];
+    const sut = createAuditWriter({ sink, spillPath: join(blocked, 'spill.ndjson'), batchSize: 100, maxQueue: 4, onError: (m) => errors.push(m) });
+    for (const n of range(0, 4)) sut.record(entry(n));
+    // The fourth record filled the queue: the disk was tried once, and failed.
+    expect(sut.stats()).toMatchObject({ queued: 4, dropped: 0, spilled: 0 });
+    for (const n of range(4, 10)) sut.record(entry(n));
+    expect(sut.stats()).toMatchObject({ queued: 4, dropped: 6 });
+    expect(errors.filter((m) => m.includes('queue full and spill file failed'))).toHaveLength(1);
+    expect(errors.some((m) => m.includes('1 entries dropped so far'))).toBe(true);
+    sink.down = false;
+    await sut.flush();
+    // The newest four survive, in order.
+    expect(ids(sink.received)).toEqual(ids(range(6, 10).map(entry)));
+    expect(sut.stats()).toMatchObject({ queued: 0, dropped: 6 });
+    await sut.close();
+  });
 });

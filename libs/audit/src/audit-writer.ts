@@ -47,6 +47,11 @@ export interface AuditWriterStats {
   replayed: number;
   /** Entries neither the sink nor the spill file took (still held in memory, retried). */
   failed: number;
+  /**
+   * Entries dropped because the sink and the spill file both failed while the queue was full
+   * (the oldest go first). The only way an entry is lost; reported through `onError`.
+   */
+  dropped: number;
   /** Entries waiting in memory. */
   queued: number;
   /** True while the spill file holds entries not yet replayed. */
@@ -92,7 +97,10 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const flushIntervalMs = options.flushIntervalMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 5000;
   const onError = options.onError ?? (() => undefined);
-  const stats = { written: 0, spilled: 0, replayed: 0, failed: 0 };
+  const stats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0 };
+  // Set when spilling a full queue failed: until a drain succeeds, a full queue drops its oldest
+  // entry instead of retrying the disk on every record (which would put I/O on the hot path).
+  let diskFailing = false;
   let queue: Pending[] = [];
   // A previous process may have left entries behind: they go first.
   let spillPending = existsSync(spillPath);
@@ -225,6 +233,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       try {
         await sink.write(entries);
         stats.written += entries.length;
+        diskFailing = false;
         settle(batch.filter((p) => !bad.includes(p)));
       } catch (err) {
         onError(`audit: sink \`${sink.name}\` failed, spilling ${entries.length} entries: ${(err as Error).message}`);
@@ -240,11 +249,13 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   async function spillLines(lines: string, items: Pending[], count: number): Promise<boolean> {
     try {
       await appendSpill(lines);
+      diskFailing = false;
       stats.spilled += count;
       spillPending = true;
       settle(items);
       return true;
     } catch (err) {
+      diskFailing = true;
       onError(`audit: spill file failed: ${(err as Error).message}`);
       stats.failed += count;
       // Still held in memory and retried; a strict caller learns it is not durable.
@@ -290,8 +301,10 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       }
       stats.spilled += entries.length;
       spillPending = true;
+      diskFailing = false;
       settle(items.filter((p) => !bad.includes(p)));
     } catch (err) {
+      diskFailing = true;
       onError(`audit: queue full and spill file failed: ${(err as Error).message}`);
       stats.failed += entries.length;
       settle(items, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
@@ -302,7 +315,13 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
 
   function push(p: Pending): void {
     queue.push(p);
-    if (queue.length >= maxQueue) overflow();
+    if (queue.length > maxQueue && diskFailing) {
+      const lost = queue.shift() as Pending;
+      stats.dropped += 1;
+      settle([lost], new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable'));
+      if (stats.dropped === 1 || stats.dropped % 1000 === 0) onError(`audit: sink and spill file failing with a full queue: ${stats.dropped} entries dropped so far`);
+      soon();
+    } else if (queue.length >= maxQueue) overflow();
     else if (queue.length >= batchSize || p.done !== undefined) soon();
     else schedule(flushIntervalMs);
   }
