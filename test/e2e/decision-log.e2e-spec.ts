@@ -67,6 +67,10 @@ describe('decision log (Postgres sink)', () => {
     const tokenCheck = await v1Check(base, { subject: { token: SECRET }, action: 'invoke', resource: { kind: 'tool', id: 'search' } });
     expect(tokenCheck.json.decision).toBe('DENY');
     returned.set(tokenCheck.json.decisionId as string, 'DENY');
+    // An agent token and a delegation token: neither value may be stored either.
+    const agentCheck = await v1Check(base, { subject: { id: 'carol', roles: ['user'] }, agent: { id: 'bot-2', token: `${SECRET}-agent` }, delegation: `${SECRET}.delegation.token`, action: 'invoke', resource: { kind: 'tool', id: 'search' } }, { 'x-warden-api-key': GATEWAY_KEY });
+    expect(agentCheck.status).toBe(200);
+    returned.set(agentCheck.json.decisionId as string, agentCheck.json.decision as 'ALLOW' | 'DENY');
     for (let i = 0; i < 10; i++) {
       const res = await fetch(`${base}/api/check/resources`, {
         method: 'POST',
@@ -92,8 +96,8 @@ describe('decision log (Postgres sink)', () => {
   });
 
   it('holds every returned decision id exactly once, with the decision that was returned', () => {
-    expect(returned.size).toBe(51);
-    expect(rows).toHaveLength(51);
+    expect(returned.size).toBe(52);
+    expect(rows).toHaveLength(52);
     expect(new Set(rows.map((r) => r.decision_id))).toEqual(new Set(returned.keys()));
     for (const r of rows) expect(r.decision).toBe(returned.get(r.decision_id));
     expect(rows.filter((r) => r.decision === 'DENY').length).toBeGreaterThanOrEqual(10 + 5 + 1);
@@ -102,7 +106,7 @@ describe('decision log (Postgres sink)', () => {
   it('records who acted, what was decided, by which policy for Cerbos calls, and which surface', () => {
     const v1 = rows.filter((r) => r.source === '/v1/check');
     const cerbos = rows.filter((r) => r.source === '/api/check/resources');
-    expect(v1).toHaveLength(41);
+    expect(v1).toHaveLength(42);
     expect(cerbos).toHaveLength(10);
     const shell = v1.find((r) => r.resources[0] === 'tool/shell' && r.agent === 'bot');
     expect(shell).toMatchObject({ decision: 'DENY', subject: expect.stringMatching(/^user-/) });
@@ -113,6 +117,10 @@ describe('decision log (Postgres sink)', () => {
     expect(JSON.stringify(rows)).not.toContain(SECRET);
     const withToken = rows.find((r) => r.subject === null && r.source === '/v1/check');
     expect(withToken?.entry.input['subject']).toEqual({ token: '[masked]' });
+    const withAgentToken = rows.find((r) => r.agent === 'bot-2');
+    expect(withAgentToken?.entry.input).toMatchObject({ agent: { id: 'bot-2', token: '[masked]' }, delegation: '[masked]' });
+    // `context.prompt` is masked by `audit.maskPaths`.
+    expect(rows.find((r) => r.agent === 'bot')?.entry.input['context']).toEqual({ prompt: '[masked]' });
   });
 });
 
