@@ -223,6 +223,17 @@ describe('GET /v1/audit', () => {
     expect(new Set(lines)).toEqual(new Set(ids.slice(4)));
   });
 
+  it('records revocations as events (kind revocation), once per revocation even when repeated', async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${broker.base}/v1/admin/revocations`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ target: 'agent', id: 'rogue-bot', reason: 'compromised' }) });
+      expect(res.status).toBe(201);
+    }
+    const all = (await (await get('?limit=1000')).json()) as { entries: Array<{ kind: string; source: string; input: Record<string, unknown> }> };
+    const revocations = all.entries.filter((e) => e.kind === 'revocation');
+    expect(revocations).toHaveLength(1);
+    expect(revocations[0]).toMatchObject({ source: '/v1/admin/revocations', input: { target: 'agent', id: 'rogue-bot', by: 'admin:bootstrap', reason: 'compromised' } });
+  });
+
   it('rejects unknown filters and bad values with 400', async () => {
     for (const qs of ['?user=alice', '?decision=MAYBE', '?from=yesterday', '?limit=0', '?cursor=xyz', '?resourceId=search']) {
       const res = await get(qs);

@@ -199,7 +199,7 @@ export async function createBrokerApp(
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
       v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
       admin,
-      delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },
+      delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT, audit, policyVersion },
       ...(mcp !== undefined ? { mcp } : {}),
       audit: { auth: admin.auth, db: config.audit.enabled && config.audit.sink === 'postgres' ? db : undefined },
       onClose,
