@@ -242,3 +242,38 @@ describe('GET /v1/audit', () => {
     }
   });
 });
+
+describe('decision log: a broker replays the spill file a previous process left', () => {
+  it('writes the spilled entries to Postgres at start, without new traffic, before closing', async () => {
+    const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY });
+    const spillDir = join(written.dir, 'spill');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(spillDir, { recursive: true });
+    const left = Array.from({ length: 3 }, (_, i) => ({ decisionId: `left-${RUN}-${i}`, time: new Date(Date.now() - 60_000 + i).toISOString(), kind: 'check', policyVersion: 'old', source: '/v1/check', decision: 'DENY', identities: { subject: 'alice' }, input: {}, results: [], reasons: [] }));
+    writeFileSync(join(spillDir, 'audit.spill.ndjson'), left.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    writeFileSync(join(written.dir, 'warden.yaml'), stringify({ audit: { enabled: true, spillDir } }));
+    const db = await createTestDatabase('warden_audit_replay');
+    try {
+      const broker = await startTestBroker({ cwd: written.dir, policyDir: written.policyDir, databaseUrl: db.url });
+      const read = createPgDb({ url: db.url, max: 1 });
+      try {
+        let found: string[] = [];
+        // Polls the table (the replay runs on its own, right after start); no fixed sleep.
+        for (let i = 0; i < 200 && found.length < 3; i++) {
+          found = (await read.query<{ decision_id: string }>('select decision_id from warden_audit_log order by time')).rows.map((r) => r.decision_id);
+          if (found.length < 3) await new Promise((r) => setTimeout(r, 25));
+        }
+        expect(found).toEqual(left.map((e) => e.decisionId));
+        const { existsSync } = await import('node:fs');
+        expect(existsSync(join(spillDir, 'audit.spill.ndjson'))).toBe(false);
+      } finally {
+        await read.close();
+        await broker.close();
+      }
+    } finally {
+      await db.drop();
+      rmSync(written.dir, { recursive: true, force: true });
+    }
+  });
+});
+

@@ -125,6 +125,9 @@ describe('createAuditWriter', () => {
     const fresh = new SwitchableSink();
     const second = createAuditWriter({ sink: fresh, spillPath, batchSize: 5 });
     expect(second.stats().spillPending).toBe(true);
+    // The spilled entries go first, before anything recorded by this process.
+    await second.flush();
+    expect(ids(fresh.received)).toEqual(ids(range(0, 8).map(entry)));
     second.record(entry(8));
     await second.flush();
     expect(ids(fresh.received)).toEqual(ids(range(0, 9).map(entry)));

@@ -335,6 +335,9 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     schedule(0);
   }
 
+  // Entries a previous process left are replayed without waiting for new traffic.
+  if (spillPending) schedule(0);
+
   return {
     record(entry) {
       if (closed) {
