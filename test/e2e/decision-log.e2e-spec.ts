@@ -31,7 +31,7 @@ resourcePolicy:
           expr: R.id != "shell"
 `;
 
-type Row = { decision_id: string; decision: string; subject: string | null; agent: string | null; source: string; resources: string[]; entry: { results: Array<{ actions: Record<string, { effect: string; policy?: string }> }>; input: Record<string, unknown> } };
+type Row = { decision_id: string; decision: string; subject: string | null; agent: string | null; source: string; resources: string[]; entry: { results: Array<{ actions: Record<string, { effect: string; policy?: string; agent?: unknown }> }>; input: Record<string, unknown> } };
 
 describe('decision log (Postgres sink)', () => {
   let db: TestDatabase;
@@ -111,6 +111,11 @@ describe('decision log (Postgres sink)', () => {
     const shell = v1.find((r) => r.resources[0] === 'tool/shell' && r.agent === 'bot');
     expect(shell).toMatchObject({ decision: 'DENY', subject: expect.stringMatching(/^user-/) });
     expect(cerbos.every((r) => r.entry.results[0]?.actions['invoke']?.policy === 'resource.tool.vdefault')).toBe(true);
+    // `/v1/check` entries name the policies too (subject and acting agent), without `explain`.
+    // (The agent `bot` has only the default role `agent`, which the policy does not allow: the
+    // subject's policy allows `search`, the agent's denies it, so the action is denied.)
+    const search = v1.find((r) => r.agent === 'bot' && r.resources[0] === 'tool/search');
+    expect(search?.entry.results[0]?.actions['invoke']).toMatchObject({ effect: 'DENY', policy: 'resource.tool.vdefault', agent: { effect: 'DENY', policy: expect.any(String) } });
   });
 
   it('never stores a credential or a masked value', () => {
@@ -264,12 +269,13 @@ describe('decision log: a broker replays the spill file a previous process left'
           if (found.length < 3) await new Promise((r) => setTimeout(r, 25));
         }
         expect(found).toEqual(left.map((e) => e.decisionId));
-        const { existsSync } = await import('node:fs');
-        expect(existsSync(join(spillDir, 'audit.spill.ndjson'))).toBe(false);
       } finally {
         await read.close();
         await broker.close();
       }
+      // Removed once replayed (checked after close: the removal follows the insert's commit).
+      const { existsSync } = await import('node:fs');
+      expect(existsSync(join(spillDir, 'audit.spill.ndjson'))).toBe(false);
     } finally {
       await db.drop();
       rmSync(written.dir, { recursive: true, force: true });

@@ -13,9 +13,13 @@ export type AuditEventKind = 'check' | 'plan' | 'delegation' | 'revocation' | 'a
 /** The effect of one action on one resource, with what decided it when known. */
 export interface AuditActionEffect {
   effect: 'ALLOW' | 'DENY';
-  /** The matched policy (known when the engine reported it). */
+  /** The subject's matched policy (known when the engine reported it). */
   policy?: string;
   scope?: string;
+  /** The acting agent's own effect and matched policy, when an agent acted. */
+  agent?: { effect: 'ALLOW' | 'DENY'; policy: string; scope?: string };
+  /** The delegation's verdict (its scope and depth), when one was presented. */
+  delegation?: 'ALLOW' | 'DENY';
 }
 
 /** The decision for one resource. */

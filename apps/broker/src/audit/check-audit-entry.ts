@@ -53,6 +53,12 @@ export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: stri
       if (detail !== undefined) {
         e.policy = detail.subject.policy;
         if (detail.subject.scope !== undefined) e.scope = detail.subject.scope;
+        const g = detail.agent;
+        if (g !== undefined) {
+          const effect = g.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
+          e.agent = g.scope !== undefined ? { effect, policy: g.policy, scope: g.scope } : { effect, policy: g.policy };
+        }
+        if (detail.delegation !== undefined) e.delegation = detail.delegation;
       }
       actions[a] = e;
     }

@@ -285,7 +285,7 @@ function finishCheck<R>(
   const ids: { agent?: Identities['agent']; delegation?: Identities['delegation']; context: Record<string, JsonValue> } = { context: req.context as Record<string, JsonValue> };
   if (agent !== undefined) ids.agent = agentPrincipal((e.outcome?.items[0]?.input.agent as JsonObject | undefined) ?? agent);
   if (delegation !== undefined) ids.delegation = delegation;
-  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
+  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const t2 = req.explain ? performance.now() : 0;
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
   return deps.audit === undefined ? out(reply, decided) : answerAudited(deps.audit, reply, decided, out);
@@ -332,7 +332,7 @@ async function finishBudgeted<R>(
   if (delegation !== undefined) ids.delegation = delegation;
   const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
   if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
-  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
+  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const budget = await session.reserve(e.items, decisions);
   const t2 = req.explain ? performance.now() : 0;
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
