@@ -207,4 +207,19 @@ describe('createAuditWriter', () => {
     expect(sut.stats()).toMatchObject({ queued: 0, dropped: 6 });
     await sut.close();
   });
+
+  it('a builder that throws costs only its own entry: the rest of the batch is written, a strict caller learns it', async () => {
+    const sink = new SwitchableSink();
+    const sut = createAuditWriter({ sink, spillPath, onError: (m) => errors.push(m) });
+    sut.record(entry(0));
+    const broken = sut.recordDurable(() => {
+      throw new Error('bug in a builder');
+    });
+    sut.record(entry(2));
+    await sut.flush();
+    await expect(broken).rejects.toMatchObject({ code: 'ERR_AUDIT_UNAVAILABLE' });
+    expect(ids(sink.received)).toEqual(['d-0000', 'd-0002']);
+    expect(errors).toEqual(['audit: an entry could not be built: bug in a builder']);
+    await sut.close();
+  });
 });

@@ -119,22 +119,35 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     timer.unref();
   };
 
-  function toLines(items: readonly Pending[]): { lines: string; entries: AuditEntry[]; bad: Pending[] } {
+  /** Builds the entries of `items` (a builder that throws is a bug; it must not take the batch down with it). */
+  function build(items: readonly Pending[]): { entries: AuditEntry[]; ok: Pending[]; bad: Pending[] } {
     const entries: AuditEntry[] = [];
+    const ok: Pending[] = [];
     const bad: Pending[] = [];
-    let lines = '';
     for (const p of items) {
       try {
-        const e = materialise(p.record);
-        lines += `${JSON.stringify(e)}\n`;
-        entries.push(e);
+        entries.push(materialise(p.record));
+        ok.push(p);
       } catch (err) {
-        // A builder that throws is a bug; it must not take the batch down with it.
         onError(`audit: an entry could not be built: ${(err as Error).message}`);
         bad.push(p);
       }
     }
-    return { lines, entries, bad };
+    settle(bad, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built'));
+    return { entries, ok, bad };
+  }
+
+  /** NDJSON of `entries`, for the spill file (only made when the sink refused them: serialised once otherwise). */
+  function linesOf(entries: readonly AuditEntry[]): string {
+    let lines = '';
+    for (const e of entries) {
+      try {
+        lines += `${JSON.stringify(e)}\n`;
+      } catch (err) {
+        onError(`audit: an entry could not be serialised: ${(err as Error).message}`);
+      }
+    }
+    return lines;
   }
 
   function settle(items: readonly Pending[], err?: Error): void {
@@ -227,18 +240,17 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchSize);
       queue = queue.slice(batch.length);
-      const { lines, entries, bad } = toLines(batch);
-      settle(bad, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built'));
+      const { entries, ok } = build(batch);
       if (entries.length === 0) continue;
       try {
         await sink.write(entries);
         stats.written += entries.length;
         diskFailing = false;
-        settle(batch.filter((p) => !bad.includes(p)));
+        settle(ok);
       } catch (err) {
         onError(`audit: sink \`${sink.name}\` failed, spilling ${entries.length} entries: ${(err as Error).message}`);
-        const ok = await spillLines(lines, batch.filter((p) => !bad.includes(p)), entries.length);
-        if (ok) await spillQueue();
+        const spilled = await spillLines(linesOf(entries), ok, entries.length);
+        if (spilled) await spillQueue();
         schedule(Math.min(maxRetryMs, 100 * 2 ** retries++));
         return;
       }
@@ -269,9 +281,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     if (queue.length === 0) return;
     const items = queue;
     queue = [];
-    const { lines, entries, bad } = toLines(items);
-    settle(bad, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built'));
-    if (entries.length > 0) await spillLines(lines, items.filter((p) => !bad.includes(p)), entries.length);
+    const { entries, ok } = build(items);
+    if (entries.length > 0) await spillLines(linesOf(entries), ok, entries.length);
   }
 
   function flush(): Promise<void> {
@@ -288,8 +299,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   function overflow(): void {
     const items = queue;
     queue = [];
-    const { lines, entries, bad } = toLines(items);
-    settle(bad, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built'));
+    const { entries, ok } = build(items);
+    const lines = linesOf(entries);
     try {
       mkdirSync(dirname(spillPath), { recursive: true });
       const fd = openSync(spillPath, 'a');
@@ -302,13 +313,14 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       stats.spilled += entries.length;
       spillPending = true;
       diskFailing = false;
-      settle(items.filter((p) => !bad.includes(p)));
+      settle(ok);
     } catch (err) {
       diskFailing = true;
       onError(`audit: queue full and spill file failed: ${(err as Error).message}`);
       stats.failed += entries.length;
-      settle(items, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
-      queue = items.filter((p) => !bad.includes(p)).map((p) => ({ record: p.record }));
+      settle(ok, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
+      // Kept as built entries (a builder runs once).
+      queue = entries.map((e) => ({ record: e }));
     }
     schedule(0);
   }
