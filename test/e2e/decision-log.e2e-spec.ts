@@ -239,6 +239,20 @@ describe('GET /v1/audit', () => {
     expect(revocations[0]).toMatchObject({ source: '/v1/admin/revocations', input: { target: 'agent', id: 'rogue-bot', by: 'admin:bootstrap', reason: 'compromised' } });
   });
 
+  it('records a plan (kind plan, keyed by its planId) with the allowed candidates', async () => {
+    const res = await fetch(`${broker.base}/v1/plan`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-warden-api-key': GATEWAY_KEY },
+      body: JSON.stringify({ subject: { id: 'dora', roles: ['user'] }, kind: 'tool', action: 'invoke', candidates: ['search', 'shell'] }),
+    });
+    const plan = (await res.json()) as { planId: string; allowed: string[] };
+    expect(res.status, JSON.stringify(plan)).toBe(200);
+    expect(plan.allowed).toEqual(['search']);
+    const logged = (await (await get('?subject=dora')).json()) as { entries: Array<Record<string, unknown>> };
+    expect(logged.entries).toHaveLength(1);
+    expect(logged.entries[0]).toMatchObject({ decisionId: plan.planId, kind: 'plan', source: '/v1/plan', decision: 'ALLOW', results: [{ resource: { kind: 'tool', id: 'search' }, decision: 'ALLOW' }], reasons: [{ code: 'denied', count: 1 }] });
+  });
+
   it('rejects unknown filters and bad values with 400', async () => {
     for (const qs of ['?user=alice', '?decision=MAYBE', '?from=yesterday', '?limit=0', '?cursor=xyz', '?resourceId=search']) {
       const res = await get(qs);

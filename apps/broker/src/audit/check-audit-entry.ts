@@ -10,6 +10,7 @@ import { isExternal, type Identities, type ItemDecision } from '../delegation/id
 import type { EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { CheckRequest } from '../http/request-common.js';
 import type { V1CheckRequest } from '../http/v1-check.request.js';
+import type { DiscoveryRequest, DiscoveryResult } from '../plan/tool-discovery.js';
 
 /** What a decided `/v1/check` holds that its entry needs (the route's `DecidedCheck`). */
 export interface AuditedCheck {
@@ -136,6 +137,42 @@ export function cerbosCheckAuditEntry(callId: string, req: CheckRequest, outputs
     input: maskInput(input, mask),
     results,
     reasons: [],
+  };
+  if (req.requestId !== undefined) entry.requestId = req.requestId;
+  return entry;
+}
+
+/**
+ * The entry of a `/v1/plan` answer (kind `plan`, keyed by its `planId`): the allowed candidates
+ * as `ALLOW` results, the conditional ones (with their condition text) and the denied count by
+ * reason as reasons. `decision` is `ALLOW` when any candidate was allowed or conditional.
+ */
+export function planAuditEntry(req: DiscoveryRequest, result: DiscoveryResult, policyVersion: string, mask: InputMask, at: number): AuditEntry {
+  const input: Record<string, JsonValue> = { kind: req.kind, action: req.action, context: req.context as Record<string, JsonValue>, limit: req.limit };
+  if (req.candidates !== undefined) input['candidates'] = req.candidates.map((c) => c.id);
+  if (req.catalog !== undefined) input['catalog'] = req.catalog;
+  if (req.after !== undefined) input['after'] = req.after;
+  // SECURITY: token values never reach the log.
+  if (req.token !== undefined) input['subject'] = { token: MASKED };
+  else if (req.subject !== undefined) input['subject'] = req.subject as unknown as JsonValue;
+  if (req.agent !== undefined) input['agent'] = req.agent as unknown as JsonValue;
+  if (req.delegation !== undefined) input['delegation'] = MASKED;
+  const results: AuditResult[] = result.allowed.map((id) => ({ resource: { kind: req.kind, id }, decision: 'ALLOW', actions: { [req.action]: { effect: 'ALLOW' } } }));
+  const reasons: JsonValue[] = [];
+  if (result.conditional.length > 0) reasons.push({ code: 'conditional', candidates: result.conditional.map((c) => ({ id: c.id, condition: c.text })) });
+  if (result.denied.count > 0) reasons.push({ code: 'denied', count: result.denied.count, reasons: result.denied.reasons });
+  const subject = req.subject?.id;
+  const entry: AuditEntry = {
+    decisionId: result.planId,
+    time: new Date(at).toISOString(),
+    kind: 'plan',
+    policyVersion,
+    source: '/v1/plan',
+    decision: result.allowed.length > 0 || result.conditional.length > 0 ? 'ALLOW' : 'DENY',
+    identities: { ...(subject !== undefined ? { subject } : {}), ...(req.agent !== undefined ? { agent: req.agent.id } : {}) },
+    input: maskInput(input, mask),
+    results,
+    reasons,
   };
   if (req.requestId !== undefined) entry.requestId = req.requestId;
   return entry;
