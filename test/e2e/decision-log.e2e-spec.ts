@@ -253,6 +253,18 @@ describe('GET /v1/audit', () => {
     expect(logged.entries[0]).toMatchObject({ decisionId: plan.planId, kind: 'plan', source: '/v1/plan', decision: 'ALLOW', results: [{ resource: { kind: 'tool', id: 'search' }, decision: 'ALLOW' }], reasons: [{ code: 'denied', count: 1 }] });
   });
 
+  it('records resolver changes (kind admin) with who made them', async () => {
+    const res = await fetch(`${broker.base}/v1/admin/resolvers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'dept', kind: 'static', key: 'principal.id', data: { erin: { dept: 'eng' } }, provides: { 'principal.attr.dept': 'result.dept' } }),
+    });
+    expect(res.status, await res.text()).toBe(201);
+    const logged = (await (await get('?subject=bootstrap')).json()) as { entries: Array<Record<string, unknown>> };
+    expect(logged.entries).toHaveLength(1);
+    expect(logged.entries[0]).toMatchObject({ kind: 'admin', source: '/v1/admin/resolvers', decision: 'ALLOW', input: { action: 'create', resolver: 'dept', version: 1 } });
+  });
+
   it('rejects unknown filters and bad values with 400', async () => {
     for (const qs of ['?user=alice', '?decision=MAYBE', '?from=yesterday', '?limit=0', '?cursor=xyz', '?resourceId=search']) {
       const res = await get(qs);

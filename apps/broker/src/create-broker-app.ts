@@ -170,6 +170,8 @@ export async function createBrokerApp(
       runtime,
       store,
       fileConfigs: config.resolvers,
+      audit,
+      policyVersion,
       auth: createAdminAuth({
         engine: createAdminEngine(),
         bootstrapToken: config.admin.bootstrapToken,
