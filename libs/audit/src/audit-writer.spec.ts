@@ -222,4 +222,21 @@ describe('createAuditWriter', () => {
     expect(errors).toEqual(['audit: an entry could not be built: bug in a builder']);
     await sut.close();
   });
+
+  it('starts its appends on a new line after a torn tail, so the first new entry is not merged into the fragment', async () => {
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'spill'), { recursive: true });
+    writeFileSync(spillPath, `${JSON.stringify(entry(0))}\n{"decisionId":"d-00`);
+    const sink = new SwitchableSink();
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, onError: (m) => errors.push(m) });
+    sut.record(entry(5));
+    await sut.flush();
+    // The replay failed (sink down): the new entry was appended behind the torn fragment.
+    expect(readFileSync(spillPath, 'utf8')).toBe(`${JSON.stringify(entry(0))}\n{"decisionId":"d-00\n${JSON.stringify(entry(5))}\n`);
+    sink.down = false;
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(['d-0000', 'd-0005']);
+    await sut.close();
+  });
 });

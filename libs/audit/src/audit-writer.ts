@@ -10,7 +10,7 @@
  * to the sink, so the sink sees entries in the order they were recorded. (One exception: when the
  * in-memory queue overflows, it is spilled at once, possibly ahead of a batch still in flight.)
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { WardenError } from '@warden/core';
@@ -101,6 +101,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   // Set when spilling a full queue failed: until a drain succeeds, a full queue drops its oldest
   // entry instead of retrying the disk on every record (which would put I/O on the hot path).
   let diskFailing = false;
+  let tailChecked = false;
   let queue: Pending[] = [];
   // A previous process may have left entries behind: they go first.
   let spillPending = existsSync(spillPath);
@@ -162,10 +163,33 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     mkdirSync(dirname(spillPath), { recursive: true });
     const fh = await open(spillPath, 'a');
     try {
-      await fh.writeFile(lines);
+      await fh.writeFile(tailChecked ? lines : `${tornTail() ? '\n' : ''}${lines}`);
       await fh.sync();
+      tailChecked = true;
     } finally {
       await fh.close();
+    }
+  }
+
+  /**
+   * True when the spill file ends in a torn line (a previous process died mid-append): the next
+   * append must start on a new line, or its first entry would merge with the fragment and be
+   * unreadable. Checked once per process (this process always ends its appends with a newline).
+   */
+  function tornTail(): boolean {
+    try {
+      const size = statSync(spillPath).size;
+      if (size === 0) return false;
+      const fd = openSync(spillPath, 'r');
+      try {
+        const b = Buffer.alloc(1);
+        readSync(fd, b, 0, 1, size - 1);
+        return b[0] !== 0x0a;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
     }
   }
 
@@ -246,6 +270,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         await sink.write(entries);
         stats.written += entries.length;
         diskFailing = false;
+        retries = 0;
         settle(ok);
       } catch (err) {
         onError(`audit: sink \`${sink.name}\` failed, spilling ${entries.length} entries: ${(err as Error).message}`);
@@ -303,10 +328,12 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     const lines = linesOf(entries);
     try {
       mkdirSync(dirname(spillPath), { recursive: true });
+      const torn = !tailChecked && tornTail();
       const fd = openSync(spillPath, 'a');
       try {
-        writeSync(fd, lines);
+        writeSync(fd, torn ? `\n${lines}` : lines);
         fsyncSync(fd);
+        tailChecked = true;
       } finally {
         closeSync(fd);
       }
