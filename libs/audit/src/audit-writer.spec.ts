@@ -239,4 +239,27 @@ describe('createAuditWriter', () => {
     expect(ids(sink.received)).toEqual(['d-0000', 'd-0005']);
     await sut.close();
   });
+
+  it('strict callers do not wait for the sink\'s retry while it is failing: their entries go to the spill file at once', async () => {
+    const sink = new SwitchableSink();
+    const write = sink.write.bind(sink);
+    let attempts = 0;
+    sink.write = async (b) => {
+      attempts++;
+      return write(b);
+    };
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, maxRetryMs: 60_000 });
+    sut.record(entry(0));
+    await sut.flush();
+    expect(attempts).toBe(1);
+    // No flush called here: the promise settles through the writer alone, and the sink is not tried again.
+    await expect(sut.recordDurable(entry(1))).resolves.toBeUndefined();
+    expect(attempts).toBe(1);
+    expect(ids(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry))).toEqual(['d-0000', 'd-0001']);
+    sink.down = false;
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(['d-0000', 'd-0001']);
+    await sut.close();
+  });
 });

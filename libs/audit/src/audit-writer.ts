@@ -311,8 +311,12 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   }
 
   function flush(): Promise<void> {
-    // One drain at a time: batches reach the sink in order.
-    const next = (running ?? Promise.resolve()).then(drain).catch((err: unknown) => onError(`audit: ${(err as Error).message}`));
+    return chain(drain);
+  }
+
+  function chain(step: () => Promise<void>): Promise<void> {
+    // One step at a time: batches reach the sink (or the spill file) in order.
+    const next = (running ?? Promise.resolve()).then(step).catch((err: unknown) => onError(`audit: ${(err as Error).message}`));
     running = next;
     void next.then(() => {
       if (running === next) running = undefined;
@@ -365,8 +369,16 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     else schedule(flushIntervalMs);
   }
 
-  /** A full batch, or a caller waiting for durability: write now rather than at the next tick of the timer. */
+  /**
+   * A full batch, or a caller waiting for durability: write now rather than at the next tick of
+   * the timer. While the sink is failing (a retry is scheduled), the queue goes straight to the
+   * spill file instead: the sink is not hammered, and strict callers do not wait for the retry.
+   */
   function soon(): void {
+    if (retries > 0 && spillPending) {
+      void chain(spillQueue);
+      return;
+    }
     if (timer !== undefined && retries === 0) {
       clearTimeout(timer);
       timer = undefined;
