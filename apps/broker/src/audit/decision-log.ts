@@ -3,8 +3,6 @@
  * the retention timer. Routes call `record` after they have answered (best-effort), or await
  * `recordDurable` before answering (strict).
  */
-import { join } from 'node:path';
-import cluster from 'node:cluster';
 import { createAuditWriter, createInputMask, createNatsAuditSink, createNdjsonSink, type AuditRecord, type AuditSink, type AuditWriter, type InputMask } from '@warden/audit';
 import { WardenError } from '@warden/core';
 import { createPostgresAuditSink, pruneAuditLog, type SqlDb } from '@warden/persistence';
@@ -50,9 +48,8 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
       break;
     }
   }
-  // One spill file per worker process (workers of one broker share the data directory).
-  const worker = cluster.isWorker ? `.w${cluster.worker?.id ?? 0}` : '';
-  const writer = createAuditWriter({ sink, spillPath: join(config.spillDir, `audit.spill${worker}.ndjson`), onError });
+  // One spill file per worker slot (workers of one broker share the data directory).
+  const writer = createAuditWriter({ sink, spillPath: config.spillPath, onError });
   let timer: NodeJS.Timeout | undefined;
   if (prune !== undefined) {
     await prune();

@@ -94,6 +94,11 @@ export interface AuditConfig {
   path: string;
   /** Where refused batches are spilled for replay (`audit.spillDir`, default the data directory). */
   spillDir: string;
+  /**
+   * The spill file: `<spillDir>/audit.spill.ndjson`, or `audit.spill.w<slot>.ndjson` in a worker
+   * of several (`WARDEN_WORKER_SLOT`, set by the primary; a restarted worker takes its slot over).
+   */
+  spillPath: string;
   /** `best-effort` (default): never waits; `strict`: a check is answered only once its entry is durable, else 503. */
   mode: 'best-effort' | 'strict';
   /** Extra input paths whose values are masked (credentials always are). */

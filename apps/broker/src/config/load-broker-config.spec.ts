@@ -290,6 +290,10 @@ auxData:
       expect(sut.audit).toMatchObject({ enabled: false, sink: 'postgres', mode: 'best-effort', maskPaths: [], retentionDays: 90, nats: undefined });
       expect(sut.audit.path.endsWith('/data/audit.ndjson')).toBe(true);
       expect(withYaml('database: { dataDir: ./pg }\naudit: { enabled: true }').audit.spillDir.endsWith('/pg')).toBe(true);
+      expect(withYaml('{}').audit.spillPath.endsWith('/data/audit.spill.ndjson')).toBe(true);
+      // A worker of several: its slot's own file (a restarted worker takes the slot over).
+      expect(withYaml('{}', { WARDEN_WORKER_SLOT: '1' }).audit.spillPath.endsWith('/data/audit.spill.w1.ndjson')).toBe(true);
+      expect(errorOf(() => withYaml('{}', { WARDEN_WORKER_SLOT: 'x' })).message).toContain('`WARDEN_WORKER_SLOT`');
     });
 
     it('reads every key', () => {

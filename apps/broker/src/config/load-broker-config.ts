@@ -560,7 +560,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     delegation: readDelegation(root, env, cwd),
     budgets,
     forwardAuth: readForwardAuth(root),
-    audit: readAudit(root, cwd, database),
+    audit: readAudit(root, cwd, database, env),
     env,
   };
 }
@@ -570,7 +570,7 @@ const AUDIT_MODES = ['best-effort', 'strict'] as const;
 /** A masked path: dotted segments of names, indexes or `*`. */
 const MASK_PATH = /^[A-Za-z0-9_$*-]+(\.[A-Za-z0-9_$*-]+)*$/;
 
-function readAudit(root: Obj, cwd: string, database: DatabaseConfig): AuditConfig {
+function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): AuditConfig {
   const s = section(root, 'audit', '', ['enabled', 'sink', 'path', 'spillDir', 'mode', 'maskPaths', 'retentionDays', 'nats']);
   const dataDir = database.dataDir ?? resolve(cwd, 'data');
   const sink = optString(s, 'sink', 'audit.sink') ?? 'postgres';
@@ -590,11 +590,15 @@ function readAudit(root: Obj, cwd: string, database: DatabaseConfig): AuditConfi
   } else if (s['nats'] !== undefined) {
     throw invalid('audit.nats', 'only applies with `sink: nats`');
   }
+  const slot = env['WARDEN_WORKER_SLOT'];
+  if (slot !== undefined && slot !== '' && !/^\d{1,4}$/.test(slot)) throw invalid('WARDEN_WORKER_SLOT', 'must be a worker number');
+  const spillRoot = spillDir === undefined ? dataDir : resolve(cwd, spillDir);
   return {
     enabled: optBool(s, 'enabled', 'audit.enabled') ?? false,
     sink: sink as AuditConfig['sink'],
     path: path === undefined ? resolve(dataDir, 'audit.ndjson') : path === '-' ? '-' : resolve(cwd, path),
-    spillDir: spillDir === undefined ? dataDir : resolve(cwd, spillDir),
+    spillDir: spillRoot,
+    spillPath: resolve(spillRoot, slot === undefined || slot === '' ? 'audit.spill.ndjson' : `audit.spill.w${slot}.ndjson`),
     mode: mode as AuditConfig['mode'],
     maskPaths,
     retentionDays: s['retentionDays'] === undefined || s['retentionDays'] === null ? 90 : positiveInt(s['retentionDays'], 'audit.retentionDays'),
