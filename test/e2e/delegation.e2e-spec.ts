@@ -111,6 +111,8 @@ function config(extra: Record<string, unknown> = {}): string {
       { name: 'agents', kind: 'static', key: 'agent.id', data: Object.fromEntries(Object.entries(AGENTS).map(([k, v]) => [k, { allowedTools: v, mayCall: MAY_CALL[k] ?? [] }])), provides: { 'agent.attr': 'result' } },
     ],
     delegation: { keys: [WARDEN_KEY], maxDepth: 3, maxDepthByAction: { delete: 1 }, ...extra },
+    // Strict: an event's entry is in the decision log once its answer has arrived.
+    audit: { enabled: true, mode: 'strict' },
   });
 }
 
@@ -231,6 +233,12 @@ describe('delegations', () => {
     expect(m.json).toMatchObject({ subject: 'alice', agent: 'planner', depth: 1, chain: [m.json.delegationId] });
     rootToken = m.json.token;
     rootId = m.json.delegationId;
+    // The decision log holds the minted delegation (kind delegation), never its token.
+    const logged = await call(broker.base, 'GET', '/v1/audit?subject=alice&agent=planner', undefined, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    const minted = (logged.json.entries as Array<{ decisionId: string; kind: string }>).find((e) => e.decisionId === rootId);
+    expect(minted).toMatchObject({ kind: 'delegation', source: '/v1/delegations', identities: { subject: 'alice', agent: 'planner', delegationChain: [rootId] }, input: { from: 'alice', to: 'planner', task: 'refund-42' } });
+    expect(logged.text).not.toContain(rootToken);
+    expect(logged.text).not.toContain('alice-token');
     const jwks = await call(broker.base, 'GET', '/.well-known/jwks.json');
     expect(jwks.json.keys.map((k: { kid: string }) => k.kid)).toContain(decodeProtectedHeader(rootToken).kid);
   });

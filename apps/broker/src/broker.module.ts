@@ -1,8 +1,8 @@
 /**
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
  * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
- * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/usage`, `/v1/plan`, `/mcp`, the admin and the
- * delegation routes on the Fastify instance, and the controllers of the gRPC services (Cerbos API,
+ * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/usage`, `/v1/plan`, `/mcp`, the admin, the
+ * delegation and the decision-log routes on the Fastify instance, and the controllers of the gRPC services (Cerbos API,
  * Envoy ext_authz, agentgateway's extMcp); no logic lives here.
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnModuleInit } from '@nestjs/common';
@@ -12,6 +12,7 @@ import { CERBOS_GRPC_DEPS, CerbosGrpcController } from './grpc/cerbos-grpc.contr
 import { EXT_MCP_GRPC_DEPS, ExtMcpGrpcController } from './grpc/ext-mcp-grpc.controller.js';
 import { ENVOY_EXT_AUTHZ_DEPS, EnvoyExtAuthzController } from './grpc/envoy-ext-authz.controller.js';
 import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-resolvers.routes.js';
+import { registerAuditRoutes, type AuditRoutesDeps } from './http/audit.routes.js';
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
 import { registerDelegationRoutes, type DelegationRoutesDeps } from './http/delegations.routes.js';
 import { registerExtAuthz, type ExtAuthzDeps } from './http/ext-authz.routes.js';
@@ -45,6 +46,7 @@ class RouteRegistrar implements OnModuleInit {
     if (this.deps.mcp !== undefined) await registerMcpProxy(fastify, this.deps.mcp);
     await registerAdminResolvers(fastify, this.deps.admin);
     await registerDelegationRoutes(fastify, this.deps.delegations);
+    await registerAuditRoutes(fastify, this.deps.audit);
     fastify.addHook('onClose', this.deps.onClose);
   }
 }
@@ -65,6 +67,8 @@ export interface BrokerModuleOptions {
   mcp?: McpProxyDeps;
   admin: AdminResolversDeps;
   delegations: DelegationRoutesDeps;
+  /** `GET /v1/audit`. */
+  audit: AuditRoutesDeps;
   /** Releases connections when the app closes. */
   onClose: () => Promise<void>;
 }

@@ -19,6 +19,7 @@ import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
 import type { BudgetRuntime } from './budget/budget-runtime.js';
 import { openBudgets } from './budget/open-budgets.js';
+import { openDecisionLog, type DecisionLog } from './audit/decision-log.js';
 import { readBuildInfo } from './build-info.js';
 import type { BrokerConfig } from './config/broker-config.js';
 import { DelegationRuntime, delegationConfigError } from './delegation/delegation-runtime.js';
@@ -135,6 +136,7 @@ export async function createBrokerApp(
   let catalogs: Map<string, CatalogSource>;
   let mcpVerifier: ContextResolver | undefined;
   let budgets: BudgetRuntime | undefined;
+  let audit: DecisionLog | undefined;
   const upstreams = new McpUpstreams(config.mcp?.upstreams ?? []);
   closers.unshift(() => upstreams.close());
   try {
@@ -180,11 +182,19 @@ export async function createBrokerApp(
       budgets = opened.runtime;
       closers.unshift(opened.close);
     }
+    const decisionLog = await openDecisionLog({ config: config.audit, db, onError });
+    if (decisionLog !== undefined) {
+      audit = decisionLog.log;
+      // Closed before the database (closers run first to last; this one is unshifted last).
+      closers.unshift(decisionLog.close);
+    }
     const jwt = adminJwtResolver(config, kinds);
     admin = {
       runtime,
       store,
       fileConfigs: config.resolvers,
+      audit,
+      policyVersion,
       auth: createAdminAuth({
         engine: createAdminEngine(),
         bootstrapToken: config.admin.bootstrapToken,
@@ -204,21 +214,22 @@ export async function createBrokerApp(
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
-  const v1Check: V1CheckDeps = { metrics, log, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets };
+  const v1Check: V1CheckDeps = { metrics, log, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets, audit };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       // Policies are compiled before the app exists (a bad set stops the boot), so they are loaded here.
       health: { db, redisUrl: config.redisUrl, policiesLoaded: () => true },
       metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
-      cerbosApi: { metrics, log, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations },
+      cerbosApi: { metrics, log, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations, audit, policyVersion },
       v1Check,
-      extAuthz: { ...v1Check, agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
+      extAuthz: { ...v1Check, auditSource: 'ext-authz', agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
-      v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT },
+      v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, audit },
       admin,
-      delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT },
+      delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT, audit, policyVersion },
       ...(mcp !== undefined ? { mcp } : {}),
+      audit: { auth: admin.auth, db: config.audit.enabled && config.audit.sink === 'postgres' ? db : undefined },
       onClose,
     }),
     adapter,

@@ -48,8 +48,12 @@ function supervise(config: BrokerConfig): void {
   let stopping = false;
   let restarts = 0;
   const startup = new Set<number>();
-  const fork = (): void => {
-    const worker = cluster.fork();
+  // Each worker holds a slot (0..workers-1) that a restarted worker takes over: per-worker files
+  // (the decision log's spill file) outlive the process that wrote them.
+  const slots = new Map<number, number>();
+  const fork = (slot: number): void => {
+    const worker = cluster.fork({ WARDEN_WORKER_SLOT: String(slot) });
+    slots.set(worker.id, slot);
     startup.add(worker.id);
     worker.on('message', (msg: unknown) => {
       // A worker serving `/metrics` asks for every worker's metrics, summed.
@@ -81,7 +85,8 @@ function supervise(config: BrokerConfig): void {
       process.stderr.write('warden: too many worker restarts, stopping\n');
       process.exit(1);
     }
-    fork();
+    fork(slots.get(worker.id) ?? 0);
+    slots.delete(worker.id);
   });
   const stop = (): void => {
     if (stopping) return;
@@ -91,7 +96,7 @@ function supervise(config: BrokerConfig): void {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  for (let i = 0; i < config.workers; i++) fork();
+  for (let i = 0; i < config.workers; i++) fork(i);
 }
 
 async function main(): Promise<void> {

@@ -38,7 +38,8 @@ export type WardenErrorCode =
   | 'ERR_READ_ONLY'
   | 'ERR_CATALOG_UNAVAILABLE'
   | 'ERR_BUDGET_RESERVATION_UNKNOWN'
-  | 'ERR_BUDGET_UNAVAILABLE';
+  | 'ERR_BUDGET_UNAVAILABLE'
+  | 'ERR_AUDIT_UNAVAILABLE';
 
 /** Base class for every error Warden raises on purpose. */
 export class WardenError extends Error {

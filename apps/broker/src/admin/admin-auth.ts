@@ -20,7 +20,7 @@ export interface AdminAuthOptions {
 
 /** Authenticates and authorises admin calls. */
 /** What the admin API manages. */
-export type AdminResourceKind = 'warden:resolver' | 'warden:revocation';
+export type AdminResourceKind = 'warden:resolver' | 'warden:revocation' | 'warden:audit';
 
 export interface AdminAuth {
   /** Resolves to the caller, or throws `ERR_UNAUTHENTICATED` / `ERR_FORBIDDEN`. */
@@ -59,7 +59,7 @@ export function createAdminAuth(options: AdminAuthOptions): AdminAuth {
       const principal = await authenticate(authorization);
       const [out] = options.engine.check([{ principal, resource: { kind, id: resourceId, attr: {} }, actions: [action] }]);
       if (out?.actions[action]?.effect !== 'EFFECT_ALLOW') {
-        throw new WardenError('ERR_FORBIDDEN', `\`${principal.id}\` may not \`${action}\` ${kind === 'warden:resolver' ? 'resolvers' : 'revocations'}`);
+        throw new WardenError('ERR_FORBIDDEN', `\`${principal.id}\` may not \`${action}\` ${kind === 'warden:resolver' ? 'resolvers' : kind === 'warden:revocation' ? 'revocations' : 'the decision log'}`);
       }
       return principal;
     },

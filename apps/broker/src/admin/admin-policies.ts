@@ -1,7 +1,8 @@
 /**
  * Warden's own policies for its admin API, compiled once at boot with the same engine as every
- * other decision. Resource kinds `warden:resolver` and `warden:revocation`; roles `admin` /
- * `warden-admin` may do anything, `warden-viewer` may list and read.
+ * other decision. Resource kinds `warden:resolver`, `warden:revocation` and `warden:audit`; roles
+ * `admin` / `warden-admin` may do anything, `warden-viewer` may list and read resolvers and
+ * revocations, `warden-auditor` may list the decision log.
  */
 import { WardenError } from '@warden/core';
 import { compilePolicies, createEngine, type Engine } from '@warden/decision';
@@ -21,11 +22,26 @@ resourcePolicy:
 
 const REVOCATION_POLICY = RESOLVER_POLICY.replace('"warden:resolver"', '"warden:revocation"');
 
+// The decision log holds inputs and attributes: readable by admins and auditors, not by viewers.
+const AUDIT_POLICY = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: "warden:audit"
+  version: default
+  rules:
+    - actions: ["*"]
+      effect: EFFECT_ALLOW
+      roles: [admin, warden-admin]
+    - actions: [list]
+      effect: EFFECT_ALLOW
+      roles: [warden-auditor]
+`;
+
 /** The engine deciding admin calls. */
 export function createAdminEngine(): Engine {
   const { policySet, errors } = compilePolicies([
     { path: 'warden_resolver.yaml', text: RESOLVER_POLICY },
     { path: 'warden_revocation.yaml', text: REVOCATION_POLICY },
+    { path: 'warden_audit.yaml', text: AUDIT_POLICY },
   ]);
   if (policySet === undefined || errors.length > 0) throw new WardenError('ERR_INTERNAL', `BUG: admin policies do not compile: ${errors.map((e) => e.message).join('; ')}`);
   return createEngine(policySet);

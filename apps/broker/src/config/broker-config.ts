@@ -77,8 +77,36 @@ export interface BrokerConfig {
   budgets: BudgetDefinition[];
   /** `forwardAuth.*`: where the forward-auth adapters (`/v1/ext-authz`, Envoy ext_authz) read identity. */
   forwardAuth: ForwardAuthConfig;
+  /** `audit.*`: the decision log. */
+  audit: AuditConfig;
   /** The environment, for kinds that fill `${NAME}` placeholders themselves. */
   env: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * `audit.*`: the decision log (off unless `audit.enabled: true`, like the Cerbos PDP's audit log).
+ */
+export interface AuditConfig {
+  enabled: boolean;
+  /** `postgres` (Warden's own database, the default), `ndjson` (a file, or `-` for stdout) or `nats` (JetStream). */
+  sink: 'postgres' | 'ndjson' | 'nats';
+  /** The NDJSON file (`audit.path`, default `<dataDir>/audit.ndjson`), or `-` for stdout. */
+  path: string;
+  /** Where refused batches are spilled for replay (`audit.spillDir`, default the data directory). */
+  spillDir: string;
+  /**
+   * The spill file: `<spillDir>/audit.spill.ndjson`, or `audit.spill.w<slot>.ndjson` in a worker
+   * of several (`WARDEN_WORKER_SLOT`, set by the primary; a restarted worker takes its slot over).
+   */
+  spillPath: string;
+  /** `best-effort` (default): never waits; `strict`: a check is answered only once its entry is durable, else 503. */
+  mode: 'best-effort' | 'strict';
+  /** Extra input paths whose values are masked (credentials always are). */
+  maskPaths: string[];
+  /** Postgres sink: rows older than this many days are deleted (default 90). */
+  retentionDays: number;
+  /** `audit.nats.*`, for `sink: nats`. */
+  nats: { url: string; subject: string; stream: string } | undefined;
 }
 
 /** `forwardAuth.*`: the headers naming the acting agent and carrying a delegation token (lower case). */

@@ -283,4 +283,34 @@ auxData:
       expect(errorOf(() => withYaml('forwardAuth: { agent: x-a }')).message).toContain('`forwardAuth.agent`: unknown key');
     });
   });
+
+  describe('audit', () => {
+    it('is off by default (as the Cerbos PDP), with the Postgres sink, best-effort, 90 days and the data directory when enabled', () => {
+      const sut = withYaml('{}');
+      expect(sut.audit).toMatchObject({ enabled: false, sink: 'postgres', mode: 'best-effort', maskPaths: [], retentionDays: 90, nats: undefined });
+      expect(sut.audit.path.endsWith('/data/audit.ndjson')).toBe(true);
+      expect(withYaml('database: { dataDir: ./pg }\naudit: { enabled: true }').audit.spillDir.endsWith('/pg')).toBe(true);
+      expect(withYaml('{}').audit.spillPath.endsWith('/data/audit.spill.ndjson')).toBe(true);
+      // A worker of several: its slot's own file (a restarted worker takes the slot over).
+      expect(withYaml('{}', { WARDEN_WORKER_SLOT: '1' }).audit.spillPath.endsWith('/data/audit.spill.w1.ndjson')).toBe(true);
+      expect(errorOf(() => withYaml('{}', { WARDEN_WORKER_SLOT: 'x' })).message).toContain('`WARDEN_WORKER_SLOT`');
+    });
+
+    it('reads every key', () => {
+      const sut = withYaml('audit: { enabled: true, sink: ndjson, path: "-", mode: strict, maskPaths: [context.prompt, "resources.*.attr.ssn"], retentionDays: 7, spillDir: ./spill }');
+      expect(sut.audit).toMatchObject({ enabled: true, sink: 'ndjson', path: '-', mode: 'strict', maskPaths: ['context.prompt', 'resources.*.attr.ssn'], retentionDays: 7 });
+      expect(sut.audit.spillDir.endsWith('/spill')).toBe(true);
+      expect(withYaml('audit: { sink: nats, nats: { url: "nats://127.0.0.1:4222" } }').audit.nats).toEqual({ url: 'nats://127.0.0.1:4222', subject: 'warden.audit', stream: 'WARDEN_AUDIT' });
+    });
+
+    it('rejects bad values naming the key', () => {
+      expect(errorOf(() => withYaml('audit: { sink: kafka }')).message).toContain('`audit.sink`: must be one of postgres, ndjson, nats');
+      expect(errorOf(() => withYaml('audit: { mode: paranoid }')).message).toContain('`audit.mode`: must be one of best-effort, strict');
+      expect(errorOf(() => withYaml('audit: { maskPaths: ["context..x"] }')).message).toContain('`audit.maskPaths[0]`');
+      expect(errorOf(() => withYaml('audit: { retentionDays: 0 }')).message).toContain('`audit.retentionDays`');
+      expect(errorOf(() => withYaml('audit: { sink: nats }')).message).toContain('`audit.nats.url`');
+      expect(errorOf(() => withYaml('audit: { nats: { url: "nats://x" } }')).message).toContain('`audit.nats`: only applies');
+      expect(errorOf(() => withYaml('audit: { enable: true }')).message).toContain('`audit.enable`: unknown key');
+    });
+  });
 });

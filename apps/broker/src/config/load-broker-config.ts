@@ -13,6 +13,7 @@ import type { EngineConfig, SchemaEnforcement } from '@warden/decision';
 import { parseDurationMs, type DatasourceConfig } from '@warden/resolvers';
 import type {
   AdminConfig,
+  AuditConfig,
   AuxDataConfig,
   BrokerConfig,
   DatabaseConfig,
@@ -489,7 +490,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth', 'audit']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'grpcListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
@@ -559,7 +560,49 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     delegation: readDelegation(root, env, cwd),
     budgets,
     forwardAuth: readForwardAuth(root),
+    audit: readAudit(root, cwd, database, env),
     env,
+  };
+}
+
+const AUDIT_SINKS = ['postgres', 'ndjson', 'nats'] as const;
+const AUDIT_MODES = ['best-effort', 'strict'] as const;
+/** A masked path: dotted segments of names, indexes or `*`. */
+const MASK_PATH = /^[A-Za-z0-9_$*-]+(\.[A-Za-z0-9_$*-]+)*$/;
+
+function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): AuditConfig {
+  const s = section(root, 'audit', '', ['enabled', 'sink', 'path', 'spillDir', 'mode', 'maskPaths', 'retentionDays', 'nats']);
+  const dataDir = database.dataDir ?? resolve(cwd, 'data');
+  const sink = optString(s, 'sink', 'audit.sink') ?? 'postgres';
+  if (!(AUDIT_SINKS as readonly string[]).includes(sink)) throw invalid('audit.sink', `must be one of ${AUDIT_SINKS.join(', ')}, got \`${sink}\``);
+  const mode = optString(s, 'mode', 'audit.mode') ?? 'best-effort';
+  if (!(AUDIT_MODES as readonly string[]).includes(mode)) throw invalid('audit.mode', `must be one of ${AUDIT_MODES.join(', ')}, got \`${mode}\``);
+  const maskPaths = nameList(s, 'maskPaths', 'audit.maskPaths');
+  for (const [i, p] of maskPaths.entries()) if (!MASK_PATH.test(p)) throw invalid(`audit.maskPaths[${i}]`, `must be a dotted path such as \`context.prompt\` or \`resources.*.attr.ssn\`, got \`${p}\``);
+  const path = optString(s, 'path', 'audit.path');
+  const spillDir = optString(s, 'spillDir', 'audit.spillDir');
+  let nats: AuditConfig['nats'];
+  if (sink === 'nats') {
+    const n = section(s, 'nats', 'audit', ['url', 'subject', 'stream']);
+    const url = optString(n, 'url', 'audit.nats.url');
+    if (url === undefined || !/^(nats|tls):\/\//.test(url)) throw invalid('audit.nats.url', 'must be a nats:// URL (required with `sink: nats`)');
+    nats = { url, subject: optString(n, 'subject', 'audit.nats.subject') ?? 'warden.audit', stream: optString(n, 'stream', 'audit.nats.stream') ?? 'WARDEN_AUDIT' };
+  } else if (s['nats'] !== undefined) {
+    throw invalid('audit.nats', 'only applies with `sink: nats`');
+  }
+  const slot = env['WARDEN_WORKER_SLOT'];
+  if (slot !== undefined && slot !== '' && !/^\d{1,4}$/.test(slot)) throw invalid('WARDEN_WORKER_SLOT', 'must be a worker number');
+  const spillRoot = spillDir === undefined ? dataDir : resolve(cwd, spillDir);
+  return {
+    enabled: optBool(s, 'enabled', 'audit.enabled') ?? false,
+    sink: sink as AuditConfig['sink'],
+    path: path === undefined ? resolve(dataDir, 'audit.ndjson') : path === '-' ? '-' : resolve(cwd, path),
+    spillDir: spillRoot,
+    spillPath: resolve(spillRoot, slot === undefined || slot === '' ? 'audit.spill.ndjson' : `audit.spill.w${slot}.ndjson`),
+    mode: mode as AuditConfig['mode'],
+    maskPaths,
+    retentionDays: s['retentionDays'] === undefined || s['retentionDays'] === null ? 90 : positiveInt(s['retentionDays'], 'audit.retentionDays'),
+    nats,
   };
 }
 

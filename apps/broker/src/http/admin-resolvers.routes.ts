@@ -11,7 +11,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { WardenError, type Principal } from '@warden/core';
 import type { JsonObject, ResolverChange, ResolverStore, StoredResolver } from '@warden/resolvers';
+import { randomUUID } from 'node:crypto';
 import type { AdminAuth } from '../admin/admin-auth.js';
+import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
+import { eventAuditEntry, type AuditEvent } from '../audit/event-audit-entry.js';
 import { withoutCredentials } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { toWardenError } from './broker-error.filter.js';
@@ -25,6 +28,10 @@ export interface AdminResolversDeps {
   store: ResolverStore | undefined;
   auth: AdminAuth;
   fileConfigs: readonly unknown[];
+  /** The decision log (resolver changes, kind `admin`); undefined when off. */
+  audit?: DecisionLog | undefined;
+  /** Content hash of the policy set, for decision-log entries. */
+  policyVersion?: string;
 }
 
 type Req = FastifyRequest<{ Params: { name?: string }; Querystring: Record<string, string | undefined> }>;
@@ -65,6 +72,20 @@ export async function registerAdminResolvers(app: FastifyInstance, deps: AdminRe
     const stored = await requireStore().apply(c, who.id, (next) => runtime.validate(next));
     await runtime.reload();
     req.log.info({ resolver: c.name, action: c.action, actor: who.id }, 'resolver changed');
+    const log = deps.audit;
+    if (log !== undefined) {
+      // Resolver configs hold no secrets by design (datasources do); masked paths still apply.
+      const e: AuditEvent = {
+        decisionId: randomUUID(),
+        kind: 'admin',
+        source: '/v1/admin/resolvers',
+        policyVersion: deps.policyVersion ?? '',
+        identities: { subject: who.id },
+        input: { action: c.action, resolver: c.name, ...(stored !== undefined ? { version: stored.version } : {}) },
+        at: Date.now(),
+      };
+      await recordDecision(log, () => eventAuditEntry(e, log.mask));
+    }
     return stored;
   }
 

@@ -87,6 +87,9 @@ function fromWardenError(err: WardenError): Classified {
       // The message names the failure class only (see usage.routes.ts).
       logger.warn(`${err.code}: ${err.message}`);
       return { status: 503, grpc: GRPC_UNAVAILABLE, code, message: err.message };
+    case 'ERR_AUDIT_UNAVAILABLE':
+      logger.error(`${err.code}: ${err.message}`);
+      return { status: 503, grpc: GRPC_UNAVAILABLE, code, message: 'decision log unavailable' };
     case 'ERR_CATALOG_UNAVAILABLE':
       // The message names the catalog and the failure class only (see tool-discovery.ts).
       logger.warn(`${err.code}: ${err.message}`);

@@ -11,7 +11,10 @@
  * gateway on 127.0.0.1.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditEntry } from '@warden/audit';
 import type { CheckOutput } from '@warden/core';
+import { cerbosCheckAuditEntry } from '../audit/check-audit-entry.js';
+import type { DecisionLog } from '../audit/decision-log.js';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import { decideCheck, decidePlan, type CerbosDecideDeps } from '../decide/cerbos-decide.js';
 import { toCerbosError } from './broker-error.filter.js';
@@ -40,6 +43,10 @@ export interface CerbosApiDeps extends CerbosDecideDeps {
   serverInfo: ServerInfo;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
+  /** The decision log (`CheckResources` decisions, keyed by their `cerbosCallId`); undefined when off. */
+  audit?: DecisionLog | undefined;
+  /** Content hash of the policy set, for decision-log entries. */
+  policyVersion?: string;
 }
 
 /** Default body limit: far above 50 resources × 50 actions with generous attributes. */
@@ -51,12 +58,16 @@ const METHOD_NOT_ALLOWED_BODY = JSON.stringify({ code: 12, message: 'Method Not 
 /** One check API: how its body becomes engine inputs and how the outputs become its response. */
 interface CheckApi {
   parse(body: unknown, limits: RequestLimitsConfig): CheckRequest;
-  respond(req: CheckRequest, outputs: readonly CheckOutput[]): unknown;
+  /** `callId`: the id the answer carries (`cerbosCallId`), when the API has one. */
+  respond(req: CheckRequest, outputs: readonly CheckOutput[], callId?: string): unknown;
+  /** Decisions of this API go to the decision log, keyed by `callId`. */
+  audited?: boolean;
 }
 
 const CHECK_RESOURCES: CheckApi = {
   parse: parseCheckResourcesRequest,
-  respond: (req, outputs) => toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, newCallId()),
+  respond: (req, outputs, callId) => toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, callId ?? newCallId()),
+  audited: true,
 };
 
 const CHECK_RESOURCE_SET: CheckApi = {
@@ -83,6 +94,21 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
   return reply.header('content-type', 'application/json').send(JSON.stringify(body));
 }
 
+/**
+ * Answers a decision of an audited API and hands its entry to the decision log: after the answer
+ * as a closure built off the request (best-effort), or before it once durable (strict: else
+ * `ERR_AUDIT_UNAVAILABLE`).
+ */
+function answerAudited(deps: CerbosApiDeps, log: DecisionLog, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+  const callId = newCallId();
+  const at = Date.now();
+  const build = (): AuditEntry => cerbosCheckAuditEntry(callId, req, outputs, deps.policyVersion ?? '', log.mask, at);
+  if (log.strict) return log.writer.recordDurable(build).then(() => sendJson(reply, check.respond(req, outputs, callId)));
+  const sent = sendJson(reply, check.respond(req, outputs, callId));
+  log.writer.record(build);
+  return sent;
+}
+
 /** Registers the Cerbos routes on `app` (call before the server is ready). */
 export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDeps): Promise<void> {
   await app.register(async (api) => {
@@ -92,6 +118,8 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
         const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
         const outputs = decideCheck(deps, req);
+        const log = check.audited === true ? deps.audit : undefined;
+        if (log !== undefined) return outputs instanceof Promise ? outputs.then((o) => answerAudited(deps, log, check, req, o, reply)) : answerAudited(deps, log, check, req, outputs, reply);
         return outputs instanceof Promise ? outputs.then((o) => sendJson(reply, check.respond(req, o))) : sendJson(reply, check.respond(req, outputs));
       });
     };

@@ -29,10 +29,13 @@ import {
   signDelegation,
   type DelegationChain,
   type Grant,
+  type Revocation,
   type RevocationTarget,
 } from '@warden/delegation';
 import { enrich, parseDurationMs, type JsonObject } from '@warden/resolvers';
 import type { AdminAuth } from '../admin/admin-auth.js';
+import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
+import { eventAuditEntry, type AuditEvent } from '../audit/event-audit-entry.js';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { agentPrincipal } from '../delegation/identity-decision.js';
@@ -52,6 +55,22 @@ export interface DelegationRoutesDeps {
   limits: RequestLimitsConfig;
   maxTtlSeconds: number;
   bodyLimit: number;
+  /** The decision log (delegations minted, revocations); undefined when off. */
+  audit?: DecisionLog | undefined;
+  /** Content hash of the policy set, for decision-log entries. */
+  policyVersion?: string;
+}
+
+/** Hands an event to the decision log (strict: waits until it is durable, else `ERR_AUDIT_UNAVAILABLE`). */
+function logEvent(deps: DelegationRoutesDeps, event: Omit<AuditEvent, 'policyVersion' | 'at'>): Promise<void> | undefined {
+  const log = deps.audit;
+  if (log === undefined) return undefined;
+  const e: AuditEvent = { ...event, policyVersion: deps.policyVersion ?? '', at: Date.now() };
+  return recordDecision(log, () => eventAuditEntry(e, log.mask));
+}
+
+function revocationEvent(r: Revocation, source: string): Omit<AuditEvent, 'policyVersion' | 'at'> {
+  return { decisionId: `revocation:${r.seq}`, kind: 'revocation', source, identities: {}, input: { target: r.target, id: r.id, by: r.by, ...(r.reason !== undefined ? { reason: r.reason } : {}) } };
 }
 
 type Obj = Record<string, unknown>;
@@ -274,6 +293,14 @@ async function mint(deps: DelegationRoutesDeps, request: FastifyRequest, reply: 
     expiresAt: new Date(hop.exp * 1000).toISOString(),
   });
   const token = await signDelegation(chain, rt.keys.signer);
+  // SECURITY: the token is not part of the entry.
+  await logEvent(deps, {
+    decisionId: hop.id,
+    kind: 'delegation',
+    source: '/v1/delegations',
+    identities: { subject: chain.subject, agent: hop.to, delegationChain: ids },
+    input: { from: hop.from, to: hop.to, grants: hop.grants as unknown as JsonValue, canSubDelegate: hop.canSubDelegate, expiresAt: new Date(hop.exp * 1000).toISOString(), ...(hop.task !== undefined ? { task: hop.task } : {}) },
+  });
   return reply
     .code(201)
     .header('content-type', 'application/json')
@@ -336,12 +363,14 @@ export async function registerDelegationRoutes(app: FastifyInstance, deps: Deleg
       if (record === undefined) throw new WardenError('ERR_NOT_FOUND', `delegation \`${id}\` does not exist`);
       const by = await mayRevoke(deps, request, record.subject);
       const entry = await deps.delegation.revoke({ target: 'delegation', id, by });
+      await logEvent(deps, revocationEvent(entry, '/v1/delegations'));
       return json(reply, 200, { revoked: entry });
     });
     api.post('/v1/admin/revocations', async (request, reply) => {
       const admin = await deps.auth.authorize(request.headers.authorization, 'create', '*', 'warden:revocation');
       const r = parseRevocation(request.body);
       const entry = await deps.delegation.revoke({ ...r, by: `admin:${admin.id}` });
+      await logEvent(deps, revocationEvent(entry, '/v1/admin/revocations'));
       return json(reply, 201, { revoked: entry });
     });
     api.get<{ Querystring: { after?: string } }>('/v1/revocations/stream', async (request, reply) => {

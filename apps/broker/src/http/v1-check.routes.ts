@@ -9,6 +9,7 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
+import type { AuditEntry } from '@warden/audit';
 import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { BudgetAnswer, BudgetRuntime } from '../budget/budget-runtime.js';
@@ -20,6 +21,8 @@ import { logResolverFailures } from '../logging/resolver-failure.log.js';
 import type { WardenLogger } from '../logging/warden-logger.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
+import { v1CheckAuditEntry } from '../audit/check-audit-entry.js';
+import type { DecisionLog } from '../audit/decision-log.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -41,6 +44,10 @@ export interface V1CheckDeps {
   metrics?: BrokerMetrics | undefined;
   /** Where resolver failures are logged (absent: they are not). */
   log?: WardenLogger | undefined;
+  /** The decision log; undefined when `audit.enabled` is false. */
+  audit?: DecisionLog | undefined;
+  /** The surface named in decision-log entries (default `/v1/check`). */
+  auditSource?: string;
 }
 
 /** Header carrying a trusted gateway's API key. */
@@ -293,11 +300,29 @@ function finishCheck<R>(
   if (deps.budgets !== undefined && deps.budgets.applies(e.items, req.actions)) return finishBudgeted(deps, deps.budgets, req, reply, e, decisionId, start, parsed, agent, delegation, out);
   const t1 = req.explain ? performance.now() : 0;
   const ids = identitiesOf(req, e, agent, delegation);
-  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
+  // The decision log names each action's matched policy: the engine's details are kept while it is on.
+  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const t2 = req.explain ? performance.now() : 0;
   if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
   if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
-  return out(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS });
+  const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
+  return deps.audit === undefined ? out(reply, decided) : answerAudited(deps.audit, reply, decided, out);
+}
+
+/**
+ * Answers and hands the entry to the decision log. Best-effort: after the answer, as a closure
+ * the writer calls later (the entry is built, masked and serialised in a batch, off the
+ * request). Strict: the answer waits until the entry is durable; when it cannot be, the check
+ * fails with `ERR_AUDIT_UNAVAILABLE` (503, which gateways treat as a denial).
+ */
+function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
+  const at = Date.now();
+  const source = decided.deps.auditSource ?? '/v1/check';
+  const build = (): AuditEntry => v1CheckAuditEntry(decided, log.mask, source, at);
+  if (log.strict) return log.writer.recordDurable(build).then(() => out(reply, decided));
+  const answered = out(reply, decided);
+  log.writer.record(build);
+  return answered;
 }
 
 /** Counts a decided check: each resource's actions by effect, and what its enrichment did. */
@@ -338,13 +363,14 @@ async function finishBudgeted<R>(
   const ids = identitiesOf(req, e, agent, delegation);
   const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
   if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
-  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain);
+  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const budget = await session.reserve(e.items, decisions);
   const t2 = req.explain ? performance.now() : 0;
   if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
   if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
-  return out(reply, budget !== undefined ? { ...decided, budget } : decided);
+  const withBudget = budget !== undefined ? { ...decided, budget } : decided;
+  return deps.audit === undefined ? out(reply, withBudget) : answerAudited(deps.audit, reply, withBudget, out);
 }
 
 /** Registers `/v1/check` on `app`. */

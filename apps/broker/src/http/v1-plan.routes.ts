@@ -8,6 +8,8 @@
 import type { FastifyInstance } from 'fastify';
 import { WardenError } from '@warden/core';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
+import { planAuditEntry } from '../audit/check-audit-entry.js';
+import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
 import { discoverTools, type ToolDiscoveryDeps } from '../plan/tool-discovery.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -21,6 +23,8 @@ export interface V1PlanDeps {
   readonly matchGateway: GatewayMatcher;
   readonly policyVersion: string;
   readonly bodyLimit: number;
+  /** The decision log; undefined when off. */
+  readonly audit?: DecisionLog | undefined;
 }
 
 /** Registers `/v1/plan` on `app`. */
@@ -33,7 +37,13 @@ export async function registerV1Plan(app: FastifyInstance, deps: V1PlanDeps): Pr
       if (needsTrust && deps.matchGateway(typeof header === 'string' ? header : undefined) === undefined) {
         throw new WardenError('ERR_UNAUTHENTICATED', `a subject or agent stated directly (id, roles, attr) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
       }
-      const { entries: _entries, explain: details, ...result } = await discoverTools(deps.discovery, req);
+      const discovered = await discoverTools(deps.discovery, req);
+      const log = deps.audit;
+      if (log !== undefined) {
+        const at = Date.now();
+        await recordDecision(log, () => planAuditEntry(req, discovered, deps.policyVersion, log.mask, at));
+      }
+      const { entries: _entries, explain: details, ...result } = discovered;
       return reply.header('content-type', 'application/json').send(JSON.stringify({ ...result, policyVersion: deps.policyVersion, ...(explain ? { explain: details } : {}) }));
     });
   });

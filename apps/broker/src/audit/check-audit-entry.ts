@@ -1,0 +1,179 @@
+/**
+ * Decision-log entries of the check routes, built by the audit writer off the request path (the
+ * route only queues a closure over what it already holds: no copy, no serialisation while the
+ * caller waits). INVARIANT: the objects captured are not modified once the answer is sent (the
+ * request's inputs belong to it alone).
+ */
+import type { CheckOutput, JsonValue } from '@warden/core';
+import { maskInput, MASKED, type AuditActionEffect, type AuditEntry, type AuditResult, type InputMask } from '@warden/audit';
+import { isExternal, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
+import type { EnrichedInputs } from '../enrichment/enriched-check.js';
+import type { CheckRequest } from '../http/request-common.js';
+import type { V1CheckRequest } from '../http/v1-check.request.js';
+import type { DiscoveryRequest, DiscoveryResult } from '../plan/tool-discovery.js';
+
+/** What a decided `/v1/check` holds that its entry needs (the route's `DecidedCheck`). */
+export interface AuditedCheck {
+  readonly req: V1CheckRequest;
+  readonly decisionId: string;
+  readonly deps: { readonly policyVersion: string };
+  readonly enriched: EnrichedInputs;
+  readonly decisions: ItemDecision[];
+  readonly ids: Identities;
+  readonly stamps: { start: number; parsed: number; enriched: number; evaluated: number };
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+/** The entry of a `/v1/check` decision (and of the adapters deciding through it). */
+export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: string, at: number): AuditEntry {
+  const { req, enriched, decisions, ids } = d;
+  const input: Record<string, JsonValue> = { actions: req.actions, resources: req.resources.map((r) => ({ kind: r.kind, id: r.id })), context: req.context as Record<string, JsonValue> };
+  if (req.requestId !== undefined) input['requestId'] = req.requestId;
+  // SECURITY: token values never reach the log (masked again by `maskInput` whatever the input).
+  if (req.token !== undefined) input['subject'] = { token: MASKED };
+  else if (req.subject !== undefined) input['subject'] = req.subject as unknown as JsonValue;
+  if (req.agent !== undefined) input['agent'] = req.agent as unknown as JsonValue;
+  if (req.delegation !== undefined) input['delegation'] = MASKED;
+  const results: AuditResult[] = [];
+  const reasons: JsonValue[] = [];
+  const attributes: Record<string, JsonValue> = {};
+  let all = true;
+  const items = enriched.items;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as EnrichedInputs['items'][number];
+    const dec = decisions[i] as ItemDecision;
+    const resource = { kind: item.input.resource.kind, id: item.input.resource.id };
+    const actions: Record<string, AuditActionEffect> = {};
+    let allowed = true;
+    for (const a of req.actions) {
+      const effect = dec.effects[a] === 'ALLOW' ? 'ALLOW' : 'DENY';
+      if (effect !== 'ALLOW') allowed = false;
+      const detail = dec.details?.[a];
+      const e: AuditActionEffect = { effect };
+      if (detail !== undefined) {
+        e.policy = detail.subject.policy;
+        if (detail.subject.scope !== undefined) e.scope = detail.subject.scope;
+        const g = detail.agent;
+        if (g !== undefined) {
+          const effect = g.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
+          e.agent = g.scope !== undefined ? { effect, policy: g.policy, scope: g.scope } : { effect, policy: g.policy };
+        }
+        if (detail.delegation !== undefined) e.delegation = detail.delegation;
+      }
+      actions[a] = e;
+    }
+    all &&= allowed;
+    const r: AuditResult = { resource, decision: allowed ? 'ALLOW' : 'DENY', actions };
+    if (dec.outputs.length > 0) r.outputs = dec.outputs as unknown as JsonValue[];
+    results.push(r);
+    for (const reason of dec.reasons) reasons.push(reason as unknown as JsonValue);
+    const provenance = enriched.outcome?.items[i]?.provenance;
+    if (provenance !== undefined) attributes[`${resource.kind}/${resource.id}`] = provenance as unknown as JsonValue;
+  }
+  const chain = ids.delegation !== undefined && !('code' in ids.delegation) && !isExternal(ids.delegation) ? ids.delegation : undefined;
+  const agent = ids.agent !== undefined && !('code' in ids.agent) ? ids.agent.id : req.agent?.id;
+  const subject = items.find((it) => it.denied === undefined)?.input.principal.id ?? req.subject?.id ?? chain?.subject;
+  const entry: AuditEntry = {
+    decisionId: d.decisionId,
+    time: new Date(at).toISOString(),
+    kind: 'check',
+    policyVersion: d.deps.policyVersion,
+    source,
+    decision: all ? 'ALLOW' : 'DENY',
+    identities: {
+      ...(subject !== undefined && subject !== '' ? { subject } : {}),
+      ...(agent !== undefined ? { agent } : {}),
+      ...(chain !== undefined ? { delegationChain: chain.hops.map((h) => h.id) } : {}),
+      ...(req.gateway !== undefined ? { gateway: req.gateway } : {}),
+    },
+    input: maskInput(input, mask),
+    results,
+    reasons,
+  };
+  if (Object.keys(attributes).length > 0) entry.attributes = attributes;
+  if (req.requestId !== undefined) entry.requestId = req.requestId;
+  if (req.explain) {
+    const t = d.stamps;
+    entry.timings = { parseMs: round(t.parsed - t.start), enrichMs: round(t.enriched - t.parsed), evaluateMs: round(t.evaluated - t.enriched), totalMs: round(t.evaluated - t.start) };
+  }
+  return entry;
+}
+
+/** The entry of a Cerbos `CheckResources` decision, keyed by the `cerbosCallId` it answered with. */
+export function cerbosCheckAuditEntry(callId: string, req: CheckRequest, outputs: readonly CheckOutput[], policyVersion: string, mask: InputMask, at: number): AuditEntry {
+  const first = req.inputs[0];
+  const principal = first?.principal;
+  const input: Record<string, JsonValue> = {
+    principal: principal === undefined ? null : { id: principal.id, roles: principal.roles, attr: principal.attr },
+    resources: req.inputs.map((i) => ({ kind: i.resource.kind, id: i.resource.id, attr: i.resource.attr, actions: i.actions })),
+  };
+  if (req.jwt !== undefined || req.jwts !== undefined) input['auxData'] = { jwt: MASKED };
+  const results: AuditResult[] = [];
+  let all = true;
+  for (let i = 0; i < outputs.length; i++) {
+    const o = outputs[i] as CheckOutput;
+    const src = req.inputs[i];
+    const actions: Record<string, AuditActionEffect> = {};
+    let allowed = true;
+    for (const [a, e] of Object.entries(o.actions)) {
+      const effect = e.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
+      if (effect !== 'ALLOW') allowed = false;
+      actions[a] = e.scope !== undefined ? { effect, policy: e.policy, scope: e.scope } : { effect, policy: e.policy };
+    }
+    all &&= allowed;
+    const r: AuditResult = { resource: { kind: src?.resource.kind ?? '', id: o.resourceId }, decision: allowed ? 'ALLOW' : 'DENY', actions };
+    if (o.outputs.length > 0) r.outputs = o.outputs as unknown as JsonValue[];
+    results.push(r);
+  }
+  const entry: AuditEntry = {
+    decisionId: callId,
+    time: new Date(at).toISOString(),
+    kind: 'check',
+    policyVersion,
+    source: '/api/check/resources',
+    decision: all ? 'ALLOW' : 'DENY',
+    identities: principal !== undefined ? { subject: principal.id } : {},
+    input: maskInput(input, mask),
+    results,
+    reasons: [],
+  };
+  if (req.requestId !== undefined) entry.requestId = req.requestId;
+  return entry;
+}
+
+/**
+ * The entry of a `/v1/plan` answer (kind `plan`, keyed by its `planId`): the allowed candidates
+ * as `ALLOW` results, the conditional ones (with their condition text) and the denied count by
+ * reason as reasons. `decision` is `ALLOW` when any candidate was allowed or conditional.
+ */
+export function planAuditEntry(req: DiscoveryRequest, result: DiscoveryResult, policyVersion: string, mask: InputMask, at: number): AuditEntry {
+  const input: Record<string, JsonValue> = { kind: req.kind, action: req.action, context: req.context as Record<string, JsonValue>, limit: req.limit };
+  if (req.candidates !== undefined) input['candidates'] = req.candidates.map((c) => c.id);
+  if (req.catalog !== undefined) input['catalog'] = req.catalog;
+  if (req.after !== undefined) input['after'] = req.after;
+  // SECURITY: token values never reach the log.
+  if (req.token !== undefined) input['subject'] = { token: MASKED };
+  else if (req.subject !== undefined) input['subject'] = req.subject as unknown as JsonValue;
+  if (req.agent !== undefined) input['agent'] = req.agent as unknown as JsonValue;
+  if (req.delegation !== undefined) input['delegation'] = MASKED;
+  const results: AuditResult[] = result.allowed.map((id) => ({ resource: { kind: req.kind, id }, decision: 'ALLOW', actions: { [req.action]: { effect: 'ALLOW' } } }));
+  const reasons: JsonValue[] = [];
+  if (result.conditional.length > 0) reasons.push({ code: 'conditional', candidates: result.conditional.map((c) => ({ id: c.id, condition: c.text })) });
+  if (result.denied.count > 0) reasons.push({ code: 'denied', count: result.denied.count, reasons: result.denied.reasons });
+  const subject = req.subject?.id;
+  const entry: AuditEntry = {
+    decisionId: result.planId,
+    time: new Date(at).toISOString(),
+    kind: 'plan',
+    policyVersion,
+    source: '/v1/plan',
+    decision: result.allowed.length > 0 || result.conditional.length > 0 ? 'ALLOW' : 'DENY',
+    identities: { ...(subject !== undefined ? { subject } : {}), ...(req.agent !== undefined ? { agent: req.agent.id } : {}) },
+    input: maskInput(input, mask),
+    results,
+    reasons,
+  };
+  if (req.requestId !== undefined) entry.requestId = req.requestId;
+  return entry;
+}

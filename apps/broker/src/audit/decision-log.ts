@@ -1,0 +1,76 @@
+/**
+ * The broker's decision log: the configured sink behind a writer, the masked paths, the mode and
+ * the retention timer. Routes call `record` after they have answered (best-effort), or await
+ * `recordDurable` before answering (strict).
+ */
+import { createAuditWriter, createInputMask, createNatsAuditSink, createNdjsonSink, type AuditRecord, type AuditSink, type AuditWriter, type InputMask } from '@warden/audit';
+import { WardenError } from '@warden/core';
+import { createPostgresAuditSink, pruneAuditLog, type SqlDb } from '@warden/persistence';
+import type { AuditConfig } from '../config/broker-config.js';
+
+/** What routes use. */
+export interface DecisionLog {
+  readonly strict: boolean;
+  readonly mask: InputMask;
+  readonly writer: AuditWriter;
+}
+
+/** Options of {@link openDecisionLog}. */
+export interface OpenDecisionLogOptions {
+  config: AuditConfig;
+  /** Warden's database (the `postgres` sink writes there). */
+  db: SqlDb;
+  onError: (message: string) => void;
+}
+
+const DAY_MS = 86_400_000;
+
+/** Opens the decision log, or returns undefined when `audit.enabled` is false. */
+export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<{ log: DecisionLog; close: () => Promise<void> } | undefined> {
+  const { config, db, onError } = options;
+  if (!config.enabled) return undefined;
+  let sink: AuditSink;
+  let prune: (() => Promise<void>) | undefined;
+  switch (config.sink) {
+    case 'postgres':
+      sink = createPostgresAuditSink({ db });
+      prune = async () => {
+        await pruneAuditLog(db, config.retentionDays).catch((err: unknown) => onError(`audit: retention failed: ${(err as Error).message}`));
+      };
+      break;
+    case 'ndjson':
+      sink = createNdjsonSink({ path: config.path });
+      break;
+    case 'nats': {
+      const nats = config.nats;
+      if (nats === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: `audit.sink: nats` without `audit.nats`');
+      sink = createNatsAuditSink(nats);
+      break;
+    }
+  }
+  // One spill file per worker slot (workers of one broker share the data directory).
+  const writer = createAuditWriter({ sink, spillPath: config.spillPath, onError });
+  let timer: NodeJS.Timeout | undefined;
+  if (prune !== undefined) {
+    await prune();
+    timer = setInterval(() => void prune?.(), DAY_MS / 24);
+    timer.unref();
+  }
+  return {
+    log: { strict: config.mode === 'strict', mask: createInputMask(config.maskPaths), writer },
+    close: async () => {
+      if (timer !== undefined) clearInterval(timer);
+      await writer.close();
+    },
+  };
+}
+
+/**
+ * Hands an entry to the log: best-effort returns at once; strict resolves once the entry is
+ * durable and rejects (`ERR_AUDIT_UNAVAILABLE`) when it cannot be.
+ */
+export function recordDecision(log: DecisionLog, entry: AuditRecord): Promise<void> | undefined {
+  if (log.strict) return log.writer.recordDurable(entry);
+  log.writer.record(entry);
+  return undefined;
+}

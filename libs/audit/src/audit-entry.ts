@@ -1,0 +1,127 @@
+/**
+ * The decision-log entry: one per decision Warden returned (or per delegation, revocation and
+ * admin change), keyed by the decision id the caller received. It holds what an auditor needs to
+ * replay the decision: the sparse input (credentials removed), the enriched attributes with
+ * their provenance, who acted, every action's effect with the policy that decided it, the
+ * outputs, the reasons and the stage timings.
+ */
+import type { JsonValue } from '@warden/core';
+
+/** What kind of event an entry records. */
+export type AuditEventKind = 'check' | 'plan' | 'delegation' | 'revocation' | 'admin';
+
+/** The effect of one action on one resource, with what decided it when known. */
+export interface AuditActionEffect {
+  effect: 'ALLOW' | 'DENY';
+  /** The subject's matched policy (known when the engine reported it). */
+  policy?: string;
+  scope?: string;
+  /** The acting agent's own effect and matched policy, when an agent acted. */
+  agent?: { effect: 'ALLOW' | 'DENY'; policy: string; scope?: string };
+  /** The delegation's verdict (its scope and depth), when one was presented. */
+  delegation?: 'ALLOW' | 'DENY';
+}
+
+/** The decision for one resource. */
+export interface AuditResult {
+  resource: { kind: string; id: string };
+  decision: 'ALLOW' | 'DENY';
+  actions: Record<string, AuditActionEffect>;
+  outputs?: JsonValue[];
+}
+
+/** Who acted: the subject, the agent and the delegation chain (ids only). */
+export interface AuditIdentities {
+  subject?: string;
+  agent?: string;
+  /** Delegation ids, root first. */
+  delegationChain?: string[];
+  /** The trusted gateway whose key was presented. */
+  gateway?: string;
+}
+
+/** One decision-log entry. JSON-serialisable as it is. */
+export interface AuditEntry {
+  /** The decision id returned to the caller; unique, the sinks' idempotency key. */
+  decisionId: string;
+  /** When the decision was made (ISO 8601). */
+  time: string;
+  kind: AuditEventKind;
+  /** The policy set's content hash. */
+  policyVersion: string;
+  /** The caller's request id, when it sent one. */
+  requestId?: string;
+  /** Which surface decided (`/v1/check`, `/api/check/resources`, ...). */
+  source: string;
+  /** `ALLOW` when every action on every resource was allowed. */
+  decision: 'ALLOW' | 'DENY';
+  identities: AuditIdentities;
+  /** The sparse input as the caller sent it, credentials removed (see {@link maskInput}). */
+  input: Record<string, JsonValue>;
+  /** Enriched attributes: path → provenance (which resolver, cached, duration). */
+  attributes?: Record<string, JsonValue>;
+  results: AuditResult[];
+  /** Deny reasons (stable codes and messages safe to show to an agent). */
+  reasons: JsonValue[];
+  /** Stage timings in ms, when they were measured. */
+  timings?: Record<string, number>;
+}
+
+/** An entry, or a function that builds it (called by the writer off the request path). */
+export type AuditRecord = AuditEntry | (() => AuditEntry);
+
+/** Replaces a masked value (the key stays, so an auditor sees it was present). */
+export const MASKED = '[masked]';
+
+/**
+ * Paths whose values are never stored: credentials of the subject, the agent and the
+ * delegation. SECURITY: token values must never reach a log, whatever the configuration says.
+ */
+export const CREDENTIAL_PATHS: readonly string[] = ['subject.token', 'agent.token', 'delegation', 'token', 'context.headers.authorization', 'context.headers.cookie'];
+
+/** A compiled list of masked paths. */
+export interface InputMask {
+  readonly paths: readonly (readonly string[])[];
+}
+
+/**
+ * Compiles the masked paths: {@link CREDENTIAL_PATHS} plus `extra` (dotted paths into the input,
+ * e.g. `context.prompt`, `resources.*.attr.ssn`, where `*` matches every key or array element).
+ * @example const mask = createInputMask(['context.prompt']);
+ */
+export function createInputMask(extra: readonly string[] = []): InputMask {
+  return { paths: [...CREDENTIAL_PATHS, ...extra].map((p) => p.split('.')) };
+}
+
+/**
+ * The input with every masked path replaced by {@link MASKED}. Copies only along masked paths
+ * (the rest is shared with `input`, which is never modified).
+ * @example maskInput({ subject: { token: 'ey…' } }, createInputMask()) // { subject: { token: '[masked]' } }
+ */
+export function maskInput(input: Record<string, JsonValue>, mask: InputMask): Record<string, JsonValue> {
+  let out: JsonValue = input;
+  for (const path of mask.paths) out = maskPath(out, path, 0);
+  return out as Record<string, JsonValue>;
+}
+
+function maskPath(v: JsonValue, path: readonly string[], i: number): JsonValue {
+  if (v === null || typeof v !== 'object') return v;
+  const key = path[i] as string;
+  const last = i === path.length - 1;
+  if (Array.isArray(v)) {
+    if (key !== '*' && !/^\d+$/.test(key)) return v;
+    let copy: JsonValue[] | undefined;
+    for (let k = 0; k < v.length; k++) {
+      if (key !== '*' && String(k) !== key) continue;
+      const next = last ? MASKED : maskPath(v[k] as JsonValue, path, i + 1);
+      if (next !== v[k]) (copy ??= v.slice())[k] = next;
+    }
+    return copy ?? v;
+  }
+  let copy: Record<string, JsonValue> | undefined;
+  for (const k of key === '*' ? Object.keys(v) : Object.hasOwn(v, key) ? [key] : []) {
+    const next = last ? MASKED : maskPath(v[k] as JsonValue, path, i + 1);
+    if (next !== v[k]) (copy ??= { ...v })[k] = next;
+  }
+  return copy ?? v;
+}

@@ -1,0 +1,417 @@
+/**
+ * The decision-log writer: a side branch of the decision path that never slows it and never
+ * loses a record. `record` only queues (the entry, or a function building it, is turned into
+ * JSON later, in a batch, off the request). Batches go to the sink; when the sink fails they are
+ * appended to a local spill file (NDJSON, fsynced per batch) and replayed, in order, before
+ * anything newer once the sink answers again. A new writer finds a spill file left by a previous
+ * process and replays it first. `close` flushes everything (to the sink or the spill file).
+ *
+ * INVARIANT: while the spill file holds entries, new batches are appended to it rather than sent
+ * to the sink, so the sink sees entries in the order they were recorded. (One exception: when the
+ * in-memory queue overflows, it is spilled at once, possibly ahead of a batch still in flight.)
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { WardenError } from '@warden/core';
+import type { AuditEntry, AuditRecord } from './audit-entry.js';
+import type { AuditSink } from './audit-sink.js';
+
+/** `best-effort`: a record is queued and the caller moves on; `strict`: the caller may wait until it is durable. */
+export type AuditMode = 'best-effort' | 'strict';
+
+/** Options of {@link createAuditWriter}. */
+export interface AuditWriterOptions {
+  sink: AuditSink;
+  /** The spill file (created with its directory when first needed). */
+  spillPath: string;
+  /** Entries per sink write (default 200). */
+  batchSize?: number;
+  /** Entries held in memory before the queue is spilled to disk at once (default 10 000). */
+  maxQueue?: number;
+  /** How long a partial batch waits before it is written, ms (default 200). */
+  flushIntervalMs?: number;
+  /** Longest wait between replay attempts while the sink is failing, ms (default 5000). */
+  maxRetryMs?: number;
+  /** Called when the sink or the spill file fails (logs, metrics); never throws into the caller. */
+  onError?: (message: string) => void;
+}
+
+/** Counters of a writer. */
+export interface AuditWriterStats {
+  /** Entries the sink accepted (replays included). */
+  written: number;
+  /** Entries appended to the spill file. */
+  spilled: number;
+  /** Entries read back from the spill file and accepted by the sink. */
+  replayed: number;
+  /** Entries neither the sink nor the spill file took (still held in memory, retried). */
+  failed: number;
+  /**
+   * Entries dropped because the sink and the spill file both failed while the queue was full
+   * (the oldest go first). The only way an entry is lost; reported through `onError`.
+   */
+  dropped: number;
+  /** Entries waiting in memory. */
+  queued: number;
+  /** True while the spill file holds entries not yet replayed. */
+  spillPending: boolean;
+}
+
+/** The decision-log writer. */
+export interface AuditWriter {
+  /** Queues an entry; returns at once, never throws. */
+  record(entry: AuditRecord): void;
+  /**
+   * Queues an entry and resolves once it is durable (in the sink or fsynced in the spill file);
+   * rejects with `ERR_AUDIT_UNAVAILABLE` when it could be made neither (`mode: strict` callers
+   * then deny).
+   */
+  recordDurable(entry: AuditRecord): Promise<void>;
+  /** Writes everything queued now (and replays the spill file first when it holds entries). */
+  flush(): Promise<void>;
+  stats(): AuditWriterStats;
+  /** Flushes, stops the timers and closes the sink. */
+  close(): Promise<void>;
+}
+
+interface Pending {
+  record: AuditRecord;
+  done?: { resolve: () => void; reject: (err: Error) => void };
+}
+
+function materialise(r: AuditRecord): AuditEntry {
+  return typeof r === 'function' ? r() : r;
+}
+
+/**
+ * Creates a writer over `sink`.
+ * @example
+ * const writer = createAuditWriter({ sink: createNdjsonSink({ path: 'audit.ndjson' }), spillPath: 'data/audit.spill.ndjson' });
+ * writer.record(() => buildEntry(decided));
+ */
+export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
+  const { sink, spillPath } = options;
+  const batchSize = options.batchSize ?? 200;
+  const maxQueue = options.maxQueue ?? 10_000;
+  const flushIntervalMs = options.flushIntervalMs ?? 200;
+  const maxRetryMs = options.maxRetryMs ?? 5000;
+  const onError = options.onError ?? (() => undefined);
+  const stats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0 };
+  // Set when spilling a full queue failed: until a drain succeeds, a full queue drops its oldest
+  // entry instead of retrying the disk on every record (which would put I/O on the hot path).
+  let diskFailing = false;
+  let tailChecked = false;
+  let queue: Pending[] = [];
+  // A previous process may have left entries behind: they go first.
+  let spillPending = existsSync(spillPath);
+  let running: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let retries = 0;
+  let closed = false;
+
+  const schedule = (ms: number): void => {
+    if (timer !== undefined || closed) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void flush();
+    }, ms);
+    // Never keeps the process alive; `close` flushes what is left.
+    timer.unref();
+  };
+
+  /** Builds the entries of `items` (a builder that throws is a bug; it must not take the batch down with it). */
+  function build(items: readonly Pending[]): { entries: AuditEntry[]; ok: Pending[]; bad: Pending[] } {
+    const entries: AuditEntry[] = [];
+    const ok: Pending[] = [];
+    const bad: Pending[] = [];
+    for (const p of items) {
+      try {
+        entries.push(materialise(p.record));
+        ok.push(p);
+      } catch (err) {
+        onError(`audit: an entry could not be built: ${(err as Error).message}`);
+        bad.push(p);
+      }
+    }
+    settle(bad, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built'));
+    return { entries, ok, bad };
+  }
+
+  /** NDJSON of `entries`, for the spill file (only made when the sink refused them: serialised once otherwise). */
+  function linesOf(entries: readonly AuditEntry[]): string {
+    let lines = '';
+    for (const e of entries) {
+      try {
+        lines += `${JSON.stringify(e)}\n`;
+      } catch (err) {
+        onError(`audit: an entry could not be serialised: ${(err as Error).message}`);
+      }
+    }
+    return lines;
+  }
+
+  function settle(items: readonly Pending[], err?: Error): void {
+    for (const p of items) {
+      if (p.done === undefined) continue;
+      if (err === undefined) p.done.resolve();
+      else p.done.reject(err);
+    }
+  }
+
+  async function appendSpill(lines: string): Promise<void> {
+    mkdirSync(dirname(spillPath), { recursive: true });
+    const fh = await open(spillPath, 'a');
+    try {
+      await fh.writeFile(tailChecked ? lines : `${tornTail() ? '\n' : ''}${lines}`);
+      await fh.sync();
+      tailChecked = true;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * True when the spill file ends in a torn line (a previous process died mid-append): the next
+   * append must start on a new line, or its first entry would merge with the fragment and be
+   * unreadable. Checked once per process (this process always ends its appends with a newline).
+   */
+  function tornTail(): boolean {
+    try {
+      const size = statSync(spillPath).size;
+      if (size === 0) return false;
+      const fd = openSync(spillPath, 'r');
+      try {
+        const b = Buffer.alloc(1);
+        readSync(fd, b, 0, 1, size - 1);
+        return b[0] !== 0x0a;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends the spill file's entries to the sink in order; false when the sink failed again. */
+  async function replay(): Promise<boolean> {
+    let text: string;
+    try {
+      text = await readFile(spillPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        spillPending = false;
+        return true;
+      }
+      throw err;
+    }
+    const lines = text.split('\n').filter((l) => l !== '');
+    let sent = 0;
+    try {
+      while (sent < lines.length) {
+        const chunk = lines.slice(sent, sent + batchSize);
+        const entries: AuditEntry[] = [];
+        for (const l of chunk) {
+          try {
+            entries.push(JSON.parse(l) as AuditEntry);
+          } catch {
+            // A torn last line (the process died mid-write, before fsync): nothing durable was promised for it.
+            onError('audit: skipped an unreadable line of the spill file');
+          }
+        }
+        if (entries.length > 0) await sink.write(entries);
+        sent += chunk.length;
+        stats.replayed += entries.length;
+        stats.written += entries.length;
+      }
+    } catch (err) {
+      onError(`audit: sink \`${sink.name}\` still failing during replay: ${(err as Error).message}`);
+      if (sent > 0) {
+        // Keep only what the sink has not taken yet (written aside, then renamed: never half a file).
+        const tmp = `${spillPath}.tmp`;
+        const fh = await open(tmp, 'w');
+        try {
+          await fh.writeFile(lines.slice(sent).map((l) => `${l}\n`).join(''));
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, spillPath);
+      }
+      return false;
+    }
+    await rm(spillPath, { force: true });
+    spillPending = false;
+    return true;
+  }
+
+  async function drain(): Promise<void> {
+    if (spillPending) {
+      let ok = false;
+      try {
+        ok = await replay();
+      } catch (err) {
+        onError(`audit: spill file unreadable: ${(err as Error).message}`);
+      }
+      if (!ok) {
+        // Newer entries wait behind the spilled ones: appended, not sent.
+        await spillQueue();
+        schedule(Math.min(maxRetryMs, 100 * 2 ** retries++));
+        return;
+      }
+      retries = 0;
+    }
+    while (queue.length > 0) {
+      const batch = queue.slice(0, batchSize);
+      queue = queue.slice(batch.length);
+      const { entries, ok } = build(batch);
+      if (entries.length === 0) continue;
+      try {
+        await sink.write(entries);
+        stats.written += entries.length;
+        diskFailing = false;
+        retries = 0;
+        settle(ok);
+      } catch (err) {
+        onError(`audit: sink \`${sink.name}\` failed, spilling ${entries.length} entries: ${(err as Error).message}`);
+        const spilled = await spillLines(linesOf(entries), ok, entries.length);
+        if (spilled) await spillQueue();
+        schedule(Math.min(maxRetryMs, 100 * 2 ** retries++));
+        return;
+      }
+    }
+  }
+
+  /** Appends `lines` to the spill file; on failure the items go back to the queue's head. */
+  async function spillLines(lines: string, items: Pending[], count: number): Promise<boolean> {
+    try {
+      await appendSpill(lines);
+      diskFailing = false;
+      stats.spilled += count;
+      spillPending = true;
+      settle(items);
+      return true;
+    } catch (err) {
+      diskFailing = true;
+      onError(`audit: spill file failed: ${(err as Error).message}`);
+      stats.failed += count;
+      // Still held in memory and retried; a strict caller learns it is not durable.
+      settle(items, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
+      queue = items.map((p) => ({ record: p.record })).concat(queue);
+      return false;
+    }
+  }
+
+  async function spillQueue(): Promise<void> {
+    if (queue.length === 0) return;
+    const items = queue;
+    queue = [];
+    const { entries, ok } = build(items);
+    if (entries.length > 0) await spillLines(linesOf(entries), ok, entries.length);
+  }
+
+  function flush(): Promise<void> {
+    return chain(drain);
+  }
+
+  function chain(step: () => Promise<void>): Promise<void> {
+    // One step at a time: batches reach the sink (or the spill file) in order.
+    const next = (running ?? Promise.resolve()).then(step).catch((err: unknown) => onError(`audit: ${(err as Error).message}`));
+    running = next;
+    void next.then(() => {
+      if (running === next) running = undefined;
+    });
+    return next;
+  }
+
+  /** The queue is full: it goes to disk now (synchronously, so memory stays bounded). */
+  function overflow(): void {
+    const items = queue;
+    queue = [];
+    const { entries, ok } = build(items);
+    const lines = linesOf(entries);
+    try {
+      mkdirSync(dirname(spillPath), { recursive: true });
+      const torn = !tailChecked && tornTail();
+      const fd = openSync(spillPath, 'a');
+      try {
+        writeSync(fd, torn ? `\n${lines}` : lines);
+        fsyncSync(fd);
+        tailChecked = true;
+      } finally {
+        closeSync(fd);
+      }
+      stats.spilled += entries.length;
+      spillPending = true;
+      diskFailing = false;
+      settle(ok);
+    } catch (err) {
+      diskFailing = true;
+      onError(`audit: queue full and spill file failed: ${(err as Error).message}`);
+      stats.failed += entries.length;
+      settle(ok, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
+      // Kept as built entries (a builder runs once).
+      queue = entries.map((e) => ({ record: e }));
+    }
+    schedule(0);
+  }
+
+  function push(p: Pending): void {
+    queue.push(p);
+    if (queue.length > maxQueue && diskFailing) {
+      const lost = queue.shift() as Pending;
+      stats.dropped += 1;
+      settle([lost], new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable'));
+      if (stats.dropped === 1 || stats.dropped % 1000 === 0) onError(`audit: sink and spill file failing with a full queue: ${stats.dropped} entries dropped so far`);
+      soon();
+    } else if (queue.length >= maxQueue) overflow();
+    else if (queue.length >= batchSize || p.done !== undefined) soon();
+    else schedule(flushIntervalMs);
+  }
+
+  /**
+   * A full batch, or a caller waiting for durability: write now rather than at the next tick of
+   * the timer. While the sink is failing (a retry is scheduled), the queue goes straight to the
+   * spill file instead: the sink is not hammered, and strict callers do not wait for the retry.
+   */
+  function soon(): void {
+    if (retries > 0 && spillPending) {
+      void chain(spillQueue);
+      return;
+    }
+    if (timer !== undefined && retries === 0) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    schedule(0);
+  }
+
+  // Entries a previous process left are replayed without waiting for new traffic.
+  if (spillPending) schedule(0);
+
+  return {
+    record(entry) {
+      if (closed) {
+        onError('audit: an entry was recorded after close');
+        return;
+      }
+      push({ record: entry });
+    },
+    recordDurable(entry) {
+      if (closed) return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit writer is closed'));
+      return new Promise<void>((resolve, reject) => push({ record: entry, done: { resolve, reject } }));
+    },
+    flush,
+    stats: () => ({ ...stats, queued: queue.length, spillPending }),
+    async close() {
+      if (closed) return;
+      await flush();
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      // Whatever the sink did not take is on disk (the next start replays it).
+      await spillQueue();
+      await sink.close().catch((err: unknown) => onError(`audit: closing sink \`${sink.name}\`: ${(err as Error).message}`));
+    },
+  };
+}

@@ -1,0 +1,14 @@
+/**
+ * `@warden/audit`: the decision log. The entry type and its credential masking, the sink
+ * contract, the batching writer (spill to disk, replay in order) and the NDJSON sink. Imports
+ * only `@warden/core`; never throws into the decision path.
+ */
+export { createInputMask, maskInput, CREDENTIAL_PATHS, MASKED } from './audit-entry.js';
+export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, InputMask } from './audit-entry.js';
+export type { AuditSink } from './audit-sink.js';
+export { createAuditWriter } from './audit-writer.js';
+export type { AuditMode, AuditWriter, AuditWriterOptions, AuditWriterStats } from './audit-writer.js';
+export { createNdjsonSink } from './sinks/ndjson/ndjson.sink.js';
+export type { NdjsonSinkOptions } from './sinks/ndjson/ndjson.sink.js';
+export { createNatsAuditSink } from './sinks/nats/nats.sink.js';
+export type { NatsAuditSinkOptions } from './sinks/nats/nats.sink.js';

@@ -1,0 +1,48 @@
+/**
+ * Against the machine's NATS server (JetStream on, `WARDEN_TEST_NATS_URL` or 127.0.0.1:4222):
+ * each run uses its own subject and stream, deleted afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, JSONCodec, type NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEntry } from '../../audit-entry.js';
+import { createNatsAuditSink } from './nats.sink.js';
+
+const URL = process.env['WARDEN_TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
+const RUN = randomBytes(4).toString('hex');
+const SUBJECT = `warden.audit.test.${RUN}`;
+const STREAM = `WARDEN_AUDIT_TEST_${RUN}`;
+
+const entry = (id: string): AuditEntry => ({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'pv', source: '/v1/check', decision: 'ALLOW', identities: { subject: 'alice' }, input: {}, results: [], reasons: [] });
+
+describe('createNatsAuditSink', () => {
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nc = await connect({ servers: URL });
+  });
+  afterAll(async () => {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.delete(STREAM).catch(() => undefined);
+    await nc.close();
+  });
+
+  it('publishes each entry once, in order, and a replayed batch adds nothing (msgID = decision id)', async () => {
+    const sut = createNatsAuditSink({ url: URL, subject: SUBJECT, stream: STREAM });
+    await sut.write([entry('a'), entry('b'), entry('c')]);
+    await sut.write([entry('b'), entry('c'), entry('d')]);
+    await sut.close();
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info(STREAM);
+    expect(info.state.messages).toBe(4);
+    const codec = JSONCodec<AuditEntry>();
+    const ids: string[] = [];
+    for (let seq = 1; seq <= 4; seq++) ids.push(codec.decode((await jsm.streams.getMessage(STREAM, { seq })).data).decisionId);
+    expect(ids).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('rejects when no server answers (so the writer spills)', async () => {
+    const sut = createNatsAuditSink({ url: 'nats://127.0.0.1:1', subject: SUBJECT, stream: STREAM, timeoutMs: 500 });
+    await expect(sut.write([entry('x')])).rejects.toThrow();
+    await sut.close();
+  });
+});

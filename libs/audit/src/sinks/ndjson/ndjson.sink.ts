@@ -1,0 +1,46 @@
+/**
+ * The NDJSON sink: one JSON entry per line, appended to a file (fsynced per batch) or written to
+ * stdout. Not idempotent: a replay after a partial failure may repeat lines (readers de-duplicate
+ * on `decisionId`).
+ */
+import { mkdirSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AuditEntry } from '../../audit-entry.js';
+import type { AuditSink } from '../../audit-sink.js';
+
+/** Options of {@link createNdjsonSink}. */
+export interface NdjsonSinkOptions {
+  /** The file to append to, or `-` for stdout. */
+  path: string;
+}
+
+/**
+ * Creates an NDJSON sink.
+ * @example const sink = createNdjsonSink({ path: 'data/audit.ndjson' });
+ */
+export function createNdjsonSink(options: NdjsonSinkOptions): AuditSink {
+  const { path } = options;
+  let fh: FileHandle | undefined;
+  return {
+    name: 'ndjson',
+    async write(batch) {
+      let text = '';
+      for (const e of batch) text += `${JSON.stringify(e satisfies AuditEntry)}\n`;
+      if (path === '-') {
+        await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+        return;
+      }
+      if (fh === undefined) {
+        mkdirSync(dirname(path), { recursive: true });
+        fh = await open(path, 'a');
+      }
+      await fh.writeFile(text);
+      await fh.sync();
+    },
+    async close() {
+      await fh?.close();
+      fh = undefined;
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/services.js';
+import { createPgDb } from './pg-db.js';
+import { migrate } from './migrate.js';
+import { createPostgresAuditSink, pruneAuditLog, queryAuditLog } from './postgres-audit.sink.js';
+import type { SqlDb } from './sql-db.js';
+
+const MIGRATIONS = join(import.meta.dirname, '../../../migrations');
+
+const entry = (id: string, time = new Date().toISOString()) => ({
+  decisionId: id,
+  time,
+  kind: 'check' as const,
+  policyVersion: 'pv-1',
+  source: '/v1/check',
+  decision: 'DENY' as const,
+  identities: { subject: 'alice', agent: 'bot' },
+  input: { actions: ['invoke'], subject: { token: '[masked]' } },
+  results: [
+    { resource: { kind: 'tool', id: 'search' }, decision: 'ALLOW' as const, actions: { invoke: { effect: 'ALLOW' as const, policy: 'resource.tool.vdefault' } } },
+    { resource: { kind: 'tool', id: 'shell' }, decision: 'DENY' as const, actions: { invoke: { effect: 'DENY' as const } } },
+  ],
+  reasons: [{ code: 'policy_denied', message: 'denied' }],
+});
+
+describe('createPostgresAuditSink', () => {
+  let t: TestDatabase;
+  let db: SqlDb;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    db = createPgDb({ url: t.url, max: 2 });
+    await migrate(db, MIGRATIONS);
+  });
+  afterAll(async () => {
+    await db.close();
+    await t.drop();
+  });
+
+  it('inserts a batch with its filter columns and the whole entry, once per decision id even when replayed', async () => {
+    const sut = createPostgresAuditSink({ db });
+    await sut.write([entry('a'), entry('b')]);
+    // A replay (and a duplicate inside one batch) inserts nothing twice.
+    await sut.write([entry('b'), entry('c'), entry('c')]);
+    const { rows } = await db.query<{ decision_id: string; subject: string; agent: string; decision: string; resources: string[]; entry: { input: unknown } }>(
+      'select decision_id, subject, agent, decision, resources, entry from warden_audit_log order by decision_id',
+    );
+    expect(rows.map((r) => r.decision_id)).toEqual(['a', 'b', 'c']);
+    expect(rows[0]).toMatchObject({ subject: 'alice', agent: 'bot', decision: 'DENY', resources: ['tool/search', 'tool/shell'] });
+    expect(rows[0]?.entry.input).toEqual(entry('a').input);
+  });
+
+  it('rejects when the database is gone (so the writer spills), and its pool closing is the owner\'s call', async () => {
+    const own = createPgDb({ url: t.url.replace(/\/[^/]+$/, '/warden_no_such_db'), max: 1 });
+    const sut = createPostgresAuditSink({ db: own, ownsDb: true });
+    await expect(sut.write([entry('x')])).rejects.toThrow();
+    await sut.close();
+  });
+
+  it('prunes rows older than the retention and keeps the rest', async () => {
+    const sut = createPostgresAuditSink({ db });
+    const old = new Date(Date.now() - 40 * 86_400_000).toISOString();
+    await sut.write([entry('old-1', old), entry('old-2', old), entry('new-1')]);
+    expect(await pruneAuditLog(db, 30)).toBe(2);
+    const { rows } = await db.query<{ decision_id: string }>("select decision_id from warden_audit_log where decision_id like 'old-%' or decision_id = 'new-1'");
+    expect(rows.map((r) => r.decision_id)).toEqual(['new-1']);
+  });
+
+  it('queries with filters, newest first, page by page with a cursor that survives new rows', async () => {
+    await db.query('delete from warden_audit_log');
+    const sut = createPostgresAuditSink({ db });
+    const at = (n: number) => new Date(Date.UTC(2026, 10, 28, 9, 0, n)).toISOString();
+    const rows = Array.from({ length: 12 }, (_, n) => ({ ...entry(`q-${String(n).padStart(2, '0')}`, at(n)), decision: n % 3 === 0 ? ('ALLOW' as const) : ('DENY' as const), identities: { subject: n % 2 === 0 ? 'alice' : 'bob', agent: 'bot' } }));
+    // Two rows share a time: the decision id breaks the tie.
+    rows.push({ ...entry('q-11b', at(11)), identities: { subject: 'alice', agent: 'bot' } });
+    await sut.write(rows);
+    const seen: string[] = [];
+    let cursor: { time: string; decisionId: string } | undefined;
+    let pages = 0;
+    do {
+      const page = await queryAuditLog(db, { limit: 5, ...(cursor !== undefined ? { cursor } : {}) });
+      seen.push(...page.entries.map((e) => e.decisionId));
+      cursor = page.next;
+      pages++;
+      if (pages === 1) await sut.write([entry('q-new', at(30))]);
+    } while (cursor !== undefined);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(['q-11b', 'q-11', 'q-10', 'q-09', 'q-08', 'q-07', 'q-06', 'q-05', 'q-04', 'q-03', 'q-02', 'q-01', 'q-00']);
+    const ids = async (q: Parameters<typeof queryAuditLog>[1]) => (await queryAuditLog(db, q)).entries.map((e) => e.decisionId);
+    expect(await ids({ limit: 100, subject: 'bob', decision: 'ALLOW' })).toEqual(['q-09', 'q-03']);
+    expect(await ids({ limit: 100, from: at(2), to: at(4) })).toEqual(['q-03', 'q-02']);
+    expect(await ids({ limit: 100, resourceKind: 'tool', resourceId: 'shell', agent: 'bot', to: at(2) })).toEqual(['q-01', 'q-00']);
+    expect(await ids({ limit: 100, resourceKind: 'too' })).toEqual([]);
+    expect((await ids({ limit: 100, resourceKind: 'tool' })).length).toBe(14);
+    expect(await ids({ limit: 100, agent: 'nobody' })).toEqual([]);
+  });
+});
