@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WardenError } from '@warden/core';
@@ -9,6 +10,8 @@ import type { SqlDb } from './sql-db.js';
 import { createSqlResolverStore } from './sql-resolver-store.js';
 
 const MIGRATIONS = join(import.meta.dirname, '../../../migrations');
+/** Every migration file, in the order they apply. */
+const FILES = readdirSync(MIGRATIONS).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
 const cfg = (v: number) => ({ kind: 'static', key: 'principal.id', data: { alice: { v } }, provides: { 'principal.attr.v': 'result.v' } });
 const accept = (): void => undefined;
 
@@ -36,7 +39,7 @@ function suite(label: string, open: () => Promise<{ db: SqlDb; other?: SqlDb; do
     it('applies migrations once', async () => {
       expect(await migrate(db, MIGRATIONS)).toEqual([]);
       const { rows } = await db.query<{ name: string }>('select name from warden_migrations order by name');
-      expect(rows.map((r) => r.name)).toEqual(['0001_resolver_revisions.sql', '0002_delegations.sql']);
+      expect(rows.map((r) => r.name)).toEqual(FILES);
     });
 
     it('keeps a versioned history: create, replace, delete, rollback', async () => {
@@ -128,7 +131,7 @@ describe('migrate on PostgreSQL', () => {
     const b = createPgDb({ url: database.url });
     try {
       const [ra, rb] = await Promise.all([migrate(a, MIGRATIONS), migrate(b, MIGRATIONS)]);
-      expect([...ra, ...rb].sort()).toEqual(['0001_resolver_revisions.sql', '0002_delegations.sql']);
+      expect([...ra, ...rb].sort()).toEqual(FILES);
     } finally {
       await a.close();
       await b.close();
