@@ -161,12 +161,13 @@ describe('decision log, mode strict (NDJSON sink)', () => {
     }
   });
 
-  it('fails the check (503 ERR_AUDIT_UNAVAILABLE) when neither the sink nor the spill file can take the entry', async () => {
+  it('denies the check (reason audit_unavailable) when neither the sink nor the spill file can take the entry', async () => {
     const { base } = await start({ enabled: true, sink: 'ndjson', mode: 'strict', path: './not-a-dir/audit.ndjson', spillDir: './not-a-dir/spill' });
     const a = await ask(base);
-    expect(a.status).toBe(503);
-    expect(a.text).toContain('ERR_AUDIT_UNAVAILABLE');
-    expect(a.text).not.toContain('"decision":"ALLOW"');
+    expect(a.status).toBe(200);
+    expect(a.json.decision).toBe('DENY');
+    expect((a.json as unknown as { results: Array<{ actions: Record<string, string> }> }).results[0]?.actions).toEqual({ invoke: 'DENY' });
+    expect((a.json as unknown as { reasons: Array<{ code: string }> }).reasons.map((r) => r.code)).toEqual(['audit_unavailable']);
   });
 });
 

@@ -309,17 +309,35 @@ function finishCheck<R>(
   return deps.audit === undefined ? out(reply, decided) : answerAudited(deps.audit, reply, decided, out);
 }
 
+const AUDIT_UNAVAILABLE: Reason = { code: 'audit_unavailable', message: 'the decision could not be recorded, and this deployment denies what it cannot record' };
+
+/** `decided` with every action of every resource denied for `reason` (no outputs, no budget reservation handed out). */
+function deniedFor(decided: DecidedCheck, reason: Reason): DecidedCheck {
+  const decisions = decided.decisions.map((d): ItemDecision => {
+    const effects: Record<string, Verdict> = {};
+    for (const a of Object.keys(d.effects)) effects[a] = 'DENY';
+    return { effects, reasons: [{ ...reason, actions: Object.keys(effects) }], outputs: [] };
+  });
+  return { req: decided.req, decisionId: decided.decisionId, deps: decided.deps, enriched: decided.enriched, decisions, ids: decided.ids, stamps: decided.stamps };
+}
+
 /**
  * Answers and hands the entry to the decision log. Best-effort: after the answer, as a closure
  * the writer calls later (the entry is built, masked and serialised in a batch, off the
- * request). Strict: the answer waits until the entry is durable; when it cannot be, the check
- * fails with `ERR_AUDIT_UNAVAILABLE` (503, which gateways treat as a denial).
+ * request). Strict (`audit.mode: strict`): the answer waits until the entry is durable; when it
+ * cannot be, the check is answered DENY for every action with reason `audit_unavailable`.
  */
 function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
   const at = Date.now();
   const source = decided.deps.auditSource ?? '/v1/check';
   const build = (): AuditEntry => v1CheckAuditEntry(decided, log.mask, source, at);
-  if (log.strict) return log.writer.recordDurable(build).then(() => out(reply, decided));
+  if (log.strict) {
+    return log.writer.recordDurable(build).then(
+      () => out(reply, decided),
+      // SECURITY: what cannot be recorded is not allowed.
+      () => out(reply, deniedFor(decided, AUDIT_UNAVAILABLE)),
+    );
+  }
   const answered = out(reply, decided);
   log.writer.record(build);
   return answered;
