@@ -303,9 +303,14 @@ function finishCheck<R>(
   // The decision log names each action's matched policy: the engine's details are kept while it is on.
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const t2 = req.explain ? performance.now() : 0;
-  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
+  return answerDecided(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS }, out);
+}
+
+/** Counts and logs a decided check, then answers it (through the decision log when it is on). */
+function answerDecided<R>(reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
+  const { deps, req, enriched: e, decisionId } = decided;
+  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decided.decisions);
   if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
-  const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
   return deps.audit === undefined ? out(reply, decided) : answerAudited(deps.audit, reply, decided, out);
 }
 
@@ -384,11 +389,8 @@ async function finishBudgeted<R>(
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const budget = await session.reserve(e.items, decisions);
   const t2 = req.explain ? performance.now() : 0;
-  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decisions);
-  if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
   const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
-  const withBudget = budget !== undefined ? { ...decided, budget } : decided;
-  return deps.audit === undefined ? out(reply, withBudget) : answerAudited(deps.audit, reply, withBudget, out);
+  return answerDecided(reply, budget !== undefined ? { ...decided, budget } : decided, out);
 }
 
 /** Registers `/v1/check` on `app`. */
