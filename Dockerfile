@@ -15,6 +15,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY policies ./policies
+# The decision log's spill files (WARDEN_DATA_DIR): mount a volume here so they outlive the container.
+RUN mkdir -p /var/lib/warden && chown node:node /var/lib/warden
 USER node
 EXPOSE 3594 3595
 CMD ["node", "dist/apps/broker/apps/broker/src/main.js"]

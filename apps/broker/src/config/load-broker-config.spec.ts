@@ -303,6 +303,15 @@ auxData:
       expect(withYaml('audit: { sink: nats, nats: { url: "nats://127.0.0.1:4222" } }').audit.nats).toEqual({ url: 'nats://127.0.0.1:4222', subject: 'warden.audit', stream: 'WARDEN_AUDIT' });
     });
 
+    it('is turned on by WARDEN_AUDIT_SINK, with WARDEN_AUDIT_NATS_URL over the file (containers)', () => {
+      const sut = withYaml('audit: { nats: { url: "nats://file:4222" }, sink: nats }', { WARDEN_AUDIT_SINK: 'nats', WARDEN_AUDIT_NATS_URL: 'nats://nats:4222' });
+      expect(sut.audit).toMatchObject({ enabled: true, sink: 'nats', nats: { url: 'nats://nats:4222', subject: 'warden.audit', stream: 'WARDEN_AUDIT' } });
+      expect(withYaml('{}', { WARDEN_AUDIT_SINK: 'ndjson' }).audit).toMatchObject({ enabled: true, sink: 'ndjson' });
+      expect(withYaml('audit: { enabled: true }', { WARDEN_AUDIT_SINK: '' }).audit.sink).toBe('postgres');
+      expect(errorOf(() => withYaml('{}', { WARDEN_AUDIT_SINK: 'kafka' })).message).toContain('`WARDEN_AUDIT_SINK`: must be one of');
+      expect(errorOf(() => withYaml('{}', { WARDEN_AUDIT_SINK: 'nats', WARDEN_AUDIT_NATS_URL: 'http://x' })).message).toContain('`WARDEN_AUDIT_NATS_URL`: must be a nats:// URL');
+    });
+
     it('rejects bad values naming the key', () => {
       expect(errorOf(() => withYaml('audit: { sink: kafka }')).message).toContain('`audit.sink`: must be one of postgres, ndjson, nats');
       expect(errorOf(() => withYaml('audit: { mode: paranoid }')).message).toContain('`audit.mode`: must be one of best-effort, strict');

@@ -573,8 +573,11 @@ const MASK_PATH = /^[A-Za-z0-9_$*-]+(\.[A-Za-z0-9_$*-]+)*$/;
 function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): AuditConfig {
   const s = section(root, 'audit', '', ['enabled', 'sink', 'path', 'spillDir', 'mode', 'maskPaths', 'retentionDays', 'nats']);
   const dataDir = database.dataDir ?? resolve(cwd, 'data');
-  const sink = optString(s, 'sink', 'audit.sink') ?? 'postgres';
-  if (!(AUDIT_SINKS as readonly string[]).includes(sink)) throw invalid('audit.sink', `must be one of ${AUDIT_SINKS.join(', ')}, got \`${sink}\``);
+  // Containers configure by environment: WARDEN_AUDIT_SINK turns the decision log on with that sink.
+  const envSink = env['WARDEN_AUDIT_SINK'] === '' ? undefined : env['WARDEN_AUDIT_SINK'];
+  const sinkKey = envSink !== undefined ? 'WARDEN_AUDIT_SINK' : 'audit.sink';
+  const sink = envSink ?? optString(s, 'sink', 'audit.sink') ?? 'postgres';
+  if (!(AUDIT_SINKS as readonly string[]).includes(sink)) throw invalid(sinkKey, `must be one of ${AUDIT_SINKS.join(', ')}, got \`${sink}\``);
   const mode = optString(s, 'mode', 'audit.mode') ?? 'best-effort';
   if (!(AUDIT_MODES as readonly string[]).includes(mode)) throw invalid('audit.mode', `must be one of ${AUDIT_MODES.join(', ')}, got \`${mode}\``);
   const maskPaths = nameList(s, 'maskPaths', 'audit.maskPaths');
@@ -584,8 +587,9 @@ function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): 
   let nats: AuditConfig['nats'];
   if (sink === 'nats') {
     const n = section(s, 'nats', 'audit', ['url', 'subject', 'stream']);
-    const url = optString(n, 'url', 'audit.nats.url');
-    if (url === undefined || !/^(nats|tls):\/\//.test(url)) throw invalid('audit.nats.url', 'must be a nats:// URL (required with `sink: nats`)');
+    const envUrl = env['WARDEN_AUDIT_NATS_URL'] === '' ? undefined : env['WARDEN_AUDIT_NATS_URL'];
+    const url = envUrl ?? optString(n, 'url', 'audit.nats.url');
+    if (url === undefined || !/^(nats|tls):\/\//.test(url)) throw invalid(envUrl !== undefined ? 'WARDEN_AUDIT_NATS_URL' : 'audit.nats.url', 'must be a nats:// URL (required with `sink: nats`)');
     nats = { url, subject: optString(n, 'subject', 'audit.nats.subject') ?? 'warden.audit', stream: optString(n, 'stream', 'audit.nats.stream') ?? 'WARDEN_AUDIT' };
   } else if (s['nats'] !== undefined) {
     throw invalid('audit.nats', 'only applies with `sink: nats`');
@@ -594,7 +598,7 @@ function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): 
   if (slot !== undefined && slot !== '' && !/^\d{1,4}$/.test(slot)) throw invalid('WARDEN_WORKER_SLOT', 'must be a worker number');
   const spillRoot = spillDir === undefined ? dataDir : resolve(cwd, spillDir);
   return {
-    enabled: optBool(s, 'enabled', 'audit.enabled') ?? false,
+    enabled: envSink !== undefined || (optBool(s, 'enabled', 'audit.enabled') ?? false),
     sink: sink as AuditConfig['sink'],
     path: path === undefined ? resolve(dataDir, 'audit.ndjson') : path === '-' ? '-' : resolve(cwd, path),
     spillDir: spillRoot,

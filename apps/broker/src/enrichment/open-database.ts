@@ -21,12 +21,18 @@ export function findMigrationsDir(): string {
   }
 }
 
+/** Advisory lock held while a seed file runs (distinct from the migrations' and stores' locks). */
+const SEED_LOCK_ID = 0x57617267;
+
 /** Opens, migrates and seeds the database. */
 export async function openDatabase(config: DatabaseConfig, onError: (message: string) => void): Promise<SqlDb> {
   const db = config.url !== undefined ? createPgDb({ url: config.url, onError }) : await createPgliteDb(config.dataDir);
   try {
     await migrate(db, findMigrationsDir());
     for (const file of config.seedFiles) await db.transaction(async (tx) => {
+      // Replicas starting together seed one at a time (concurrent `create table if not exists`
+      // can still collide in the catalogue).
+      await tx.query('select pg_advisory_xact_lock($1)', [SEED_LOCK_ID]);
       for (const statement of readFileSync(file, 'utf8').split(/;\s*(?:\n|$)/)) {
         const sql = statement.replace(/^\s*--.*$/gm, '').trim();
         if (sql !== '') await tx.query(sql);
