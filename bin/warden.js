@@ -54,7 +54,7 @@ if (!import.meta.url.endsWith(HOOKS_QUERY)) {
     process.exit(1);
   }
   const { runCli } = await import(entry.href);
-  process.exitCode = runCli(process.argv.slice(2));
+  process.exitCode = await runCli(process.argv.slice(2));
 }
 
 function canLoadSwc() {

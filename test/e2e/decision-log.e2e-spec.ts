@@ -12,7 +12,8 @@ import { stringify } from 'yaml';
 import { createPgDb } from '@warden/persistence';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { createTestDatabase, type TestDatabase } from '../support/services.js';
-import { v1Check, writePolicyDir } from '../support/upstreams.js';
+import { runCli } from '../../apps/cli/src/main.js';
+import { closedPort, sleep, v1Check, writePolicyDir } from '../support/upstreams.js';
 
 const RUN = randomBytes(4).toString('hex');
 const GATEWAY_KEY = `gw-${RUN}-0123456789abcdef`;
@@ -264,6 +265,46 @@ describe('GET /v1/audit', () => {
     const logged = (await (await get('?subject=bootstrap')).json()) as { entries: Array<Record<string, unknown>> };
     expect(logged.entries).toHaveLength(1);
     expect(logged.entries[0]).toMatchObject({ kind: 'admin', source: '/v1/admin/resolvers', decision: 'ALLOW', input: { action: 'create', resolver: 'dept', version: 1 } });
+  });
+
+  it('accepts `human` for `subject` (not both)', async () => {
+    const res = await get('?human=bob');
+    const body = (await res.json()) as { entries: Array<{ decisionId: string }> };
+    expect(new Set(body.entries.map((e) => e.decisionId))).toEqual(new Set(ids.slice(4)));
+    expect((await get('?human=bob&subject=bob')).status).toBe(400);
+  });
+
+  it('`warden audit tail` prints the newest entries oldest first, then follows new ones until stopped', async () => {
+    const out: string[] = [];
+    const errors: string[] = [];
+    const stop = new AbortController();
+    const lines = (): Array<{ decisionId: string; identities: { subject: string } }> => out.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { decisionId: string; identities: { subject: string } });
+    const until = async (ok: () => boolean): Promise<void> => {
+      for (const deadline = Date.now() + 5000; !ok(); await sleep(20)) if (Date.now() > deadline) throw new Error(`timed out; printed ${out.join('')} ${errors.join('')}`);
+    };
+    const run = runCli(['audit', 'tail', '--url', broker.base, '--token', ADMIN, '--human', 'alice', '-n', '2', '--follow', '--interval', '100'], { stdout: (t) => out.push(t), stderr: (t) => errors.push(t), signal: stop.signal, env: {} });
+    await until(() => lines().length >= 2);
+    expect(new Set(lines().map((e) => e.decisionId))).toEqual(new Set(ids.slice(2, 4)));
+    const bob = await v1Check(broker.base, { subject: { id: 'bob', roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: 'search' } }, { 'x-warden-api-key': GATEWAY_KEY });
+    const alice = await v1Check(broker.base, { subject: { id: 'alice', roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: 'search' } }, { 'x-warden-api-key': GATEWAY_KEY });
+    await until(() => lines().length >= 3);
+    await sleep(300);
+    stop.abort();
+    expect(await run).toBe(0);
+    expect(lines().map((e) => e.decisionId)).toEqual([...lines().slice(0, 2).map((e) => e.decisionId), alice.json.decisionId]);
+    expect(lines().some((e) => e.decisionId === bob.json.decisionId)).toBe(false);
+    expect(errors).toEqual([]);
+  });
+
+  it('`warden audit tail` exits 1 naming the refusal for a bad token, 80 for a bad flag', async () => {
+    const errors: string[] = [];
+    const io = { stdout: () => undefined, stderr: (t: string) => errors.push(t), env: {} };
+    expect(await runCli(['audit', 'tail', '--url', broker.base, '--token', 'wrong-token-0123456789'], io)).toBe(1);
+    expect(errors.join('')).toContain('answered 401');
+    expect(await runCli(['audit', 'tail', '--decision', 'MAYBE'], io)).toBe(80);
+    expect(errors.join('')).toContain('--decision must be ALLOW or DENY');
+    expect(await runCli(['audit', 'tail', '--url', `http://127.0.0.1:${await closedPort()}`, '--token', ADMIN], io)).toBe(1);
+    expect(errors.join('')).toContain('cannot reach');
   });
 
   it('rejects unknown filters and bad values with 400', async () => {

@@ -3,6 +3,7 @@
  *
  *   warden policies validate DIR                 compile only; print each error as `file:line:col message`
  *   warden policies test DIR [--output tree|json|junit] [--run REGEX] [--verbose] [--strict-evaluation]
+ *   warden audit tail [--follow] [-n N] [filters]     the decision log of a running broker (audit-tail.ts)
  *
  * Exit codes follow `cerbos compile` (checked against the 0.55 binary): 0 success, 1 the directory
  * cannot be read, 3 compilation failed, 4 tests failed or errored, 80 bad usage.
@@ -14,6 +15,7 @@ import { join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { classifyPolicyPath, compilePolicies, createEngine, renderJunit, renderTestTree, runPolicyTests } from '@warden/decision';
 import type { CompileDiagnostic, PolicyFile, PolicyTestFile, SchemaFile } from '@warden/decision';
+import { runAuditTail, type AuditTailIo } from './audit-tail.js';
 
 /** Process exit codes, as `cerbos compile` uses them. */
 export const EXIT = Object.freeze({ ok: 0, readFailure: 1, compileFailure: 3, testFailure: 4, usage: 80 });
@@ -21,6 +23,7 @@ export const EXIT = Object.freeze({ ok: 0, readFailure: 1, compileFailure: 3, te
 const USAGE = `Usage:
   warden policies validate <dir>
   warden policies test <dir> [--output tree|json|junit] [--run <regex>] [--verbose] [--strict-evaluation]
+  warden audit tail [--follow] [-n N] [--subject ID] [--agent ID] [--resource KIND[/ID]] [--decision ALLOW|DENY] (see \`warden audit tail --help\`)
 
 Exit codes: 0 ok, 1 unreadable directory, 3 compilation failed, 4 tests failed, 80 bad usage`;
 
@@ -39,6 +42,9 @@ interface Invocation {
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** `audit tail --follow` stops when this aborts (default: on SIGINT). */
+  signal?: AbortSignal;
+  env?: AuditTailIo['env'];
 }
 
 const processIo: CliIo = {
@@ -123,8 +129,24 @@ function formatDiagnostic(d: CompileDiagnostic): string {
   return `${d.file}:${d.line}:${d.column} ${d.message}`;
 }
 
-/** Runs the CLI and returns the exit code. */
-export function runCli(argv: readonly string[], io: CliIo = processIo): number {
+/** `warden audit tail …`: talks to a running broker, so it is the one asynchronous command. */
+function runAudit(argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv[0] !== 'tail') {
+    io.stderr(`warden: error: expected \`audit tail\`\n\n${USAGE}\n`);
+    return Promise.resolve(EXIT.usage);
+  }
+  let signal = io.signal;
+  if (signal === undefined) {
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    signal = stop.signal;
+  }
+  return runAuditTail(argv.slice(1), { ...io, signal });
+}
+
+/** Runs the CLI and returns the exit code (a promise for `audit tail`). */
+export function runCli(argv: readonly string[], io: CliIo = processIo): number | Promise<number> {
+  if (argv[0] === 'audit') return runAudit(argv.slice(1), io);
   let inv: Invocation;
   try {
     inv = parseArgs(argv);
@@ -185,5 +207,5 @@ export function runCli(argv: readonly string[], io: CliIo = processIo): number {
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
-  process.exitCode = runCli(process.argv.slice(2));
+  process.exitCode = await runCli(process.argv.slice(2));
 }

@@ -1,6 +1,6 @@
 /**
  * `GET /v1/audit`: the decision log, for admins and auditors (the admin engine decides: resource
- * kind `warden:audit`, action `list`). Filters `subject`, `agent`, `resourceKind`, `resourceId`,
+ * kind `warden:audit`, action `list`). Filters `subject` (or `human`), `agent`, `resourceKind`, `resourceId`,
  * `decision`, `from`, `to` (ISO 8601, `to` exclusive); newest first, `limit` (1-1000, default
  * 100) per page and an opaque `cursor` (the previous page's `nextCursor`). With
  * `Accept: application/x-ndjson` every matching entry is streamed, one per line (an export). Needs
@@ -23,7 +23,7 @@ export interface AuditRoutesDeps {
 
 type Req = FastifyRequest<{ Querystring: Record<string, string | string[] | undefined> }>;
 
-const FILTERS = new Set(['subject', 'agent', 'resourceKind', 'resourceId', 'decision', 'from', 'to', 'cursor', 'limit']);
+const FILTERS = new Set(['subject', 'human', 'agent', 'resourceKind', 'resourceId', 'decision', 'from', 'to', 'cursor', 'limit']);
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/;
 const EXPORT_PAGE = 1000;
 
@@ -61,6 +61,13 @@ export function parseAuditQuery(qs: Record<string, string | string[] | undefined
       if (v.length > 256) throw bad(k, 'is longer than 256 characters');
       q[k] = v;
     }
+  }
+  // `human` names the person an agent acts for: the subject.
+  const human = one('human');
+  if (human !== undefined) {
+    if (q.subject !== undefined) throw bad('human', 'is another name for `subject`: give one of them');
+    if (human.length > 256) throw bad('human', 'is longer than 256 characters');
+    q.subject = human;
   }
   if (q.resourceId !== undefined && q.resourceKind === undefined) throw bad('resourceId', 'needs `resourceKind`');
   const decision = one('decision');
