@@ -54,6 +54,11 @@ if (!import.meta.url.endsWith(HOOKS_QUERY)) {
     process.exit(1);
   }
   const { runCli } = await import(entry.href);
+  // `warden … | head` closes the pipe early: stop quietly instead of crashing on EPIPE.
+  process.stdout.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   process.exitCode = await runCli(process.argv.slice(2));
 }
 
