@@ -9,5 +9,5 @@ export { createPgliteDb } from './pglite-db.js';
 export { migrate } from './migrate.js';
 export { createSqlResolverStore } from './sql-resolver-store.js';
 export { createSqlDelegationStore, ensureDelegationKeys } from './sql-delegation-store.js';
-export { createPostgresAuditSink, pruneAuditLog, queryAuditLog } from './postgres-audit.sink.js';
+export { createPostgresAuditSink, ensureAuditPartitions, pruneAuditLog, queryAuditLog } from './postgres-audit.sink.js';
 export type { AuditLogQuery, PostgresAuditSinkOptions } from './postgres-audit.sink.js';

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/services.js';
 import { createPgDb } from './pg-db.js';
 import { migrate } from './migrate.js';
-import { createPostgresAuditSink, pruneAuditLog, queryAuditLog } from './postgres-audit.sink.js';
+import { createPostgresAuditSink, ensureAuditPartitions, pruneAuditLog, queryAuditLog } from './postgres-audit.sink.js';
 import type { SqlDb } from './sql-db.js';
 
 const MIGRATIONS = join(import.meta.dirname, '../../../migrations');
@@ -39,9 +39,10 @@ describe('createPostgresAuditSink', () => {
 
   it('inserts a batch with its filter columns and the whole entry, once per decision id even when replayed', async () => {
     const sut = createPostgresAuditSink({ db });
-    await sut.write([entry('a'), entry('b')]);
-    // A replay (and a duplicate inside one batch) inserts nothing twice.
-    await sut.write([entry('b'), entry('c'), entry('c')]);
+    const [a, b, c] = [entry('a'), entry('b'), entry('c')];
+    await sut.write([a, b]);
+    // A replay (the same entry, time included) and a duplicate inside one batch insert nothing twice.
+    await sut.write([{ ...b }, c, { ...c }]);
     const { rows } = await db.query<{ decision_id: string; subject: string; agent: string; decision: string; resources: string[]; entry: { input: unknown } }>(
       'select decision_id, subject, agent, decision, resources, entry from warden_audit_log order by decision_id',
     );
@@ -61,9 +62,40 @@ describe('createPostgresAuditSink', () => {
     const sut = createPostgresAuditSink({ db });
     const old = new Date(Date.now() - 40 * 86_400_000).toISOString();
     await sut.write([entry('old-1', old), entry('old-2', old), entry('new-1')]);
-    expect(await pruneAuditLog(db, 30)).toBe(2);
+    expect(await pruneAuditLog(db, 30)).toEqual({ droppedPartitions: [], deletedRows: 2 });
     const { rows } = await db.query<{ decision_id: string }>("select decision_id from warden_audit_log where decision_id like 'old-%' or decision_id = 'new-1'");
     expect(rows.map((r) => r.decision_id)).toEqual(['new-1']);
+  });
+
+  it('keeps each day in its own partition: created ahead, rows of the default partition moved in, whole old days dropped', async () => {
+    await db.query('delete from warden_audit_log');
+    const DAY = 86_400_000;
+    const now = Date.UTC(2031, 0, 10, 12);
+    const at = (days: number, hour = 1): string => new Date(Date.UTC(2031, 0, 10 + days, hour)).toISOString();
+    const sut = createPostgresAuditSink({ db });
+    // Written before any partition of those days exists: they land in the default partition.
+    await sut.write([entry('p-early', at(-1)), entry('p-today', at(0)), entry('p-later', at(2))]);
+    const where = async (): Promise<Record<string, string>> => {
+      const { rows } = await db.query<{ decision_id: string; part: string }>("select decision_id, tableoid::regclass::text as part from warden_audit_log where decision_id like 'p-%' order by decision_id");
+      return Object.fromEntries(rows.map((r) => [r.decision_id, r.part]));
+    };
+    expect(Object.values(await where())).toEqual(['warden_audit_log_default', 'warden_audit_log_default', 'warden_audit_log_default']);
+    const created = await ensureAuditPartitions(db, { now, daysAhead: 2 });
+    expect(created).toEqual(['warden_audit_log_p20310109', 'warden_audit_log_p20310110', 'warden_audit_log_p20310111', 'warden_audit_log_p20310112']);
+    expect(await where()).toEqual({ 'p-early': 'warden_audit_log_p20310109', 'p-later': 'warden_audit_log_p20310112', 'p-today': 'warden_audit_log_p20310110' });
+    // Idempotent, also from two replicas at once.
+    expect(await Promise.all([ensureAuditPartitions(db, { now, daysAhead: 2 }), ensureAuditPartitions(db, { now, daysAhead: 2 })])).toEqual([[], []]);
+    // New rows go straight to their day; the key still refuses a replay.
+    await sut.write([entry('p-new', at(1, 13)), entry('p-today', at(0))]);
+    expect((await where())['p-new']).toBe('warden_audit_log_p20310111');
+    expect(Object.keys(await where())).toHaveLength(4);
+    // Ten days later with a retention of 9 days (cutoff: the 11th, noon): the 9th and 10th drop whole; the 11th is kept, its rows before noon deleted (none here).
+    const pruned = await pruneAuditLog(db, 9, now + 10 * DAY);
+    expect(pruned).toEqual({ droppedPartitions: ['warden_audit_log_p20310109', 'warden_audit_log_p20310110'], deletedRows: 0 });
+    expect(Object.keys(await where()).sort()).toEqual(['p-later', 'p-new']);
+    const { rows } = await db.query<{ n: number }>("select count(*)::int as n from pg_class where relname in ('warden_audit_log_p20310109', 'warden_audit_log_p20310110')");
+    expect(rows[0]?.n).toBe(0);
+    expect((await queryAuditLog(db, { limit: 10, from: at(1, 0) })).entries.map((e) => e.decisionId)).toEqual(['p-later', 'p-new']);
   });
 
   it('queries with filters, newest first, page by page with a cursor that survives new rows', async () => {

@@ -1,10 +1,11 @@
 /**
- * The decision log in Warden's Postgres (`warden_audit_log`, migration 0003): each batch is one
- * insert, idempotent on the decision id (`on conflict do nothing`), so a replay after a partial
- * failure writes nothing twice. Also the retention delete.
+ * The decision log in Warden's Postgres (`warden_audit_log`, migrations 0003 and 0004: partitioned
+ * by day): each batch is one insert, idempotent on the decision id and its time (`on conflict do
+ * nothing`; a replayed entry keeps its time), so a replay after a partial failure writes nothing
+ * twice. Also the day partitions and the retention.
  */
 import type { AuditEntry, AuditSink } from '@warden/audit';
-import type { SqlDb } from './sql-db.js';
+import type { SqlDb, SqlQueryable } from './sql-db.js';
 
 const INSERT = `
 insert into warden_audit_log (decision_id, time, kind, policy_version, source, decision, subject, agent, resources, entry)
@@ -13,7 +14,7 @@ select e->>'decisionId', (e->>'time')::timestamptz, e->>'kind', e->>'policyVersi
        array(select (r->'resource'->>'kind') || '/' || (r->'resource'->>'id') from jsonb_array_elements(e->'results') r),
        e
   from jsonb_array_elements($1::jsonb) e
-on conflict (decision_id) do nothing`;
+on conflict (decision_id, time) do nothing`;
 
 /** Options of {@link createPostgresAuditSink}. */
 export interface PostgresAuditSinkOptions {
@@ -40,13 +41,80 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
   };
 }
 
+const DAY_MS = 86_400_000;
+/** Held while partitions are created or dropped, so replicas doing it together take turns. */
+const PARTITION_LOCK_ID = 0x57617268;
+const PARTITION = /^warden_audit_log_p(\d{4})(\d{2})(\d{2})$/;
+
+/** `warden_audit_log_pYYYYMMDD` of the UTC day starting at `dayStart` (epoch ms). */
+function partitionName(dayStart: number): string {
+  return `warden_audit_log_p${new Date(dayStart).toISOString().slice(0, 10).replaceAll('-', '')}`;
+}
+
+/** The day partitions that exist, with the start of their day (epoch ms). */
+async function dayPartitions(db: SqlQueryable): Promise<Array<{ name: string; day: number }>> {
+  const { rows } = await db.query<{ name: string }>(
+    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent where p.relname = 'warden_audit_log'`,
+  );
+  const out: Array<{ name: string; day: number }> = [];
+  for (const { name } of rows) {
+    const m = PARTITION.exec(name);
+    if (m !== null) out.push({ name, day: Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) });
+  }
+  return out;
+}
+
 /**
- * Deletes decision-log rows older than `days` days; returns how many went.
+ * Creates the day partitions from yesterday to `daysAhead` days after `now` (UTC) that do not
+ * exist yet, moving any of their rows out of the default partition first; returns the names
+ * created. Safe to run from several replicas at once (an advisory lock serialises them).
+ * @example await ensureAuditPartitions(db, { now: Date.now() });
+ */
+export async function ensureAuditPartitions(db: SqlDb, options: { now: number; daysAhead?: number }): Promise<string[]> {
+  const today = Math.floor(options.now / DAY_MS) * DAY_MS;
+  const created: string[] = [];
+  await db.transaction(async (tx) => {
+    await tx.query('select pg_advisory_xact_lock($1)', [PARTITION_LOCK_ID]);
+    const existing = new Set((await dayPartitions(tx)).map((p) => p.name));
+    for (let day = today - DAY_MS; day <= today + (options.daysAhead ?? 3) * DAY_MS; day += DAY_MS) {
+      const name = partitionName(day);
+      if (existing.has(name)) continue;
+      const from = new Date(day).toISOString();
+      const to = new Date(day + DAY_MS).toISOString();
+      // Postgres refuses a partition whose range the default partition holds rows of: move them.
+      await tx.query(
+        `create temporary table warden_audit_moving on commit drop as
+           with moved as (delete from warden_audit_log_default where time >= $1::timestamptz and time < $2::timestamptz returning *) select * from moved`,
+        [from, to],
+      );
+      await tx.query(`create table ${name} partition of warden_audit_log for values from ('${from}') to ('${to}')`);
+      await tx.query('insert into warden_audit_log select * from warden_audit_moving');
+      await tx.query('drop table warden_audit_moving');
+      created.push(name);
+    }
+  });
+  return created;
+}
+
+/**
+ * Removes decision-log rows older than `days` days: day partitions wholly older are dropped (no
+ * row-by-row delete), the older rows of the partition straddling the cutoff and of the default
+ * partition are deleted. Returns the partitions dropped and the rows deleted.
  * @example await pruneAuditLog(db, 90);
  */
-export async function pruneAuditLog(db: SqlDb, days: number): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(`with gone as (delete from warden_audit_log where time < now() - make_interval(days => $1::int) returning 1) select count(*)::text as n from gone`, [days]);
-  return Number(rows[0]?.n ?? 0);
+export async function pruneAuditLog(db: SqlDb, days: number, now = Date.now()): Promise<{ droppedPartitions: string[]; deletedRows: number }> {
+  const cutoff = now - days * DAY_MS;
+  return db.transaction(async (tx) => {
+    await tx.query('select pg_advisory_xact_lock($1)', [PARTITION_LOCK_ID]);
+    const droppedPartitions: string[] = [];
+    for (const p of await dayPartitions(tx)) {
+      if (p.day + DAY_MS > cutoff) continue;
+      await tx.query(`drop table ${p.name}`);
+      droppedPartitions.push(p.name);
+    }
+    const { rows } = await tx.query<{ n: string }>(`with gone as (delete from warden_audit_log where time < $1::timestamptz returning 1) select count(*)::text as n from gone`, [new Date(cutoff).toISOString()]);
+    return { droppedPartitions: droppedPartitions.sort(), deletedRows: Number(rows[0]?.n ?? 0) };
+  });
 }
 
 /** Filters of {@link queryAuditLog}; all optional, combined with `and`. */

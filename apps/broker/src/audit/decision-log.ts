@@ -5,7 +5,7 @@
  */
 import { createAuditWriter, createInputMask, createNatsAuditSink, createNdjsonSink, type AuditRecord, type AuditSink, type AuditWriter, type InputMask } from '@warden/audit';
 import { WardenError } from '@warden/core';
-import { createPostgresAuditSink, pruneAuditLog, type SqlDb } from '@warden/persistence';
+import { createPostgresAuditSink, ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
 
 /** What routes use. */
@@ -34,7 +34,9 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
   switch (config.sink) {
     case 'postgres':
       sink = createPostgresAuditSink({ db });
+      // Hourly: the day partitions ahead exist before their day starts, and old days go.
       prune = async () => {
+        await ensureAuditPartitions(db, { now: Date.now() }).catch((err: unknown) => onError(`audit: creating day partitions failed: ${(err as Error).message}`));
         await pruneAuditLog(db, config.retentionDays).catch((err: unknown) => onError(`audit: retention failed: ${(err as Error).message}`));
       };
       break;

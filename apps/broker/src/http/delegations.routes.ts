@@ -62,15 +62,16 @@ export interface DelegationRoutesDeps {
 }
 
 /** Hands an event to the decision log (strict: waits until it is durable, else `ERR_AUDIT_UNAVAILABLE`). */
-function logEvent(deps: DelegationRoutesDeps, event: Omit<AuditEvent, 'policyVersion' | 'at'>): Promise<void> | undefined {
+function logEvent(deps: DelegationRoutesDeps, event: Omit<AuditEvent, 'policyVersion' | 'at'> & { at?: number }): Promise<void> | undefined {
   const log = deps.audit;
   if (log === undefined) return undefined;
-  const e: AuditEvent = { ...event, policyVersion: deps.policyVersion ?? '', at: Date.now() };
+  const e: AuditEvent = { ...event, policyVersion: deps.policyVersion ?? '', at: event.at ?? Date.now() };
   return recordDecision(log, () => eventAuditEntry(e, log.mask));
 }
 
-function revocationEvent(r: Revocation, source: string): Omit<AuditEvent, 'policyVersion' | 'at'> {
-  return { decisionId: `revocation:${r.seq}`, kind: 'revocation', source, identities: {}, input: { target: r.target, id: r.id, by: r.by, ...(r.reason !== undefined ? { reason: r.reason } : {}) } };
+/** A repeated revocation is the same event, at the time it was first recorded (the log's key is id and time). */
+function revocationEvent(r: Revocation, source: string): Omit<AuditEvent, 'policyVersion'> {
+  return { decisionId: `revocation:${r.seq}`, at: Date.parse(r.at), kind: 'revocation', source, identities: {}, input: { target: r.target, id: r.id, by: r.by, ...(r.reason !== undefined ? { reason: r.reason } : {}) } };
 }
 
 type Obj = Record<string, unknown>;
