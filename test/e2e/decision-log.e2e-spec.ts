@@ -117,6 +117,13 @@ describe('decision log (Postgres sink)', () => {
     // subject's policy allows `search`, the agent's denies it, so the action is denied.)
     const search = v1.find((r) => r.agent === 'bot' && r.resources[0] === 'tool/search');
     expect(search?.entry.results[0]?.actions['invoke']).toMatchObject({ effect: 'DENY', policy: 'resource.tool.vdefault', agent: { effect: 'DENY', policy: expect.any(String) } });
+    // Stage timings of every `/v1/check`, also without `explain`.
+    for (const r of v1) {
+      const t = (r.entry as unknown as { timings: Record<string, number> }).timings;
+      expect(t).toEqual({ parseMs: expect.any(Number), enrichMs: expect.any(Number), evaluateMs: expect.any(Number), totalMs: expect.any(Number) });
+      expect(t['totalMs']).toBeGreaterThan(0);
+      expect(t['totalMs']).toBeCloseTo((t['parseMs'] ?? 0) + (t['enrichMs'] ?? 0) + (t['evaluateMs'] ?? 0), 2);
+    }
   });
 
   it('never stores a credential or a masked value', () => {

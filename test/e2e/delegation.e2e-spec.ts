@@ -122,12 +122,12 @@ function brokerDir(extra: Record<string, unknown> = {}): { dir: string; policyDi
   return d;
 }
 
-type Answer = { status: number; json: any; text: string };
+type Answer = { status: number; json: any; text: string; headers: Headers };
 
 async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
   const res = await fetch(`${base}${path}`, { method, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const text = await res.text();
-  return { status: res.status, text, json: text === '' ? undefined : JSON.parse(text) };
+  return { status: res.status, text, json: text === '' ? undefined : JSON.parse(text), headers: res.headers };
 }
 
 const refund = (amount: number) => ({ kind: 'tool', id: 'issue_refund', attr: { amount } });
@@ -247,6 +247,13 @@ describe('delegations', () => {
     const notHers = await mint({ subject: { token: 'alice-token' }, to: 'planner', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['drop_table'] }] });
     expect([notHers.status, notHers.json.error.code], notHers.text).toEqual([403, 'ERR_DELEGATION_REFUSED']);
     expect(notHers.json.error.message).toMatch(/alice.*may not.*drop_table/);
+    // The refusal is a decision too: in the log, DENY with its reason, under the id the caller got.
+    const refusedId = notHers.headers.get('x-warden-decision-id');
+    expect(refusedId).toMatch(/.+/);
+    const logged = await call(broker.base, 'GET', '/v1/audit?subject=alice&decision=DENY', undefined, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    const entry = (logged.json.entries as Array<{ decisionId: string }>).find((e) => e.decisionId === refusedId);
+    expect(entry).toMatchObject({ kind: 'delegation', decision: 'DENY', identities: { subject: 'alice', agent: 'planner' }, reasons: [{ code: 'delegation_scope_exceeded' }], input: { to: 'planner', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['drop_table'] }] } });
+    expect(logged.text).not.toContain('alice-token');
     const aboveLimit = await mint({ subject: { token: 'alice-token' }, to: 'planner', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['issue_refund'], caps: { amount: 1000 } }] });
     expect(aboveLimit.status, aboveLimit.text).toBe(403);
     const unknown = await mint({ subject: { token: 'nobody' }, to: 'planner', grants: [{ kind: 'tool', actions: ['invoke'], ids: ['lookup_order'] }] });

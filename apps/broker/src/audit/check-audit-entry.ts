@@ -93,7 +93,7 @@ export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: stri
   };
   if (Object.keys(attributes).length > 0) entry.attributes = attributes;
   if (req.requestId !== undefined) entry.requestId = req.requestId;
-  if (req.explain) {
+  if (d.stamps.evaluated > 0) {
     const t = d.stamps;
     entry.timings = { parseMs: round(t.parsed - t.start), enrichMs: round(t.enriched - t.parsed), evaluateMs: round(t.evaluated - t.enriched), totalMs: round(t.evaluated - t.start) };
   }

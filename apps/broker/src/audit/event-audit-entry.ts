@@ -1,5 +1,6 @@
 /**
- * Decision-log entries of events other than checks: a delegation minted, a revocation recorded.
+ * Decision-log entries of events other than checks: a delegation minted or refused, a revocation
+ * recorded.
  * Built off the request like check entries; neither holds a token (the minted token is never
  * part of the input).
  */
@@ -17,9 +18,12 @@ export interface AuditEvent {
   input: Record<string, JsonValue>;
   /** Epoch ms. */
   at: number;
+  /** `DENY` for a refusal (a delegation Warden would not mint), with its reasons; default `ALLOW`. */
+  decision?: 'ALLOW' | 'DENY';
+  reasons?: JsonValue[];
 }
 
-/** The entry of an event (always `ALLOW`: refused requests are not events). */
+/** The entry of an event. */
 export function eventAuditEntry(e: AuditEvent, mask: InputMask): AuditEntry {
-  return { decisionId: e.decisionId, time: new Date(e.at).toISOString(), kind: e.kind, policyVersion: e.policyVersion, source: e.source, decision: 'ALLOW', identities: e.identities, input: maskInput(e.input, mask), results: [], reasons: [] };
+  return { decisionId: e.decisionId, time: new Date(e.at).toISOString(), kind: e.kind, policyVersion: e.policyVersion, source: e.source, decision: e.decision ?? 'ALLOW', identities: e.identities, input: maskInput(e.input, mask), results: [], reasons: e.reasons ?? [] };
 }

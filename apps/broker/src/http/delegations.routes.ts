@@ -252,8 +252,31 @@ async function mint(deps: DelegationRoutesDeps, request: FastifyRequest, reply: 
     const header = request.headers[GATEWAY_KEY_HEADER];
     if (deps.matchGateway(typeof header === 'string' ? header : undefined) === undefined) throw new WardenError('ERR_UNAUTHENTICATED', `a subject stated directly (id, roles) needs a trusted gateway's \`${GATEWAY_KEY_HEADER}\``);
   }
+  const id = deps.delegation.newId();
+  // The decision id of a mint, granted or refused (the refusal's entry in the decision log has it).
+  void reply.header('x-warden-decision-id', id);
+  // The subject, once known (stated, resolved from its token, or the parent delegation's).
+  const seen: { subject?: string } = req.subject !== undefined ? { subject: req.subject.id } : {};
+  try {
+    return await mintAs(deps, req, id, reply, seen);
+  } catch (err) {
+    if (isDelegationError(err) && err.code === 'ERR_DELEGATION_REFUSED') {
+      await logEvent(deps, {
+        decisionId: id,
+        kind: 'delegation',
+        source: '/v1/delegations',
+        decision: 'DENY',
+        reasons: [{ code: err.reason, message: err.message }],
+        identities: { ...(seen.subject !== undefined ? { subject: seen.subject } : {}), agent: req.to },
+        input: { ...(req.agent !== undefined ? { from: req.agent } : {}), to: req.to, grants: req.grants as unknown as JsonValue, canSubDelegate: req.canSubDelegate, ...(req.task !== undefined ? { task: req.task } : {}) },
+      });
+    }
+    throw err;
+  }
+}
+
+async function mintAs(deps: DelegationRoutesDeps, req: MintRequest, id: string, reply: FastifyReply, seen: { subject?: string }): Promise<FastifyReply> {
   const rt = deps.delegation;
-  const id = rt.newId();
   const now = Date.now();
   let chain: DelegationChain;
   if (req.delegation !== undefined) {
@@ -264,6 +287,7 @@ async function mint(deps: DelegationRoutesDeps, request: FastifyRequest, reply: 
       if (isDelegationError(err)) throw new DelegationError('ERR_DELEGATION_REFUSED', err.reason, `the parent delegation is not valid: ${err.message}`);
       throw err;
     }
+    seen.subject = parent.subject;
     if (actorOf(parent) !== req.agent) throw refused('delegation_actor_mismatch', `the parent delegation is held by \`${actorOf(parent)}\`, not by \`${req.agent ?? ''}\``);
     const revoked = rt.revocations.find({ chain: parent, agent: req.agent as string });
     if (revoked !== undefined) throw refused('delegation_revoked', `the ${revoked.target} \`${revoked.id}\` has been revoked`);
@@ -271,6 +295,7 @@ async function mint(deps: DelegationRoutesDeps, request: FastifyRequest, reply: 
     await checkMayDelegate(deps, await callingAgent(deps, req.agent as string, parent, id), req.to, id);
   } else {
     const subject = await resolveSubject(deps, req, id);
+    seen.subject = subject.id;
     const revoked = rt.revocations.find({ subject: subject.id });
     if (revoked !== undefined) throw refused('delegation_revoked', `the ${revoked.target} \`${revoked.id}\` has been revoked`);
     await checkSubjectMay(deps, subject, req.grants, id);

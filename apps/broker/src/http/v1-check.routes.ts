@@ -88,8 +88,11 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
 /** When each stage of a check ended (performance.now()). */
 export type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
 
-/** Stage timings of a check without `explain` (never read). */
+/** Stage timings of a check neither explained nor logged (never read). */
 const NO_STAMPS: Stamps = { start: 0, parsed: 0, enriched: 0, evaluated: 0 };
+
+/** Stage timings are read for `explain` and for the decision log; a plain warm check reads no clock for them. */
+const timed = (req: V1CheckRequest, deps: V1CheckDeps): boolean => req.explain || deps.audit !== undefined;
 
 /**
  * The answer. Compact by default (its size is most of a warm check's cost once it is several
@@ -236,8 +239,7 @@ function decide<R>(
 ): Promise<R> | undefined {
   const decisionId = newDecisionId();
   const requestId = req.requestId ?? decisionId;
-  // Stage timings are only reported with `explain`; a warm check does not read the clock for them.
-  const parsed = req.explain ? performance.now() : 0;
+  const parsed = timed(req, deps) ? performance.now() : 0;
   const inputs = toInputs(req, requestId);
   const delegatedFor = delegation !== undefined && !('code' in delegation) ? delegation.subject : undefined;
   // The subject: stated by a trusted gateway, resolved from its token, or the delegation's.
@@ -298,12 +300,12 @@ function finishCheck<R>(
 ): R | Promise<R> {
   // A check no budget applies to does no budget work (no promise, no allocation).
   if (deps.budgets !== undefined && deps.budgets.applies(e.items, req.actions)) return finishBudgeted(deps, deps.budgets, req, reply, e, decisionId, start, parsed, agent, delegation, out);
-  const t1 = req.explain ? performance.now() : 0;
+  const t1 = timed(req, deps) ? performance.now() : 0;
   const ids = identitiesOf(req, e, agent, delegation);
   // The decision log names each action's matched policy: the engine's details are kept while it is on.
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
-  const t2 = req.explain ? performance.now() : 0;
-  return answerDecided(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS }, out);
+  const t2 = timed(req, deps) ? performance.now() : 0;
+  return answerDecided(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS }, out);
 }
 
 /** Counts and logs a decided check, then answers it (through the decision log when it is on). */
@@ -382,14 +384,14 @@ async function finishBudgeted<R>(
   delegation: DelegationChain | ExternalActors | Reason | undefined,
   out: CheckAnswer<R>,
 ): Promise<R> {
-  const t1 = req.explain ? performance.now() : 0;
+  const t1 = timed(req, deps) ? performance.now() : 0;
   const ids = identitiesOf(req, e, agent, delegation);
   const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
   if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
   const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const budget = await session.reserve(e.items, decisions);
-  const t2 = req.explain ? performance.now() : 0;
-  const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: req.explain ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
+  const t2 = timed(req, deps) ? performance.now() : 0;
+  const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
   return answerDecided(reply, budget !== undefined ? { ...decided, budget } : decided, out);
 }
 
