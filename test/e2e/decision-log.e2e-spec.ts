@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { createPgDb } from '@warden/persistence';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { createTestDatabase, type TestDatabase } from '../support/services.js';
+import { GRPC } from '@cerbos/grpc';
 import { runCli } from '../../apps/cli/src/main.js';
 import { closedPort, sleep, v1Check, writePolicyDir } from '../support/upstreams.js';
 
@@ -189,7 +190,7 @@ describe('GET /v1/audit', () => {
     const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY });
     dir = written.dir;
     writeFileSync(join(dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], admin: { bootstrapToken: ADMIN }, audit: { enabled: true, mode: 'strict', spillDir: join(dir, 'spill') } }));
-    broker = await startTestBroker({ cwd: dir, policyDir: written.policyDir });
+    broker = await startTestBroker({ cwd: dir, policyDir: written.policyDir, grpc: true });
     // Strict: each entry is in the table once its answer arrives.
     for (let i = 0; i < 7; i++) {
       const a = await v1Check(broker.base, { subject: { id: i < 4 ? 'alice' : 'bob', roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: i % 2 === 0 ? 'search' : 'shell' } }, { 'x-warden-api-key': GATEWAY_KEY });
@@ -312,6 +313,31 @@ describe('GET /v1/audit', () => {
     expect(errors.join('')).toContain('--decision must be ALLOW or DENY');
     expect(await runCli(['audit', 'tail', '--url', `http://127.0.0.1:${await closedPort()}`, '--token', ADMIN], io)).toBe(1);
     expect(errors.join('')).toContain('cannot reach');
+  });
+
+  it('records every decision API: the Cerbos and AuthZEN checks (ids in a header where the body has none), PlanResources, and the gRPC service', async () => {
+    const post = async (path: string, body: unknown): Promise<{ res: Response; json: Record<string, unknown> }> => {
+      const res = await fetch(`${broker.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { res, json: (await res.json()) as Record<string, unknown> };
+    };
+    const set = await post('/api/check', { requestId: 'r1', principal: { id: 'gwen', roles: ['user'] }, resource: { kind: 'tool', instances: { search: { attr: {} }, shell: { attr: {} } } }, actions: ['invoke'] });
+    const authzen = await post('/access/v1/evaluation', { subject: { type: 'user', id: 'gwen', properties: { roles: ['user'] } }, resource: { type: 'tool', id: 'shell' }, action: { name: 'invoke' } });
+    const plan = await post('/api/plan/resources', { requestId: 'p1', principal: { id: 'gwen', roles: ['user'] }, resource: { kind: 'tool' }, action: 'invoke' });
+    for (const r of [set, authzen, plan]) expect(r.res.status, JSON.stringify(r.json)).toBe(200);
+    const grpc = new GRPC(broker.grpcAddr as string, { tls: false });
+    const grpcCheck = await grpc.checkResources({ principal: { id: 'gwen', roles: ['user'] }, resources: [{ resource: { kind: 'tool', id: 'search' }, actions: ['invoke'] }] });
+    const grpcPlan = await grpc.planResources({ principal: { id: 'gwen', roles: ['user'] }, resource: { kind: 'tool' }, action: 'invoke' });
+    grpc.close();
+    const logged = (await (await get('?subject=gwen&limit=100')).json()) as { entries: Array<{ decisionId: string; kind: string; source: string; decision: string; results: unknown[]; reasons: Array<Record<string, unknown>> }> };
+    const byId = new Map(logged.entries.map((e) => [e.decisionId, e]));
+    expect(logged.entries).toHaveLength(5);
+    expect(byId.get(set.res.headers.get('x-warden-decision-id') ?? '')).toMatchObject({ kind: 'check', source: '/api/check', decision: 'DENY', results: [{ resource: { kind: 'tool', id: 'search' }, decision: 'ALLOW' }, { resource: { kind: 'tool', id: 'shell' }, decision: 'DENY' }] });
+    expect(byId.get(authzen.res.headers.get('x-warden-decision-id') ?? '')).toMatchObject({ kind: 'check', source: '/access/v1/evaluation', decision: 'DENY' });
+    expect(byId.get(plan.json['cerbosCallId'] as string)).toMatchObject({ kind: 'plan', source: '/api/plan/resources', decision: 'ALLOW', reasons: [{ code: 'plan', filter: 'KIND_CONDITIONAL' }] });
+    expect(byId.get(grpcCheck.cerbosCallId)).toMatchObject({ kind: 'check', source: 'cerbos.svc.v1.CerbosService/CheckResources', decision: 'ALLOW' });
+    expect(byId.get(grpcPlan.cerbosCallId)).toMatchObject({ kind: 'plan', source: 'cerbos.svc.v1.CerbosService/PlanResources' });
+    // The Cerbos check's own id is in its body, not in a header.
+    expect((await post('/api/check/resources', { principal: { id: 'gwen', roles: ['user'] }, resources: [{ resource: { kind: 'tool', id: 'search' }, actions: ['invoke'] }] })).res.headers.get('x-warden-decision-id')).toBeNull();
   });
 
   it('rejects unknown filters and bad values with 400', async () => {

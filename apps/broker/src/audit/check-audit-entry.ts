@@ -5,9 +5,11 @@
  * request's inputs belong to it alone).
  */
 import type { CheckOutput, JsonValue } from '@warden/core';
+import { filterDebug, type PlanOutput } from '@warden/decision';
 import { maskInput, MASKED, type AuditActionEffect, type AuditEntry, type AuditResult, type InputMask } from '@warden/audit';
 import { isExternal, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import type { EnrichedInputs } from '../enrichment/enriched-check.js';
+import type { PlanResourcesRequest } from '../http/plan-resources.request.js';
 import type { CheckRequest } from '../http/request-common.js';
 import type { V1CheckRequest } from '../http/v1-check.request.js';
 import type { DiscoveryRequest, DiscoveryResult } from '../plan/tool-discovery.js';
@@ -100,8 +102,11 @@ export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: stri
   return entry;
 }
 
-/** The entry of a Cerbos `CheckResources` decision, keyed by the `cerbosCallId` it answered with. */
-export function cerbosCheckAuditEntry(callId: string, req: CheckRequest, outputs: readonly CheckOutput[], policyVersion: string, mask: InputMask, at: number): AuditEntry {
+/**
+ * The entry of a decision of the Cerbos and AuthZEN check APIs, keyed by the id it answered with
+ * (`cerbosCallId`, or the `x-warden-decision-id` header of the APIs whose body has no id).
+ */
+export function cerbosCheckAuditEntry(callId: string, source: string, req: CheckRequest, outputs: readonly CheckOutput[], policyVersion: string, mask: InputMask, at: number): AuditEntry {
   const first = req.inputs[0];
   const principal = first?.principal;
   const input: Record<string, JsonValue> = {
@@ -131,7 +136,7 @@ export function cerbosCheckAuditEntry(callId: string, req: CheckRequest, outputs
     time: new Date(at).toISOString(),
     kind: 'check',
     policyVersion,
-    source: '/api/check/resources',
+    source,
     decision: all ? 'ALLOW' : 'DENY',
     identities: principal !== undefined ? { subject: principal.id } : {},
     input: maskInput(input, mask),
@@ -173,6 +178,30 @@ export function planAuditEntry(req: DiscoveryRequest, result: DiscoveryResult, p
     input: maskInput(input, mask),
     results,
     reasons,
+  };
+  if (req.requestId !== undefined) entry.requestId = req.requestId;
+  return entry;
+}
+
+/**
+ * The entry of a Cerbos `PlanResources` answer (kind `plan`, keyed by its `cerbosCallId`): the
+ * filter as Cerbos prints it (`filterDebug`) in a reason; `DENY` only when it is always denied.
+ */
+export function cerbosPlanAuditEntry(callId: string, source: string, req: PlanResourcesRequest, output: PlanOutput, policyVersion: string, mask: InputMask, at: number): AuditEntry {
+  const { principal, resource, actions } = req.input;
+  const input: Record<string, JsonValue> = { principal: { id: principal.id, roles: principal.roles, attr: principal.attr }, resource: { kind: resource.kind, attr: (resource.attr ?? {}) as Record<string, JsonValue> }, actions: [...actions] };
+  if (req.jwt !== undefined || req.jwts !== undefined) input['auxData'] = { jwt: MASKED };
+  const entry: AuditEntry = {
+    decisionId: callId,
+    time: new Date(at).toISOString(),
+    kind: 'plan',
+    policyVersion,
+    source,
+    decision: output.filter.kind === 'KIND_ALWAYS_DENIED' ? 'DENY' : 'ALLOW',
+    identities: { subject: principal.id },
+    input: maskInput(input, mask),
+    results: [],
+    reasons: [{ code: 'plan', filter: output.filter.kind, condition: output.policyMatch ? filterDebug(output.filter) : 'NO_MATCH', matchedScopes: output.matchedScopes as Record<string, JsonValue> }],
   };
   if (req.requestId !== undefined) entry.requestId = req.requestId;
   return entry;

@@ -9,8 +9,12 @@
  */
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod, RpcException } from '@nestjs/microservices';
+import type { CheckOutput } from '@warden/core';
+import { cerbosCheckAuditEntry } from '../audit/check-audit-entry.js';
+import { recordDecision } from '../audit/decision-log.js';
 import { decideCheck, decidePlan } from '../decide/cerbos-decide.js';
-import type { CerbosApiDeps } from '../http/cerbos-api.routes.js';
+import { planEntry, type CerbosApiDeps } from '../http/cerbos-api.routes.js';
+import type { CheckRequest } from '../http/request-common.js';
 import { toGrpcStatus } from '../http/broker-error.filter.js';
 import { newCallId } from '../http/call-id.js';
 import { toCheckResourceBatchResponse, toCheckResourceSetResponse } from '../http/check-deprecated.response.js';
@@ -33,6 +37,9 @@ export const CERBOS_GRPC_DEPS = Symbol('CERBOS_GRPC_DEPS');
 
 type Msg = Record<string, unknown>;
 
+/** The decision log's `source` of this service's calls (`<service>/<method>`). */
+const GRPC_SOURCE = 'cerbos.svc.v1.CerbosService';
+
 /** Runs one call; any error becomes the gRPC status Cerbos would answer with. */
 async function answer(call: () => Msg | Promise<Msg>): Promise<Msg> {
   try {
@@ -46,12 +53,27 @@ async function answer(call: () => Msg | Promise<Msg>): Promise<Msg> {
 export class CerbosGrpcController {
   constructor(@Inject(CERBOS_GRPC_DEPS) private readonly deps: CerbosApiDeps) {}
 
+  /**
+   * Hands a check's entry to the decision log (strict: waits until it is durable) and returns
+   * the id it is logged under (the `cerbosCallId` of CheckResources; the deprecated APIs' answers
+   * carry no id, so theirs is only in the log).
+   */
+  private async logged(method: string, req: CheckRequest, outputs: CheckOutput[]): Promise<string> {
+    const callId = newCallId();
+    const log = this.deps.audit;
+    if (log === undefined) return callId;
+    const at = Date.now();
+    await recordDecision(log, () => cerbosCheckAuditEntry(callId, `${GRPC_SOURCE}/${method}`, req, outputs, this.deps.policyVersion ?? '', log.mask, at));
+    return callId;
+  }
+
   @GrpcMethod('CerbosService', 'CheckResources')
   checkResources(message: Msg): Promise<Msg> {
     return answer(async () => {
       const req = parseCheckResourcesRequest(checkResourcesBody(message), this.deps.limits);
       const outputs = await decideCheck(this.deps, req);
-      return checkResourcesMessage(toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, newCallId()));
+      const callId = await this.logged('CheckResources', req, outputs);
+      return checkResourcesMessage(toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, callId));
     });
   }
 
@@ -60,7 +82,10 @@ export class CerbosGrpcController {
     return answer(async () => {
       const req = parsePlanResourcesRequest(planResourcesBody(message));
       const output = await decidePlan(this.deps, req);
-      return planResourcesMessage(toPlanResourcesResponse(req, output, newCallId()));
+      const callId = newCallId();
+      const log = this.deps.audit;
+      if (log !== undefined) await recordDecision(log, planEntry(this.deps, log, `${GRPC_SOURCE}/PlanResources`, callId, req, output));
+      return planResourcesMessage(toPlanResourcesResponse(req, output, callId));
     });
   }
 
@@ -75,6 +100,7 @@ export class CerbosGrpcController {
     return answer(async () => {
       const req = parseCheckResourceSetRequest(checkResourceSetBody(message), this.deps.limits);
       const outputs = await decideCheck(this.deps, req);
+      await this.logged('CheckResourceSet', req, outputs);
       return { ...toCheckResourceSetResponse(req.requestId, req.inputs, outputs, req.includeMeta) };
     });
   }
@@ -85,6 +111,7 @@ export class CerbosGrpcController {
     return answer(async () => {
       const req = parseCheckResourceBatchRequest(checkResourceBatchBody(message), this.deps.limits);
       const outputs = await decideCheck(this.deps, req);
+      await this.logged('CheckResourceBatch', req, outputs);
       return { ...toCheckResourceBatchResponse(req.requestId, req.inputs, outputs) };
     });
   }

@@ -13,8 +13,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditEntry } from '@warden/audit';
 import type { CheckOutput } from '@warden/core';
-import { cerbosCheckAuditEntry } from '../audit/check-audit-entry.js';
-import type { DecisionLog } from '../audit/decision-log.js';
+import type { PlanOutput } from '@warden/decision';
+import { cerbosCheckAuditEntry, cerbosPlanAuditEntry } from '../audit/check-audit-entry.js';
+import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import { decideCheck, decidePlan, type CerbosDecideDeps } from '../decide/cerbos-decide.js';
 import { toCerbosError } from './broker-error.filter.js';
@@ -24,7 +25,7 @@ import { parseCheckResourceSetRequest } from './check-resource-set.request.js';
 import { parseCheckResourceBatchRequest, parseCheckResourcesRequest } from './check-resources.request.js';
 import { toCheckResourcesResponse } from './check-resources.response.js';
 import { useJsonBodies } from './json-body.parser.js';
-import { parsePlanResourcesRequest } from './plan-resources.request.js';
+import { parsePlanResourcesRequest, type PlanResourcesRequest } from './plan-resources.request.js';
 import { parseAccessEvaluationRequest, parseAccessEvaluationsRequest, type AuthzenRequest } from './authzen.request.js';
 import { toAuthzenResponse } from './authzen.response.js';
 import { toPlanResourcesResponse } from './plan-resources.response.js';
@@ -60,14 +61,14 @@ interface CheckApi {
   parse(body: unknown, limits: RequestLimitsConfig): CheckRequest;
   /** `callId`: the id the answer carries (`cerbosCallId`), when the API has one. */
   respond(req: CheckRequest, outputs: readonly CheckOutput[], callId?: string): unknown;
-  /** Decisions of this API go to the decision log, keyed by `callId`. */
-  audited?: boolean;
+  /** The answer's body carries the decision id (`cerbosCallId`); the others get a header. */
+  idInBody?: boolean;
 }
 
 const CHECK_RESOURCES: CheckApi = {
   parse: parseCheckResourcesRequest,
   respond: (req, outputs, callId) => toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, callId ?? newCallId()),
-  audited: true,
+  idInBody: true,
 };
 
 const CHECK_RESOURCE_SET: CheckApi = {
@@ -95,18 +96,31 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
 }
 
 /**
- * Answers a decision of an audited API and hands its entry to the decision log: after the answer
- * as a closure built off the request (best-effort), or before it once durable (strict: else
- * `ERR_AUDIT_UNAVAILABLE`).
+ * Answers a check and, with the decision log on, hands its entry to it: queued as a closure built
+ * off the request (best-effort), or awaited before the answer (strict: else `ERR_AUDIT_UNAVAILABLE`).
  */
-function answerAudited(deps: CerbosApiDeps, log: DecisionLog, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+function answerCheck(deps: CerbosApiDeps, source: string, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+  const log = deps.audit;
+  if (log === undefined) return sendJson(reply, check.respond(req, outputs));
   const callId = newCallId();
+  if (check.idInBody !== true) void reply.header('x-warden-decision-id', callId);
   const at = Date.now();
-  const build = (): AuditEntry => cerbosCheckAuditEntry(callId, req, outputs, deps.policyVersion ?? '', log.mask, at);
-  if (log.strict) return log.writer.recordDurable(build).then(() => sendJson(reply, check.respond(req, outputs, callId)));
-  const sent = sendJson(reply, check.respond(req, outputs, callId));
-  log.writer.record(build);
-  return sent;
+  const durable = recordDecision(log, () => cerbosCheckAuditEntry(callId, source, req, outputs, deps.policyVersion ?? '', log.mask, at));
+  return durable === undefined ? sendJson(reply, check.respond(req, outputs, callId)) : durable.then(() => sendJson(reply, check.respond(req, outputs, callId)));
+}
+
+/** Answers a PlanResources call, logged like a check (kind `plan`, keyed by its `cerbosCallId`). */
+function answerPlan(deps: CerbosApiDeps, req: PlanResourcesRequest, output: PlanOutput, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+  const callId = newCallId();
+  const log = deps.audit;
+  const durable = log === undefined ? undefined : recordDecision(log, planEntry(deps, log, '/api/plan/resources', callId, req, output));
+  return durable === undefined ? sendJson(reply, toPlanResourcesResponse(req, output, callId)) : durable.then(() => sendJson(reply, toPlanResourcesResponse(req, output, callId)));
+}
+
+/** The closure building a PlanResources entry (shared with the gRPC service). */
+export function planEntry(deps: CerbosApiDeps, log: DecisionLog, source: string, callId: string, req: PlanResourcesRequest, output: PlanOutput): () => AuditEntry {
+  const at = Date.now();
+  return () => cerbosPlanAuditEntry(callId, source, req, output, deps.policyVersion ?? '', log.mask, at);
 }
 
 /** Registers the Cerbos routes on `app` (call before the server is ready). */
@@ -118,17 +132,13 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
         const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
         const outputs = decideCheck(deps, req);
-        const log = check.audited === true ? deps.audit : undefined;
-        if (log !== undefined) return outputs instanceof Promise ? outputs.then((o) => answerAudited(deps, log, check, req, o, reply)) : answerAudited(deps, log, check, req, outputs, reply);
-        return outputs instanceof Promise ? outputs.then((o) => sendJson(reply, check.respond(req, o))) : sendJson(reply, check.respond(req, outputs));
+        return outputs instanceof Promise ? outputs.then((o) => answerCheck(deps, path, check, req, o, reply)) : answerCheck(deps, path, check, req, outputs, reply);
       });
     };
     api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
       const req = parsePlanResourcesRequest(request.body === undefined ? {} : request.body);
       const output = decidePlan(deps, req);
-      return output instanceof Promise
-        ? output.then((o) => sendJson(reply, toPlanResourcesResponse(req, o, newCallId())))
-        : sendJson(reply, toPlanResourcesResponse(req, output, newCallId()));
+      return output instanceof Promise ? output.then((o) => answerPlan(deps, req, o, reply)) : answerPlan(deps, req, output, reply);
     });
     route('/api/check/resources', CHECK_RESOURCES);
     route('/api/check', CHECK_RESOURCE_SET);
