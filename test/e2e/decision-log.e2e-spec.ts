@@ -33,7 +33,7 @@ resourcePolicy:
           expr: R.id != "shell"
 `;
 
-type Row = { decision_id: string; decision: string; subject: string | null; agent: string | null; source: string; resources: string[]; entry: { results: Array<{ actions: Record<string, { effect: string; policy?: string; agent?: unknown }> }>; input: Record<string, unknown> } };
+type Row = { decision_id: string; decision: string; subject: string | null; agent: string | null; source: string; resources: string[]; entry: { results: Array<{ actions: Record<string, { effect: string; policy?: string; rule?: string; agent?: unknown }> }>; input: Record<string, unknown> } };
 
 describe('decision log (Postgres sink)', () => {
   let db: TestDatabase;
@@ -113,11 +113,14 @@ describe('decision log (Postgres sink)', () => {
     const shell = v1.find((r) => r.resources[0] === 'tool/shell' && r.agent === 'bot');
     expect(shell).toMatchObject({ decision: 'DENY', subject: expect.stringMatching(/^user-/) });
     expect(cerbos.every((r) => r.entry.results[0]?.actions['invoke']?.policy === 'resource.tool.vdefault')).toBe(true);
+    // ... and the rule that decided (the policy's only rule allows; a denial matched no rule).
+    expect(cerbos.filter((r) => r.decision === 'ALLOW').every((r) => r.entry.results[0]?.actions['invoke']?.rule === 'resource.tool.vdefault#rule-001')).toBe(true);
+    expect(cerbos.filter((r) => r.decision === 'DENY').every((r) => r.entry.results[0]?.actions['invoke']?.rule === undefined)).toBe(true);
     // `/v1/check` entries name the policies too (subject and acting agent), without `explain`.
     // (The agent `bot` has only the default role `agent`, which the policy does not allow: the
     // subject's policy allows `search`, the agent's denies it, so the action is denied.)
     const search = v1.find((r) => r.agent === 'bot' && r.resources[0] === 'tool/search');
-    expect(search?.entry.results[0]?.actions['invoke']).toMatchObject({ effect: 'DENY', policy: 'resource.tool.vdefault', agent: { effect: 'DENY', policy: expect.any(String) } });
+    expect(search?.entry.results[0]?.actions['invoke']).toMatchObject({ effect: 'DENY', policy: 'resource.tool.vdefault', rule: 'resource.tool.vdefault#rule-001', agent: { effect: 'DENY', policy: expect.any(String) } });
     // Stage timings of every `/v1/check`, also without `explain`.
     for (const r of v1) {
       const t = (r.entry as unknown as { timings: Record<string, number> }).timings;

@@ -15,9 +15,11 @@ export interface AuditActionEffect {
   effect: 'ALLOW' | 'DENY';
   /** The subject's matched policy (known when the engine reported it). */
   policy?: string;
+  /** The rule that decided (`<policy key>#<rule name>`), when one rule did. */
+  rule?: string;
   scope?: string;
   /** The acting agent's own effect and matched policy, when an agent acted. */
-  agent?: { effect: 'ALLOW' | 'DENY'; policy: string; scope?: string };
+  agent?: { effect: 'ALLOW' | 'DENY'; policy: string; rule?: string; scope?: string };
   /** The delegation's verdict (its scope and depth), when one was presented. */
   delegation?: 'ALLOW' | 'DENY';
 }

@@ -76,6 +76,8 @@ export interface ActionEffect {
   effect: Effect;
   policy: string;
   scope?: string;
+  /** The rule that decided (`<policy key>#<rule name>`), only when asked for (`includeRules`). */
+  rule?: string;
 }
 
 /** A value produced by a rule's `output`. */

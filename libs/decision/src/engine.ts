@@ -34,7 +34,7 @@ export function createEngine(policySet: CompiledPolicySet, config: Partial<Engin
     policySet,
     config: full,
     check(inputs, options) {
-      return evaluator.check(inputs, options?.now ?? new Date(), options?.includeEffectiveDerivedRoles !== false);
+      return evaluator.check(inputs, options?.now ?? new Date(), options?.includeEffectiveDerivedRoles !== false, options?.includeRules === true);
     },
     plan(input, options) {
       return planResourcesOutput(policySet, full, input, options?.now ?? new Date());

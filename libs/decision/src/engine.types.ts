@@ -64,4 +64,9 @@ export interface CheckOptions {
    * only with `includeMeta`; without it the engine skips derived roles that no rule needs.
    */
   includeEffectiveDerivedRoles?: boolean;
+  /**
+   * Name the rule that decided each action (`ActionEffect.rule`, `<policy key>#<rule name>`), for
+   * Warden's decision log and `explain`. Not part of Cerbos's answers; off by default.
+   */
+  includeRules?: boolean;
 }

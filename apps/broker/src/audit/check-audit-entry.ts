@@ -55,11 +55,12 @@ export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: stri
       const e: AuditActionEffect = { effect };
       if (detail !== undefined) {
         e.policy = detail.subject.policy;
+        if (detail.subject.rule !== undefined) e.rule = detail.subject.rule;
         if (detail.subject.scope !== undefined) e.scope = detail.subject.scope;
         const g = detail.agent;
         if (g !== undefined) {
           const effect = g.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
-          e.agent = g.scope !== undefined ? { effect, policy: g.policy, scope: g.scope } : { effect, policy: g.policy };
+          e.agent = { effect, policy: g.policy, ...(g.rule !== undefined ? { rule: g.rule } : {}), ...(g.scope !== undefined ? { scope: g.scope } : {}) };
         }
         if (detail.delegation !== undefined) e.delegation = detail.delegation;
       }
@@ -124,7 +125,7 @@ export function cerbosCheckAuditEntry(callId: string, source: string, req: Check
     for (const [a, e] of Object.entries(o.actions)) {
       const effect = e.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY';
       if (effect !== 'ALLOW') allowed = false;
-      actions[a] = e.scope !== undefined ? { effect, policy: e.policy, scope: e.scope } : { effect, policy: e.policy };
+      actions[a] = { effect, policy: e.policy, ...(e.rule !== undefined ? { rule: e.rule } : {}), ...(e.scope !== undefined ? { scope: e.scope } : {}) };
     }
     all &&= allowed;
     const r: AuditResult = { resource: { kind: src?.resource.kind ?? '', id: o.resourceId }, decision: allowed ? 'ALLOW' : 'DENY', actions };

@@ -37,6 +37,8 @@ export interface CerbosDecideDeps {
   metrics?: BrokerMetrics | undefined;
   /** Where resolver failures are logged (absent: they are not). */
   log?: WardenLogger | undefined;
+  /** The decision log (present: the engine names each action's deciding rule for it). */
+  audit?: unknown;
 }
 
 /** Outputs for items denied before evaluation name the reason, in Cerbos's `outputs` shape. */
@@ -86,7 +88,7 @@ function countDecisions(metrics: BrokerMetrics, inputs: readonly CheckInput[], o
 }
 
 function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: EnrichedInputs, requestId: string): CheckOutput[] {
-  const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta }));
+  const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined }));
   req.inputs = enriched.items.map((it) => it.input);
   if (deps.metrics !== undefined) {
     if (enriched.outcome !== undefined) deps.metrics.enrichment('cerbos', enriched.outcome);
@@ -100,7 +102,7 @@ function evaluateVerified(deps: CerbosDecideDeps, req: CheckRequest): CheckOutpu
   const enrich = needsEnrichment(deps);
   if (!enrich && !hasRevocations(deps)) {
     // Effective derived roles are only reported with includeMeta; without it the engine can skip them.
-    const outputs = deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta });
+    const outputs = deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined });
     if (deps.metrics !== undefined) countDecisions(deps.metrics, req.inputs, outputs);
     return outputs;
   }

@@ -205,7 +205,7 @@ export function decideForIdentities(
   }
   const n = inputs.length;
   if (agent !== undefined) for (let j = 0; j < n; j++) inputs.push(withExtras(inputs[j] as CheckInput, agent, context, view));
-  const outputs: CheckOutput[] = inputs.length > 0 ? engine.check(inputs, { now, includeEffectiveDerivedRoles: false }) : [];
+  const outputs: CheckOutput[] = inputs.length > 0 ? engine.check(inputs, { now, includeEffectiveDerivedRoles: false, includeRules: withDetails }) : [];
   let k = 0;
 
   const out = new Array<ItemDecision>(items.length);

@@ -67,6 +67,20 @@ describe('CheckEvaluator', () => {
     expect(out?.outputs[0]?.val).toBeUndefined();
   });
 
+  it('names the deciding rule only when asked (includeRules): the allowing rule, or the first denying one', () => {
+    const engine = createEngine(policySet!);
+    const [plain] = engine.check([input({ amount: 20, ok: true }, ['read', 'write'])]);
+    expect(plain?.actions['read']).toEqual({ effect: 'EFFECT_DENY', policy: 'resource.doc.vdefault' });
+    const [out] = engine.check([input({ amount: 20, ok: true }, ['read', 'write'])], { includeRules: true });
+    expect(out?.actions['read']).toEqual({ effect: 'EFFECT_DENY', policy: 'resource.doc.vdefault', rule: 'resource.doc.vdefault#rule-002' });
+    expect(out?.actions['write']).toEqual({ effect: 'EFFECT_ALLOW', policy: 'resource.doc.vdefault', rule: 'resource.doc.vdefault#rule-001' });
+    const [strict] = createEngine(policySet!, { strictEvaluation: true }).check([input({ amount: 'x', ok: true }, ['read'])], { includeRules: true });
+    expect(strict?.actions['read']?.rule).toBe('resource.doc.vdefault#rule-002');
+    // No rule decided: no rule is named.
+    const [none] = engine.check([{ ...input({}, ['read']), resource: { kind: 'other', id: '2', attr: {} } }], { includeRules: true });
+    expect(none?.actions['read']).toEqual({ effect: 'EFFECT_DENY', policy: 'NO_MATCH' });
+  });
+
   it('denies with NO_MATCH when no policy exists for the resource kind', () => {
     const [out] = createEngine(policySet!).check([{ ...input({}, ['read']), resource: { kind: 'other', id: '2', attr: {} } }]);
     expect(out?.actions['read']).toEqual({ effect: 'EFFECT_DENY', policy: 'NO_MATCH' });

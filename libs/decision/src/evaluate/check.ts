@@ -21,6 +21,8 @@ interface EffectInfo {
   effect: EffectState;
   policy: string;
   scope: string;
+  /** The deciding rule's source (`<policy key>#<rule name>`), '' when no single rule decided. */
+  src: string;
 }
 
 /** The evaluation scope of one policy's params within one request: its CEL context and variables. */
@@ -110,7 +112,7 @@ class EvalState {
 const EMPTY_ROLES: string[] = [];
 
 /** Fills the output's per-action effects (a missing effect is Cerbos's default DENY, NO_MATCH). */
-function finishOutput(output: CheckOutput, actions: readonly string[], effects: readonly (EffectInfo | undefined)[], state: EvalState | undefined): CheckOutput {
+function finishOutput(output: CheckOutput, actions: readonly string[], effects: readonly (EffectInfo | undefined)[], state: EvalState | undefined, rules: boolean): CheckOutput {
   for (let i = 0; i < actions.length; i++) {
     const action = actions[i] as string;
     if (i > 0 && actions.indexOf(action) < i) continue;
@@ -120,6 +122,7 @@ function finishOutput(output: CheckOutput, actions: readonly string[], effects: 
     else {
       ae = { effect: e.effect === NO_MATCH ? 'EFFECT_DENY' : e.effect, policy: e.policy };
       if (e.scope !== '' && e.effect !== NO_MATCH) ae.scope = e.scope;
+      if (rules && e.src !== '' && e.effect !== NO_MATCH) ae.rule = e.src;
     }
     output.actions[action] = ae;
   }
@@ -257,12 +260,12 @@ export class CheckEvaluator {
     private readonly config: EngineConfig,
   ) {}
 
-  check(inputs: readonly CheckInput[], now: Date, includeEffectiveDerivedRoles = true): CheckOutput[] {
+  check(inputs: readonly CheckInput[], now: Date, includeEffectiveDerivedRoles = true, includeRules = false): CheckOutput[] {
     const out: CheckOutput[] = new Array(inputs.length);
     // runtime.effectiveDerivedRoles needs them computed scope by scope, as Cerbos does.
     const edr = includeEffectiveDerivedRoles || this.set.usesRuntime;
     const shared: SharedPrincipal = { principal: undefined, view: undefined, results: new Map() };
-    for (let i = 0; i < inputs.length; i++) out[i] = this.checkOne(inputs[i] as CheckInput, now, edr, shared);
+    for (let i = 0; i < inputs.length; i++) out[i] = this.checkOne(inputs[i] as CheckInput, now, edr, shared, includeRules);
     return out;
   }
 
@@ -389,7 +392,7 @@ export class CheckEvaluator {
     return this.set.rows.get(version)?.get(scope);
   }
 
-  private checkOne(input: CheckInput, now: Date, computeEdr: boolean, shared: SharedPrincipal): CheckOutput {
+  private checkOne(input: CheckInput, now: Date, computeEdr: boolean, shared: SharedPrincipal, rules: boolean): CheckOutput {
     const cfg = this.config;
     const principal = input.principal;
     const resource = input.resource;
@@ -408,7 +411,7 @@ export class CheckEvaluator {
     if (input.requestId !== undefined) output.requestId = input.requestId;
     const actions = input.actions;
     const effects: (EffectInfo | undefined)[] = new Array(actions.length);
-    const finish = (state?: EvalState): CheckOutput => finishOutput(output, actions, effects, state);
+    const finish = (state?: EvalState): CheckOutput => finishOutput(output, actions, effects, state, rules);
 
     // Everything that depends only on (kind, version, scope) is worked out once and memoised.
     const rp = this.resourcePlan(resource.kind, resourceVersion, resourceScope);
@@ -427,7 +430,7 @@ export class CheckEvaluator {
       if (vr.errors.length > 0) {
         output.validationErrors = vr.errors;
         if (vr.reject) {
-          for (let i = 0; i < actions.length; i++) effects[i] = { effect: 'EFFECT_DENY', policy: resourcePolicyKey, scope: '' };
+          for (let i = 0; i < actions.length; i++) effects[i] = { effect: 'EFFECT_DENY', policy: resourcePolicyKey, scope: '', src: '' };
           return finish();
         }
       }
@@ -460,7 +463,7 @@ export class CheckEvaluator {
     for (let ai = 0; ai < actions.length; ai++) {
       const action = actions[ai] as string;
       if (ai > 0 && actions.indexOf(action) < ai) continue; // duplicate action: the first one decides
-      let actionEffect: EffectInfo = { effect: NO_MATCH, policy: NO_MATCH, scope: '' };
+      let actionEffect: EffectInfo = { effect: NO_MATCH, policy: NO_MATCH, scope: '', src: '' };
       for (let pt = firstPhase; pt < 2; pt++) {
         const isPrincipal = pt === 0;
         const mainPolicyKey = isPrincipal ? principalPolicyKey : resourcePolicyKey;
@@ -471,7 +474,9 @@ export class CheckEvaluator {
         for (let ri = 0; ri < roleCount; ri++) {
           const role = roles[ri] as string;
           let hasAllow = false;
-          const roleEffect: EffectInfo = { effect: NO_MATCH, policy: NO_MATCH, scope: '' };
+          // The first rule that allowed while `hasAllow` holds (the rule an ALLOW is reported with).
+          let allowSrc = '';
+          const roleEffect: EffectInfo = { effect: NO_MATCH, policy: NO_MATCH, scope: '', src: '' };
           if ((isPrincipal && scopedPrincipalExists) || (!isPrincipal && scopedResourceExists)) roleEffect.policy = mainPolicyKey;
           const parentRoles = isPrincipal ? roles : this.parentRolesOf(resourceScope, role);
 
@@ -492,8 +497,10 @@ export class CheckEvaluator {
                 for (const row of rows) {
                   if (!row.resourceMatches(kind) || !row.actionMatches(action)) continue;
                   const r = this.evalRow(state, row, action, scope, roleEffect);
-                  if (r === 'allow') hasAllow = true;
-                  else if (r === 'deny') break scopesLoop;
+                  if (r === 'allow') {
+                    if (!hasAllow) allowSrc = row.src;
+                    hasAllow = true;
+                  } else if (r === 'deny') break scopesLoop;
                 }
               }
             } else {
@@ -511,8 +518,10 @@ export class CheckEvaluator {
                 const row = candidates[k] as Row;
                 if (row.role !== '*' && !parentRoles.includes(row.role)) continue;
                 const r = this.evalRow(state, row, action, scope, roleEffect);
-                if (r === 'allow') hasAllow = true;
-                else if (r === 'deny') break scopesLoop;
+                if (r === 'allow') {
+                  if (!hasAllow) allowSrc = row.src;
+                  hasAllow = true;
+                } else if (r === 'deny') break scopesLoop;
               }
             }
             if (hasAllow) {
@@ -522,6 +531,7 @@ export class CheckEvaluator {
               } else if (perm === 'SCOPE_PERMISSIONS_OVERRIDE_PARENT') {
                 roleEffect.effect = 'EFFECT_ALLOW';
                 roleEffect.scope = scope;
+                roleEffect.src = allowSrc;
                 break scopesLoop;
               }
             }
@@ -571,7 +581,7 @@ export class CheckEvaluator {
     if (ok === undefined) {
       if (row.derivedRoleDef !== undefined && row.derivedRoleCondition !== undefined) {
         const dr = state.derivedRole(row.derivedRoleDef);
-        if (dr.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
+        if (dr.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope, row.src);
         if (!dr.ok) {
           state.conditionCache.set(row.evaluationKey, false);
           return 'none';
@@ -579,7 +589,7 @@ export class CheckEvaluator {
       }
       const r = check(row.condition, ps);
       // SECURITY: under strict evaluation a failing expression denies instead of being "not met".
-      if (r.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope);
+      if (r.failed && this.config.strictEvaluation) return this.strictDeny(roleEffect, scope, row.src);
       ok = r.ok;
       state.conditionCache.set(row.evaluationKey, ok);
     }
@@ -588,6 +598,7 @@ export class CheckEvaluator {
       if (row.effect === 'EFFECT_DENY') {
         roleEffect.effect = 'EFFECT_DENY';
         roleEffect.scope = scope;
+        roleEffect.src = row.src;
         return 'deny';
       }
       return 'allow';
@@ -596,9 +607,10 @@ export class CheckEvaluator {
     return 'none';
   }
 
-  private strictDeny(roleEffect: EffectInfo, scope: string): 'deny' {
+  private strictDeny(roleEffect: EffectInfo, scope: string, src: string): 'deny' {
     roleEffect.effect = 'EFFECT_DENY';
     roleEffect.scope = scope;
+    roleEffect.src = src;
     return 'deny';
   }
 
@@ -611,6 +623,7 @@ export class CheckEvaluator {
   private evalRoleRows(state: EvalState, rows: RoleRow[], policyKey: string, kind: string, action: string, scope: string, roleEffect: EffectInfo): boolean {
     let matched = false;
     let denied = false;
+    let deniedSrc = '';
     for (const rr of rows) {
       if (!rr.resourceMatches(kind)) continue;
       let covers = false;
@@ -644,6 +657,7 @@ export class CheckEvaluator {
       if (satisfied) {
         // The first denying rule ends the scope, as in Cerbos: later rules (and their outputs) are not reached.
         denied = true;
+        deniedSrc = rr.src;
         break;
       }
     }
@@ -651,6 +665,7 @@ export class CheckEvaluator {
       roleEffect.effect = 'EFFECT_DENY';
       roleEffect.scope = scope;
       roleEffect.policy = policyKey;
+      roleEffect.src = deniedSrc;
       return true;
     }
     return false;
