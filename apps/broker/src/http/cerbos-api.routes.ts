@@ -45,8 +45,6 @@ export interface CerbosApiDeps extends CerbosDecideDeps {
   bodyLimit: number;
   /** The decision log (`CheckResources` decisions, keyed by their `cerbosCallId`); undefined when off. */
   audit?: DecisionLog | undefined;
-  /** Content hash of the policy set, for decision-log entries. */
-  policyVersion?: string;
 }
 
 /** Default body limit: far above 50 resources × 50 actions with generous attributes. */
@@ -99,10 +97,10 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
  * as a closure built off the request (best-effort), or before it once durable (strict: else
  * `ERR_AUDIT_UNAVAILABLE`).
  */
-function answerAudited(deps: CerbosApiDeps, log: DecisionLog, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+function answerAudited(policyVersion: string, log: DecisionLog, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
   const callId = newCallId();
   const at = Date.now();
-  const build = (): AuditEntry => cerbosCheckAuditEntry(callId, req, outputs, deps.policyVersion ?? '', log.mask, at);
+  const build = (): AuditEntry => cerbosCheckAuditEntry(callId, req, outputs, policyVersion, log.mask, at);
   if (log.strict) return log.writer.recordDurable(build).then(() => sendJson(reply, check.respond(req, outputs, callId)));
   const sent = sendJson(reply, check.respond(req, outputs, callId));
   log.writer.record(build);
@@ -117,9 +115,14 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     const route = (path: string, check: CheckApi): void => {
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
         const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
-        const outputs = decideCheck(deps, req);
         const log = check.audited === true ? deps.audit : undefined;
-        if (log !== undefined) return outputs instanceof Promise ? outputs.then((o) => answerAudited(deps, log, check, req, o, reply)) : answerAudited(deps, log, check, req, outputs, reply);
+        if (log !== undefined) {
+          // One snapshot decides and names the version in the entry.
+          const policies = deps.policies.current;
+          const outputs = decideCheck(deps, req, policies);
+          return outputs instanceof Promise ? outputs.then((o) => answerAudited(policies.version, log, check, req, o, reply)) : answerAudited(policies.version, log, check, req, outputs, reply);
+        }
+        const outputs = decideCheck(deps, req);
         return outputs instanceof Promise ? outputs.then((o) => sendJson(reply, check.respond(req, o))) : sendJson(reply, check.respond(req, outputs));
       });
     };
