@@ -86,6 +86,9 @@ export interface PolicyStatus {
   readonly failures: number;
 }
 
+/** How long closing waits for a running attempt. */
+const CLOSE_WAIT_MS = 2_000;
+
 /** Refusals list this many errors (the count says how many there were). */
 export const MAX_ERRORS_SHOWN = 100;
 
@@ -395,10 +398,16 @@ export class PolicyReloader {
     };
   }
 
-  /** Stops following the source (waits for a running attempt) and removes a git working directory. */
+  /**
+   * Stops following the source and removes a git working directory. A running attempt is waited
+   * for, at most {@link CLOSE_WAIT_MS} (a git fetch may hang up to its timeout; its result is
+   * dropped anyway once closed).
+   */
   async close(): Promise<void> {
     this.closed = true;
-    await this.chain.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.chain.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
     await this.driver.close();
   }
 }
