@@ -22,7 +22,8 @@ export interface TestBroker {
 /** Options of {@link startTestBroker}. */
 export interface TestBrokerOptions {
   cwd: string;
-  policyDir: string;
+  /** `WARDEN_POLICY_DIR`; omit it when the configuration names the policy source (e.g. `storage.driver: git`). */
+  policyDir?: string;
   /** A database to share (e.g. between two brokers); default: a fresh one, dropped on close. */
   databaseUrl?: string;
   /** More environment (REDIS_URL, secrets for `${NAME}` placeholders, WARDEN_CONFIG). */
@@ -35,7 +36,7 @@ export interface TestBrokerOptions {
   logDestination?: import('pino').DestinationStream;
 }
 
-/** Starts a broker over `policyDir` with the configuration found in `cwd`. */
+/** Starts a broker over `policyDir` (or the configured policy source) with the configuration found in `cwd`. */
 export async function startTestBroker(opts: TestBrokerOptions): Promise<TestBroker> {
   const own = opts.databaseUrl === undefined ? await createTestDatabase() : undefined;
   const config = loadBrokerConfig({
@@ -44,7 +45,7 @@ export async function startTestBroker(opts: TestBrokerOptions): Promise<TestBrok
       WARDEN_HTTP_ADDR: '127.0.0.1:0',
       // A free port whenever the gRPC listener is started: brokers of parallel tests never collide.
       WARDEN_GRPC_ADDR: '127.0.0.1:0',
-      WARDEN_POLICY_DIR: opts.policyDir,
+      ...(opts.policyDir !== undefined ? { WARDEN_POLICY_DIR: opts.policyDir } : {}),
       WARDEN_WORKERS: '1',
       DATABASE_URL: opts.databaseUrl ?? (own?.url as string),
       ...opts.env,

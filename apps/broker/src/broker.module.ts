@@ -1,6 +1,6 @@
 /**
  * Composition root of the broker's Nest application. It wires already-validated pieces (config
- * slices, the compiled engine, the aux-data verifier, the resolver runtime) and registers the
+ * slices, the policy holder, the aux-data verifier, the resolver runtime) and registers the
  * Cerbos API, `/v1/check`, `/v1/ext-authz/*`, `/v1/usage`, `/v1/plan`, `/mcp`, the admin, the
  * delegation and the decision-log routes on the Fastify instance, and the controllers of the gRPC services (Cerbos API,
  * Envoy ext_authz, agentgateway's extMcp); no logic lives here.
@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { CERBOS_GRPC_DEPS, CerbosGrpcController } from './grpc/cerbos-grpc.controller.js';
 import { EXT_MCP_GRPC_DEPS, ExtMcpGrpcController } from './grpc/ext-mcp-grpc.controller.js';
 import { ENVOY_EXT_AUTHZ_DEPS, EnvoyExtAuthzController } from './grpc/envoy-ext-authz.controller.js';
+import { registerAdminPolicies, type AdminPoliciesDeps } from './http/admin-policies.routes.js';
 import { registerAdminResolvers, type AdminResolversDeps } from './http/admin-resolvers.routes.js';
 import { registerAuditRoutes, type AuditRoutesDeps } from './http/audit.routes.js';
 import { registerCerbosApi, type CerbosApiDeps } from './http/cerbos-api.routes.js';
@@ -45,6 +46,7 @@ class RouteRegistrar implements OnModuleInit {
     await registerV1Plan(fastify, this.deps.v1Plan);
     if (this.deps.mcp !== undefined) await registerMcpProxy(fastify, this.deps.mcp);
     await registerAdminResolvers(fastify, this.deps.admin);
+    await registerAdminPolicies(fastify, this.deps.adminPolicies);
     await registerDelegationRoutes(fastify, this.deps.delegations);
     await registerAuditRoutes(fastify, this.deps.audit);
     fastify.addHook('onClose', this.deps.onClose);
@@ -66,6 +68,8 @@ export interface BrokerModuleOptions {
   /** The MCP proxy, when `mcp` is configured. */
   mcp?: McpProxyDeps;
   admin: AdminResolversDeps;
+  /** `/v1/admin/policies`: the policy set in force and its reloads. */
+  adminPolicies: AdminPoliciesDeps;
   delegations: DelegationRoutesDeps;
   /** `GET /v1/audit`. */
   audit: AuditRoutesDeps;

@@ -1,5 +1,6 @@
 /**
- * Builds the broker application from a validated config: compiles the policy directory, loads
+ * Builds the broker application from a validated config: compiles the policies and starts
+ * following their source (a watched directory or a polled git branch), loads
  * the JWT key sets, opens Warden's database (or the embedded PGlite), starts the resolver
  * runtime and creates the Nest app on Fastify. Used by `main.ts` and by the end-to-end tests, so
  * both run exactly the same wiring.
@@ -11,7 +12,6 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { LogLevel } from '@nestjs/common';
 import type { DestinationStream } from 'pino';
 import { WardenError } from '@warden/core';
-import { createEngine } from '@warden/decision';
 import { createSqlResolverStore } from '@warden/persistence';
 import { createCatalogSource, parseCatalogConfig, parseResolverConfig, type CatalogDeps, type CatalogSource, type ContextResolver, type ResolverConfigError } from '@warden/resolvers';
 import { createAdminAuth } from './admin/admin-auth.js';
@@ -36,7 +36,7 @@ import { McpUpstreams } from './mcp/mcp-upstreams.js';
 import { createWardenLogger, PinoLoggerService } from './logging/warden-logger.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { joinClusterMetrics } from './metrics/cluster-metrics.js';
-import { loadPolicies, type LoadedPolicies } from './policy-source/load-policy-set.js';
+import { PolicyReloader } from './policy-source/policy-reloader.js';
 
 /** Options of {@link createBrokerApp}. */
 export interface CreateBrokerAppOptions {
@@ -46,13 +46,6 @@ export interface CreateBrokerAppOptions {
   logDestination?: DestinationStream;
   /** The clock of token budgets (epoch ms; tests move it to cross windows). */
   now?: () => number;
-}
-
-/** The literal resource kinds the policy set has rules for (the `kind` label's values). */
-function resourceKinds(policySet: LoadedPolicies['policySet']): Set<string> {
-  const kinds = new Set<string>();
-  for (const scopes of policySet.rows.values()) for (const rows of scopes.values()) for (const k of rows.resourceKinds) kinds.add(k);
-  return kinds;
 }
 
 /** The `admin.jwt` verifier: a `jwt` resolver built from the admin section. */
@@ -117,19 +110,16 @@ export async function createBrokerApp(
   const log = createWardenLogger({ levels: options.logLevels, destination: options.logDestination });
   const onError = (message: string): void => log.warn({ context: 'Broker' }, message);
   const metrics = new BrokerMetrics();
-  let loaded: LoadedPolicies;
-  try {
-    loaded = loadPolicies(config.policyDir);
-  } catch (err) {
-    metrics.policyLoadFailed();
-    throw err;
-  }
-  const { policySet, version: policyVersion, readsRequestExtras } = loaded;
-  const engine = createEngine(policySet, config.engine);
-  metrics.policiesLoaded(resourceKinds(policySet));
   const verifier = createAuxDataVerifier(config.auxData);
-  const db = await openDatabase(config.database, onError);
-  const closers: Array<() => Promise<unknown>> = [() => db.close()];
+  // A bad set (or an unreachable git remote) stops the boot: there is no older set to serve.
+  const reloader = await PolicyReloader.start({ storage: config.storage, engine: config.engine, metrics, log });
+  // Every request path reads the set in force through this holder (one snapshot per request).
+  const policies = reloader.holder;
+  const db = await openDatabase(config.database, onError).catch(async (err: unknown) => {
+    await reloader.close();
+    throw err;
+  });
+  const closers: Array<() => Promise<unknown>> = [() => reloader.close(), () => db.close()];
   let runtime: ResolverRuntime;
   let delegation: DelegationRuntime;
   let admin;
@@ -194,7 +184,7 @@ export async function createBrokerApp(
       store,
       fileConfigs: config.resolvers,
       audit,
-      policyVersion,
+      policies,
       auth: createAdminAuth({
         engine: createAdminEngine(),
         bootstrapToken: config.admin.bootstrapToken,
@@ -209,25 +199,26 @@ export async function createBrokerApp(
     for (const close of closers.splice(0)) await close().catch((err: unknown) => onError(`shutdown: ${(err as Error).message}`));
   };
   const matchGateway = createGatewayMatcher(config.gateways);
-  const discovery = { engine, runtime, delegation, catalogs, policiesReadRequestExtras: readsRequestExtras };
+  const discovery = { policies, runtime, delegation, catalogs };
   const mcp: McpProxyDeps | undefined =
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
-  const v1Check: V1CheckDeps = { metrics, log, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets, audit };
+  const v1Check: V1CheckDeps = { metrics, log, policies, runtime, delegation, limits: config.requestLimits, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT, budgets, audit };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
-      // Policies are compiled before the app exists (a bad set stops the boot), so they are loaded here.
-      health: { db, redisUrl: config.redisUrl, policiesLoaded: () => true },
+      // Policies are compiled before the app exists (a bad set stops the boot); a reload only ever swaps in a compiled set.
+      health: { db, redisUrl: config.redisUrl, policiesLoaded: () => policies.current !== undefined },
       metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
-      cerbosApi: { metrics, log, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations, audit, policyVersion },
+      cerbosApi: { metrics, log, policies, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations, audit },
       v1Check,
       extAuthz: { ...v1Check, auditSource: 'ext-authz', agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
-      v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, audit },
+      v1Plan: { discovery, limits: config.requestLimits, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT, audit },
       admin,
-      delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT, audit, policyVersion },
+      adminPolicies: { auth: admin.auth, reloader },
+      delegations: { policies, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT, audit },
       ...(mcp !== undefined ? { mcp } : {}),
       audit: { auth: admin.auth, db: config.audit.enabled && config.audit.sink === 'postgres' ? db : undefined },
       onClose,

@@ -2,7 +2,8 @@
  * Entry point of the broker. Loads and validates the configuration and the policies once (a bad
  * value or a policy compile error stops the process with a message on stderr and exit code 1),
  * then serves HTTP and gRPC on 127.0.0.1 — in this process when `WARDEN_WORKERS` is 1, otherwise in N
- * `node:cluster` workers sharing the listening socket (the primary only supervises).
+ * `node:cluster` workers sharing the listening socket (the primary only supervises). Each serving
+ * process follows the policy source itself (hot reload); the primary takes no part in it.
  */
 import cluster from 'node:cluster';
 import { isWardenError } from '@warden/core';
@@ -108,8 +109,9 @@ async function main(): Promise<void> {
   }
   if (cluster.isPrimary && config.workers > 1) {
     try {
-      // Fail fast, once, with every error listed, before any worker starts.
-      loadPolicySetOrThrow(config.policyDir);
+      // Fail fast, once, with every error listed, before any worker starts. (A git source is
+      // cloned by each worker, which follows it on its own; a failed clone fails the start too.)
+      if (config.storage.driver === 'disk') loadPolicySetOrThrow(config.storage.directory);
       createAuxDataVerifier(config.auxData);
     } catch (err) {
       fail(err);

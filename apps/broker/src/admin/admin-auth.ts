@@ -2,7 +2,8 @@
  * Who is calling the admin API, and may they. The credential is `Authorization: Bearer <token>`:
  * the configured bootstrap token (principal `bootstrap`, role `admin`), or an IdP token verified
  * by a `jwt` resolver built from `admin.jwt` (roles from its `rolesClaim`). The decision is the
- * admin engine's (resource kind `warden:resolver`), never a hard-coded role check.
+ * admin engine's (resource kinds `warden:resolver`, `warden:revocation`, `warden:audit`,
+ * `warden:policy`), never a hard-coded role check.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { WardenError, type Principal } from '@warden/core';
@@ -20,7 +21,15 @@ export interface AdminAuthOptions {
 
 /** Authenticates and authorises admin calls. */
 /** What the admin API manages. */
-export type AdminResourceKind = 'warden:resolver' | 'warden:revocation' | 'warden:audit';
+export type AdminResourceKind = 'warden:resolver' | 'warden:revocation' | 'warden:audit' | 'warden:policy';
+
+/** How a forbidden call names what it was about. */
+const KIND_NAMES: Record<AdminResourceKind, string> = {
+  'warden:resolver': 'resolvers',
+  'warden:revocation': 'revocations',
+  'warden:audit': 'the decision log',
+  'warden:policy': 'the policy set',
+};
 
 export interface AdminAuth {
   /** Resolves to the caller, or throws `ERR_UNAUTHENTICATED` / `ERR_FORBIDDEN`. */
@@ -59,7 +68,7 @@ export function createAdminAuth(options: AdminAuthOptions): AdminAuth {
       const principal = await authenticate(authorization);
       const [out] = options.engine.check([{ principal, resource: { kind, id: resourceId, attr: {} }, actions: [action] }]);
       if (out?.actions[action]?.effect !== 'EFFECT_ALLOW') {
-        throw new WardenError('ERR_FORBIDDEN', `\`${principal.id}\` may not \`${action}\` ${kind === 'warden:resolver' ? 'resolvers' : kind === 'warden:revocation' ? 'revocations' : 'the decision log'}`);
+        throw new WardenError('ERR_FORBIDDEN', `\`${principal.id}\` may not \`${action}\` ${KIND_NAMES[kind]}`);
       }
       return principal;
     },

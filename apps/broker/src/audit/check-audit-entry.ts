@@ -18,7 +18,8 @@ import type { DiscoveryRequest, DiscoveryResult } from '../plan/tool-discovery.j
 export interface AuditedCheck {
   readonly req: V1CheckRequest;
   readonly decisionId: string;
-  readonly deps: { readonly policyVersion: string };
+  /** The version of the policy set that decided. */
+  readonly policyVersion: string;
   readonly enriched: EnrichedInputs;
   readonly decisions: ItemDecision[];
   readonly ids: Identities;
@@ -81,7 +82,7 @@ export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: stri
     decisionId: d.decisionId,
     time: new Date(at).toISOString(),
     kind: 'check',
-    policyVersion: d.deps.policyVersion,
+    policyVersion: d.policyVersion,
     source,
     decision: all ? 'ALLOW' : 'DENY',
     identities: {

@@ -52,8 +52,8 @@ export interface BrokerConfig {
   http: HttpListenConfig;
   /** The gRPC listener (the Cerbos gRPC API). */
   grpc: GrpcListenConfig;
-  /** Absolute path of the policy directory. */
-  policyDir: string;
+  /** `storage.*`: where the policies come from (a directory or a git branch) and how changes are picked up. */
+  storage: PolicyStorageConfig;
   /** Number of HTTP worker processes (`WARDEN_WORKERS`, default: number of CPUs). */
   workers: number;
   engine: EngineConfig;
@@ -81,6 +81,39 @@ export interface BrokerConfig {
   audit: AuditConfig;
   /** The environment, for kinds that fill `${NAME}` placeholders themselves. */
   env: Readonly<Record<string, string | undefined>>;
+}
+
+/** `storage.*`: the policy source. */
+export type PolicyStorageConfig = DiskPolicyStorageConfig | GitPolicyStorageConfig;
+
+/** `storage.driver: disk` (the default): a directory, watched for changes. */
+export interface DiskPolicyStorageConfig {
+  driver: 'disk';
+  /** Absolute path of the policy directory (`WARDEN_POLICY_DIR`, `storage.disk.directory`, default `./policies`). */
+  directory: string;
+  /** Reload on changes (`storage.disk.watchForChanges`, default true); false: only `POST /v1/admin/policies/reload`. */
+  watchForChanges: boolean;
+  /** Quiet time after the last file event before a reload (`storage.disk.watchDebounce`, default 200ms). */
+  watchDebounceMs: number;
+  /** How often the directory's file list, sizes and times are compared, for changes no event reported (`storage.disk.pollInterval`, default 1s; 0: never). */
+  pollIntervalMs: number;
+}
+
+/** `storage.driver: git`: a branch of a git repository, read with the `git` command. */
+export interface GitPolicyStorageConfig {
+  driver: 'git';
+  /** Repository URL, or an absolute local path (`storage.git.url`). SECURITY: may hold `user:password@`; shown redacted. */
+  url: string;
+  /** `storage.git.branch`; undefined: the repository's default branch. */
+  branch: string | undefined;
+  /** Where the policies are inside the repository (`storage.git.subDir`, default its root). */
+  subDir: string;
+  /** Parent of the per-process clone (`storage.git.checkoutDir`; default the OS temporary directory). */
+  checkoutDir: string | undefined;
+  /** How often the branch is fetched (`storage.git.updatePollInterval`, default 10s; 0: never). */
+  updatePollIntervalMs: number;
+  /** Longest one git command may take (`storage.git.operationTimeout`, default 60s). */
+  operationTimeoutMs: number;
 }
 
 /**

@@ -11,6 +11,13 @@ function withYaml(yaml: string, env: Record<string, string> = {}) {
   return loadBrokerConfig({ cwd: dir, env });
 }
 
+/** A warden.yaml in a fresh directory; returns its path. */
+function writeYaml(yaml: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'warden-config-')), 'warden.yaml');
+  writeFileSync(path, yaml);
+  return path;
+}
+
 function errorOf(fn: () => unknown): WardenError {
   try {
     fn();
@@ -27,7 +34,7 @@ describe(loadBrokerConfig.name, () => {
     expect(sut.configFile).toBeUndefined();
     expect(sut.http).toEqual({ host: '127.0.0.1', port: 3594 });
     expect(sut.grpc).toEqual({ host: '127.0.0.1', port: 3595 });
-    expect(sut.policyDir.endsWith('/policies')).toBe(true);
+    expect(sut.storage).toEqual({ driver: 'disk', directory: expect.stringMatching(/\/policies$/), watchForChanges: true, watchDebounceMs: 200, pollIntervalMs: 1000 });
     expect(sut.engine).toEqual({
       globals: {},
       defaultPolicyVersion: 'default',
@@ -63,7 +70,7 @@ auxData:
         local: { data: "e30=" }
 `);
     expect(sut.http).toEqual({ host: '127.0.0.1', port: 9000 });
-    expect(sut.policyDir.endsWith('/pol')).toBe(true);
+    expect(sut.storage).toMatchObject({ driver: 'disk', directory: expect.stringMatching(/\/pol$/) });
     expect(sut.engine).toEqual({
       globals: { environment: 'test', n: 1 },
       defaultPolicyVersion: 'v2',
@@ -88,7 +95,7 @@ auxData:
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x',
     });
     expect(sut.http).toEqual({ host: '127.0.0.1', port: 0 });
-    expect(sut.policyDir).toBe('/tmp/p');
+    expect(sut.storage).toMatchObject({ driver: 'disk', directory: '/tmp/p' });
     expect(sut.workers).toBe(3);
   });
 
@@ -123,7 +130,24 @@ auxData:
     ['server.requestLimits.maxActionsPerResource', 'server: { requestLimits: { maxActionsPerResource: -1 } }', 'positive integer'],
     ['server.requestLimits.maxActionsPerResource', 'server: { requestLimits: { maxActionsPerResource: 1.5 } }', 'positive integer'],
     ['server.httpListenAddr', 'server: { httpListenAddr: "127.0.0.1:99999" }', 'host:port'],
-    ['storage.driver', 'storage: { driver: git }', 'only `disk`'],
+    ['storage.driver', 'storage: { driver: blob }', 'must be one of disk, git'],
+    ['storage.disk.watchForChanges', 'storage: { disk: { watchForChanges: "yes" } }', 'true or false'],
+    ['storage.disk.watchDebounce', 'storage: { disk: { watchDebounce: 0s } }', 'positive duration'],
+    ['storage.disk.pollInterval', 'storage: { disk: { pollInterval: 10ms } }', 'at least 100ms'],
+    ['storage.disk.pollInterval', 'storage: { disk: { pollInterval: often } }', 'duration'],
+    ['storage.git', 'storage: { git: { url: /srv/policies.git } }', 'only applies with `storage.driver: git`'],
+    ['storage.git.url', 'storage: { driver: git }', 'is required'],
+    ['storage.git.url', 'storage: { driver: git, git: { url: "--upload-pack=touch /tmp/x" } }', 'not starting with `-`'],
+    ['storage.git.protocol', 'storage: { driver: git, git: { protocol: ftp, url: /srv/p.git } }', 'must be one of https, ssh, file'],
+    ['storage.git.protocol', 'storage: { driver: git, git: { protocol: https, url: /srv/p.git } }', 'does not match'],
+    ['storage.git.branch', 'storage: { driver: git, git: { url: /srv/p.git, branch: "-f" } }', 'not a branch name'],
+    ['storage.git.branch', 'storage: { driver: git, git: { url: /srv/p.git, branch: "a..b" } }', 'not a branch name'],
+    ['storage.git.subDir', 'storage: { driver: git, git: { url: /srv/p.git, subDir: ../etc } }', 'inside the repository'],
+    ['storage.git.https', 'storage: { driver: git, git: { url: "https://example.com/p.git", https: { username: u, password: p } } }', 'credential helper'],
+    ['storage.git.updatePollInterval', 'storage: { driver: git, git: { url: /srv/p.git, updatePollInterval: 5ms } }', 'at least 100ms'],
+    ['storage.git.operationTimeout', 'storage: { driver: git, git: { url: /srv/p.git, operationTimeout: 0s } }', 'positive duration'],
+    ['storage.disk', 'storage: { driver: git, disk: { directory: ./p }, git: { url: /srv/p.git } }', 'only applies with `storage.driver: disk`'],
+    ['WARDEN_POLICY_DIR', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_POLICY_DIR: '/p', WARDEN_CONFIG: writeYaml('storage: { driver: git, git: { url: /srv/p.git } }') } }), 'applies to `storage.driver: disk`'],
     ['telemetry', 'telemetry: { disabled: true }', 'unknown key'],
     ['WARDEN_WORKERS', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_WORKERS: '2' } }), 'needs `DATABASE_URL`'],
     ['DATABASE_URL', () => loadBrokerConfig({ cwd: tmpdir(), env: { DATABASE_URL: 'mysql://x' } }), 'postgres://'],
@@ -269,6 +293,41 @@ auxData:
       expect(withYaml('{}', { WARDEN_HTTP_ADDR: '127.0.0.1:0', WARDEN_GRPC_ADDR: '127.0.0.1:0' }).grpc.port).toBe(0);
     });
   });
+  describe('storage (the policy source)', () => {
+    it('watches the directory by default, with Warden\'s debounce and poll fallback, each configurable', () => {
+      expect(withYaml('storage: { disk: { directory: ./pol, watchForChanges: false, watchDebounce: 50ms, pollInterval: 0s } }').storage).toEqual({
+        driver: 'disk',
+        directory: expect.stringMatching(/\/pol$/),
+        watchForChanges: false,
+        watchDebounceMs: 50,
+        pollIntervalMs: 0,
+      });
+    });
+
+    it('reads Cerbos\'s git keys; a local path is resolved against the working directory, a URL kept as written', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+      writeFileSync(join(dir, 'warden.yaml'), 'storage: { driver: git, git: { protocol: file, url: ./repo.git, branch: release/v2, subDir: ./policies/, checkoutDir: ./work, updatePollInterval: 500ms, operationTimeout: 5s } }');
+      expect(loadBrokerConfig({ cwd: dir, env: {} }).storage).toEqual({
+        driver: 'git',
+        url: join(dir, 'repo.git'),
+        branch: 'release/v2',
+        subDir: 'policies',
+        checkoutDir: join(dir, 'work'),
+        updatePollIntervalMs: 500,
+        operationTimeoutMs: 5000,
+      });
+      expect(withYaml('storage: { driver: git, git: { url: "git@github.com:acme/policies.git", protocol: ssh } }').storage).toEqual({
+        driver: 'git',
+        url: 'git@github.com:acme/policies.git',
+        branch: undefined,
+        subDir: '',
+        checkoutDir: undefined,
+        updatePollIntervalMs: 10_000,
+        operationTimeoutMs: 60_000,
+      });
+    });
+  });
+
   describe('forwardAuth', () => {
     it('defaults to x-warden-agent and x-warden-delegation, and takes other header names lower-cased', () => {
       expect(withYaml('{}').forwardAuth).toEqual({ agentHeader: 'x-warden-agent', delegationHeader: 'x-warden-delegation' });

@@ -24,6 +24,7 @@ import type {
   McpConfig,
   RequestLimitsConfig,
   ForwardAuthConfig,
+  PolicyStorageConfig,
 } from './broker-config.js';
 import { readBudgets } from './read-budgets.js';
 
@@ -451,6 +452,96 @@ function readDatabase(root: Obj, env: Env, cwd: string): DatabaseConfig {
   return { url, dataDir: dataDir === undefined ? undefined : resolve(cwd, dataDir), seedFiles };
 }
 
+const STORAGE_DRIVERS = ['disk', 'git'] as const;
+const GIT_PROTOCOLS = ['https', 'ssh', 'file'] as const;
+/** `storage.disk.watchDebounce` default: a burst of editor or `git checkout` events becomes one reload. */
+const DEFAULT_WATCH_DEBOUNCE_MS = 200;
+/** `storage.disk.pollInterval` default: the fallback for changes `fs.watch` does not report. */
+const DEFAULT_DISK_POLL_MS = 1000;
+/** `storage.git.updatePollInterval` default (Cerbos: 0, no polling; Warden follows the branch). */
+const DEFAULT_GIT_POLL_MS = 10_000;
+/** Shortest poll interval accepted: anything faster only burns CPU (and a git server's patience). */
+const MIN_POLL_MS = 100;
+
+/** A duration that may be `0` (off); otherwise at least {@link MIN_POLL_MS}. */
+function pollInterval(obj: Obj, name: string, key: string, fallbackMs: number): number {
+  const raw = obj[name];
+  if (raw === undefined || raw === null) return fallbackMs;
+  const ms = typeof raw === 'string' ? parseDurationMs(raw) : raw === 0 ? 0 : undefined;
+  if (ms === undefined) throw invalid(key, `must be a duration such as \`1s\` (\`0s\`: off), got \`${String(raw)}\``);
+  if (ms !== 0 && ms < MIN_POLL_MS) throw invalid(key, `must be \`0s\` (off) or at least ${MIN_POLL_MS}ms, got \`${String(raw)}\``);
+  return ms;
+}
+
+/** How git reads `url`: a URL with a scheme, scp-like `[user@]host:path` (ssh), or a local path. */
+function gitUrlKind(url: string): 'scheme' | 'scp' | 'path' {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return 'scheme';
+  const colon = url.indexOf(':');
+  const slash = url.indexOf('/');
+  return colon > 0 && (slash === -1 || colon < slash) ? 'scp' : 'path';
+}
+
+/**
+ * `storage.*` with Cerbos's names: `driver: disk` (default) with `disk.directory` (or
+ * `WARDEN_POLICY_DIR`) and `disk.watchForChanges` (default true, as in Cerbos's default
+ * configuration), or `driver: git` with `git.url`, `branch`, `subDir`, `checkoutDir`,
+ * `updatePollInterval` and `operationTimeout`. Warden's additions: `disk.watchDebounce` and
+ * `disk.pollInterval`. Git credentials are git's own (credential helper, SSH agent), never config.
+ */
+function readStorage(root: Obj, env: Env, cwd: string): PolicyStorageConfig {
+  const storage = section(root, 'storage', '', ['driver', 'disk', 'git']);
+  const driver = optString(storage, 'driver', 'storage.driver') ?? 'disk';
+  if (!(STORAGE_DRIVERS as readonly string[]).includes(driver)) throw invalid('storage.driver', `must be one of ${STORAGE_DRIVERS.join(', ')}, got \`${driver}\``);
+  const envDir = env['WARDEN_POLICY_DIR'] === '' ? undefined : env['WARDEN_POLICY_DIR'];
+  if (driver === 'disk') {
+    if (storage['git'] !== undefined && storage['git'] !== null) throw invalid('storage.git', 'only applies with `storage.driver: git`');
+    const disk = section(storage, 'disk', 'storage', ['directory', 'watchForChanges', 'watchDebounce', 'pollInterval']);
+    const directory = resolve(cwd, envDir ?? (optString(disk, 'directory', 'storage.disk.directory') ?? DEFAULT_POLICY_DIR));
+    return {
+      driver: 'disk',
+      directory,
+      watchForChanges: optBool(disk, 'watchForChanges', 'storage.disk.watchForChanges') ?? true,
+      watchDebounceMs: duration(disk, 'watchDebounce', 'storage.disk.watchDebounce', DEFAULT_WATCH_DEBOUNCE_MS),
+      pollIntervalMs: pollInterval(disk, 'pollInterval', 'storage.disk.pollInterval', DEFAULT_DISK_POLL_MS),
+    };
+  }
+  if (envDir !== undefined) throw invalid('WARDEN_POLICY_DIR', 'applies to `storage.driver: disk`; with `git` the policies come from `storage.git`');
+  if (storage['disk'] !== undefined && storage['disk'] !== null) throw invalid('storage.disk', 'only applies with `storage.driver: disk`');
+  const git = section(storage, 'git', 'storage', ['protocol', 'url', 'branch', 'subDir', 'checkoutDir', 'updatePollInterval', 'operationTimeout', 'https', 'ssh']);
+  for (const k of ['https', 'ssh']) {
+    if (git[k] !== undefined) throw invalid(`storage.git.${k}`, 'credentials are not read from the configuration: configure them for the `git` command (a credential helper for https, an SSH agent or `GIT_SSH_COMMAND` for ssh)');
+  }
+  const rawUrl = optString(git, 'url', 'storage.git.url');
+  if (rawUrl === undefined || rawUrl.trim() === '') throw invalid('storage.git.url', 'is required with `storage.driver: git`');
+  // SECURITY: never an option to git (the URL is also passed after `--`), never several lines.
+  if (rawUrl.startsWith('-') || /\s/.test(rawUrl)) throw invalid('storage.git.url', 'must be a repository URL or path without spaces, not starting with `-`');
+  const kind = gitUrlKind(rawUrl);
+  const url = kind === 'path' ? resolve(cwd, rawUrl) : rawUrl;
+  const protocol = optString(git, 'protocol', 'storage.git.protocol');
+  if (protocol !== undefined) {
+    if (!(GIT_PROTOCOLS as readonly string[]).includes(protocol)) throw invalid('storage.git.protocol', `must be one of ${GIT_PROTOCOLS.join(', ')}, got \`${protocol}\``);
+    const fits = protocol === 'https' ? /^https?:\/\//i.test(url) : protocol === 'ssh' ? kind === 'scp' || /^ssh:\/\//i.test(url) : kind === 'path' || /^file:\/\//i.test(url);
+    if (!fits) throw invalid('storage.git.protocol', `\`${protocol}\` does not match the URL in \`storage.git.url\``);
+  }
+  const branch = optString(git, 'branch', 'storage.git.branch');
+  if (branch !== undefined && (!/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(branch) || branch.includes('..') || branch.endsWith('.lock') || branch.endsWith('/'))) {
+    throw invalid('storage.git.branch', `is not a branch name: \`${branch}\``);
+  }
+  const subDir = optString(git, 'subDir', 'storage.git.subDir') ?? '';
+  const parts = subDir.split('/').filter((p) => p !== '' && p !== '.');
+  if (subDir.startsWith('/') || parts.includes('..')) throw invalid('storage.git.subDir', `must be a path inside the repository, got \`${subDir}\``);
+  const checkoutDir = optString(git, 'checkoutDir', 'storage.git.checkoutDir');
+  return {
+    driver: 'git',
+    url,
+    branch,
+    subDir: parts.join('/'),
+    checkoutDir: checkoutDir === undefined ? undefined : resolve(cwd, checkoutDir),
+    updatePollIntervalMs: pollInterval(git, 'updatePollInterval', 'storage.git.updatePollInterval', DEFAULT_GIT_POLL_MS),
+    operationTimeoutMs: duration(git, 'operationTimeout', 'storage.git.operationTimeout', 60_000),
+  };
+}
+
 function readFileConfig(path: string): Obj {
   let text: string;
   try {
@@ -493,11 +584,6 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
   rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth', 'audit']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'grpcListenAddr', 'requestLimits']);
-  const storage = section(root, 'storage', '', ['driver', 'disk']);
-  const driver = optString(storage, 'driver', 'storage.driver');
-  if (driver !== undefined && driver !== 'disk') throw invalid('storage.driver', `only \`disk\` is supported, got \`${driver}\``);
-  const disk = section(storage, 'disk', 'storage', ['directory', 'watchForChanges']);
-  optBool(disk, 'watchForChanges', 'storage.disk.watchForChanges');
 
   const envAddr = env['WARDEN_HTTP_ADDR'];
   const http =
@@ -513,12 +599,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     throw invalid(grpcKey, `must differ from the HTTP listener (both are \`${grpc.host}:${grpc.port}\`)`);
   }
 
-  const envDir = env['WARDEN_POLICY_DIR'];
-  const policyDirRaw =
-    envDir !== undefined && envDir !== ''
-      ? envDir
-      : (optString(disk, 'directory', 'storage.disk.directory') ?? DEFAULT_POLICY_DIR);
-  const policyDir = resolve(cwd, policyDirRaw);
+  const storage = readStorage(root, env, cwd);
 
   const database = readDatabase(root, env, cwd);
   const envWorkers = env['WARDEN_WORKERS'];
@@ -544,7 +625,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile,
     http,
     grpc,
-    policyDir,
+    storage,
     workers,
     engine: readEngine(root),
     auxData: readAuxData(root, cwd),

@@ -13,7 +13,7 @@
  * Cerbos); a resolver failure or a revocation denies, never allows.
  */
 import type { AuxData, CheckInput, CheckOutput } from '@warden/core';
-import type { Engine, PlanOutput } from '@warden/decision';
+import type { PlanOutput } from '@warden/decision';
 import type { RevocationSet } from '@warden/delegation';
 import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
@@ -24,10 +24,12 @@ import type { AuxDataVerifier } from '../http/aux-data.verifier.js';
 import { newCallId } from '../http/call-id.js';
 import type { PlanResourcesRequest } from '../http/plan-resources.request.js';
 import type { CheckRequest, JwtRef } from '../http/request-common.js';
+import type { ActivePolicies, PolicySnapshots } from '../policy-source/policy-holder.js';
 
 /** What a decision needs, all built at boot. */
 export interface CerbosDecideDeps {
-  engine: Engine;
+  /** The policy set in force (a request reads `current` once; see {@link decideCheck}). */
+  policies: PolicySnapshots;
   verifier: AuxDataVerifier;
   /** The resolvers requests are enriched with (absent: none). */
   runtime?: ResolverRuntime;
@@ -87,8 +89,8 @@ function countDecisions(metrics: BrokerMetrics, inputs: readonly CheckInput[], o
   }
 }
 
-function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: EnrichedInputs, requestId: string): CheckOutput[] {
-  const outputs = evaluateEnriched(enriched.items, (inputs) => deps.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined }));
+function evaluateItems(deps: CerbosDecideDeps, policies: ActivePolicies, req: CheckRequest, enriched: EnrichedInputs, requestId: string): CheckOutput[] {
+  const outputs = evaluateEnriched(enriched.items, (inputs) => policies.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined }));
   req.inputs = enriched.items.map((it) => it.input);
   if (deps.metrics !== undefined) {
     if (enriched.outcome !== undefined) deps.metrics.enrichment('cerbos', enriched.outcome);
@@ -98,11 +100,11 @@ function evaluateItems(deps: CerbosDecideDeps, req: CheckRequest, enriched: Enri
   return withDenialOutputs(enriched.items, outputs);
 }
 
-function evaluateVerified(deps: CerbosDecideDeps, req: CheckRequest): CheckOutput[] | Promise<CheckOutput[]> {
+function evaluateVerified(deps: CerbosDecideDeps, policies: ActivePolicies, req: CheckRequest): CheckOutput[] | Promise<CheckOutput[]> {
   const enrich = needsEnrichment(deps);
   if (!enrich && !hasRevocations(deps)) {
     // Effective derived roles are only reported with includeMeta; without it the engine can skip them.
-    const outputs = deps.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined });
+    const outputs = policies.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined });
     if (deps.metrics !== undefined) countDecisions(deps.metrics, req.inputs, outputs);
     return outputs;
   }
@@ -111,8 +113,8 @@ function evaluateVerified(deps: CerbosDecideDeps, req: CheckRequest): CheckOutpu
     ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId })
     : { items: req.inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
   return enriched instanceof Promise
-    ? enriched.then((e) => evaluateItems(deps, req, withRevocations(deps, e), requestId))
-    : evaluateItems(deps, req, withRevocations(deps, enriched), requestId);
+    ? enriched.then((e) => evaluateItems(deps, policies, req, withRevocations(deps, e), requestId))
+    : evaluateItems(deps, policies, req, withRevocations(deps, enriched), requestId);
 }
 
 /** Verifies `auxData.jwt` and `auxData.jwts`; one bad token rejects. */
@@ -130,27 +132,28 @@ async function verifyAuxData(deps: CerbosDecideDeps, jwt: JwtRef | undefined, jw
 /**
  * Decides a validated check request of any of the check APIs: one output per input, in order.
  * `req.inputs` is replaced by the inputs as evaluated (enriched, with the verified aux data), so
- * the response builders echo what was decided.
+ * the response builders echo what was decided. `policies`: the snapshot that decides (read once
+ * by the caller when it reports the version too; default the set in force now).
  *
  * @example
  * const req = parseCheckResourcesRequest(body, limits);
  * const outputs = await decideCheck(deps, req);
  * toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, newCallId());
  */
-export function decideCheck(deps: CerbosDecideDeps, req: CheckRequest): CheckOutput[] | Promise<CheckOutput[]> {
-  if (req.jwt === undefined && req.jwts === undefined) return evaluateVerified(deps, req);
+export function decideCheck(deps: CerbosDecideDeps, req: CheckRequest, policies: ActivePolicies = deps.policies.current): CheckOutput[] | Promise<CheckOutput[]> {
+  if (req.jwt === undefined && req.jwts === undefined) return evaluateVerified(deps, policies, req);
   return verifyAuxData(deps, req.jwt, req.jwts).then((auxData) => {
     for (const input of req.inputs) input.auxData = auxData;
-    return evaluateVerified(deps, req);
+    return evaluateVerified(deps, policies, req);
   });
 }
 
 const REVOKED_PLAN: PlanOutput = { filter: { kind: 'KIND_ALWAYS_DENIED' }, matchedScopes: {}, policyMatch: false, validationErrors: [] };
 
-function planVerified(deps: CerbosDecideDeps, req: PlanResourcesRequest): PlanOutput {
+function planVerified(deps: CerbosDecideDeps, policies: ActivePolicies, req: PlanResourcesRequest): PlanOutput {
   const id = req.input.principal.id;
   const revoked = hasRevocations(deps) && deps.revocations?.find({ subject: id, agent: id }) !== undefined;
-  return revoked ? REVOKED_PLAN : deps.engine.plan(req.input, { now: new Date() });
+  return revoked ? REVOKED_PLAN : policies.engine.plan(req.input, { now: new Date() });
 }
 
 /**
@@ -158,10 +161,10 @@ function planVerified(deps: CerbosDecideDeps, req: PlanResourcesRequest): PlanOu
  * gets an always-denied plan, as its checks are denied. Resolvers do not enrich plans yet (their
  * keys are resource ids, which a plan does not have).
  */
-export function decidePlan(deps: CerbosDecideDeps, req: PlanResourcesRequest): PlanOutput | Promise<PlanOutput> {
-  if (req.jwt === undefined && req.jwts === undefined) return planVerified(deps, req);
+export function decidePlan(deps: CerbosDecideDeps, req: PlanResourcesRequest, policies: ActivePolicies = deps.policies.current): PlanOutput | Promise<PlanOutput> {
+  if (req.jwt === undefined && req.jwts === undefined) return planVerified(deps, policies, req);
   return verifyAuxData(deps, req.jwt, req.jwts).then((auxData) => {
     req.input = { ...req.input, auxData };
-    return planVerified(deps, req);
+    return planVerified(deps, policies, req);
   });
 }

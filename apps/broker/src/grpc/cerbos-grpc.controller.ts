@@ -58,12 +58,12 @@ export class CerbosGrpcController {
    * the id it is logged under (the `cerbosCallId` of CheckResources; the deprecated APIs' answers
    * carry no id, so theirs is only in the log).
    */
-  private async logged(method: string, req: CheckRequest, outputs: CheckOutput[]): Promise<string> {
+  private async logged(method: string, policyVersion: string, req: CheckRequest, outputs: CheckOutput[]): Promise<string> {
     const callId = newCallId();
     const log = this.deps.audit;
     if (log === undefined) return callId;
     const at = Date.now();
-    await recordDecision(log, () => cerbosCheckAuditEntry(callId, `${GRPC_SOURCE}/${method}`, req, outputs, this.deps.policyVersion ?? '', log.mask, at));
+    await recordDecision(log, () => cerbosCheckAuditEntry(callId, `${GRPC_SOURCE}/${method}`, req, outputs, policyVersion, log.mask, at));
     return callId;
   }
 
@@ -71,8 +71,9 @@ export class CerbosGrpcController {
   checkResources(message: Msg): Promise<Msg> {
     return answer(async () => {
       const req = parseCheckResourcesRequest(checkResourcesBody(message), this.deps.limits);
-      const outputs = await decideCheck(this.deps, req);
-      const callId = await this.logged('CheckResources', req, outputs);
+      const policies = this.deps.policies.current;
+      const outputs = await decideCheck(this.deps, req, policies);
+      const callId = await this.logged('CheckResources', policies.version, req, outputs);
       return checkResourcesMessage(toCheckResourcesResponse(req.requestId, req.inputs, outputs, req.includeMeta, callId));
     });
   }
@@ -81,10 +82,11 @@ export class CerbosGrpcController {
   planResources(message: Msg): Promise<Msg> {
     return answer(async () => {
       const req = parsePlanResourcesRequest(planResourcesBody(message));
-      const output = await decidePlan(this.deps, req);
+      const policies = this.deps.policies.current;
+      const output = await decidePlan(this.deps, req, policies);
       const callId = newCallId();
       const log = this.deps.audit;
-      if (log !== undefined) await recordDecision(log, planEntry(this.deps, log, `${GRPC_SOURCE}/PlanResources`, callId, req, output));
+      if (log !== undefined) await recordDecision(log, planEntry(policies.version, log, `${GRPC_SOURCE}/PlanResources`, callId, req, output));
       return planResourcesMessage(toPlanResourcesResponse(req, output, callId));
     });
   }
@@ -99,8 +101,9 @@ export class CerbosGrpcController {
   checkResourceSet(message: Msg): Promise<Msg> {
     return answer(async () => {
       const req = parseCheckResourceSetRequest(checkResourceSetBody(message), this.deps.limits);
-      const outputs = await decideCheck(this.deps, req);
-      await this.logged('CheckResourceSet', req, outputs);
+      const policies = this.deps.policies.current;
+      const outputs = await decideCheck(this.deps, req, policies);
+      await this.logged('CheckResourceSet', policies.version, req, outputs);
       return { ...toCheckResourceSetResponse(req.requestId, req.inputs, outputs, req.includeMeta) };
     });
   }
@@ -110,8 +113,9 @@ export class CerbosGrpcController {
   checkResourceBatch(message: Msg): Promise<Msg> {
     return answer(async () => {
       const req = parseCheckResourceBatchRequest(checkResourceBatchBody(message), this.deps.limits);
-      const outputs = await decideCheck(this.deps, req);
-      await this.logged('CheckResourceBatch', req, outputs);
+      const policies = this.deps.policies.current;
+      const outputs = await decideCheck(this.deps, req, policies);
+      await this.logged('CheckResourceBatch', policies.version, req, outputs);
       return { ...toCheckResourceBatchResponse(req.requestId, req.inputs, outputs) };
     });
   }

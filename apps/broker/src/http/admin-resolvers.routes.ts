@@ -17,6 +17,7 @@ import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
 import { eventAuditEntry, type AuditEvent } from '../audit/event-audit-entry.js';
 import { withoutCredentials } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
+import type { PolicySnapshots } from '../policy-source/policy-holder.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
 import { isObj } from './request-common.js';
@@ -30,8 +31,8 @@ export interface AdminResolversDeps {
   fileConfigs: readonly unknown[];
   /** The decision log (resolver changes, kind `admin`); undefined when off. */
   audit?: DecisionLog | undefined;
-  /** Content hash of the policy set, for decision-log entries. */
-  policyVersion?: string;
+  /** The policy set in force, whose version the decision-log entries name. */
+  policies: PolicySnapshots;
 }
 
 type Req = FastifyRequest<{ Params: { name?: string }; Querystring: Record<string, string | undefined> }>;
@@ -79,7 +80,7 @@ export async function registerAdminResolvers(app: FastifyInstance, deps: AdminRe
         decisionId: randomUUID(),
         kind: 'admin',
         source: '/v1/admin/resolvers',
-        policyVersion: deps.policyVersion ?? '',
+        policyVersion: deps.policies.current.version,
         identities: { subject: who.id },
         input: { action: c.action, resolver: c.name, ...(stored !== undefined ? { version: stored.version } : {}) },
         at: Date.now(),

@@ -97,6 +97,8 @@ function fromWardenError(err: WardenError): Classified {
     case 'ERR_POLICY_PARSE':
     case 'ERR_POLICY_COMPILE':
     case 'ERR_POLICY_SET_INVALID':
+    // The policy source (a git remote) could not be read: Warden's own failure, details in the log.
+    case 'ERR_POLICY_SOURCE_UNAVAILABLE':
     case 'ERR_SCHEMA_INVALID':
     case 'ERR_TEST_SUITE_INVALID':
     case 'ERR_CONFIG_INVALID':

@@ -46,8 +46,6 @@ export interface CerbosApiDeps extends CerbosDecideDeps {
   bodyLimit: number;
   /** The decision log (`CheckResources` decisions, keyed by their `cerbosCallId`); undefined when off. */
   audit?: DecisionLog | undefined;
-  /** Content hash of the policy set, for decision-log entries. */
-  policyVersion?: string;
 }
 
 /** Default body limit: far above 50 resources × 50 actions with generous attributes. */
@@ -99,28 +97,28 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
  * Answers a check and, with the decision log on, hands its entry to it: queued as a closure built
  * off the request (best-effort), or awaited before the answer (strict: else `ERR_AUDIT_UNAVAILABLE`).
  */
-function answerCheck(deps: CerbosApiDeps, source: string, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+function answerCheck(deps: CerbosApiDeps, policyVersion: string, source: string, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
   const log = deps.audit;
   if (log === undefined) return sendJson(reply, check.respond(req, outputs));
   const callId = newCallId();
   if (check.idInBody !== true) void reply.header('x-warden-decision-id', callId);
   const at = Date.now();
-  const durable = recordDecision(log, () => cerbosCheckAuditEntry(callId, source, req, outputs, deps.policyVersion ?? '', log.mask, at));
+  const durable = recordDecision(log, () => cerbosCheckAuditEntry(callId, source, req, outputs, policyVersion, log.mask, at));
   return durable === undefined ? sendJson(reply, check.respond(req, outputs, callId)) : durable.then(() => sendJson(reply, check.respond(req, outputs, callId)));
 }
 
 /** Answers a PlanResources call, logged like a check (kind `plan`, keyed by its `cerbosCallId`). */
-function answerPlan(deps: CerbosApiDeps, req: PlanResourcesRequest, output: PlanOutput, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+function answerPlan(deps: CerbosApiDeps, policyVersion: string, req: PlanResourcesRequest, output: PlanOutput, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
   const callId = newCallId();
   const log = deps.audit;
-  const durable = log === undefined ? undefined : recordDecision(log, planEntry(deps, log, '/api/plan/resources', callId, req, output));
+  const durable = log === undefined ? undefined : recordDecision(log, planEntry(policyVersion, log, '/api/plan/resources', callId, req, output));
   return durable === undefined ? sendJson(reply, toPlanResourcesResponse(req, output, callId)) : durable.then(() => sendJson(reply, toPlanResourcesResponse(req, output, callId)));
 }
 
 /** The closure building a PlanResources entry (shared with the gRPC service). */
-export function planEntry(deps: CerbosApiDeps, log: DecisionLog, source: string, callId: string, req: PlanResourcesRequest, output: PlanOutput): () => AuditEntry {
+export function planEntry(policyVersion: string, log: DecisionLog, source: string, callId: string, req: PlanResourcesRequest, output: PlanOutput): () => AuditEntry {
   const at = Date.now();
-  return () => cerbosPlanAuditEntry(callId, source, req, output, deps.policyVersion ?? '', log.mask, at);
+  return () => cerbosPlanAuditEntry(callId, source, req, output, policyVersion, log.mask, at);
 }
 
 /** Registers the Cerbos routes on `app` (call before the server is ready). */
@@ -131,14 +129,17 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     const route = (path: string, check: CheckApi): void => {
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
         const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
-        const outputs = decideCheck(deps, req);
-        return outputs instanceof Promise ? outputs.then((o) => answerCheck(deps, path, check, req, o, reply)) : answerCheck(deps, path, check, req, outputs, reply);
+        // One snapshot decides and names the version in the entry.
+        const policies = deps.policies.current;
+        const outputs = decideCheck(deps, req, policies);
+        return outputs instanceof Promise ? outputs.then((o) => answerCheck(deps, policies.version, path, check, req, o, reply)) : answerCheck(deps, policies.version, path, check, req, outputs, reply);
       });
     };
     api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
       const req = parsePlanResourcesRequest(request.body === undefined ? {} : request.body);
-      const output = decidePlan(deps, req);
-      return output instanceof Promise ? output.then((o) => answerPlan(deps, req, o, reply)) : answerPlan(deps, req, output, reply);
+      const policies = deps.policies.current;
+      const output = decidePlan(deps, req, policies);
+      return output instanceof Promise ? output.then((o) => answerPlan(deps, policies.version, req, o, reply)) : answerPlan(deps, policies.version, req, output, reply);
     });
     route('/api/check/resources', CHECK_RESOURCES);
     route('/api/check', CHECK_RESOURCE_SET);

@@ -41,13 +41,15 @@ import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { agentPrincipal } from '../delegation/identity-decision.js';
 import { enrichInputs, toPrincipal } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
+import type { PolicySnapshots } from '../policy-source/policy-holder.js';
 import { toWardenError } from './broker-error.filter.js';
 import { useJsonBodies } from './json-body.parser.js';
 import { GATEWAY_KEY_HEADER, type GatewayMatcher } from './v1-check.routes.js';
 
 /** What the routes need, built at boot. */
 export interface DelegationRoutesDeps {
-  engine: Engine;
+  /** The policy set in force (a mint reads `current` once and checks and logs with that snapshot). */
+  policies: PolicySnapshots;
   runtime: ResolverRuntime;
   delegation: DelegationRuntime;
   auth: AdminAuth;
@@ -57,15 +59,13 @@ export interface DelegationRoutesDeps {
   bodyLimit: number;
   /** The decision log (delegations minted, revocations); undefined when off. */
   audit?: DecisionLog | undefined;
-  /** Content hash of the policy set, for decision-log entries. */
-  policyVersion?: string;
 }
 
 /** Hands an event to the decision log (strict: waits until it is durable, else `ERR_AUDIT_UNAVAILABLE`). */
-function logEvent(deps: DelegationRoutesDeps, event: Omit<AuditEvent, 'policyVersion' | 'at'> & { at?: number }): Promise<void> | undefined {
+function logEvent(deps: DelegationRoutesDeps, event: Omit<AuditEvent, 'policyVersion' | 'at'> & { at?: number }, policyVersion = deps.policies.current.version): Promise<void> | undefined {
   const log = deps.audit;
   if (log === undefined) return undefined;
-  const e: AuditEvent = { ...event, policyVersion: deps.policyVersion ?? '', at: event.at ?? Date.now() };
+  const e: AuditEvent = { ...event, policyVersion, at: event.at ?? Date.now() };
   return recordDecision(log, () => eventAuditEntry(e, log.mask));
 }
 
@@ -175,7 +175,7 @@ async function resolveSubject(deps: DelegationRoutesDeps, req: Pick<MintRequest,
  * each resource enriched like a check and each capped attribute set to its cap (as an attribute and
  * as the call's argument of that name).
  */
-async function checkSubjectMay(deps: DelegationRoutesDeps, subject: Principal, grants: readonly Grant[], requestId: string): Promise<void> {
+async function checkSubjectMay(deps: DelegationRoutesDeps, engine: Engine, subject: Principal, grants: readonly Grant[], requestId: string): Promise<void> {
   const inputs: CheckInput[] = [];
   for (const g of grants) {
     if (g.ids === undefined || g.actions.includes('*')) continue;
@@ -198,7 +198,7 @@ async function checkSubjectMay(deps: DelegationRoutesDeps, subject: Principal, g
     const atCap = Object.keys(cap).length === 0 ? it.input.resource.attr : { ...it.input.resource.attr, ...cap, arguments: { ...cap } };
     return { ...it.input, principal: subject, resource: { ...it.input.resource, attr: atCap } };
   });
-  const outputs = deps.engine.check(toCheck, { now: new Date(), includeEffectiveDerivedRoles: false });
+  const outputs = engine.check(toCheck, { now: new Date(), includeEffectiveDerivedRoles: false });
   outputs.forEach((out, n) => {
     const input = toCheck[n] as CheckInput;
     for (const a of input.actions) {
@@ -213,12 +213,12 @@ async function checkSubjectMay(deps: DelegationRoutesDeps, subject: Principal, g
  * `delegate` on the target agent, enriched like any resource. A policy set with no policy for
  * agents has no opinion (the grants and the subject's permissions still bound the delegation).
  */
-async function checkMayDelegate(deps: DelegationRoutesDeps, delegator: Principal, to: string, requestId: string): Promise<void> {
+async function checkMayDelegate(deps: DelegationRoutesDeps, engine: Engine, delegator: Principal, to: string, requestId: string): Promise<void> {
   const input: CheckInput = { requestId, principal: delegator, resource: { kind: 'agent', id: to, attr: {} }, actions: [DELEGATE] };
   const enriched = await enrichInputs(deps.runtime, [input], { requestId, principal: delegator as unknown as JsonObject });
   const item = enriched.items[0];
   if (item === undefined || item.denied !== undefined) throw refused('delegation_policy_denied', `agent \`${to}\` cannot be established: ${item?.denied?.[0]?.message ?? 'denied'}`);
-  const [out] = deps.engine.check([{ ...item.input, principal: delegator }], { now: new Date(), includeEffectiveDerivedRoles: false });
+  const [out] = engine.check([{ ...item.input, principal: delegator }], { now: new Date(), includeEffectiveDerivedRoles: false });
   const effect = out?.actions[DELEGATE];
   if (effect === undefined || (effect.effect !== 'EFFECT_ALLOW' && effect.policy !== 'NO_MATCH')) {
     throw refused('delegation_policy_denied', `\`${delegator.id}\` may not delegate to agent \`${to}\` (policy)`);
@@ -278,6 +278,8 @@ async function mint(deps: DelegationRoutesDeps, request: FastifyRequest, reply: 
 async function mintAs(deps: DelegationRoutesDeps, req: MintRequest, id: string, reply: FastifyReply, seen: { subject?: string }): Promise<FastifyReply> {
   const rt = deps.delegation;
   const now = Date.now();
+  // One snapshot checks the grants and names the version in the decision log.
+  const policies = deps.policies.current;
   let chain: DelegationChain;
   if (req.delegation !== undefined) {
     let parent: DelegationChain;
@@ -292,14 +294,14 @@ async function mintAs(deps: DelegationRoutesDeps, req: MintRequest, id: string, 
     const revoked = rt.revocations.find({ chain: parent, agent: req.agent as string });
     if (revoked !== undefined) throw refused('delegation_revoked', `the ${revoked.target} \`${revoked.id}\` has been revoked`);
     chain = extendChain({ chain: parent }, { id, to: req.to, grants: req.grants, canSubDelegate: req.canSubDelegate, maxDepth: req.maxDepth, ttlSeconds: req.ttlSeconds, depthLimit: depthLimitOf(deps, req.grants), ...(req.task !== undefined ? { task: req.task } : {}) }, now);
-    await checkMayDelegate(deps, await callingAgent(deps, req.agent as string, parent, id), req.to, id);
+    await checkMayDelegate(deps, policies.engine, await callingAgent(deps, req.agent as string, parent, id), req.to, id);
   } else {
     const subject = await resolveSubject(deps, req, id);
     seen.subject = subject.id;
     const revoked = rt.revocations.find({ subject: subject.id });
     if (revoked !== undefined) throw refused('delegation_revoked', `the ${revoked.target} \`${revoked.id}\` has been revoked`);
-    await checkSubjectMay(deps, subject, req.grants, id);
-    await checkMayDelegate(deps, subject, req.to, id);
+    await checkSubjectMay(deps, policies.engine, subject, req.grants, id);
+    await checkMayDelegate(deps, policies.engine, subject, req.to, id);
     const session = typeof subject.attr['sid'] === 'string' ? subject.attr['sid'] : undefined;
     chain = extendChain({ subject: subject.id, ...(session !== undefined ? { session } : {}) }, { id, to: req.to, grants: req.grants, canSubDelegate: req.canSubDelegate, maxDepth: req.maxDepth, ttlSeconds: req.ttlSeconds, depthLimit: depthLimitOf(deps, req.grants), ...(req.task !== undefined ? { task: req.task } : {}) }, now);
   }
@@ -326,7 +328,7 @@ async function mintAs(deps: DelegationRoutesDeps, req: MintRequest, id: string, 
     source: '/v1/delegations',
     identities: { subject: chain.subject, agent: hop.to, delegationChain: ids },
     input: { from: hop.from, to: hop.to, grants: hop.grants as unknown as JsonValue, canSubDelegate: hop.canSubDelegate, expiresAt: new Date(hop.exp * 1000).toISOString(), ...(hop.task !== undefined ? { task: hop.task } : {}) },
-  });
+  }, policies.version);
   return reply
     .code(201)
     .header('content-type', 'application/json')

@@ -68,8 +68,8 @@ export function verdictOf(d: DecidedCheck): GatewayVerdict {
     const { hints, invalid } = gatewayHints(item.outputs);
     if (invalid.length === 0) {
       return d.budget !== undefined
-        ? { allowed: true, decisionId: d.decisionId, policyVersion: d.deps.policyVersion, hints, reservationId: d.budget.reservationId }
-        : { allowed: true, decisionId: d.decisionId, policyVersion: d.deps.policyVersion, hints };
+        ? { allowed: true, decisionId: d.decisionId, policyVersion: d.policyVersion, hints, reservationId: d.budget.reservationId }
+        : { allowed: true, decisionId: d.decisionId, policyVersion: d.policyVersion, hints };
     }
     // SECURITY: a restriction the gateway cannot receive would be lifted if dropped: deny.
     reasons = invalid.map((k) => ({ code: 'output_invalid', message: `the policy's output \`${k}\` has a value the gateway cannot receive` }));
@@ -77,5 +77,5 @@ export function verdictOf(d: DecidedCheck): GatewayVerdict {
     reasons = (item?.reasons ?? [{ code: 'internal', message: 'no decision' }]).map((r) => ({ code: r.code, message: r.message }));
   }
   const status = denialStatus(reasons.map((r) => r.code));
-  return { allowed: false, decisionId: d.decisionId, policyVersion: d.deps.policyVersion, status, reasons, challenge: status.http === 401 ? 'Bearer error="invalid_token"' : undefined };
+  return { allowed: false, decisionId: d.decisionId, policyVersion: d.policyVersion, status, reasons, challenge: status.http === 401 ? 'Bearer error="invalid_token"' : undefined };
 }

@@ -17,7 +17,10 @@ export interface HealthRoutesDeps {
   db: SqlDb;
   /** `REDIS_URL`; undefined when Redis is not configured (then it is not checked). */
   redisUrl: string | undefined;
-  /** Whether a compiled policy set is in force. */
+  /**
+   * Whether a compiled policy set is in force (the holder's). A refused reload does not make an
+   * instance unready: it keeps serving the set in force, which is what readiness is about.
+   */
   policiesLoaded: () => boolean;
 }
 

@@ -10,7 +10,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { AuditEntry } from '@warden/audit';
-import type { Engine } from '@warden/decision';
 import type { JsonObject } from '@warden/resolvers';
 import type { BudgetAnswer, BudgetRuntime } from '../budget/budget-runtime.js';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
@@ -23,6 +22,7 @@ import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { v1CheckAuditEntry } from '../audit/check-audit-entry.js';
 import type { DecisionLog } from '../audit/decision-log.js';
+import type { PolicySnapshots } from '../policy-source/policy-holder.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -30,13 +30,12 @@ import { parseV1CheckRequest, type V1CheckRequest, type V1Resource } from './v1-
 
 /** What the route needs, built at boot. */
 export interface V1CheckDeps {
-  engine: Engine;
+  /** The policy set in force: each check reads `current` once and decides and reports with that snapshot. */
+  policies: PolicySnapshots;
   runtime: ResolverRuntime;
   delegation: DelegationRuntime;
   limits: RequestLimitsConfig;
   matchGateway: GatewayMatcher;
-  /** Content hash of the policy set. */
-  policyVersion: string;
   bodyLimit: number;
   /** Token budgets; undefined when none are configured (then a check does no budget work). */
   budgets?: BudgetRuntime | undefined;
@@ -101,7 +100,7 @@ const timed = (req: V1CheckRequest, deps: V1CheckDeps): boolean => req.explain |
  * the agent's matched policy and scope, the delegation's verdict), the identities and the chain,
  * the provenance of every attribute and the stage timings.
  */
-function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps, budget: BudgetAnswer | undefined): unknown {
+function respond(req: V1CheckRequest, decisionId: string, policyVersion: string, enriched: EnrichedInputs, decisions: ItemDecision[], ids: Identities, t: Stamps, budget: BudgetAnswer | undefined): unknown {
   const reasons: Reason[] = [];
   let allAllowed = true;
   const items = enriched.items;
@@ -119,8 +118,8 @@ function respond(req: V1CheckRequest, decisionId: string, deps: V1CheckDeps, enr
   const decision = allAllowed ? 'ALLOW' : 'DENY';
   const body: Record<string, unknown> =
     req.requestId !== undefined
-      ? { requestId: req.requestId, decisionId, decision, results, reasons, policyVersion: deps.policyVersion }
-      : { decisionId, decision, results, reasons, policyVersion: deps.policyVersion };
+      ? { requestId: req.requestId, decisionId, decision, results, reasons, policyVersion }
+      : { decisionId, decision, results, reasons, policyVersion };
   if (budget !== undefined) body['budget'] = budget;
   if (req.explain) body['explain'] = explain(req, enriched, decisions, ids, t);
   return body;
@@ -180,6 +179,8 @@ export interface DecidedCheck {
   readonly req: V1CheckRequest;
   readonly decisionId: string;
   readonly deps: V1CheckDeps;
+  /** The version of the policy set that decided (the same snapshot as the engine that did). */
+  readonly policyVersion: string;
   readonly enriched: EnrichedInputs;
   readonly decisions: ItemDecision[];
   readonly ids: Identities;
@@ -192,7 +193,7 @@ export interface DecidedCheck {
 export type CheckAnswer<R = FastifyReply> = (sink: R, decided: DecidedCheck) => R;
 
 const answerJson: CheckAnswer = (reply, d) =>
-  reply.header('content-type', 'application/json').send(JSON.stringify(respond(d.req, d.decisionId, d.deps, d.enriched, d.decisions, d.ids, d.stamps, d.budget)));
+  reply.header('content-type', 'application/json').send(JSON.stringify(respond(d.req, d.decisionId, d.policyVersion, d.enriched, d.decisions, d.ids, d.stamps, d.budget)));
 
 function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
   const start = performance.now();
@@ -302,10 +303,12 @@ function finishCheck<R>(
   if (deps.budgets !== undefined && deps.budgets.applies(e.items, req.actions)) return finishBudgeted(deps, deps.budgets, req, reply, e, decisionId, start, parsed, agent, delegation, out);
   const t1 = timed(req, deps) ? performance.now() : 0;
   const ids = identitiesOf(req, e, agent, delegation);
+  // One read of the set in force: this engine decides and its version is reported, whatever reload happens meanwhile.
+  const policies = deps.policies.current;
   // The decision log names each action's matched policy: the engine's details are kept while it is on.
-  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
+  const decisions = decideForIdentities(policies.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const t2 = timed(req, deps) ? performance.now() : 0;
-  return answerDecided(reply, { req, decisionId, deps, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS }, out);
+  return answerDecided(reply, { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS }, out);
 }
 
 /** Counts and logs a decided check, then answers it (through the decision log when it is on). */
@@ -325,7 +328,7 @@ function deniedFor(decided: DecidedCheck, reason: Reason): DecidedCheck {
     for (const a of Object.keys(d.effects)) effects[a] = 'DENY';
     return { effects, reasons: [{ ...reason, actions: Object.keys(effects) }], outputs: [] };
   });
-  return { req: decided.req, decisionId: decided.decisionId, deps: decided.deps, enriched: decided.enriched, decisions, ids: decided.ids, stamps: decided.stamps };
+  return { req: decided.req, decisionId: decided.decisionId, deps: decided.deps, policyVersion: decided.policyVersion, enriched: decided.enriched, decisions, ids: decided.ids, stamps: decided.stamps };
 }
 
 /**
@@ -388,10 +391,11 @@ async function finishBudgeted<R>(
   const ids = identitiesOf(req, e, agent, delegation);
   const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
   if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
-  const decisions = decideForIdentities(deps.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
+  const policies = deps.policies.current;
+  const decisions = decideForIdentities(policies.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const budget = await session.reserve(e.items, decisions);
   const t2 = timed(req, deps) ? performance.now() : 0;
-  const decided: DecidedCheck = { req, decisionId, deps, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
+  const decided: DecidedCheck = { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
   return answerDecided(reply, budget !== undefined ? { ...decided, budget } : decided, out);
 }
 

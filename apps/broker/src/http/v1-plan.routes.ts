@@ -21,7 +21,6 @@ export interface V1PlanDeps {
   readonly discovery: ToolDiscoveryDeps;
   readonly limits: RequestLimitsConfig;
   readonly matchGateway: GatewayMatcher;
-  readonly policyVersion: string;
   readonly bodyLimit: number;
   /** The decision log; undefined when off. */
   readonly audit?: DecisionLog | undefined;
@@ -41,10 +40,10 @@ export async function registerV1Plan(app: FastifyInstance, deps: V1PlanDeps): Pr
       const log = deps.audit;
       if (log !== undefined) {
         const at = Date.now();
-        await recordDecision(log, () => planAuditEntry(req, discovered, deps.policyVersion, log.mask, at));
+        await recordDecision(log, () => planAuditEntry(req, discovered, discovered.policyVersion, log.mask, at));
       }
-      const { entries: _entries, explain: details, ...result } = discovered;
-      return reply.header('content-type', 'application/json').send(JSON.stringify({ ...result, policyVersion: deps.policyVersion, ...(explain ? { explain: details } : {}) }));
+      const { entries: _entries, explain: details, policyVersion, ...result } = discovered;
+      return reply.header('content-type', 'application/json').send(JSON.stringify({ ...result, policyVersion, ...(explain ? { explain: details } : {}) }));
     });
   });
 }

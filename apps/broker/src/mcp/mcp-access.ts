@@ -76,7 +76,7 @@ export async function decideEntries(deps: ToolDiscoveryDeps, caller: McpCaller, 
     ...(delegation !== undefined ? { delegation } : {}),
     context: context as Record<string, JsonValue>,
   };
-  const decided = decideForIdentities(deps.engine, enriched.items, [action], ids, deps.delegation, new Date());
+  const decided = decideForIdentities(deps.policies.current.engine, enriched.items, [action], ids, deps.delegation, new Date());
   return decided.map((d): McpVerdict => (d.effects[action] === 'ALLOW' ? { allowed: true } : { allowed: false, reason: d.reasons[0] ?? { code: 'policy_denied', message: 'not allowed by policy' } }));
 }
 

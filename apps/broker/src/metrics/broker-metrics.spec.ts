@@ -1,3 +1,4 @@
+import { AggregatorRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { BrokerMetrics, MAX_ACTIONS_PER_KIND, MAX_RESOLVERS } from './broker-metrics.js';
 
@@ -34,5 +35,23 @@ describe(BrokerMetrics.name, () => {
     const slow = (await lines(sut, 'warden_resolver_duration_seconds_bucket')).filter((l) => l.includes('resolver="r1"'));
     expect(slow.filter((l) => l.endsWith(' 0'))).toHaveLength(slow.length - 1);
     expect(await lines(sut, 'warden_stage_duration_seconds_sum')).toContain('warden_stage_duration_seconds_sum{api="v1",stage="enrich"} 0.003');
+  });
+
+  it('shows the policy version in force and a pending refusal; summed across workers they count the workers in each state', async () => {
+    const [w1, w2] = [new BrokerMetrics(), new BrokerMetrics()];
+    w1.policyActive('sha256:aaaa', 'disk');
+    w2.policyActive('sha256:aaaa', 'disk');
+    w2.policyActive('sha256:bbbb', 'disk');
+    w2.policyStaleState('refused');
+    w1.policyReload('ok');
+    w2.policyReload('refused');
+    // A worker shows only the version it serves now.
+    expect(await lines(w2, 'warden_policy_info')).toEqual(['warden_policy_info{version="sha256:bbbb",source="disk"} 1']);
+    const all = await AggregatorRegistry.aggregate([await w1.registry.getMetricsAsJSON(), await w2.registry.getMetricsAsJSON()]).metrics();
+    const series = (name: string): string[] => all.split('\n').filter((l) => l.startsWith(`${name}{`));
+    expect(series('warden_policy_info').sort()).toEqual(['warden_policy_info{version="sha256:aaaa",source="disk"} 1', 'warden_policy_info{version="sha256:bbbb",source="disk"} 1']);
+    expect(series('warden_policy_stale')).toEqual(['warden_policy_stale{reason="refused"} 1', 'warden_policy_stale{reason="error"} 0']);
+    expect(series('warden_policy_reloads_total')).toEqual(['warden_policy_reloads_total{result="ok"} 1', 'warden_policy_reloads_total{result="refused"} 1', 'warden_policy_reloads_total{result="error"} 0']);
+    expect(all).toContain('# TYPE warden_policy_info gauge');
   });
 });

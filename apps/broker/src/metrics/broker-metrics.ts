@@ -44,7 +44,7 @@ interface MetricValue {
 interface ExportedMetric {
   readonly name: string;
   readonly help: string;
-  readonly type: 'counter' | 'histogram';
+  readonly type: 'counter' | 'histogram' | 'gauge';
   readonly aggregator: 'sum';
   get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: 'sum' }>;
 }
@@ -71,6 +71,36 @@ class CounterFamily implements ExportedMetric {
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
   }
 }
+
+/**
+ * A gauge whose label sets come and go (the active policy version). Summed across cluster workers
+ * like everything here: a per-process `1` becomes the number of workers in that state.
+ */
+class GaugeFamily implements ExportedMetric {
+  readonly type = 'gauge' as const;
+  readonly aggregator = 'sum' as const;
+  private values: MetricValue[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  /** Replaces every series with `values`. */
+  set(values: MetricValue[]): void {
+    this.values = values;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: 'sum' }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: [...this.values], aggregator: this.aggregator });
+  }
+}
+
+/** How a policy reload attempt (after boot) ended. */
+export type PolicyReloadResult = 'ok' | 'refused' | 'error';
+
+/** Why the set in force may be older than the source's. */
+export type PolicyStaleReason = 'refused' | 'error';
 
 /** One histogram series: per-bucket (not cumulative) counts, the sum and the count. */
 export class HistogramCell {
@@ -158,6 +188,9 @@ export class BrokerMetrics {
   private readonly resolverErrors = new CounterFamily('warden_resolver_errors_total', 'Resolver failures (per enriched item), by resolver');
   private readonly resolverDuration = new HistogramFamily('warden_resolver_duration_seconds', 'Wall time of a resolver within one request (first call start to last call end), by resolver');
   private readonly policyLoads = new CounterFamily('warden_policy_loads_total', 'Policy set loads, by result (success, failure)');
+  private readonly policyReloads = new CounterFamily('warden_policy_reloads_total', 'Policy reload attempts after boot that found a change, by result (ok: in force; refused: compile errors; error: the source could not be read)');
+  private readonly policyInfo = new GaugeFamily('warden_policy_info', 'The policy version in force (value: 1 per process serving it; summed across workers)');
+  private readonly policyStale = new GaugeFamily('warden_policy_stale', 'Processes whose source holds a change not in force, by reason (refused: it did not compile; error: the source cannot be read)');
 
   private knownKinds = new Set<string>();
   private readonly byKind = new Map<string, Map<string, EffectCells>>();
@@ -166,15 +199,36 @@ export class BrokerMetrics {
   private readonly enrichByApi: Record<DecisionApi, HistogramCell>;
   private readonly loadsOk: CounterCell;
   private readonly loadsFailed: CounterCell;
+  private readonly reloadCells: Record<PolicyReloadResult, CounterCell>;
 
   constructor() {
-    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads]) {
+    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads, this.policyReloads, this.policyInfo, this.policyStale]) {
       // prom-client's Registry takes any object with its metric shape.
       this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
     }
     this.enrichByApi = { v1: this.stageDuration.cell({ api: 'v1', stage: 'enrich' }), cerbos: this.stageDuration.cell({ api: 'cerbos', stage: 'enrich' }) };
     this.loadsOk = this.policyLoads.cell({ result: 'success' });
     this.loadsFailed = this.policyLoads.cell({ result: 'failure' });
+    this.reloadCells = { ok: this.policyReloads.cell({ result: 'ok' }), refused: this.policyReloads.cell({ result: 'refused' }), error: this.policyReloads.cell({ result: 'error' }) };
+    this.policyStaleState(undefined);
+  }
+
+  /** Counts a reload attempt after boot. */
+  policyReload(result: PolicyReloadResult): void {
+    this.reloadCells[result].value += 1;
+  }
+
+  /** The policy version now in force, with where it came from (`disk` or `git`). */
+  policyActive(version: string, source: string): void {
+    this.policyInfo.set([{ value: 1, labels: { version, source } }]);
+  }
+
+  /** Whether the source holds a change that is not in force, and why (undefined: it does not). */
+  policyStaleState(reason: PolicyStaleReason | undefined): void {
+    this.policyStale.set([
+      { value: reason === 'refused' ? 1 : 0, labels: { reason: 'refused' } },
+      { value: reason === 'error' ? 1 : 0, labels: { reason: 'error' } },
+    ]);
   }
 
   /** A policy set was loaded: `kinds` are its resource kinds (the `kind` label's allowed values). */

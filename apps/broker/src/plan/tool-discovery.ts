@@ -9,24 +9,24 @@
 import { randomUUID } from 'node:crypto';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
-import type { Engine, PlanOperand } from '@warden/decision';
+import type { PlanOperand } from '@warden/decision';
 import { isResolverError, type CatalogEntry, type CatalogSource, type JsonObject, type ResolverRun } from '@warden/resolvers';
 import { enrichInputs, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { agentPrincipal, type Identities } from '../delegation/identity-decision.js';
+import type { PolicySnapshots } from '../policy-source/policy-holder.js';
 import { conditionAttributes, conditionText } from './condition-text.js';
 import { planCandidates } from './plan-candidates.js';
 
 /** What discovery needs, built at boot. */
 export interface ToolDiscoveryDeps {
-  readonly engine: Engine;
+  /** The policy set in force (its engine plans; its `readsRequestExtras` says what the planner cannot see). */
+  readonly policies: PolicySnapshots;
   readonly runtime: ResolverRuntime;
   readonly delegation: DelegationRuntime;
   /** Catalogs by name. */
   readonly catalogs: ReadonlyMap<string, CatalogSource>;
-  /** True when a policy reads `request.context` or `request.delegation`. */
-  readonly policiesReadRequestExtras: boolean;
 }
 
 /** One discovery request, parsed. */
@@ -63,6 +63,8 @@ export interface ConditionalEntry {
 export interface DiscoveryResult {
   readonly requestId?: string;
   readonly planId: string;
+  /** The version of the policy set that planned this page. */
+  readonly policyVersion: string;
   readonly kind: string;
   readonly action: string;
   readonly allowed: string[];
@@ -156,7 +158,9 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
     ...(delegation !== undefined ? { delegation } : {}),
     context: req.context as Record<string, JsonValue>,
   };
-  const plans = enriched === undefined ? [] : planCandidates(enriched.items, { engine: deps.engine, delegation: deps.delegation, action: req.action, identities, policiesReadRequestExtras: deps.policiesReadRequestExtras, now: new Date() });
+  // One snapshot plans the whole page and names its version.
+  const policies = deps.policies.current;
+  const plans = enriched === undefined ? [] : planCandidates(enriched.items, { engine: policies.engine, delegation: deps.delegation, action: req.action, identities, policiesReadRequestExtras: policies.readsRequestExtras, now: new Date() });
 
   const allowed: string[] = [];
   const conditional: ConditionalEntry[] = [];
@@ -180,6 +184,7 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
   return {
     ...(req.requestId !== undefined ? { requestId: req.requestId } : {}),
     planId,
+    policyVersion: policies.version,
     kind: req.kind,
     action: req.action,
     allowed,

@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { WardenError } from '@warden/core';
 import { loadPolicySetOrThrow } from './load-policy-set.js';
 import { readPolicyDir } from './read-policy-dir.js';
@@ -16,8 +16,14 @@ resourcePolicy:
       roles: ["user"]
 `;
 
+const made: string[] = [];
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 function policyDir(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'warden-policies-'));
+  made.push(root);
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(join(root, path, '..'), { recursive: true });
     writeFileSync(join(root, path), text);
