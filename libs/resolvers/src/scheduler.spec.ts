@@ -488,8 +488,8 @@ describe(enrich.name, () => {
       const out = await enrich(reg, { requestId: 'r', principal: { id: 'alice' }, resources: [{ kind: 'tool', id: 'a' }, { kind: 'tool', id: 'b' }] }, { onResolverRun: (r) => reports.push(r) });
       const after = performance.now();
       expect(reports.map((r) => r.resolver)).toEqual(['who', 'cat']);
-      expect(reports[0]).toMatchObject({ kind: 'fake', calls: 1, keys: 1, cacheHits: 0, failures: 0 });
-      expect(reports[1]).toMatchObject({ kind: 'fake', calls: 1, keys: 2, cacheHits: 0, failures: 0 });
+      expect(reports[0]).toMatchObject({ kind: 'fake', calls: 1, keys: 1, hits: 0, cachedKeys: 0, failures: 0 });
+      expect(reports[1]).toMatchObject({ kind: 'fake', calls: 1, keys: 2, hits: 0, cachedKeys: 0, failures: 0 });
       for (const r of reports) {
         expect(r.error).toBeUndefined();
         expect(r.start).toBeGreaterThanOrEqual(before);
@@ -505,7 +505,7 @@ describe(enrich.name, () => {
       ]);
     });
 
-    it('reports keys the in-process cache answered as cache hits, with no call and no duration', async () => {
+    it('reports keys the in-process cache answered as hits, with no call and no duration', async () => {
       const { reg } = registry([fake('c', 'principal.id', { 'principal.attr.v': 'result.v' }, { cache: { ttl: '30s' } })], { c: echoAfter(0) });
       const request = { requestId: 'r', principal: { id: 'alice' }, resources: [] };
       const cold: ResolverRunReport[] = [];
@@ -514,10 +514,26 @@ describe(enrich.name, () => {
       const out = enrich(reg, request, { onResolverRun: (r) => warm.push(r) });
       // A warm enrichment still answers synchronously with an observer.
       expect(out).not.toBeInstanceOf(Promise);
-      expect(cold).toEqual([expect.objectContaining({ resolver: 'c', calls: 1, keys: 1, cacheHits: 0 })]);
-      expect(warm).toEqual([expect.objectContaining({ resolver: 'c', calls: 0, keys: 0, cacheHits: 1, failures: 0 })]);
+      expect(cold).toEqual([expect.objectContaining({ resolver: 'c', calls: 1, keys: 1, hits: 0, cachedKeys: 0 })]);
+      expect(warm).toEqual([expect.objectContaining({ resolver: 'c', calls: 0, keys: 0, hits: 1, cachedKeys: 0, failures: 0 })]);
       expect(warm[0]?.end).toBe(warm[0]?.start);
       expect(warm[0]?.start).toBeGreaterThan(0);
+    });
+
+    it('counts keys a cache wrapper answered within a call (a stale value) as cached keys', async () => {
+      let now = 5_000;
+      const { factory } = fakes({ c: echoAfter(0) });
+      const reg = createResolverRegistry({
+        configs: [fake('c', 'resource.id', { 'resource.attr.v': 'result.v' }, { cache: { ttl: '30s', staleMaxAge: '1m' }, onError: 'stale' })],
+        factories: { fake: factory },
+        now: () => now,
+      });
+      const req = { requestId: 'r', resources: [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }] };
+      await enrich(reg, req);
+      now += 40_000;
+      const reports: ResolverRunReport[] = [];
+      await enrich(reg, req, { onResolverRun: (r) => reports.push(r) });
+      expect(reports).toEqual([expect.objectContaining({ resolver: 'c', calls: 1, keys: 2, hits: 0, cachedKeys: 2, failures: 0 })]);
     });
 
     it('reports failures with the first failure code, also of a resolver that failed before any call', async () => {

@@ -120,8 +120,10 @@ export interface ResolverRunReport {
   readonly calls: number;
   /** Keys loaded by those calls. */
   readonly keys: number;
-  /** Keys a cache answered: the in-process cache without a call, or a cache wrapper (Redis) within one. */
-  readonly cacheHits: number;
+  /** Keys the in-process cache answered without a call. */
+  readonly hits: number;
+  /** Of the loaded keys, those a cache wrapper answered (Redis, or a stale value served). */
+  readonly cachedKeys: number;
   /** Items this resolver failed for (whatever its `onError` made of it). */
   readonly failures: number;
   /** The failure code of its first failure (`ERR_RESOLVER_TIMEOUT`, ...), when it failed. */
@@ -384,7 +386,8 @@ class Enrichment {
         end: run === undefined ? end : run.calls > 0 ? run.last : start,
         calls: run?.calls ?? 0,
         keys: run?.keys ?? 0,
-        cacheHits: run === undefined ? 0 : run.hits + run.cached,
+        hits: run?.hits ?? 0,
+        cachedKeys: run?.cached ?? 0,
         failures: failures?.count ?? 0,
       };
       observe(failures === undefined ? report : { ...report, error: failures.code });

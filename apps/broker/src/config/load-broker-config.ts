@@ -26,6 +26,7 @@ import type {
   ForwardAuthConfig,
 } from './broker-config.js';
 import { readBudgets } from './read-budgets.js';
+import { readTracing } from './read-tracing.js';
 
 /** Inputs of {@link loadBrokerConfig}; defaults are the process's own. */
 export interface LoadBrokerConfigOptions {
@@ -490,7 +491,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth', 'audit']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth', 'audit', 'tracing']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'grpcListenAddr', 'requestLimits']);
   const storage = section(root, 'storage', '', ['driver', 'disk']);
@@ -561,6 +562,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     budgets,
     forwardAuth: readForwardAuth(root),
     audit: readAudit(root, cwd, database, env),
+    tracing: readTracing(root, env),
     env,
   };
 }
