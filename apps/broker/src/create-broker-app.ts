@@ -37,6 +37,7 @@ import { createWardenLogger, PinoLoggerService } from './logging/warden-logger.j
 import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { joinClusterMetrics } from './metrics/cluster-metrics.js';
 import { loadPolicies, type LoadedPolicies } from './policy-source/load-policy-set.js';
+import { createBrokerTracing } from './tracing/broker-tracing.js';
 
 /** Options of {@link createBrokerApp}. */
 export interface CreateBrokerAppOptions {
@@ -130,6 +131,11 @@ export async function createBrokerApp(
   const verifier = createAuxDataVerifier(config.auxData);
   const db = await openDatabase(config.database, onError);
   const closers: Array<() => Promise<unknown>> = [() => db.close()];
+  const serverInfo = readBuildInfo();
+  // Undefined unless `tracing.enabled`: then no route makes a span.
+  const tracing = createBrokerTracing({ config: config.tracing, version: serverInfo.version, onError });
+  // Last of all closers (the others are put in front): spans of requests finishing during shutdown are still exported.
+  if (tracing !== undefined) closers.push(() => tracing.shutdown());
   let runtime: ResolverRuntime;
   let delegation: DelegationRuntime;
   let admin;
@@ -214,18 +220,18 @@ export async function createBrokerApp(
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
-  const v1Check: V1CheckDeps = { metrics, log, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets, audit };
+  const v1Check: V1CheckDeps = { metrics, log, engine, runtime, delegation, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, budgets, audit, tracing };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       // Policies are compiled before the app exists (a bad set stops the boot), so they are loaded here.
       health: { db, redisUrl: config.redisUrl, policiesLoaded: () => true },
       metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
-      cerbosApi: { metrics, log, engine, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations, audit, policyVersion },
+      cerbosApi: { metrics, log, engine, limits: config.requestLimits, verifier, serverInfo, bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations, audit, policyVersion, tracing },
       v1Check,
       extAuthz: { ...v1Check, auditSource: 'ext-authz', agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
-      v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, audit },
+      v1Plan: { discovery, limits: config.requestLimits, matchGateway, policyVersion, bodyLimit: DEFAULT_BODY_LIMIT, audit, tracing },
       admin,
       delegations: { engine, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT, audit, policyVersion },
       ...(mcp !== undefined ? { mcp } : {}),

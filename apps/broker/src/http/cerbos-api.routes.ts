@@ -29,6 +29,8 @@ import { parseAccessEvaluationRequest, parseAccessEvaluationsRequest, type Authz
 import { toAuthzenResponse } from './authzen.response.js';
 import { toPlanResourcesResponse } from './plan-resources.response.js';
 import type { CheckRequest } from './request-common.js';
+import { fromHeaders } from '../tracing/broker-tracing.js';
+import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
 
 /** `GET /api/server_info`, as Cerbos prints it. */
 export interface ServerInfo {
@@ -99,14 +101,37 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
  * as a closure built off the request (best-effort), or before it once durable (strict: else
  * `ERR_AUDIT_UNAVAILABLE`).
  */
-function answerAudited(deps: CerbosApiDeps, log: DecisionLog, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
-  const callId = newCallId();
+function answerAudited(deps: CerbosApiDeps, log: DecisionLog, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply, callId: string): FastifyReply | Promise<FastifyReply> {
   const at = Date.now();
   const build = (): AuditEntry => cerbosCheckAuditEntry(callId, req, outputs, deps.policyVersion ?? '', log.mask, at);
-  if (log.strict) return log.writer.recordDurable(build).then(() => sendJson(reply, check.respond(req, outputs, callId)));
+  const span = req.trace?.audit(log.strict ? 'strict' : 'best-effort');
+  if (log.strict) {
+    const durable = log.writer.recordDurable(build);
+    return (span === undefined ? durable : durable.then(() => span.end(), (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    })).then(() => sendJson(reply, check.respond(req, outputs, callId)));
+  }
   const sent = sendJson(reply, check.respond(req, outputs, callId));
   log.writer.record(build);
+  span?.end();
   return sent;
+}
+
+/** Decides one check request of `check`'s API and answers it (through the decision log when the API is audited). */
+function answerCheck(deps: CerbosApiDeps, check: CheckApi, body: unknown, reply: FastifyReply, trace: DecisionTrace | undefined): FastifyReply | Promise<FastifyReply> {
+  const req = check.parse(body === undefined ? {} : body, deps.limits);
+  // The answer's `cerbosCallId` (CheckResources), known before deciding so the trace can name it.
+  const callId = check.audited === true ? newCallId() : undefined;
+  if (trace !== undefined) {
+    req.trace = trace;
+    trace.decided({ decisionId: callId, policyVersion: deps.policyVersion });
+  }
+  const outputs = decideCheck(deps, req);
+  const log = check.audited === true ? deps.audit : undefined;
+  if (log !== undefined) return outputs instanceof Promise ? outputs.then((o) => answerAudited(deps, log, check, req, o, reply, callId as string)) : answerAudited(deps, log, check, req, outputs, reply, callId as string);
+  return outputs instanceof Promise ? outputs.then((o) => sendJson(reply, check.respond(req, o, callId))) : sendJson(reply, check.respond(req, outputs, callId));
 }
 
 /** Registers the Cerbos routes on `app` (call before the server is ready). */
@@ -115,20 +140,23 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     useJsonBodies(api, deps.bodyLimit, toCerbosError);
 
     const route = (path: string, check: CheckApi): void => {
+      const attributes = { 'http.request.method': 'POST', 'http.route': path };
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
-        const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
-        const outputs = decideCheck(deps, req);
-        const log = check.audited === true ? deps.audit : undefined;
-        if (log !== undefined) return outputs instanceof Promise ? outputs.then((o) => answerAudited(deps, log, check, req, o, reply)) : answerAudited(deps, log, check, req, outputs, reply);
-        return outputs instanceof Promise ? outputs.then((o) => sendJson(reply, check.respond(req, o))) : sendJson(reply, check.respond(req, outputs));
+        const trace = deps.tracing?.start('warden.check', 'cerbos-http', fromHeaders(request.headers), attributes);
+        return trace === undefined ? answerCheck(deps, check, request.body, reply, undefined) : trace.run(() => answerCheck(deps, check, request.body, reply, trace));
       });
     };
-    api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
+    const plan = (request: FastifyRequest, reply: FastifyReply, trace: DecisionTrace | undefined): FastifyReply | Promise<FastifyReply> => {
       const req = parsePlanResourcesRequest(request.body === undefined ? {} : request.body);
-      const output = decidePlan(deps, req);
+      const output = decidePlan(deps, req, trace);
       return output instanceof Promise
         ? output.then((o) => sendJson(reply, toPlanResourcesResponse(req, o, newCallId())))
         : sendJson(reply, toPlanResourcesResponse(req, output, newCallId()));
+    };
+    const planAttributes = { 'http.request.method': 'POST', 'http.route': '/api/plan/resources' };
+    api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
+      const trace = deps.tracing?.start('warden.plan', 'cerbos-http', fromHeaders(request.headers), planAttributes);
+      return trace === undefined ? plan(request, reply, undefined) : trace.run(() => plan(request, reply, trace));
     });
     route('/api/check/resources', CHECK_RESOURCES);
     route('/api/check', CHECK_RESOURCE_SET);
