@@ -11,7 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { credentials, loadPackageDefinition, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { stringify } from 'yaml';
+import { PROTO_DIR } from '../../apps/broker/src/grpc/grpc-listener.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 import { TEST_DATABASE_URL } from '../support/services.js';
@@ -29,6 +32,33 @@ resourcePolicy:
         match:
           expr: P.attr.tier == "gold"
 `;
+
+/** Forward-auth: any route may be read by a user. */
+const ROUTE_POLICY = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: route
+  version: default
+  rules:
+    - actions: [get]
+      effect: EFFECT_ALLOW
+      roles: [user]
+`;
+
+type Msg = Record<string, unknown>;
+
+/** Envoy's `Authorization/Check` over a real gRPC connection, with `metadata`. */
+async function envoyCheck(addr: string, message: Msg, metadata: Metadata): Promise<{ status?: { code?: number }; okResponse?: { headers?: Array<{ header: { key: string; value: string } }> } }> {
+  const def = loadSync('envoy/service/auth/v3/external_auth.proto', { includeDirs: [PROTO_DIR], keepCase: false, longs: String, enums: Number, defaults: false, oneofs: true });
+  const pkg = loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client } } } } };
+  const client = new pkg.envoy.service.auth.v3.Authorization(addr, credentials.createInsecure());
+  try {
+    return await new Promise((resolve, reject) => {
+      (client as unknown as { Check(m: Msg, md: Metadata, cb: (e: ServiceError | null, r: Msg) => void): void }).Check(message, metadata, (err, res) => (err ? reject(err) : resolve(res)));
+    });
+  } finally {
+    client.close();
+  }
+}
 
 /** `tokens` (static) names the caller; `crm-tier` (http) reads its tier from the upstream. */
 function brokerYaml(upstreamUrl: string, extra: Record<string, unknown>): string {
@@ -69,15 +99,21 @@ describe('tracing on', () => {
   const caller1 = { traceId: hex(16), spanId: hex(8) };
   const caller2 = { traceId: hex(16), spanId: hex(8) };
   const caller3 = { traceId: hex(16), spanId: hex(8) };
+  const caller4 = { traceId: hex(16), spanId: hex(8) };
+  const caller5 = { traceId: hex(16), spanId: hex(8) };
+  const caller6 = { traceId: hex(16), spanId: hex(8) };
   let allowed: V1Answer;
   let denied: V1Answer;
   let untraced: V1Answer;
   let cerbos: { cerbosCallId: string; results: Array<{ actions: Record<string, string> }> };
   let closeMs: number;
+  let envoyDecisionId: string | undefined;
+  let forwardDecisionId: string | null;
+  let plan: { planId: string; allowed: string[] };
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    const { dir, policyDir } = writePolicyDir({ 'tool.yaml': TOOL_POLICY }, 'warden-tracing-');
+    const { dir, policyDir } = writePolicyDir({ 'tool.yaml': TOOL_POLICY, 'route.yaml': ROUTE_POLICY }, 'warden-tracing-');
     writeFileSync(
       join(dir, 'warden.yaml'),
       brokerYaml(upstream.url, {
@@ -85,7 +121,7 @@ describe('tracing on', () => {
         tracing: { enabled: true, exporter: 'otlp-http', endpoint: receiver.url, serviceName: 'warden-e2e', sampleRatio: 1 },
       }),
     );
-    const broker: TestBroker = await startTestBroker({ cwd: dir, policyDir, logDestination: { write: (line: string) => void logged.push(line) } });
+    const broker: TestBroker = await startTestBroker({ cwd: dir, policyDir, grpc: true, logDestination: { write: (line: string) => void logged.push(line) } });
     try {
       allowed = await v1Check(broker.base, check('alice-token'), { traceparent: traceparent(caller1.traceId, caller1.spanId) });
       denied = await v1Check(broker.base, check('bob-token'), { traceparent: traceparent(caller2.traceId, caller2.spanId) });
@@ -97,6 +133,28 @@ describe('tracing on', () => {
       });
       expect(res.status).toBe(200);
       cerbos = (await res.json()) as typeof cerbos;
+      // Envoy's gRPC mode: the trace context comes as call metadata.
+      const md = new Metadata();
+      md.set('traceparent', traceparent(caller4.traceId, caller4.spanId));
+      const envoy = await envoyCheck(
+        broker.grpcAddr as string,
+        { attributes: { request: { http: { method: 'GET', path: '/v1/models', host: 'gw.local', headers: { authorization: 'Bearer alice-token' }, protocol: 'HTTP/1.1', scheme: 'http' } } } },
+        md,
+      );
+      expect(envoy.status?.code ?? 0).toBe(0);
+      envoyDecisionId = envoy.okResponse?.headers?.find((h) => h.header.key === 'x-warden-decision-id')?.header.value;
+      // Forward auth over HTTP (nginx auth_request, Traefik): the caller's headers.
+      const fwd = await fetch(`${broker.base}/v1/ext-authz/v1/models`, { headers: { authorization: 'Bearer alice-token', traceparent: traceparent(caller5.traceId, caller5.spanId) } });
+      expect(fwd.status).toBe(200);
+      forwardDecisionId = fwd.headers.get('x-warden-decision-id');
+      // Tool discovery.
+      const planned = await fetch(`${broker.base}/v1/plan`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: traceparent(caller6.traceId, caller6.spanId) },
+        body: JSON.stringify({ subject: { token: 'alice-token' }, kind: 'tool', action: 'invoke', candidates: ['search', 'other'] }),
+      });
+      expect(planned.status).toBe(200);
+      plan = (await planned.json()) as typeof plan;
     } finally {
       // Closing the app flushes the batch span processor: every span is at the receiver afterwards.
       const t0 = performance.now();
@@ -132,8 +190,8 @@ describe('tracing on', () => {
     expect(cerbos.results[0]?.actions['invoke']).toBe('EFFECT_ALLOW');
     expect(receiver.requests.length).toBeGreaterThan(0);
     expect(receiver.requests.every((r) => r.startsWith('POST /v1/traces application/json'))).toBe(true);
-    // Four decisions: /v1/check x3 (root, enrich, 2 resolvers, evaluate, audit) and the Cerbos check.
-    expect(receiver.spans.filter((s) => s.name === 'warden.check')).toHaveLength(4);
+    // Six decisions: /v1/check x3, the Cerbos check, Envoy's gRPC check, a forward-auth check.
+    expect(receiver.spans.filter((s) => s.name === 'warden.check')).toHaveLength(6);
     expect(closeMs).toBeLessThan(3_000);
   });
 
@@ -215,7 +273,7 @@ describe('tracing on', () => {
     const root = roots[0] as ReceivedSpan;
     expect(root.parentSpanId).toBeUndefined();
     expect(root.traceId).toMatch(/^[0-9a-f]{32}$/);
-    expect([caller1.traceId, caller2.traceId, caller3.traceId]).not.toContain(root.traceId);
+    expect([caller1, caller2, caller3, caller4, caller5, caller6].map((c) => c.traceId)).not.toContain(root.traceId);
     expect(root.attributes['warden.decision_id']).toBe(untraced.json['decisionId']);
   });
 
@@ -228,6 +286,31 @@ describe('tracing on', () => {
     // The Cerbos API states the principal: only crm-tier (keyed by principal.id) runs.
     expect(childrenOf(spans, enrich).map((s) => s.name)).toEqual(['warden.resolver crm-tier']);
     expect(childrenOf(spans, root).map((s) => s.name).sort()).toEqual(['warden.audit', 'warden.enrich', 'warden.evaluate']);
+  });
+
+  it('traces both forward-auth modes: the gRPC metadata`s and the HTTP headers` traceparent are continued', () => {
+    const grpc = rootOf(ofTrace(caller4.traceId));
+    expect(grpc.parentSpanId).toBe(caller4.spanId);
+    expect(grpc.attributes).toMatchObject({ 'warden.adapter': 'ext-authz-grpc', 'rpc.system': 'grpc', 'rpc.method': 'Check', 'warden.decision': 'ALLOW' });
+    expect(envoyDecisionId).toMatch(/./);
+    expect(grpc.attributes['warden.decision_id']).toBe(envoyDecisionId);
+    expect(childrenOf(ofTrace(caller4.traceId), grpc).map((s) => s.name).sort()).toEqual(['warden.audit', 'warden.enrich', 'warden.evaluate']);
+    const http = rootOf(ofTrace(caller5.traceId));
+    expect(http.parentSpanId).toBe(caller5.spanId);
+    expect(http.attributes).toMatchObject({ 'warden.adapter': 'ext-authz-http', 'http.request.method': 'GET', 'warden.decision': 'ALLOW', 'warden.decision_id': forwardDecisionId as string });
+  });
+
+  it('traces tool discovery as warden.plan: its plan id as the decision id, enrich, evaluate and audit', () => {
+    const spans = ofTrace(caller6.traceId);
+    const roots = spans.filter((s) => s.name === 'warden.plan');
+    expect(roots).toHaveLength(1);
+    const root = roots[0] as ReceivedSpan;
+    expect(plan.allowed).toEqual(['other', 'search']);
+    expect(root.parentSpanId).toBe(caller6.spanId);
+    expect(root.attributes).toMatchObject({ 'warden.adapter': 'plan', 'warden.decision_id': plan.planId, 'warden.plan.allowed': 2, 'warden.plan.denied': 0, 'http.route': '/v1/plan' });
+    expect(childrenOf(spans, root).map((s) => s.name).sort()).toEqual(['warden.audit', 'warden.enrich', 'warden.evaluate']);
+    const enrich = spans.find((s) => s.name === 'warden.enrich') as ReceivedSpan;
+    expect(childrenOf(spans, enrich).map((s) => s.name).sort()).toEqual(['warden.resolver crm-tier', 'warden.resolver tokens']);
   });
 });
 
