@@ -192,7 +192,8 @@ describe('tracing on', () => {
     expect(receiver.requests.every((r) => r.startsWith('POST /v1/traces application/json'))).toBe(true);
     // Six decisions: /v1/check x3, the Cerbos check, Envoy's gRPC check, a forward-auth check.
     expect(receiver.spans.filter((s) => s.name === 'warden.check')).toHaveLength(6);
-    expect(closeMs).toBeLessThan(3_000);
+    // A collector that answers takes no shutdown wait (the close also drops the test database).
+    expect(closeMs).toBeLessThan(8_000);
   });
 
   it('continues the caller`s trace: same trace id, the root`s parent is the caller`s span', () => {
@@ -370,10 +371,10 @@ describe('receiver down', () => {
       await broker.close();
       closeMs = performance.now() - t0;
     }
-    // At most the shutdown bound (3 s) plus the rest of the close.
-    expect(closeMs).toBeLessThan(6_000);
+    // The exporter retries a refused connection until its 5 s timeout; shutdown stops waiting at 3 s.
+    expect(closeMs).toBeGreaterThanOrEqual(2_900);
+    expect(closeMs).toBeLessThan(10_000);
     const warnings = logged.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.msg.startsWith('tracing: '));
-    expect(warnings.length).toBeGreaterThan(0);
-    expect(warnings.every((w) => w.level === 'warn')).toBe(true);
+    expect(warnings).toEqual([expect.objectContaining({ level: 'warn', msg: 'tracing: the last spans were not exported within 3000 ms of shutdown' })]);
   });
 });
