@@ -37,6 +37,7 @@ import { createWardenLogger, PinoLoggerService } from './logging/warden-logger.j
 import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { joinClusterMetrics } from './metrics/cluster-metrics.js';
 import { PolicyReloader } from './policy-source/policy-reloader.js';
+import { createBrokerTracing } from './tracing/broker-tracing.js';
 
 /** Options of {@link createBrokerApp}. */
 export interface CreateBrokerAppOptions {
@@ -120,6 +121,11 @@ export async function createBrokerApp(
     throw err;
   });
   const closers: Array<() => Promise<unknown>> = [() => reloader.close(), () => db.close()];
+  const serverInfo = readBuildInfo();
+  // Undefined unless `tracing.enabled`: then no route makes a span.
+  const tracing = createBrokerTracing({ config: config.tracing, version: serverInfo.version, onError });
+  // Last of all closers (the others are put in front): spans of requests finishing during shutdown are still exported.
+  if (tracing !== undefined) closers.push(() => tracing.shutdown());
   let runtime: ResolverRuntime;
   let delegation: DelegationRuntime;
   let admin;
@@ -204,18 +210,18 @@ export async function createBrokerApp(
     config.mcp === undefined
       ? undefined
       : { discovery, upstreams, onError, auth: { resource: config.mcp.resource, authorizationServers: config.mcp.authorizationServers, requiredScopes: config.mcp.requiredScopes, verifier: mcpVerifier } };
-  const v1Check: V1CheckDeps = { metrics, log, policies, runtime, delegation, limits: config.requestLimits, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT, budgets, audit };
+  const v1Check: V1CheckDeps = { metrics, log, policies, runtime, delegation, limits: config.requestLimits, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT, budgets, audit, tracing };
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.register({
       // Policies are compiled before the app exists (a bad set stops the boot); a reload only ever swaps in a compiled set.
       health: { db, redisUrl: config.redisUrl, policiesLoaded: () => policies.current !== undefined },
       metrics: { metrics, clusterMetrics: cluster.isWorker ? joinClusterMetrics(metrics.registry) : undefined },
-      cerbosApi: { metrics, log, policies, limits: config.requestLimits, verifier, serverInfo: readBuildInfo(), bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations, audit },
+      cerbosApi: { metrics, log, policies, limits: config.requestLimits, verifier, serverInfo, bodyLimit: DEFAULT_BODY_LIMIT, runtime, revocations: delegation.revocations, audit, tracing },
       v1Check,
       extAuthz: { ...v1Check, auditSource: 'ext-authz', agentHeader: config.forwardAuth.agentHeader, delegationHeader: config.forwardAuth.delegationHeader },
       usage: { budgets, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT },
-      v1Plan: { discovery, limits: config.requestLimits, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT, audit },
+      v1Plan: { discovery, limits: config.requestLimits, matchGateway, bodyLimit: DEFAULT_BODY_LIMIT, audit, tracing },
       admin,
       adminPolicies: { auth: admin.auth, reloader },
       delegations: { policies, runtime, delegation, auth: admin.auth, matchGateway, limits: config.requestLimits, maxTtlSeconds: config.delegation.maxTtlSeconds, bodyLimit: DEFAULT_BODY_LIMIT, audit },

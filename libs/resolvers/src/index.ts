@@ -54,6 +54,7 @@ export type {
   ResolverDenial,
   ResolverFailure,
   ResolverRun,
+  ResolverRunReport,
 } from './scheduler.js';
 export { staticResolverFactory, createStaticResolver } from './builtins/static/static.resolver.js';
 export type { StaticResolverConfig } from './builtins/static/static.resolver.js';

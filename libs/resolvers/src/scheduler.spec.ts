@@ -5,7 +5,7 @@ import { createLruCacheStore } from './cache/cache-store.js';
 import { ResolverError } from './resolver-error.js';
 import { createResolverRegistry } from './resolver-registry.js';
 import { parseResolverConfig, type ResolveContext, type ResolverFactory } from './resolver.types.js';
-import { enrich } from './scheduler.js';
+import { enrich, type ResolverRunReport } from './scheduler.js';
 
 type Impl = (keys: readonly JsonValue[], ctx: ResolveContext) => Promise<ReadonlyArray<unknown>>;
 
@@ -472,5 +472,89 @@ describe(enrich.name, () => {
     expect(out.items[0]?.input.principal).toEqual({ id: 'alice', attr: { team: 'alice' } });
     expect(calls.map((c) => c.resolver)).toEqual(['who']);
   });
-});
 
+  describe('onResolverRun', () => {
+    it('reports each resolver that ran, in registry order, with its kind, calls, keys and when it ran', async () => {
+      const { reg } = registry(
+        [
+          fake('who', 'principal.id', { 'principal.attr.team': 'result.v' }),
+          fake('skipped', 'principal.id', { 'principal.attr.never': 'result.v' }, { when: 'P.id == "nobody"' }),
+          fake('cat', 'resource.id', { 'resource.attr.v': 'result.v' }),
+        ],
+        { who: echoAfter(20), skipped: echoAfter(0), cat: echoAfter(0) },
+      );
+      const reports: ResolverRunReport[] = [];
+      const before = performance.now();
+      const out = await enrich(reg, { requestId: 'r', principal: { id: 'alice' }, resources: [{ kind: 'tool', id: 'a' }, { kind: 'tool', id: 'b' }] }, { onResolverRun: (r) => reports.push(r) });
+      const after = performance.now();
+      expect(reports.map((r) => r.resolver)).toEqual(['who', 'cat']);
+      expect(reports[0]).toMatchObject({ kind: 'fake', calls: 1, keys: 1, hits: 0, cachedKeys: 0, failures: 0 });
+      expect(reports[1]).toMatchObject({ kind: 'fake', calls: 1, keys: 2, hits: 0, cachedKeys: 0, failures: 0 });
+      for (const r of reports) {
+        expect(r.error).toBeUndefined();
+        expect(r.start).toBeGreaterThanOrEqual(before);
+        expect(r.end).toBeLessThanOrEqual(after);
+      }
+      const who = reports[0] as ResolverRunReport;
+      // The 20 ms upstream call is inside its run (timer resolution allows a millisecond less).
+      expect(who.end - who.start).toBeGreaterThanOrEqual(19);
+      // The outcome is what it is without an observer (its runs in the order they were first noted).
+      expect(out.runs.map((r) => [r.resolver, r.calls, r.keys, r.hits]).sort()).toEqual([
+        ['cat', 1, 2, 0],
+        ['who', 1, 1, 0],
+      ]);
+    });
+
+    it('reports keys the in-process cache answered as hits, with no call and no duration', async () => {
+      const { reg } = registry([fake('c', 'principal.id', { 'principal.attr.v': 'result.v' }, { cache: { ttl: '30s' } })], { c: echoAfter(0) });
+      const request = { requestId: 'r', principal: { id: 'alice' }, resources: [] };
+      const cold: ResolverRunReport[] = [];
+      await enrich(reg, request, { onResolverRun: (r) => cold.push(r) });
+      const warm: ResolverRunReport[] = [];
+      const out = enrich(reg, request, { onResolverRun: (r) => warm.push(r) });
+      // A warm enrichment still answers synchronously with an observer.
+      expect(out).not.toBeInstanceOf(Promise);
+      expect(cold).toEqual([expect.objectContaining({ resolver: 'c', calls: 1, keys: 1, hits: 0, cachedKeys: 0 })]);
+      expect(warm).toEqual([expect.objectContaining({ resolver: 'c', calls: 0, keys: 0, hits: 1, cachedKeys: 0, failures: 0 })]);
+      expect(warm[0]?.end).toBe(warm[0]?.start);
+      expect(warm[0]?.start).toBeGreaterThan(0);
+    });
+
+    it('counts keys a cache wrapper answered within a call (a stale value) as cached keys', async () => {
+      let now = 5_000;
+      const { factory } = fakes({ c: echoAfter(0) });
+      const reg = createResolverRegistry({
+        configs: [fake('c', 'resource.id', { 'resource.attr.v': 'result.v' }, { cache: { ttl: '30s', staleMaxAge: '1m' }, onError: 'stale' })],
+        factories: { fake: factory },
+        now: () => now,
+      });
+      const req = { requestId: 'r', resources: [{ kind: 'd', id: 'a', attr: {} }, { kind: 'd', id: 'b', attr: {} }] };
+      await enrich(reg, req);
+      now += 40_000;
+      const reports: ResolverRunReport[] = [];
+      await enrich(reg, req, { onResolverRun: (r) => reports.push(r) });
+      expect(reports).toEqual([expect.objectContaining({ resolver: 'c', calls: 1, keys: 2, hits: 0, cachedKeys: 2, failures: 0 })]);
+    });
+
+    it('reports failures with the first failure code, also of a resolver that failed before any call', async () => {
+      const { reg } = registry(
+        [
+          fake('down', 'resource.id', { 'resource.attr.v': 'result.v' }),
+          fake('badguard', 'principal.id', { 'principal.attr.x': 'result.v' }, { when: 'P.id', onError: 'omit' }),
+        ],
+        {
+          down: async () => {
+            throw new ResolverError('down', 'ERR_RESOLVER_TIMEOUT', 'resolver `down` timed out');
+          },
+          badguard: echoAfter(0),
+        },
+      );
+      const reports: ResolverRunReport[] = [];
+      await enrich(reg, { requestId: 'r', principal: { id: 'alice' }, resources: [{ kind: 'tool', id: 'a' }, { kind: 'tool', id: 'b' }] }, { onResolverRun: (r) => reports.push(r) });
+      expect(reports).toEqual([
+        expect.objectContaining({ resolver: 'down', calls: 1, keys: 2, failures: 2, error: 'ERR_RESOLVER_TIMEOUT' }),
+        expect.objectContaining({ resolver: 'badguard', calls: 0, keys: 0, failures: 2, error: 'ERR_RESOLVER_FAILED' }),
+      ]);
+    });
+  });
+});

@@ -103,10 +103,42 @@ export interface EnrichmentOutcome {
   readonly durationMs: number;
 }
 
+/**
+ * One resolver's part in one enrichment, as handed to {@link EnrichOptions.onResolverRun} (the
+ * broker turns it into a trace span; this lib knows nothing of tracing). Times are readings of
+ * the enrichment's clock (`performance.now()` by default).
+ */
+export interface ResolverRunReport {
+  readonly resolver: string;
+  /** The resolver's kind (`http`, `postgres`, `jwt`, ...). */
+  readonly kind: string;
+  /** When its first call started (or, with no call, when the in-process cache first answered it). */
+  readonly start: number;
+  /** When its last call ended (equal to `start` when no call was made). */
+  readonly end: number;
+  /** `resolveMany` calls (batches). */
+  readonly calls: number;
+  /** Keys loaded by those calls. */
+  readonly keys: number;
+  /** Keys the in-process cache answered without a call. */
+  readonly hits: number;
+  /** Of the loaded keys, those a cache wrapper answered (Redis, or a stale value served). */
+  readonly cachedKeys: number;
+  /** Items this resolver failed for (whatever its `onError` made of it). */
+  readonly failures: number;
+  /** The failure code of its first failure (`ERR_RESOLVER_TIMEOUT`, ...), when it failed. */
+  readonly error?: string;
+}
+
 /** Options of {@link enrich}. */
 export interface EnrichOptions {
   /** Monotonic clock in ms for durations (default `performance.now`). */
   readonly clock?: () => number;
+  /**
+   * Called once per resolver that ran or failed, in registry order, as the enrichment finishes
+   * (before its outcome is returned). Absent (the usual case): nothing extra is measured.
+   */
+  readonly onResolverRun?: (report: ResolverRunReport) => void;
 }
 
 /**
@@ -182,7 +214,17 @@ const NO_FAILURES: ResolverFailure[] = [];
 
 const REQUEST_ROOTS = ['principal', 'agent', 'context', 'delegation', 'subject'] as const;
 
-type RunStats = { readonly resolver: string; calls: number; keys: number; hits: number; first: number; last: number };
+type RunStats = {
+  readonly resolver: string;
+  calls: number;
+  keys: number;
+  hits: number;
+  first: number;
+  last: number;
+  /** Only kept with an `onResolverRun` observer: when the first in-process hit came, and keys a cache wrapper answered within calls. */
+  hitAt: number;
+  cached: number;
+};
 
 /** What {@link enrich} derives from a registry once: each resolver's dependencies as registry positions. */
 interface Plan {
@@ -211,7 +253,7 @@ function planOf(registry: ResolverRegistry): Plan {
  * if (outcome.items[0]?.denials.length) { ... deny ... }
  */
 export function enrich(registry: ResolverRegistry, request: EnrichmentRequest, options: EnrichOptions = {}): EnrichmentOutcome | Promise<EnrichmentOutcome> {
-  const run = new Enrichment(registry, request, options.clock ?? defaultClock);
+  const run = new Enrichment(registry, request, options.clock ?? defaultClock, options.onResolverRun);
   run.startAll();
   // Every node exists by now (dependants as `then` of their dependencies), so `pending` is complete.
   return run.pending.length === 0 ? run.finish() : run.finishLater();
@@ -245,6 +287,7 @@ class Enrichment {
     private readonly registry: ResolverRegistry,
     private readonly request: EnrichmentRequest,
     private readonly clock: () => number,
+    private readonly observe: ((report: ResolverRunReport) => void) | undefined,
   ) {
     this.started = clock();
     this.signal = request.signal ?? NEVER_ABORTED;
@@ -315,7 +358,40 @@ class Enrichment {
     if (this.runs !== undefined) {
       for (const run of this.runs) runs.push({ resolver: run.resolver, calls: run.calls, keys: run.keys, hits: run.hits, durationMs: run.calls > 0 ? run.last - run.first : 0 });
     }
-    return { items: this.items, runs, durationMs: this.clock() - this.started };
+    const end = this.clock();
+    if (this.observe !== undefined) this.report(this.observe, end);
+    return { items: this.items, runs, durationMs: end - this.started };
+  }
+
+  /** Hands each resolver's run (and each resolver that failed without a call) to `observe`, in registry order. */
+  private report(observe: (report: ResolverRunReport) => void, end: number): void {
+    let failed: Map<string, { count: number; code: string }> | undefined;
+    for (const item of this.items) {
+      for (const f of item.failures) {
+        const known = (failed ??= new Map()).get(f.resolver);
+        if (known === undefined) failed.set(f.resolver, { count: 1, code: f.code });
+        else known.count += 1;
+      }
+    }
+    for (const r of this.registry.resolvers) {
+      let run: RunStats | undefined;
+      if (this.runs !== undefined) for (const x of this.runs) if (x.resolver === r.name) run = x;
+      const failures = failed?.get(r.name);
+      if (run === undefined && failures === undefined) continue;
+      const start = run === undefined ? end : run.calls > 0 ? run.first : run.hitAt;
+      const report: ResolverRunReport = {
+        resolver: r.name,
+        kind: r.config.kind,
+        start,
+        end: run === undefined ? end : run.calls > 0 ? run.last : start,
+        calls: run?.calls ?? 0,
+        keys: run?.keys ?? 0,
+        hits: run?.hits ?? 0,
+        cachedKeys: run?.cached ?? 0,
+        failures: failures?.count ?? 0,
+      };
+      observe(failures === undefined ? report : { ...report, error: failures.code });
+    }
   }
 
   finishLater(): Promise<EnrichmentOutcome> {
@@ -323,7 +399,7 @@ class Enrichment {
   }
 
   /** Records one call of `keys` keys from `t0` to `t1`, or (`keys` 0) one key answered from the in-process cache, which takes no time. */
-  private noteRun(r: RegisteredResolver, keys: number, t0: number, t1: number): void {
+  private noteRun(r: RegisteredResolver, keys: number, t0: number, t1: number): RunStats {
     const runs = (this.runs ??= []);
     let run: RunStats | undefined;
     for (const x of runs) {
@@ -332,15 +408,18 @@ class Enrichment {
         break;
       }
     }
-    if (run === undefined) runs.push((run = { resolver: r.name, calls: 0, keys: 0, hits: 0, first: Infinity, last: -Infinity }));
+    if (run === undefined) runs.push((run = { resolver: r.name, calls: 0, keys: 0, hits: 0, first: Infinity, last: -Infinity, hitAt: 0, cached: 0 }));
     if (keys === 0) {
+      // Only an observer reads when a hit came (a warm check reads no clock for it otherwise).
+      if (run.hits === 0 && this.observe !== undefined) run.hitAt = this.clock();
       run.hits += 1;
-      return;
+      return run;
     }
     run.calls += 1;
     run.keys += keys;
     if (t0 < run.first) run.first = t0;
     if (t1 > run.last) run.last = t1;
+    return run;
   }
 
   /** One `resolveMany` call of `r`, timed and recorded; never rejects. */
@@ -356,7 +435,8 @@ class Enrichment {
       results = keys.map(() => ({ value: error }));
     }
     const t1 = this.clock();
-    this.noteRun(r, keys.length, t0, t1);
+    const run = this.noteRun(r, keys.length, t0, t1);
+    if (this.observe !== undefined) for (const res of results) if (res.cache?.hit === true) run.cached += 1;
     if (results.length !== keys.length) {
       const error = new ResolverError(r.name, 'ERR_RESOLVER_RESULT_INVALID', `resolver \`${r.name}\` answered ${results.length} values for ${keys.length} keys`);
       results = keys.map(() => ({ value: error }));

@@ -79,6 +79,8 @@ export interface BrokerConfig {
   forwardAuth: ForwardAuthConfig;
   /** `audit.*`: the decision log. */
   audit: AuditConfig;
+  /** `tracing.*`: OpenTelemetry tracing of the decision path (off by default). */
+  tracing: TracingConfig;
   /** The environment, for kinds that fill `${NAME}` placeholders themselves. */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -140,6 +142,24 @@ export interface AuditConfig {
   retentionDays: number;
   /** `audit.nats.*`, for `sink: nats`. */
   nats: { url: string; subject: string; stream: string } | undefined;
+}
+
+/**
+ * `tracing.*`: OpenTelemetry spans for each decision (adapter, enrichment and each resolver,
+ * evaluation, audit), exported over OTLP/HTTP. Off unless `tracing.enabled: true`.
+ */
+export interface TracingConfig {
+  enabled: boolean;
+  /** `otlp-http` (default): OTLP/HTTP JSON to `endpoint`; `console`: spans on stdout; `none`: spans made (ids in logs) but not exported. */
+  exporter: 'otlp-http' | 'console' | 'none';
+  /** The OTLP/HTTP traces URL (default `http://127.0.0.1:4318/v1/traces`; `OTEL_EXPORTER_OTLP_*ENDPOINT` override it). */
+  endpoint: string;
+  /** `service.name` of the spans (default `warden`; `OTEL_SERVICE_NAME` overrides it). */
+  serviceName: string;
+  /** Share of traces started here (no sampled caller) that are recorded, 0..1 (default 1). */
+  sampleRatio: number;
+  /** Sent with every export. SECURITY: may hold secrets (a vendor's API key); never logged. */
+  headers: Record<string, string>;
 }
 
 /** `forwardAuth.*`: the headers naming the acting agent and carrying a delegation token (lower case). */

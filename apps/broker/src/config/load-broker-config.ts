@@ -27,6 +27,7 @@ import type {
   PolicyStorageConfig,
 } from './broker-config.js';
 import { readBudgets } from './read-budgets.js';
+import { readTracing } from './read-tracing.js';
 
 /** Inputs of {@link loadBrokerConfig}; defaults are the process's own. */
 export interface LoadBrokerConfigOptions {
@@ -581,7 +582,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     configFile = resolve(cwd, DEFAULT_CONFIG_FILE);
   }
   const root = configFile === undefined ? {} : readFileConfig(configFile);
-  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth', 'audit']);
+  rejectUnknown(root, '', ['server', 'storage', 'engine', 'schema', 'auxData', 'database', 'datasources', 'resolvers', 'gateways', 'admin', 'delegation', 'mcp', 'budgets', 'forwardAuth', 'audit', 'tracing']);
 
   const server = section(root, 'server', '', ['httpListenAddr', 'grpcListenAddr', 'requestLimits']);
 
@@ -642,6 +643,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     budgets,
     forwardAuth: readForwardAuth(root),
     audit: readAudit(root, cwd, database, env),
+    tracing: readTracing(root, env),
     env,
   };
 }

@@ -15,7 +15,7 @@
 import type { AuxData, CheckInput, CheckOutput } from '@warden/core';
 import type { PlanOutput } from '@warden/decision';
 import type { RevocationSet } from '@warden/delegation';
-import { enrichInputs, evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
+import { evaluateEnriched, type EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import { logResolverFailures } from '../logging/resolver-failure.log.js';
 import type { WardenLogger } from '../logging/warden-logger.js';
@@ -25,6 +25,9 @@ import { newCallId } from '../http/call-id.js';
 import type { PlanResourcesRequest } from '../http/plan-resources.request.js';
 import type { CheckRequest, JwtRef } from '../http/request-common.js';
 import type { ActivePolicies, PolicySnapshots } from '../policy-source/policy-holder.js';
+import type { BrokerTracing } from '../tracing/broker-tracing.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
+import { enrichTraced } from '../tracing/traced-enrichment.js';
 
 /** What a decision needs, all built at boot. */
 export interface CerbosDecideDeps {
@@ -41,6 +44,8 @@ export interface CerbosDecideDeps {
   log?: WardenLogger | undefined;
   /** The decision log (present: the engine names each action's deciding rule for it). */
   audit?: unknown;
+  /** OpenTelemetry tracing; undefined when `tracing.enabled` is false. */
+  tracing?: BrokerTracing | undefined;
 }
 
 /** Outputs for items denied before evaluation name the reason, in Cerbos's `outputs` shape. */
@@ -89,14 +94,32 @@ function countDecisions(metrics: BrokerMetrics, inputs: readonly CheckInput[], o
   }
 }
 
+/** Sets the root span's decision: ALLOW when every action of every resource is allowed. */
+function traceOutputs(trace: DecisionTrace, req: CheckRequest, outputs: readonly CheckOutput[]): void {
+  let allowed = true;
+  for (const out of outputs) for (const a of Object.values(out.actions)) if (a.effect !== 'EFFECT_ALLOW') allowed = false;
+  trace.decided({ requestId: req.requestId, decision: allowed ? 'ALLOW' : 'DENY' });
+}
+
+/** The engine's outputs, with a `warden.evaluate` span when the request is traced. */
+function evaluateTimed(req: CheckRequest, evaluate: () => CheckOutput[]): CheckOutput[] {
+  const trace = req.trace;
+  if (trace === undefined) return evaluate();
+  const t0 = performance.now();
+  const outputs = evaluate();
+  trace.evaluate(t0, performance.now(), { 'warden.resources': req.inputs.length });
+  traceOutputs(trace, req, outputs);
+  return outputs;
+}
+
 function evaluateItems(deps: CerbosDecideDeps, policies: ActivePolicies, req: CheckRequest, enriched: EnrichedInputs, requestId: string): CheckOutput[] {
-  const outputs = evaluateEnriched(enriched.items, (inputs) => policies.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined }));
+  const outputs = evaluateTimed(req, () => evaluateEnriched(enriched.items, (inputs) => policies.engine.check(inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined })));
   req.inputs = enriched.items.map((it) => it.input);
   if (deps.metrics !== undefined) {
     if (enriched.outcome !== undefined) deps.metrics.enrichment('cerbos', enriched.outcome);
     countDecisions(deps.metrics, req.inputs, outputs);
   }
-  if (deps.log !== undefined && enriched.outcome !== undefined) logResolverFailures(deps.log, enriched.outcome, requestId, undefined);
+  if (deps.log !== undefined && enriched.outcome !== undefined) logResolverFailures(deps.log, enriched.outcome, requestId, undefined, req.trace);
   return withDenialOutputs(enriched.items, outputs);
 }
 
@@ -104,13 +127,14 @@ function evaluateVerified(deps: CerbosDecideDeps, policies: ActivePolicies, req:
   const enrich = needsEnrichment(deps);
   if (!enrich && !hasRevocations(deps)) {
     // Effective derived roles are only reported with includeMeta; without it the engine can skip them.
-    const outputs = policies.engine.check(req.inputs, { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined });
+    const options = { now: new Date(), includeEffectiveDerivedRoles: req.includeMeta, includeRules: deps.audit !== undefined };
+    const outputs = req.trace === undefined ? policies.engine.check(req.inputs, options) : evaluateTimed(req, () => policies.engine.check(req.inputs, options));
     if (deps.metrics !== undefined) countDecisions(deps.metrics, req.inputs, outputs);
     return outputs;
   }
   const requestId = req.requestId ?? newCallId();
   const enriched = enrich
-    ? enrichInputs(deps.runtime as ResolverRuntime, req.inputs, { requestId })
+    ? enrichTraced(req.trace, deps.runtime as ResolverRuntime, req.inputs, { requestId })
     : { items: req.inputs.map((input) => ({ input })), outcome: undefined, enrichMs: 0 };
   return enriched instanceof Promise
     ? enriched.then((e) => evaluateItems(deps, policies, req, withRevocations(deps, e), requestId))
@@ -150,10 +174,16 @@ export function decideCheck(deps: CerbosDecideDeps, req: CheckRequest, policies:
 
 const REVOKED_PLAN: PlanOutput = { filter: { kind: 'KIND_ALWAYS_DENIED' }, matchedScopes: {}, policyMatch: false, validationErrors: [] };
 
-function planVerified(deps: CerbosDecideDeps, policies: ActivePolicies, req: PlanResourcesRequest): PlanOutput {
+function planVerified(deps: CerbosDecideDeps, policies: ActivePolicies, req: PlanResourcesRequest, trace: DecisionTrace | undefined): PlanOutput {
   const id = req.input.principal.id;
   const revoked = hasRevocations(deps) && deps.revocations?.find({ subject: id, agent: id }) !== undefined;
-  return revoked ? REVOKED_PLAN : policies.engine.plan(req.input, { now: new Date() });
+  if (revoked) return REVOKED_PLAN;
+  if (trace === undefined) return policies.engine.plan(req.input, { now: new Date() });
+  const t0 = performance.now();
+  const plan = policies.engine.plan(req.input, { now: new Date() });
+  trace.evaluate(t0, performance.now());
+  trace.decided({ requestId: req.requestId });
+  return plan;
 }
 
 /**
@@ -161,10 +191,10 @@ function planVerified(deps: CerbosDecideDeps, policies: ActivePolicies, req: Pla
  * gets an always-denied plan, as its checks are denied. Resolvers do not enrich plans yet (their
  * keys are resource ids, which a plan does not have).
  */
-export function decidePlan(deps: CerbosDecideDeps, req: PlanResourcesRequest, policies: ActivePolicies = deps.policies.current): PlanOutput | Promise<PlanOutput> {
-  if (req.jwt === undefined && req.jwts === undefined) return planVerified(deps, policies, req);
+export function decidePlan(deps: CerbosDecideDeps, req: PlanResourcesRequest, policies: ActivePolicies = deps.policies.current, trace?: DecisionTrace): PlanOutput | Promise<PlanOutput> {
+  if (req.jwt === undefined && req.jwts === undefined) return planVerified(deps, policies, req, trace);
   return verifyAuxData(deps, req.jwt, req.jwts).then((auxData) => {
     req.input = { ...req.input, auxData };
-    return planVerified(deps, policies, req);
+    return planVerified(deps, policies, req, trace);
   });
 }

@@ -8,7 +8,7 @@
  * the resolvers produced, or denied.
  */
 import type { ActionEffect, CheckInput, CheckOutput, JsonValue, Principal, Resource } from '@warden/core';
-import { enrich, type EnrichmentOutcome, type EnrichmentRequest, type InputDocument, type JsonObject } from '@warden/resolvers';
+import { enrich, type EnrichmentOutcome, type EnrichmentRequest, type InputDocument, type JsonObject, type ResolverRunReport } from '@warden/resolvers';
 import type { ResolverRuntime } from './resolver-runtime.js';
 
 /** A deny reason: a stable code and a message safe to show to an agent. */
@@ -88,10 +88,13 @@ function toResource(r: JsonObject | undefined, original: Resource): Resource | R
   return out;
 }
 
-/** What {@link enrichInputs} takes besides the inputs: the roots only `/v1/check` has (subject, agent, context). */
+/**
+ * What {@link enrichInputs} takes besides the inputs: the roots only `/v1/check` has (subject,
+ * agent, context), and an observer of each resolver's run (tracing).
+ */
 export type EnrichExtra = {
   -readonly [K in keyof Omit<EnrichmentRequest, 'resources' | 'principal' | 'requestId'>]?: EnrichmentRequest[K];
-} & { requestId: string; principal?: JsonObject };
+} & { requestId: string; principal?: JsonObject; onResolverRun?: ((report: ResolverRunReport) => void) | undefined };
 
 /**
  * Enriches `inputs` (one per resource, sharing one principal) with the runtime's resolvers.
@@ -129,7 +132,7 @@ export function enrichInputs(runtime: ResolverRuntime, inputs: readonly CheckInp
   if (extra.signal !== undefined) request.signal = extra.signal;
   if (extra.owned !== undefined) request.owned = extra.owned;
   const owned = extra.owned === true;
-  const outcome = enrich(state.registry, request);
+  const outcome = extra.onResolverRun === undefined ? enrich(state.registry, request) : enrich(state.registry, request, { onResolverRun: extra.onResolverRun });
   return outcome instanceof Promise ? outcome.then((o) => toEnrichedInputs(inputs, o, owned)) : toEnrichedInputs(inputs, outcome, owned);
 }
 

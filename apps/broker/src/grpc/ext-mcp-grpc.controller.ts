@@ -69,7 +69,7 @@ export class ExtMcpGrpcController {
       const c = parseExtMcpRequest(messageOf(message, 'mcpRequest'));
       const refused = this.admit(c.identity, metadata);
       if (refused !== undefined) return refused;
-      if (c.kind === 'check') return decideCall(this.deps, c);
+      if (c.kind === 'check') return decideCall(this.deps, c, metadata);
       return (await identify(this.deps, c.identity, `\`${c.method}\``)) ?? PASS;
     });
   }

@@ -17,7 +17,9 @@ import type { JsonValue } from '@warden/core';
 import type { ExtMcpIdentity, ExtMcpRequestCheck, ExtMcpResponseCheck } from '@warden/gateway';
 import type { JsonObject } from '@warden/resolvers';
 import type { Reason } from '../enrichment/enriched-check.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
 import { checkWith, type CheckAnswer, type V1CheckDeps } from '../http/v1-check.routes.js';
+import { fromMetadata, type MetadataLike } from '../tracing/broker-tracing.js';
 import type { V1CheckRequest } from '../http/v1-check.request.js';
 import { decideEntries, resolveMcpSubject, type McpCaller } from '../mcp/mcp-access.js';
 import { describeShownTool, listVisibleTools } from '../mcp/mcp-tool-listing.js';
@@ -47,8 +49,15 @@ function callerOf(identity: ExtMcpIdentity): McpCaller {
   };
 }
 
-/** Decides a call through `/v1/check`'s decision path. */
-export async function decideCall(deps: ExtMcpDeps, c: Extract<ExtMcpRequestCheck, { kind: 'check' }>): Promise<Msg> {
+const SPAN_ATTRIBUTES = { 'rpc.system': 'grpc', 'rpc.service': 'ExtMcp', 'rpc.method': 'CheckRequest' } as const;
+
+/** Decides a call through `/v1/check`'s decision path (traced as `ext-mcp-grpc`, continuing a `traceparent` in `metadata`). */
+export function decideCall(deps: ExtMcpDeps, c: Extract<ExtMcpRequestCheck, { kind: 'check' }>, metadata?: MetadataLike): Promise<Msg> {
+  const trace = deps.check.tracing?.start('warden.check', 'ext-mcp-grpc', metadata === undefined ? undefined : fromMetadata(metadata), SPAN_ATTRIBUTES);
+  return trace === undefined ? decideCallTraced(deps, c, undefined) : trace.run(() => decideCallTraced(deps, c, trace));
+}
+
+async function decideCallTraced(deps: ExtMcpDeps, c: Extract<ExtMcpRequestCheck, { kind: 'check' }>, trace: DecisionTrace | undefined): Promise<Msg> {
   const caller = callerOf(c.identity);
   const req: V1CheckRequest = {
     requestId: undefined,
@@ -62,6 +71,7 @@ export async function decideCall(deps: ExtMcpDeps, c: Extract<ExtMcpRequestCheck
     context: caller.context ?? {},
     explain: false,
     needsTrust: c.identity.needsTrust,
+    ...(trace !== undefined ? { trace } : {}),
   };
   const answer: CheckAnswer<Holder> = (holder, d) => {
     const item = d.decisions[0];

@@ -30,6 +30,8 @@ import { parseAccessEvaluationRequest, parseAccessEvaluationsRequest, type Authz
 import { toAuthzenResponse } from './authzen.response.js';
 import { toPlanResourcesResponse } from './plan-resources.response.js';
 import type { CheckRequest } from './request-common.js';
+import { fromHeaders } from '../tracing/broker-tracing.js';
+import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
 
 /** `GET /api/server_info`, as Cerbos prints it. */
 export interface ServerInfo {
@@ -94,24 +96,59 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
 }
 
 /**
- * Answers a check and, with the decision log on, hands its entry to it: queued as a closure built
- * off the request (best-effort), or awaited before the answer (strict: else `ERR_AUDIT_UNAVAILABLE`).
+ * Hands a decision's entry to the log (under a `warden.audit` span when traced): best-effort
+ * queues a closure built off the request and returns undefined; strict resolves once the entry is
+ * durable (else `ERR_AUDIT_UNAVAILABLE`).
  */
-function answerCheck(deps: CerbosApiDeps, policyVersion: string, source: string, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+export function logTraced(log: DecisionLog, trace: DecisionTrace | undefined, build: () => AuditEntry): Promise<void> | undefined {
+  const span = trace?.audit(log.strict ? 'strict' : 'best-effort');
+  const durable = recordDecision(log, build);
+  if (span === undefined) return durable;
+  if (durable === undefined) {
+    span.end();
+    return undefined;
+  }
+  return durable.then(
+    () => span.end(),
+    (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    },
+  );
+}
+
+/** Answers a decided check; with the decision log on, its entry is logged under the id the caller gets. */
+function answerDecided(deps: CerbosApiDeps, policyVersion: string, source: string, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply, callId: string | undefined): FastifyReply | Promise<FastifyReply> {
   const log = deps.audit;
-  if (log === undefined) return sendJson(reply, check.respond(req, outputs));
-  const callId = newCallId();
+  if (log === undefined || callId === undefined) return sendJson(reply, check.respond(req, outputs, callId));
   if (check.idInBody !== true) void reply.header('x-warden-decision-id', callId);
   const at = Date.now();
-  const durable = recordDecision(log, () => cerbosCheckAuditEntry(callId, source, req, outputs, policyVersion, log.mask, at));
+  const durable = logTraced(log, req.trace, () => cerbosCheckAuditEntry(callId, source, req, outputs, policyVersion, log.mask, at));
   return durable === undefined ? sendJson(reply, check.respond(req, outputs, callId)) : durable.then(() => sendJson(reply, check.respond(req, outputs, callId)));
 }
 
+/** Decides one request of `check`'s API with one policy snapshot and answers it. */
+function answerCheck(deps: CerbosApiDeps, source: string, check: CheckApi, body: unknown, reply: FastifyReply, trace: DecisionTrace | undefined): FastifyReply | Promise<FastifyReply> {
+  const req = check.parse(body === undefined ? {} : body, deps.limits);
+  // One snapshot decides and names the version in the entry and the trace.
+  const policies = deps.policies.current;
+  // The decision id (CheckResources' `cerbosCallId`, or the logged id), known before deciding so the trace can name it.
+  const callId = check.idInBody === true || deps.audit !== undefined ? newCallId() : undefined;
+  if (trace !== undefined) {
+    req.trace = trace;
+    trace.decided({ decisionId: callId, policyVersion: policies.version });
+  }
+  const outputs = decideCheck(deps, req, policies);
+  return outputs instanceof Promise ? outputs.then((o) => answerDecided(deps, policies.version, source, check, req, o, reply, callId)) : answerDecided(deps, policies.version, source, check, req, outputs, reply, callId);
+}
+
 /** Answers a PlanResources call, logged like a check (kind `plan`, keyed by its `cerbosCallId`). */
-function answerPlan(deps: CerbosApiDeps, policyVersion: string, req: PlanResourcesRequest, output: PlanOutput, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+function answerPlan(deps: CerbosApiDeps, policyVersion: string, req: PlanResourcesRequest, output: PlanOutput, reply: FastifyReply, trace: DecisionTrace | undefined): FastifyReply | Promise<FastifyReply> {
   const callId = newCallId();
+  trace?.decided({ decisionId: callId, policyVersion });
   const log = deps.audit;
-  const durable = log === undefined ? undefined : recordDecision(log, planEntry(policyVersion, log, '/api/plan/resources', callId, req, output));
+  const durable = log === undefined ? undefined : logTraced(log, trace, planEntry(policyVersion, log, '/api/plan/resources', callId, req, output));
   return durable === undefined ? sendJson(reply, toPlanResourcesResponse(req, output, callId)) : durable.then(() => sendJson(reply, toPlanResourcesResponse(req, output, callId)));
 }
 
@@ -127,19 +164,22 @@ export async function registerCerbosApi(app: FastifyInstance, deps: CerbosApiDep
     useJsonBodies(api, deps.bodyLimit, toCerbosError);
 
     const route = (path: string, check: CheckApi): void => {
+      const attributes = { 'http.request.method': 'POST', 'http.route': path };
       api.post(path, { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
-        const req = check.parse(request.body === undefined ? {} : request.body, deps.limits);
-        // One snapshot decides and names the version in the entry.
-        const policies = deps.policies.current;
-        const outputs = decideCheck(deps, req, policies);
-        return outputs instanceof Promise ? outputs.then((o) => answerCheck(deps, policies.version, path, check, req, o, reply)) : answerCheck(deps, policies.version, path, check, req, outputs, reply);
+        const trace = deps.tracing?.start('warden.check', 'cerbos-http', fromHeaders(request.headers), attributes);
+        return trace === undefined ? answerCheck(deps, path, check, request.body, reply, undefined) : trace.run(() => answerCheck(deps, path, check, request.body, reply, trace));
       });
     };
-    api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
+    const plan = (request: FastifyRequest, reply: FastifyReply, trace: DecisionTrace | undefined): FastifyReply | Promise<FastifyReply> => {
       const req = parsePlanResourcesRequest(request.body === undefined ? {} : request.body);
       const policies = deps.policies.current;
-      const output = decidePlan(deps, req, policies);
-      return output instanceof Promise ? output.then((o) => answerPlan(deps, policies.version, req, o, reply)) : answerPlan(deps, policies.version, req, output, reply);
+      const output = decidePlan(deps, req, policies, trace);
+      return output instanceof Promise ? output.then((o) => answerPlan(deps, policies.version, req, o, reply, trace)) : answerPlan(deps, policies.version, req, output, reply, trace);
+    };
+    const planAttributes = { 'http.request.method': 'POST', 'http.route': '/api/plan/resources' };
+    api.post('/api/plan/resources', { bodyLimit: deps.bodyLimit }, (request: FastifyRequest, reply: FastifyReply) => {
+      const trace = deps.tracing?.start('warden.plan', 'cerbos-http', fromHeaders(request.headers), planAttributes);
+      return trace === undefined ? plan(request, reply, undefined) : trace.run(() => plan(request, reply, trace));
     });
     route('/api/check/resources', CHECK_RESOURCES);
     route('/api/check', CHECK_RESOURCE_SET);

@@ -22,6 +22,8 @@ import { WardenError } from '@warden/core';
 import { toWardenError } from './broker-error.filter.js';
 import { forwardedOptions, missingCredentials, toCheckRequest, verdictOf, type ForwardAuthHeaders } from './forwarded-check.js';
 import { checkWith, GATEWAY_KEY_HEADER, type CheckAnswer, type V1CheckDeps } from './v1-check.routes.js';
+import { fromHeaders } from '../tracing/broker-tracing.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
 
 /** What the route needs besides `/v1/check`'s dependencies. */
 export interface ExtAuthzDeps extends V1CheckDeps, ForwardAuthHeaders {}
@@ -62,6 +64,11 @@ function send(reply: FastifyReply, v: GatewayVerdict): FastifyReply {
 const answer: CheckAnswer = (reply, d) => send(reply, verdictOf(d));
 
 function handle(deps: ExtAuthzDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | FastifyReply | undefined {
+  const trace = deps.tracing?.start('warden.check', 'ext-authz-http', fromHeaders(request.headers), { 'http.request.method': request.method, 'http.route': request.routeOptions.url ?? PREFIX });
+  return trace === undefined ? decide(deps, request, reply, undefined) : trace.run(() => decide(deps, request, reply, trace));
+}
+
+function decide(deps: ExtAuthzDeps, request: FastifyRequest, reply: FastifyReply, trace: DecisionTrace | undefined): Promise<FastifyReply> | FastifyReply | undefined {
   const o = original(request);
   const headers: Record<string, string | undefined> = {};
   for (const name of ['authorization', deps.agentHeader ?? 'x-warden-agent', deps.delegationHeader ?? 'x-warden-delegation', 'content-type', 'x-envoy-auth-partial-body']) {
@@ -70,9 +77,14 @@ function handle(deps: ExtAuthzDeps, request: FastifyRequest, reply: FastifyReply
   const body = typeof request.body === 'string' ? request.body : undefined;
   const c = parseForwardedRequest({ method: o.method, path: o.path, ...(o.host !== undefined ? { host: o.host } : {}), headers, ...(body !== undefined ? { body } : {}) }, forwardedOptions(deps));
   const none = missingCredentials(c);
-  if (none !== undefined) return send(reply, none);
+  if (none !== undefined) {
+    trace?.decided({ decision: 'DENY', reasons: ['credentials_missing'] });
+    return send(reply, none);
+  }
   const gateway = deps.budgets !== undefined ? deps.matchGateway(header(request, GATEWAY_KEY_HEADER))?.name : undefined;
-  return checkWith(deps, toCheckRequest(c, gateway), reply, answer);
+  const req = toCheckRequest(c, gateway);
+  if (trace !== undefined) req.trace = trace;
+  return checkWith(deps, req, reply, answer);
 }
 
 /** Registers `/v1/ext-authz` and `/v1/ext-authz/*` (every method) on `app`. */

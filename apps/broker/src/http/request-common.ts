@@ -11,6 +11,7 @@
  */
 import { WardenError, type Attributes, type CheckInput, type Principal } from '@warden/core';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
 
 /** A validated check request of any of the three APIs, ready to evaluate once aux data is verified. */
 export interface CheckRequest {
@@ -21,6 +22,8 @@ export interface CheckRequest {
   jwt: JwtRef | undefined;
   /** `auxData.jwts`: named tokens (verified, claims not yet passed to the engine). */
   jwts: (JwtRef & { name: string })[] | undefined;
+  /** The decision's trace when tracing is on and the request sampled (set by the transport, not the body). */
+  trace?: DecisionTrace | undefined;
 }
 
 /** `auxData.jwt` (or one entry of `auxData.jwts`) as sent. */

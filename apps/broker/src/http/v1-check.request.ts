@@ -8,6 +8,7 @@ import { WardenError } from '@warden/core';
 import type { JsonObject } from '@warden/resolvers';
 import type { RequestLimitsConfig } from '../config/broker-config.js';
 import { checkValue, isObj, type Obj } from './request-common.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
 
 /** One resource of the request as sent. */
 export interface V1Resource {
@@ -35,6 +36,11 @@ export interface V1CheckRequest {
   needsTrust: boolean;
   /** The trusted gateway whose key the caller presented (set by the route, not the body). */
   gateway?: string | undefined;
+  /**
+   * The decision's trace when tracing is on and the request sampled (set by the adapter, not the
+   * body). Carried here because this object is the one every stage of the check already holds.
+   */
+  trace?: DecisionTrace | undefined;
 }
 
 const TOP = new Set(['requestId', 'subject', 'agent', 'delegation', 'action', 'actions', 'resource', 'resources', 'context', 'explain']);

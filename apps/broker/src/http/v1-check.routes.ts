@@ -13,7 +13,7 @@ import type { AuditEntry } from '@warden/audit';
 import type { JsonObject } from '@warden/resolvers';
 import type { BudgetAnswer, BudgetRuntime } from '../budget/budget-runtime.js';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
-import { enrichInputs, withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
+import { withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { logResolverFailures } from '../logging/resolver-failure.log.js';
@@ -23,6 +23,9 @@ import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, typ
 import { v1CheckAuditEntry } from '../audit/check-audit-entry.js';
 import type { DecisionLog } from '../audit/decision-log.js';
 import type { PolicySnapshots } from '../policy-source/policy-holder.js';
+import { fromHeaders, type BrokerTracing } from '../tracing/broker-tracing.js';
+import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
+import { enrichTraced } from '../tracing/traced-enrichment.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
 import { useJsonBodies } from './json-body.parser.js';
@@ -47,6 +50,8 @@ export interface V1CheckDeps {
   audit?: DecisionLog | undefined;
   /** The surface named in decision-log entries (default `/v1/check`). */
   auditSource?: string;
+  /** OpenTelemetry tracing; undefined when `tracing.enabled` is false (then a check makes no span). */
+  tracing?: BrokerTracing | undefined;
 }
 
 /** Header carrying a trusted gateway's API key. */
@@ -90,8 +95,8 @@ export type Stamps = { start: number; parsed: number; enriched: number; evaluate
 /** Stage timings of a check neither explained nor logged (never read). */
 const NO_STAMPS: Stamps = { start: 0, parsed: 0, enriched: 0, evaluated: 0 };
 
-/** Stage timings are read for `explain` and for the decision log; a plain warm check reads no clock for them. */
-const timed = (req: V1CheckRequest, deps: V1CheckDeps): boolean => req.explain || deps.audit !== undefined;
+/** Stage timings are read for `explain`, the decision log and a traced check; a plain warm check reads no clock for them. */
+const timed = (req: V1CheckRequest, deps: V1CheckDeps): boolean => req.explain || deps.audit !== undefined || req.trace !== undefined;
 
 /**
  * The answer. Compact by default (its size is most of a warm check's cost once it is several
@@ -195,9 +200,18 @@ export type CheckAnswer<R = FastifyReply> = (sink: R, decided: DecidedCheck) => 
 const answerJson: CheckAnswer = (reply, d) =>
   reply.header('content-type', 'application/json').send(JSON.stringify(respond(d.req, d.decisionId, d.policyVersion, d.enriched, d.decisions, d.ids, d.stamps, d.budget)));
 
+/** The root span's attributes of `POST /v1/check` (made once). */
+const V1_SPAN_ATTRIBUTES = { 'http.request.method': 'POST', 'http.route': '/v1/check' } as const;
+
 function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
   const start = performance.now();
+  const trace = deps.tracing?.start('warden.check', 'v1', fromHeaders(request.headers), V1_SPAN_ATTRIBUTES);
+  return trace === undefined ? checkParsed(deps, request, reply, start, undefined) : trace.run(() => checkParsed(deps, request, reply, start, trace));
+}
+
+function checkParsed(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply, start: number, trace: DecisionTrace | undefined): Promise<FastifyReply> | undefined {
   const req = parseV1CheckRequest(request.body, deps.limits);
+  if (trace !== undefined) req.trace = trace;
   const header = request.headers[GATEWAY_KEY_HEADER];
   const gateway = deps.matchGateway(typeof header === 'string' ? header : undefined);
   if (req.needsTrust && gateway === undefined) {
@@ -254,7 +268,7 @@ function decide<R>(
   if (req.token !== undefined) extra.subject = { token: req.token };
   if (agent !== undefined) extra.agent = agent;
   if (req.delegation !== undefined) extra.delegation = { token: req.delegation };
-  const enriched = enrichInputs(deps.runtime, inputs, extra);
+  const enriched = enrichTraced(req.trace, deps.runtime, inputs, extra);
   // Answered synchronously when every attribute came from the in-process cache. (The promise's
   // callback lives in its own function so the synchronous path allocates no closure.)
   if (enriched instanceof Promise) return answerLater(deps, req, reply, enriched, decisionId, start, parsed, agent, delegation, out);
@@ -308,14 +322,32 @@ function finishCheck<R>(
   // The decision log names each action's matched policy: the engine's details are kept while it is on.
   const decisions = decideForIdentities(policies.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   const t2 = timed(req, deps) ? performance.now() : 0;
+  if (req.trace !== undefined) req.trace.evaluate(t1, t2, evaluateAttributes(req, e));
   return answerDecided(reply, { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS }, out);
+}
+
+/** The `warden.evaluate` span's attributes: how many resources and actions were decided. */
+function evaluateAttributes(req: V1CheckRequest, e: EnrichedInputs): { 'warden.resources': number; 'warden.actions': number } {
+  return { 'warden.resources': e.items.length, 'warden.actions': req.actions.length };
+}
+
+/** The decision of a check as its trace shows it: ALLOW when every action of every resource is, and the denials' codes. */
+function traceDecided(trace: DecisionTrace, d: DecidedCheck): void {
+  let allowed = true;
+  const codes = new Set<string>();
+  for (const item of d.decisions) {
+    for (const a of d.req.actions) if (item.effects[a] !== 'ALLOW') allowed = false;
+    for (const r of item.reasons) codes.add(r.code);
+  }
+  trace.decided({ decisionId: d.decisionId, requestId: d.req.requestId, decision: allowed ? 'ALLOW' : 'DENY', policyVersion: d.policyVersion, reasons: [...codes] });
 }
 
 /** Counts and logs a decided check, then answers it (through the decision log when it is on). */
 function answerDecided<R>(reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
   const { deps, req, enriched: e, decisionId } = decided;
   if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decided.decisions);
-  if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId);
+  if (req.trace !== undefined) traceDecided(req.trace, decided);
+  if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId, req.trace);
   return deps.audit === undefined ? out(reply, decided) : answerAudited(deps.audit, reply, decided, out);
 }
 
@@ -341,15 +373,34 @@ function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out
   const at = Date.now();
   const source = decided.deps.auditSource ?? '/v1/check';
   const build = (): AuditEntry => v1CheckAuditEntry(decided, log.mask, source, at);
+  const trace = decided.req.trace;
   if (log.strict) {
+    const span = trace?.audit('strict');
     return log.writer.recordDurable(build).then(
-      () => out(reply, decided),
+      () => {
+        span?.end();
+        return out(reply, decided);
+      },
       // SECURITY: what cannot be recorded is not allowed.
-      () => out(reply, deniedFor(decided, AUDIT_UNAVAILABLE)),
+      (err: unknown) => {
+        if (trace !== undefined && span !== undefined) {
+          failSpan(span, err);
+          span.end();
+          trace.decided({ decision: 'DENY', reasons: [AUDIT_UNAVAILABLE.code] });
+        }
+        return out(reply, deniedFor(decided, AUDIT_UNAVAILABLE));
+      },
     );
   }
   const answered = out(reply, decided);
+  if (trace === undefined) {
+    log.writer.record(build);
+    return answered;
+  }
+  // Best-effort: the span covers handing the entry over (the writer builds and writes it later, in a batch).
+  const span = trace.audit('best-effort');
   log.writer.record(build);
+  span.end();
   return answered;
 }
 
@@ -392,7 +443,9 @@ async function finishBudgeted<R>(
   const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
   if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
   const policies = deps.policies.current;
+  const e0 = req.trace !== undefined ? performance.now() : 0;
   const decisions = decideForIdentities(policies.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
+  if (req.trace !== undefined) req.trace.evaluate(e0, performance.now(), evaluateAttributes(req, e));
   const budget = await session.reserve(e.items, decisions);
   const t2 = timed(req, deps) ? performance.now() : 0;
   const decided: DecidedCheck = { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };

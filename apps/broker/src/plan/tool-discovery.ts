@@ -11,7 +11,9 @@ import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { PlanOperand } from '@warden/decision';
 import { isResolverError, type CatalogEntry, type CatalogSource, type JsonObject, type ResolverRun } from '@warden/resolvers';
-import { enrichInputs, type Reason } from '../enrichment/enriched-check.js';
+import type { Reason } from '../enrichment/enriched-check.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
+import { enrichTraced } from '../tracing/traced-enrichment.js';
 import type { ResolverRuntime } from '../enrichment/resolver-runtime.js';
 import type { DelegationRuntime } from '../delegation/delegation-runtime.js';
 import { agentPrincipal, type Identities } from '../delegation/identity-decision.js';
@@ -125,10 +127,11 @@ async function candidatesOf(deps: ToolDiscoveryDeps, req: DiscoveryRequest): Pro
 }
 
 /**
- * Discovers what `req`'s caller may use among its candidates.
+ * Discovers what `req`'s caller may use among its candidates. With `trace` (`/v1/plan` with tracing
+ * on) the enrichment and the planning are its `warden.enrich` and `warden.evaluate` spans.
  * @example const page = await discoverTools(deps, { ...req, kind: 'tool', action: 'invoke', candidates: [{ id: 'web_search' }], limit: 100 });
  */
-export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryRequest): Promise<DiscoveryResult> {
+export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryRequest, trace?: DecisionTrace): Promise<DiscoveryResult> {
   const t0 = performance.now();
   const planId = randomUUID();
   const requestId = req.requestId ?? planId;
@@ -143,7 +146,7 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
   const delegatedFor = delegation !== undefined && !('code' in delegation) ? delegation.subject : undefined;
   const principal: JsonObject = req.subject !== undefined ? { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr } : req.token === undefined && delegatedFor !== undefined ? { id: delegatedFor } : {};
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : ({ ...req.agent } as unknown as JsonObject);
-  const enriched = inputs.length === 0 ? undefined : await enrichInputs(deps.runtime, inputs, {
+  const enriched = inputs.length === 0 ? undefined : await enrichTraced(trace, deps.runtime, inputs, {
     requestId,
     owned: true,
     principal,
@@ -179,6 +182,11 @@ export async function discoverTools(deps: ToolDiscoveryDeps, req: DiscoveryReque
     if (item !== undefined) entries.set(p.id, item.input.resource.attr as JsonObject);
   });
   const t3 = performance.now();
+  if (trace !== undefined) {
+    trace.evaluate(t2, t3, { 'warden.resources': page.length, 'warden.actions': 1 });
+    trace.decided({ decisionId: planId, requestId: req.requestId, reasons: Object.keys(reasons) });
+    trace.span.setAttributes({ 'warden.plan.allowed': allowed.length, 'warden.plan.conditional': conditional.length, 'warden.plan.denied': denied });
+  }
   const last = page[page.length - 1];
   const ms = (x: number): number => Math.round(x * 1000) / 1000;
   return {
