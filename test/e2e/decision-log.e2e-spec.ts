@@ -173,6 +173,19 @@ describe('decision log, mode strict (NDJSON sink)', () => {
     }
   });
 
+  it('reports at /metrics what the log spilled: entries and bytes waiting, none dropped, none written', async () => {
+    // The sink's path is a file's child (it cannot be created); the spill file works.
+    const { base } = await start({ enabled: true, sink: 'ndjson', mode: 'strict', path: './not-a-dir/audit.ndjson', spillDir: './spill' });
+    for (let i = 0; i < 3; i++) expect((await ask(base)).json.decision).toBe('ALLOW');
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    expect(value('warden_audit_entries_total{result="spilled"}')).toBe(3);
+    expect(value('warden_audit_entries_total{result="written"}')).toBe(0);
+    expect(value('warden_audit_entries_total{result="dropped"}')).toBe(0);
+    expect(value('warden_audit_queue_depth')).toBe(0);
+    expect(value('warden_audit_spill_bytes')).toBeGreaterThan(300);
+  });
+
   it('denies the check (reason audit_unavailable) when neither the sink nor the spill file can take the entry', async () => {
     const { base } = await start({ enabled: true, sink: 'ndjson', mode: 'strict', path: './not-a-dir/audit.ndjson', spillDir: './not-a-dir/spill' });
     const a = await ask(base);

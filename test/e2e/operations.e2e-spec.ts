@@ -105,6 +105,8 @@ describe('/metrics', () => {
     expect(delta('warden_resolver_errors_total', { resolver: 'doc-attrs' })).toBe(1);
     expect(delta('warden_resolver_duration_seconds_count', { resolver: 'doc-attrs' })).toBeGreaterThanOrEqual(2);
     expect(delta('warden_stage_duration_seconds_count', { api: 'v1', stage: 'enrich' })).toBe(1);
+    for (const stage of ['parse', 'evaluate', 'total']) expect(delta('warden_stage_duration_seconds_count', { api: 'v1', stage }), stage).toBe(1);
+    expect(delta('warden_stage_duration_seconds_sum', { api: 'v1', stage: 'total' })).toBeGreaterThan(delta('warden_stage_duration_seconds_sum', { api: 'v1', stage: 'evaluate' }));
     expect(delta('warden_stage_duration_seconds_count', { api: 'cerbos', stage: 'enrich' })).toBe(1);
     expect(delta('warden_request_duration_seconds_count', { route: '/v1/check' })).toBe(1);
     expect(delta('warden_request_duration_seconds_count', { route: '/api/check/resources' })).toBe(1);

@@ -19,7 +19,7 @@ import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
 import type { BudgetRuntime } from './budget/budget-runtime.js';
 import { openBudgets } from './budget/open-budgets.js';
-import { openDecisionLog, type DecisionLog } from './audit/decision-log.js';
+import { decisionLogStats, openDecisionLog, type DecisionLog } from './audit/decision-log.js';
 import { readBuildInfo } from './build-info.js';
 import type { BrokerConfig } from './config/broker-config.js';
 import { DelegationRuntime, delegationConfigError } from './delegation/delegation-runtime.js';
@@ -181,6 +181,8 @@ export async function createBrokerApp(
     const decisionLog = await openDecisionLog({ config: config.audit, db, onError });
     if (decisionLog !== undefined) {
       audit = decisionLog.log;
+      const writer = decisionLog.log.writer;
+      metrics.auditLog(() => decisionLogStats(writer, config.audit.spillPath));
       // Closed before the database (closers run first to last; this one is unshifted last).
       closers.unshift(decisionLog.close);
     }

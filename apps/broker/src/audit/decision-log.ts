@@ -3,16 +3,30 @@
  * the retention timer. Routes call `record` after they have answered (best-effort), or await
  * `recordDurable` before answering (strict).
  */
+import { statSync } from 'node:fs';
 import { createAuditWriter, createInputMask, createNatsAuditSink, createNdjsonSink, type AuditRecord, type AuditSink, type AuditWriter, type InputMask } from '@warden/audit';
 import { WardenError } from '@warden/core';
 import { createPostgresAuditSink, ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
+import type { AuditLogStats } from '../metrics/broker-metrics.js';
 
 /** What routes use. */
 export interface DecisionLog {
   readonly strict: boolean;
   readonly mask: InputMask;
   readonly writer: AuditWriter;
+}
+
+/** The writer's counters with the spill file's size (for `/metrics`). */
+export function decisionLogStats(writer: AuditWriter, spillPath: string): AuditLogStats {
+  const s = writer.stats();
+  let spillBytes = 0;
+  try {
+    spillBytes = statSync(spillPath).size;
+  } catch {
+    // no spill file: nothing waits
+  }
+  return { written: s.written, spilled: s.spilled, replayed: s.replayed, dropped: s.dropped, queued: s.queued, spillBytes };
 }
 
 /** Options of {@link openDecisionLog}. */

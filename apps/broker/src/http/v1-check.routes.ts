@@ -92,12 +92,6 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
 /** When each stage of a check ended (performance.now()). */
 export type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
 
-/** Stage timings of a check neither explained nor logged (never read). */
-const NO_STAMPS: Stamps = { start: 0, parsed: 0, enriched: 0, evaluated: 0 };
-
-/** Stage timings are read for `explain`, the decision log and a traced check; a plain warm check reads no clock for them. */
-const timed = (req: V1CheckRequest, deps: V1CheckDeps): boolean => req.explain || deps.audit !== undefined || req.trace !== undefined;
-
 /**
  * The answer. Compact by default (its size is most of a warm check's cost once it is several
  * kilobytes): per resource the effect of each action and the outputs; the reasons of every denial
@@ -254,7 +248,7 @@ function decide<R>(
 ): Promise<R> | undefined {
   const decisionId = newDecisionId();
   const requestId = req.requestId ?? decisionId;
-  const parsed = timed(req, deps) ? performance.now() : 0;
+  const parsed = performance.now();
   const inputs = toInputs(req, requestId);
   const delegatedFor = delegation !== undefined && !('code' in delegation) ? delegation.subject : undefined;
   // The subject: stated by a trusted gateway, resolved from its token, or the delegation's.
@@ -315,15 +309,15 @@ function finishCheck<R>(
 ): R | Promise<R> {
   // A check no budget applies to does no budget work (no promise, no allocation).
   if (deps.budgets !== undefined && deps.budgets.applies(e.items, req.actions)) return finishBudgeted(deps, deps.budgets, req, reply, e, decisionId, start, parsed, agent, delegation, out);
-  const t1 = timed(req, deps) ? performance.now() : 0;
+  const t1 = performance.now();
   const ids = identitiesOf(req, e, agent, delegation);
   // One read of the set in force: this engine decides and its version is reported, whatever reload happens meanwhile.
   const policies = deps.policies.current;
   // The decision log names each action's matched policy: the engine's details are kept while it is on.
   const decisions = decideForIdentities(policies.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
-  const t2 = timed(req, deps) ? performance.now() : 0;
+  const t2 = performance.now();
   if (req.trace !== undefined) req.trace.evaluate(t1, t2, evaluateAttributes(req, e));
-  return answerDecided(reply, { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS }, out);
+  return answerDecided(reply, { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: { start, parsed, enriched: t1, evaluated: t2 } }, out);
 }
 
 /** The `warden.evaluate` span's attributes: how many resources and actions were decided. */
@@ -345,7 +339,10 @@ function traceDecided(trace: DecisionTrace, d: DecidedCheck): void {
 /** Counts and logs a decided check, then answers it (through the decision log when it is on). */
 function answerDecided<R>(reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
   const { deps, req, enriched: e, decisionId } = decided;
-  if (deps.metrics !== undefined) countDecisions(deps.metrics, req, e, decided.decisions);
+  if (deps.metrics !== undefined) {
+    countDecisions(deps.metrics, req, e, decided.decisions);
+    deps.metrics.checkStages(decided.stamps);
+  }
   if (req.trace !== undefined) traceDecided(req.trace, decided);
   if (deps.log !== undefined && e.outcome !== undefined) logResolverFailures(deps.log, e.outcome, req.requestId ?? decisionId, decisionId, req.trace);
   return deps.audit === undefined ? out(reply, decided) : answerAudited(deps.audit, reply, decided, out);
@@ -438,7 +435,7 @@ async function finishBudgeted<R>(
   delegation: DelegationChain | ExternalActors | Reason | undefined,
   out: CheckAnswer<R>,
 ): Promise<R> {
-  const t1 = timed(req, deps) ? performance.now() : 0;
+  const t1 = performance.now();
   const ids = identitiesOf(req, e, agent, delegation);
   const session = await budgets.open(e.items, req.actions, { agent: ids.agent === undefined || 'code' in ids.agent ? undefined : ids.agent, gateway: req.gateway, context: req.context });
   if (session.view !== undefined) ids.context = { ...(req.context as Record<string, JsonValue>), budget: session.view };
@@ -447,8 +444,8 @@ async function finishBudgeted<R>(
   const decisions = decideForIdentities(policies.engine, e.items, req.actions, ids, deps.delegation, new Date(), req.explain || deps.audit !== undefined);
   if (req.trace !== undefined) req.trace.evaluate(e0, performance.now(), evaluateAttributes(req, e));
   const budget = await session.reserve(e.items, decisions);
-  const t2 = timed(req, deps) ? performance.now() : 0;
-  const decided: DecidedCheck = { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: timed(req, deps) ? { start, parsed, enriched: t1, evaluated: t2 } : NO_STAMPS };
+  const t2 = performance.now();
+  const decided: DecidedCheck = { req, decisionId, deps, policyVersion: policies.version, enriched: e, decisions, ids, stamps: { start, parsed, enriched: t1, evaluated: t2 } };
   return answerDecided(reply, budget !== undefined ? { ...decided, budget } : decided, out);
 }
 

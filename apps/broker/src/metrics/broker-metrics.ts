@@ -96,6 +96,32 @@ class GaugeFamily implements ExportedMetric {
   }
 }
 
+/** A family whose values are read when scraped (state that lives elsewhere: the decision log's writer). */
+class ReadFamily implements ExportedMetric {
+  readonly aggregator = 'sum' as const;
+  read: () => MetricValue[] = () => [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge',
+  ) {}
+
+  get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: 'sum' }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: this.read(), aggregator: this.aggregator });
+  }
+}
+
+/** What the decision log reports to `/metrics` (read at scrape time). */
+export interface AuditLogStats {
+  written: number;
+  spilled: number;
+  replayed: number;
+  dropped: number;
+  queued: number;
+  spillBytes: number;
+}
+
 /** How a policy reload attempt (after boot) ended. */
 export type PolicyReloadResult = 'ok' | 'refused' | 'error';
 
@@ -181,7 +207,7 @@ export class BrokerMetrics {
   readonly registry = new Registry();
   private readonly decisions = new CounterFamily('warden_decisions_total', 'Decisions per action, by effect, resource kind and action');
   private readonly requestDuration = new HistogramFamily('warden_request_duration_seconds', 'HTTP request duration as Fastify measures it, by route');
-  private readonly stageDuration = new HistogramFamily('warden_stage_duration_seconds', 'Duration of a decision stage (enrich), by decision API');
+  private readonly stageDuration = new HistogramFamily('warden_stage_duration_seconds', 'Duration of a decision stage (parse, enrich, evaluate, total), by decision API');
   private readonly resolverCalls = new CounterFamily('warden_resolver_calls_total', 'resolveMany calls (batches), by resolver');
   private readonly resolverKeys = new CounterFamily('warden_resolver_keys_total', 'Keys loaded by resolveMany calls, by resolver');
   private readonly resolverHits = new CounterFamily('warden_resolver_cache_hits_total', 'Keys answered by the in-process cache without a call, by resolver');
@@ -191,26 +217,46 @@ export class BrokerMetrics {
   private readonly policyReloads = new CounterFamily('warden_policy_reloads_total', 'Policy reload attempts after boot that found a change, by result (ok: in force; refused: compile errors; error: the source could not be read)');
   private readonly policyInfo = new GaugeFamily('warden_policy_info', 'The policy version in force (value: 1 per process serving it; summed across workers)');
   private readonly policyStale = new GaugeFamily('warden_policy_stale', 'Processes whose source holds a change not in force, by reason (refused: it did not compile; error: the source cannot be read)');
+  private readonly auditEntries = new ReadFamily('warden_audit_entries_total', 'Decision-log entries, by outcome (written: accepted by the sink, replays included; spilled: appended to the spill file; replayed: read back from it into the sink; dropped: lost, the sink and the spill file both failing while the queue was full)', 'counter');
+  private readonly auditQueue = new ReadFamily('warden_audit_queue_depth', 'Decision-log entries waiting in memory for the sink', 'gauge');
+  private readonly auditSpill = new ReadFamily('warden_audit_spill_bytes', 'Size of the decision log\'s spill file (entries waiting for the sink to return)', 'gauge');
 
   private knownKinds = new Set<string>();
   private readonly byKind = new Map<string, Map<string, EffectCells>>();
   private readonly byRoute = new Map<string, HistogramCell>();
   private readonly byResolver = new Map<string, ResolverCells>();
   private readonly enrichByApi: Record<DecisionApi, HistogramCell>;
+  private readonly v1Stages: { parse: HistogramCell; evaluate: HistogramCell; total: HistogramCell };
   private readonly loadsOk: CounterCell;
   private readonly loadsFailed: CounterCell;
   private readonly reloadCells: Record<PolicyReloadResult, CounterCell>;
 
   constructor() {
-    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads, this.policyReloads, this.policyInfo, this.policyStale]) {
+    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads, this.policyReloads, this.policyInfo, this.policyStale, this.auditEntries, this.auditQueue, this.auditSpill]) {
       // prom-client's Registry takes any object with its metric shape.
       this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
     }
     this.enrichByApi = { v1: this.stageDuration.cell({ api: 'v1', stage: 'enrich' }), cerbos: this.stageDuration.cell({ api: 'cerbos', stage: 'enrich' }) };
+    this.v1Stages = { parse: this.stageDuration.cell({ api: 'v1', stage: 'parse' }), evaluate: this.stageDuration.cell({ api: 'v1', stage: 'evaluate' }), total: this.stageDuration.cell({ api: 'v1', stage: 'total' }) };
     this.loadsOk = this.policyLoads.cell({ result: 'success' });
     this.loadsFailed = this.policyLoads.cell({ result: 'failure' });
     this.reloadCells = { ok: this.policyReloads.cell({ result: 'ok' }), refused: this.policyReloads.cell({ result: 'refused' }), error: this.policyReloads.cell({ result: 'error' }) };
     this.policyStaleState(undefined);
+  }
+
+  /** Reports the decision log's counters, queue depth and spill size at every scrape (call once, when the log is on). */
+  auditLog(read: () => AuditLogStats): void {
+    this.auditEntries.read = () => {
+      const s = read();
+      return [
+        { value: s.written, labels: { result: 'written' } },
+        { value: s.spilled, labels: { result: 'spilled' } },
+        { value: s.replayed, labels: { result: 'replayed' } },
+        { value: s.dropped, labels: { result: 'dropped' } },
+      ];
+    };
+    this.auditQueue.read = () => [{ value: read().queued, labels: {} }];
+    this.auditSpill.read = () => [{ value: read().spillBytes, labels: {} }];
   }
 
   /** Counts a reload attempt after boot. */
@@ -277,6 +323,13 @@ export class BrokerMetrics {
   }
 
   /** Reads one enrichment's outcome: its duration and each resolver's runs and failures. */
+  /** Times the stages of a `/v1/check` (ms stamps of performance.now()): parse, evaluate and the whole check. */
+  checkStages(stamps: { start: number; parsed: number; enriched: number; evaluated: number }): void {
+    this.v1Stages.parse.observe((stamps.parsed - stamps.start) / 1000);
+    this.v1Stages.evaluate.observe((stamps.evaluated - stamps.enriched) / 1000);
+    this.v1Stages.total.observe((stamps.evaluated - stamps.start) / 1000);
+  }
+
   enrichment(api: DecisionApi, outcome: EnrichmentOutcome): void {
     this.enrichByApi[api].observe(outcome.durationMs / 1000);
     const runs = outcome.runs;
