@@ -1,85 +1,222 @@
 #!/usr/bin/env node
-// The decision log's cost on /v1/check: the built broker (one worker, its own Postgres database)
-// with `audit` off, on with the Postgres sink, and on with the NDJSON sink, driven in alternation
-// by autocannon with the same body (a trusted gateway stating the subject; no resolvers).
+// The decision log's cost on /v1/check, in one run: the built broker (one worker) with `audit`
+// off, with the Postgres sink (its own database on the machine's Postgres) and with the NATS
+// JetStream sink (the machine's NATS), the same policies and the same body (a trusted gateway
+// stating the subject; no resolvers), driven by autocannon in a child process.
 //
-//   npx nest build broker && node bench/audit.bench.mjs
+//   npm run bench:audit
 //
-// Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_CONNECTIONS (32).
-// Prints a table; writes nothing.
-import { spawn } from 'node:child_process';
+// Three phases, the servers in alternation within each:
+//   1. peak: each broker saturated (BENCH_CONNECTIONS connections): req/s.
+//   2. latency: each broker at the same fixed offered load, BENCH_LOAD_SHARE (default 60%) of the
+//      audit-off broker's peak: p50 / p99 of the check path. The goal: p99 on <= 1.10 x p99 off.
+//   3. keeping up: each audit-on broker saturated for BENCH_KEEPUP_S seconds while its /metrics is
+//      read every 250 ms: the writer's queue depth and the spill file's size must not grow (the
+//      goal: spill file 0 bytes throughout), and after the load every answered decision is in the
+//      sink (rows counted in Postgres, messages in the stream).
+//
+// Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_CONNECTIONS (32),
+// BENCH_LOAD_SHARE (percent, 60), BENCH_KEEPUP_S (15), BENCH_NATS_URL (nats://127.0.0.1:4222).
+// Writes the table between the audit-bench markers of bench/README.md.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
+import { connect } from 'nats';
 import pg from 'pg';
-import { createBenchDatabase, envInt, freePort, policyDir, root } from './harness.mjs';
+import {
+  benchDir,
+  createBenchDatabase,
+  envInt,
+  failures,
+  fmt,
+  gitState,
+  loadPhase,
+  mergeHist,
+  replaceSection,
+  root,
+  serverPids,
+  sleep,
+  startWarden,
+  stopProcesses,
+} from './harness.mjs';
 
 const DURATION = envInt('BENCH_DURATION', 8);
 const ROUNDS = envInt('BENCH_ROUNDS', 2);
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32);
+const LOAD_SHARE = envInt('BENCH_LOAD_SHARE', 60) / 100;
+const KEEPUP_S = envInt('BENCH_KEEPUP_S', 15);
+const NATS_URL = process.env.BENCH_NATS_URL || 'nats://127.0.0.1:4222';
 const KEY = 'bench-gateway-key-0123456789abcdef';
-const entry = join(root, 'dist/apps/broker/apps/broker/src/main.js');
+const RUN = randomBytes(4).toString('hex');
+const STREAM = `WARDEN_AUDIT_BENCH_${RUN}`;
+const SUBJECT = `warden.audit.bench.${RUN}`;
 const dir = mkdtempSync(join(tmpdir(), 'warden-audit-bench-'));
-const children = [];
+const children = new Set();
+const extraPids = new Set();
+const log = (m) => process.stderr.write(`${m}\n`);
+
+const body = JSON.stringify({ subject: { id: 'alice', roles: ['user'], attr: { tenant: 'acme' } }, agent: { id: 'bot' }, action: 'invoke', resource: { kind: 'tool', id: 'web_search', attr: { risk: 'low', tenant: 'acme' } }, context: { model: 'gpt-4o' } });
+const headers = { 'x-warden-api-key': KEY };
 
 async function start(name, audit) {
-  const port = await freePort();
   const config = join(dir, `${name}.yaml`);
-  writeFileSync(config, JSON.stringify({ gateways: [{ name: 'gw', apiKey: KEY }], ...(audit ? { audit } : {}) }));
+  writeFileSync(config, JSON.stringify({ gateways: [{ name: 'gw', apiKey: KEY }], ...(audit !== undefined ? { audit: { ...audit, spillDir: join(dir, `spill-${name}`) } } : {}) }));
   const db = await createBenchDatabase();
-  const child = spawn(process.execPath, [entry], {
-    cwd: dir,
-    env: { ...process.env, WARDEN_CONFIG: config, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_GRPC_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: '1', DATABASE_URL: db.url },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push({ child, db });
-  let log = '';
-  child.stdout.on('data', (d) => (log += d));
-  child.stderr.on('data', (d) => (log += d));
-  const deadline = Date.now() + 30_000;
-  while (!log.includes('listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${name} did not start:\n${log}`);
-    await new Promise((r) => setTimeout(r, 100));
+  const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config });
+  return { name, s, db, pids: serverPids(s, extraPids) };
+}
+
+/** The decision-log series of a broker's /metrics. */
+async function auditMetrics(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const v = (re) => Number(re.exec(text)?.[1] ?? NaN);
+  return { queued: v(/^warden_audit_queue_depth (\S+)$/m), spillBytes: v(/^warden_audit_spill_bytes (\S+)$/m), written: v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m), spilled: v(/^warden_audit_entries_total\{result="spilled"\} (\S+)$/m), dropped: v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m) };
+}
+
+async function pgRows(db) {
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    return (await c.query('select count(*)::int as n from warden_audit_log')).rows[0].n;
+  } finally {
+    await c.end();
   }
-  return { name, url: `http://127.0.0.1:${port}`, db };
 }
 
-const body = JSON.stringify({ subject: { id: 'alice', roles: ['user'], attr: { department: 'eng' } }, agent: { id: 'bot' }, action: 'invoke', resource: { kind: 'tool', id: 'search', attr: {} }, context: { model: 'gpt' } });
-
-function run(url) {
-  return new Promise((resolve, reject) => {
-    autocannon({ url: `${url}/v1/check`, method: 'POST', connections: CONNECTIONS, duration: DURATION, headers: { 'content-type': 'application/json', 'x-warden-api-key': KEY }, body }, (err, r) => (err ? reject(err) : resolve(r)));
-  });
+let nc;
+async function streamMessages() {
+  nc ??= await connect({ servers: NATS_URL });
+  const jsm = await nc.jetstreamManager();
+  return (await jsm.streams.info(STREAM)).state.messages;
 }
 
+const run = (b, extra = {}) => loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: DURATION, ...extra });
+
+function check(name, r) {
+  if (failures(r) > 0) throw new Error(`${name}: ${failures(r)} failed requests (${JSON.stringify(r.statusCodeStats)})`);
+}
+
+const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+let brokers = [];
 try {
-  const servers = [
+  log('building the broker if needed (scripts/ensure-built.mjs)');
+  const built = spawnSync(process.execPath, [join(root, 'scripts/ensure-built.mjs')], { cwd: root, stdio: 'inherit', timeout: 300_000 });
+  if (built.status !== 0) throw new Error('scripts/ensure-built.mjs failed');
+  brokers = [
     await start('off', undefined),
-    await start('postgres', { enabled: true, sink: 'postgres', spillDir: join(dir, 'spill-pg') }),
-    await start('ndjson', { enabled: true, sink: 'ndjson', path: join(dir, 'audit.ndjson'), spillDir: join(dir, 'spill-nd') }),
+    await start('postgres', { enabled: true, sink: 'postgres' }),
+    await start('nats', { enabled: true, sink: 'nats', nats: { url: NATS_URL, subject: SUBJECT, stream: STREAM } }),
   ];
-  for (const s of servers) await run(s.url).catch(() => undefined); // warm-up
-  const results = new Map(servers.map((s) => [s.name, []]));
+  for (const b of brokers) await loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: 2 }); // warm-up
+
+  // 1. peak
+  const peak = new Map(brokers.map((b) => [b.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? servers : [...servers].reverse();
-    for (const s of order) {
-      const r = await run(s.url);
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${s.name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-      results.get(s.name).push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 });
+    for (const b of round % 2 === 0 ? brokers : [...brokers].reverse()) {
+      const r = await run(b);
+      check(b.name, r);
+      peak.get(b.name).push(r);
+      log(`peak ${b.name}: ${fmt(r.rps)} req/s, warden ${fmt(r.serverCpuCores, 2)} cores, others ${fmt(r.otherCpuCores, 2)}`);
     }
   }
-  console.log(`audit bench: ${DURATION}s x ${ROUNDS} rounds, ${CONNECTIONS} connections, one worker`);
-  console.log('server     req/s (each round)        p50 ms   p99 ms');
-  for (const [name, rs] of results) console.log(`${name.padEnd(10)} ${rs.map((r) => r.rps.toFixed(0)).join(' / ').padEnd(25)} ${rs.map((r) => r.p50).join('/').padEnd(8)} ${rs.map((r) => r.p99).join('/')}`);
-  const c = new pg.Client({ connectionString: servers[1].db.url });
-  await c.connect();
-  const { rows } = await c.query('select count(*)::int as n from warden_audit_log');
-  await c.end();
-  console.log(`postgres sink: ${rows[0].n} rows so far (the rest still queued when counted)`);
+  const offPeak = avg(peak.get('off').map((r) => r.rps));
+
+  // 2. latency at a fixed offered load
+  const rate = Math.round(offPeak * LOAD_SHARE);
+  const fixed = new Map(brokers.map((b) => [b.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const b of round % 2 === 0 ? brokers : [...brokers].reverse()) {
+      const r = await run(b, { extra: { overallRate: rate } });
+      check(b.name, r);
+      fixed.get(b.name).push(r);
+      const h = mergeHist([r]);
+      log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, others ${fmt(r.otherCpuCores, 2)}`);
+    }
+  }
+
+  // 3. keeping up at saturation
+  const keepUp = [];
+  for (const b of brokers.filter((x) => x.name !== 'off')) {
+    const count = b.name === 'postgres' ? () => pgRows(b.db) : streamMessages;
+    const m0 = await auditMetrics(b.s.url);
+    const rows0 = await count();
+    const samples = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push(await auditMetrics(b.s.url));
+        await sleep(250);
+      }
+    })();
+    const r = await loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: KEEPUP_S });
+    sampling = false;
+    await sampler;
+    check(b.name, r);
+    const t0 = Date.now();
+    let m1 = await auditMetrics(b.s.url);
+    while (m1.queued > 0 && Date.now() - t0 < 30_000) {
+      await sleep(50);
+      m1 = await auditMetrics(b.s.url);
+    }
+    const drainMs = Date.now() - t0;
+    await sleep(300); // the last batch's insert or publish
+    const rows1 = await count();
+    const answered = r.requests;
+    const half = Math.floor(samples.length / 2);
+    const res = {
+      sink: b.name,
+      rps: r.rps,
+      answered,
+      logged: rows1 - rows0,
+      writtenDelta: m1.written - m0.written,
+      maxQueue: Math.max(...samples.map((s) => s.queued)),
+      queueFirstHalfMax: Math.max(...samples.slice(0, half).map((s) => s.queued)),
+      queueSecondHalfMax: Math.max(...samples.slice(half).map((s) => s.queued)),
+      maxSpillBytes: Math.max(...samples.map((s) => s.spillBytes), m1.spillBytes),
+      spilled: m1.spilled - m0.spilled,
+      dropped: m1.dropped - m0.dropped,
+      drainMs,
+      serverCpuCores: r.serverCpuCores,
+      otherCpuCores: r.otherCpuCores,
+    };
+    keepUp.push(res);
+    log(`keep-up ${b.name}: ${fmt(r.rps)} req/s for ${KEEPUP_S} s; answered ${fmt(answered)}, in the sink ${fmt(res.logged)}; queue max ${res.maxQueue} (first half ${res.queueFirstHalfMax}, second ${res.queueSecondHalfMax}); spill max ${res.maxSpillBytes} B; drained in ${drainMs} ms`);
+  }
+
+  // Report
+  const git = gitState();
+  const offFixed = mergeHist(fixed.get('off'));
+  const rows = brokers.map((b) => {
+    const p = peak.get(b.name);
+    const f = mergeHist(fixed.get(b.name));
+    return { name: b.name, peakRps: p.map((r) => r.rps), f, servedAtRate: avg(fixed.get(b.name).map((r) => r.rps)), others: Math.max(...[...p, ...fixed.get(b.name)].map((r) => r.otherCpuCores)) };
+  });
+  const label = { off: 'audit off', postgres: 'Postgres sink', nats: 'NATS JetStream sink' };
+  const md = [
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each; Postgres 15 and NATS on the same 2 cores; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${DURATION} s per phase and server, in alternation. Reproduce: \`npm run bench:audit\`.`,
+    '',
+    `| server | peak req/s (rounds) | peak / audit off | at ${fmt(rate)} req/s (${Math.round(LOAD_SHARE * 100)}% of off's peak): served req/s | p50 ms | p99 ms | p99 / audit off | others (cores, max) |`,
+    '|---|--:|--:|--:|--:|--:|--:|--:|',
+    ...rows.map((r) => `| ${label[r.name]} | ${r.peakRps.map((x) => fmt(x)).join(' / ')} | ${fmt(avg(r.peakRps) / offPeak, 2)}x | ${fmt(r.servedAtRate)} | ${fmt(r.f.p50, 2)} | ${fmt(r.f.p99, 2)} | ${fmt(r.f.p99 / offFixed.p99, 2)}x | ${fmt(r.others, 2)} |`),
+    '',
+    `Keeping up: each audit-on broker saturated for ${KEEPUP_S} s, its /metrics read every 250 ms.`,
+    '',
+    '| sink | req/s | decisions answered | entries in the sink after | queue depth max (1st half / 2nd half) | spill file max | spilled / dropped | queue drained after the load in |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|',
+    ...keepUp.map((k) => `| ${label[k.sink]} | ${fmt(k.rps)} | ${fmt(k.answered)} | ${fmt(k.logged)} | ${fmt(k.maxQueue)} (${fmt(k.queueFirstHalfMax)} / ${fmt(k.queueSecondHalfMax)}) | ${fmt(k.maxSpillBytes)} B | ${k.spilled} / ${k.dropped} | ${k.drainMs} ms |`),
+  ].join('\n');
+  console.log(md);
+  replaceSection(join(benchDir, 'README.md'), '<!-- audit-bench:start -->', '<!-- audit-bench:end -->', md, log);
 } finally {
-  for (const { child } of children) child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 1500));
-  for (const { db } of children) await db.drop?.().catch(() => undefined);
+  await stopProcesses(children, extraPids);
+  for (const b of brokers) await b.db.drop().catch(() => undefined);
+  if (nc !== undefined) {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.delete(STREAM).catch(() => undefined);
+    await nc.close();
+  }
   rmSync(dir, { recursive: true, force: true });
 }

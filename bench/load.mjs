@@ -1,7 +1,8 @@
 // One autocannon run in its own process (spawned by bench/run.mjs), so the load generator is a
 // single process whose CPU use is measured and the orchestrator's sampling timers never stall it.
-// argv[2]: JSON { url, body, connections, duration (s), headers? (added to content-type) }. Prints
-// one JSON line on stdout.
+// argv[2]: JSON { url, body, connections, duration (s), headers? (added to content-type),
+// overallRate? (req/s over all connections; default: as fast as answered) }. Prints one JSON line
+// on stdout.
 //
 // Latency: autocannon's own histogram has 1 ms resolution, too coarse for sub-millisecond
 // servers, so every response time (float ms from process.hrtime) is also recorded here in a
@@ -28,6 +29,8 @@ const instance = autocannon(
     pipelining: 1,
     duration: opts.duration,
     timeout: 10,
+    // A fixed offered load (requests per second over all connections) instead of saturation.
+    ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
   },
   (err, result) => {
     if (err) {

@@ -7,14 +7,25 @@
 import type { AuditEntry, AuditSink } from '@warden/audit';
 import type { SqlDb, SqlQueryable } from './sql-db.js';
 
+// One row per entry from parallel arrays: the filter columns are computed here, the entry is
+// stored as the JSON text it was serialised to (a `json` column: no jsonb conversion per insert).
 const INSERT = `
 insert into warden_audit_log (decision_id, time, kind, policy_version, source, decision, subject, agent, resources, entry)
-select e->>'decisionId', (e->>'time')::timestamptz, e->>'kind', e->>'policyVersion', e->>'source', e->>'decision',
-       e->'identities'->>'subject', e->'identities'->>'agent',
-       array(select (r->'resource'->>'kind') || '/' || (r->'resource'->>'id') from jsonb_array_elements(e->'results') r),
-       e
-  from jsonb_array_elements($1::jsonb) e
+select d, t, k, pv, src, dec, sub, ag, string_to_array(rs, chr(31)), en::json
+  from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+       as x(d, t, k, pv, src, dec, sub, ag, rs, en)
 on conflict (decision_id, time) do nothing`;
+
+/** `kind/id` of each resource decided, joined by U+001F (which the ids lose, for the filter column only). */
+function resourcesColumn(e: AuditEntry): string {
+  let out = '';
+  for (let i = 0; i < e.results.length; i++) {
+    const r = (e.results[i] as AuditEntry['results'][number]).resource;
+    if (i > 0) out += '\x1f';
+    out += `${r.kind}/${r.id}`.replaceAll('\x1f', '');
+  }
+  return out;
+}
 
 /** Options of {@link createPostgresAuditSink}. */
 export interface PostgresAuditSinkOptions {
@@ -33,7 +44,22 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
     name: 'postgres',
     async write(batch: readonly AuditEntry[]) {
       if (batch.length === 0) return;
-      await db.query(INSERT, [JSON.stringify(batch)]);
+      const n = batch.length;
+      const cols: [string[], string[], string[], string[], string[], string[], (string | null)[], (string | null)[], string[], string[]] = [[], [], [], [], [], [], [], [], [], []];
+      for (let i = 0; i < n; i++) {
+        const e = batch[i] as AuditEntry;
+        cols[0].push(e.decisionId);
+        cols[1].push(e.time);
+        cols[2].push(e.kind);
+        cols[3].push(e.policyVersion);
+        cols[4].push(e.source);
+        cols[5].push(e.decision);
+        cols[6].push(e.identities.subject ?? null);
+        cols[7].push(e.identities.agent ?? null);
+        cols[8].push(resourcesColumn(e));
+        cols[9].push(JSON.stringify(e));
+      }
+      await db.query(INSERT, cols);
     },
     async close() {
       if (options.ownsDb === true) await db.close();

@@ -3,7 +3,7 @@
  * each run uses its own subject and stream, deleted afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, JSONCodec, type NatsConnection } from 'nats';
+import { connect, DiscardPolicy, JSONCodec, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../audit-entry.js';
 import { createNatsAuditSink } from './nats.sink.js';
@@ -38,6 +38,24 @@ describe('createNatsAuditSink', () => {
     const ids: string[] = [];
     for (let seq = 1; seq <= 4; seq++) ids.push(codec.decode((await jsm.streams.getMessage(STREAM, { seq })).data).decisionId);
     expect(ids).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('rejects a batch JetStream refuses part of (a full stream discarding new messages), so the writer spills it', async () => {
+    const subject = `${SUBJECT}.full`;
+    const stream = `${STREAM}_FULL`;
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.add({ name: stream, subjects: [subject], max_msgs: 2, discard: DiscardPolicy.New });
+    try {
+      const sut = createNatsAuditSink({ url: URL, subject, stream, timeoutMs: 2000 });
+      await sut.write([entry('f1'), entry('f2')]);
+      await expect(sut.write([entry('f3')])).rejects.toThrow(/JetStream refused the entry/);
+      // A replay of what it holds is still acknowledged (duplicates are not new messages).
+      await sut.write([entry('f1')]);
+      await sut.close();
+      expect((await jsm.streams.info(stream)).state.messages).toBe(2);
+    } finally {
+      await jsm.streams.delete(stream).catch(() => undefined);
+    }
   });
 
   it('rejects when no server answers (so the writer spills)', async () => {

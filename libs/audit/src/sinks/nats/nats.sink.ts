@@ -4,8 +4,13 @@
  * `duplicate_window`, two minutes by default; set it longer on the stream to cover longer sink
  * outages). A batch resolves once JetStream has acknowledged every entry. The connection is made
  * on the first write (and again after a failure), and the stream is created when missing.
+ *
+ * Why not `js.publish` per entry: each one is a request with its own error object (for its stack),
+ * timer and promise, which made the sink a fifth of the broker's CPU under load. Here entries are
+ * published on the core connection with a reply subject under one inbox of the sink's; JetStream
+ * sends its acknowledgement there, one subscription collects them, and a batch has one timer.
  */
-import { connect, JSONCodec, type JetStreamClient, type NatsConnection } from 'nats';
+import { connect, createInbox, headers, type NatsConnection, type Subscription } from 'nats';
 import type { AuditEntry } from '../../audit-entry.js';
 import type { AuditSink } from '../../audit-sink.js';
 
@@ -17,8 +22,34 @@ export interface NatsAuditSinkOptions {
   subject?: string;
   /** The stream created when none captures `subject` (default `WARDEN_AUDIT`). */
   stream?: string;
-  /** How long to wait for a connection and for each acknowledgement, ms (default 5000). */
+  /** How long to wait for a connection and for a batch's acknowledgements, ms (default 5000). */
   timeoutMs?: number;
+}
+
+/** Settles one published entry: undefined when JetStream stored it (or already had it). */
+type Ack = (err: Error | undefined) => void;
+
+interface Link {
+  nc: NatsConnection;
+  inbox: string;
+  sub: Subscription;
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** The error in a JetStream acknowledgement (`{"error": {...}}`), or a no-responders status. */
+function ackError(data: Uint8Array, status: { hasError: boolean; code: number; description: string } | undefined): Error | undefined {
+  if (status?.hasError === true) return new Error(status.code === 503 ? 'no JetStream stream captures the subject (no responders)' : `JetStream answered ${status.code} ${status.description}`);
+  if (data.length === 0) return new Error('JetStream answered an empty acknowledgement');
+  const text = decoder.decode(data);
+  if (!text.includes('"error"')) return undefined;
+  try {
+    const e = (JSON.parse(text) as { error?: { code?: number; description?: string } }).error;
+    return new Error(`JetStream refused the entry: ${e?.code ?? '?'} ${e?.description ?? ''}`.trim());
+  } catch {
+    return new Error('JetStream answered an unreadable acknowledgement');
+  }
 }
 
 /**
@@ -29,16 +60,31 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
   const subject = options.subject ?? 'warden.audit';
   const stream = options.stream ?? 'WARDEN_AUDIT';
   const timeout = options.timeoutMs ?? 5000;
-  const codec = JSONCodec<AuditEntry>();
-  let conn: Promise<{ nc: NatsConnection; js: JetStreamClient }> | undefined;
+  /** Acknowledgements awaited, by the reply subject's sequence number. */
+  const pending = new Map<number, Ack>();
+  let seq = 0;
+  let conn: Promise<Link> | undefined;
 
-  async function open(): Promise<{ nc: NatsConnection; js: JetStreamClient }> {
+  async function open(): Promise<Link> {
     const nc = await connect({ servers: options.url, timeout, maxReconnectAttempts: -1 });
     try {
       const jsm = await nc.jetstreamManager({ timeout });
       const name = await jsm.streams.find(subject).catch(() => undefined);
       if (name === undefined) await jsm.streams.add({ name: stream, subjects: [subject] });
-      return { nc, js: nc.jetstream({ timeout }) };
+      const inbox = createInbox();
+      const sub = nc.subscribe(`${inbox}.*`, {
+        callback: (err, msg) => {
+          if (err !== null) return;
+          const n = Number(msg.subject.slice(inbox.length + 1));
+          const ack = pending.get(n);
+          if (ack === undefined) return; // late: its batch already timed out
+          pending.delete(n);
+          ack(ackError(msg.data, msg.headers));
+        },
+      });
+      // The subscription must be known to the server before the first reply can reach it.
+      await nc.flush();
+      return { nc, inbox, sub };
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw err;
@@ -48,21 +94,58 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
   return {
     name: 'nats',
     async write(batch) {
+      if (batch.length === 0) return;
       conn ??= open();
-      let js: JetStreamClient;
+      let link: Link;
       try {
-        ({ js } = await conn);
+        link = await conn;
       } catch (err) {
         conn = undefined;
         throw err;
       }
-      // Published in order on one connection; acknowledged together.
-      await Promise.all(batch.map((e) => js.publish(subject, codec.encode(e), { msgID: e.decisionId, timeout })));
+      const first = seq + 1;
+      seq += batch.length;
+      await new Promise<void>((resolve, reject) => {
+        let left = batch.length;
+        let failure: Error | undefined;
+        const timer = setTimeout(() => {
+          for (let n = first; n < first + batch.length; n++) pending.delete(n);
+          reject(failure ?? new Error(`JetStream acknowledged ${batch.length - left} of ${batch.length} entries within ${timeout} ms`));
+        }, timeout);
+        const ack: Ack = (err) => {
+          failure ??= err;
+          left -= 1;
+          if (left > 0) return;
+          clearTimeout(timer);
+          if (failure !== undefined) reject(failure);
+          else resolve();
+        };
+        try {
+          // Published in order on one connection.
+          for (let i = 0; i < batch.length; i++) {
+            const e = batch[i] as AuditEntry;
+            const n = first + i;
+            pending.set(n, ack);
+            const h = headers();
+            h.set('Nats-Msg-Id', e.decisionId);
+            link.nc.publish(subject, encoder.encode(JSON.stringify(e)), { reply: `${link.inbox}.${n}`, headers: h });
+          }
+        } catch (err) {
+          // A closed connection refuses to publish: the batch fails now (the writer spills it).
+          clearTimeout(timer);
+          for (let n = first; n < first + batch.length; n++) pending.delete(n);
+          if (link.nc.isClosed()) conn = undefined;
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
     },
     async close() {
       const c = conn;
       conn = undefined;
-      if (c !== undefined) await (await c.catch(() => undefined))?.nc.drain().catch(() => undefined);
+      const link = await c?.catch(() => undefined);
+      if (link === undefined) return;
+      // Acknowledgements still on their way are waited for (drain), not dropped.
+      await link.nc.drain().catch(() => undefined);
     },
   };
 }
