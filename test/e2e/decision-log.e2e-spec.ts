@@ -47,7 +47,12 @@ describe('decision log (Postgres sink)', () => {
     dir = written.dir;
     writeFileSync(
       join(dir, 'warden.yaml'),
-      stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: { enabled: true, sink: 'postgres', maskPaths: ['context.prompt'], spillDir: join(dir, 'spill') } }),
+      stringify({
+        gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }],
+        // Enriched attributes are logged with their provenance; `principal.attr.ssn` is masked.
+        resolvers: [{ name: 'people', kind: 'static', key: 'principal.id', data: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`user-${i}`, { dept: `dept-${i}`, ssn: `${SECRET}-ssn` }])), provides: { 'principal.attr.dept': 'result.dept', 'principal.attr.ssn': 'result.ssn' } }],
+        audit: { enabled: true, sink: 'postgres', maskPaths: ['context.prompt', 'principal.attr.ssn'], spillDir: join(dir, 'spill') },
+      }),
     );
     db = await createTestDatabase('warden_audit_e2e');
     broker = await startTestBroker({ cwd: dir, policyDir: written.policyDir, databaseUrl: db.url });
@@ -138,6 +143,13 @@ describe('decision log (Postgres sink)', () => {
     expect(withAgentToken?.entry.input).toMatchObject({ agent: { id: 'bot-2', token: '[masked]' }, delegation: '[masked]' });
     // `context.prompt` is masked by `audit.maskPaths`.
     expect(rows.find((r) => r.agent === 'bot')?.entry.input['context']).toEqual({ prompt: '[masked]' });
+    // So is the enriched `principal.attr.ssn`; other enriched attributes are kept with their provenance.
+    const enriched = rows.find((r) => r.subject === 'user-3' && r.source === '/v1/check')?.entry as unknown as { attributes: Record<string, Record<string, { value: unknown; resolver: string }>> };
+    const attrs = Object.values(enriched.attributes)[0];
+    expect(attrs?.['principal.attr.dept']).toMatchObject({ value: 'dept-3', resolver: 'people', durationMs: expect.any(Number) });
+    expect(attrs?.['principal.attr.ssn']).toMatchObject({ value: '[masked]', resolver: 'people' });
+    // The input is what the gateway sent, not what enrichment later wrote into the request.
+    expect((enriched as unknown as { input: { subject: unknown } }).input.subject).toEqual({ id: 'user-3', roles: ['user'], attr: {} });
   });
 });
 

@@ -28,15 +28,47 @@ export interface AuditedCheck {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/** The value at a dotted path of a document (undefined when absent). */
+function valueAt(doc: JsonValue, path: readonly string[]): JsonValue | undefined {
+  let v: JsonValue | undefined = doc;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    v = (v as Record<string, JsonValue>)[key];
+  }
+  return v;
+}
+
+/**
+ * What the resolvers wrote into one item: attribute path → its value and provenance (resolver,
+ * duration, cache). Values go through the same masks as the input, addressed by the attribute's
+ * own path (`principal.attr.ssn`, `resource.attr.*`): the value is placed at its path in an
+ * otherwise empty document, masked, and read back.
+ */
+function enrichedAttributes(doc: JsonValue, provenance: Readonly<Record<string, object>>, mask: InputMask): JsonValue | undefined {
+  let out: Record<string, JsonValue> | undefined;
+  for (const [path, p] of Object.entries(provenance)) {
+    const keys = path.split('.');
+    const value = valueAt(doc, keys);
+    let wrapped: JsonValue = value ?? null;
+    for (let k = keys.length - 1; k >= 0; k--) wrapped = { [keys[k] as string]: wrapped };
+    const masked = valueAt(maskInput(wrapped as Record<string, JsonValue>, mask), keys) ?? null;
+    (out ??= {})[path] = { ...(p as Record<string, JsonValue>), value: masked };
+  }
+  return out;
+}
+
 /** The entry of a `/v1/check` decision (and of the adapters deciding through it). */
 export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: string, at: number): AuditEntry {
   const { req, enriched, decisions, ids } = d;
   const input: Record<string, JsonValue> = { actions: req.actions, resources: req.resources.map((r) => ({ kind: r.kind, id: r.id })), context: req.context as Record<string, JsonValue> };
   if (req.requestId !== undefined) input['requestId'] = req.requestId;
   // SECURITY: token values never reach the log (masked again by `maskInput` whatever the input).
+  // As sent: enrichment wrote into the request's own subject and agent afterwards.
+  const sentSubject = req.sent !== undefined ? req.sent.subject : req.subject;
+  const sentAgent = req.sent !== undefined ? req.sent.agent : req.agent;
   if (req.token !== undefined) input['subject'] = { token: MASKED };
-  else if (req.subject !== undefined) input['subject'] = req.subject as unknown as JsonValue;
-  if (req.agent !== undefined) input['agent'] = req.agent as unknown as JsonValue;
+  else if (sentSubject !== undefined) input['subject'] = sentSubject as unknown as JsonValue;
+  if (sentAgent !== undefined) input['agent'] = sentAgent as unknown as JsonValue;
   if (req.delegation !== undefined) input['delegation'] = MASKED;
   const results: AuditResult[] = [];
   const reasons: JsonValue[] = [];
@@ -72,8 +104,11 @@ export function v1CheckAuditEntry(d: AuditedCheck, mask: InputMask, source: stri
     if (dec.outputs.length > 0) r.outputs = dec.outputs as unknown as JsonValue[];
     results.push(r);
     for (const reason of dec.reasons) reasons.push(reason as unknown as JsonValue);
-    const provenance = enriched.outcome?.items[i]?.provenance;
-    if (provenance !== undefined) attributes[`${resource.kind}/${resource.id}`] = provenance as unknown as JsonValue;
+    const done = enriched.outcome?.items[i];
+    if (done !== undefined) {
+      const written = enrichedAttributes(done.input as unknown as JsonValue, done.provenance, mask);
+      if (written !== undefined) attributes[`${resource.kind}/${resource.id}`] = written;
+    }
   }
   const chain = ids.delegation !== undefined && !('code' in ids.delegation) && !isExternal(ids.delegation) ? ids.delegation : undefined;
   const agent = ids.agent !== undefined && !('code' in ids.agent) ? ids.agent.id : req.agent?.id;

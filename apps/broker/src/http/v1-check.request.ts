@@ -41,6 +41,11 @@ export interface V1CheckRequest {
    * body). Carried here because this object is the one every stage of the check already holds.
    */
   trace?: DecisionTrace | undefined;
+  /**
+   * The subject and agent as the caller sent them, copied before enrichment writes into this
+   * request's objects; kept only while the decision log is on (its entry holds the sparse input).
+   */
+  sent?: { subject: V1CheckRequest['subject']; agent: V1CheckRequest['agent'] } | undefined;
 }
 
 const TOP = new Set(['requestId', 'subject', 'agent', 'delegation', 'action', 'actions', 'resource', 'resources', 'context', 'explain']);
