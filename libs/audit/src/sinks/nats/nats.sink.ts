@@ -4,8 +4,25 @@
  * `duplicate_window`, two minutes by default; set it longer on the stream to cover longer sink
  * outages). A batch resolves once JetStream has acknowledged every entry. The connection is made
  * on the first write (and again after a failure), and the stream is created when missing.
+ *
+ * While the connection is down (the client reconnects by itself), a write fails at once instead
+ * of handing its messages to the client's reconnect buffer and waiting for acknowledgements that
+ * cannot come: the writer spills the batch without stalling (strict callers do not wait for the
+ * acknowledgement timeout), and a stop does not wait for it either. A batch in flight when the
+ * connection drops fails when the drop is seen; whatever the client still delivers after the
+ * reconnect is dropped by JetStream as a duplicate when the spill file is replayed.
  */
 import { connect, JSONCodec, type JetStreamClient, type NatsConnection } from 'nats';
+
+/** An open connection and whether it is up right now. */
+interface Conn {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  /** False between a `disconnect` and the next `reconnect`. */
+  up(): boolean;
+  /** Rejects when the connection drops (a new promise after each reconnect). */
+  dropped(): Promise<never>;
+}
 import type { AuditEntry } from '../../audit-entry.js';
 import type { AuditSink } from '../../audit-sink.js';
 
@@ -30,15 +47,34 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
   const stream = options.stream ?? 'WARDEN_AUDIT';
   const timeout = options.timeoutMs ?? 5000;
   const codec = JSONCodec<AuditEntry>();
-  let conn: Promise<{ nc: NatsConnection; js: JetStreamClient }> | undefined;
+  let conn: Promise<Conn> | undefined;
 
-  async function open(): Promise<{ nc: NatsConnection; js: JetStreamClient }> {
+  async function open(): Promise<Conn> {
     const nc = await connect({ servers: options.url, timeout, maxReconnectAttempts: -1 });
+    let up = true;
+    let drop!: (err: Error) => void;
+    const armed = (): Promise<never> => {
+      const p = new Promise<never>((_, reject) => (drop = reject));
+      p.catch(() => undefined);
+      return p;
+    };
+    let dropped = armed();
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') {
+          up = false;
+          drop(new Error('nats: connection lost'));
+        } else if (s.type === 'reconnect') {
+          up = true;
+          dropped = armed();
+        }
+      }
+    })().catch(() => undefined);
     try {
       const jsm = await nc.jetstreamManager({ timeout });
       const name = await jsm.streams.find(subject).catch(() => undefined);
       if (name === undefined) await jsm.streams.add({ name: stream, subjects: [subject] });
-      return { nc, js: nc.jetstream({ timeout }) };
+      return { nc, js: nc.jetstream({ timeout }), up: () => up && !nc.isClosed(), dropped: () => dropped };
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw err;
@@ -49,20 +85,30 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
     name: 'nats',
     async write(batch) {
       conn ??= open();
-      let js: JetStreamClient;
+      let c: Conn;
       try {
-        ({ js } = await conn);
+        c = await conn;
       } catch (err) {
         conn = undefined;
         throw err;
       }
-      // Published in order on one connection; acknowledged together.
-      await Promise.all(batch.map((e) => js.publish(subject, codec.encode(e), { msgID: e.decisionId, timeout })));
+      if (c.nc.isClosed()) {
+        conn = undefined;
+        throw new Error('nats: connection closed');
+      }
+      if (!c.up()) throw new Error('nats: not connected (reconnecting)');
+      // Published in order on one connection; acknowledged together, or failed when the connection drops.
+      const acks = Promise.all(batch.map((e) => c.js.publish(subject, codec.encode(e), { msgID: e.decisionId, timeout })));
+      acks.catch(() => undefined);
+      await Promise.race([acks, c.dropped()]);
     },
     async close() {
-      const c = conn;
+      const pending = conn;
       conn = undefined;
-      if (c !== undefined) await (await c.catch(() => undefined))?.nc.drain().catch(() => undefined);
+      const c = await pending?.catch(() => undefined);
+      if (c === undefined) return;
+      // Draining waits for the server; a connection that is down is just closed.
+      await (c.up() ? c.nc.drain() : c.nc.close()).catch(() => undefined);
     },
   };
 }
