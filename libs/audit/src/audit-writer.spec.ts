@@ -413,4 +413,23 @@ describe('createAuditWriter', () => {
     const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
     expect([...sent, ...onDisk]).toEqual(ids(range(0, 103).map(entry)));
   });
+
+  it('close during a sink write that hangs: finishes once the write times out, with the queue spilled and no second attempt', async () => {
+    const sink = new SwitchableSink();
+    let attempts = 0;
+    sink.write = () => {
+      attempts++;
+      return new Promise<void>(() => undefined);
+    };
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 2, writeTimeoutMs: 100, onError: () => undefined });
+    for (const n of range(0, 2)) sut.record(entry(n));
+    // The full batch is in flight (and hangs) when more entries arrive and the stop comes.
+    await new Promise((r) => setTimeout(r, 10));
+    sut.record(entry(2));
+    const started = Date.now();
+    await sut.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(attempts).toBe(1);
+    expect(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId)).toEqual(['d-0000', 'd-0001', 'd-0002']);
+  });
 });

@@ -577,11 +577,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     stats: () => ({ ...stats, queued: queue.length, spillPending }),
     async close() {
       if (closed) return;
-      // A stop must not wait for a long replay, nor for a sink known to be failing: a replay stops
-      // after its current batch, and the queue then goes to the spill file, which the next start
-      // replays. A healthy sink with nothing spilled gets the queue.
+      // A stop must not wait for a long replay, nor for a sink known to be failing (known when the
+      // step runs: a write in flight may fail first): a replay stops after its current batch, and
+      // the queue goes to the spill file, which the next start replays. A healthy sink gets the queue.
       closing = true;
-      await (retries > 0 ? chain(spillQueue) : flush());
+      await writeQueue();
       closed = true;
       for (const t of [timer, retryTimer]) if (t !== undefined) clearTimeout(t);
       timer = undefined;
