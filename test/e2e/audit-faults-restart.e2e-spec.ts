@@ -14,11 +14,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
-import { eventually, runCheckLoad, spilledDecisionIds } from '../support/audit-faults.js';
+import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows } from '../support/audit-faults.js';
 import { privateServicesMissing, startPrivatePostgres, type PrivatePostgres } from '../support/private-services.js';
 import { sleep, writePolicyDir } from '../support/upstreams.js';
 
@@ -37,26 +36,6 @@ const body = (c: number, n: number): unknown => ({ subject: { id: `user-${c}`, r
 
 const missing = privateServicesMissing('postgres');
 if (missing !== undefined) console.warn(`audit-faults-restart: skipped: ${missing}`);
-
-async function sql<R extends pg.QueryResultRow>(url: string, text: string): Promise<R[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<R>(text)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-const loggedIds = async (url: string): Promise<string[]> => (await sql<{ decision_id: string }>(url, 'select decision_id from warden_audit_log')).map((r) => r.decision_id);
-
-/** Every id once, nothing else: the assertions each scenario ends with. */
-async function expectLoggedExactlyOnce(url: string, expected: ReadonlySet<string>): Promise<void> {
-  expect(await sql(url, 'select decision_id from warden_audit_log group by decision_id having count(*) > 1')).toEqual([]);
-  const ids = await loggedIds(url);
-  expect(ids).toHaveLength(expected.size);
-  expect(new Set(ids)).toEqual(expected);
-}
 
 function stoppedCleanly(b: BrokerProcess): void {
   // Nest's shutdown hooks close the app, then raise the signal again: a clean stop ends by SIGTERM.
@@ -82,7 +61,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
   /** A database of its own on the private server, and a broker directory whose config points at it. */
   async function setup(name: string, mode: 'strict' | 'best-effort'): Promise<{ url: string; start: () => Promise<BrokerProcess>; spillPath: string }> {
     await server.start();
-    await sql(server.url(), `create database ${name}`);
+    await sqlRows(server.url(), `create database ${name}`);
     const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY }, 'warden-audit-faults-restart-');
     dirs.push(written.dir);
     writeFileSync(join(written.dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: { enabled: true, sink: 'postgres', mode, spillDir: join(written.dir, 'spill') } }));
@@ -106,7 +85,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
     expect(before.failed, before.failures.join('\n')).toBe(0);
     const warm = new Set(before.returned.map((r) => r.id));
     expect(warm.size).toBeGreaterThan(5);
-    expect(await eventually(async () => (await loggedIds(url)).length === warm.size, 10_000)).toBe(true);
+    expect(await eventually(async () => (await loggedDecisionIds(url)).length === warm.size, 10_000)).toBe(true);
 
     await server.stop('fast');
     const load = runCheckLoad({ base: first.base, clients: 8, durationMs: 10_000, headers: HEADERS, body });
@@ -129,7 +108,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
 
     // The server comes back while no broker runs: it holds only what was written before the outage.
     await server.start();
-    expect(new Set(await loggedIds(url))).toEqual(warm);
+    expect(new Set(await loggedDecisionIds(url))).toEqual(warm);
 
     // A broker started again on the same spill file replays it by itself.
     const second = await start();

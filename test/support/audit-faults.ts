@@ -3,10 +3,13 @@
  * concurrent loops each sending its next check once the previous one is answered, for
  * `durationMs` (or until `stop` is called); every decision id a client received is kept with the
  * client, its sequence number and when it arrived; a request that failed (a status other than
- * 200, or no answer at all) returned no id. `spilledDecisionIds` reads a spill file;
- * `eventually` polls.
+ * 200, or no answer at all) returned no id. `spilledDecisionIds` reads a spill file,
+ * `loggedDecisionIds` the Postgres sink's table; `expectLoggedExactlyOnce` is how the Postgres
+ * scenarios end; `eventually` polls.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import pg from 'pg';
+import { expect } from 'vitest';
 
 /** A decision id a client received. */
 export interface ReturnedId {
@@ -107,9 +110,10 @@ export async function eventually(probe: () => Promise<boolean>, timeoutMs: numbe
   }
 }
 
-/** The decision ids in a spill file, in order (a torn last line, from a process killed mid-append, is skipped). */
+/** The decision ids in a spill file, in order (none when there is no file; a torn last line, from a process killed mid-append, is skipped). */
 export function spilledDecisionIds(path: string): string[] {
   const ids: string[] = [];
+  if (!existsSync(path)) return ids;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (line === '') continue;
     try {
@@ -119,4 +123,28 @@ export function spilledDecisionIds(path: string): string[] {
     }
   }
   return ids;
+}
+
+/** Rows of one statement on a connection of its own. */
+export async function sqlRows<R extends pg.QueryResultRow>(url: string, text: string): Promise<R[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<R>(text)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Every decision id in `warden_audit_log`. */
+export async function loggedDecisionIds(url: string): Promise<string[]> {
+  return (await sqlRows<{ decision_id: string }>(url, 'select decision_id from warden_audit_log')).map((r) => r.decision_id);
+}
+
+/** `warden_audit_log` holds each of `expected` exactly once, and nothing else. */
+export async function expectLoggedExactlyOnce(url: string, expected: ReadonlySet<string>): Promise<void> {
+  expect(await sqlRows(url, 'select decision_id, count(*) from warden_audit_log group by decision_id having count(*) > 1')).toEqual([]);
+  const ids = await loggedDecisionIds(url);
+  expect(ids).toHaveLength(expected.size);
+  expect(new Set(ids)).toEqual(expected);
 }

@@ -9,7 +9,7 @@
  * `privateServicesMissing` names what is missing so a suite can skip with a clear message.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,8 +67,56 @@ interface Restartable {
 const running = new Set<ChildProcess>();
 // A test process that dies without its `afterAll` must not leave servers behind.
 process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
+  for (const c of running) {
+    signalTree(c, 'SIGCONT');
+    c.kill('SIGKILL');
+  }
 });
+
+/** The pids of `pid`'s children, grandchildren ... (from /proc; empty where there is none). */
+function descendants(pid: number): number[] {
+  const byParent = new Map<number, number[]>();
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    try {
+      // `pid (comm) state ppid ...`; comm may hold spaces and parentheses: read after the last `)`.
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      byParent.set(ppid, [...(byParent.get(ppid) ?? []), Number(e)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const c of byParent.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/**
+ * Sends `signal` to the server and every process it started. (PostgreSQL's children each call
+ * setsid, so a process group would not reach them.)
+ */
+function signalTree(child: ChildProcess | undefined, signal: NodeJS.Signals): void {
+  if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  for (const pid of [child.pid, ...descendants(child.pid)]) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
 
 function launch(state: Restartable, command: string, args: readonly string[], user: { uid: number; gid: number } | undefined): ChildProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(user !== undefined ? { uid: user.uid, gid: user.gid } : {}) });
@@ -88,6 +136,8 @@ async function halt(state: Restartable, signal: NodeJS.Signals, graceMs = 10_000
   const child = state.child;
   state.child = undefined;
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  // A paused server must run to handle the signal.
+  signalTree(child, 'SIGCONT');
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -118,6 +168,13 @@ export interface PrivatePostgres {
    * shutdown) or `immediate` (SIGQUIT: no shutdown checkpoint; crash recovery at the next start).
    */
   stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  /**
+   * Freezes the server and every backend (SIGSTOP to each of its processes): connections stay open,
+   * nothing answers, new connections are accepted by the kernel and never served; a hung database.
+   */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   /** The server's recent log output (for failure messages). */
   output(): string;
   /** Stops the server and removes its files. */
@@ -174,6 +231,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     url,
     start,
     stop: (mode = 'fast') => halt(state, mode === 'fast' ? 'SIGINT' : 'SIGQUIT'),
+    pause: () => signalTree(state.child, 'SIGSTOP'),
+    resume: () => signalTree(state.child, 'SIGCONT'),
     output: () => state.output,
     async destroy() {
       await halt(state, 'SIGQUIT');
