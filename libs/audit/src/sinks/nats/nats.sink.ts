@@ -13,6 +13,8 @@
  * reconnect is dropped by JetStream as a duplicate when the spill file is replayed.
  */
 import { connect, JSONCodec, type JetStreamClient, type NatsConnection } from 'nats';
+import type { AuditEntry } from '../../audit-entry.js';
+import type { AuditSink } from '../../audit-sink.js';
 
 /** An open connection and whether it is up right now. */
 interface Conn {
@@ -23,8 +25,6 @@ interface Conn {
   /** Rejects when the connection drops (a new promise after each reconnect). */
   dropped(): Promise<never>;
 }
-import type { AuditEntry } from '../../audit-entry.js';
-import type { AuditSink } from '../../audit-sink.js';
 
 /** Options of {@link createNatsAuditSink}. */
 export interface NatsAuditSinkOptions {
