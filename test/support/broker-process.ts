@@ -2,20 +2,42 @@
  * The built broker as a separate OS process, the way it runs in production (`node
  * dist/.../main.js`), for tests that need several instances sharing one database and Redis.
  * `ensureBrokerBuilt` runs `scripts/ensure-built.mjs` (a `nest build broker` only when sources
- * changed); `spawnBroker` starts one instance on a free port of 127.0.0.1 and resolves once it
+ * changed; one test file at a time); `spawnBroker` starts one instance on a free port of 127.0.0.1 and resolves once it
  * printed its `listening` line.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'dist/apps/broker/apps/broker/src/main.js');
 
+/** Held while one test file builds: files running in parallel wait instead of running `nest build` together. */
+const BUILD_LOCK = join(ROOT, 'dist', '.ensure-built.lock');
+
 /** Builds the broker when its output is missing or older than its sources; throws on a failed build. */
 export function ensureBrokerBuilt(): void {
-  const res = spawnSync(process.execPath, [join(ROOT, 'scripts/ensure-built.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
-  if (res.status !== 0) throw new Error(`ensure-built failed (${res.status ?? res.signal}): ${res.stderr}${res.stdout}`);
+  mkdirSync(dirname(BUILD_LOCK), { recursive: true });
+  const until = Date.now() + 170_000;
+  for (;;) {
+    try {
+      mkdirSync(BUILD_LOCK);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // A lock left by a test process that died mid-build.
+      if (Date.now() - (statSync(BUILD_LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 300_000) rmSync(BUILD_LOCK, { recursive: true, force: true });
+      if (Date.now() > until) throw new Error(`ensure-built: ${BUILD_LOCK} held for too long`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+    }
+  }
+  try {
+    const res = spawnSync(process.execPath, [join(ROOT, 'scripts/ensure-built.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
+    if (res.status !== 0) throw new Error(`ensure-built failed (${res.status ?? res.signal}): ${res.stderr}${res.stdout}`);
+  } finally {
+    rmSync(BUILD_LOCK, { recursive: true, force: true });
+  }
 }
 
 /** A running broker process. */

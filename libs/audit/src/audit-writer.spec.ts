@@ -262,4 +262,174 @@ describe('createAuditWriter', () => {
     expect(ids(sink.received)).toEqual(['d-0000', 'd-0001']);
     await sut.close();
   });
+
+  it('backs off while the sink is failing, even under steady traffic: partial batches go to the spill file, only the retry timer tries the sink', async () => {
+    const sink = new SwitchableSink();
+    const write = sink.write.bind(sink);
+    let attempts = 0;
+    sink.write = async (b) => {
+      attempts++;
+      // A sink that takes a while to fail (a refused connection, a timeout).
+      await new Promise((r) => setTimeout(r, 15));
+      return write(b);
+    };
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, flushIntervalMs: 10, maxRetryMs: 60_000 });
+    sut.record(entry(0));
+    await sut.flush();
+    expect(attempts).toBe(1);
+    // About 400 ms of a steady trickle: the backoff (100 ms, 200 ms, 400 ms ...) allows two or three more attempts.
+    const started = Date.now();
+    for (const n of range(1, 81)) {
+      sut.record(entry(n));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(attempts).toBeLessThanOrEqual(1 + Math.ceil(Math.log2((Date.now() - started) / 100 + 1)));
+    // Nothing waited in memory for the retry: the trickle went to the spill file.
+    await new Promise((r) => setTimeout(r, 30));
+    expect(sut.stats()).toMatchObject({ queued: 0, spilled: 81 });
+    sink.down = false;
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 81).map(entry)));
+    await sut.close();
+  });
+
+  it('keeps what an overflow appends to the spill file while a replay is running (replay succeeds)', async () => {
+    const sink = new SwitchableSink();
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxQueue: 3 });
+    for (const n of range(0, 2)) sut.record(entry(n));
+    await sut.flush();
+    expect(sut.stats().spillPending).toBe(true);
+    // The sink is back but slow: the replay's first batch is in flight when the queue overflows.
+    sink.down = false;
+    const write = sink.write.bind(sink);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    sink.write = async (b) => {
+      await gate;
+      return write(b);
+    };
+    const replaying = sut.flush();
+    await new Promise((r) => setTimeout(r, 10));
+    for (const n of range(2, 5)) sut.record(entry(n));
+    expect(sut.stats()).toMatchObject({ queued: 0, spilled: 5 });
+    release();
+    await replaying;
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 5).map(entry)));
+    expect(existsSync(spillPath)).toBe(false);
+    await sut.close();
+  });
+
+  it('keeps what an overflow appends to the spill file while a replay is running (replay fails half way)', async () => {
+    const sink = new SwitchableSink();
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxQueue: 3, onError: () => undefined });
+    for (const n of range(0, 4)) sut.record(entry(n));
+    await sut.flush();
+    sink.down = false;
+    const write = sink.write.bind(sink);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    sink.write = async (b) => {
+      await gate;
+      if (++calls > 1) throw new Error('sink down again');
+      return write(b);
+    };
+    const replaying = sut.flush();
+    await new Promise((r) => setTimeout(r, 10));
+    for (const n of range(4, 7)) sut.record(entry(n));
+    release();
+    await replaying;
+    // The first replay batch went; the rest of the file, overflowed entries included, is still on disk, in order.
+    expect(ids(sink.received)).toEqual(['d-0000', 'd-0001']);
+    const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
+    expect(onDisk).toEqual(ids(range(2, 7).map(entry)));
+    sink.write = write;
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 7).map(entry)));
+    await sut.close();
+  });
+
+  it('gives up on a sink write that never settles after writeTimeoutMs: the batch is spilled, and replayed once the sink answers', async () => {
+    const sink = new SwitchableSink();
+    const write = sink.write.bind(sink);
+    let hang = true;
+    sink.write = (b) => (hang ? new Promise<void>(() => undefined) : write(b));
+    const sut = createAuditWriter({ sink, spillPath, writeTimeoutMs: 50, maxRetryMs: 60_000, onError: (m) => errors.push(m) });
+    for (const n of range(0, 3)) sut.record(entry(n));
+    const started = Date.now();
+    await sut.flush();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(sut.stats()).toMatchObject({ spilled: 3, queued: 0, spillPending: true });
+    expect(errors.some((m) => m.includes('did not answer within 50 ms'))).toBe(true);
+    hang = false;
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 3).map(entry)));
+    await sut.close();
+  });
+
+  it('close does not try a failing sink again: what is queued goes to the spill file at once', async () => {
+    const sink = new SwitchableSink();
+    const write = sink.write.bind(sink);
+    let attempts = 0;
+    sink.write = async (b) => {
+      attempts++;
+      return write(b);
+    };
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, maxRetryMs: 60_000, onError: () => undefined });
+    sut.record(entry(0));
+    await sut.flush();
+    sut.record(entry(1));
+    await sut.close();
+    expect(attempts).toBe(1);
+    expect(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId)).toEqual(['d-0000', 'd-0001']);
+  });
+
+  it('close stops a long replay after its current batch: the rest and the queue stay on disk, in order, nothing lost', async () => {
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'spill'), { recursive: true });
+    writeFileSync(spillPath, range(0, 100).map((n) => `${JSON.stringify(entry(n))}\n`).join(''));
+    const sink = new SwitchableSink();
+    const write = sink.write.bind(sink);
+    sink.write = async (b) => {
+      await new Promise((r) => setTimeout(r, 10));
+      return write(b);
+    };
+    // A new writer replays the file left behind (100 entries, 50 batches of 10 ms each).
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 2 });
+    await new Promise((r) => setTimeout(r, 30));
+    for (const n of range(100, 103)) sut.record(entry(n));
+    const started = Date.now();
+    await sut.close();
+    expect(Date.now() - started).toBeLessThan(200);
+    const sent = ids(sink.received);
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.length).toBeLessThan(100);
+    // What the sink took, then what is on disk: every entry once, in order.
+    const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
+    expect([...sent, ...onDisk]).toEqual(ids(range(0, 103).map(entry)));
+  });
+
+  it('close during a sink write that hangs: finishes once the write times out, with the queue spilled and no second attempt', async () => {
+    const sink = new SwitchableSink();
+    let attempts = 0;
+    sink.write = () => {
+      attempts++;
+      return new Promise<void>(() => undefined);
+    };
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 2, writeTimeoutMs: 100, onError: () => undefined });
+    for (const n of range(0, 2)) sut.record(entry(n));
+    // The full batch is in flight (and hangs) when more entries arrive and the stop comes.
+    await new Promise((r) => setTimeout(r, 10));
+    sut.record(entry(2));
+    const started = Date.now();
+    await sut.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(attempts).toBe(1);
+    expect(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId)).toEqual(['d-0000', 'd-0001', 'd-0002']);
+  });
 });

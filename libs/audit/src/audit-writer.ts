@@ -9,9 +9,20 @@
  * INVARIANT: while the spill file holds entries, new batches are appended to it rather than sent
  * to the sink, so the sink sees entries in the order they were recorded. (One exception: when the
  * in-memory queue overflows, it is spilled at once, possibly ahead of a batch still in flight.)
+ *
+ * While the sink is failing, it is tried again only by the retry timer (exponential backoff up to
+ * `maxRetryMs`); new entries go to the spill file meanwhile. A sink write that does not settle
+ * within `writeTimeoutMs` counts as failed (its batch is spilled): a hung sink can neither stall
+ * the log nor keep `close` from finishing. A batch the sink took late is sent again by the replay,
+ * which the sinks' idempotency on the decision id makes harmless.
+ *
+ * INVARIANT: an overflow appends to the spill file synchronously, at any time, even during a
+ * replay. A replay therefore only ever removes the bytes it read and sent: the file is truncated
+ * from the front (the rest copied aside and renamed over it) in a step that does not yield to the
+ * event loop between its last size check and the rename, so nothing appended is lost.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { WardenError } from '@warden/core';
 import type { AuditEntry, AuditRecord } from './audit-entry.js';
@@ -33,6 +44,8 @@ export interface AuditWriterOptions {
   flushIntervalMs?: number;
   /** Longest wait between replay attempts while the sink is failing, ms (default 5000). */
   maxRetryMs?: number;
+  /** How long a sink write (and the sink's `close`) may take before it counts as failed, ms (default 5000). */
+  writeTimeoutMs?: number;
   /** Called when the sink or the spill file fails (logs, metrics); never throws into the caller. */
   onError?: (message: string) => void;
 }
@@ -80,6 +93,33 @@ interface Pending {
   done?: { resolve: () => void; reject: (err: Error) => void };
 }
 
+/** Thrown inside a replay to stop it when the writer closes. */
+const STOP_REPLAY = new Error('audit: replay stopped by close');
+
+/** Bytes of the spill file read at a time by a replay. */
+const REPLAY_CHUNK = 1 << 20;
+
+/** Copies bytes [from, to) of `src` into a new `dest` (truncated first). */
+async function copyRange(src: string, dest: string, from: number, to: number): Promise<void> {
+  const input = await open(src, 'r');
+  try {
+    const output = await open(dest, 'w');
+    try {
+      const buf = Buffer.alloc(Math.min(REPLAY_CHUNK, to - from));
+      for (let pos = from; pos < to; ) {
+        const { bytesRead } = await input.read(buf, 0, Math.min(buf.length, to - pos), pos);
+        if (bytesRead === 0) break;
+        await output.write(buf, 0, bytesRead);
+        pos += bytesRead;
+      }
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
+  }
+}
+
 function materialise(r: AuditRecord): AuditEntry {
   return typeof r === 'function' ? r() : r;
 }
@@ -96,6 +136,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const maxQueue = options.maxQueue ?? 10_000;
   const flushIntervalMs = options.flushIntervalMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 5000;
+  const writeTimeoutMs = options.writeTimeoutMs ?? 5000;
   const onError = options.onError ?? (() => undefined);
   const stats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0 };
   // Set when spilling a full queue failed: until a drain succeeds, a full queue drops its oldest
@@ -106,19 +147,66 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   // A previous process may have left entries behind: they go first.
   let spillPending = existsSync(spillPath);
   let running: Promise<void> | undefined;
+  /** The next write of the queue (a partial batch waiting `flushIntervalMs`, or a full one). */
   let timer: NodeJS.Timeout | undefined;
+  /** The next attempt at the sink while it is failing. */
+  let retryTimer: NodeJS.Timeout | undefined;
+  /** Failed attempts in a row; above 0, the sink is failing and only `retryTimer` tries it. */
   let retries = 0;
+  /** Set by `close`: a replay running stops after its current batch (the rest stays on disk for the next start). */
+  let closing = false;
   let closed = false;
 
   const schedule = (ms: number): void => {
     if (timer !== undefined || closed) return;
     timer = setTimeout(() => {
       timer = undefined;
-      void flush();
+      void writeQueue();
     }, ms);
     // Never keeps the process alive; `close` flushes what is left.
     timer.unref();
   };
+
+  /** The sink failed: the next attempt waits 100 ms, 200 ms, 400 ms ... up to `maxRetryMs`. */
+  const scheduleRetry = (): void => {
+    if (retryTimer !== undefined || closed) return;
+    const ms = Math.min(maxRetryMs, 100 * 2 ** retries);
+    retries += 1;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void flush();
+    }, ms);
+    retryTimer.unref();
+  };
+
+  /**
+   * Writes the queue: to the sink normally; to the spill file while the sink is failing (the sink
+   * is not hammered at every batch; the retry timer replays the file). When the disk failed too
+   * (nothing pending on it), the entries stay in memory for the retry.
+   */
+  function writeQueue(): Promise<void> {
+    // Decided when the step runs, not when it is queued: a replay ahead of it may have succeeded.
+    return chain(async () => {
+      if (retries === 0) await drain();
+      else if (spillPending) await spillQueue();
+    });
+  }
+
+  /** `sink.write`, failed after `writeTimeoutMs` (a late answer is ignored; a replay sends the batch again). */
+  async function sinkWrite(entries: readonly AuditEntry[]): Promise<void> {
+    await within(sink.write(entries), `sink \`${sink.name}\` did not answer within ${writeTimeoutMs} ms`);
+  }
+
+  async function within(work: Promise<void>, message: string): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    // A rejection after the timeout must not become an unhandled one.
+    work.catch(() => undefined);
+    try {
+      await Promise.race([work, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(message)), writeTimeoutMs)))]);
+    } finally {
+      clearTimeout(t);
+    }
+  }
 
   /** Builds the entries of `items` (a builder that throws is a bug; it must not take the batch down with it). */
   function build(items: readonly Pending[]): { entries: AuditEntry[]; ok: Pending[]; bad: Pending[] } {
@@ -193,56 +281,140 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     }
   }
 
-  /** Sends the spill file's entries to the sink in order; false when the sink failed again. */
+  /**
+   * Sends the spill file's entries to the sink in order, batch by batch, reading the file in
+   * chunks (memory stays bounded however long the outage was); false when the sink failed again.
+   * What the sink took is then cut from the front of the file; what an overflow appended while
+   * the replay ran is read in a next round.
+   */
   async function replay(): Promise<boolean> {
-    let text: string;
-    try {
-      text = await readFile(spillPath, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+    for (;;) {
+      let fh: FileHandle;
+      try {
+        fh = await open(spillPath, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          spillPending = false;
+          return true;
+        }
+        throw err;
+      }
+      // Bytes [0, end) are this round's; [0, sent) went to the sink (whole lines).
+      let end = 0;
+      let sent = 0;
+      let sinkError: Error | undefined;
+      try {
+        end = (await fh.stat()).size;
+        let batch: AuditEntry[] = [];
+        let batchEnd = 0;
+        const send = async (): Promise<void> => {
+          if (batch.length > 0) {
+            try {
+              await sinkWrite(batch);
+            } catch (err) {
+              sinkError = err as Error;
+              throw err;
+            }
+            stats.replayed += batch.length;
+            stats.written += batch.length;
+            batch = [];
+          }
+          sent = batchEnd;
+        };
+        const take = (line: string, endsAt: number): void => {
+          batchEnd = endsAt;
+          if (line === '') return;
+          try {
+            batch.push(JSON.parse(line) as AuditEntry);
+          } catch {
+            // A torn line (a process died mid-write, before fsync): nothing durable was promised for it.
+            onError('audit: skipped an unreadable line of the spill file');
+          }
+        };
+        const chunk = Buffer.alloc(REPLAY_CHUNK);
+        let carry = Buffer.alloc(0);
+        let pos = 0;
+        while (pos < end) {
+          const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, end - pos), pos);
+          if (bytesRead === 0) break;
+          const data = carry.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
+          const base = pos - carry.length;
+          pos += bytesRead;
+          let from = 0;
+          for (let nl = data.indexOf(0x0a, from); nl !== -1; nl = data.indexOf(0x0a, from)) {
+            take(data.toString('utf8', from, nl), base + nl + 1);
+            from = nl + 1;
+            if (batch.length >= batchSize) {
+              await send();
+              if (closing) throw STOP_REPLAY;
+            }
+          }
+          carry = Buffer.from(data.subarray(from));
+        }
+        // A last line with no newline: torn, unless it parses.
+        if (carry.length > 0) take(carry.toString('utf8'), end);
+        await send();
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        await dropFront(sent);
+        if (err === STOP_REPLAY) return false;
+        if (sinkError === undefined) throw err;
+        onError(`audit: sink \`${sink.name}\` still failing during replay: ${sinkError.message}`);
+        return false;
+      }
+      await fh.close();
+      if (await dropFront(end)) {
         spillPending = false;
         return true;
       }
-      throw err;
+      // An overflow appended entries while this round ran: they are replayed next, still before the queue.
     }
-    const lines = text.split('\n').filter((l) => l !== '');
-    let sent = 0;
+  }
+
+  /**
+   * Removes the first `upTo` bytes of the spill file (sent to the sink); true when nothing is left
+   * (the file is removed). The rest is copied aside and renamed over the file, never half a file.
+   */
+  async function dropFront(upTo: number): Promise<boolean> {
+    if (upTo === 0) return false;
+    const tmp = `${spillPath}.tmp`;
+    let copied = upTo;
+    const before = statSync(spillPath).size;
+    if (before > upTo) {
+      // The bulk of the rest is copied without blocking the event loop ...
+      await copyRange(spillPath, tmp, upTo, before);
+      copied = before;
+    }
+    // ... and from this size check to the rename nothing yields: an overflow cannot append in between.
+    const size = statSync(spillPath).size;
+    if (size <= upTo) {
+      rmSync(spillPath, { force: true });
+      rmSync(tmp, { force: true });
+      return true;
+    }
+    const out = openSync(tmp, copied === upTo ? 'w' : 'a');
     try {
-      while (sent < lines.length) {
-        const chunk = lines.slice(sent, sent + batchSize);
-        const entries: AuditEntry[] = [];
-        for (const l of chunk) {
-          try {
-            entries.push(JSON.parse(l) as AuditEntry);
-          } catch {
-            // A torn last line (the process died mid-write, before fsync): nothing durable was promised for it.
-            onError('audit: skipped an unreadable line of the spill file');
-          }
-        }
-        if (entries.length > 0) await sink.write(entries);
-        sent += chunk.length;
-        stats.replayed += entries.length;
-        stats.written += entries.length;
-      }
-    } catch (err) {
-      onError(`audit: sink \`${sink.name}\` still failing during replay: ${(err as Error).message}`);
-      if (sent > 0) {
-        // Keep only what the sink has not taken yet (written aside, then renamed: never half a file).
-        const tmp = `${spillPath}.tmp`;
-        const fh = await open(tmp, 'w');
+      if (size > copied) {
+        const rest = Buffer.alloc(size - copied);
+        const fd = openSync(spillPath, 'r');
         try {
-          await fh.writeFile(lines.slice(sent).map((l) => `${l}\n`).join(''));
-          await fh.sync();
+          let got = 0;
+          while (got < rest.length) {
+            const n = readSync(fd, rest, got, rest.length - got, copied + got);
+            if (n === 0) break;
+            got += n;
+          }
         } finally {
-          await fh.close();
+          closeSync(fd);
         }
-        await rename(tmp, spillPath);
+        writeSync(out, rest);
       }
-      return false;
+      fsyncSync(out);
+    } finally {
+      closeSync(out);
     }
-    await rm(spillPath, { force: true });
-    spillPending = false;
-    return true;
+    renameSync(tmp, spillPath);
+    return false;
   }
 
   async function drain(): Promise<void> {
@@ -256,7 +428,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       if (!ok) {
         // Newer entries wait behind the spilled ones: appended, not sent.
         await spillQueue();
-        schedule(Math.min(maxRetryMs, 100 * 2 ** retries++));
+        scheduleRetry();
         return;
       }
       retries = 0;
@@ -267,7 +439,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       const { entries, ok } = build(batch);
       if (entries.length === 0) continue;
       try {
-        await sink.write(entries);
+        await sinkWrite(entries);
         stats.written += entries.length;
         diskFailing = false;
         retries = 0;
@@ -276,7 +448,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         onError(`audit: sink \`${sink.name}\` failed, spilling ${entries.length} entries: ${(err as Error).message}`);
         const spilled = await spillLines(linesOf(entries), ok, entries.length);
         if (spilled) await spillQueue();
-        schedule(Math.min(maxRetryMs, 100 * 2 ** retries++));
+        scheduleRetry();
         return;
       }
     }
@@ -375,11 +547,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
    * spill file instead: the sink is not hammered, and strict callers do not wait for the retry.
    */
   function soon(): void {
-    if (retries > 0 && spillPending) {
-      void chain(spillQueue);
+    if (retries > 0) {
+      void writeQueue();
       return;
     }
-    if (timer !== undefined && retries === 0) {
+    if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
@@ -405,13 +577,20 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     stats: () => ({ ...stats, queued: queue.length, spillPending }),
     async close() {
       if (closed) return;
-      await flush();
+      // A stop must not wait for a long replay, nor for a sink known to be failing (known when the
+      // step runs: a write in flight may fail first): a replay stops after its current batch, and
+      // the queue goes to the spill file, which the next start replays. A healthy sink gets the queue.
+      closing = true;
+      await writeQueue();
       closed = true;
-      if (timer !== undefined) clearTimeout(timer);
+      for (const t of [timer, retryTimer]) if (t !== undefined) clearTimeout(t);
       timer = undefined;
+      retryTimer = undefined;
       // Whatever the sink did not take is on disk (the next start replays it).
-      await spillQueue();
-      await sink.close().catch((err: unknown) => onError(`audit: closing sink \`${sink.name}\`: ${(err as Error).message}`));
+      await chain(spillQueue);
+      await within(sink.close(), `closing sink \`${sink.name}\` took longer than ${writeTimeoutMs} ms`).catch((err: unknown) =>
+        onError(`audit: closing sink \`${sink.name}\`: ${(err as Error).message}`),
+      );
     },
   };
 }

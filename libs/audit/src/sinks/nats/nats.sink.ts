@@ -9,6 +9,13 @@
  * timer and promise, which made the sink a fifth of the broker's CPU under load. Here entries are
  * published on the core connection with a reply subject under one inbox of the sink's; JetStream
  * sends its acknowledgement there, one subscription collects them, and a batch has one timer.
+ *
+ * While the connection is down (the client reconnects by itself), a write fails at once instead
+ * of handing its messages to the client's reconnect buffer and waiting for acknowledgements that
+ * cannot come: the writer spills the batch without stalling (strict callers do not wait for the
+ * acknowledgement timeout), and a stop does not wait for it either. A batch in flight when the
+ * connection drops fails when the drop is seen; whatever the client still delivers after the
+ * reconnect is dropped by JetStream as a duplicate when the spill file is replayed.
  */
 import { connect, createInbox, headers, type NatsConnection, type Subscription } from 'nats';
 import type { AuditEntry } from '../../audit-entry.js';
@@ -33,6 +40,10 @@ interface Link {
   nc: NatsConnection;
   inbox: string;
   sub: Subscription;
+  /** False between a `disconnect` and the next `reconnect`. */
+  up(): boolean;
+  /** Called with the error when the connection drops (the batches in flight fail). */
+  onDrop: Set<(err: Error) => void>;
 }
 
 const decoder = new TextDecoder();
@@ -67,6 +78,19 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
 
   async function open(): Promise<Link> {
     const nc = await connect({ servers: options.url, timeout, maxReconnectAttempts: -1 });
+    let up = true;
+    const onDrop = new Set<(err: Error) => void>();
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') {
+          up = false;
+          const err = new Error('nats: connection lost');
+          for (const f of [...onDrop]) f(err);
+        } else if (s.type === 'reconnect') {
+          up = true;
+        }
+      }
+    })().catch(() => undefined);
     try {
       const jsm = await nc.jetstreamManager({ timeout });
       const name = await jsm.streams.find(subject).catch(() => undefined);
@@ -84,7 +108,7 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
       });
       // The subscription must be known to the server before the first reply can reach it.
       await nc.flush();
-      return { nc, inbox, sub };
+      return { nc, inbox, sub, up: () => up && !nc.isClosed(), onDrop };
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw err;
@@ -103,22 +127,30 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
         conn = undefined;
         throw err;
       }
+      if (link.nc.isClosed()) {
+        conn = undefined;
+        throw new Error('nats: connection closed');
+      }
+      if (!link.up()) throw new Error('nats: not connected (reconnecting)');
       const first = seq + 1;
       seq += batch.length;
       await new Promise<void>((resolve, reject) => {
         let left = batch.length;
         let failure: Error | undefined;
-        const timer = setTimeout(() => {
+        const settle = (err: Error | undefined): void => {
+          clearTimeout(timer);
+          link.onDrop.delete(dropped);
           for (let n = first; n < first + batch.length; n++) pending.delete(n);
-          reject(failure ?? new Error(`JetStream acknowledged ${batch.length - left} of ${batch.length} entries within ${timeout} ms`));
-        }, timeout);
+          if (err !== undefined) reject(err);
+          else resolve();
+        };
+        const timer = setTimeout(() => settle(failure ?? new Error(`JetStream acknowledged ${batch.length - left} of ${batch.length} entries within ${timeout} ms`)), timeout);
+        const dropped = (err: Error): void => settle(err);
+        link.onDrop.add(dropped);
         const ack: Ack = (err) => {
           failure ??= err;
           left -= 1;
-          if (left > 0) return;
-          clearTimeout(timer);
-          if (failure !== undefined) reject(failure);
-          else resolve();
+          if (left === 0) settle(failure);
         };
         try {
           // Published in order on one connection.
@@ -132,10 +164,8 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
           }
         } catch (err) {
           // A closed connection refuses to publish: the batch fails now (the writer spills it).
-          clearTimeout(timer);
-          for (let n = first; n < first + batch.length; n++) pending.delete(n);
           if (link.nc.isClosed()) conn = undefined;
-          reject(err instanceof Error ? err : new Error(String(err)));
+          settle(err instanceof Error ? err : new Error(String(err)));
         }
       });
     },
@@ -144,8 +174,8 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
       conn = undefined;
       const link = await c?.catch(() => undefined);
       if (link === undefined) return;
-      // Acknowledgements still on their way are waited for (drain), not dropped.
-      await link.nc.drain().catch(() => undefined);
+      // Acknowledgements still on their way are waited for (drain); a connection that is down is just closed.
+      await (link.up() ? link.nc.drain() : link.nc.close()).catch(() => undefined);
     },
   };
 }
