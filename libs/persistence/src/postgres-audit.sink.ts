@@ -7,13 +7,15 @@
 import type { AuditEntry, AuditSink } from '@warden/audit';
 import type { SqlDb, SqlQueryable } from './sql-db.js';
 
-// One row per entry from parallel arrays: the filter columns are computed here, the entry is
-// stored as the JSON text it was serialised to (a `json` column: no jsonb conversion per insert).
+// One row per entry: the filter columns as parallel arrays (short strings), the entries as one
+// JSON array text (a `json` column keeps each element's text; no jsonb conversion per row, and no
+// array-literal escaping of the large entry texts in the driver), joined by position.
 const INSERT = `
 insert into warden_audit_log (decision_id, time, kind, policy_version, source, decision, subject, agent, resources, entry)
-select d, t, k, pv, src, dec, sub, ag, string_to_array(rs, chr(31)), en::json
-  from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-       as x(d, t, k, pv, src, dec, sub, ag, rs, en)
+select x.d, x.t, x.k, x.pv, x.src, x.dec, x.sub, x.ag, string_to_array(x.rs, chr(31)), e.doc
+  from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+         with ordinality as x(d, t, k, pv, src, dec, sub, ag, rs, n)
+  join json_array_elements($10::json) with ordinality as e(doc, n) using (n)
 on conflict (decision_id, time) do nothing`;
 
 /** `kind/id` of each resource decided, joined by U+001F (which the ids lose, for the filter column only). */
@@ -45,7 +47,8 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
     async write(batch: readonly AuditEntry[]) {
       if (batch.length === 0) return;
       const n = batch.length;
-      const cols: [string[], string[], string[], string[], string[], string[], (string | null)[], (string | null)[], string[], string[]] = [[], [], [], [], [], [], [], [], [], []];
+      const cols: [string[], string[], string[], string[], string[], string[], (string | null)[], (string | null)[], string[]] = [[], [], [], [], [], [], [], [], []];
+      let entries = '[';
       for (let i = 0; i < n; i++) {
         const e = batch[i] as AuditEntry;
         cols[0].push(e.decisionId);
@@ -57,9 +60,9 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
         cols[6].push(e.identities.subject ?? null);
         cols[7].push(e.identities.agent ?? null);
         cols[8].push(resourcesColumn(e));
-        cols[9].push(JSON.stringify(e));
+        entries += i === 0 ? JSON.stringify(e) : `,${JSON.stringify(e)}`;
       }
-      await db.query(INSERT, cols);
+      await db.query(INSERT, [...cols, `${entries}]`]);
     },
     async close() {
       if (options.ownsDb === true) await db.close();

@@ -89,6 +89,20 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
   return inputs;
 }
 
+/** A deep copy of parsed JSON (plain objects, arrays, primitives): cheaper than structuredClone for the small objects of a request. */
+function copyJson<T>(v: T): T {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(copyJson) as T;
+  const out: Record<string, unknown> = {};
+  for (const k in v) {
+    const x = copyJson((v as Record<string, unknown>)[k]);
+    // A parsed `__proto__` key is data: assigning it would set the copy's prototype instead.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
+    else out[k] = x;
+  }
+  return out as T;
+}
+
 /** When each stage of a check ended (performance.now()). */
 export type Stamps = { start: number; parsed: number; enriched: number; evaluated: number };
 
@@ -257,7 +271,7 @@ function decide<R>(
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // Enrichment writes the resolved attributes into the request's own objects: the decision log
   // keeps the sparse input as it was sent.
-  if (deps.audit !== undefined && (req.subject !== undefined || req.agent !== undefined)) req.sent = { subject: req.subject === undefined ? undefined : structuredClone(req.subject), agent: req.agent === undefined ? undefined : structuredClone(req.agent) };
+  if (deps.audit !== undefined && (req.subject !== undefined || req.agent !== undefined)) req.sent = { subject: copyJson(req.subject), agent: copyJson(req.agent) };
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
   // Every object of this request was made by its parser for it alone (`owned`).
