@@ -8,15 +8,16 @@
 //
 // Three phases, the servers in alternation within each:
 //   1. peak: each broker saturated (BENCH_CONNECTIONS connections): req/s.
-//   2. latency: each broker at the same fixed offered load, BENCH_LOAD_SHARE (default 60%) of the
-//      audit-off broker's peak: p50 / p99 of the check path. The goal: p99 on <= 1.10 x p99 off.
+//   2. latency: each broker at the same fixed offered loads, BENCH_LOAD_SHARES (default 30% and
+//      60%) of the audit-off broker's peak: p50 / p99 of the check path. The goal: p99 on <= 1.10 x
+//      p99 off.
 //   3. keeping up: each audit-on broker saturated for BENCH_KEEPUP_S seconds while its /metrics is
 //      read every 250 ms: the writer's queue depth and the spill file's size must not grow (the
 //      goal: spill file 0 bytes throughout), and after the load every answered decision is in the
 //      sink (rows counted in Postgres, messages in the stream).
 //
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_CONNECTIONS (32),
-// BENCH_LOAD_SHARE (percent, 60), BENCH_KEEPUP_S (15), BENCH_NATS_URL (nats://127.0.0.1:4222).
+// BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_NATS_URL (nats://127.0.0.1:4222).
 // Writes the table between the audit-bench markers of bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -45,7 +46,7 @@ import {
 const DURATION = envInt('BENCH_DURATION', 8);
 const ROUNDS = envInt('BENCH_ROUNDS', 2);
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32);
-const LOAD_SHARE = envInt('BENCH_LOAD_SHARE', 60) / 100;
+const LOAD_SHARES = (process.env.BENCH_LOAD_SHARES || '30,60').split(',').map((x) => Number(x) / 100);
 const KEEPUP_S = envInt('BENCH_KEEPUP_S', 15);
 const NATS_URL = process.env.BENCH_NATS_URL || 'nats://127.0.0.1:4222';
 const KEY = 'bench-gateway-key-0123456789abcdef';
@@ -119,21 +120,25 @@ try {
       const r = await run(b);
       check(b.name, r);
       peak.get(b.name).push(r);
-      log(`peak ${b.name}: ${fmt(r.rps)} req/s, warden ${fmt(r.serverCpuCores, 2)} cores, others ${fmt(r.otherCpuCores, 2)}`);
+      log(`peak ${b.name}: ${fmt(r.rps)} req/s, warden ${fmt(r.serverCpuCores, 2)} cores (${fmt((r.serverCpuCores / r.rps) * 1e6)} µs per check), others ${fmt(r.otherCpuCores, 2)}`);
     }
   }
   const offPeak = avg(peak.get('off').map((r) => r.rps));
 
-  // 2. latency at a fixed offered load
-  const rate = Math.round(offPeak * LOAD_SHARE);
-  const fixed = new Map(brokers.map((b) => [b.name, []]));
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const b of round % 2 === 0 ? brokers : [...brokers].reverse()) {
-      const r = await run(b, { extra: { overallRate: rate } });
-      check(b.name, r);
-      fixed.get(b.name).push(r);
-      const h = mergeHist([r]);
-      log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, others ${fmt(r.otherCpuCores, 2)}`);
+  // 2. latency at fixed offered loads (shares of the audit-off broker's peak)
+  const fixed = new Map();
+  for (const share of LOAD_SHARES) {
+    const rate = Math.round(offPeak * share);
+    const byServer = new Map(brokers.map((b) => [b.name, []]));
+    fixed.set(share, { rate, byServer });
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const b of round % 2 === 0 ? brokers : [...brokers].reverse()) {
+        const r = await run(b, { extra: { overallRate: rate } });
+        check(b.name, r);
+        byServer.get(b.name).push(r);
+        const h = mergeHist([r]);
+        log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores, others ${fmt(r.otherCpuCores, 2)}`);
+      }
     }
   }
 
@@ -188,19 +193,36 @@ try {
 
   // Report
   const git = gitState();
-  const offFixed = mergeHist(fixed.get('off'));
-  const rows = brokers.map((b) => {
-    const p = peak.get(b.name);
-    const f = mergeHist(fixed.get(b.name));
-    return { name: b.name, peakRps: p.map((r) => r.rps), f, servedAtRate: avg(fixed.get(b.name).map((r) => r.rps)), others: Math.max(...[...p, ...fixed.get(b.name)].map((r) => r.otherCpuCores)) };
-  });
   const label = { off: 'audit off', postgres: 'Postgres sink', nats: 'NATS JetStream sink' };
+  const cpuUs = (runs) => (avg(runs.map((r) => r.serverCpuCores)) / avg(runs.map((r) => r.rps))) * 1e6;
+  const offCpu = cpuUs(peak.get('off'));
+  const peakRows = brokers.map((b) => {
+    const p = peak.get(b.name);
+    return `| ${label[b.name]} | ${p.map((r) => fmt(r.rps)).join(' / ')} | ${fmt(avg(p.map((r) => r.rps)) / offPeak, 2)}x | ${fmt(avg(p.map((r) => r.serverCpuCores)), 2)} | ${fmt(cpuUs(p))} (${fmt(cpuUs(p) / offCpu, 2)}x) | ${fmt(Math.max(...p.map((r) => r.otherCpuCores)), 2)} |`;
+  });
+  const latencyRows = [];
+  for (const [share, { rate, byServer }] of fixed) {
+    const off = mergeHist(byServer.get('off'));
+    for (const b of brokers) {
+      const runs = byServer.get(b.name);
+      const h = mergeHist(runs);
+      latencyRows.push(`| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | ${fmt(h.p99 / off.p99, 2)}x | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} |`);
+    }
+  }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each; Postgres 15 and NATS on the same 2 cores; ${CONNECTIONS} connections; ${ROUNDS} rounds x ${DURATION} s per phase and server, in alternation. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each; Postgres 15 and NATS on the same 2 cores; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per phase and server, in alternation. Reproduce: \`npm run bench:audit\`.`,
     '',
-    `| server | peak req/s (rounds) | peak / audit off | at ${fmt(rate)} req/s (${Math.round(LOAD_SHARE * 100)}% of off's peak): served req/s | p50 ms | p99 ms | p99 / audit off | others (cores, max) |`,
-    '|---|--:|--:|--:|--:|--:|--:|--:|',
-    ...rows.map((r) => `| ${label[r.name]} | ${r.peakRps.map((x) => fmt(x)).join(' / ')} | ${fmt(avg(r.peakRps) / offPeak, 2)}x | ${fmt(r.servedAtRate)} | ${fmt(r.f.p50, 2)} | ${fmt(r.f.p99, 2)} | ${fmt(r.f.p99 / offFixed.p99, 2)}x | ${fmt(r.others, 2)} |`),
+    'Peak (saturated):',
+    '',
+    '| server | req/s (rounds) | / audit off | Warden cores | Warden CPU µs per check (/ off) | others (cores, max) |',
+    '|---|--:|--:|--:|--:|--:|',
+    ...peakRows,
+    '',
+    'Latency at fixed offered loads (shares of the audit-off peak):',
+    '',
+    '| load | server | served req/s | p50 ms | p99 ms | p99 / audit off | others (cores, max) |',
+    '|---|---|--:|--:|--:|--:|--:|',
+    ...latencyRows,
     '',
     `Keeping up: each audit-on broker saturated for ${KEEPUP_S} s, its /metrics read every 250 ms.`,
     '',

@@ -6,13 +6,13 @@
  */
 import { connect, JSONCodec } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNatsAuditSink, type AuditEntry } from '@warden/audit';
+import { createNatsAuditSink, serializeEntry, type AuditEntry, type SerializedEntry } from '@warden/audit';
 import { eventually } from '../support/audit-faults.js';
 import { privateServicesMissing, startPrivateNats, type PrivateNats } from '../support/private-services.js';
 
 const STREAM = 'WARDEN_AUDIT_OUTAGE';
 const SUBJECT = 'warden.audit.outage';
-const entry = (id: string): AuditEntry => ({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'pv', source: '/v1/check', decision: 'ALLOW', identities: { subject: 'alice' }, input: {}, results: [], reasons: [] });
+const entry = (id: string): SerializedEntry => serializeEntry({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'pv', source: '/v1/check', decision: 'ALLOW', identities: { subject: 'alice' }, input: {}, results: [], reasons: [] });
 
 const missing = privateServicesMissing('nats');
 if (missing !== undefined) console.warn(`nats-audit-sink-outage: skipped: ${missing}`);

@@ -69,8 +69,51 @@ export interface AuditEntry {
   timings?: Record<string, number>;
 }
 
-/** An entry, or a function that builds it (called by the writer off the request path). */
+/** An entry, or a function that builds it (the writer calls it once, when the entry is recorded). */
 export type AuditRecord = AuditEntry | (() => AuditEntry);
+
+/**
+ * An entry serialised once, when it is recorded: the JSON every sink and the spill file take, and
+ * the fields sinks key or index on. What waits in the writer's queue is this flat object and one
+ * string, not the request's object graph (which, kept alive for a batch interval, survived the
+ * young-generation collections and made the decision log's GC cost several times its own work).
+ */
+export interface SerializedEntry {
+  readonly decisionId: string;
+  readonly time: string;
+  readonly kind: AuditEventKind;
+  readonly policyVersion: string;
+  readonly source: string;
+  readonly decision: 'ALLOW' | 'DENY';
+  readonly subject: string | undefined;
+  readonly agent: string | undefined;
+  /** `kind/id` of every resource decided. */
+  readonly resources: readonly string[];
+  /** The whole entry as JSON, one line. */
+  readonly json: string;
+}
+
+function serializedFields(e: AuditEntry, json: string): SerializedEntry {
+  const resources = new Array<string>(e.results.length);
+  for (let i = 0; i < e.results.length; i++) {
+    const r = (e.results[i] as AuditResult).resource;
+    resources[i] = `${r.kind}/${r.id}`;
+  }
+  return { decisionId: e.decisionId, time: e.time, kind: e.kind, policyVersion: e.policyVersion, source: e.source, decision: e.decision, subject: e.identities.subject, agent: e.identities.agent, resources, json };
+}
+
+/**
+ * Serialises an entry for the sinks.
+ * @example const s = serializeEntry(entry); s.json // '{"decisionId":...}'
+ */
+export function serializeEntry(e: AuditEntry): SerializedEntry {
+  return serializedFields(e, JSON.stringify(e));
+}
+
+/** The serialised entry of a spill-file line (the line is kept as the entry's JSON); throws on a torn line. */
+export function entryFromLine(line: string): SerializedEntry {
+  return serializedFields(JSON.parse(line) as AuditEntry, line);
+}
 
 /** Replaces a masked value (the key stays, so an auditor sees it was present). */
 export const MASKED = '[masked]';

@@ -1,8 +1,8 @@
 /**
  * The contract every decision-log sink implements (NDJSON file or stdout, Postgres, NATS
- * JetStream). The writer hands it batches off the request path.
+ * JetStream). The writer hands it batches of entries serialised when they were recorded.
  */
-import type { AuditEntry } from './audit-entry.js';
+import type { SerializedEntry } from './audit-entry.js';
 
 /** Where decision-log entries end up. */
 export interface AuditSink {
@@ -13,7 +13,7 @@ export interface AuditSink {
    * to disk and replays it later). Idempotent on `decisionId` where the sink allows it, since a
    * replay may send entries already written.
    */
-  write(batch: readonly AuditEntry[]): Promise<void>;
+  write(batch: readonly SerializedEntry[]): Promise<void>;
   /** Releases connections and files. */
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditEntry } from './audit-entry.js';
+import type { AuditEntry, SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
 import { createAuditWriter } from './audit-writer.js';
 
@@ -10,9 +10,9 @@ import { createAuditWriter } from './audit-writer.js';
 class SwitchableSink implements AuditSink {
   readonly name = 'switchable';
   down = false;
-  readonly received: AuditEntry[] = [];
+  readonly received: SerializedEntry[] = [];
   readonly batches: number[] = [];
-  async write(batch: readonly AuditEntry[]): Promise<void> {
+  async write(batch: readonly SerializedEntry[]): Promise<void> {
     if (this.down) throw new Error('sink down');
     this.received.push(...batch);
     this.batches.push(batch.length);
@@ -35,7 +35,7 @@ function entry(n: number): AuditEntry {
   };
 }
 
-const ids = (es: readonly AuditEntry[]): string[] => es.map((e) => e.decisionId);
+const ids = (es: readonly { decisionId: string }[]): string[] => es.map((e) => e.decisionId);
 const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
 
 describe('createAuditWriter', () => {
@@ -49,14 +49,16 @@ describe('createAuditWriter', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('writes queued entries to the sink in batches, building lazy entries only then', async () => {
+  it('writes queued entries to the sink in batches, each built and serialised once, when recorded', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 3, onError: (m) => errors.push(m) });
     let built = 0;
     for (const n of range(0, 7)) sut.record(() => (built++, entry(n)));
-    expect(built).toBe(0);
+    // Built at once: what waits in the queue is a string, not the caller's objects.
+    expect(built).toBe(7);
     await sut.flush();
     expect(ids(sink.received)).toEqual(ids(range(0, 7).map(entry)));
+    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 7).map(entry));
     expect(sink.batches).toEqual([3, 3, 1]);
     expect(built).toBe(7);
     expect(existsSync(spillPath)).toBe(false);

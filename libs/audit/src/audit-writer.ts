@@ -1,7 +1,9 @@
 /**
  * The decision-log writer: a side branch of the decision path that never slows it and never
- * loses a record. `record` only queues (the entry, or a function building it, is turned into
- * JSON later, in a batch, off the request). Batches go to the sink; when the sink fails they are
+ * loses a record. `record` builds the entry (when given a builder) and serialises it at once,
+ * then queues the flat result: what waits for the batch is one string per entry, not the
+ * caller's objects (kept alive for a batch interval, those survived young-generation collections
+ * and cost the broker more in GC than building the entries). Batches go to the sink; when the sink fails they are
  * appended to a local spill file (NDJSON, fsynced per batch) and replayed, in order, before
  * anything newer once the sink answers again. A new writer finds a spill file left by a previous
  * process and replays it first. `close` flushes everything (to the sink or the spill file).
@@ -25,7 +27,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, rename
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { WardenError } from '@warden/core';
-import type { AuditEntry, AuditRecord } from './audit-entry.js';
+import { entryFromLine, serializeEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
 
 /** `best-effort`: a record is queued and the caller moves on; `strict`: the caller may wait until it is durable. */
@@ -89,7 +91,7 @@ export interface AuditWriter {
 }
 
 interface Pending {
-  record: AuditRecord;
+  entry: SerializedEntry;
   done?: { resolve: () => void; reject: (err: Error) => void };
 }
 
@@ -120,8 +122,9 @@ async function copyRange(src: string, dest: string, from: number, to: number): P
   }
 }
 
-function materialise(r: AuditRecord): AuditEntry {
-  return typeof r === 'function' ? r() : r;
+/** Builds (when given a builder) and serialises an entry; throws when the builder or the serialisation does. */
+function materialise(r: AuditRecord): SerializedEntry {
+  return serializeEntry(typeof r === 'function' ? r() : r);
 }
 
 /**
@@ -193,7 +196,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   }
 
   /** `sink.write`, failed after `writeTimeoutMs` (a late answer is ignored; a replay sends the batch again). */
-  async function sinkWrite(entries: readonly AuditEntry[]): Promise<void> {
+  async function sinkWrite(entries: readonly SerializedEntry[]): Promise<void> {
     await within(sink.write(entries), `sink \`${sink.name}\` did not answer within ${writeTimeoutMs} ms`);
   }
 
@@ -208,34 +211,17 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     }
   }
 
-  /** Builds the entries of `items` (a builder that throws is a bug; it must not take the batch down with it). */
-  function build(items: readonly Pending[]): { entries: AuditEntry[]; ok: Pending[]; bad: Pending[] } {
-    const entries: AuditEntry[] = [];
-    const ok: Pending[] = [];
-    const bad: Pending[] = [];
-    for (const p of items) {
-      try {
-        entries.push(materialise(p.record));
-        ok.push(p);
-      } catch (err) {
-        onError(`audit: an entry could not be built: ${(err as Error).message}`);
-        bad.push(p);
-      }
-    }
-    settle(bad, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built'));
-    return { entries, ok, bad };
+  /** The serialised entries of `items` (built when they were recorded). */
+  function build(items: readonly Pending[]): { entries: SerializedEntry[]; ok: readonly Pending[] } {
+    const entries = new Array<SerializedEntry>(items.length);
+    for (let i = 0; i < items.length; i++) entries[i] = (items[i] as Pending).entry;
+    return { entries, ok: items };
   }
 
-  /** NDJSON of `entries`, for the spill file (only made when the sink refused them: serialised once otherwise). */
-  function linesOf(entries: readonly AuditEntry[]): string {
+  /** NDJSON of `entries`, for the spill file. */
+  function linesOf(entries: readonly SerializedEntry[]): string {
     let lines = '';
-    for (const e of entries) {
-      try {
-        lines += `${JSON.stringify(e)}\n`;
-      } catch (err) {
-        onError(`audit: an entry could not be serialised: ${(err as Error).message}`);
-      }
-    }
+    for (const e of entries) lines += `${e.json}\n`;
     return lines;
   }
 
@@ -305,7 +291,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       let sinkError: Error | undefined;
       try {
         end = (await fh.stat()).size;
-        let batch: AuditEntry[] = [];
+        let batch: SerializedEntry[] = [];
         let batchEnd = 0;
         const send = async (): Promise<void> => {
           if (batch.length > 0) {
@@ -325,7 +311,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
           batchEnd = endsAt;
           if (line === '') return;
           try {
-            batch.push(JSON.parse(line) as AuditEntry);
+            batch.push(entryFromLine(line));
           } catch {
             // A torn line (a process died mid-write, before fsync): nothing durable was promised for it.
             onError('audit: skipped an unreadable line of the spill file');
@@ -455,7 +441,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   }
 
   /** Appends `lines` to the spill file; on failure the items go back to the queue's head. */
-  async function spillLines(lines: string, items: Pending[], count: number): Promise<boolean> {
+  async function spillLines(lines: string, items: readonly Pending[], count: number): Promise<boolean> {
     try {
       await appendSpill(lines);
       diskFailing = false;
@@ -469,7 +455,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       stats.failed += count;
       // Still held in memory and retried; a strict caller learns it is not durable.
       settle(items, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
-      queue = items.map((p) => ({ record: p.record })).concat(queue);
+      queue = items.map((p): Pending => ({ entry: p.entry })).concat(queue);
       return false;
     }
   }
@@ -522,8 +508,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       onError(`audit: queue full and spill file failed: ${(err as Error).message}`);
       stats.failed += entries.length;
       settle(ok, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
-      // Kept as built entries (a builder runs once).
-      queue = entries.map((e) => ({ record: e }));
+      // Kept as serialised entries, with their waiting callers.
+      queue = [...ok];
     }
     schedule(0);
   }
@@ -567,11 +553,26 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         onError('audit: an entry was recorded after close');
         return;
       }
-      push({ record: entry });
+      let serialized: SerializedEntry;
+      try {
+        serialized = materialise(entry);
+      } catch (err) {
+        // A builder that throws is a bug; it must not take the caller down with it.
+        onError(`audit: an entry could not be built: ${(err as Error).message}`);
+        return;
+      }
+      push({ entry: serialized });
     },
     recordDurable(entry) {
       if (closed) return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit writer is closed'));
-      return new Promise<void>((resolve, reject) => push({ record: entry, done: { resolve, reject } }));
+      let serialized: SerializedEntry;
+      try {
+        serialized = materialise(entry);
+      } catch (err) {
+        onError(`audit: an entry could not be built: ${(err as Error).message}`);
+        return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built', { cause: err }));
+      }
+      return new Promise<void>((resolve, reject) => push({ entry: serialized, done: { resolve, reject } }));
     },
     flush,
     stats: () => ({ ...stats, queued: queue.length, spillPending }),

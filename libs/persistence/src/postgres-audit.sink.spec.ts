@@ -3,7 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/services.js';
 import { createPgDb } from './pg-db.js';
 import { migrate } from './migrate.js';
+import { serializeEntry, type AuditEntry } from '@warden/audit';
 import { createPostgresAuditSink, ensureAuditPartitions, pruneAuditLog, queryAuditLog } from './postgres-audit.sink.js';
+
+/** The sink takes entries serialised as the writer hands them over. */
+const ser = (es: readonly AuditEntry[]) => es.map(serializeEntry);
 import type { SqlDb } from './sql-db.js';
 
 const MIGRATIONS = join(import.meta.dirname, '../../../migrations');
@@ -40,9 +44,9 @@ describe('createPostgresAuditSink', () => {
   it('inserts a batch with its filter columns and the whole entry, once per decision id even when replayed', async () => {
     const sut = createPostgresAuditSink({ db });
     const [a, b, c] = [entry('a'), entry('b'), entry('c')];
-    await sut.write([a, b]);
+    await sut.write(ser([a, b]));
     // A replay (the same entry, time included) and a duplicate inside one batch insert nothing twice.
-    await sut.write([{ ...b }, c, { ...c }]);
+    await sut.write(ser([{ ...b }, c, { ...c }]));
     const { rows } = await db.query<{ decision_id: string; subject: string; agent: string; decision: string; resources: string[]; entry: { input: unknown } }>(
       'select decision_id, subject, agent, decision, resources, entry from warden_audit_log order by decision_id',
     );
@@ -54,14 +58,14 @@ describe('createPostgresAuditSink', () => {
   it('rejects when the database is gone (so the writer spills), and its pool closing is the owner\'s call', async () => {
     const own = createPgDb({ url: t.url.replace(/\/[^/]+$/, '/warden_no_such_db'), max: 1 });
     const sut = createPostgresAuditSink({ db: own, ownsDb: true });
-    await expect(sut.write([entry('x')])).rejects.toThrow();
+    await expect(sut.write(ser([entry('x')]))).rejects.toThrow();
     await sut.close();
   });
 
   it('prunes rows older than the retention and keeps the rest', async () => {
     const sut = createPostgresAuditSink({ db });
     const old = new Date(Date.now() - 40 * 86_400_000).toISOString();
-    await sut.write([entry('old-1', old), entry('old-2', old), entry('new-1')]);
+    await sut.write(ser([entry('old-1', old), entry('old-2', old), entry('new-1')]));
     expect(await pruneAuditLog(db, 30)).toEqual({ droppedPartitions: [], deletedRows: 2 });
     const { rows } = await db.query<{ decision_id: string }>("select decision_id from warden_audit_log where decision_id like 'old-%' or decision_id = 'new-1'");
     expect(rows.map((r) => r.decision_id)).toEqual(['new-1']);
@@ -74,7 +78,7 @@ describe('createPostgresAuditSink', () => {
     const at = (days: number, hour = 1): string => new Date(Date.UTC(2031, 0, 10 + days, hour)).toISOString();
     const sut = createPostgresAuditSink({ db });
     // Written before any partition of those days exists: they land in the default partition.
-    await sut.write([entry('p-early', at(-1)), entry('p-today', at(0)), entry('p-later', at(2))]);
+    await sut.write(ser([entry('p-early', at(-1)), entry('p-today', at(0)), entry('p-later', at(2))]));
     const where = async (): Promise<Record<string, string>> => {
       const { rows } = await db.query<{ decision_id: string; part: string }>("select decision_id, tableoid::regclass::text as part from warden_audit_log where decision_id like 'p-%' order by decision_id");
       return Object.fromEntries(rows.map((r) => [r.decision_id, r.part]));
@@ -86,7 +90,7 @@ describe('createPostgresAuditSink', () => {
     // Idempotent, also from two replicas at once.
     expect(await Promise.all([ensureAuditPartitions(db, { now, daysAhead: 2 }), ensureAuditPartitions(db, { now, daysAhead: 2 })])).toEqual([[], []]);
     // New rows go straight to their day; the key still refuses a replay.
-    await sut.write([entry('p-new', at(1, 13)), entry('p-today', at(0))]);
+    await sut.write(ser([entry('p-new', at(1, 13)), entry('p-today', at(0))]));
     expect((await where())['p-new']).toBe('warden_audit_log_p20310111');
     expect(Object.keys(await where())).toHaveLength(4);
     // Ten days later with a retention of 9 days (cutoff: the 11th, noon): the 9th and 10th drop whole; the 11th is kept, its rows before noon deleted (none here).
@@ -105,7 +109,7 @@ describe('createPostgresAuditSink', () => {
     const rows = Array.from({ length: 12 }, (_, n) => ({ ...entry(`q-${String(n).padStart(2, '0')}`, at(n)), decision: n % 3 === 0 ? ('ALLOW' as const) : ('DENY' as const), identities: { subject: n % 2 === 0 ? 'alice' : 'bob', agent: 'bot' } }));
     // Two rows share a time: the decision id breaks the tie.
     rows.push({ ...entry('q-11b', at(11)), identities: { subject: 'alice', agent: 'bot' } });
-    await sut.write(rows);
+    await sut.write(ser(rows));
     const seen: string[] = [];
     let cursor: { time: string; decisionId: string } | undefined;
     let pages = 0;
@@ -114,7 +118,7 @@ describe('createPostgresAuditSink', () => {
       seen.push(...page.entries.map((e) => e.decisionId));
       cursor = page.next;
       pages++;
-      if (pages === 1) await sut.write([entry('q-new', at(30))]);
+      if (pages === 1) await sut.write(ser([entry('q-new', at(30))]));
     } while (cursor !== undefined);
     expect(pages).toBe(3);
     expect(seen).toEqual(['q-11b', 'q-11', 'q-10', 'q-09', 'q-08', 'q-07', 'q-06', 'q-05', 'q-04', 'q-03', 'q-02', 'q-01', 'q-00']);

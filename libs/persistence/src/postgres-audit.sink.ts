@@ -4,7 +4,7 @@
  * nothing`; a replayed entry keeps its time), so a replay after a partial failure writes nothing
  * twice. Also the day partitions and the retention.
  */
-import type { AuditEntry, AuditSink } from '@warden/audit';
+import type { AuditEntry, AuditSink, SerializedEntry } from '@warden/audit';
 import type { SqlDb, SqlQueryable } from './sql-db.js';
 
 // One row per entry: the filter columns as parallel arrays (short strings), the entries as one
@@ -19,12 +19,11 @@ select x.d, x.t, x.k, x.pv, x.src, x.dec, x.sub, x.ag, string_to_array(x.rs, chr
 on conflict (decision_id, time) do nothing`;
 
 /** `kind/id` of each resource decided, joined by U+001F (which the ids lose, for the filter column only). */
-function resourcesColumn(e: AuditEntry): string {
+function resourcesColumn(e: SerializedEntry): string {
   let out = '';
-  for (let i = 0; i < e.results.length; i++) {
-    const r = (e.results[i] as AuditEntry['results'][number]).resource;
+  for (let i = 0; i < e.resources.length; i++) {
     if (i > 0) out += '\x1f';
-    out += `${r.kind}/${r.id}`.replaceAll('\x1f', '');
+    out += (e.resources[i] as string).replaceAll('\x1f', '');
   }
   return out;
 }
@@ -44,23 +43,23 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
   const { db } = options;
   return {
     name: 'postgres',
-    async write(batch: readonly AuditEntry[]) {
+    async write(batch: readonly SerializedEntry[]) {
       if (batch.length === 0) return;
       const n = batch.length;
       const cols: [string[], string[], string[], string[], string[], string[], (string | null)[], (string | null)[], string[]] = [[], [], [], [], [], [], [], [], []];
       let entries = '[';
       for (let i = 0; i < n; i++) {
-        const e = batch[i] as AuditEntry;
+        const e = batch[i] as SerializedEntry;
         cols[0].push(e.decisionId);
         cols[1].push(e.time);
         cols[2].push(e.kind);
         cols[3].push(e.policyVersion);
         cols[4].push(e.source);
         cols[5].push(e.decision);
-        cols[6].push(e.identities.subject ?? null);
-        cols[7].push(e.identities.agent ?? null);
+        cols[6].push(e.subject ?? null);
+        cols[7].push(e.agent ?? null);
         cols[8].push(resourcesColumn(e));
-        entries += i === 0 ? JSON.stringify(e) : `,${JSON.stringify(e)}`;
+        entries += i === 0 ? e.json : `,${e.json}`;
       }
       await db.query(INSERT, [...cols, `${entries}]`]);
     },

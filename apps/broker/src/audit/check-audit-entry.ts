@@ -1,8 +1,8 @@
 /**
- * Decision-log entries of the check routes, built by the audit writer off the request path (the
- * route only queues a closure over what it already holds: no copy, no serialisation while the
- * caller waits). INVARIANT: the objects captured are not modified once the answer is sent (the
- * request's inputs belong to it alone).
+ * Decision-log entries of the check routes. The route hands the writer a closure over what it
+ * already holds, after answering (best-effort) or before (strict); the writer calls it once, at
+ * once, and keeps only the serialised entry. INVARIANT: the objects captured are not modified
+ * between the answer and that call (the request's inputs belong to it alone).
  */
 import type { CheckOutput, JsonValue } from '@warden/core';
 import { filterDebug, type PlanOutput } from '@warden/decision';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect, DiscardPolicy, JSONCodec, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEntry } from '../../audit-entry.js';
+import { serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
 import { createNatsAuditSink } from './nats.sink.js';
 
 const URL = process.env['WARDEN_TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -13,7 +13,7 @@ const RUN = randomBytes(4).toString('hex');
 const SUBJECT = `warden.audit.test.${RUN}`;
 const STREAM = `WARDEN_AUDIT_TEST_${RUN}`;
 
-const entry = (id: string): AuditEntry => ({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'pv', source: '/v1/check', decision: 'ALLOW', identities: { subject: 'alice' }, input: {}, results: [], reasons: [] });
+const entry = (id: string): SerializedEntry => serializeEntry({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'pv', source: '/v1/check', decision: 'ALLOW', identities: { subject: 'alice' }, input: {}, results: [], reasons: [] });
 
 describe('createNatsAuditSink', () => {
   let nc: NatsConnection;

@@ -18,7 +18,7 @@
  * reconnect is dropped by JetStream as a duplicate when the spill file is replayed.
  */
 import { connect, createInbox, headers, type NatsConnection, type Subscription } from 'nats';
-import type { AuditEntry } from '../../audit-entry.js';
+import type { SerializedEntry } from '../../audit-entry.js';
 import type { AuditSink } from '../../audit-sink.js';
 
 /** Options of {@link createNatsAuditSink}. */
@@ -155,12 +155,12 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
         try {
           // Published in order on one connection.
           for (let i = 0; i < batch.length; i++) {
-            const e = batch[i] as AuditEntry;
+            const e = batch[i] as SerializedEntry;
             const n = first + i;
             pending.set(n, ack);
             const h = headers();
             h.set('Nats-Msg-Id', e.decisionId);
-            link.nc.publish(subject, encoder.encode(JSON.stringify(e)), { reply: `${link.inbox}.${n}`, headers: h });
+            link.nc.publish(subject, encoder.encode(e.json), { reply: `${link.inbox}.${n}`, headers: h });
           }
         } catch (err) {
           // A closed connection refuses to publish: the batch fails now (the writer spills it).

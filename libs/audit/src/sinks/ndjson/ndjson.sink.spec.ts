@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { AuditEntry } from '../../audit-entry.js';
+import { serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
 import { createNdjsonSink } from './ndjson.sink.js';
 
 describe('createNdjsonSink', () => {
@@ -10,7 +10,7 @@ describe('createNdjsonSink', () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-ndjson-'));
     try {
       const path = join(dir, 'logs', 'audit.ndjson');
-      const e = (id: string): AuditEntry => ({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'v', source: '/v1/check', decision: 'DENY', identities: {}, input: {}, results: [], reasons: [] });
+      const e = (id: string): SerializedEntry => serializeEntry({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'v', source: '/v1/check', decision: 'DENY', identities: {}, input: {}, results: [], reasons: [] });
       const sut = createNdjsonSink({ path });
       await sut.write([e('a'), e('b')]);
       await sut.write([e('c')]);

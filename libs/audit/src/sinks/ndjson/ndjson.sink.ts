@@ -6,7 +6,6 @@
 import { mkdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { AuditEntry } from '../../audit-entry.js';
 import type { AuditSink } from '../../audit-sink.js';
 
 /** Options of {@link createNdjsonSink}. */
@@ -26,7 +25,7 @@ export function createNdjsonSink(options: NdjsonSinkOptions): AuditSink {
     name: 'ndjson',
     async write(batch) {
       let text = '';
-      for (const e of batch) text += `${JSON.stringify(e satisfies AuditEntry)}\n`;
+      for (const e of batch) text += `${e.json}\n`;
       if (path === '-') {
         await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
         return;
