@@ -237,6 +237,25 @@ describe('two broker processes watching one policy directory', () => {
     }
   });
 
+  it('the decision log records each process\'s refusal and reload as admin changes', async () => {
+    const read = createPgDb({ url: db.url, max: 1 });
+    try {
+      const rows = (await read.query<{ decision: string; policy_version: string; entry: { input: Record<string, string>; reasons: Array<{ code: string; errors: string[] }> } }>("select decision, policy_version, entry from warden_audit_log where kind = 'admin' and source = 'policy-source' order by time")).rows;
+      const refused = rows.filter((r) => r.entry.input['action'] === 'policies-refused');
+      const reloaded = rows.filter((r) => r.entry.input['action'] === 'policies-reloaded');
+      // Two processes, each its own entries.
+      expect(refused).toHaveLength(2);
+      expect(reloaded).toHaveLength(2);
+      for (const r of refused) {
+        expect(r).toMatchObject({ decision: 'DENY', policy_version: v1, entry: { input: { previous: v1, source: 'disk' }, reasons: [{ code: 'policy_compile_failed' }] } });
+        expect(r.entry.reasons[0]?.errors[0]).toMatch(/^tool\.yaml:\d+:\d+ /);
+      }
+      for (const r of reloaded) expect(r).toMatchObject({ decision: 'ALLOW', policy_version: v2, entry: { input: { version: v2, previous: v1 } } });
+    } finally {
+      await read.close();
+    }
+  });
+
   it('GET /v1/admin/policies is for admins and viewers; forcing a reload is for admins', async () => {
     expect((await policies(a, null)).status).toBe(401);
     expect((await policies(a, 'wrong-token-0123456789abcdef')).status).toBe(401);

@@ -19,7 +19,8 @@ import { createAdminEngine } from './admin/admin-policies.js';
 import { BrokerModule } from './broker.module.js';
 import type { BudgetRuntime } from './budget/budget-runtime.js';
 import { openBudgets } from './budget/open-budgets.js';
-import { decisionLogStats, openDecisionLog, type DecisionLog } from './audit/decision-log.js';
+import { decisionLogStats, openDecisionLog, recordDecision, type DecisionLog } from './audit/decision-log.js';
+import { eventAuditEntry, policyChangeEvent } from './audit/event-audit-entry.js';
 import { readBuildInfo } from './build-info.js';
 import type { BrokerConfig } from './config/broker-config.js';
 import { DelegationRuntime, delegationConfigError } from './delegation/delegation-runtime.js';
@@ -36,7 +37,7 @@ import { McpUpstreams } from './mcp/mcp-upstreams.js';
 import { createWardenLogger, PinoLoggerService } from './logging/warden-logger.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { joinClusterMetrics } from './metrics/cluster-metrics.js';
-import { PolicyReloader } from './policy-source/policy-reloader.js';
+import { PolicyReloader, type PolicyChange } from './policy-source/policy-reloader.js';
 import { createBrokerTracing } from './tracing/broker-tracing.js';
 
 /** Options of {@link createBrokerApp}. */
@@ -113,7 +114,13 @@ export async function createBrokerApp(
   const metrics = new BrokerMetrics();
   const verifier = createAuxDataVerifier(config.auxData);
   // A bad set (or an unreachable git remote) stops the boot: there is no older set to serve.
-  const reloader = await PolicyReloader.start({ storage: config.storage, engine: config.engine, metrics, log });
+  // Policy changes after boot are admin changes for the decision log (opened below; read when a change happens).
+  let auditLog: DecisionLog | undefined;
+  const onPolicyChange = (change: PolicyChange): void => {
+    const log = auditLog;
+    if (log !== undefined) void recordDecision(log, () => eventAuditEntry(policyChangeEvent(change), log.mask))?.catch((err: unknown) => onError(`audit: policy change not recorded: ${(err as Error).message}`));
+  };
+  const reloader = await PolicyReloader.start({ storage: config.storage, engine: config.engine, metrics, log, onChange: onPolicyChange });
   // Every request path reads the set in force through this holder (one snapshot per request).
   const policies = reloader.holder;
   const db = await openDatabase(config.database, onError).catch(async (err: unknown) => {
@@ -181,6 +188,7 @@ export async function createBrokerApp(
     const decisionLog = await openDecisionLog({ config: config.audit, db, onError });
     if (decisionLog !== undefined) {
       audit = decisionLog.log;
+      auditLog = audit;
       const writer = decisionLog.log.writer;
       metrics.auditLog(() => decisionLogStats(writer, config.audit.spillPath));
       // Closed before the database (closers run first to last; this one is unshifted last).

@@ -206,6 +206,23 @@ export interface PolicyReloaderOptions {
   readonly log?: WardenLogger | undefined;
   /** The clock (epoch ms); tests may fix it. */
   readonly now?: () => number;
+  /** Told of every change after boot: a set put in force, or one refused (the decision log records both). */
+  readonly onChange?: ((change: PolicyChange) => void) | undefined;
+}
+
+/** A reload after boot that found a change: put in force, or refused with its errors. */
+export interface PolicyChange {
+  readonly result: 'ok' | 'refused';
+  /** The version of the set read. */
+  readonly version: string;
+  /** The version in force before. */
+  readonly previous: string;
+  readonly source: PolicySourceKind;
+  readonly commit: string | undefined;
+  /** The first errors of a refused set (`file:line:col message`). */
+  readonly errors: readonly string[];
+  /** Epoch ms. */
+  readonly at: number;
 }
 
 const errorView = (d: CompileDiagnostic): PolicyErrorView => ({ file: d.file, line: d.line, column: d.column, message: d.message, code: d.code });
@@ -323,6 +340,7 @@ export class PolicyReloader {
     m?.policyActive(next.version, next.source);
     m?.policyStaleState(undefined);
     this.options.log?.info({ context: 'Policies', version: next.version, previous: current.version, policies: next.policies, ...(next.commit !== undefined ? { commit: next.commit } : {}) }, `policies reloaded: ${next.version} in force (was ${current.version})`);
+    this.options.onChange?.({ result: 'ok', version: next.version, previous: current.version, source: next.source, commit: next.commit, errors: [], at: next.loadedAt });
     return this.outcome('ok');
   }
 
@@ -342,6 +360,7 @@ export class PolicyReloader {
     m?.policyStaleState('refused');
     const serving = this.holder.current.version;
     const listed = errors.slice(0, 10).map(formatDiagnostic).join('; ');
+    this.options.onChange?.({ result: 'refused', version, previous: serving, source: this.holder.current.source, commit: set.commit, errors: errors.slice(0, MAX_ERRORS_SHOWN).map(formatDiagnostic), at });
     this.options.log?.warn(
       { context: 'Policies', version, serving, errorCount: errors.length, errors: this.refused.errors, ...(set.commit !== undefined ? { commit: set.commit } : {}) },
       `policy change refused (${errors.length} error${errors.length === 1 ? '' : 's'}), still serving ${serving}: ${listed}${errors.length > 10 ? '; …' : ''}`,
