@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { connect, JSONCodec, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '../support/services.js';
+import { createTestDatabase, TEST_NATS_URL, TEST_REDIS_URL, type TestDatabase } from '../support/services.js';
 import { closedPort, sleep, writePolicyDir } from '../support/upstreams.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 if (NGINX === undefined) console.warn('skipping the scale-out e2e: nginx is not installed (.ci/run installs it)');
-const NATS_URL = process.env['WARDEN_TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
+const NATS_URL = TEST_NATS_URL;
 const LB_CONF = join(import.meta.dirname, '../../deploy/nginx/warden-lb.conf');
 
 const RUN = randomBytes(4).toString('hex');

@@ -1,5 +1,5 @@
 /**
- * The real services tests talk to: the machine's PostgreSQL and Redis (CI exports the URLs;
+ * The real services tests talk to: the machine's PostgreSQL, Redis and NATS (CI exports the URLs;
  * the defaults are this machine's). `createTestDatabase` makes a throwaway database per broker so
  * test files running in parallel never see each other's rows.
  */
@@ -10,6 +10,8 @@ import pg from 'pg';
 export const TEST_DATABASE_URL = process.env['WARDEN_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** The test Redis. */
 export const TEST_REDIS_URL = process.env['WARDEN_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+/** The test NATS server (JetStream on). */
+export const TEST_NATS_URL = process.env['WARDEN_TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
 
 /** A database created for one test; `drop` removes it (terminating leftover connections). */
 export interface TestDatabase {

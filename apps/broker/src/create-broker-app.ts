@@ -115,9 +115,9 @@ export async function createBrokerApp(
   const verifier = createAuxDataVerifier(config.auxData);
   // A bad set (or an unreachable git remote) stops the boot: there is no older set to serve.
   // Policy changes after boot are admin changes for the decision log (opened below; read when a change happens).
-  let auditLog: DecisionLog | undefined;
+  let audit: DecisionLog | undefined;
   const onPolicyChange = (change: PolicyChange): void => {
-    const log = auditLog;
+    const log = audit;
     if (log !== undefined) void recordDecision(log, () => eventAuditEntry(policyChangeEvent(change), log.mask))?.catch((err: unknown) => onError(`audit: policy change not recorded: ${(err as Error).message}`));
   };
   const reloader = await PolicyReloader.start({ storage: config.storage, engine: config.engine, metrics, log, onChange: onPolicyChange });
@@ -139,7 +139,6 @@ export async function createBrokerApp(
   let catalogs: Map<string, CatalogSource>;
   let mcpVerifier: ContextResolver | undefined;
   let budgets: BudgetRuntime | undefined;
-  let audit: DecisionLog | undefined;
   const upstreams = new McpUpstreams(config.mcp?.upstreams ?? []);
   closers.unshift(() => upstreams.close());
   try {
@@ -188,7 +187,6 @@ export async function createBrokerApp(
     const decisionLog = await openDecisionLog({ config: config.audit, db, onError });
     if (decisionLog !== undefined) {
       audit = decisionLog.log;
-      auditLog = audit;
       const writer = decisionLog.log.writer;
       metrics.auditLog(() => decisionLogStats(writer, config.audit.spillPath));
       // Closed before the database (closers run first to last; this one is unshifted last).

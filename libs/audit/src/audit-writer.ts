@@ -211,17 +211,10 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     }
   }
 
-  /** The serialised entries of `items` (built when they were recorded). */
-  function build(items: readonly Pending[]): { entries: SerializedEntry[]; ok: readonly Pending[] } {
-    const entries = new Array<SerializedEntry>(items.length);
-    for (let i = 0; i < items.length; i++) entries[i] = (items[i] as Pending).entry;
-    return { entries, ok: items };
-  }
-
-  /** NDJSON of `entries`, for the spill file. */
-  function linesOf(entries: readonly SerializedEntry[]): string {
+  /** NDJSON of `items`' entries (serialised when they were recorded), for the spill file. */
+  function linesOf(items: readonly Pending[]): string {
     let lines = '';
-    for (const e of entries) lines += `${e.json}\n`;
+    for (const p of items) lines += `${p.entry.json}\n`;
     return lines;
   }
 
@@ -422,17 +415,15 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchSize);
       queue = queue.slice(batch.length);
-      const { entries, ok } = build(batch);
-      if (entries.length === 0) continue;
       try {
-        await sinkWrite(entries);
-        stats.written += entries.length;
+        await sinkWrite(batch.map((p) => p.entry));
+        stats.written += batch.length;
         diskFailing = false;
         retries = 0;
-        settle(ok);
+        settle(batch);
       } catch (err) {
-        onError(`audit: sink \`${sink.name}\` failed, spilling ${entries.length} entries: ${(err as Error).message}`);
-        const spilled = await spillLines(linesOf(entries), ok, entries.length);
+        onError(`audit: sink \`${sink.name}\` failed, spilling ${batch.length} entries: ${(err as Error).message}`);
+        const spilled = await spillLines(linesOf(batch), batch, batch.length);
         if (spilled) await spillQueue();
         scheduleRetry();
         return;
@@ -464,8 +455,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     if (queue.length === 0) return;
     const items = queue;
     queue = [];
-    const { entries, ok } = build(items);
-    if (entries.length > 0) await spillLines(linesOf(entries), ok, entries.length);
+    await spillLines(linesOf(items), items, items.length);
   }
 
   function flush(): Promise<void> {
@@ -486,8 +476,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   function overflow(): void {
     const items = queue;
     queue = [];
-    const { entries, ok } = build(items);
-    const lines = linesOf(entries);
+    const lines = linesOf(items);
     try {
       mkdirSync(dirname(spillPath), { recursive: true });
       const torn = !tailChecked && tornTail();
@@ -499,17 +488,17 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       } finally {
         closeSync(fd);
       }
-      stats.spilled += entries.length;
+      stats.spilled += items.length;
       spillPending = true;
       diskFailing = false;
-      settle(ok);
+      settle(items);
     } catch (err) {
       diskFailing = true;
       onError(`audit: queue full and spill file failed: ${(err as Error).message}`);
-      stats.failed += entries.length;
-      settle(ok, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
-      // Kept as serialised entries, with their waiting callers.
-      queue = [...ok];
+      stats.failed += items.length;
+      settle(items, new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be made durable', { cause: err }));
+      // Kept in memory and retried (the callers waiting on them already know).
+      queue = items;
     }
     schedule(0);
   }

@@ -74,7 +74,12 @@ export function cloneJson<T extends JsonValue | undefined>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map((v) => cloneJson(v)) as T;
   const out: JsonObject = {};
-  for (const k of Object.keys(value)) out[k] = cloneJson((value as JsonObject)[k] as JsonValue);
+  for (const k of Object.keys(value)) {
+    const v = cloneJson((value as JsonObject)[k] as JsonValue);
+    // A parsed `__proto__` key is data: assigning it would set the copy's prototype instead.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    else out[k] = v;
+  }
   return out as T;
 }
 

@@ -10,6 +10,7 @@ export {
   getAttribute,
   setAttribute,
   pathsOverlap,
+  cloneJson,
 } from './attribute-path.js';
 export type { AttributeRoot, AttributePath, InputDocument, JsonObject } from './attribute-path.js';
 export { parseDurationMs } from './duration.js';

@@ -9,6 +9,7 @@ import { WardenError } from '@warden/core';
 import { createPostgresAuditSink, ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
 import type { AuditLogStats } from '../metrics/broker-metrics.js';
+import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
 
 /** What routes use. */
 export interface DecisionLog {
@@ -82,11 +83,25 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
 }
 
 /**
- * Hands an entry to the log: best-effort returns at once; strict resolves once the entry is
- * durable and rejects (`ERR_AUDIT_UNAVAILABLE`) when it cannot be.
+ * Hands an entry to the log, under a `warden.audit` span when the request is traced: best-effort
+ * returns at once (the span covers the hand-over); strict resolves once the entry is durable and
+ * rejects (`ERR_AUDIT_UNAVAILABLE`) when it cannot be (the span is marked failed).
  */
-export function recordDecision(log: DecisionLog, entry: AuditRecord): Promise<void> | undefined {
-  if (log.strict) return log.writer.recordDurable(entry);
-  log.writer.record(entry);
-  return undefined;
+export function recordDecision(log: DecisionLog, entry: AuditRecord, trace?: DecisionTrace): Promise<void> | undefined {
+  const span = trace?.audit(log.strict ? 'strict' : 'best-effort');
+  if (!log.strict) {
+    log.writer.record(entry);
+    span?.end();
+    return undefined;
+  }
+  const durable = log.writer.recordDurable(entry);
+  if (span === undefined) return durable;
+  return durable.then(
+    () => span.end(),
+    (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    },
+  );
 }

@@ -13,7 +13,8 @@ import { GrpcMethod, RpcException } from '@nestjs/microservices';
 import type { CheckOutput } from '@warden/core';
 import { cerbosCheckAuditEntry } from '../audit/check-audit-entry.js';
 import { decideCheck, decidePlan } from '../decide/cerbos-decide.js';
-import { logTraced, planEntry, type CerbosApiDeps } from '../http/cerbos-api.routes.js';
+import { recordDecision } from '../audit/decision-log.js';
+import { planEntry, type CerbosApiDeps } from '../http/cerbos-api.routes.js';
 import type { CheckRequest } from '../http/request-common.js';
 import { toGrpcStatus } from '../http/broker-error.filter.js';
 import { newCallId } from '../http/call-id.js';
@@ -64,7 +65,7 @@ export class CerbosGrpcController {
     const log = this.deps.audit;
     if (log === undefined) return;
     const at = Date.now();
-    await logTraced(log, req.trace, () => cerbosCheckAuditEntry(callId, `${GRPC_SOURCE}/${method}`, req, outputs, policyVersion, log.mask, at));
+    await recordDecision(log, () => cerbosCheckAuditEntry(callId, `${GRPC_SOURCE}/${method}`, req, outputs, policyVersion, log.mask, at), req.trace);
   }
 
   /** Decides a check request with one policy snapshot (traced when `trace` is given) and logs it; resolves to its id. */
@@ -104,7 +105,7 @@ export class CerbosGrpcController {
       const callId = newCallId();
       trace?.decided({ decisionId: callId, policyVersion: policies.version });
       const log = this.deps.audit;
-      if (log !== undefined) await logTraced(log, trace, planEntry(policies.version, log, `${GRPC_SOURCE}/PlanResources`, callId, req, output));
+      if (log !== undefined) await recordDecision(log, planEntry(policies.version, log, `${GRPC_SOURCE}/PlanResources`, callId, req, output), trace);
       return planResourcesMessage(toPlanResourcesResponse(req, output, callId));
     });
   }

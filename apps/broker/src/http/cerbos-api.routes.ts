@@ -31,7 +31,7 @@ import { toAuthzenResponse } from './authzen.response.js';
 import { toPlanResourcesResponse } from './plan-resources.response.js';
 import type { CheckRequest } from './request-common.js';
 import { fromHeaders } from '../tracing/broker-tracing.js';
-import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
 
 /** `GET /api/server_info`, as Cerbos prints it. */
 export interface ServerInfo {
@@ -95,36 +95,13 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
   return reply.header('content-type', 'application/json').send(JSON.stringify(body));
 }
 
-/**
- * Hands a decision's entry to the log (under a `warden.audit` span when traced): best-effort
- * queues a closure built off the request and returns undefined; strict resolves once the entry is
- * durable (else `ERR_AUDIT_UNAVAILABLE`).
- */
-export function logTraced(log: DecisionLog, trace: DecisionTrace | undefined, build: () => AuditEntry): Promise<void> | undefined {
-  const span = trace?.audit(log.strict ? 'strict' : 'best-effort');
-  const durable = recordDecision(log, build);
-  if (span === undefined) return durable;
-  if (durable === undefined) {
-    span.end();
-    return undefined;
-  }
-  return durable.then(
-    () => span.end(),
-    (err: unknown) => {
-      failSpan(span, err);
-      span.end();
-      throw err;
-    },
-  );
-}
-
 /** Answers a decided check; with the decision log on, its entry is logged under the id the caller gets. */
 function answerDecided(deps: CerbosApiDeps, policyVersion: string, source: string, check: CheckApi, req: CheckRequest, outputs: CheckOutput[], reply: FastifyReply, callId: string | undefined): FastifyReply | Promise<FastifyReply> {
   const log = deps.audit;
   if (log === undefined || callId === undefined) return sendJson(reply, check.respond(req, outputs, callId));
   if (check.idInBody !== true) void reply.header('x-warden-decision-id', callId);
   const at = Date.now();
-  const durable = logTraced(log, req.trace, () => cerbosCheckAuditEntry(callId, source, req, outputs, policyVersion, log.mask, at));
+  const durable = recordDecision(log, () => cerbosCheckAuditEntry(callId, source, req, outputs, policyVersion, log.mask, at), req.trace);
   return durable === undefined ? sendJson(reply, check.respond(req, outputs, callId)) : durable.then(() => sendJson(reply, check.respond(req, outputs, callId)));
 }
 
@@ -148,7 +125,7 @@ function answerPlan(deps: CerbosApiDeps, policyVersion: string, req: PlanResourc
   const callId = newCallId();
   trace?.decided({ decisionId: callId, policyVersion });
   const log = deps.audit;
-  const durable = log === undefined ? undefined : logTraced(log, trace, planEntry(policyVersion, log, '/api/plan/resources', callId, req, output));
+  const durable = log === undefined ? undefined : recordDecision(log, planEntry(policyVersion, log, '/api/plan/resources', callId, req, output), trace);
   return durable === undefined ? sendJson(reply, toPlanResourcesResponse(req, output, callId)) : durable.then(() => sendJson(reply, toPlanResourcesResponse(req, output, callId)));
 }
 

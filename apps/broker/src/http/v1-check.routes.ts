@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
 import type { AuditEntry } from '@warden/audit';
-import type { JsonObject } from '@warden/resolvers';
+import { cloneJson, type JsonObject } from '@warden/resolvers';
 import type { BudgetAnswer, BudgetRuntime } from '../budget/budget-runtime.js';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
 import { withoutCredentials, type EnrichedInputs, type EnrichExtra, type Reason } from '../enrichment/enriched-check.js';
@@ -21,10 +21,10 @@ import type { WardenLogger } from '../logging/warden-logger.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import { v1CheckAuditEntry } from '../audit/check-audit-entry.js';
-import type { DecisionLog } from '../audit/decision-log.js';
+import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
 import type { PolicySnapshots } from '../policy-source/policy-holder.js';
 import { fromHeaders, type BrokerTracing } from '../tracing/broker-tracing.js';
-import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
 import { enrichTraced } from '../tracing/traced-enrichment.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
@@ -87,20 +87,6 @@ function toInputs(req: V1CheckRequest, requestId: string): CheckInput[] {
   const inputs = new Array<CheckInput>(resources.length);
   for (let i = 0; i < resources.length; i++) inputs[i] = { requestId, principal, resource: resources[i] as V1Resource, actions: req.actions };
   return inputs;
-}
-
-/** A deep copy of parsed JSON (plain objects, arrays, primitives): cheaper than structuredClone for the small objects of a request. */
-function copyJson<T>(v: T): T {
-  if (v === null || typeof v !== 'object') return v;
-  if (Array.isArray(v)) return v.map(copyJson) as T;
-  const out: Record<string, unknown> = {};
-  for (const k in v) {
-    const x = copyJson((v as Record<string, unknown>)[k]);
-    // A parsed `__proto__` key is data: assigning it would set the copy's prototype instead.
-    if (k === '__proto__') Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
-    else out[k] = x;
-  }
-  return out as T;
 }
 
 /** When each stage of a check ended (performance.now()). */
@@ -271,7 +257,7 @@ function decide<R>(
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // Enrichment writes the resolved attributes into the request's own objects: the decision log
   // keeps the sparse input as it was sent.
-  if (deps.audit !== undefined && (req.subject !== undefined || req.agent !== undefined)) req.sent = { subject: copyJson(req.subject), agent: copyJson(req.agent) };
+  if (deps.audit !== undefined && (req.subject !== undefined || req.agent !== undefined)) req.sent = { subject: cloneJson(req.subject as JsonObject | undefined) as V1CheckRequest['subject'], agent: cloneJson(req.agent as JsonObject | undefined) as V1CheckRequest['agent'] };
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
   // Every object of this request was made by its parser for it alone (`owned`).
@@ -378,10 +364,10 @@ function deniedFor(decided: DecidedCheck, reason: Reason): DecidedCheck {
 }
 
 /**
- * Answers and hands the entry to the decision log. Best-effort: after the answer, as a closure
- * the writer calls later (the entry is built, masked and serialised in a batch, off the
- * request). Strict (`audit.mode: strict`): the answer waits until the entry is durable; when it
- * cannot be, the check is answered DENY for every action with reason `audit_unavailable`.
+ * Answers and hands the entry to the decision log. Best-effort: after the answer (the writer
+ * builds and serialises the entry then). Strict (`audit.mode: strict`): the answer waits until the
+ * entry is durable; when it cannot be, the check is answered DENY for every action with reason
+ * `audit_unavailable`.
  */
 function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
   const at = Date.now();
@@ -389,32 +375,17 @@ function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out
   const build = (): AuditEntry => v1CheckAuditEntry(decided, log.mask, source, at);
   const trace = decided.req.trace;
   if (log.strict) {
-    const span = trace?.audit('strict');
-    return log.writer.recordDurable(build).then(
-      () => {
-        span?.end();
-        return out(reply, decided);
-      },
+    return (recordDecision(log, build, trace) ?? Promise.resolve()).then(
+      () => out(reply, decided),
       // SECURITY: what cannot be recorded is not allowed.
-      (err: unknown) => {
-        if (trace !== undefined && span !== undefined) {
-          failSpan(span, err);
-          span.end();
-          trace.decided({ decision: 'DENY', reasons: [AUDIT_UNAVAILABLE.code] });
-        }
+      () => {
+        trace?.decided({ decision: 'DENY', reasons: [AUDIT_UNAVAILABLE.code] });
         return out(reply, deniedFor(decided, AUDIT_UNAVAILABLE));
       },
     );
   }
   const answered = out(reply, decided);
-  if (trace === undefined) {
-    log.writer.record(build);
-    return answered;
-  }
-  // Best-effort: the span covers handing the entry over (the writer builds and writes it later, in a batch).
-  const span = trace.audit('best-effort');
-  log.writer.record(build);
-  span.end();
+  recordDecision(log, build, trace);
   return answered;
 }
 

@@ -16,7 +16,7 @@ import { useJsonBodies } from './json-body.parser.js';
 import { GATEWAY_KEY_HEADER, type GatewayMatcher } from './v1-check.routes.js';
 import { parseV1PlanRequest } from './v1-plan.request.js';
 import { fromHeaders, type BrokerTracing } from '../tracing/broker-tracing.js';
-import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
+import type { DecisionTrace } from '../tracing/decision-trace.js';
 
 /** What the route needs, built at boot. */
 export interface V1PlanDeps {
@@ -32,19 +32,6 @@ export interface V1PlanDeps {
 
 const SPAN_ATTRIBUTES = { 'http.request.method': 'POST', 'http.route': '/v1/plan' } as const;
 
-/** Hands the plan's entry to the decision log, under a `warden.audit` span when traced. */
-async function recordTraced(log: DecisionLog, trace: DecisionTrace | undefined, build: Parameters<typeof recordDecision>[1]): Promise<void> {
-  const span = trace?.audit(log.strict ? 'strict' : 'best-effort');
-  try {
-    await recordDecision(log, build);
-  } catch (err) {
-    if (span !== undefined) failSpan(span, err);
-    throw err;
-  } finally {
-    span?.end();
-  }
-}
-
 /** Answers one `/v1/plan` request. */
 async function plan(deps: V1PlanDeps, request: FastifyRequest, reply: FastifyReply, trace: DecisionTrace | undefined): Promise<FastifyReply> {
   const { request: req, needsTrust, explain } = parseV1PlanRequest(request.body, deps.limits);
@@ -57,7 +44,7 @@ async function plan(deps: V1PlanDeps, request: FastifyRequest, reply: FastifyRep
   const log = deps.audit;
   if (log !== undefined) {
     const at = Date.now();
-    await recordTraced(log, trace, () => planAuditEntry(req, discovered, discovered.policyVersion, log.mask, at));
+    await recordDecision(log, () => planAuditEntry(req, discovered, discovered.policyVersion, log.mask, at), trace);
   }
   const { entries: _entries, explain: details, policyVersion, ...result } = discovered;
   return reply.header('content-type', 'application/json').send(JSON.stringify({ ...result, policyVersion, ...(explain ? { explain: details } : {}) }));

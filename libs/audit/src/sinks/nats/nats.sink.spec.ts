@@ -5,10 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import { connect, DiscardPolicy, JSONCodec, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_NATS_URL } from '../../../../../test/support/services.js';
 import { serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
 import { createNatsAuditSink } from './nats.sink.js';
 
-const URL = process.env['WARDEN_TEST_NATS_URL'] ?? 'nats://127.0.0.1:4222';
+const URL = TEST_NATS_URL;
 const RUN = randomBytes(4).toString('hex');
 const SUBJECT = `warden.audit.test.${RUN}`;
 const STREAM = `WARDEN_AUDIT_TEST_${RUN}`;
