@@ -21,7 +21,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows } from '../support/audit-faults.js';
+import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows, expectStoppedCleanly } from '../support/audit-faults.js';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
 import { privateServicesMissing, startPrivatePostgres, type PrivatePostgres } from '../support/private-services.js';
 import { sleep, writePolicyDir } from '../support/upstreams.js';
@@ -45,10 +45,6 @@ const body = (c: number, n: number): unknown => ({ subject: { id: `user-${c}`, r
 const missing = privateServicesMissing('postgres');
 if (missing !== undefined) console.warn(`audit-faults-postgres: skipped: ${missing}`);
 
-/** A clean stop ends by SIGTERM (Nest's shutdown hooks close the app, then raise the signal again). */
-function stoppedCleanly(b: BrokerProcess): void {
-  expect({ code: b.process.exitCode, signal: b.process.signalCode }, b.stderr().slice(-2000)).toEqual({ code: null, signal: 'SIGTERM' });
-}
 
 describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults', () => {
   let server: PrivatePostgres;
@@ -107,7 +103,7 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
     // The sink did fail under the load (the writer spilled), and the broker survived both outages.
     expect(b.stderr()).toContain('audit: sink `postgres` failed');
     await b.stop(8_000);
-    stoppedCleanly(b);
+    expectStoppedCleanly(b);
     await expectLoggedExactlyOnce(url, returned);
   });
 
@@ -124,7 +120,7 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
     expect(b.stderr()).toContain('did not answer within 5000 ms');
     await drained(url, spillPath, returned.size, b);
     await b.stop(8_000);
-    stoppedCleanly(b);
+    expectStoppedCleanly(b);
     await expectLoggedExactlyOnce(url, returned);
   });
 
@@ -154,7 +150,7 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
     brokers.push(again);
     await drained(url, spillPath, returned.size, again);
     await again.stop(8_000);
-    stoppedCleanly(again);
+    expectStoppedCleanly(again);
     await expectLoggedExactlyOnce(url, returned);
   });
 });

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
-import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows } from '../support/audit-faults.js';
+import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows, expectStoppedCleanly } from '../support/audit-faults.js';
 import { privateServicesMissing, startPrivatePostgres, type PrivatePostgres } from '../support/private-services.js';
 import { sleep, writePolicyDir } from '../support/upstreams.js';
 
@@ -37,10 +37,6 @@ const body = (c: number, n: number): unknown => ({ subject: { id: `user-${c}`, r
 const missing = privateServicesMissing('postgres');
 if (missing !== undefined) console.warn(`audit-faults-restart: skipped: ${missing}`);
 
-function stoppedCleanly(b: BrokerProcess): void {
-  // Nest's shutdown hooks close the app, then raise the signal again: a clean stop ends by SIGTERM.
-  expect({ code: b.process.exitCode, signal: b.process.signalCode }, b.stderr().slice(-2000)).toEqual({ code: null, signal: 'SIGTERM' });
-}
 
 describe.skipIf(missing !== undefined)('decision log across broker restarts (Postgres sink)', () => {
   let server: PrivatePostgres;
@@ -114,7 +110,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
     const second = await start();
     expect(await eventually(async () => !existsSync(spillPath), 20_000, 200), second.stderr().slice(-2000)).toBe(true);
     await second.stop(8_000);
-    stoppedCleanly(second);
+    expectStoppedCleanly(second);
     await expectLoggedExactlyOnce(url, new Set([...warm, ...spilled]));
   });
 
@@ -125,7 +121,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
     await sleep(1_000);
     // Checks in flight are answered (and recorded) before the decision log closes; later ones are refused.
     await b.stop(8_000);
-    stoppedCleanly(b);
+    expectStoppedCleanly(b);
     load.stop();
     const result = await load.done;
     expect(result.returned.length).toBeGreaterThan(50);
@@ -140,7 +136,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
     const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: HEADERS, body });
     await sleep(1_000);
     await b.stop(8_000);
-    stoppedCleanly(b);
+    expectStoppedCleanly(b);
     load.stop();
     const result = await load.done;
     const returned = new Set(result.returned.map((r) => r.id));
@@ -151,7 +147,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
     const again = await start();
     expect(await eventually(async () => !existsSync(spillPath), 20_000, 200), again.stderr().slice(-2000)).toBe(true);
     await again.stop(8_000);
-    stoppedCleanly(again);
+    expectStoppedCleanly(again);
     await expectLoggedExactlyOnce(url, returned);
   });
 });

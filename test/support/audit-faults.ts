@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { expect } from 'vitest';
+import type { BrokerProcess } from './broker-process.js';
 
 /** A decision id a client received. */
 export interface ReturnedId {
@@ -147,4 +148,9 @@ export async function expectLoggedExactlyOnce(url: string, expected: ReadonlySet
   const ids = await loggedDecisionIds(url);
   expect(ids).toHaveLength(expected.size);
   expect(new Set(ids)).toEqual(expected);
+}
+
+/** A clean stop ends by SIGTERM (Nest's shutdown hooks close the app, then raise the signal again). */
+export function expectStoppedCleanly(b: BrokerProcess): void {
+  expect({ code: b.process.exitCode, signal: b.process.signalCode }, b.stderr().slice(-2000)).toEqual({ code: null, signal: 'SIGTERM' });
 }
