@@ -10,8 +10,10 @@
 //
 //  1. fan-out: four independent uncached `http` resolvers, each on its own upstream, in front of
 //     the tool policy; and a two-level chain (B's key is an attribute A provides). Sequential
-//     `POST /v1/check` requests with `explain: true`: client latency percentiles, the engine's
-//     time (explain.timings.evaluateMs) and a no-resolver baseline.
+//     `POST /v1/check` requests after a warm-up, `explain: false`: client latency percentiles; then
+//     checks with `explain: true`: the engine's time (explain.timings.evaluateMs). Beside them a
+//     no-resolver baseline, a direct GET to one upstream and a bare Node proxy doing the same
+//     four GETs (bench/fanout-proxy.mjs, the floor).
 //  2. batching: one `/v1/check` with 50 resources that all need one uncached `postgres` resolver
 //     (key resource.id). Queries counted twice: explain.resolvers[].calls, and the delta of
 //     seq_scan + idx_scan of the (index-less) table in pg_stat_user_tables, read once the
@@ -29,12 +31,12 @@
 // SIGINT/SIGTERM and by a global watchdog.
 //
 // Knobs (env): BENCH_DURATION (10), BENCH_WARMUP (3), BENCH_ROUNDS (2), BENCH_CONNECTIONS (48),
-// BENCH_WARDEN_WORKERS (2), BENCH_LATENCY_REQUESTS (300), BENCH_UPSTREAM_MS (20),
+// BENCH_WARDEN_WORKERS (2), BENCH_LATENCY_REQUESTS (300), BENCH_LATENCY_WARMUP_S (3), BENCH_UPSTREAM_MS (20),
 // BENCH_BATCH_REQUESTS (20), BENCH_PROFILE (1; 0 skips the CPU profiles), BENCH_PROFILE_S (8), BENCH_PROFILE_SHAPE (1x1),
 // BENCH_PROFILE_KEEP (a directory to copy the .cpuprofile files to), BENCH_PG_URL
 // (postgres://postgres@127.0.0.1:5432/test), BENCH_ONLY (comma list of fanout, batch, warm,
 // profile: run only those; implies BENCH_NO_WRITE), BENCH_NO_WRITE=1.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -76,6 +78,11 @@ const runs = (part) => ONLY === undefined || ONLY.has(part);
 const NO_WRITE = process.env.BENCH_NO_WRITE === '1' || ONLY !== undefined;
 const PROFILE_KEEP = process.env.BENCH_PROFILE_KEEP;
 const LATENCY_WARMUP = 20;
+/** Seconds of concurrent warm-up before each latency row (the throughput runs warm up for BENCH_WARMUP s too). */
+const LATENCY_WARMUP_S = envInt('BENCH_LATENCY_WARMUP_S', 3);
+const LATENCY_WARMUP_CLIENTS = 8;
+/** Checks with `explain: true` after each measured row: the engine's time and the resolvers' durations. */
+const EXPLAIN_N = 100;
 const BATCH_SIZE = 50;
 const BATCH_ROWS = 60;
 /** PGSTAT_IDLE_INTERVAL (10 s) plus a margin: by then every backend has flushed its table counters. */
@@ -130,7 +137,8 @@ const WARM_SHAPES = ['1x1', '1x5', '10x2'];
 const budgetS =
   240 +
   WARM_SHAPES.length * 3 * (WARMUP + ROUNDS * DURATION + 4) +
-  (LATENCY_N * (4 * UPSTREAM_MS + 10)) / 1000 +
+  ((LATENCY_N + EXPLAIN_N) * (4 * UPSTREAM_MS + 10)) / 1000 +
+  4 * (LATENCY_WARMUP_S + 5) +
   BATCH_REQUESTS * 0.5 +
   (PROFILE ? 3 * (PROFILE_S + 30) : 0);
 const watchdog = setTimeout(() => {
@@ -259,21 +267,58 @@ const baselineBody = {
   explain: true,
 };
 
-/** Sequential `/v1/check` requests; every one must answer `expect`. */
+/**
+ * Brings a server to its steady state before a latency row, as the throughput runs do: V8
+ * optimises a function only after it has run a while, so the first few hundred checks after a
+ * start are slower than the rest. LATENCY_WARMUP_S seconds of LATENCY_WARMUP_CLIENTS concurrent
+ * clients, then LATENCY_WARMUP sequential requests. Answers the number of requests sent.
+ */
+async function warmUp(send) {
+  let sent = 0;
+  const end = performance.now() + LATENCY_WARMUP_S * 1000;
+  await Promise.all(
+    Array.from({ length: LATENCY_WARMUP_CLIENTS }, async () => {
+      while (performance.now() < end) {
+        await send();
+        sent += 1;
+      }
+    }),
+  );
+  for (let i = 0; i < LATENCY_WARMUP; i++) await send();
+  return sent + LATENCY_WARMUP;
+}
+
+const stats = (xs) => ({ p50: percentile(xs, 50), p90: percentile(xs, 90), p99: percentile(xs, 99), max: Math.max(...xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length });
+
+/**
+ * After a warm-up, `n` sequential `/v1/check` requests as a gateway sends them (`explain: false`):
+ * the client latency. Then EXPLAIN_N more with `explain: true`: the stage timings (the engine's
+ * time among them) and each resolver's duration. Every answer must be `expect`.
+ */
 async function latencyRun(name, server, body, expect, n = LATENCY_N) {
   const url = `${server.url}/v1/check`;
-  for (let i = 0; i < LATENCY_WARMUP; i++) await postJson(url, body, gatewayHeaders);
+  const plain = { ...body, explain: false };
+  const explained = { ...body, explain: true };
+  let wrong = 0;
+  const answered = (json) => {
+    if (json.decision === expect) return;
+    wrong += 1;
+    if (wrong === 1) log(`${name}: unexpected answer: ${JSON.stringify(json).slice(0, 800)}`);
+  };
+  let checks = await warmUp(async () => answered((await postJson(url, plain, gatewayHeaders)).json));
   const client = [];
+  for (let i = 0; i < n; i++) {
+    const { ms, json } = await postJson(url, plain, gatewayHeaders);
+    client.push(ms);
+    answered(json);
+  }
   const timings = { parseMs: [], enrichMs: [], evaluateMs: [], totalMs: [] };
   const resolvers = {};
-  let wrong = 0;
-  for (let i = 0; i < n; i++) {
-    const { ms, json } = await postJson(url, body, gatewayHeaders);
-    client.push(ms);
-    if (json.decision !== expect) {
-      wrong += 1;
-      if (wrong === 1) log(`${name}: unexpected answer: ${JSON.stringify(json).slice(0, 800)}`);
-    }
+  const explainedClient = [];
+  for (let i = 0; i < EXPLAIN_N; i++) {
+    const { ms, json } = await postJson(url, explained, gatewayHeaders);
+    explainedClient.push(ms);
+    answered(json);
     for (const k of Object.keys(timings)) timings[k].push(json.explain.timings[k]);
     for (const r of json.explain.resolvers) {
       const acc = (resolvers[r.resolver] ??= { calls: [], keys: [], durationMs: [] });
@@ -282,20 +327,57 @@ async function latencyRun(name, server, body, expect, n = LATENCY_N) {
       acc.durationMs.push(r.durationMs);
     }
   }
-  if (wrong > 0) throw new Error(`${name}: ${wrong} of ${n} answers were not ${expect}`);
-  const stats = (xs) => ({ p50: percentile(xs, 50), p90: percentile(xs, 90), p99: percentile(xs, 99), max: Math.max(...xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length });
+  checks += n + EXPLAIN_N;
+  if (wrong > 0) throw new Error(`${name}: ${wrong} of ${checks} answers were not ${expect}`);
   const out = {
     requests: n,
+    checks,
     clientMs: stats(client),
+    explainedClientMs: stats(explainedClient),
     timings: Object.fromEntries(Object.entries(timings).map(([k, xs]) => [k, stats(xs)])),
     resolvers: Object.fromEntries(
       Object.entries(resolvers).map(([r, a]) => [r, { callsPerRequest: stats(a.calls).mean, keysPerRequest: stats(a.keys).mean, durationMs: stats(a.durationMs) }]),
     ),
   };
   log(
-    `${name}: client p50 ${fmt(out.clientMs.p50, 2)} ms, p99 ${fmt(out.clientMs.p99, 2)} ms; enrich p50 ${fmt(out.timings.enrichMs.p50, 2)} ms; evaluate p50 ${fmt(out.timings.evaluateMs.p50, 3)} ms, p99 ${fmt(out.timings.evaluateMs.p99, 3)} ms`,
+    `${name}: client p50 ${fmt(out.clientMs.p50, 2)} ms, p99 ${fmt(out.clientMs.p99, 2)} ms (explain: true p50 ${fmt(out.explainedClientMs.p50, 2)} ms); enrich p50 ${fmt(out.timings.enrichMs.p50, 2)} ms; evaluate p50 ${fmt(out.timings.evaluateMs.p50, 3)} ms, p99 ${fmt(out.timings.evaluateMs.p99, 3)} ms`,
   );
   return out;
+}
+
+/**
+ * The same exchange through bench/fanout-proxy.mjs (a bare Node server: parse, four GETs, answer),
+ * warmed up and measured like a Warden row: the floor any Node server pays here.
+ */
+async function proxyRun(targets, n = LATENCY_N) {
+  const child = spawn(process.execPath, [join(benchDir, 'fanout-proxy.mjs'), ...targets], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`fanout-proxy exited with ${code}`)));
+    });
+    const url = `http://127.0.0.1:${port}/`;
+    const send = async () => {
+      const res = await request('POST', url, JSON.stringify(fanoutBody));
+      if (res.status !== 200) throw new Error(`fanout-proxy answered ${res.status}: ${res.text.slice(0, 200)}`);
+      return res.ms;
+    };
+    await warmUp(send);
+    const xs = [];
+    for (let i = 0; i < n; i++) xs.push(await send());
+    const out = stats(xs);
+    log(`bare fan-out proxy: client p50 ${fmt(out.p50, 2)} ms, p99 ${fmt(out.p99, 2)} ms`);
+    return out;
+  } finally {
+    child.kill('SIGTERM');
+    children.delete(child);
+  }
 }
 
 /** Sequential GETs straight to one upstream: what 20 ms costs with this client on this machine. */
@@ -322,6 +404,7 @@ async function fanoutScenarios(plain) {
   const direct = await directUpstream(u1);
   log(`direct GET to a ${UPSTREAM_MS} ms upstream: p50 ${fmt(direct.p50, 2)} ms, p99 ${fmt(direct.p99, 2)} ms`);
 
+  const floor = await proxyRun([`${u1.url}/users/alice`, `${u2.url}/groups/alice`, `${u3.url}/tools/search_docs/risk`, `${u4.url}/tools/search_docs/tenant`]);
   const baseline = await latencyRun('no resolvers', plain, baselineBody, 'ALLOW');
 
   const httpResolver = (name, datasource, key, path, provides) => ({ name, kind: 'http', datasource, key, path, provides });
@@ -337,7 +420,7 @@ async function fanoutScenarios(plain) {
   });
   const before = [u1, u2, u3, u4].map((u) => u.requests);
   const fan = await latencyRun('fan-out (4 x http)', fanout, fanoutBody, 'ALLOW');
-  fan.upstreamRequestsPerCheck = [u1, u2, u3, u4].map((u, i) => (u.requests - before[i]) / (LATENCY_N + LATENCY_WARMUP));
+  fan.upstreamRequestsPerCheck = [u1, u2, u3, u4].map((u, i) => (u.requests - before[i]) / fan.checks);
   await stopBroker(fanout);
 
   const chain = await startBroker('chain', {
@@ -357,7 +440,7 @@ async function fanoutScenarios(plain) {
     const boundP99 = GOAL_FANOUT_FACTOR * levels * UPSTREAM_MS + r.timings.evaluateMs.p99;
     return { boundP50Ms: boundP50, boundP99Ms: boundP99, p50Met: r.clientMs.p50 <= boundP50, p99Met: r.clientMs.p99 <= boundP99 };
   };
-  return { upstreamMs: UPSTREAM_MS, directUpstreamMs: direct, baseline, fanout: { ...fan, goal: verdict(fan, 1) }, chain: { ...ch, goal: verdict(ch, 2) } };
+  return { upstreamMs: UPSTREAM_MS, directUpstreamMs: direct, floorMs: floor, baseline, fanout: { ...fan, goal: verdict(fan, 1) }, chain: { ...ch, goal: verdict(ch, 2) } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -817,20 +900,22 @@ function markdown(res) {
   L.push('');
   L.push(`### 1. Fan-out and chain (uncached \`http\` resolvers, upstreams answering after ${f.upstreamMs} ms)`);
   L.push('');
-  L.push(`${f.fanout.requests} sequential \`POST /v1/check\` per row (after ${LATENCY_WARMUP} warm-up requests), \`explain: true\`, alice invokes \`search_docs\` (ALLOW every time). "engine" is \`explain.timings.evaluateMs\`.`);
-  L.push('');
+  L.push(
+    `Each row: a warm-up (${LATENCY_WARMUP_S} s of ${LATENCY_WARMUP_CLIENTS} concurrent clients, then ${LATENCY_WARMUP} sequential checks), then ${f.fanout.requests} sequential \`POST /v1/check\` as a gateway sends them (\`explain: false\`): the client columns; then ${EXPLAIN_N} more with \`explain: true\`: the \`enrichMs\` and \`evaluateMs\` columns ("engine" in the goal is \`explain.timings.evaluateMs\`) and the per-resolver durations below. Alice invokes \`search_docs\` (ALLOW every time).`,
+  );
   L.push('| scenario | client p50 ms | client p90 ms | client p99 ms | max ms | enrichMs p50 | evaluateMs p50 / p99 | goal (p50 / p99) | met? |');
   L.push('|---|--:|--:|--:|--:|--:|--:|--:|---|');
   const row = (name, r, goal) =>
     L.push(
       `| ${name} | ${fmt(r.clientMs.p50, 2)} | ${fmt(r.clientMs.p90, 2)} | ${fmt(r.clientMs.p99, 2)} | ${fmt(r.clientMs.max, 2)} | ${fmt(r.timings.enrichMs.p50, 2)} | ${fmt(r.timings.evaluateMs.p50, 3)} / ${fmt(r.timings.evaluateMs.p99, 3)} | ${goal ? `≤ ${fmt(goal.boundP50Ms, 2)} / ≤ ${fmt(goal.boundP99Ms, 2)}` : '–'} | ${goal ? `p50 ${yes(goal.p50Met)}, p99 ${yes(goal.p99Met)}` : '–'} |`,
     );
+  L.push(`| bare Node proxy, same four GETs (\`bench/fanout-proxy.mjs\`; the floor) | ${fmt(f.floorMs.p50, 2)} | ${fmt(f.floorMs.p90, 2)} | ${fmt(f.floorMs.p99, 2)} | ${fmt(f.floorMs.max, 2)} | – | – | – | – |`);
   row('no resolvers (baseline)', f.baseline);
   row('fan-out: 4 independent resolvers', f.fanout, f.fanout.goal);
   row('chain: A -> B (B keyed on what A provides)', f.chain, f.chain.goal);
   L.push('');
   L.push(
-    `Goals: fan-out ≤ ${GOAL_FANOUT_FACTOR} × ${f.upstreamMs} ms + engine; chain "about 2 × ${f.upstreamMs} ms", checked here as ≤ ${GOAL_FANOUT_FACTOR} × 2 × ${f.upstreamMs} ms + engine. For scale: a GET straight from the bench to one of these upstreams takes p50 ${fmt(f.directUpstreamMs.p50, 2)} ms, p99 ${fmt(f.directUpstreamMs.p99, 2)} ms (the upstream's ${f.upstreamMs} ms plus the local round trip and the wake-ups of the threads involved). The upstreams run in worker threads of the bench process, one event loop each. Per resolver (p50 of its \`explain.resolvers[].durationMs\`): fan-out ${Object.entries(f.fanout.resolvers).map(([n, r]) => `${n} ${fmt(r.durationMs.p50, 2)} ms`).join(', ')}; chain ${Object.entries(f.chain.resolvers).map(([n, r]) => `${n} ${fmt(r.durationMs.p50, 2)} ms`).join(', ')}. Each fan-out upstream saw ${f.fanout.upstreamRequestsPerCheck.map((x) => fmt(x, 2)).join(' / ')} requests per check (no cache). Measured against the real upstream instead of the nominal ${f.upstreamMs} ms: fan-out p50 = ${fmt(f.fanout.clientMs.p50 / f.directUpstreamMs.p50, 2)} × the direct GET's p50 (${fmt(f.fanout.clientMs.p50 - f.directUpstreamMs.p50, 2)} ms more), chain p50 = ${fmt(f.chain.clientMs.p50 / f.directUpstreamMs.p50, 2)} × (${fmt(f.chain.clientMs.p50 - 2 * f.directUpstreamMs.p50, 2)} ms more than two direct GETs).`,
+    `Goals: fan-out ≤ ${GOAL_FANOUT_FACTOR} × ${f.upstreamMs} ms + engine; chain "about 2 × ${f.upstreamMs} ms", checked here as ≤ ${GOAL_FANOUT_FACTOR} × 2 × ${f.upstreamMs} ms + engine. For scale: a GET straight from the bench to one of these upstreams takes p50 ${fmt(f.directUpstreamMs.p50, 2)} ms, p99 ${fmt(f.directUpstreamMs.p99, 2)} ms (the upstream's ${f.upstreamMs} ms plus the local round trip and the wake-ups of the threads involved). The upstreams run in worker threads of the bench process, one event loop each. Per resolver (p50 of its \`explain.resolvers[].durationMs\`): fan-out ${Object.entries(f.fanout.resolvers).map(([n, r]) => `${n} ${fmt(r.durationMs.p50, 2)} ms`).join(', ')}; chain ${Object.entries(f.chain.resolvers).map(([n, r]) => `${n} ${fmt(r.durationMs.p50, 2)} ms`).join(', ')}. Each fan-out upstream saw ${f.fanout.upstreamRequestsPerCheck.map((x) => fmt(x, 2)).join(' / ')} requests per check (no cache). The floor: a bare Node server (\`bench/fanout-proxy.mjs\`: parse the body, the same four GETs with \`node:http\`, answer; warmed up and measured the same way) takes p50 ${fmt(f.floorMs.p50, 2)} ms for this exchange, so Warden's fan-out adds ${fmt(f.fanout.clientMs.p50 - f.floorMs.p50, 2)} ms at p50 to what any Node server pays here; with \`explain: true\` its p50 is ${fmt(f.fanout.explainedClientMs.p50, 2)} ms. Measured against the real upstream instead of the nominal ${f.upstreamMs} ms: fan-out p50 = ${fmt(f.fanout.clientMs.p50 / f.directUpstreamMs.p50, 2)} × the direct GET's p50 (${fmt(f.fanout.clientMs.p50 - f.directUpstreamMs.p50, 2)} ms more), chain p50 = ${fmt(f.chain.clientMs.p50 / f.directUpstreamMs.p50, 2)} × (${fmt(f.chain.clientMs.p50 - 2 * f.directUpstreamMs.p50, 2)} ms more than two direct GETs).`,
   );
   L.push('');
   L.push(`### 2. Batching (one uncached \`postgres\` resolver, ${b.resources} resources per request)`);

@@ -14,6 +14,7 @@ import { listenGrpc } from './grpc/grpc-listener.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { answerClusterMetrics } from './metrics/cluster-metrics.js';
 import { loadPolicySetOrThrow } from './policy-source/load-policy-set.js';
+import { applyV8InterruptBudget } from './v8-tiering.js';
 
 /**
  * How long a serving process waits after SIGTERM / SIGINT for its in-flight requests (Fastify stops
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
     supervise(config);
     return;
   }
+  applyV8InterruptBudget(config.v8InterruptBudget);
   // Nest's shutdown hooks (`enableShutdownHooks`) close the app on these signals; this bounds the drain.
   process.once('SIGTERM', exitAfterGrace);
   process.once('SIGINT', exitAfterGrace);

@@ -56,6 +56,11 @@ export interface BrokerConfig {
   storage: PolicyStorageConfig;
   /** Number of HTTP worker processes (`WARDEN_WORKERS`, default: number of CPUs). */
   workers: number;
+  /**
+   * `WARDEN_V8_INTERRUPT_BUDGET`: the V8 interrupt budget the serving processes run with (default
+   * 8,000); 0 keeps V8's own (67,584 in Node 20). See `v8-tiering.ts`.
+   */
+  v8InterruptBudget: number;
   engine: EngineConfig;
   auxData: AuxDataConfig;
   requestLimits: RequestLimitsConfig;

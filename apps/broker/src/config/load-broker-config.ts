@@ -28,6 +28,7 @@ import type {
 } from './broker-config.js';
 import { readBudgets } from './read-budgets.js';
 import { readTracing } from './read-tracing.js';
+import { DEFAULT_V8_INTERRUPT_BUDGET } from '../v8-tiering.js';
 
 /** Inputs of {@link loadBrokerConfig}; defaults are the process's own. */
 export interface LoadBrokerConfigOptions {
@@ -89,6 +90,13 @@ function positiveInt(raw: unknown, key: string): number {
     throw invalid(key, `must be a positive integer, got \`${String(raw)}\``);
   }
   return n;
+}
+
+/** `WARDEN_V8_INTERRUPT_BUDGET`: 0 (V8's own) or 1,000 to 10,000,000 bytes of bytecode. */
+function v8Budget(raw: string): number {
+  const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (n === 0 || (Number.isSafeInteger(n) && n >= 1_000 && n <= 10_000_000)) return n;
+  throw invalid('WARDEN_V8_INTERRUPT_BUDGET', `must be 0 (V8's own) or an integer from 1000 to 10000000, got \`${raw}\``);
 }
 
 /** Parses `host:port` (IPv6 as `[::1]:port`). Port 0 asks the OS for a free port. */
@@ -614,6 +622,8 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
   if (workers > 1 && database.url === undefined) {
     throw invalid('WARDEN_WORKERS', 'more than one worker needs `DATABASE_URL` (the embedded database lives in one process)');
   }
+  const envBudget = env['WARDEN_V8_INTERRUPT_BUDGET'];
+  const v8InterruptBudget = envBudget === undefined || envBudget === '' ? DEFAULT_V8_INTERRUPT_BUDGET : v8Budget(envBudget);
   const redisUrl = env['REDIS_URL'] === '' ? undefined : env['REDIS_URL'];
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw invalid('REDIS_URL', 'must be a redis:// URL');
 
@@ -628,6 +638,7 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
     grpc,
     storage,
     workers,
+    v8InterruptBudget,
     engine: readEngine(root),
     auxData: readAuxData(root, cwd),
     requestLimits: readLimits(server),
