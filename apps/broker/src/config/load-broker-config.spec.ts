@@ -99,6 +99,12 @@ auxData:
     expect(sut.workers).toBe(3);
   });
 
+  it('runs the serving processes with a V8 interrupt budget of 8,000 unless WARDEN_V8_INTERRUPT_BUDGET says otherwise', () => {
+    expect(loadBrokerConfig({ cwd: tmpdir(), env: {} }).v8InterruptBudget).toBe(8_000);
+    expect(loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_V8_INTERRUPT_BUDGET: '0' } }).v8InterruptBudget).toBe(0);
+    expect(loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_V8_INTERRUPT_BUDGET: ' 20000 ' } }).v8InterruptBudget).toBe(20_000);
+  });
+
   it('reads the file named by WARDEN_CONFIG', () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
     writeFileSync(join(dir, 'other.yaml'), 'schema: { enforcement: warn }\n');
@@ -110,6 +116,8 @@ auxData:
     ['WARDEN_HTTP_ADDR', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_HTTP_ADDR: 'localhost' } }), 'host:port'],
     ['WARDEN_WORKERS', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_WORKERS: 'many' } }), 'positive integer'],
     ['WARDEN_WORKERS', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_WORKERS: '0' } }), 'positive integer'],
+    ['WARDEN_V8_INTERRUPT_BUDGET', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_V8_INTERRUPT_BUDGET: '500' } }), 'from 1000 to 10000000'],
+    ['WARDEN_V8_INTERRUPT_BUDGET', () => loadBrokerConfig({ cwd: tmpdir(), env: { WARDEN_V8_INTERRUPT_BUDGET: 'fast' } }), 'got `fast`'],
     ['engine.globals', 'engine: { globals: [1, 2] }', 'mapping'],
     ['engine.defaultPolicyVersion', 'engine: { defaultPolicyVersion: "a b" }', 'must match'],
     ['engine.defaultPolicyVersion', 'engine: { defaultPolicyVersion: 3 }', 'must be a string'],
