@@ -1,9 +1,11 @@
 /**
  * The decision-log writer: a side branch of the decision path that never slows it and never
- * loses a record. `record` builds the entry (when given a builder) and serialises it at once,
- * then queues the flat result: what waits for the batch is one string per entry, not the
- * caller's objects (kept alive for a batch interval, those survived young-generation collections
- * and cost the broker more in GC than building the entries). Batches go to the sink; when the sink fails they are
+ * loses a record. `record` keeps the entry (or its builder) until the event loop's check phase
+ * (`setImmediate`), then builds and serialises every entry recorded meanwhile and queues the flat
+ * results: a burst of checks arriving together is answered first and logged after, instead of
+ * each answer waiting for the entries of the checks before it. What waits for the batch is one
+ * string per entry, not the caller's objects (kept alive for a batch interval, those survived
+ * young-generation collections and cost the broker more in GC than building the entries). Batches go to the sink; when the sink fails they are
  * appended to a local spill file (NDJSON, fsynced per batch) and replayed, in order, before
  * anything newer once the sink answers again. A new writer finds a spill file left by a previous
  * process and replays it first. `close` flushes everything (to the sink or the spill file).
@@ -75,7 +77,7 @@ export interface AuditWriterStats {
 
 /** The decision-log writer. */
 export interface AuditWriter {
-  /** Queues an entry; returns at once, never throws. */
+  /** Takes an entry, built and queued in the event loop's next check phase (`setImmediate`); returns at once, never throws. */
   record(entry: AuditRecord): void;
   /**
    * Queues an entry and resolves once it is durable (in the sink or fsynced in the spill file);
@@ -159,6 +161,26 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   /** Set by `close`: a replay running stops after its current batch (the rest stays on disk for the next start). */
   let closing = false;
   let closed = false;
+  /** Entries `record` took since the last check phase, built and queued by {@link buildRecorded}. */
+  let recorded: AuditRecord[] = [];
+
+  /** Builds, serialises and queues the entries `record` took (in the order it took them). */
+  const buildRecorded = (): void => {
+    const items = recorded;
+    if (items.length === 0) return;
+    recorded = [];
+    for (const r of items) {
+      let serialized: SerializedEntry;
+      try {
+        serialized = materialise(r);
+      } catch (err) {
+        // A builder that throws is a bug; it must not take the writer down with it.
+        onError(`audit: an entry could not be built: ${(err as Error).message}`);
+        continue;
+      }
+      push({ entry: serialized });
+    }
+  };
 
   const schedule = (ms: number): void => {
     if (timer !== undefined || closed) return;
@@ -459,6 +481,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   }
 
   function flush(): Promise<void> {
+    buildRecorded();
     return chain(drain);
   }
 
@@ -542,18 +565,16 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         onError('audit: an entry was recorded after close');
         return;
       }
-      let serialized: SerializedEntry;
-      try {
-        serialized = materialise(entry);
-      } catch (err) {
-        // A builder that throws is a bug; it must not take the caller down with it.
-        onError(`audit: an entry could not be built: ${(err as Error).message}`);
-        return;
-      }
-      push({ entry: serialized });
+      recorded.push(entry);
+      // Memory stays bounded by `maxQueue`: entries that would fill the queue are built (and an
+      // overflow spilled) at once.
+      if (queue.length + recorded.length >= maxQueue) buildRecorded();
+      else if (recorded.length === 1) setImmediate(buildRecorded);
     },
     recordDurable(entry) {
       if (closed) return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit writer is closed'));
+      // Entries recorded before this one are queued before it.
+      buildRecorded();
       let serialized: SerializedEntry;
       try {
         serialized = materialise(entry);
@@ -564,9 +585,10 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       return new Promise<void>((resolve, reject) => push({ entry: serialized, done: { resolve, reject } }));
     },
     flush,
-    stats: () => ({ ...stats, queued: queue.length, spillPending }),
+    stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending }),
     async close() {
       if (closed) return;
+      buildRecorded();
       // A stop must not wait for a long replay, nor for a sink known to be failing (known when the
       // step runs: a write in flight may fail first): a replay stops after its current batch, and
       // the queue goes to the spill file, which the next start replays. A healthy sink gets the queue.
