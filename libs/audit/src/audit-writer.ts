@@ -5,7 +5,8 @@
  * results: a burst of checks arriving together is answered first and logged after, instead of
  * each answer waiting for the entries of the checks before it. What waits for the batch is one
  * string per entry, not the caller's objects (kept alive for a batch interval, those survived
- * young-generation collections and cost the broker more in GC than building the entries). Batches go to the sink; when the sink fails they are
+ * young-generation collections and cost the broker more in GC than building the entries).
+ * Batches go to the sink; when the sink fails they are
  * appended to a local spill file (NDJSON, fsynced per batch) and replayed, in order, before
  * anything newer once the sink answers again. A new writer finds a spill file left by a previous
  * process and replays it first. `close` flushes everything (to the sink or the spill file).
