@@ -138,6 +138,7 @@ const WARM_SHAPES = ['1x1', '1x5', '10x2'];
 const budgetS =
   240 +
   WARM_SHAPES.length * 3 * (WARMUP + ROUNDS * DURATION + 4) +
+  WARM_SHAPES.length * ROUNDS * (DURATION + 4) +
   ((LATENCY_N + EXPLAIN_N) * (4 * UPSTREAM_MS + 10)) / 1000 +
   4 * (LATENCY_WARMUP_S + 5) +
   BATCH_REQUESTS * 0.5 +
@@ -711,7 +712,7 @@ async function warmScenario(plain, ws, catalogRows) {
     // Decomposition only (no goal): /v1/check itself, with no resolver to run.
     'v1-direct': { server: plain, path: '/v1/check', body: (s) => s.v1DirectBody, headers: gatewayHeaders },
   };
-  const phase = async (which, shape, duration) =>
+  const phase = async (which, shape, duration, connections = CONNECTIONS) =>
     loadPhase({
       pids: pidsOf(servers[which].server, extraPids),
       sampleMs: SAMPLE_MS,
@@ -719,7 +720,7 @@ async function warmScenario(plain, ws, catalogRows) {
       url: `${servers[which].server.url}${servers[which].path}`,
       body: JSON.stringify(servers[which].body(ws[shape])),
       ...(servers[which].headers !== undefined ? { headers: servers[which].headers } : {}),
-      connections: CONNECTIONS,
+      connections,
       duration,
     });
   const names = Object.keys(servers);
@@ -746,6 +747,19 @@ async function warmScenario(plain, ws, catalogRows) {
           `round ${round + 1}/${ROUNDS} ${shape.padEnd(4)} ${which.padEnd(11)} ${fmt(r.rps).padStart(7)} req/s  non2xx ${r.non2xx} errors ${r.errors} timeouts ${r.timeouts}  srv ${fmt(r.serverCpuCores, 2)} cores, gen ${fmt(r.loadgenCpuCores, 2)}, others ${fmt(r.otherCpuCores, 2)}`,
         );
       }
+    }
+  }
+  // Side by side: engine-only and enriched loaded at the same time, half the connections each,
+  // so that whatever speed the machine has at that moment, both have it. Their throughputs then
+  // compare what a request costs each, on the same cores at the same instant.
+  const sideBySide = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const shape of WARM_SHAPES) {
+      const half = (which) => phase(which, shape, DURATION, Math.max(1, CONNECTIONS >> 1));
+      const [o, e] = await Promise.all([half('engine-only'), half('enriched')]);
+      if (failures(o) + failures(e) > 0) throw new Error(`side by side ${shape}: ${failures(o) + failures(e)} failed requests`);
+      sideBySide.push({ round, shape, engineOnly: { ...o, hist: undefined }, enriched: { ...e, hist: undefined } });
+      log(`side by side ${round + 1}/${ROUNDS} ${shape.padEnd(4)} engine-only ${fmt(o.rps).padStart(7)} req/s, enriched ${fmt(e.rps).padStart(7)} req/s: ${fmt(e.rps / o.rps, 2)}`);
     }
   }
   const idpDuringMeasurement = idp.requests - idpBefore;
@@ -781,7 +795,11 @@ async function warmScenario(plain, ws, catalogRows) {
     // speed (up to 1.7x between minutes here) hits both alike; the median of those pairs is the verdict.
     table[shape].roundRatios = e.rpsPerRound.map((x, i) => x / (o.rpsPerRound[i] ?? NaN));
     table[shape].medianRoundRatio = median(table[shape].roundRatios);
+    const side = sideBySide.filter((x) => x.shape === shape);
+    table[shape].sideRatios = side.map((x) => x.enriched.rps / x.engineOnly.rps);
+    table[shape].sideMedian = median(table[shape].sideRatios);
     table[shape].goalMet = table[shape].medianRoundRatio >= GOAL_WARM_RATIO;
+    table[shape].sideGoalMet = table[shape].sideMedian >= GOAL_WARM_RATIO;
     const d = table[shape]['v1-direct'];
     table[shape].routeRatio = d.rps / o.rps;
     table[shape].resolverRatio = e.rps / d.rps;
@@ -794,6 +812,7 @@ async function warmScenario(plain, ws, catalogRows) {
     idpRequestsDuringMeasurement: idpDuringMeasurement,
     table,
     runs: [...runs, ...measured.map((m) => ({ kind: 'measured', ...m, result: { ...m.result, hist: undefined } }))],
+    sideBySide,
   };
 }
 
@@ -971,6 +990,17 @@ function markdown(res) {
   }
   L.push('');
   L.push(
+    `Side by side: engine-only and enriched loaded at the same time (${Math.max(1, res.config.connections >> 1)} connections each, ${res.config.rounds} rounds × ${res.config.durationS} s per shape), so both see the machine at the same speed; the ratio of their throughputs is the inverse ratio of what a request costs each on the same cores.`,
+  );
+  L.push('');
+  L.push(`| shape | enriched / engine-only, each round | median | goal ≥ ${GOAL_WARM_RATIO} (on the median) |`);
+  L.push('|---|--:|--:|---|');
+  for (const shape of WARM_SHAPES) {
+    const t = w.table[shape];
+    L.push(`| ${shape} | ${t.sideRatios.map((x) => fmt(x, 2)).join(' / ')} | ${fmt(t.sideMedian, 2)} | ${yes(t.sideGoalMet)} |`);
+  }
+  L.push('');
+  L.push(
     `Effects identical on both endpoints (checked before measuring): ${Object.entries(w.agreement).map(([n, a]) => `${n}: ${a.allow} ALLOW / ${a.deny} DENY${a.outputsEqual ? '' : ' (outputs differ)'}, request ${a.cerbosBodyBytes} B vs ${a.v1BodyBytes} B, answer ${a.cerbosAnswerBytes} B vs ${a.v1AnswerBytes} B`).join('; ')} (engine-only vs enriched).`,
   );
   if (p !== undefined) {
@@ -1081,7 +1111,7 @@ async function main() {
       chainP50: fanout.chain.goal.p50Met,
       chainP99: fanout.chain.goal.p99Met,
       batchOneQuery: batch.goalMet,
-      warmRatio: Object.fromEntries(WARM_SHAPES.map((s) => [s, { ratio: warm.table[s].ratio, met: warm.table[s].goalMet }])),
+      warmRatio: Object.fromEntries(WARM_SHAPES.map((s) => [s, { ratio: warm.table[s].ratio, medianRoundRatio: warm.table[s].medianRoundRatio, met: warm.table[s].goalMet, sideBySideMedian: warm.table[s].sideMedian, sideBySideMet: warm.table[s].sideGoalMet }])),
     },
     fanout,
     batch,
