@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The decision log's cost on /v1/check, in one run: the built broker (one worker) with `audit`
-// off, with the Postgres sink (its own database on the machine's Postgres) and with the NATS
-// JetStream sink (the machine's NATS), the same policies and the same body (a trusted gateway
+// off, with the Postgres sink (its own database on the machine's Postgres), with the NDJSON file
+// sink and with the NATS JetStream sink (the machine's NATS), the same policies and the same body (a trusted gateway
 // stating the subject; no resolvers), driven by autocannon in a child process.
 //
 //   npm run bench:audit
@@ -21,7 +21,7 @@
 // Writes the table between the audit-bench markers of bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
@@ -99,6 +99,19 @@ function check(name, r) {
   if (failures(r) > 0) throw new Error(`${name}: ${failures(r)} failed requests (${JSON.stringify(r.statusCodeStats)})`);
 }
 
+const NDJSON_PATH = join(dir, 'audit.ndjson');
+
+/** Entries in the NDJSON sink's file (one per line). */
+async function ndjsonLines() {
+  let n = 0;
+  try {
+    for await (const chunk of createReadStream(NDJSON_PATH)) for (let i = 0; i < chunk.length; i++) if (chunk[i] === 10) n += 1;
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  return n;
+}
+
 const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 let brokers = [];
@@ -109,6 +122,7 @@ try {
   brokers = [
     await start('off', undefined),
     await start('postgres', { enabled: true, sink: 'postgres' }),
+    await start('ndjson', { enabled: true, sink: 'ndjson', path: NDJSON_PATH }),
     await start('nats', { enabled: true, sink: 'nats', nats: { url: NATS_URL, subject: SUBJECT, stream: STREAM } }),
   ];
   for (const b of brokers) await loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: 2 }); // warm-up
@@ -145,7 +159,7 @@ try {
   // 3. keeping up at saturation
   const keepUp = [];
   for (const b of brokers.filter((x) => x.name !== 'off')) {
-    const count = b.name === 'postgres' ? () => pgRows(b.db) : streamMessages;
+    const count = b.name === 'postgres' ? () => pgRows(b.db) : b.name === 'ndjson' ? ndjsonLines : streamMessages;
     const m0 = await auditMetrics(b.s.url);
     const rows0 = await count();
     const samples = [];
@@ -193,7 +207,7 @@ try {
 
   // Report
   const git = gitState();
-  const label = { off: 'audit off', postgres: 'Postgres sink', nats: 'NATS JetStream sink' };
+  const label = { off: 'audit off', postgres: 'Postgres sink', ndjson: 'NDJSON file sink', nats: 'NATS JetStream sink' };
   const cpuUs = (runs) => (avg(runs.map((r) => r.serverCpuCores)) / avg(runs.map((r) => r.rps))) * 1e6;
   const offCpu = cpuUs(peak.get('off'));
   const peakRows = brokers.map((b) => {
