@@ -70,6 +70,17 @@ describe('createAuditWriter', () => {
     expect(errors).toEqual([]);
   });
 
+  it('writes a backlog of maxBatchSize entries or more in writes of that size, in order', async () => {
+    const sink = new SwitchableSink();
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxBatchSize: 6, onError: (m) => errors.push(m) });
+    for (const n of range(0, 14)) sut.record(entry(n));
+    await sut.flush();
+    expect(sink.batches).toEqual([6, 6, 2]);
+    expect(ids(sink.received)).toEqual(ids(range(0, 14).map(entry)));
+    await sut.close();
+    expect(errors).toEqual([]);
+  });
+
   it('never loses entries when the sink fails then recovers: spilled to disk, replayed in order before newer ones', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 4, onError: (m) => errors.push(m) });

@@ -43,6 +43,12 @@ export interface AuditWriterOptions {
   spillPath: string;
   /** Entries per sink write (default 200). */
   batchSize?: number;
+  /**
+   * Entries per sink write while at least that many wait (default 5 x `batchSize`): one write at a time
+   * keeps the sink's order, so a sink whose round trip grows under load (its server on busy
+   * cores) catches up by taking more per write rather than falling behind a batch per trip.
+   */
+  maxBatchSize?: number;
   /** Entries held in memory before the queue is spilled to disk at once (default 10 000). */
   maxQueue?: number;
   /** How long a partial batch waits before it is written, ms (default 200). */
@@ -139,6 +145,7 @@ function materialise(r: AuditRecord): SerializedEntry {
 export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const { sink, spillPath } = options;
   const batchSize = options.batchSize ?? 200;
+  const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? 5 * batchSize);
   const maxQueue = options.maxQueue ?? 10_000;
   const flushIntervalMs = options.flushIntervalMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 5000;
@@ -436,8 +443,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       retries = 0;
     }
     while (queue.length > 0) {
-      const batch = queue.slice(0, batchSize);
-      queue = queue.slice(batch.length);
+      // A backlog of `maxBatchSize` or more goes in writes of that size; otherwise `batchSize`.
+      const batch = queue.splice(0, queue.length >= maxBatchSize ? maxBatchSize : batchSize);
       try {
         await sinkWrite(batch.map((p) => p.entry));
         stats.written += batch.length;
