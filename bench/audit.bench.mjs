@@ -34,6 +34,7 @@ import {
   fmt,
   gitState,
   loadPhase,
+  median,
   mergeHist,
   replaceSection,
   root,
@@ -110,12 +111,6 @@ async function ndjsonLines() {
     if (err.code !== 'ENOENT') throw err;
   }
   return n;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -52,6 +52,7 @@ import {
   fmt,
   gitState,
   loadPhase,
+  median,
   mergeHist,
   percentile,
   replaceSection,
@@ -288,12 +289,6 @@ async function warmUp(send) {
   );
   for (let i = 0; i < LATENCY_WARMUP; i++) await send();
   return sent + LATENCY_WARMUP;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const stats = (xs) => ({ p50: percentile(xs, 50), p90: percentile(xs, 90), p99: percentile(xs, 99), max: Math.max(...xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length });

@@ -327,6 +327,13 @@ export function mergeHist(runs) {
   return { p50: pct(50), p90: pct(90), p99: pct(99), max: Math.max(...runs.map((r) => r.hist.maxMs)), count };
 }
 
+/** Median of an unsorted list of numbers (the mean of the middle two for an even count). */
+export function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Nearest-rank percentile of an unsorted list of numbers. */
 export function percentile(values, p) {
   if (values.length === 0) return NaN;

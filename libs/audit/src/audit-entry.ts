@@ -69,11 +69,11 @@ export interface AuditEntry {
   timings?: Record<string, number>;
 }
 
-/** An entry, or a function that builds it (the writer calls it once, when the entry is recorded). */
+/** An entry, or a function that builds it (the writer calls it once: in the check phase after `record`, at once for `recordDurable`). */
 export type AuditRecord = AuditEntry | (() => AuditEntry);
 
 /**
- * An entry serialised once, when it is recorded: the JSON every sink and the spill file take, and
+ * An entry serialised once, when the writer builds it: the JSON every sink and the spill file take, and
  * the fields sinks key or index on. What waits in the writer's queue is this flat object and one
  * string, not the request's object graph (which, kept alive for a batch interval, survived the
  * young-generation collections and made the decision log's GC cost several times its own work).

@@ -172,21 +172,24 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   /** Entries `record` took since the last check phase, built and queued by {@link buildRecorded}. */
   let recorded: AuditRecord[] = [];
 
+  /** Builds and serialises `r`, or reports why it could not (a builder that throws is a bug; it must take down neither the writer nor its caller). */
+  const build = (r: AuditRecord): SerializedEntry | Error => {
+    try {
+      return materialise(r);
+    } catch (err) {
+      onError(`audit: an entry could not be built: ${(err as Error).message}`);
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  };
+
   /** Builds, serialises and queues the entries `record` took (in the order it took them). */
   const buildRecorded = (): void => {
     const items = recorded;
     if (items.length === 0) return;
     recorded = [];
     for (const r of items) {
-      let serialized: SerializedEntry;
-      try {
-        serialized = materialise(r);
-      } catch (err) {
-        // A builder that throws is a bug; it must not take the writer down with it.
-        onError(`audit: an entry could not be built: ${(err as Error).message}`);
-        continue;
-      }
-      push({ entry: serialized });
+      const built = build(r);
+      if (!(built instanceof Error)) push({ entry: built });
     }
   };
 
@@ -583,14 +586,9 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       if (closed) return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit writer is closed'));
       // Entries recorded before this one are queued before it.
       buildRecorded();
-      let serialized: SerializedEntry;
-      try {
-        serialized = materialise(entry);
-      } catch (err) {
-        onError(`audit: an entry could not be built: ${(err as Error).message}`);
-        return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built', { cause: err }));
-      }
-      return new Promise<void>((resolve, reject) => push({ entry: serialized, done: { resolve, reject } }));
+      const built = build(entry);
+      if (built instanceof Error) return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built', { cause: built }));
+      return new Promise<void>((resolve, reject) => push({ entry: built, done: { resolve, reject } }));
     },
     flush,
     stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending }),

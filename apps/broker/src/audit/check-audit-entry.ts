@@ -1,8 +1,9 @@
 /**
  * Decision-log entries of the check routes. The route hands the writer a closure over what it
- * already holds, after answering (best-effort) or before (strict); the writer calls it once, at
- * once, and keeps only the serialised entry. INVARIANT: the objects captured are not modified
- * between the answer and that call (the request's inputs belong to it alone).
+ * already holds; the writer calls it once, in the event loop's check phase after the route has
+ * answered (best-effort) or at once (strict), and keeps only the serialised entry. INVARIANT: the
+ * objects captured are not modified between the answer and that call (the request's inputs
+ * belong to it alone).
  */
 import type { CheckOutput, JsonValue } from '@warden/core';
 import { filterDebug, type PlanOutput } from '@warden/decision';
