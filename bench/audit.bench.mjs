@@ -2,22 +2,25 @@
 // The decision log's cost on /v1/check, in one run: the built broker (one worker) with `audit`
 // off, with the Postgres sink (its own database on the machine's Postgres), with the NDJSON file
 // sink and with the NATS JetStream sink (the machine's NATS), the same policies and the same body (a trusted gateway
-// stating the subject; no resolvers), driven by autocannon in a child process.
+// stating the subject; no resolvers), driven by a load generator in a child process: autocannon
+// at saturation, bench/open-load.mjs (open loop) at fixed rates. With taskset and 2 CPUs or more,
+// the brokers run on CPU 1 and the load generators on CPU 0 (see `pin`; BENCH_PIN=0 turns it off).
 //
 //   npm run bench:audit
 //
 // Three phases, the servers in alternation within each:
 //   1. peak: each broker saturated (BENCH_CONNECTIONS connections): req/s.
 //   2. latency: each broker at the same fixed offered loads, BENCH_LOAD_SHARES (default 30% and
-//      60%) of the audit-off broker's peak: p50 / p99 of the check path. The goal: p99 on <= 1.10 x
-//      p99 off.
+//      60%) of the audit-off broker's peak, arriving at an even rate whatever the answers
+//      (bench/open-load.mjs): p50 / p99 of the check path. The goal: p99 on <= 1.10 x p99 off.
 //   3. keeping up: each audit-on broker saturated for BENCH_KEEPUP_S seconds while its /metrics is
 //      read every 250 ms: the writer's queue depth and the spill file's size must not grow (the
 //      goal: spill file 0 bytes throughout), and after the load every answered decision is in the
 //      sink (rows counted in Postgres, messages in the stream).
 //
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_CONNECTIONS (32),
-// BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_NATS_URL (nats://127.0.0.1:4222).
+// BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_NATS_URL (nats://127.0.0.1:4222),
+// BENCH_PIN (1; 0: no taskset).
 // Writes the table between the audit-bench markers of bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -50,6 +53,8 @@ const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32);
 const LOAD_SHARES = (process.env.BENCH_LOAD_SHARES || '30,60').split(',').map((x) => Number(x) / 100);
 const KEEPUP_S = envInt('BENCH_KEEPUP_S', 15);
 const NATS_URL = process.env.BENCH_NATS_URL || 'nats://127.0.0.1:4222';
+const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+const BROKER_CPU = 1;
 const KEY = 'bench-gateway-key-0123456789abcdef';
 const RUN = randomBytes(4).toString('hex');
 const STREAM = `WARDEN_AUDIT_BENCH_${RUN}`;
@@ -67,7 +72,21 @@ async function start(name, audit) {
   writeFileSync(config, JSON.stringify({ gateways: [{ name: 'gw', apiKey: KEY }], ...(audit !== undefined ? { audit: { ...audit, spillDir: join(dir, `spill-${name}`) } } : {}) }));
   const db = await createBenchDatabase();
   const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config });
-  return { name, s, db, pids: serverPids(s, extraPids) };
+  const pids = serverPids(s, extraPids);
+  if (PIN) for (const pid of pids) pin(pid, BROKER_CPU);
+  return { name, s, db, pids };
+}
+
+/**
+ * Pins a process and all its threads to one CPU (`taskset`). With PIN, the orchestrator (and so
+ * every load generator it spawns) runs on CPU 0 and each broker, with its GC and libuv threads,
+ * on CPU 1: a broker's event loop never waits for the load generator's, which on shared cores
+ * added stalls of 10-40 ms at random to either server's tail. Postgres and NATS are left to the
+ * scheduler (their CPU is part of what a sink costs).
+ */
+function pin(pid, cpu) {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskset ${pid}: ${r.stderr || r.error?.message}`);
 }
 
 /** The decision-log series of a broker's /metrics. */
@@ -120,6 +139,7 @@ try {
   log('building the broker if needed (scripts/ensure-built.mjs)');
   const built = spawnSync(process.execPath, [join(root, 'scripts/ensure-built.mjs')], { cwd: root, stdio: 'inherit', timeout: 300_000 });
   if (built.status !== 0) throw new Error('scripts/ensure-built.mjs failed');
+  if (PIN) pin(process.pid, 0);
   brokers = [
     await start('off', undefined),
     await start('postgres', { enabled: true, sink: 'postgres' }),
@@ -148,11 +168,11 @@ try {
     fixed.set(share, { rate, byServer });
     for (let round = 0; round < ROUNDS; round++) {
       for (const b of round % 2 === 0 ? brokers : [...brokers].reverse()) {
-        const r = await run(b, { extra: { overallRate: rate } });
+        const r = await run(b, { script: 'open-load.mjs', connections: 64, extra: { rate } });
         check(b.name, r);
         byServer.get(b.name).push(r);
         const h = mergeHist([r]);
-        log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores, others ${fmt(r.otherCpuCores, 2)}`);
+        log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, warden ${fmt(r.serverCpuCores, 2)} cores, others ${fmt(r.otherCpuCores, 2)}`);
       }
     }
   }
@@ -232,7 +252,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each; Postgres 15 and NATS on the same 2 cores; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per phase and server, in alternation. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; Postgres 15 and NATS on the same 2 cores (not pinned); fixed loads open-loop (bench/open-load.mjs); ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per phase and server, in alternation. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
