@@ -2,8 +2,9 @@
  * Reads a Cerbos-layout policy directory from disk into the text-only inputs of the engine
  * compiler. The engine itself never touches the file system; this is the broker's only reader.
  */
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { WardenError } from '@warden/core';
 import { classifyPolicyPath, type PolicyFile, type SchemaFile } from '@warden/decision';
@@ -61,7 +62,8 @@ export function readPolicyDir(root: string): PolicySource {
  * modification time of every policy and schema file (no content is read). Equal fingerprints
  * almost surely mean equal content; the reload compares content hashes anyway, so a change the
  * fingerprint reports falsely costs one read and nothing else. A directory that cannot be read
- * has the fingerprint `missing`.
+ * has the fingerprint `missing`. Synchronous: for start-up and just before a reload (which reads
+ * synchronously anyway); a periodic check on a serving process uses {@link fingerprintPolicyDirAsync}.
  */
 export function fingerprintPolicyDir(root: string): string {
   const files: string[] = [];
@@ -72,15 +74,59 @@ export function fingerprintPolicyDir(root: string): string {
   }
   const hash = createHash('sha256');
   for (const full of files) {
-    const path = relative(root, full).split(sep).join('/');
-    const kind = classifyPolicyPath(path);
-    if (kind !== 'policy' && kind !== 'schema') continue;
+    const path = fingerprintPath(root, full);
+    if (path === undefined) continue;
     try {
-      const st = statSync(full);
-      hash.update(`${path}\0${st.size}\0${st.ino}\0${st.mtimeMs}\0`);
+      addToFingerprint(hash, path, statSync(full));
     } catch {
       // Removed between the listing and the stat: absent from the fingerprint, as from the next read.
     }
   }
   return hash.digest('hex');
+}
+
+/**
+ * {@link fingerprintPolicyDir} without blocking the event loop: the listing and the stats go to
+ * libuv's thread pool, a directory's files in parallel. Equal to the synchronous one for the same
+ * directory state.
+ */
+export async function fingerprintPolicyDirAsync(root: string): Promise<string> {
+  const files: string[] = [];
+  try {
+    await walkAsync(root, files);
+  } catch {
+    return 'missing';
+  }
+  const paths = files.map((full) => fingerprintPath(root, full));
+  const stats = await Promise.all(files.map((full, i) => (paths[i] === undefined ? undefined : stat(full).catch(() => undefined))));
+  const hash = createHash('sha256');
+  for (let i = 0; i < files.length; i++) {
+    const path = paths[i];
+    const st = stats[i];
+    // Not a policy or schema, or removed between the listing and the stat.
+    if (path !== undefined && st !== undefined) addToFingerprint(hash, path, st);
+  }
+  return hash.digest('hex');
+}
+
+async function walkAsync(dir: string, out: string[]): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue;
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) await walkAsync(full, out);
+    else if (entry.isFile()) out.push(full);
+  }
+}
+
+/** The `/`-separated path of a policy or schema file under `root`; undefined for any other file. */
+function fingerprintPath(root: string, full: string): string | undefined {
+  const path = relative(root, full).split(sep).join('/');
+  const kind = classifyPolicyPath(path);
+  return kind === 'policy' || kind === 'schema' ? path : undefined;
+}
+
+function addToFingerprint(hash: Hash, path: string, st: Stats): void {
+  hash.update(`${path}\0${st.size}\0${st.ino}\0${st.mtimeMs}\0`);
 }

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fingerprintPolicyDir, fingerprintPolicyDirAsync } from './read-policy-dir.js';
 import { watchPolicyDir, type PolicyDirWatch, type WatchPolicyDirOptions } from './watch-policy-dir.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -88,5 +89,29 @@ describe(watchPolicyDir.name, () => {
     writeFileSync(join(dir, 'tool.yaml'), 'a: 4\n');
     await sleep(400);
     expect(sut.calls()).toBe(0);
+  });
+});
+
+describe(fingerprintPolicyDirAsync.name, () => {
+  it('equals the synchronous fingerprint, nested folders and schemas included, and follows a change', async () => {
+    const dir = policyDir();
+    mkdirSync(join(dir, 'b', 'c'), { recursive: true });
+    mkdirSync(join(dir, '_schemas'));
+    writeFileSync(join(dir, 'b', 'c', 'model.yaml'), 'm: 1\n');
+    writeFileSync(join(dir, 'b', 'agent.yml'), 'g: 1\n');
+    writeFileSync(join(dir, '_schemas', 'tool.json'), '{}');
+    writeFileSync(join(dir, 'notes.txt'), 'not a policy');
+    const before = await fingerprintPolicyDirAsync(dir);
+    expect(before).toBe(fingerprintPolicyDir(dir));
+    writeFileSync(join(dir, 'b', 'c', 'model.yaml'), 'm: 22\n');
+    const after = await fingerprintPolicyDirAsync(dir);
+    expect(after).not.toBe(before);
+    expect(after).toBe(fingerprintPolicyDir(dir));
+  });
+
+  it('is `missing` for a directory that cannot be read, as the synchronous one', async () => {
+    const gone = join(tmpdir(), `warden-no-such-dir-${process.pid}-${Date.now()}`);
+    expect(await fingerprintPolicyDirAsync(gone)).toBe('missing');
+    expect(fingerprintPolicyDir(gone)).toBe('missing');
   });
 });

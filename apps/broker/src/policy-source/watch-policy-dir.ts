@@ -8,7 +8,7 @@
  * compares content hashes, so a spurious call costs one read and nothing else.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { fingerprintPolicyDir } from './read-policy-dir.js';
+import { fingerprintPolicyDir, fingerprintPolicyDirAsync } from './read-policy-dir.js';
 
 /** Options of {@link watchPolicyDir}. */
 export interface WatchPolicyDirOptions {
@@ -60,6 +60,8 @@ export function watchPolicyDir(options: WatchPolicyDirOptions): PolicyDirWatch {
     options.onWatchError?.(err);
   };
   let fingerprint = options.pollIntervalMs > 0 ? fingerprintPolicyDir(options.dir) : '';
+  /** Reloads signalled so far (a poll started before one is stale). */
+  let reloads = 0;
 
   const fire = (): void => {
     timer = undefined;
@@ -67,6 +69,7 @@ export function watchPolicyDir(options: WatchPolicyDirOptions): PolicyDirWatch {
     if (closed) return;
     // Taken before the reload reads: a change made after it is seen by the next poll.
     if (options.pollIntervalMs > 0) fingerprint = fingerprintPolicyDir(options.dir);
+    reloads += 1;
     options.onChange();
   };
 
@@ -104,14 +107,26 @@ export function watchPolicyDir(options: WatchPolicyDirOptions): PolicyDirWatch {
 
   startWatcher();
   let poll: NodeJS.Timeout | undefined;
+  // The poll runs on a serving process every `pollIntervalMs`: its listing and stats go to the
+  // thread pool rather than block the event loop (with many files, the synchronous walk held it
+  // for as long as the file system took). One poll at a time; a poll that a reload overtook (its
+  // fingerprint may be older than the one `fire` took) is dropped.
+  let polling = false;
   if (options.pollIntervalMs > 0) {
     poll = setInterval(() => {
-      const next = fingerprintPolicyDir(options.dir);
-      if (next !== fingerprint) {
-        fingerprint = next;
-        changed();
-      }
       startWatcher();
+      if (polling) return;
+      polling = true;
+      const before = reloads;
+      fingerprintPolicyDirAsync(options.dir).then(
+        (next) => {
+          polling = false;
+          if (closed || reloads !== before || next === fingerprint) return;
+          fingerprint = next;
+          changed();
+        },
+        () => (polling = false),
+      );
     }, options.pollIntervalMs);
     poll.unref();
   }
