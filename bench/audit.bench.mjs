@@ -80,9 +80,8 @@ async function start(name, audit) {
 /**
  * Pins a process and all its threads to one CPU (`taskset`). With PIN, the orchestrator (and so
  * every load generator it spawns) runs on CPU 0 and each broker, with its GC and libuv threads,
- * on CPU 1: a broker's event loop never waits for the load generator's, which on shared cores
- * added stalls of 10-40 ms at random to either server's tail. Postgres and NATS are left to the
- * scheduler (their CPU is part of what a sink costs).
+ * on CPU 1, so a broker and the load generator never take turns on one core. Postgres and NATS
+ * are left to the scheduler (their CPU is part of what a sink costs).
  */
 function pin(pid, cpu) {
   const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { encoding: 'utf8' });
