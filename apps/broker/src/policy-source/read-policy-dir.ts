@@ -3,7 +3,7 @@
  * compiler. The engine itself never touches the file system; this is the broker's only reader.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { WardenError } from '@warden/core';
@@ -17,12 +17,13 @@ export interface PolicySource {
 
 const SCHEMA_DIR = '_schemas/';
 
+/** A directory's entries in name order, without hidden files and folders (.git, editor swap files: never policies). */
+function visible(entries: Dirent[]): Dirent[] {
+  return entries.filter((e) => !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 function walk(dir: string, out: string[]): void {
-  const entries = readdirSync(dir, { withFileTypes: true });
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const entry of entries) {
-    // Hidden files and folders (.git, editor swap files) are never policies.
-    if (entry.name.startsWith('.')) continue;
+  for (const entry of visible(readdirSync(dir, { withFileTypes: true }))) {
     const full = join(dir, entry.name);
     if (entry.isDirectory()) walk(full, out);
     else if (entry.isFile()) out.push(full);
@@ -110,10 +111,7 @@ export async function fingerprintPolicyDirAsync(root: string): Promise<string> {
 }
 
 async function walkAsync(dir: string, out: string[]): Promise<void> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const entry of entries) {
-    if (entry.name.startsWith('.')) continue;
+  for (const entry of visible(await readdir(dir, { withFileTypes: true }))) {
     const full = join(dir, entry.name);
     if (entry.isDirectory()) await walkAsync(full, out);
     else if (entry.isFile()) out.push(full);
