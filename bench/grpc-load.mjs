@@ -12,9 +12,8 @@ import { credentials, loadPackageDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createLatencyHist, printResult } from './latency-hist.mjs';
 
-const BUCKET_US = 10;
-const MAX_BUCKETS = 200_000; // 2 s; slower responses land in the last bucket
 const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'apps/broker/src/proto');
 
 const opts = JSON.parse(process.argv[2]);
@@ -64,9 +63,7 @@ function isAllowed(buf) {
   return ok && code === 0;
 }
 
-const hist = new Uint32Array(MAX_BUCKETS);
-let recorded = 0;
-let maxMs = 0;
+const hist = createLatencyHist();
 let errors = 0;
 let mismatches = 0;
 let running = true;
@@ -87,10 +84,7 @@ function fire(i) {
     else {
       const allowed = isAllowed(res);
       if (allowed !== (opts.expect === 'allowed')) mismatches += 1;
-      const b = Math.min(MAX_BUCKETS - 1, Math.floor((ms * 1000) / BUCKET_US));
-      hist[b] += 1;
-      recorded += 1;
-      if (ms > maxMs) maxMs = ms;
+      hist.record(ms);
     }
     if (running) fire(i);
     else if (++done === opts.connections) finish();
@@ -100,24 +94,19 @@ function fire(i) {
 function finish() {
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu = process.cpuUsage(cpuStart);
-  const sparse = [];
-  for (let i = 0; i < MAX_BUCKETS; i++) if (hist[i] !== 0) sparse.push(i, hist[i]);
-  process.stdout.write(
-    JSON.stringify({
-      requests: recorded + errors,
-      rps: recorded / (wallMs / 1000),
-      durationS: wallMs / 1000,
-      non2xx: 0,
-      errors,
-      timeouts: 0,
-      mismatches,
-      hist: { bucketUs: BUCKET_US, sparse, count: recorded, maxMs },
-      loadgenCpuS: (cpu.user + cpu.system) / 1e6,
-      wallS: wallMs / 1000,
-    }) + '\n',
-  );
   for (const c of clients) c.close();
-  process.exit(0);
+  printResult({
+    requests: hist.count + errors,
+    rps: hist.count / (wallMs / 1000),
+    durationS: wallMs / 1000,
+    non2xx: 0,
+    errors,
+    timeouts: 0,
+    mismatches,
+    hist,
+    loadgenCpuS: (cpu.user + cpu.system) / 1e6,
+    wallS: wallMs / 1000,
+  });
 }
 
 for (let i = 0; i < opts.connections; i++) fire(i);

@@ -16,9 +16,7 @@
 // argv[2]: JSON { url, body, headers?, rate (req/s), duration (s, recorded), warmupS (s sent first
 // and not recorded, 1), connections (most sockets, 64) }.
 import { Pool } from 'undici';
-
-const BUCKET_US = 10;
-const MAX_BUCKETS = 200_000; // 2 s; slower responses land in the last bucket
+import { createLatencyHist, printResult } from './latency-hist.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 if (!(opts.rate > 0)) throw new Error('open-load: rate (req/s) must be > 0');
@@ -26,10 +24,8 @@ const url = new URL(opts.url);
 const pool = new Pool(url.origin, { connections: opts.connections ?? 64, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
 const request = { path: url.pathname + url.search, method: 'POST', headers: { 'content-type': 'application/json', ...(opts.headers ?? {}) }, body: opts.body };
 
-const hist = new Uint32Array(MAX_BUCKETS);
+const hist = createLatencyHist();
 const statusCodeStats = {};
-let recorded = 0;
-let maxMs = 0;
 let non2xx = 0;
 let errors = 0;
 let sent = 0;
@@ -45,22 +41,17 @@ const cpuStart = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 const now = () => Number(process.hrtime.bigint() - t0);
 
-function record(sentAt) {
-  const ms = (now() - sentAt) / 1e6;
-  hist[Math.min(MAX_BUCKETS - 1, Math.floor((ms * 1000) / BUCKET_US))] += 1;
-  recorded += 1;
-  if (ms > maxMs) maxMs = ms;
-}
-
 function send(measured) {
   const sentAt = now();
   inFlight += 1;
   pool.request(request).then(
     async (res) => {
       await res.body.dump();
-      if (measured) statusCodeStats[res.statusCode] = { count: (statusCodeStats[res.statusCode]?.count ?? 0) + 1 };
       if (res.statusCode < 200 || res.statusCode > 299) non2xx += 1;
-      if (measured) record(sentAt);
+      if (measured) {
+        statusCodeStats[res.statusCode] = { count: (statusCodeStats[res.statusCode]?.count ?? 0) + 1 };
+        hist.record((now() - sentAt) / 1e6);
+      }
       settle();
     },
     () => {
@@ -95,27 +86,21 @@ async function finish() {
   const wallS = now() / 1e9;
   const cpu = process.cpuUsage(cpuStart);
   await pool.close();
-  const sparse = [];
-  for (let i = 0; i < MAX_BUCKETS; i++) if (hist[i] !== 0) sparse.push(i, hist[i]);
-  process.stdout.write(
-    JSON.stringify({
-      requests: recorded,
-      rps: recorded / opts.duration,
-      durationS: opts.duration,
-      non2xx,
-      errors,
-      timeouts: 0,
-      mismatches: 0,
-      resets: 0,
-      statusCodeStats,
-      hist: { bucketUs: BUCKET_US, sparse, count: recorded, maxMs },
-      maxIssueLagMs,
-      loadgenCpuS: (cpu.user + cpu.system) / 1e6,
-      wallS,
-    }) + '\n',
-    // The line is long (the histogram); exit only once the pipe has taken all of it.
-    () => process.exit(0),
-  );
+  printResult({
+    requests: hist.count,
+    rps: hist.count / opts.duration,
+    durationS: opts.duration,
+    non2xx,
+    errors,
+    timeouts: 0,
+    mismatches: 0,
+    resets: 0,
+    statusCodeStats,
+    hist,
+    maxIssueLagMs,
+    loadgenCpuS: (cpu.user + cpu.system) / 1e6,
+    wallS,
+  });
 }
 
 tick();
