@@ -131,11 +131,6 @@ async function copyRange(src: string, dest: string, from: number, to: number): P
   }
 }
 
-/** Builds (when given a builder) and serialises an entry; throws when the builder or the serialisation does. */
-function materialise(r: AuditRecord): SerializedEntry {
-  return serializeEntry(typeof r === 'function' ? r() : r);
-}
-
 /**
  * Creates a writer over `sink`.
  * @example
@@ -175,7 +170,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   /** Builds and serialises `r`, or reports why it could not (a builder that throws is a bug; it must take down neither the writer nor its caller). */
   const build = (r: AuditRecord): SerializedEntry | Error => {
     try {
-      return materialise(r);
+      return serializeEntry(typeof r === 'function' ? r() : r);
     } catch (err) {
       onError(`audit: an entry could not be built: ${(err as Error).message}`);
       return err instanceof Error ? err : new Error(String(err));
