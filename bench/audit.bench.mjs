@@ -4,7 +4,7 @@
 // sink and with the NATS JetStream sink (the machine's NATS), the same policies and the same body (a trusted gateway
 // stating the subject; no resolvers), driven by a load generator in a child process: autocannon
 // at saturation, bench/open-load.mjs (open loop) at fixed rates. With taskset and 2 CPUs or more,
-// the brokers run on CPU 1 and the load generators on CPU 0 (see `pin`; BENCH_PIN=0 turns it off).
+// the brokers run on CPU 1 and the load generators on CPU 0 (see `pinToCpu` in bench/harness.mjs; BENCH_PIN=0 turns it off).
 //
 //   npm run bench:audit
 //
@@ -31,6 +31,7 @@ import { connect } from 'nats';
 import pg from 'pg';
 import {
   benchDir,
+  canPin,
   createBenchDatabase,
   envInt,
   failures,
@@ -39,6 +40,7 @@ import {
   loadPhase,
   median,
   mergeHist,
+  pinToCpu,
   replaceSection,
   root,
   serverPids,
@@ -53,7 +55,7 @@ const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32);
 const LOAD_SHARES = (process.env.BENCH_LOAD_SHARES || '30,60').split(',').map((x) => Number(x) / 100);
 const KEEPUP_S = envInt('BENCH_KEEPUP_S', 15);
 const NATS_URL = process.env.BENCH_NATS_URL || 'nats://127.0.0.1:4222';
-const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+const PIN = process.env.BENCH_PIN !== '0' && canPin();
 const BROKER_CPU = 1;
 const KEY = 'bench-gateway-key-0123456789abcdef';
 const RUN = randomBytes(4).toString('hex');
@@ -73,19 +75,8 @@ async function start(name, audit) {
   const db = await createBenchDatabase();
   const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config });
   const pids = serverPids(s, extraPids);
-  if (PIN) for (const pid of pids) pin(pid, BROKER_CPU);
+  if (PIN) for (const pid of pids) pinToCpu(pid, BROKER_CPU);
   return { name, s, db, pids };
-}
-
-/**
- * Pins a process and all its threads to one CPU (`taskset`). With PIN, the orchestrator (and so
- * every load generator it spawns) runs on CPU 0 and each broker, with its GC and libuv threads,
- * on CPU 1, so a broker and the load generator never take turns on one core. Postgres and NATS
- * are left to the scheduler (their CPU is part of what a sink costs).
- */
-function pin(pid, cpu) {
-  const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`taskset ${pid}: ${r.stderr || r.error?.message}`);
 }
 
 /** The decision-log series of a broker's /metrics. */
@@ -138,7 +129,7 @@ try {
   log('building the broker if needed (scripts/ensure-built.mjs)');
   const built = spawnSync(process.execPath, [join(root, 'scripts/ensure-built.mjs')], { cwd: root, stdio: 'inherit', timeout: 300_000 });
   if (built.status !== 0) throw new Error('scripts/ensure-built.mjs failed');
-  if (PIN) pin(process.pid, 0);
+  if (PIN) pinToCpu(process.pid, 0);
   brokers = [
     await start('off', undefined),
     await start('postgres', { enabled: true, sink: 'postgres' }),

@@ -23,8 +23,9 @@
 //     on `/v1/check` with a token subject and sparse resources, every attribute coming from cached
 //     (ttl 5m), warmed resolvers, against the Cerbos API `/api/check/resources` with the full
 //     attributes on an identical broker without resolvers (engine only), and, to split the cost,
-//     `/v1/check` on that broker with everything stated directly (v1-direct). Effects are
-//     compared first. Then a short CPU profile of one worker per endpoint (BENCH_PROFILE=0 skips
+//     `/v1/check` on that broker with everything stated directly (v1-direct); then both loaded at
+//     once (side by side). One worker per broker, every thread pinned to CPU 1, the load
+//     generators on CPU 0. Effects are compared first. Then a short CPU profile of one worker per endpoint (BENCH_PROFILE=0 skips
 //     it).
 //
 // Writes bench/results/enrichment.json and the enrichment section of bench/README.md. Every child
@@ -36,7 +37,9 @@
 // BENCH_BATCH_REQUESTS (20), BENCH_PROFILE (1; 0 skips the CPU profiles), BENCH_PROFILE_S (8), BENCH_PROFILE_SHAPE (1x1),
 // BENCH_PROFILE_KEEP (a directory to copy the .cpuprofile files to), BENCH_PG_URL
 // (postgres://postgres@127.0.0.1:5432/test), BENCH_ONLY (comma list of fanout, batch, warm,
-// profile: run only those; implies BENCH_NO_WRITE), BENCH_NO_WRITE=1.
+// profile: run only those; implies BENCH_NO_WRITE), BENCH_NO_WRITE=1, BENCH_PIN (1; 0: the warm
+// cache's brokers and load generators are not pinned), BENCH_WARM_WORKERS (1 when pinned, else
+// BENCH_WARDEN_WORKERS).
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -46,6 +49,7 @@ import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import {
   benchDir,
+  canPin,
   createBenchDatabase,
   envInt,
   failures,
@@ -55,6 +59,7 @@ import {
   median,
   mergeHist,
   percentile,
+  pinToCpu,
   replaceSection,
   root,
   serverPids as pidsOf,
@@ -93,6 +98,13 @@ const GOAL_FANOUT_FACTOR = 1.15;
 const GOAL_WARM_RATIO = 0.8;
 const GATEWAY_KEY = 'bench-gateway-key-0123456789abcdef';
 const SAMPLE_MS = 200;
+/**
+ * Warm cache: both brokers (every thread) on CPU 1, the load generators on CPU 0 (BENCH_PIN=0:
+ * not pinned), with one worker per broker unless BENCH_WARM_WORKERS says otherwise.
+ */
+const PIN = process.env.BENCH_PIN !== '0' && canPin();
+const BROKER_CPU = 1;
+const WARM_WORKERS = envInt('BENCH_WARM_WORKERS', PIN ? 1 : WORKERS);
 
 const log = (msg) => process.stderr.write(`bench:enrichment: ${msg}\n`);
 
@@ -681,7 +693,7 @@ async function cacheCheck(ws, warm) {
     // Several requests: each worker has its own in-process cache.
     let hits = 0;
     let misses = 0;
-    for (let i = 0; i < 4 * WORKERS; i++) {
+    for (let i = 0; i < 4 * WARM_WORKERS; i++) {
       const { json } = await postJson(`${warm.url}/v1/check`, { ...s.v1Body, explain: true });
       for (const item of json.explain.items) {
         for (const p of Object.values(item.attributes)) {
@@ -695,9 +707,24 @@ async function cacheCheck(ws, warm) {
   return out;
 }
 
-async function warmScenario(plain, ws, catalogRows) {
+/** A run's server CPU per request on the event loops and on the other threads, and its context switches per request. */
+function threadsPerRequest(r) {
+  const requests = r.rps * r.wallS;
+  const t = r.serverThreads;
+  const per = (x) => (x === undefined ? 0 : x / requests);
+  return `µs/req main ${fmt(per(t.main?.cpuS) * 1e6)}, other threads ${fmt(per(t.other?.cpuS) * 1e6)}; switches/req main ${fmt(per(t.main?.ctx), 2)}, other ${fmt(per(t.other?.ctx), 2)}`;
+}
+
+async function warmScenario(ws, catalogRows) {
   const idp = await startUpstream('idp', UPSTREAM_MS, { byPath: idpPaths(ws) });
-  const warm = await startBroker('warm-cache', warmConfig(idp));
+  const plain = await startBroker('warm-engine-only', { gateways }, { workers: WARM_WORKERS });
+  const warm = await startBroker('warm-cache', warmConfig(idp), { workers: WARM_WORKERS });
+  if (PIN) {
+    for (const s of [plain, warm]) for (const pid of pidsOf(s, extraPids)) pinToCpu(pid, BROKER_CPU);
+    // This thread only (the upstreams' threads keep both CPUs): the load generators it spawns inherit CPU 0.
+    pinToCpu(process.pid, 0, false);
+    log(`warm cache: brokers pinned to CPU ${BROKER_CPU}, load generators to CPU 0`);
+  }
   const agreement = await warmAgreement(ws, plain, warm);
   log(`warm cache: effects agree: ${JSON.stringify(agreement)}`);
 
@@ -739,7 +766,7 @@ async function warmScenario(plain, ws, catalogRows) {
         const r = await phase(which, shape, DURATION);
         measured.push({ round, shape, endpoint: which, result: r });
         log(
-          `round ${round + 1}/${ROUNDS} ${shape.padEnd(4)} ${which.padEnd(11)} ${fmt(r.rps).padStart(7)} req/s  non2xx ${r.non2xx} errors ${r.errors} timeouts ${r.timeouts}  srv ${fmt(r.serverCpuCores, 2)} cores, gen ${fmt(r.loadgenCpuCores, 2)}, others ${fmt(r.otherCpuCores, 2)}`,
+          `round ${round + 1}/${ROUNDS} ${shape.padEnd(4)} ${which.padEnd(11)} ${fmt(r.rps).padStart(7)} req/s  non2xx ${r.non2xx} errors ${r.errors} timeouts ${r.timeouts}  srv ${fmt(r.serverCpuCores, 2)} cores, gen ${fmt(r.loadgenCpuCores, 2)}, others ${fmt(r.otherCpuCores, 2)}; ${threadsPerRequest(r)}`,
         );
       }
     }
@@ -754,11 +781,13 @@ async function warmScenario(plain, ws, catalogRows) {
       const [o, e] = await Promise.all([half('engine-only'), half('enriched')]);
       if (failures(o) + failures(e) > 0) throw new Error(`side by side ${shape}: ${failures(o) + failures(e)} failed requests`);
       sideBySide.push({ round, shape, engineOnly: { ...o, hist: undefined }, enriched: { ...e, hist: undefined } });
-      log(`side by side ${round + 1}/${ROUNDS} ${shape.padEnd(4)} engine-only ${fmt(o.rps).padStart(7)} req/s, enriched ${fmt(e.rps).padStart(7)} req/s: ${fmt(e.rps / o.rps, 2)}`);
+      log(`side by side ${round + 1}/${ROUNDS} ${shape.padEnd(4)} engine-only ${fmt(o.rps).padStart(7)} req/s, enriched ${fmt(e.rps).padStart(7)} req/s: ${fmt(e.rps / o.rps, 2)}; engine-only ${threadsPerRequest(o)}; enriched ${threadsPerRequest(e)}`);
     }
   }
   const idpDuringMeasurement = idp.requests - idpBefore;
   await stopBroker(warm);
+  await stopBroker(plain);
+  if (PIN) pinToCpu(process.pid, `0-${cpus().length - 1}`, false);
 
   const table = {};
   for (const shape of WARM_SHAPES) {
@@ -884,9 +913,12 @@ async function profileEndpoints(ws) {
     { name: 'enriched', config: warmConfig(idp), path: '/v1/check', body: ws[PROFILE_SHAPE].v1Body },
   ];
   const out = {};
+  // Pinned like the warm-cache runs: the broker on CPU 1, the load generator on CPU 0.
+  if (PIN) pinToCpu(process.pid, 0, false);
   for (const t of targets) {
     const prefix = join(profDir, t.name);
     const s = await startBroker(`profile-${t.name}`, t.config, { workers: 1, nodeArgs: ['--import', preload], env: { BENCH_CPU_PROFILE_OUT: prefix } });
+    if (PIN) for (const pid of pidsOf(s, extraPids)) pinToCpu(pid, BROKER_CPU);
     const load = (duration) =>
       loadPhase({ pids: [s.pid], children, url: `${s.url}${t.path}`, body: JSON.stringify(t.body), ...(t.headers ? { headers: t.headers } : {}), connections: CONNECTIONS, duration });
     await load(WARMUP);
@@ -908,6 +940,7 @@ async function profileEndpoints(ws) {
     await stopBroker(s);
   }
   await stopUpstreams();
+  if (PIN) pinToCpu(process.pid, `0-${cpus().length - 1}`, false);
   return out;
 }
 
@@ -920,7 +953,7 @@ function markdown(res) {
   const dirty = machine.git.changedFilesInAppsLibsPolicies;
   const yes = (ok) => (ok ? '**met**' : '**missed**');
   L.push(
-    `Measured ${res.date} on ${machine.cpuModel} (nproc ${machine.nproc}, ${fmt(machine.memGb, 1)} GB RAM), Node ${machine.node}; Warden code at ${machine.git.head}${dirty > 0 ? ` + ${dirty} uncommitted file(s) in apps/libs/policies` : ''}. Warden ${res.config.wardenWorkers} workers, DATABASE_URL on a throwaway database. Reproduce: \`npm run bench:enrichment\`.`,
+    `Measured ${res.date} on ${machine.cpuModel} (nproc ${machine.nproc}, ${fmt(machine.memGb, 1)} GB RAM), Node ${machine.node}; Warden code at ${machine.git.head}${dirty > 0 ? ` + ${dirty} uncommitted file(s) in apps/libs/policies` : ''}. Warden ${res.config.wardenWorkers} workers (warm cache: ${res.config.warmWorkers}${res.config.warmPinned ? ', pinned to CPU 1' : ''}), DATABASE_URL on a throwaway database. Reproduce: \`npm run bench:enrichment\`.`,
   );
   L.push('');
   L.push(`### 1. Fan-out and chain (uncached \`http\` resolvers, upstreams answering after ${f.upstreamMs} ms)`);
@@ -965,7 +998,7 @@ function markdown(res) {
   L.push('### 3. Warm cache: `/v1/check` with cached resolvers vs the engine-only Cerbos API');
   L.push('');
   L.push(
-    `Enriched: \`/v1/check\` with \`subject.token\` and sparse resources; the principal (id, roles, attr) comes from an \`http\` resolver and the resources' catalog attributes from three \`postgres\` resolvers (one per kind, \`when: R.kind == ...\`), all with \`cache: {ttl: 5m}\` and warmed (check after warm-up: ${Object.entries(w.cache).map(([n, c]) => `${n} ${c.attributesFromCache} attributes from cache, ${c.attributesNotFromCache} not`).join('; ')}; the token upstream saw ${w.idpRequestsDuringMeasurement} requests during the measured runs). Engine only: \`/api/check/resources\` with the full principal and attributes on an identical broker with no resolvers. autocannon ${res.config.connections} connections, ${res.config.rounds} rounds × ${res.config.durationS} s per endpoint and shape, the endpoints of a shape back to back (order reversed every round), after ${res.config.warmupS} s warm-ups; the goal is judged on the median of the per-round ratios (each pairs two runs a few seconds apart, so the machine's drift between minutes cancels out). \`10x2\`: the ten resources of \`10x1\` with \`invoke\` and \`call\` each (\`/v1/check\` has one action list per request), on both endpoints. \`v1-direct\` (no goal, to split the cost): \`/v1/check\` on the engine-only broker with the subject and all attributes stated directly (gateway API key), so no resolver runs: enriched / v1-direct is what the resolvers cost, v1-direct / engine-only what the \`/v1/check\` route costs over the Cerbos route.`,
+    `Enriched: \`/v1/check\` with \`subject.token\` and sparse resources; the principal (id, roles, attr) comes from an \`http\` resolver and the resources' catalog attributes from three \`postgres\` resolvers (one per kind, \`when: R.kind == ...\`), all with \`cache: {ttl: 5m}\` and warmed (check after warm-up: ${Object.entries(w.cache).map(([n, c]) => `${n} ${c.attributesFromCache} attributes from cache, ${c.attributesNotFromCache} not`).join('; ')}; the token upstream saw ${w.idpRequestsDuringMeasurement} requests during the measured runs). Engine only: \`/api/check/resources\` with the full principal and attributes on an identical broker with no resolvers. ${res.config.warmWorkers} worker${res.config.warmWorkers === 1 ? '' : 's'} per broker${res.config.warmPinned ? '; both brokers, every thread, pinned to CPU 1 and the load generators to CPU 0 (taskset), so a broker never shares its core with the load generator and the ratio is one of what a request costs on one core' : ', not pinned (BENCH_PIN=0): brokers and load generators share both cores'}. autocannon ${res.config.connections} connections, ${res.config.rounds} rounds × ${res.config.durationS} s per endpoint and shape, the endpoints of a shape back to back (order reversed every round), after ${res.config.warmupS} s warm-ups; the goal is judged on the median of the per-round ratios (each pairs two runs a few seconds apart, so the machine's drift between minutes cancels out). \`10x2\`: the ten resources of \`10x1\` with \`invoke\` and \`call\` each (\`/v1/check\` has one action list per request), on both endpoints. \`v1-direct\` (no goal, to split the cost): \`/v1/check\` on the engine-only broker with the subject and all attributes stated directly (gateway API key), so no resolver runs: enriched / v1-direct is what the resolvers cost, v1-direct / engine-only what the \`/v1/check\` route costs over the Cerbos route.`,
   );
   L.push('');
   L.push('| shape | endpoint | req/s | actions/s | p50 ms | p99 ms | server CPU (cores) | server CPU µs / request | load-gen CPU | other processes CPU | failed |');
@@ -985,7 +1018,7 @@ function markdown(res) {
   }
   L.push('');
   L.push(
-    `Side by side: engine-only and enriched loaded at the same time (${Math.max(1, res.config.connections >> 1)} connections each, ${res.config.rounds} rounds × ${res.config.durationS} s per shape), so both see the machine at the same speed; the ratio of their throughputs is the inverse ratio of what a request costs each on the same cores.`,
+    `Side by side: engine-only and enriched loaded at the same time (${Math.max(1, res.config.connections >> 1)} connections each, ${res.config.rounds} rounds × ${res.config.durationS} s per shape), so both see the machine at the same speed; the ratio of their throughputs is the inverse ratio of what a request costs each on the same ${res.config.warmPinned ? 'core (both brokers take turns on CPU 1)' : 'cores'}.`,
   );
   L.push('');
   L.push(`| shape | enriched / engine-only, each round | median | goal ≥ ${GOAL_WARM_RATIO} (on the median) |`);
@@ -1000,7 +1033,7 @@ function markdown(res) {
   );
   if (p !== undefined) {
     L.push('');
-    L.push(`#### CPU profile, shape ${PROFILE_SHAPE} (one worker per endpoint, ${PROFILE_S} s under the same load, V8 sampling every 100 µs)`);
+    L.push(`#### CPU profile, shape ${PROFILE_SHAPE} (one worker per endpoint${res.config.warmPinned ? ', pinned to CPU 1' : ''}, ${PROFILE_S} s under the same load, V8 sampling every 100 µs)`);
     L.push('');
     const names = ['engine-only', 'v1-direct', 'enriched'];
     L.push(
@@ -1054,13 +1087,14 @@ async function main() {
 
   const ws = warmShapes();
   const catalogRows = await seedCatalog(ws);
-  const plain = await startBroker('engine-only', { gateways });
   let fanout;
   let batch;
   let warm;
   if (runs('fanout')) {
     log('1. fan-out and chain');
+    const plain = await startBroker('engine-only', { gateways });
     fanout = await fanoutScenarios(plain);
+    await stopBroker(plain);
   }
   if (runs('batch')) {
     log('2. batching');
@@ -1068,9 +1102,8 @@ async function main() {
   }
   if (runs('warm')) {
     log('3. warm cache');
-    warm = await warmScenario(plain, ws, catalogRows);
+    warm = await warmScenario(ws, catalogRows);
   }
-  await stopBroker(plain);
   await stopUpstreams();
 
   let profile;
@@ -1098,7 +1131,7 @@ async function main() {
       memGb: totalmem() / 2 ** 30,
       node: process.version,
     },
-    config: { connections: CONNECTIONS, durationS: DURATION, warmupS: WARMUP, rounds: ROUNDS, wardenWorkers: WORKERS, latencyRequests: LATENCY_N, upstreamMs: UPSTREAM_MS, batchRequests: BATCH_REQUESTS },
+    config: { connections: CONNECTIONS, durationS: DURATION, warmupS: WARMUP, rounds: ROUNDS, wardenWorkers: WORKERS, warmWorkers: WARM_WORKERS, warmPinned: PIN, latencyRequests: LATENCY_N, upstreamMs: UPSTREAM_MS, batchRequests: BATCH_REQUESTS },
     noise: { loadavgAtStart, meanOtherCpuCores: meanOther, busy: meanOther > 0.15 },
     goals: {
       fanoutP50: fanout.fanout.goal.p50Met,

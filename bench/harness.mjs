@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -61,6 +62,52 @@ export function procCpuS(pid) {
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU seconds and context switches (voluntary + involuntary) of `pid`'s main thread (`main`: the
+ * event loop) and of all its other threads together (`other`: V8's GC and compiler helpers, the
+ * libuv thread pool; Node names them all `node`): what a server spends outside its event loop,
+ * and how often it is switched out.
+ */
+export function procThreads(pid) {
+  const out = {};
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = tid === String(pid) ? 'main' : 'other';
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const ctx = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      const t = (out[comm] ??= { cpuS: 0, ctx: 0 });
+      t.cpuS += (Number(f[11]) + Number(f[12])) / clkTck;
+      t.ctx += ctx;
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/** What `procThreads` of `pids` grew by since `before` (same shape, summed over the pids). */
+function threadsDelta(pids, before) {
+  const out = {};
+  pids.forEach((pid, i) => {
+    const now = procThreads(pid);
+    for (const [comm, t] of Object.entries(now)) {
+      const b = before[i][comm] ?? { cpuS: 0, ctx: 0 };
+      const o = (out[comm] ??= { cpuS: 0, ctx: 0 });
+      o.cpuS += t.cpuS - b.cpuS;
+      o.ctx += t.ctx - b.ctx;
+    }
+  });
+  return out;
 }
 
 /** Busy CPU seconds of the whole machine (all cores) from /proc/stat. */
@@ -144,6 +191,21 @@ export async function waitHealthy(server, url, timeoutMs = 30_000) {
     if (Date.now() > deadline) throw new Error(`${server.name} did not become healthy in ${timeoutMs} ms:\n${server.log()}`);
     await sleep(100);
   }
+}
+
+/** taskset can pin processes here (2 CPUs or more, util-linux's taskset installed). */
+export const canPin = () => cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+
+/**
+ * Pins a process and all its threads (`taskset -a`; with `allThreads` false only the thread whose
+ * id is `pid`) to `cpus` (a CPU number or a taskset list such as `0-1`). The benches that pin put
+ * their own process (and so every load generator it spawns) on CPU 0 and the servers under test,
+ * with their GC and libuv threads, on CPU 1, so a server and the load generator never take turns
+ * on one core.
+ */
+export function pinToCpu(pid, cpus, allThreads = true) {
+  const r = spawnSync('taskset', [...(allThreads ? ['-a'] : []), '-p', '-c', String(cpus), String(pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskset ${pid}: ${r.stderr || r.error?.message}`);
 }
 
 /**
@@ -269,11 +331,12 @@ export function runLoad({ children, url, body, headers, connections, duration, s
 
 /**
  * Runs one load phase (see {@link runLoad}) while sampling the server processes `pids` every
- * `sampleMs`: adds server, load-generator, orchestrator and "other processes" CPU (cores) and the
+ * `sampleMs`: adds server (also main thread and other threads, with context switches), load-generator, orchestrator and "other processes" CPU (cores) and the
  * peak summed RSS to the result.
  */
 export async function loadPhase({ pids, sampleMs = 200, ...load }) {
   const cpu0 = pids.reduce((s, p) => s + procCpuS(p), 0);
+  const threads0 = pids.map(procThreads);
   const sys0 = systemBusyS();
   const self0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
@@ -286,6 +349,8 @@ export async function loadPhase({ pids, sampleMs = 200, ...load }) {
     const res = await runLoad(load);
     const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu1 = pids.reduce((s, p) => s + procCpuS(p), 0);
+    // Per thread name: CPU seconds and context switches during the run.
+    res.serverThreads = threadsDelta(pids, threads0);
     const self = process.cpuUsage(self0);
     res.serverCpuCores = (cpu1 - cpu0) / wallS;
     res.loadgenCpuCores = res.loadgenCpuS / res.wallS;
