@@ -9,7 +9,9 @@
 //   npm run bench:audit
 //
 // Three phases, the servers in alternation within each:
-//   1. peak: each broker saturated (BENCH_CONNECTIONS connections): req/s.
+//   1. peak: each broker saturated (BENCH_CONNECTIONS connections): req/s. Then each audit-on
+//      broker saturated side by side with the audit-off one (half the connections each): the
+//      ratio of their throughputs, and the CPU per check of their event loops and other threads.
 //   2. latency: each broker at the same fixed offered loads, BENCH_LOAD_SHARES (default 30% and
 //      60%) of the audit-off broker's peak, arriving at an even rate whatever the answers
 //      (bench/open-load.mjs): p50 / p99 of the check path. The goal: p99 on <= 1.10 x p99 off.
@@ -150,6 +152,26 @@ try {
   }
   const offPeak = avg(peak.get('off').map((r) => r.rps));
 
+  // 1b. side by side: audit off and one audit-on broker saturated at once (half the connections
+  // each). Pinned, both take turns on CPU 1, so the ratio of their throughputs is the inverse
+  // ratio of their CPU per check at the same instants, whatever the machine's speed then.
+  const sideBySide = new Map();
+  const off = brokers[0];
+  for (const b of brokers.slice(1)) {
+    const rounds = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const half = (x) => run(x, { connections: Math.max(1, CONNECTIONS >> 1) });
+      const [o, a] = await Promise.all([half(off), half(b)]);
+      check(`side by side ${b.name}`, a);
+      check('side by side off', o);
+      const perCheck = (r, thread) => ((r.serverThreads[thread]?.cpuS ?? 0) * 1e6) / r.requests;
+      rounds.push({ ratio: a.rps / o.rps, offMain: perCheck(o, 'main'), onMain: perCheck(a, 'main'), offOther: perCheck(o, 'other'), onOther: perCheck(a, 'other') });
+      const x = rounds[rounds.length - 1];
+      log(`side by side ${b.name}: ${fmt(a.rps)} vs off ${fmt(o.rps)} req/s (${fmt(x.ratio, 2)}); event loop ${fmt(x.onMain)} vs ${fmt(x.offMain)} µs per check, other threads ${fmt(x.onOther)} vs ${fmt(x.offOther)}`);
+    }
+    sideBySide.set(b.name, rounds);
+  }
+
   // 2. latency at fixed offered loads (shares of the audit-off broker's peak)
   const fixed = new Map();
   for (const share of LOAD_SHARES) {
@@ -249,6 +271,12 @@ try {
     '| server | req/s (rounds) | / audit off | Warden cores | Warden CPU µs per check (/ off) | others (cores, max) |',
     '|---|--:|--:|--:|--:|--:|',
     ...peakRows,
+    '',
+    `Side by side: audit off and each audit-on broker saturated at the same time (${Math.max(1, CONNECTIONS >> 1)} connections each${PIN ? ', both on CPU 1' : ''}); the throughput ratio is the inverse ratio of their CPU per check. CPU per check of the event loop (main thread) and of the other threads (V8's GC helpers, libuv's pool: the NDJSON sink's writes and fsyncs), medians of the rounds:`,
+    '',
+    '| sink | throughput / audit off, each round | median | event loop µs per check, on / off | other threads µs per check, on / off |',
+    '|---|--:|--:|--:|--:|',
+    ...[...sideBySide].map(([name, rounds]) => `| ${label[name]} | ${rounds.map((x) => fmt(x.ratio, 2)).join(' / ')} | ${fmt(median(rounds.map((x) => x.ratio)), 2)} | ${fmt(median(rounds.map((x) => x.onMain)))} / ${fmt(median(rounds.map((x) => x.offMain)))} | ${fmt(median(rounds.map((x) => x.onOther)))} / ${fmt(median(rounds.map((x) => x.offOther)))} |`),
     '',
     'Latency at fixed offered loads (shares of the audit-off peak):',
     '',
