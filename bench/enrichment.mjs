@@ -709,7 +709,7 @@ async function cacheCheck(ws, warm) {
 
 /** A run's server CPU per request on the event loops and on the other threads, and its context switches per request. */
 function threadsPerRequest(r) {
-  const requests = r.rps * r.wallS;
+  const requests = r.requests;
   const t = r.serverThreads;
   const per = (x) => (x === undefined ? 0 : x / requests);
   return `µs/req main ${fmt(per(t.main?.cpuS) * 1e6)}, other threads ${fmt(per(t.other?.cpuS) * 1e6)}; switches/req main ${fmt(per(t.main?.ctx), 2)}, other ${fmt(per(t.other?.ctx), 2)}`;
