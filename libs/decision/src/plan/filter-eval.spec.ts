@@ -25,6 +25,30 @@ describe('evaluatePlanFilter', () => {
     expect(evaluatePlanFilter(cond(e('not', f.condition)), { kind: 'tool', attr: {} })).toBe(false);
   });
 
+  it('reads a field a struct of the residual lacks as a failed condition, whatever the types of its values', () => {
+    // Cerbos's (and Warden's) residual of `P.attr.level <= -1` for a principal without `level`.
+    const principal = e('struct', e('set-field', val('dept'), val('hr')), e('set-field', val('name'), val('ann')));
+    const low = e('le', e('get-field', principal, v('level')), val(-1));
+    const f = cond(e('not', e('and', e('eq', v('request.resource.attr.owner'), val('bob')), low)));
+    // Another owner: `false && <error>` is false, so the negation holds.
+    expect(evaluatePlanFilter(f, { kind: 'doc', attr: { owner: 'alice' } })).toBe(true);
+    // Bob: `true && <error>` is an error, and so is its negation: the condition fails.
+    expect(evaluatePlanFilter(f, { kind: 'doc', attr: { owner: 'bob' } })).toBe(false);
+    // A field the struct has is read as usual; so is one of a map value.
+    expect(evaluatePlanFilter(cond(e('eq', e('get-field', principal, v('dept')), val('hr'))), { kind: 'doc' })).toBe(true);
+    expect(evaluatePlanFilter(cond(e('eq', e('get-field', val({ dept: 'hr' }), v('dept')), val('hr'))), { kind: 'doc' })).toBe(true);
+    expect(evaluatePlanFilter(cond(e('le', e('get-field', val({ dept: 'hr' }), v('level')), val(1))), { kind: 'doc' })).toBe(false);
+  });
+
+  it('compares a number of the filter for equality with ints as with doubles', () => {
+    // The residual of `int(R.attr.level) == 2`: the filter carries the JSON number 2.
+    const f = cond(e('eq', e('int', v('request.resource.attr.level')), val(2)));
+    expect(evaluatePlanFilter(f, { kind: 'doc', attr: { level: 2 } })).toBe(true);
+    expect(evaluatePlanFilter(f, { kind: 'doc', attr: { level: 3 } })).toBe(false);
+    expect(evaluatePlanFilter(cond(e('ne', val(2), e('int', v('request.resource.attr.level')))), { kind: 'doc', attr: { level: 3 } })).toBe(true);
+    expect(evaluatePlanFilter(cond(e('eq', v('request.resource.attr.amount'), val(2.5))), { kind: 'doc', attr: { amount: 2.5 } })).toBe(true);
+  });
+
   it('calls methods on their receiver and globals as globals', () => {
     expect(celOfOperand(e('startsWith', v('request.resource.id'), val('a')))).toBe('request.resource.id.startsWith("a")');
     expect(celOfOperand(e('hasIntersection', v('request.resource.attr.t'), val(['x'])))).toBe('hasIntersection(request.resource.attr.t, ["x"])');

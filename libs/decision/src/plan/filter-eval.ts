@@ -88,7 +88,19 @@ function literal(v: JsonValue): string {
   if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 1e21 ? `${v}.0` : `${v}`;
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(literal).join(', ')}]`;
-  return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${literal(x)}`).join(', ')}}`;
+  return dynMap(Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${literal(x)}`));
+}
+
+const isNumberValue = (o: PlanOperand | undefined): boolean => o !== undefined && 'value' in o && typeof o.value === 'number';
+
+/**
+ * A map literal typed `dyn`. A residual may read a field the map lacks (a principal attribute the
+ * request did not carry, compared with a number): the type checker would refuse
+ * `{"dept": "hr"}.level <= -1.0` (its values are strings), where Cerbos's residual evaluates and
+ * fails on the missing key at run time, which makes the condition false (or, under `!`, an error).
+ */
+function dynMap(entries: readonly string[]): string {
+  return `dyn({${entries.join(', ')}})`;
 }
 
 /**
@@ -101,7 +113,12 @@ export function celOfOperand(o: PlanOperand): string {
   const { operator, operands } = o.expression;
   const args = operands.map(celOfOperand);
   const bin = BINARY[operator];
-  if (bin !== undefined && args.length === 2) return `(${args[0]} ${bin} ${args[1]})`;
+  if (bin !== undefined && args.length === 2) {
+    // A number of the filter lost its CEL type (`int(x) == 2` prints as the JSON number 2): compared
+    // for equality as `dyn`, it equals an int or a double of the same value, as the residual did.
+    if (operator === 'eq' || operator === 'ne') for (let i = 0; i < 2; i++) if (isNumberValue(operands[i])) args[i] = `dyn(${args[i] as string})`;
+    return `(${args[0]} ${bin} ${args[1]})`;
+  }
   switch (operator) {
     case 'and':
       return args.length === 0 ? 'true' : `(${args.join(' && ')})`;
@@ -118,7 +135,7 @@ export function celOfOperand(o: PlanOperand): string {
     // Cerbos prints a field read from a known message it could not resolve as
     // get-field(struct(set-field(k, v)...), name).
     case 'struct':
-      return `{${operands.map((f) => ('expression' in f && f.expression.operator === 'set-field' ? `${celOfOperand(f.expression.operands[0] as PlanOperand)}: ${celOfOperand(f.expression.operands[1] as PlanOperand)}` : celOfOperand(f))).join(', ')}}`;
+      return dynMap(operands.map((f) => ('expression' in f && f.expression.operator === 'set-field' ? `${celOfOperand(f.expression.operands[0] as PlanOperand)}: ${celOfOperand(f.expression.operands[1] as PlanOperand)}` : celOfOperand(f))));
     case 'get-field': {
       const name = operands[1];
       return name !== undefined && 'variable' in name ? `${args[0]}.${name.variable}` : `${args[0]}[${args[1]}]`;
