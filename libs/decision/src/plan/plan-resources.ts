@@ -119,12 +119,12 @@ interface Binding {
  *
  * Follows Cerbos's planner: per action, resource policies then principal policies; per role (its
  * parent roles from role policies included), scopes from the most specific up: a scope's ALLOW
- * conditions OR-ed (AND-ed with the parent's under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS, and
- * dropped when no parent allows), its DENY conditions OR-ed into the role's; a role policy denies
- * the actions none of its rules allows and the ones whose rule condition fails, and only narrows
- * what the same role allows; an unconditional DENY silences its role, an unconditional ALLOW with
- * no DENY allows outright. A policy type's DENY bounds everything before it; the actions' filters
- * are AND-ed.
+ * conditions OR-ed (none under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS, whose ALLOWs only let the
+ * walk go on to the parents; its conditional ones were compiled into DENYs), its DENY conditions
+ * OR-ed into the role's; a role policy denies the actions none of its rules allows and the ones
+ * whose rule condition fails, and only narrows what the same role allows; an unconditional DENY
+ * silences its role, an unconditional ALLOW with no DENY allows outright. A policy type's DENY
+ * bounds everything before it; the actions' filters are AND-ed.
  * @example planResources(policySet, config, { principal, resource: { kind: 'leave_request' }, actions: ['view'] }, new Date())
  */
 export function planResources(set: CompiledPolicySet, config: EngineConfig, input: PlanInput, now: Date): PlanFilter {
@@ -326,7 +326,6 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
         let roleAllow: Node;
         let roleDeny: Node;
         let roleDenyRp: Node;
-        let pending = false;
         let roleMatched: string | undefined;
         for (const scope of scopes) {
           let scopeAllow: Node;
@@ -341,25 +340,22 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
             }
           }
           // What a more specific scope allows (under OVERRIDE_PARENT) this scope cannot deny.
-          if (roleAllow !== undefined && !pending) {
+          if (roleAllow !== undefined) {
             scopeDeny = shielded(scopeDeny, roleAllow);
             scopeDenyRp = shielded(scopeDenyRp, roleAllow);
           }
           if ((scopeAllow !== undefined || scopeDeny !== undefined || scopeDenyRp !== undefined) && (set.scopePermissions.get(scope) ?? 'SCOPE_PERMISSIONS_OVERRIDE_PARENT') === 'SCOPE_PERMISSIONS_OVERRIDE_PARENT') roleMatched = scope;
           roleDeny = addNode(roleDeny, scopeDeny, 'or');
           roleDenyRp = addNode(roleDenyRp, scopeDenyRp, 'or');
-          if (scopeAllow !== undefined) {
-            if (roleAllow === undefined) roleAllow = scopeAllow;
-            else if (pending) {
-              roleAllow = addNode(roleAllow, scopeAllow, 'and');
-              pending = false;
-            } else roleAllow = addNode(roleAllow, scopeAllow, 'or');
-            if (set.scopePermissions.get(scope) === 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS') pending = true;
+          // Under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS an ALLOW decides nothing and the walk goes on
+          // to the parent scopes, as in the check (a conditional ALLOW there was compiled into a DENY
+          // when its condition fails, which is what gates the parents' ALLOWs). It never takes back
+          // what a more specific OVERRIDE_PARENT scope already allowed.
+          if (scopeAllow !== undefined && set.scopePermissions.get(scope) !== 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS') {
+            roleAllow = roleAllow === undefined ? scopeAllow : addNode(roleAllow, scopeAllow, 'or');
           }
         }
         if (roleMatched !== undefined) matched = roleMatched;
-        // An ALLOW under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS that no parent scope confirmed.
-        if (pending) roleAllow = undefined;
         // Simplified, so an unconditional DENY or ALLOW anywhere in the walk is seen as one.
         if (roleDeny !== undefined) roleDeny = normalizeOperand(roleDeny);
         if (roleDenyRp !== undefined) roleDenyRp = normalizeOperand(roleDenyRp);

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicies } from '../compile/compile-policies.js';
+import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
+import { createEngine } from '../engine.js';
+import { evaluatePlanFilter } from './filter-eval.js';
+
+// Scope `a` requires parental consent for its ALLOWs; `a.b` below it leaves scopePermissions unset
+// (OVERRIDE_PARENT). `approve`: allowed in `a.b` and, unconditionally, in `a`, never at the root.
+// `view`: `a.b` allows when x == 1, `a` when ok (a conditional ALLOW under consent, compiled into a
+// DENY when ok is not true), the root always.
+const policy = (scope: string, extra: string, rules: string): { path: string; text: string } => ({
+  path: `doc${scope === '' ? '' : `_${scope}`}.yaml`,
+  text: `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+${scope === '' ? '' : `  scope: ${scope}\n`}${extra}  rules:
+${rules}`,
+});
+const FILES = [
+  policy('', '', `    - actions: [view]
+      effect: EFFECT_ALLOW
+      roles: ["*"]
+`),
+  policy('a', '  scopePermissions: SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS\n', `    - actions: [approve]
+      effect: EFFECT_ALLOW
+      roles: ["*"]
+    - actions: [view]
+      effect: EFFECT_ALLOW
+      roles: ["*"]
+      condition:
+        match:
+          expr: R.attr.ok == true
+`),
+  policy('a.b', '', `    - actions: [approve]
+      effect: EFFECT_ALLOW
+      roles: ["*"]
+    - actions: [view]
+      effect: EFFECT_ALLOW
+      roles: ["*"]
+      condition:
+        match:
+          expr: R.attr.x == 1
+`),
+];
+
+function engine() {
+  const { policySet, errors } = compilePolicies(FILES, {});
+  expect(errors).toEqual([]);
+  return createEngine(policySet!, DEFAULT_ENGINE_CONFIG);
+}
+
+const principal = { id: 'p', roles: ['user'], attr: {} };
+const now = new Date('2026-01-01T00:00:00Z');
+
+describe('planResources under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS', () => {
+  it('keeps what a more specific OVERRIDE_PARENT scope allowed when no parent confirms the consenting scope', () => {
+    const e = engine();
+    // The check: `a.b` allows and decides. The plan used to drop it with `a`'s unconfirmed ALLOW.
+    expect(e.check([{ principal, resource: { kind: 'doc', id: '1', attr: {}, scope: 'a.b' }, actions: ['approve'] }])[0]?.actions['approve']?.effect).toBe('EFFECT_ALLOW');
+    expect(e.plan({ principal, resource: { kind: 'doc', scope: 'a.b' }, actions: ['approve'] }, { now }).filter).toEqual({ kind: 'KIND_ALWAYS_ALLOWED' });
+    // In `a` itself nothing above confirms its ALLOW: denied by both.
+    expect(e.check([{ principal, resource: { kind: 'doc', id: '1', attr: {}, scope: 'a' }, actions: ['approve'] }])[0]?.actions['approve']?.effect).toBe('EFFECT_DENY');
+    expect(e.plan({ principal, resource: { kind: 'doc', scope: 'a' }, actions: ['approve'] }, { now }).filter).toEqual({ kind: 'KIND_ALWAYS_DENIED' });
+  });
+
+  it('allows exactly what the check allows when every scope of the walk is conditional', () => {
+    const e = engine();
+    for (const scope of ['a.b', 'a']) {
+      const { filter } = e.plan({ principal, resource: { kind: 'doc', scope }, actions: ['view'] }, { now });
+      for (const x of [0, 1]) {
+        for (const ok of [false, true]) {
+          const attr = { x, ok };
+          const checked = e.check([{ principal, resource: { kind: 'doc', id: '1', attr, scope }, actions: ['view'] }])[0]?.actions['view']?.effect === 'EFFECT_ALLOW';
+          expect(evaluatePlanFilter(filter, { kind: 'doc', attr, scope }, now), `${scope} x=${x} ok=${ok}`).toBe(checked);
+        }
+      }
+    }
+    // x == 1 decides in `a.b`; otherwise `a` lets the root's ALLOW through only when ok.
+    const inB = e.plan({ principal, resource: { kind: 'doc', scope: 'a.b' }, actions: ['view'] }, { now }).filter;
+    expect(evaluatePlanFilter(inB, { kind: 'doc', attr: { x: 1, ok: false }, scope: 'a.b' }, now)).toBe(true);
+    expect(evaluatePlanFilter(inB, { kind: 'doc', attr: { x: 0, ok: true }, scope: 'a.b' }, now)).toBe(true);
+    expect(evaluatePlanFilter(inB, { kind: 'doc', attr: { x: 0, ok: false }, scope: 'a.b' }, now)).toBe(false);
+  });
+});
