@@ -17,31 +17,13 @@ resourcePolicy:
 ${scope === '' ? '' : `  scope: ${scope}\n`}${extra}  rules:
 ${rules}`,
 });
+/** An ALLOW rule for every role, with a condition when `expr` is given. */
+const allow = (action: string, expr?: string): string =>
+  `    - actions: [${action}]\n      effect: EFFECT_ALLOW\n      roles: ["*"]\n${expr === undefined ? '' : `      condition:\n        match:\n          expr: ${expr}\n`}`;
 const FILES = [
-  policy('', '', `    - actions: [view]
-      effect: EFFECT_ALLOW
-      roles: ["*"]
-`),
-  policy('a', '  scopePermissions: SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS\n', `    - actions: [approve]
-      effect: EFFECT_ALLOW
-      roles: ["*"]
-    - actions: [view]
-      effect: EFFECT_ALLOW
-      roles: ["*"]
-      condition:
-        match:
-          expr: R.attr.ok == true
-`),
-  policy('a.b', '', `    - actions: [approve]
-      effect: EFFECT_ALLOW
-      roles: ["*"]
-    - actions: [view]
-      effect: EFFECT_ALLOW
-      roles: ["*"]
-      condition:
-        match:
-          expr: R.attr.x == 1
-`),
+  policy('', '', allow('view')),
+  policy('a', '  scopePermissions: SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS\n', allow('approve') + allow('view', 'R.attr.ok == true')),
+  policy('a.b', '', allow('approve') + allow('view', 'R.attr.x == 1')),
 ];
 
 function engine() {
