@@ -49,6 +49,7 @@ import {
   sleep,
   startWarden,
   stopProcesses,
+  threadPerRequest,
 } from './harness.mjs';
 
 const DURATION = envInt('BENCH_DURATION', 8);
@@ -164,7 +165,7 @@ try {
       const [o, a] = await Promise.all([half(off), half(b)]);
       check(`side by side ${b.name}`, a);
       check('side by side off', o);
-      const perCheck = (r, thread) => ((r.serverThreads[thread]?.cpuS ?? 0) * 1e6) / r.requests;
+      const perCheck = (r, thread) => threadPerRequest(r, thread).cpuUs;
       rounds.push({ ratio: a.rps / o.rps, offMain: perCheck(o, 'main'), onMain: perCheck(a, 'main'), offOther: perCheck(o, 'other'), onOther: perCheck(a, 'other') });
       const x = rounds[rounds.length - 1];
       log(`side by side ${b.name}: ${fmt(a.rps)} vs off ${fmt(o.rps)} req/s (${fmt(x.ratio, 2)}); event loop ${fmt(x.onMain)} vs ${fmt(x.offMain)} µs per check, other threads ${fmt(x.onOther)} vs ${fmt(x.offOther)}`);

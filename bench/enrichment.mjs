@@ -48,6 +48,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import {
+  allCpus,
   benchDir,
   canPin,
   createBenchDatabase,
@@ -66,6 +67,7 @@ import {
   sleep,
   startWarden,
   stopProcesses,
+  threadPerRequest,
 } from './harness.mjs';
 import { shapes } from './shapes.mjs';
 
@@ -709,10 +711,9 @@ async function cacheCheck(ws, warm) {
 
 /** A run's server CPU per request on the event loops and on the other threads, and its context switches per request. */
 function threadsPerRequest(r) {
-  const requests = r.requests;
-  const t = r.serverThreads;
-  const per = (x) => (x === undefined ? 0 : x / requests);
-  return `µs/req main ${fmt(per(t.main?.cpuS) * 1e6)}, other threads ${fmt(per(t.other?.cpuS) * 1e6)}; switches/req main ${fmt(per(t.main?.ctx), 2)}, other ${fmt(per(t.other?.ctx), 2)}`;
+  const main = threadPerRequest(r, 'main');
+  const other = threadPerRequest(r, 'other');
+  return `µs/req main ${fmt(main.cpuUs)}, other threads ${fmt(other.cpuUs)}; switches/req main ${fmt(main.ctx, 2)}, other ${fmt(other.ctx, 2)}`;
 }
 
 async function warmScenario(ws, catalogRows) {
@@ -787,7 +788,7 @@ async function warmScenario(ws, catalogRows) {
   const idpDuringMeasurement = idp.requests - idpBefore;
   await stopBroker(warm);
   await stopBroker(plain);
-  if (PIN) pinToCpu(process.pid, `0-${cpus().length - 1}`, false);
+  if (PIN) pinToCpu(process.pid, allCpus(), false);
 
   const table = {};
   for (const shape of WARM_SHAPES) {
@@ -940,7 +941,7 @@ async function profileEndpoints(ws) {
     await stopBroker(s);
   }
   await stopUpstreams();
-  if (PIN) pinToCpu(process.pid, `0-${cpus().length - 1}`, false);
+  if (PIN) pinToCpu(process.pid, allCpus(), false);
   return out;
 }
 

@@ -110,6 +110,18 @@ function threadsDelta(pids, before) {
   return out;
 }
 
+/**
+ * Per request of a load run (see {@link loadPhase}): the CPU µs and the context switches of the
+ * servers' `main` or `other` threads.
+ */
+export function threadPerRequest(r, thread) {
+  const t = r.serverThreads?.[thread];
+  return { cpuUs: ((t?.cpuS ?? 0) * 1e6) / r.requests, ctx: (t?.ctx ?? 0) / r.requests };
+}
+
+/** Every CPU of the machine, as a taskset list (to undo {@link pinToCpu}). */
+export const allCpus = () => `0-${cpus().length - 1}`;
+
 /** Busy CPU seconds of the whole machine (all cores) from /proc/stat. */
 export function systemBusyS() {
   try {
