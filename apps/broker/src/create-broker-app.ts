@@ -184,7 +184,7 @@ export async function createBrokerApp(
       budgets = opened.runtime;
       closers.unshift(opened.close);
     }
-    const decisionLog = await openDecisionLog({ config: config.audit, db, onError });
+    const decisionLog = await openDecisionLog({ config: config.audit, db, databaseUrl: config.database.url, onError });
     if (decisionLog !== undefined) {
       audit = decisionLog.log;
       const writer = decisionLog.log.writer;

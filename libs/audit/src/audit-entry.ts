@@ -69,8 +69,12 @@ export interface AuditEntry {
   timings?: Record<string, number>;
 }
 
-/** An entry, or a function that builds it (the writer calls it once: in the check phase after `record`, at once for `recordDurable`). */
-export type AuditRecord = AuditEntry | (() => AuditEntry);
+/**
+ * An entry, a function that builds it (the writer calls it once: in the check phase after
+ * `record`, at once for `recordDurable`), or an entry already serialised (by a writer's other
+ * thread, see `createThreadedAuditWriter`).
+ */
+export type AuditRecord = AuditEntry | (() => AuditEntry) | SerializedEntry;
 
 /**
  * An entry serialised once, when the writer builds it: the JSON every sink and the spill file take, and
@@ -100,6 +104,12 @@ function serializedFields(e: AuditEntry, json: string): SerializedEntry {
     resources[i] = `${r.kind}/${r.id}`;
   }
   return { decisionId: e.decisionId, time: e.time, kind: e.kind, policyVersion: e.policyVersion, source: e.source, decision: e.decision, subject: e.identities.subject, agent: e.identities.agent, resources, json };
+}
+
+/** `r` serialised: a builder is called, an entry serialised, a serialised entry taken as it is. */
+export function serializeRecord(r: AuditRecord): SerializedEntry {
+  if (typeof r === 'function') return serializeEntry(r());
+  return 'json' in r ? r : serializeEntry(r);
 }
 
 /**

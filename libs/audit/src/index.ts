@@ -7,6 +7,8 @@ export { createInputMask, entryFromLine, maskInput, serializeEntry, CREDENTIAL_P
 export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, InputMask, SerializedEntry } from './audit-entry.js';
 export type { AuditSink } from './audit-sink.js';
 export { createAuditWriter } from './audit-writer.js';
+export { createThreadedAuditWriter, serveAuditWriter, STATS_INTERVAL_MS } from './audit-thread.js';
+export type { AuditThread, AuditThreadPort, ThreadedAuditWriterOptions } from './audit-thread.js';
 export type { AuditMode, AuditWriter, AuditWriterOptions, AuditWriterStats } from './audit-writer.js';
 export { createNdjsonSink } from './sinks/ndjson/ndjson.sink.js';
 export type { NdjsonSinkOptions } from './sinks/ndjson/ndjson.sink.js';

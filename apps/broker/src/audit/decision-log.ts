@@ -1,14 +1,18 @@
 /**
  * The broker's decision log: the configured sink behind a writer, the masked paths, the mode and
  * the retention timer. Routes call `record` after they have answered (best-effort), or await
- * `recordDurable` before answering (strict).
+ * `recordDurable` before answering (strict). The writer (queue, sink, spill file) runs in a worker
+ * thread of its own (audit-worker.ts) unless `audit.thread: main`; entries are built and
+ * serialised in this thread either way.
  */
 import { statSync } from 'node:fs';
-import { createAuditWriter, createInputMask, createNatsAuditSink, createNdjsonSink, type AuditRecord, type AuditSink, type AuditWriter, type InputMask } from '@warden/audit';
-import { WardenError } from '@warden/core';
-import { createPostgresAuditSink, ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persistence';
+import { Worker } from 'node:worker_threads';
+import { createAuditWriter, createInputMask, createThreadedAuditWriter, type AuditRecord, type AuditWriter, type InputMask } from '@warden/audit';
+import { ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
 import type { AuditLogStats } from '../metrics/broker-metrics.js';
+import { openAuditSink } from './audit-sinks.js';
+import type { AuditWorkerData } from './audit-worker.js';
 import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
 
 /** What routes use. */
@@ -35,38 +39,46 @@ export interface OpenDecisionLogOptions {
   config: AuditConfig;
   /** Warden's database (the `postgres` sink writes there). */
   db: SqlDb;
+  /** Its URL (unset: the embedded PGlite), for the writer's thread's own pool. SECURITY: may hold a password. */
+  databaseUrl: string | undefined;
   onError: (message: string) => void;
 }
 
 const DAY_MS = 86_400_000;
 
+/**
+ * Where the writer runs. The built broker runs it in a worker thread unless `audit.thread: main`,
+ * or the sink needs this thread: the embedded PGlite database lives in it, and stdout (`path: -`)
+ * is its log stream. From TypeScript sources (the test runner) there is no compiled worker file:
+ * the writer runs here.
+ */
+function writerThread(config: AuditConfig, db: SqlDb): 'worker' | 'main' {
+  if (config.thread === 'main' || import.meta.url.endsWith('.ts')) return 'main';
+  if (config.sink === 'postgres' && db.kind !== 'pg') return 'main';
+  if (config.sink === 'ndjson' && config.path === '-') return 'main';
+  return 'worker';
+}
+
 /** Opens the decision log, or returns undefined when `audit.enabled` is false. */
 export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<{ log: DecisionLog; close: () => Promise<void> } | undefined> {
   const { config, db, onError } = options;
   if (!config.enabled) return undefined;
-  let sink: AuditSink;
   let prune: (() => Promise<void>) | undefined;
-  switch (config.sink) {
-    case 'postgres':
-      sink = createPostgresAuditSink({ db });
-      // Hourly: the day partitions ahead exist before their day starts, and old days go.
-      prune = async () => {
-        await ensureAuditPartitions(db, { now: Date.now() }).catch((err: unknown) => onError(`audit: creating day partitions failed: ${(err as Error).message}`));
-        await pruneAuditLog(db, config.retentionDays).catch((err: unknown) => onError(`audit: retention failed: ${(err as Error).message}`));
-      };
-      break;
-    case 'ndjson':
-      sink = createNdjsonSink({ path: config.path });
-      break;
-    case 'nats': {
-      const nats = config.nats;
-      if (nats === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: `audit.sink: nats` without `audit.nats`');
-      sink = createNatsAuditSink(nats);
-      break;
-    }
+  if (config.sink === 'postgres') {
+    // Hourly: the day partitions ahead exist before their day starts, and old days go.
+    prune = async () => {
+      await ensureAuditPartitions(db, { now: Date.now() }).catch((err: unknown) => onError(`audit: creating day partitions failed: ${(err as Error).message}`));
+      await pruneAuditLog(db, config.retentionDays).catch((err: unknown) => onError(`audit: retention failed: ${(err as Error).message}`));
+    };
   }
   // One spill file per worker slot (workers of one broker share the data directory).
-  const writer = createAuditWriter({ sink, spillPath: config.spillPath, onError });
+  let writer: AuditWriter;
+  if (writerThread(config, db) === 'worker') {
+    const workerData: AuditWorkerData = { config, databaseUrl: options.databaseUrl };
+    writer = createThreadedAuditWriter({ start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData, name: 'warden-audit' }), onError });
+  } else {
+    writer = createAuditWriter({ sink: openAuditSink(config, () => ({ db })), spillPath: config.spillPath, onError });
+  }
   let timer: NodeJS.Timeout | undefined;
   if (prune !== undefined) {
     await prune();

@@ -147,6 +147,12 @@ export interface AuditConfig {
   retentionDays: number;
   /** `audit.nats.*`, for `sink: nats`. */
   nats: { url: string; subject: string; stream: string } | undefined;
+  /**
+   * `audit.thread`: `worker` (default) runs the writer (its queue, the sink and the spill file) in a
+   * worker thread of each serving process; `main` runs it in the thread that answers. The embedded
+   * PGlite database and stdout (`path: -`) always take `main`.
+   */
+  thread: 'worker' | 'main';
 }
 
 /**

@@ -364,8 +364,9 @@ auxData:
     });
 
     it('reads every key', () => {
-      const sut = withYaml('audit: { enabled: true, sink: ndjson, path: "-", mode: strict, maskPaths: [context.prompt, "resources.*.attr.ssn"], retentionDays: 7, spillDir: ./spill }');
-      expect(sut.audit).toMatchObject({ enabled: true, sink: 'ndjson', path: '-', mode: 'strict', maskPaths: ['context.prompt', 'resources.*.attr.ssn'], retentionDays: 7 });
+      const sut = withYaml('audit: { enabled: true, sink: ndjson, path: "-", mode: strict, maskPaths: [context.prompt, "resources.*.attr.ssn"], retentionDays: 7, spillDir: ./spill, thread: main }');
+      expect(sut.audit).toMatchObject({ enabled: true, sink: 'ndjson', path: '-', mode: 'strict', maskPaths: ['context.prompt', 'resources.*.attr.ssn'], retentionDays: 7, thread: 'main' });
+      expect(withYaml('audit: { enabled: true }').audit.thread).toBe('worker');
       expect(sut.audit.spillDir.endsWith('/spill')).toBe(true);
       expect(withYaml('audit: { sink: nats, nats: { url: "nats://127.0.0.1:4222" } }').audit.nats).toEqual({ url: 'nats://127.0.0.1:4222', subject: 'warden.audit', stream: 'WARDEN_AUDIT' });
     });
@@ -382,6 +383,7 @@ auxData:
     it('rejects bad values naming the key', () => {
       expect(errorOf(() => withYaml('audit: { sink: kafka }')).message).toContain('`audit.sink`: must be one of postgres, ndjson, nats');
       expect(errorOf(() => withYaml('audit: { mode: paranoid }')).message).toContain('`audit.mode`: must be one of best-effort, strict');
+      expect(errorOf(() => withYaml('audit: { thread: background }')).message).toContain('`audit.thread`: must be one of worker, main, got `background`');
       expect(errorOf(() => withYaml('audit: { maskPaths: ["context..x"] }')).message).toContain('`audit.maskPaths[0]`');
       expect(errorOf(() => withYaml('audit: { retentionDays: 0 }')).message).toContain('`audit.retentionDays`');
       expect(errorOf(() => withYaml('audit: { sink: nats }')).message).toContain('`audit.nats.url`');

@@ -661,11 +661,12 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
 
 const AUDIT_SINKS = ['postgres', 'ndjson', 'nats'] as const;
 const AUDIT_MODES = ['best-effort', 'strict'] as const;
+const AUDIT_THREADS = ['worker', 'main'] as const;
 /** A masked path: dotted segments of names, indexes or `*`. */
 const MASK_PATH = /^[A-Za-z0-9_$*-]+(\.[A-Za-z0-9_$*-]+)*$/;
 
 function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): AuditConfig {
-  const s = section(root, 'audit', '', ['enabled', 'sink', 'path', 'spillDir', 'mode', 'maskPaths', 'retentionDays', 'nats']);
+  const s = section(root, 'audit', '', ['enabled', 'sink', 'path', 'spillDir', 'mode', 'maskPaths', 'retentionDays', 'nats', 'thread']);
   const dataDir = database.dataDir ?? resolve(cwd, 'data');
   // Containers configure by environment: WARDEN_AUDIT_SINK turns the decision log on with that sink.
   const envSink = env['WARDEN_AUDIT_SINK'] === '' ? undefined : env['WARDEN_AUDIT_SINK'];
@@ -674,6 +675,8 @@ function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): 
   if (!(AUDIT_SINKS as readonly string[]).includes(sink)) throw invalid(sinkKey, `must be one of ${AUDIT_SINKS.join(', ')}, got \`${sink}\``);
   const mode = optString(s, 'mode', 'audit.mode') ?? 'best-effort';
   if (!(AUDIT_MODES as readonly string[]).includes(mode)) throw invalid('audit.mode', `must be one of ${AUDIT_MODES.join(', ')}, got \`${mode}\``);
+  const thread = optString(s, 'thread', 'audit.thread') ?? 'worker';
+  if (!(AUDIT_THREADS as readonly string[]).includes(thread)) throw invalid('audit.thread', `must be one of ${AUDIT_THREADS.join(', ')}, got \`${thread}\``);
   const maskPaths = nameList(s, 'maskPaths', 'audit.maskPaths');
   for (const [i, p] of maskPaths.entries()) if (!MASK_PATH.test(p)) throw invalid(`audit.maskPaths[${i}]`, `must be a dotted path such as \`context.prompt\` or \`resources.*.attr.ssn\`, got \`${p}\``);
   const path = optString(s, 'path', 'audit.path');
@@ -701,6 +704,7 @@ function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): 
     maskPaths,
     retentionDays: s['retentionDays'] === undefined || s['retentionDays'] === null ? 90 : positiveInt(s['retentionDays'], 'audit.retentionDays'),
     nats,
+    thread: thread as AuditConfig['thread'],
   };
 }
 

@@ -1,0 +1,180 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isWardenError } from '@warden/core';
+import type { AuditEntry, SerializedEntry } from './audit-entry.js';
+import type { AuditSink } from './audit-sink.js';
+import { createThreadedAuditWriter, serveAuditWriter, type AuditThread } from './audit-thread.js';
+import { createAuditWriter } from './audit-writer.js';
+
+/** A test double of the sink contract: keeps what it is given, or rejects while `down`. */
+class SwitchableSink implements AuditSink {
+  readonly name = 'switchable';
+  down = false;
+  readonly received: SerializedEntry[] = [];
+  async write(batch: readonly SerializedEntry[]): Promise<void> {
+    if (this.down) throw new Error('sink down');
+    this.received.push(...batch);
+  }
+  async close(): Promise<void> {}
+}
+
+function entry(n: number): AuditEntry {
+  return {
+    decisionId: `d-${String(n).padStart(4, '0')}`,
+    time: new Date(Date.UTC(2026, 10, 28, 9, 0, 0, n)).toISOString(),
+    kind: 'check',
+    policyVersion: 'v1',
+    source: '/v1/check',
+    decision: 'ALLOW',
+    identities: { subject: 'alice' },
+    input: { actions: ['invoke'] },
+    results: [],
+    reasons: [],
+  };
+}
+
+const ids = (es: readonly { decisionId: string }[]): string[] => es.map((e) => e.decisionId);
+const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+
+/**
+ * The writer's "thread" as the two ends of a real MessageChannel, served in this thread (the
+ * worker file of the broker is compiled code; the protocol is what is under test here). The
+ * served end closing is what a thread's exit looks like to the parent.
+ */
+function channelThread(serve: (port: MessagePort) => void): AuditThread & { served: MessagePort } {
+  const { port1, port2 } = new MessageChannel();
+  serve(port2);
+  return {
+    served: port2,
+    postMessage: (m: unknown) => port1.postMessage(m),
+    on(event: string, listener: (arg: never) => void) {
+      if (event === 'message') port1.on('message', listener as (m: unknown) => void);
+      else if (event === 'exit') port1.on('close', () => (listener as (code: number) => void)(0));
+      return this;
+    },
+    terminate: async () => {
+      port1.close();
+      return 1;
+    },
+  };
+}
+
+describe('createThreadedAuditWriter', () => {
+  let dir: string;
+  let spillPath: string;
+  let errors: string[];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'warden-audit-thread-'));
+    spillPath = join(dir, 'audit.spill.ndjson');
+    errors = [];
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const served = (sink: AuditSink, path = spillPath) => (port: MessagePort) => serveAuditWriter(port, (onError) => createAuditWriter({ sink, spillPath: path, batchSize: 3, onError }));
+
+  it('builds each entry in the caller\'s thread after its turn, and the writer on the other end writes them in order', async () => {
+    const sink = new SwitchableSink();
+    const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink)), onError: (m) => errors.push(m) });
+    let built = 0;
+    for (const n of range(0, 8)) sut.record(() => (built++, entry(n)));
+    expect(built).toBe(0);
+    expect(sut.stats().queued).toBe(8);
+    await new Promise((r) => setImmediate(r));
+    expect(built).toBe(8);
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 8).map(entry)));
+    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 8).map(entry));
+    // The counters come back with the flush's answer.
+    expect(sut.stats()).toMatchObject({ written: 8, queued: 0, spilled: 0 });
+    await sut.close();
+    expect(errors).toEqual([]);
+  });
+
+  it('resolves a durable record once the other end made it durable, after the entries recorded before it', async () => {
+    const sink = new SwitchableSink();
+    const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink)) });
+    sut.record(entry(1));
+    await sut.recordDurable(entry(2));
+    expect(ids(sink.received)).toEqual(['d-0001', 'd-0002']);
+    // With the sink down it is durable in the spill file, and the sink's error is reported here.
+    sink.down = true;
+    const errs: string[] = [];
+    const sut2 = createThreadedAuditWriter({ start: () => channelThread(served(sink)), onError: (m) => errs.push(m) });
+    await sut2.recordDurable(entry(3));
+    expect(readFileSync(spillPath, 'utf8')).toContain('"decisionId":"d-0003"');
+    expect(errs.some((m) => m.includes('sink `switchable` failed'))).toBe(true);
+    await sut.close();
+    await sut2.close();
+  });
+
+  it('refuses a durable record with ERR_AUDIT_UNAVAILABLE when neither the sink nor the spill file takes it', async () => {
+    const sink = new SwitchableSink();
+    sink.down = true;
+    // The spill file's directory is a file: it cannot be created.
+    writeFileSync(join(dir, 'blocked'), '');
+    const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink, join(dir, 'blocked', 'spill.ndjson'))), onError: (m) => errors.push(m) });
+    const err = await sut.recordDurable(entry(1)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isWardenError(err) && err.code).toBe('ERR_AUDIT_UNAVAILABLE');
+    expect(errors.some((m) => m.includes('spill file failed'))).toBe(true);
+    await sut.close();
+  });
+
+  it('refuses the callers waiting on a thread that stopped, starts a new one, and sends it what follows', async () => {
+    const sink = new SwitchableSink();
+    const threads: ReturnType<typeof channelThread>[] = [];
+    // The first thread takes entries but never answers a durable record: it "crashes" instead.
+    let first = true;
+    const start = (): AuditThread => {
+      const t = first
+        ? channelThread((port) => port.on('message', () => undefined))
+        : channelThread(served(sink));
+      first = false;
+      threads.push(t);
+      return t;
+    };
+    const sut = createThreadedAuditWriter({ start, onError: (m) => errors.push(m), restartDelayMs: 10 });
+    const waiting = sut.recordDurable(entry(1));
+    await new Promise((r) => setTimeout(r, 20));
+    (threads[0] as ReturnType<typeof channelThread>).served.close();
+    const err = await waiting.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isWardenError(err) && err.code).toBe('ERR_AUDIT_UNAVAILABLE');
+    expect(errors.some((m) => m.includes("the writer's thread stopped"))).toBe(true);
+    // Recorded before the new thread runs: held, then sent to it.
+    sut.record(entry(2));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(threads).toHaveLength(2);
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(['d-0002']);
+    await sut.close();
+  });
+
+  it('closes: the other end flushes and stops; later records are refused and reported', async () => {
+    const sink = new SwitchableSink();
+    let closedPort = false;
+    const sut = createThreadedAuditWriter({
+      start: () => {
+        const t = channelThread(served(sink));
+        t.served.on('close', () => (closedPort = true));
+        return t;
+      },
+      onError: (m) => errors.push(m),
+    });
+    for (const n of range(0, 5)) sut.record(entry(n));
+    await sut.close();
+    expect(ids(sink.received)).toEqual(ids(range(0, 5).map(entry)));
+    expect(closedPort).toBe(true);
+    sut.record(entry(9));
+    expect(errors).toEqual(['audit: an entry was recorded after close']);
+    await expect(sut.recordDurable(entry(10))).rejects.toThrow(/closed/);
+  });
+});

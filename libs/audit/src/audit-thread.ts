@@ -1,0 +1,337 @@
+/**
+ * The decision-log writer in a thread of its own. The decision path's thread only builds and
+ * serialises each entry (in the check phase after the answers, as the in-thread writer does) and
+ * posts the batch; the queue, the sink's client and its I/O, the spill file and the replays live
+ * in the writer's thread, with their memory in that thread's heap. So the entries waiting for a
+ * batch no longer survive (and slow) the decision thread's young-generation collections, and the
+ * sink's protocol work (Postgres, NATS, file writes) no longer takes turns with the answers.
+ *
+ * The protocol, in posting order on one port (so entries reach the writer in the order recorded):
+ * `rec` (entries, no answer), `dur` (one entry; answered `ack` once durable or not), `flush` and
+ * `close` (answered `done` with the writer's counters). The writer's thread also sends its
+ * counters every {@link STATS_INTERVAL_MS} (`stats`) and its error messages (`err`).
+ *
+ * INVARIANT: entries are posted to one thread at a time, in order. When that thread stops
+ * unexpectedly (a crash inside a sink, say), the entries it held in memory are lost as they would
+ * be in a process crash (those it had spilled are replayed by the next one); callers waiting for
+ * durability are refused, and a new thread is started, which replays the spill file first.
+ */
+import { WardenError } from '@warden/core';
+import { serializeRecord, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
+
+/** How often the writer's thread reports its counters, ms. */
+export const STATS_INTERVAL_MS = 100;
+
+/** The writer's counters as its thread reports them, with the entries it took from the port. */
+interface ThreadStats {
+  stats: AuditWriterStats;
+  received: number;
+}
+
+/** Messages to the writer's thread. */
+type ToWriter =
+  | { t: 'rec'; entries: SerializedEntry[] }
+  | { t: 'dur'; id: number; entry: SerializedEntry }
+  | { t: 'flush'; id: number }
+  | { t: 'close'; id: number };
+
+/** Messages from the writer's thread. */
+type FromWriter =
+  | ({ t: 'stats' } & ThreadStats)
+  | ({ t: 'done'; id: number } & ThreadStats)
+  | { t: 'ack'; id: number; error?: string }
+  | { t: 'err'; message: string };
+
+/** What the writer's thread is to its parent: a `Worker` of `node:worker_threads` has all of it. */
+export interface AuditThread {
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'exit', listener: (code: number) => void): unknown;
+  terminate(): Promise<number>;
+}
+
+/** The parent's end as the writer's thread sees it (`parentPort` of `node:worker_threads`). */
+export interface AuditThreadPort {
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  close(): void;
+}
+
+/** Options of {@link createThreadedAuditWriter}. */
+export interface ThreadedAuditWriterOptions {
+  /** Starts the writer's thread (again after it stopped unexpectedly). */
+  start: () => AuditThread;
+  /** Receives the writer thread's error messages and this side's own; never throws into the caller. */
+  onError?: (message: string) => void;
+  /** How long `close` waits for the thread to flush and stop before it is terminated, ms (default 30 000). */
+  closeTimeoutMs?: number;
+  /** How long after an unexpected stop the thread is started again, ms (default 1000). */
+  restartDelayMs?: number;
+  /**
+   * How long built entries wait to be posted together, ms (default 10): a message costs the
+   * posting thread far more than the strings it carries (a lock shared with the writer's thread
+   * and its wake-up), so entries go in one message per interval, or per {@link POST_BATCH}.
+   */
+  postIntervalMs?: number;
+}
+
+/** Entries that are posted at once, without waiting for the interval. */
+export const POST_BATCH = 256;
+
+const EMPTY_STATS: AuditWriterStats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false };
+
+const unavailable = (message: string, cause?: unknown): WardenError => new WardenError('ERR_AUDIT_UNAVAILABLE', message, cause === undefined ? undefined : { cause });
+
+/**
+ * An {@link AuditWriter} whose writer runs in the thread `start` returns (which calls
+ * {@link serveAuditWriter}); `record`'s builders still run in the caller's thread.
+ * @example
+ * const writer = createThreadedAuditWriter({ start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData }) });
+ */
+export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): AuditWriter {
+  const onError = options.onError ?? (() => undefined);
+  const closeTimeoutMs = options.closeTimeoutMs ?? 30_000;
+  const restartDelayMs = options.restartDelayMs ?? 1000;
+  let thread: AuditThread | undefined;
+  let restartTimer: NodeJS.Timeout | undefined;
+  /** Whether the current thread has sent anything; threads that stopped in a row before they did. */
+  let reported = false;
+  let failedStarts = 0;
+  /** Entries posted while no thread ran (between a crash and the restart); posted first when one does. */
+  let held: ToWriter[] = [];
+  let last: ThreadStats = { stats: EMPTY_STATS, received: 0 };
+  /** Entries posted to the current thread (compared with what it reports received). */
+  let posted = 0;
+  let nextId = 1;
+  const durables = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  const waiting = new Map<number, () => void>();
+  let recorded: AuditRecord[] = [];
+  /** Entries built and not yet posted (posted by `postTimer`, or at once when {@link POST_BATCH} wait). */
+  let outbox: SerializedEntry[] = [];
+  let postTimer: NodeJS.Timeout | undefined;
+  const postIntervalMs = options.postIntervalMs ?? 10;
+  let closing = false;
+  let closed = false;
+
+  const send = (m: ToWriter): void => {
+    if (m.t === 'rec') posted += m.entries.length;
+    else if (m.t === 'dur') posted += 1;
+    if (thread === undefined) held.push(m);
+    else thread.postMessage(m);
+  };
+
+  const build = (r: AuditRecord): SerializedEntry | Error => {
+    try {
+      return serializeRecord(r);
+    } catch (err) {
+      onError(`audit: an entry could not be built: ${(err as Error).message}`);
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  };
+
+  /** Posts the entries built so far, in one message. */
+  const postOutbox = (): void => {
+    if (postTimer !== undefined) {
+      clearTimeout(postTimer);
+      postTimer = undefined;
+    }
+    if (outbox.length === 0) return;
+    const entries = outbox;
+    outbox = [];
+    send({ t: 'rec', entries });
+  };
+
+  /** Builds and serialises what `record` took since the last check phase, for the next post. */
+  const buildRecorded = (): void => {
+    const items = recorded;
+    if (items.length === 0) return;
+    recorded = [];
+    for (const r of items) {
+      const built = build(r);
+      if (!(built instanceof Error)) outbox.push(built);
+    }
+    if (outbox.length >= POST_BATCH) postOutbox();
+    else if (postTimer === undefined && outbox.length > 0) {
+      postTimer = setTimeout(postOutbox, postIntervalMs);
+      postTimer.unref();
+    }
+  };
+
+  /** Everything recorded, built and posted now (before a message that must come after it). */
+  const postRecorded = (): void => {
+    buildRecorded();
+    postOutbox();
+  };
+
+  const onMessage = (raw: unknown): void => {
+    const m = raw as FromWriter;
+    reported = true;
+    switch (m.t) {
+      case 'stats':
+        last = { stats: m.stats, received: m.received };
+        return;
+      case 'done':
+        last = { stats: m.stats, received: m.received };
+        waiting.get(m.id)?.();
+        waiting.delete(m.id);
+        return;
+      case 'ack': {
+        const d = durables.get(m.id);
+        durables.delete(m.id);
+        if (m.error === undefined) d?.resolve();
+        else d?.reject(unavailable(m.error));
+        return;
+      }
+      case 'err':
+        onError(m.message);
+        return;
+    }
+  };
+
+  /** The thread stopped without being asked to: nobody waits on it any longer, and a new one starts. */
+  const stopped = (why: string): void => {
+    thread = undefined;
+    for (const d of durables.values()) d.reject(unavailable(`the audit writer's thread stopped (${why})`));
+    durables.clear();
+    for (const w of waiting.values()) w();
+    waiting.clear();
+    last = { stats: { ...last.stats, queued: 0 }, received: 0 };
+    posted = 0;
+    if (closing) return;
+    // A thread that stops before it ever reported (it cannot open its sink, say) is restarted
+    // less and less often, up to a minute apart.
+    const delay = Math.min(60_000, restartDelayMs * 2 ** failedStarts);
+    failedStarts = reported ? 0 : failedStarts + 1;
+    onError(`audit: the writer's thread stopped (${why}); entries it held in memory are lost, spilled ones are replayed by the next; restarting in ${delay} ms`);
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      launch();
+    }, delay);
+    restartTimer.unref();
+  };
+
+  const launch = (): void => {
+    const t = options.start();
+    thread = t;
+    reported = false;
+    let gone = false;
+    const gone1 = (why: string): void => {
+      if (gone || thread !== t) return;
+      gone = true;
+      stopped(why);
+    };
+    t.on('message', onMessage);
+    t.on('error', (err) => gone1(err.message));
+    t.on('exit', (code) => gone1(`exit code ${code}`));
+    const before = held;
+    held = [];
+    for (const m of before) t.postMessage(m);
+  };
+
+  /** Posts `m` and resolves when the thread answers it (or stops). */
+  const ask = (m: { t: 'flush' | 'close'; id: number }): Promise<void> =>
+    new Promise<void>((resolve) => {
+      waiting.set(m.id, resolve);
+      send(m);
+    });
+
+  launch();
+
+  return {
+    record(entry) {
+      if (closed || closing) {
+        onError('audit: an entry was recorded after close');
+        return;
+      }
+      recorded.push(entry);
+      if (recorded.length === 1) setImmediate(buildRecorded);
+    },
+    recordDurable(entry) {
+      if (closed || closing) return Promise.reject(unavailable('the audit writer is closed'));
+      // Entries recorded before this one are posted before it.
+      postRecorded();
+      const built = build(entry);
+      if (built instanceof Error) return Promise.reject(unavailable('the audit entry could not be built', built));
+      const id = nextId++;
+      return new Promise<void>((resolve, reject) => {
+        durables.set(id, { resolve, reject });
+        send({ t: 'dur', id, entry: built });
+      });
+    },
+    flush() {
+      postRecorded();
+      return ask({ t: 'flush', id: nextId++ });
+    },
+    stats() {
+      const inFlight = thread === undefined ? held.reduce((n, m) => n + (m.t === 'rec' ? m.entries.length : m.t === 'dur' ? 1 : 0), 0) : Math.max(0, posted - last.received);
+      return { ...last.stats, queued: last.stats.queued + inFlight + recorded.length + outbox.length };
+    },
+    async close() {
+      if (closed || closing) return;
+      postRecorded();
+      closing = true;
+      if (restartTimer !== undefined) {
+        // Stopped and not yet restarted: one more thread takes what was held, to the sink or the spill file.
+        clearTimeout(restartTimer);
+        restartTimer = undefined;
+        launch();
+      }
+      const t = thread;
+      if (t !== undefined) {
+        const exited = new Promise<void>((resolve) => t.on('exit', () => resolve()));
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), closeTimeoutMs)));
+        const late = await Promise.race([ask({ t: 'close', id: nextId++ }).then(() => exited).then(() => false), timedOut]);
+        clearTimeout(timer);
+        if (late) {
+          onError(`audit: the writer's thread did not stop within ${closeTimeoutMs} ms; terminated (what it had not written or spilled is lost)`);
+          await t.terminate();
+        }
+      }
+      thread = undefined;
+      closed = true;
+    },
+  };
+}
+
+/**
+ * Serves the writer `open` returns to its parent over `port` (in the writer's thread): takes the
+ * entries posted, answers durability, flush and close, and reports counters and errors.
+ * @example serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
+ */
+export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message: string) => void) => AuditWriter): void {
+  const writer = open((message) => port.postMessage({ t: 'err', message } satisfies FromWriter));
+  let received = 0;
+  const counters = (): ThreadStats => ({ stats: writer.stats(), received });
+  const timer = setInterval(() => port.postMessage({ t: 'stats', ...counters() } satisfies FromWriter), STATS_INTERVAL_MS);
+  // The timer alone never keeps the thread alive: the port does until `close`.
+  timer.unref();
+  port.on('message', (raw) => {
+    const m = raw as ToWriter;
+    switch (m.t) {
+      case 'rec':
+        received += m.entries.length;
+        for (const e of m.entries) writer.record(e);
+        return;
+      case 'dur':
+        received += 1;
+        writer.recordDurable(m.entry).then(
+          () => port.postMessage({ t: 'ack', id: m.id } satisfies FromWriter),
+          (err: unknown) => port.postMessage({ t: 'ack', id: m.id, error: (err as Error).message } satisfies FromWriter),
+        );
+        return;
+      case 'flush':
+        void writer.flush().then(() => port.postMessage({ t: 'done', id: m.id, ...counters() } satisfies FromWriter));
+        return;
+      case 'close':
+        clearInterval(timer);
+        void writer.close().then(() => {
+          port.postMessage({ t: 'done', id: m.id, ...counters() } satisfies FromWriter);
+          port.close();
+        });
+        return;
+    }
+  });
+}
