@@ -11,6 +11,10 @@
  * `close` (answered `done` with the writer's counters). The writer's thread also sends its
  * counters every {@link STATS_INTERVAL_MS} (`stats`) and its error messages (`err`).
  *
+ * Memory: the writer's queue is bounded as in its own thread (`maxQueue`, then the spill file);
+ * what was posted and the thread has not taken yet waits in the port, unbounded, and is counted in
+ * `stats().queued` (posted minus what the thread last reported taking).
+ *
  * INVARIANT: entries are posted to one thread at a time, in order. When that thread stops
  * unexpectedly (a crash inside a sink, say), the entries it held in memory are lost as they would
  * be in a process crash (those it had spilled are replayed by the next one); callers waiting for
