@@ -106,10 +106,19 @@ function serializedFields(e: AuditEntry, json: string): SerializedEntry {
   return { decisionId: e.decisionId, time: e.time, kind: e.kind, policyVersion: e.policyVersion, source: e.source, decision: e.decision, subject: e.identities.subject, agent: e.identities.agent, resources, json };
 }
 
-/** `r` serialised: a builder is called, an entry serialised, a serialised entry taken as it is. */
-export function serializeRecord(r: AuditRecord): SerializedEntry {
-  if (typeof r === 'function') return serializeEntry(r());
-  return 'json' in r ? r : serializeEntry(r);
+/**
+ * `r` serialised (a builder is called, an entry serialised, a serialised entry taken as it is),
+ * or why it could not be, reported through `onError`: a builder that throws is a bug, and must
+ * take down neither the writer nor its caller.
+ */
+export function buildRecord(r: AuditRecord, onError: (message: string) => void): SerializedEntry | Error {
+  try {
+    if (typeof r === 'function') return serializeEntry(r());
+    return 'json' in r ? r : serializeEntry(r);
+  } catch (err) {
+    onError(`audit: an entry could not be built: ${(err as Error).message}`);
+    return err instanceof Error ? err : new Error(String(err));
+  }
 }
 
 /**

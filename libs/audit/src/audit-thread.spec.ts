@@ -4,40 +4,11 @@ import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
-import type { AuditEntry, SerializedEntry } from './audit-entry.js';
+import type { AuditEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
 import { createThreadedAuditWriter, serveAuditWriter, type AuditThread } from './audit-thread.js';
 import { createAuditWriter } from './audit-writer.js';
-
-/** A test double of the sink contract: keeps what it is given, or rejects while `down`. */
-class SwitchableSink implements AuditSink {
-  readonly name = 'switchable';
-  down = false;
-  readonly received: SerializedEntry[] = [];
-  async write(batch: readonly SerializedEntry[]): Promise<void> {
-    if (this.down) throw new Error('sink down');
-    this.received.push(...batch);
-  }
-  async close(): Promise<void> {}
-}
-
-function entry(n: number): AuditEntry {
-  return {
-    decisionId: `d-${String(n).padStart(4, '0')}`,
-    time: new Date(Date.UTC(2026, 10, 28, 9, 0, 0, n)).toISOString(),
-    kind: 'check',
-    policyVersion: 'v1',
-    source: '/v1/check',
-    decision: 'ALLOW',
-    identities: { subject: 'alice' },
-    input: { actions: ['invoke'] },
-    results: [],
-    reasons: [],
-  };
-}
-
-const ids = (es: readonly { decisionId: string }[]): string[] => es.map((e) => e.decisionId);
-const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
 
 /**
  * The writer's "thread" as the two ends of a real MessageChannel, served in this thread (the
@@ -79,14 +50,14 @@ describe('createThreadedAuditWriter', () => {
     const sink = new SwitchableSink();
     const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink)), onError: (m) => errors.push(m) });
     let built = 0;
-    for (const n of range(0, 8)) sut.record(() => (built++, entry(n)));
+    for (const n of range(0, 8)) sut.record(() => (built++, auditEntry(n)));
     expect(built).toBe(0);
     expect(sut.stats().queued).toBe(8);
     await new Promise((r) => setImmediate(r));
     expect(built).toBe(8);
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 8).map(entry)));
-    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 8).map(entry));
+    expect(ids(sink.received)).toEqual(ids(range(0, 8).map(auditEntry)));
+    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 8).map(auditEntry));
     // The counters come back with the flush's answer.
     expect(sut.stats()).toMatchObject({ written: 8, queued: 0, spilled: 0 });
     await sut.close();
@@ -96,14 +67,14 @@ describe('createThreadedAuditWriter', () => {
   it('resolves a durable record once the other end made it durable, after the entries recorded before it', async () => {
     const sink = new SwitchableSink();
     const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink)) });
-    sut.record(entry(1));
-    await sut.recordDurable(entry(2));
+    sut.record(auditEntry(1));
+    await sut.recordDurable(auditEntry(2));
     expect(ids(sink.received)).toEqual(['d-0001', 'd-0002']);
     // With the sink down it is durable in the spill file, and the sink's error is reported here.
     sink.down = true;
     const errs: string[] = [];
     const sut2 = createThreadedAuditWriter({ start: () => channelThread(served(sink)), onError: (m) => errs.push(m) });
-    await sut2.recordDurable(entry(3));
+    await sut2.recordDurable(auditEntry(3));
     expect(readFileSync(spillPath, 'utf8')).toContain('"decisionId":"d-0003"');
     expect(errs.some((m) => m.includes('sink `switchable` failed'))).toBe(true);
     await sut.close();
@@ -116,7 +87,7 @@ describe('createThreadedAuditWriter', () => {
     // The spill file's directory is a file: it cannot be created.
     writeFileSync(join(dir, 'blocked'), '');
     const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink, join(dir, 'blocked', 'spill.ndjson'))), onError: (m) => errors.push(m) });
-    const err = await sut.recordDurable(entry(1)).then(
+    const err = await sut.recordDurable(auditEntry(1)).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -139,7 +110,7 @@ describe('createThreadedAuditWriter', () => {
       return t;
     };
     const sut = createThreadedAuditWriter({ start, onError: (m) => errors.push(m), restartDelayMs: 10 });
-    const waiting = sut.recordDurable(entry(1));
+    const waiting = sut.recordDurable(auditEntry(1));
     await new Promise((r) => setTimeout(r, 20));
     (threads[0] as ReturnType<typeof channelThread>).served.close();
     const err = await waiting.then(
@@ -149,7 +120,7 @@ describe('createThreadedAuditWriter', () => {
     expect(isWardenError(err) && err.code).toBe('ERR_AUDIT_UNAVAILABLE');
     expect(errors.some((m) => m.includes("the writer's thread stopped"))).toBe(true);
     // Recorded before the new thread runs: held, then sent to it.
-    sut.record(entry(2));
+    sut.record(auditEntry(2));
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setTimeout(r, 30));
     expect(threads).toHaveLength(2);
@@ -169,12 +140,12 @@ describe('createThreadedAuditWriter', () => {
       },
       onError: (m) => errors.push(m),
     });
-    for (const n of range(0, 5)) sut.record(entry(n));
+    for (const n of range(0, 5)) sut.record(auditEntry(n));
     await sut.close();
-    expect(ids(sink.received)).toEqual(ids(range(0, 5).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 5).map(auditEntry)));
     expect(closedPort).toBe(true);
-    sut.record(entry(9));
+    sut.record(auditEntry(9));
     expect(errors).toEqual(['audit: an entry was recorded after close']);
-    await expect(sut.recordDurable(entry(10))).rejects.toThrow(/closed/);
+    await expect(sut.recordDurable(auditEntry(10))).rejects.toThrow(/closed/);
   });
 });

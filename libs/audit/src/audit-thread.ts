@@ -21,7 +21,7 @@
  * durability are refused, and a new thread is started, which replays the spill file first.
  */
 import { WardenError } from '@warden/core';
-import { serializeRecord, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
 
 /** How often the writer's thread reports its counters, ms. */
@@ -126,14 +126,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     else thread.postMessage(m);
   };
 
-  const build = (r: AuditRecord): SerializedEntry | Error => {
-    try {
-      return serializeRecord(r);
-    } catch (err) {
-      onError(`audit: an entry could not be built: ${(err as Error).message}`);
-      return err instanceof Error ? err : new Error(String(err));
-    }
-  };
+  const build = (r: AuditRecord): SerializedEntry | Error => buildRecord(r, onError);
 
   /** Posts the entries built so far, in one message. */
   const postOutbox = (): void => {

@@ -2,41 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditEntry, SerializedEntry } from './audit-entry.js';
-import type { AuditSink } from './audit-sink.js';
+import type { AuditEntry } from './audit-entry.js';
 import { createAuditWriter } from './audit-writer.js';
-
-/** A test double of the sink contract: keeps what it is given, or rejects while `down`. */
-class SwitchableSink implements AuditSink {
-  readonly name = 'switchable';
-  down = false;
-  readonly received: SerializedEntry[] = [];
-  readonly batches: number[] = [];
-  async write(batch: readonly SerializedEntry[]): Promise<void> {
-    if (this.down) throw new Error('sink down');
-    this.received.push(...batch);
-    this.batches.push(batch.length);
-  }
-  async close(): Promise<void> {}
-}
-
-function entry(n: number): AuditEntry {
-  return {
-    decisionId: `d-${String(n).padStart(4, '0')}`,
-    time: new Date(Date.UTC(2026, 10, 28, 9, 0, 0, n)).toISOString(),
-    kind: 'check',
-    policyVersion: 'v1',
-    source: '/v1/check',
-    decision: n % 2 === 0 ? 'ALLOW' : 'DENY',
-    identities: { subject: 'alice' },
-    input: { actions: ['invoke'] },
-    results: [],
-    reasons: [],
-  };
-}
-
-const ids = (es: readonly { decisionId: string }[]): string[] => es.map((e) => e.decisionId);
-const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
 
 describe('createAuditWriter', () => {
   let dir: string;
@@ -53,7 +21,7 @@ describe('createAuditWriter', () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 3, onError: (m) => errors.push(m) });
     let built = 0;
-    for (const n of range(0, 7)) sut.record(() => (built++, entry(n)));
+    for (const n of range(0, 7)) sut.record(() => (built++, auditEntry(n)));
     // Not while the caller runs (a burst of checks is answered before it is logged) ...
     expect(built).toBe(0);
     expect(sut.stats().queued).toBe(7);
@@ -61,8 +29,8 @@ describe('createAuditWriter', () => {
     await new Promise((r) => setImmediate(r));
     expect(built).toBe(7);
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 7).map(entry)));
-    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 7).map(entry));
+    expect(ids(sink.received)).toEqual(ids(range(0, 7).map(auditEntry)));
+    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 7).map(auditEntry));
     expect(sink.batches).toEqual([3, 3, 1]);
     expect(built).toBe(7);
     expect(existsSync(spillPath)).toBe(false);
@@ -73,10 +41,10 @@ describe('createAuditWriter', () => {
   it('writes a backlog of maxBatchSize entries or more in writes of that size, in order', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxBatchSize: 6, onError: (m) => errors.push(m) });
-    for (const n of range(0, 14)) sut.record(entry(n));
+    for (const n of range(0, 14)) sut.record(auditEntry(n));
     await sut.flush();
     expect(sink.batches).toEqual([6, 6, 2]);
-    expect(ids(sink.received)).toEqual(ids(range(0, 14).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 14).map(auditEntry)));
     await sut.close();
     expect(errors).toEqual([]);
   });
@@ -84,23 +52,23 @@ describe('createAuditWriter', () => {
   it('never loses entries when the sink fails then recovers: spilled to disk, replayed in order before newer ones', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 4, onError: (m) => errors.push(m) });
-    for (const n of range(0, 3)) sut.record(entry(n));
+    for (const n of range(0, 3)) sut.record(auditEntry(n));
     await sut.flush();
     sink.down = true;
-    for (const n of range(3, 13)) sut.record(entry(n));
+    for (const n of range(3, 13)) sut.record(auditEntry(n));
     await sut.flush();
     expect(sut.stats()).toMatchObject({ spillPending: true, spilled: 10, queued: 0 });
     // What is on disk, in order, is exactly what the sink refused.
     const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
-    expect(ids(onDisk)).toEqual(ids(range(3, 13).map(entry)));
+    expect(ids(onDisk)).toEqual(ids(range(3, 13).map(auditEntry)));
     // Still down: newer entries queue behind the spilled ones, on disk.
-    for (const n of range(13, 16)) sut.record(entry(n));
+    for (const n of range(13, 16)) sut.record(auditEntry(n));
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 3).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 3).map(auditEntry)));
     sink.down = false;
-    for (const n of range(16, 18)) sut.record(entry(n));
+    for (const n of range(16, 18)) sut.record(auditEntry(n));
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 18).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 18).map(auditEntry)));
     expect(existsSync(spillPath)).toBe(false);
     expect(sut.stats()).toMatchObject({ spillPending: false, replayed: 13, failed: 0 });
     await sut.close();
@@ -111,7 +79,7 @@ describe('createAuditWriter', () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2 });
     sink.down = true;
-    for (const n of range(0, 6)) sut.record(entry(n));
+    for (const n of range(0, 6)) sut.record(auditEntry(n));
     await sut.flush();
     sink.down = false;
     // The sink takes one replay batch, then fails.
@@ -127,7 +95,7 @@ describe('createAuditWriter', () => {
     expect(tail).toEqual(['d-0002', 'd-0003', 'd-0004', 'd-0005']);
     sink.write = write;
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 6).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 6).map(auditEntry)));
     await sut.close();
   });
 
@@ -135,7 +103,7 @@ describe('createAuditWriter', () => {
     const sink = new SwitchableSink();
     sink.down = true;
     const first = createAuditWriter({ sink, spillPath, batchSize: 5 });
-    for (const n of range(0, 8)) first.record(entry(n));
+    for (const n of range(0, 8)) first.record(auditEntry(n));
     // Shutdown with the sink down: everything ends up on disk.
     await first.close();
     expect(first.stats()).toMatchObject({ queued: 0, spillPending: true, spilled: 8 });
@@ -144,10 +112,10 @@ describe('createAuditWriter', () => {
     expect(second.stats().spillPending).toBe(true);
     // The spilled entries go first, before anything recorded by this process.
     await second.flush();
-    expect(ids(fresh.received)).toEqual(ids(range(0, 8).map(entry)));
-    second.record(entry(8));
+    expect(ids(fresh.received)).toEqual(ids(range(0, 8).map(auditEntry)));
+    second.record(auditEntry(8));
     await second.flush();
-    expect(ids(fresh.received)).toEqual(ids(range(0, 9).map(entry)));
+    expect(ids(fresh.received)).toEqual(ids(range(0, 9).map(auditEntry)));
     expect(existsSync(spillPath)).toBe(false);
     await second.close();
   });
@@ -155,7 +123,7 @@ describe('createAuditWriter', () => {
   it('skips a torn last line left by a crash and replays the rest', async () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(dir, 'spill'), { recursive: true });
-    writeFileSync(spillPath, `${JSON.stringify(entry(0))}\n${JSON.stringify(entry(1))}\n{"decisionId":"d-00`);
+    writeFileSync(spillPath, `${JSON.stringify(auditEntry(0))}\n${JSON.stringify(auditEntry(1))}\n{"decisionId":"d-00`);
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, onError: (m) => errors.push(m) });
     await sut.flush();
@@ -167,11 +135,11 @@ describe('createAuditWriter', () => {
   it('strict: resolves once an entry is durable (sink or spill file) and rejects when it is neither', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath });
-    const ok = sut.recordDurable(entry(0));
+    const ok = sut.recordDurable(auditEntry(0));
     await sut.flush();
     await expect(ok).resolves.toBeUndefined();
     sink.down = true;
-    const spilled = sut.recordDurable(entry(1));
+    const spilled = sut.recordDurable(auditEntry(1));
     await sut.flush();
     await expect(spilled).resolves.toBeUndefined();
     expect(ids(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry))).toEqual(['d-0001']);
@@ -181,7 +149,7 @@ describe('createAuditWriter', () => {
     const blocked = join(dir, 'not-a-dir');
     writeFileSync(blocked, '');
     const nowhere = createAuditWriter({ sink, spillPath: join(blocked, 'spill.ndjson'), onError: () => undefined });
-    const lost = nowhere.recordDurable(entry(2));
+    const lost = nowhere.recordDurable(auditEntry(2));
     await nowhere.flush();
     await expect(lost).rejects.toMatchObject({ code: 'ERR_AUDIT_UNAVAILABLE' });
     // Not dropped: still held in memory, written once the sink is back.
@@ -195,11 +163,11 @@ describe('createAuditWriter', () => {
   it('spills the whole queue at once when it reaches maxQueue, and still replays it in order', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 100, maxQueue: 5 });
-    for (const n of range(0, 12)) sut.record(entry(n));
+    for (const n of range(0, 12)) sut.record(auditEntry(n));
     // Two overflows happened synchronously, inside `record`.
     expect(sut.stats()).toMatchObject({ spilled: 10, queued: 2, spillPending: true });
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 12).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 12).map(auditEntry)));
     await sut.close();
   });
 
@@ -210,17 +178,17 @@ describe('createAuditWriter', () => {
     writeFileSync(blocked, '');
     errors = [];
     const sut = createAuditWriter({ sink, spillPath: join(blocked, 'spill.ndjson'), batchSize: 100, maxQueue: 4, onError: (m) => errors.push(m) });
-    for (const n of range(0, 4)) sut.record(entry(n));
+    for (const n of range(0, 4)) sut.record(auditEntry(n));
     // The fourth record filled the queue: the disk was tried once, and failed.
     expect(sut.stats()).toMatchObject({ queued: 4, dropped: 0, spilled: 0 });
-    for (const n of range(4, 10)) sut.record(entry(n));
+    for (const n of range(4, 10)) sut.record(auditEntry(n));
     expect(sut.stats()).toMatchObject({ queued: 4, dropped: 6 });
     expect(errors.filter((m) => m.includes('queue full and spill file failed'))).toHaveLength(1);
     expect(errors.some((m) => m.includes('1 entries dropped so far'))).toBe(true);
     sink.down = false;
     await sut.flush();
     // The newest four survive, in order.
-    expect(ids(sink.received)).toEqual(ids(range(6, 10).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(6, 10).map(auditEntry)));
     expect(sut.stats()).toMatchObject({ queued: 0, dropped: 6 });
     await sut.close();
   });
@@ -228,11 +196,11 @@ describe('createAuditWriter', () => {
   it('a builder that throws costs only its own entry: the rest of the batch is written, a strict caller learns it', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, onError: (m) => errors.push(m) });
-    sut.record(entry(0));
+    sut.record(auditEntry(0));
     const broken = sut.recordDurable(() => {
       throw new Error('bug in a builder');
     });
-    sut.record(entry(2));
+    sut.record(auditEntry(2));
     await sut.flush();
     await expect(broken).rejects.toMatchObject({ code: 'ERR_AUDIT_UNAVAILABLE' });
     expect(ids(sink.received)).toEqual(['d-0000', 'd-0002']);
@@ -243,14 +211,14 @@ describe('createAuditWriter', () => {
   it('starts its appends on a new line after a torn tail, so the first new entry is not merged into the fragment', async () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(dir, 'spill'), { recursive: true });
-    writeFileSync(spillPath, `${JSON.stringify(entry(0))}\n{"decisionId":"d-00`);
+    writeFileSync(spillPath, `${JSON.stringify(auditEntry(0))}\n{"decisionId":"d-00`);
     const sink = new SwitchableSink();
     sink.down = true;
     const sut = createAuditWriter({ sink, spillPath, onError: (m) => errors.push(m) });
-    sut.record(entry(5));
+    sut.record(auditEntry(5));
     await sut.flush();
     // The replay failed (sink down): the new entry was appended behind the torn fragment.
-    expect(readFileSync(spillPath, 'utf8')).toBe(`${JSON.stringify(entry(0))}\n{"decisionId":"d-00\n${JSON.stringify(entry(5))}\n`);
+    expect(readFileSync(spillPath, 'utf8')).toBe(`${JSON.stringify(auditEntry(0))}\n{"decisionId":"d-00\n${JSON.stringify(auditEntry(5))}\n`);
     sink.down = false;
     await sut.flush();
     expect(ids(sink.received)).toEqual(['d-0000', 'd-0005']);
@@ -267,11 +235,11 @@ describe('createAuditWriter', () => {
     };
     sink.down = true;
     const sut = createAuditWriter({ sink, spillPath, maxRetryMs: 60_000 });
-    sut.record(entry(0));
+    sut.record(auditEntry(0));
     await sut.flush();
     expect(attempts).toBe(1);
     // No flush called here: the promise settles through the writer alone, and the sink is not tried again.
-    await expect(sut.recordDurable(entry(1))).resolves.toBeUndefined();
+    await expect(sut.recordDurable(auditEntry(1))).resolves.toBeUndefined();
     expect(attempts).toBe(1);
     expect(ids(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry))).toEqual(['d-0000', 'd-0001']);
     sink.down = false;
@@ -292,13 +260,13 @@ describe('createAuditWriter', () => {
     };
     sink.down = true;
     const sut = createAuditWriter({ sink, spillPath, flushIntervalMs: 10, maxRetryMs: 60_000 });
-    sut.record(entry(0));
+    sut.record(auditEntry(0));
     await sut.flush();
     expect(attempts).toBe(1);
     // About 400 ms of a steady trickle: the backoff (100 ms, 200 ms, 400 ms ...) allows two or three more attempts.
     const started = Date.now();
     for (const n of range(1, 81)) {
-      sut.record(entry(n));
+      sut.record(auditEntry(n));
       await new Promise((r) => setTimeout(r, 5));
     }
     expect(attempts).toBeLessThanOrEqual(1 + Math.ceil(Math.log2((Date.now() - started) / 100 + 1)));
@@ -307,7 +275,7 @@ describe('createAuditWriter', () => {
     expect(sut.stats()).toMatchObject({ queued: 0, spilled: 81 });
     sink.down = false;
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 81).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 81).map(auditEntry)));
     await sut.close();
   });
 
@@ -315,7 +283,7 @@ describe('createAuditWriter', () => {
     const sink = new SwitchableSink();
     sink.down = true;
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxQueue: 3 });
-    for (const n of range(0, 2)) sut.record(entry(n));
+    for (const n of range(0, 2)) sut.record(auditEntry(n));
     await sut.flush();
     expect(sut.stats().spillPending).toBe(true);
     // The sink is back but slow: the replay's first batch is in flight when the queue overflows.
@@ -329,12 +297,12 @@ describe('createAuditWriter', () => {
     };
     const replaying = sut.flush();
     await new Promise((r) => setTimeout(r, 10));
-    for (const n of range(2, 5)) sut.record(entry(n));
+    for (const n of range(2, 5)) sut.record(auditEntry(n));
     expect(sut.stats()).toMatchObject({ queued: 0, spilled: 5 });
     release();
     await replaying;
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 5).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 5).map(auditEntry)));
     expect(existsSync(spillPath)).toBe(false);
     await sut.close();
   });
@@ -343,7 +311,7 @@ describe('createAuditWriter', () => {
     const sink = new SwitchableSink();
     sink.down = true;
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxQueue: 3, onError: () => undefined });
-    for (const n of range(0, 4)) sut.record(entry(n));
+    for (const n of range(0, 4)) sut.record(auditEntry(n));
     await sut.flush();
     sink.down = false;
     const write = sink.write.bind(sink);
@@ -357,16 +325,16 @@ describe('createAuditWriter', () => {
     };
     const replaying = sut.flush();
     await new Promise((r) => setTimeout(r, 10));
-    for (const n of range(4, 7)) sut.record(entry(n));
+    for (const n of range(4, 7)) sut.record(auditEntry(n));
     release();
     await replaying;
     // The first replay batch went; the rest of the file, overflowed entries included, is still on disk, in order.
     expect(ids(sink.received)).toEqual(['d-0000', 'd-0001']);
     const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
-    expect(onDisk).toEqual(ids(range(2, 7).map(entry)));
+    expect(onDisk).toEqual(ids(range(2, 7).map(auditEntry)));
     sink.write = write;
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 7).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 7).map(auditEntry)));
     await sut.close();
   });
 
@@ -376,7 +344,7 @@ describe('createAuditWriter', () => {
     let hang = true;
     sink.write = (b) => (hang ? new Promise<void>(() => undefined) : write(b));
     const sut = createAuditWriter({ sink, spillPath, writeTimeoutMs: 50, maxRetryMs: 60_000, onError: (m) => errors.push(m) });
-    for (const n of range(0, 3)) sut.record(entry(n));
+    for (const n of range(0, 3)) sut.record(auditEntry(n));
     const started = Date.now();
     await sut.flush();
     expect(Date.now() - started).toBeLessThan(1000);
@@ -384,7 +352,7 @@ describe('createAuditWriter', () => {
     expect(errors.some((m) => m.includes('did not answer within 50 ms'))).toBe(true);
     hang = false;
     await sut.flush();
-    expect(ids(sink.received)).toEqual(ids(range(0, 3).map(entry)));
+    expect(ids(sink.received)).toEqual(ids(range(0, 3).map(auditEntry)));
     await sut.close();
   });
 
@@ -398,9 +366,9 @@ describe('createAuditWriter', () => {
     };
     sink.down = true;
     const sut = createAuditWriter({ sink, spillPath, maxRetryMs: 60_000, onError: () => undefined });
-    sut.record(entry(0));
+    sut.record(auditEntry(0));
     await sut.flush();
-    sut.record(entry(1));
+    sut.record(auditEntry(1));
     await sut.close();
     expect(attempts).toBe(1);
     expect(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId)).toEqual(['d-0000', 'd-0001']);
@@ -409,7 +377,7 @@ describe('createAuditWriter', () => {
   it('close stops a long replay after its current batch: the rest and the queue stay on disk, in order, nothing lost', async () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(dir, 'spill'), { recursive: true });
-    writeFileSync(spillPath, range(0, 100).map((n) => `${JSON.stringify(entry(n))}\n`).join(''));
+    writeFileSync(spillPath, range(0, 100).map((n) => `${JSON.stringify(auditEntry(n))}\n`).join(''));
     const sink = new SwitchableSink();
     const write = sink.write.bind(sink);
     sink.write = async (b) => {
@@ -419,7 +387,7 @@ describe('createAuditWriter', () => {
     // A new writer replays the file left behind (100 entries, 50 batches of 10 ms each).
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2 });
     await new Promise((r) => setTimeout(r, 30));
-    for (const n of range(100, 103)) sut.record(entry(n));
+    for (const n of range(100, 103)) sut.record(auditEntry(n));
     const started = Date.now();
     await sut.close();
     expect(Date.now() - started).toBeLessThan(200);
@@ -428,7 +396,7 @@ describe('createAuditWriter', () => {
     expect(sent.length).toBeLessThan(100);
     // What the sink took, then what is on disk: every entry once, in order.
     const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
-    expect([...sent, ...onDisk]).toEqual(ids(range(0, 103).map(entry)));
+    expect([...sent, ...onDisk]).toEqual(ids(range(0, 103).map(auditEntry)));
   });
 
   it('close during a sink write that hangs: finishes once the write times out, with the queue spilled and no second attempt', async () => {
@@ -439,10 +407,10 @@ describe('createAuditWriter', () => {
       return new Promise<void>(() => undefined);
     };
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2, writeTimeoutMs: 100, onError: () => undefined });
-    for (const n of range(0, 2)) sut.record(entry(n));
+    for (const n of range(0, 2)) sut.record(auditEntry(n));
     // The full batch is in flight (and hangs) when more entries arrive and the stop comes.
     await new Promise((r) => setTimeout(r, 10));
-    sut.record(entry(2));
+    sut.record(auditEntry(2));
     const started = Date.now();
     await sut.close();
     expect(Date.now() - started).toBeLessThan(1000);

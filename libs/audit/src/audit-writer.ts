@@ -30,7 +30,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, rename
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { WardenError } from '@warden/core';
-import { entryFromLine, serializeRecord, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, entryFromLine, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
 
 /** `best-effort`: a record is queued and the caller moves on; `strict`: the caller may wait until it is durable. */
@@ -167,15 +167,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   /** Entries `record` took since the last check phase, built and queued by {@link buildRecorded}. */
   let recorded: AuditRecord[] = [];
 
-  /** Builds and serialises `r`, or reports why it could not (a builder that throws is a bug; it must take down neither the writer nor its caller). */
-  const build = (r: AuditRecord): SerializedEntry | Error => {
-    try {
-      return serializeRecord(r);
-    } catch (err) {
-      onError(`audit: an entry could not be built: ${(err as Error).message}`);
-      return err instanceof Error ? err : new Error(String(err));
-    }
-  };
+  const build = (r: AuditRecord): SerializedEntry | Error => buildRecord(r, onError);
 
   /** Builds, serialises and queues the entries `record` took (in the order it took them). */
   const buildRecorded = (): void => {
