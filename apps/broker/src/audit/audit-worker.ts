@@ -29,8 +29,15 @@ const { config, databaseUrl } = workerData as AuditWorkerData;
 // two contend for (enough to keep up with a saturated broker), and an arriving check preempts it
 // rather than waiting for its batch. Only on Linux, which sets the nice value of the calling
 // thread alone (elsewhere it would be the whole process's).
-if (process.platform === 'linux') setPriority(AUDIT_THREAD_NICE);
+// A sandbox that forbids it (seccomp) leaves the thread at the broker's priority, reported.
+let niceFailed: string | undefined;
+try {
+  if (process.platform === 'linux') setPriority(AUDIT_THREAD_NICE);
+} catch (err) {
+  niceFailed = (err as Error).message;
+}
 serveAuditWriter(port, (onError) => {
+  if (niceFailed !== undefined) onError(`audit: the writer's thread keeps the broker's priority (lowering it failed: ${niceFailed})`);
   const sink = openAuditSink(config, () => {
     if (databaseUrl === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: the audit thread has no database URL for `audit.sink: postgres`');
     return { db: createPgDb({ url: databaseUrl, max: 2, onError: (m) => onError(`audit: database: ${m}`) }), ownsDb: true };
