@@ -55,10 +55,9 @@ import {
 } from './harness.mjs';
 
 const DURATION = envInt('BENCH_DURATION', 8);
-// A fixed-load round's p99 is 1% of its checks: in 8 s at 30% that is a few tens of milliseconds of
-// arrivals, so whether one pause of the event loop of 10-25 ms (a collection, on the pinned core;
-// audit off has them too) fell in the round decides it. Longer rounds hold several, and their p99
-// says how often and how long the pauses are, not whether one fell in.
+// A fixed-load round's p99 is 1% of its checks: in 8 s at 30% that is some tens of milliseconds of
+// arrivals, so whether one full collection (40-70 ms of wall time on the pinned core; audit off
+// has them too, less often) fell in the round decides it. Longer rounds hold more of them.
 const FIXED_DURATION = envInt('BENCH_FIXED_DURATION', 20);
 const ROUNDS = envInt('BENCH_ROUNDS', 2);
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32);
@@ -116,10 +115,10 @@ async function streamMessages() {
 
 /**
  * Runs `fn` with every broker but `running` stopped (SIGSTOP, then SIGCONT). Pinned, all brokers
- * share CPU 1, and an idle one is not idle to V8: some seconds after its load ends it runs a
- * memory-reducing full collection (with its marking helpers), tens of milliseconds of CPU 1 taken
- * from whichever broker is being measured then. Those stalls set the p99 of about half the
- * fixed-load rounds before this (40-70 ms, audit off included).
+ * share CPU 1, and an idle one is not idle: its timers, and V8's collections some seconds after
+ * its load ended, take CPU 1 from whichever broker is being measured. (This was not what set the
+ * 40-70 ms tails of the fixed-load rounds: those are the measured broker's own full collections,
+ * see bench/README.md.)
  */
 async function alone(running, fn) {
   const others = brokers.filter((x) => !running.includes(x)).flatMap((x) => x.pids);
