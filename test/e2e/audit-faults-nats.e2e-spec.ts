@@ -13,31 +13,19 @@
  *   its queued entries in the spill file; started again with the server back, it sends them
  *   exactly once.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, JSONCodec } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { eventually, expectStoppedCleanly, runCheckLoad, spilledDecisionIds } from '../support/audit-faults.js';
+import { eventually, expectStoppedCleanly, runCheckLoad, spilledDecisionIds, GATEWAY_HEADERS, INVOKE_TOOL_POLICY, GATEWAY_KEY } from '../support/audit-faults.js';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
 import { privateServicesMissing, startPrivateNats, type PrivateNats } from '../support/private-services.js';
 import { createTestDatabase, type TestDatabase } from '../support/services.js';
 import { sleep, writePolicyDir } from '../support/upstreams.js';
 
-const GATEWAY_KEY = `gw-${randomBytes(4).toString('hex')}-0123456789abcdef`;
-const HEADERS = { 'x-warden-api-key': GATEWAY_KEY };
 const STREAM = 'WARDEN_AUDIT_FAULTS';
 const SUBJECT = 'warden.audit.faults';
-const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
-resourcePolicy:
-  resource: tool
-  version: default
-  rules:
-    - actions: [invoke]
-      effect: EFFECT_ALLOW
-      roles: [user]
-`;
 const body = (c: number): unknown => ({ subject: { id: `user-${c}`, roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: 'search' } });
 
 const missing = privateServicesMissing('nats');
@@ -101,7 +89,7 @@ describe.skipIf(missing !== undefined)('decision log, NATS sink stopped and star
     ensureBrokerBuilt();
     server = await startPrivateNats();
     db = await createTestDatabase('warden_audit_faults');
-    ({ dir, policyDir } = writePolicyDir({ 'tool.yaml': TOOL_POLICY }, 'warden-audit-faults-nats-'));
+    ({ dir, policyDir } = writePolicyDir({ 'tool.yaml': INVOKE_TOOL_POLICY }, 'warden-audit-faults-nats-'));
     spillPath = join(dir, 'spill', 'audit.spill.ndjson');
     writeFileSync(
       join(dir, 'warden.yaml'),
@@ -118,7 +106,7 @@ describe.skipIf(missing !== undefined)('decision log, NATS sink stopped and star
 
   it('keeps every returned decision id, exactly once and in order, across an outage under load', async () => {
     const b = await startBroker();
-    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 10_000, headers: HEADERS, body });
+    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 10_000, headers: GATEWAY_HEADERS, body });
     await sleep(1_000);
     const stoppedAt = Date.now();
     await server.stop('term');
@@ -161,10 +149,10 @@ describe.skipIf(missing !== undefined)('decision log, NATS sink stopped and star
     const before = await streamCount(server.url);
     const b = await startBroker();
     // A first decision connects the sink, so the outage below cuts a live connection.
-    const warm = await runCheckLoad({ base: b.base, clients: 1, durationMs: 100, headers: HEADERS, body }).done;
+    const warm = await runCheckLoad({ base: b.base, clients: 1, durationMs: 100, headers: GATEWAY_HEADERS, body }).done;
     expect(await eventually(async () => (await streamCount(server.url)) === before + warm.returned.length, 10_000)).toBe(true);
     await server.stop('term');
-    const load = await runCheckLoad({ base: b.base, clients: 8, durationMs: 1_000, headers: HEADERS, body }).done;
+    const load = await runCheckLoad({ base: b.base, clients: 8, durationMs: 1_000, headers: GATEWAY_HEADERS, body }).done;
     expect(load.failed, load.failures.join('\n')).toBe(0);
     const returned = load.returned.map((r) => r.id);
     const t0 = Date.now();

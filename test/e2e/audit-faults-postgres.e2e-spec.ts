@@ -16,18 +16,15 @@
  * client received ends up in `warden_audit_log` exactly once, no other row is there, and the
  * spill file is gone.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows, expectStoppedCleanly } from '../support/audit-faults.js';
+import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows, expectStoppedCleanly, GATEWAY_HEADERS, GATEWAY_KEY } from '../support/audit-faults.js';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
 import { privateServicesMissing, startPrivatePostgres, type PrivatePostgres } from '../support/private-services.js';
 import { sleep, writePolicyDir } from '../support/upstreams.js';
 
-const GATEWAY_KEY = `gw-${randomBytes(4).toString('hex')}-0123456789abcdef`;
-const HEADERS = { 'x-warden-api-key': GATEWAY_KEY };
 const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
 resourcePolicy:
   resource: tool
@@ -85,7 +82,7 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
     const { url, spillPath, broker: b } = await startBroker('restarted');
     const returned = new Set<string>();
     for (const mode of ['fast', 'immediate'] as const) {
-      const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: HEADERS, body });
+      const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: GATEWAY_HEADERS, body });
       await sleep(1_000);
       const stoppedAt = Date.now();
       await server.stop(mode);
@@ -109,7 +106,7 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
 
   it('frozen for longer than the write timeout, then resumed: the batch committed late is not written twice', async () => {
     const { url, spillPath, broker: b } = await startBroker('frozen');
-    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 9_000, headers: HEADERS, body });
+    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 9_000, headers: GATEWAY_HEADERS, body });
     await sleep(1_000);
     server.pause();
     await sleep(6_000);
@@ -126,7 +123,7 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
 
   it('SIGTERM while the database is frozen: the decision log closes within the write timeout, its queue on disk; a restart replays it once', async () => {
     const { url, spillPath, broker: b } = await startBroker('frozen_stop');
-    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: HEADERS, body });
+    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: GATEWAY_HEADERS, body });
     await sleep(500);
     server.pause();
     await sleep(1_000);

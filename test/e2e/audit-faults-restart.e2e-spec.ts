@@ -11,27 +11,15 @@
  * - The same with the sink down: what is queued goes to the spill file before the process exits,
  *   and the next start replays it.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
-import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows, expectStoppedCleanly } from '../support/audit-faults.js';
+import { eventually, expectLoggedExactlyOnce, loggedDecisionIds, runCheckLoad, spilledDecisionIds, sqlRows, expectStoppedCleanly, GATEWAY_HEADERS, INVOKE_TOOL_POLICY, GATEWAY_KEY } from '../support/audit-faults.js';
 import { privateServicesMissing, startPrivatePostgres, type PrivatePostgres } from '../support/private-services.js';
 import { sleep, writePolicyDir } from '../support/upstreams.js';
 
-const GATEWAY_KEY = `gw-${randomBytes(4).toString('hex')}-0123456789abcdef`;
-const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
-resourcePolicy:
-  resource: tool
-  version: default
-  rules:
-    - actions: [invoke]
-      effect: EFFECT_ALLOW
-      roles: [user]
-`;
-const HEADERS = { 'x-warden-api-key': GATEWAY_KEY };
 const body = (c: number, n: number): unknown => ({ subject: { id: `user-${c}`, roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: `t-${n % 7}` } });
 
 const missing = privateServicesMissing('postgres');
@@ -58,7 +46,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
   async function setup(name: string, mode: 'strict' | 'best-effort'): Promise<{ url: string; start: () => Promise<BrokerProcess>; spillPath: string }> {
     await server.start();
     await sqlRows(server.url(), `create database ${name}`);
-    const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY }, 'warden-audit-faults-restart-');
+    const written = writePolicyDir({ 'tool.yaml': INVOKE_TOOL_POLICY }, 'warden-audit-faults-restart-');
     dirs.push(written.dir);
     writeFileSync(join(written.dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: { enabled: true, sink: 'postgres', mode, spillDir: join(written.dir, 'spill') } }));
     const url = server.url(name);
@@ -77,14 +65,14 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
     const { url, start, spillPath } = await setup('kill_strict', 'strict');
     const first = await start();
     // Before the outage: straight to the sink.
-    const before = await runCheckLoad({ base: first.base, clients: 2, durationMs: 300, headers: HEADERS, body }).done;
+    const before = await runCheckLoad({ base: first.base, clients: 2, durationMs: 300, headers: GATEWAY_HEADERS, body }).done;
     expect(before.failed, before.failures.join('\n')).toBe(0);
     const warm = new Set(before.returned.map((r) => r.id));
     expect(warm.size).toBeGreaterThan(5);
     expect(await eventually(async () => (await loggedDecisionIds(url)).length === warm.size, 10_000)).toBe(true);
 
     await server.stop('fast');
-    const load = runCheckLoad({ base: first.base, clients: 8, durationMs: 10_000, headers: HEADERS, body });
+    const load = runCheckLoad({ base: first.base, clients: 8, durationMs: 10_000, headers: GATEWAY_HEADERS, body });
     await sleep(1_500);
     first.process.kill('SIGKILL');
     await new Promise<void>((resolve) => (first.process.exitCode !== null || first.process.signalCode !== null ? resolve() : first.process.once('exit', () => resolve())));
@@ -117,7 +105,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
   it('SIGTERM in the middle of a load with the sink up: entries still queued in memory are written before the process exits', async () => {
     const { url, start, spillPath } = await setup('term_up', 'best-effort');
     const b = await start();
-    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: HEADERS, body });
+    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: GATEWAY_HEADERS, body });
     await sleep(1_000);
     // Checks in flight are answered (and recorded) before the decision log closes; later ones are refused.
     await b.stop(8_000);
@@ -133,7 +121,7 @@ describe.skipIf(missing !== undefined)('decision log across broker restarts (Pos
     const { url, start, spillPath } = await setup('term_down', 'best-effort');
     const b = await start();
     await server.stop('fast');
-    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: HEADERS, body });
+    const load = runCheckLoad({ base: b.base, clients: 8, durationMs: 4_000, headers: GATEWAY_HEADERS, body });
     await sleep(1_000);
     await b.stop(8_000);
     expectStoppedCleanly(b);

@@ -4,26 +4,14 @@
  * every answered decision id reaches the file; `audit.thread: main` keeps it in the thread that
  * answers, with the same result. Linux only (thread priorities are read from /proc).
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
-import { eventually, expectStoppedCleanly, runCheckLoad } from '../support/audit-faults.js';
+import { eventually, expectStoppedCleanly, runCheckLoad, GATEWAY_HEADERS, INVOKE_TOOL_POLICY, GATEWAY_KEY } from '../support/audit-faults.js';
 import { writePolicyDir } from '../support/upstreams.js';
 
-const GATEWAY_KEY = `gw-${randomBytes(4).toString('hex')}-0123456789abcdef`;
-const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
-resourcePolicy:
-  resource: tool
-  version: default
-  rules:
-    - actions: [invoke]
-      effect: EFFECT_ALLOW
-      roles: [user]
-`;
-const HEADERS = { 'x-warden-api-key': GATEWAY_KEY };
 const body = (c: number, n: number): unknown => ({ subject: { id: `user-${c}`, roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: `t-${n % 5}` } });
 
 /** The nice value of each thread of `pid` (field 19 of /proc/<pid>/task/<tid>/stat). */
@@ -54,7 +42,7 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
   });
 
   async function start(thread: 'worker' | 'main' | undefined): Promise<{ broker: BrokerProcess; path: string }> {
-    const written = writePolicyDir({ 'tool.yaml': TOOL_POLICY }, 'warden-audit-thread-');
+    const written = writePolicyDir({ 'tool.yaml': INVOKE_TOOL_POLICY }, 'warden-audit-thread-');
     dirs.push(written.dir);
     const path = join(written.dir, 'audit.ndjson');
     writeFileSync(join(written.dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: { enabled: true, sink: 'ndjson', path, spillDir: join(written.dir, 'spill'), ...(thread !== undefined ? { thread } : {}) } }));
@@ -72,7 +60,7 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
       if (thread === undefined) expect(await eventually(async () => yielding() === 1, 5_000)).toBe(true);
       expect(yielding()).toBe(thread === undefined ? 1 : 0);
       expect(threadNices(pid).filter((n) => n === 0).length).toBeGreaterThan(1);
-      const load = await runCheckLoad({ base: broker.base, clients: 4, durationMs: 600, headers: HEADERS, body }).done;
+      const load = await runCheckLoad({ base: broker.base, clients: 4, durationMs: 600, headers: GATEWAY_HEADERS, body }).done;
       const answered = load.returned.map((r) => r.id);
       expect(answered.length).toBeGreaterThan(50);
       expect(await eventually(async () => loggedIds(path).length >= answered.length, 10_000)).toBe(true);

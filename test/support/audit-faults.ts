@@ -7,10 +7,26 @@
  * `loggedDecisionIds` the Postgres sink's table; `expectLoggedExactlyOnce` is how the Postgres
  * scenarios end; `eventually` polls.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { BrokerProcess } from './broker-process.js';
+
+/** The trusted gateway's key of the brokers these tests start (new per test file), and its header. */
+export const GATEWAY_KEY = `gw-${randomBytes(4).toString('hex')}-0123456789abcdef`;
+export const GATEWAY_HEADERS: Readonly<Record<string, string>> = { 'x-warden-api-key': GATEWAY_KEY };
+
+/** A policy allowing role `user` to `invoke` any `tool`. */
+export const INVOKE_TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: tool
+  version: default
+  rules:
+    - actions: [invoke]
+      effect: EFFECT_ALLOW
+      roles: [user]
+`;
 
 /** A decision id a client received. */
 export interface ReturnedId {
