@@ -378,7 +378,11 @@ describe('receiver down', () => {
     const warnings = logged.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.msg.startsWith('tracing: '));
     expect(warnings.length).toBeGreaterThanOrEqual(1);
     for (const w of warnings) expect(w.level).toBe('warn');
-    if (closeMs >= 2_900) expect(warnings.map((w) => w.msg)).toContain('tracing: the last spans were not exported within 3000 ms of shutdown');
-    else expect(warnings.map((w) => w.msg).join('\n')).toMatch(/^tracing: .*export/m);
+    // closeMs also counts the rest of the shutdown, so it cannot tell which ended the flush: the log
+    // says it, and the timeout's message can only come once its 3 s have passed.
+    const timeout = 'tracing: the last spans were not exported within 3000 ms of shutdown';
+    const messages = warnings.map((w) => w.msg);
+    expect(messages.some((m) => m === timeout || m.startsWith('tracing: exporting spans failed'))).toBe(true);
+    if (messages.includes(timeout)) expect(closeMs).toBeGreaterThanOrEqual(2_990);
   });
 });

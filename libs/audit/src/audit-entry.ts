@@ -71,10 +71,10 @@ export interface AuditEntry {
 
 /**
  * An entry, a function that builds it (the writer calls it once: in the check phase after
- * `record`, at once for `recordDurable`), or an entry already serialised (by a writer's other
- * thread, see `createThreadedAuditWriter`).
+ * `record`, at once for `recordDurable`) as an object or already serialised, or an entry already
+ * serialised (by a writer's other thread, see `createThreadedAuditWriter`).
  */
-export type AuditRecord = AuditEntry | (() => AuditEntry) | SerializedEntry;
+export type AuditRecord = AuditEntry | (() => AuditEntry | SerializedEntry) | SerializedEntry;
 
 /**
  * An entry serialised once, when the writer builds it: the JSON every sink and the spill file take, and
@@ -113,8 +113,8 @@ function serializedFields(e: AuditEntry, json: string): SerializedEntry {
  */
 export function buildRecord(r: AuditRecord, onError: (message: string) => void): SerializedEntry | Error {
   try {
-    if (typeof r === 'function') return serializeEntry(r());
-    return 'json' in r ? r : serializeEntry(r);
+    const e = typeof r === 'function' ? r() : r;
+    return 'json' in e ? e : serializeEntry(e);
   } catch (err) {
     onError(`audit: an entry could not be built: ${(err as Error).message}`);
     return err instanceof Error ? err : new Error(String(err));
@@ -143,9 +143,46 @@ export const MASKED = '[masked]';
  */
 export const CREDENTIAL_PATHS: readonly string[] = ['subject.token', 'agent.token', 'delegation', 'token', 'context.headers.authorization', 'context.headers.cookie'];
 
+/**
+ * One level of a compiled mask: what a value's keys (or elements) match below it. Each path's
+ * `*` is merged into the explicit keys beside it, so one lookup per key finds every path that
+ * applies there.
+ */
+export interface MaskNode {
+  /** The value here is replaced by {@link MASKED}. */
+  readonly masked: boolean;
+  /** Explicit keys (array indexes as decimal text), each with the `*` paths beside it merged in. */
+  readonly keys: ReadonlyMap<string, MaskNode> | undefined;
+  /** What any other key or element matches (`*`). */
+  readonly star: MaskNode | undefined;
+}
+
 /** A compiled list of masked paths. */
 export interface InputMask {
   readonly paths: readonly (readonly string[])[];
+  /** The paths as a tree, walked once per value (see {@link maskChild}). */
+  readonly root: MaskNode;
+}
+
+function compileMask(paths: readonly (readonly string[])[], depth: number): MaskNode | undefined {
+  if (paths.length === 0) return undefined;
+  const below: (readonly string[])[] = [];
+  for (const p of paths) {
+    // A masked value is replaced whole: paths further down it change nothing.
+    if (p.length === depth) return { masked: true, keys: undefined, star: undefined };
+    below.push(p);
+  }
+  const names = new Set<string>();
+  for (const p of below) if (p[depth] !== '*') names.add(p[depth] as string);
+  let keys: Map<string, MaskNode> | undefined;
+  for (const name of names) {
+    const node = compileMask(
+      below.filter((p) => p[depth] === name || p[depth] === '*'),
+      depth + 1,
+    ) as MaskNode;
+    (keys ??= new Map()).set(name, node);
+  }
+  return { masked: false, keys, star: compileMask(below.filter((p) => p[depth] === '*'), depth + 1) };
 }
 
 /**
@@ -154,7 +191,17 @@ export interface InputMask {
  * @example const mask = createInputMask(['context.prompt']);
  */
 export function createInputMask(extra: readonly string[] = []): InputMask {
-  return { paths: [...CREDENTIAL_PATHS, ...extra].map((p) => p.split('.')) };
+  const paths = [...CREDENTIAL_PATHS, ...extra].map((p) => p.split('.'));
+  return { paths, root: compileMask(paths, 0) as MaskNode };
+}
+
+/**
+ * What the key (or the array index, as decimal text) `key` of a value under `node` matches:
+ * undefined when no masked path goes through it.
+ */
+export function maskChild(node: MaskNode | undefined, key: string): MaskNode | undefined {
+  if (node === undefined) return undefined;
+  return node.keys === undefined ? node.star : (node.keys.get(key) ?? node.star);
 }
 
 /**
@@ -163,29 +210,61 @@ export function createInputMask(extra: readonly string[] = []): InputMask {
  * @example maskInput({ subject: { token: 'ey…' } }, createInputMask()) // { subject: { token: '[masked]' } }
  */
 export function maskInput(input: Record<string, JsonValue>, mask: InputMask): Record<string, JsonValue> {
-  let out: JsonValue = input;
-  for (const path of mask.paths) out = maskPath(out, path, 0);
-  return out as Record<string, JsonValue>;
+  return maskValue(input, mask.root) as Record<string, JsonValue>;
 }
 
-function maskPath(v: JsonValue, path: readonly string[], i: number): JsonValue {
+function maskValue(v: JsonValue, node: MaskNode): JsonValue {
   if (v === null || typeof v !== 'object') return v;
-  const key = path[i] as string;
-  const last = i === path.length - 1;
   if (Array.isArray(v)) {
-    if (key !== '*' && !/^\d+$/.test(key)) return v;
     let copy: JsonValue[] | undefined;
     for (let k = 0; k < v.length; k++) {
-      if (key !== '*' && String(k) !== key) continue;
-      const next = last ? MASKED : maskPath(v[k] as JsonValue, path, i + 1);
+      const c = maskChild(node, String(k));
+      if (c === undefined) continue;
+      const next = c.masked ? MASKED : maskValue(v[k] as JsonValue, c);
       if (next !== v[k]) (copy ??= v.slice())[k] = next;
     }
     return copy ?? v;
   }
   let copy: Record<string, JsonValue> | undefined;
-  for (const k of key === '*' ? Object.keys(v) : Object.hasOwn(v, key) ? [key] : []) {
-    const next = last ? MASKED : maskPath(v[k] as JsonValue, path, i + 1);
+  const visit = (k: string, c: MaskNode): void => {
+    const next = c.masked ? MASKED : maskValue(v[k] as JsonValue, c);
     if (next !== v[k]) (copy ??= { ...v })[k] = next;
+  };
+  if (node.star === undefined) {
+    // Only the named keys can change: no walk over the others.
+    if (node.keys !== undefined) for (const [k, c] of node.keys) if (Object.hasOwn(v, k)) visit(k, c);
+  } else {
+    for (const k of Object.keys(v)) visit(k, maskChild(node, k) as MaskNode);
   }
   return copy ?? v;
+}
+
+const MASKED_JSON = JSON.stringify(MASKED);
+
+/**
+ * The JSON text of `value` with the paths under `node` masked: what
+ * `JSON.stringify(maskInput(value, ...))` gives, written without building the masked copy (the
+ * decision log composes entries as text, see `v1CheckAuditJson`). Undefined where JSON.stringify
+ * would give undefined.
+ */
+export function maskedJson(value: unknown, node: MaskNode | undefined): string | undefined {
+  if (node === undefined) return JSON.stringify(value);
+  if (node.masked) return MASKED_JSON;
+  if (value === null || typeof value !== 'object' || (node.keys === undefined && node.star === undefined)) return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let s = '[';
+    for (let k = 0; k < value.length; k++) {
+      const c = maskChild(node, String(k));
+      s += (k === 0 ? '' : ',') + (c?.masked === true ? MASKED_JSON : (maskedJson(value[k], c) ?? 'null'));
+    }
+    return s + ']';
+  }
+  let s = '';
+  const o = value as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    const c = maskChild(node, k);
+    const v = c?.masked === true ? MASKED_JSON : maskedJson(o[k], c);
+    if (v !== undefined) s += (s === '' ? '' : ',') + JSON.stringify(k) + ':' + v;
+  }
+  return '{' + s + '}';
 }
