@@ -250,20 +250,18 @@ const MASKED_JSON = JSON.stringify(MASKED);
 export function maskedJson(value: unknown, node: MaskNode | undefined): string | undefined {
   if (node === undefined) return JSON.stringify(value);
   if (node.masked) return MASKED_JSON;
-  if (value === null || typeof value !== 'object' || (node.keys === undefined && node.star === undefined)) return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) {
     let s = '[';
     for (let k = 0; k < value.length; k++) {
-      const c = maskChild(node, String(k));
-      s += (k === 0 ? '' : ',') + (c?.masked === true ? MASKED_JSON : (maskedJson(value[k], c) ?? 'null'));
+      s += (k === 0 ? '' : ',') + (maskedJson(value[k], maskChild(node, String(k))) ?? 'null');
     }
     return s + ']';
   }
   let s = '';
   const o = value as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    const c = maskChild(node, k);
-    const v = c?.masked === true ? MASKED_JSON : maskedJson(o[k], c);
+    const v = maskedJson(o[k], maskChild(node, k));
     if (v !== undefined) s += (s === '' ? '' : ',') + JSON.stringify(k) + ':' + v;
   }
   return '{' + s + '}';

@@ -1,7 +1,8 @@
 /**
  * Decision-log entries of the check routes. The route hands the writer a closure over what it
  * already holds; the writer calls it once, in the event loop's check phase after the route has
- * answered (best-effort) or at once (strict), and keeps only the serialised entry. INVARIANT: the
+ * answered (best-effort) or at once (strict), and keeps only the serialised entry (`/v1/check`,
+ * the busiest, composes it as text at once; the others build an {@link AuditEntry}). INVARIANT: the
  * objects captured are not modified between the answer and that call (the request's inputs
  * belong to it alone).
  */
@@ -48,8 +49,7 @@ const optText = (key: string, value: string | undefined): string => (value === u
 
 /** `,"key":<value masked under node>` (`key` a plain name), or '' when JSON would drop it. */
 function member(node: MaskNode, key: string, value: unknown): string {
-  const c = maskChild(node, key);
-  const v = c?.masked === true ? MASKED_JSON : maskedJson(value, c);
+  const v = maskedJson(value, maskChild(node, key));
   return v === undefined ? '' : `,"${key}":${v}`;
 }
 
