@@ -3,11 +3,12 @@ import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '@warden/core';
 import { createInputMask, serializeEntry } from '@warden/audit';
 import { v1CheckAuditObject } from '../../../../test/support/check-audit-oracle.js';
-import { v1CheckAuditJson, type AuditedCheck } from './check-audit-entry.js';
+import { isoTime, v1CheckAuditJson, type AuditedCheck } from './check-audit-entry.js';
 
-// Names that masks and attribute paths hit, array indexes among them, and any text besides.
-const NAMES = ['a', 'b', '0', '1', '10', 'x', 'prompt', 'ssn', 'owner', 'tags', 'read', 'write'];
-const name = fc.oneof(fc.constantFrom(...NAMES), fc.string({ unit: 'binary', minLength: 1, maxLength: 6 })).filter((s) => s !== '__proto__');
+// Names that masks and attribute paths hit, array indexes among them, text JSON escapes (quotes,
+// backslashes, control characters, a lone surrogate), and any text besides.
+const NAMES = ['a', 'b', '0', '1', '10', 'x', 'prompt', 'ssn', 'owner', 'tags', 'read', 'write', 'say "hi"', 'C:\\tmp', 'tab\there', '\u0000', '\u2028', '\ud800', 'a\udfffb', '😀'];
+const name = fc.oneof(fc.constantFrom(...NAMES), fc.string({ unit: 'binary', minLength: 1, maxLength: 6 }), fc.string({ unit: fc.constantFrom('a', '"', '\\', '\n', '\ud83d', '\ude00'), minLength: 1, maxLength: 4 })).filter((s) => s !== '__proto__');
 const json: fc.Arbitrary<JsonValue> = fc.letrec<{ v: JsonValue }>((tie) => ({
   v: fc.oneof(
     { depthSize: 'small' },
@@ -155,3 +156,13 @@ describe('v1CheckAuditJson', () => {
     );
   });
 });
+
+describe('isoTime', () => {
+  it('is toISOString, within a second, across seconds and days, and for fractional times', () => {
+    const day = Date.UTC(2026, 10, 28, 23, 59, 59);
+    const times = [day, day + 1, day + 9, day + 10, day + 99, day + 100, day + 999, day + 1000, day + 1001, day - 1, 0, 5, 1.5, day + 0.25, 253402300799999, 253402300800000];
+    for (const at of [...times, ...times.reverse()]) expect(isoTime(at)).toBe(new Date(at).toISOString());
+    fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 4_102_444_800_000 }), { minLength: 1, maxLength: 20 }), (ats) => ats.every((at) => isoTime(at) === new Date(at).toISOString())));
+  });
+});
+

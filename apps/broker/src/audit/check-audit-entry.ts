@@ -41,7 +41,27 @@ export function valueAt(doc: JsonValue, path: readonly string[]): JsonValue | un
 }
 
 const MASKED_JSON = JSON.stringify(MASKED);
-const q = (s: string): string => JSON.stringify(s);
+/** Text JSON.stringify writes as it is: no quote, backslash, control character or surrogate. */
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+/** `s` as a JSON string (JSON.stringify's text; plain names, the usual case, take half its time). */
+const q = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
+
+let isoSecond = Number.NaN;
+let isoPrefix = '';
+/**
+ * `new Date(at).toISOString()`, with the text up to the second kept from the last call: the
+ * entries of one second share it, and the full conversion cost as much as a tenth of an entry.
+ */
+export function isoTime(at: number): string {
+  if (!Number.isInteger(at)) return new Date(at).toISOString();
+  const second = Math.floor(at / 1000);
+  if (second !== isoSecond) {
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, -4);
+    isoSecond = second;
+  }
+  const ms = at - second * 1000;
+  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+}
 /** A number as JSON writes it (non-finite ones are `null`). */
 const num = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
 /** `,"key":"value"` when `value` is set. */
@@ -168,7 +188,7 @@ export function v1CheckAuditJson(d: AuditedCheck, mask: InputMask, source: strin
   let who = optText('subject', subject) + optText('agent', agent);
   if (chain !== undefined) who += `,"delegationChain":${JSON.stringify(chain.hops.map((h) => h.id))}`;
   who += optText('gateway', req.gateway);
-  const time = new Date(at).toISOString();
+  const time = isoTime(at);
   const decision = all ? 'ALLOW' : 'DENY';
   let json = `{"decisionId":${q(d.decisionId)},"time":"${time}","kind":"check","policyVersion":${q(d.policyVersion)},"source":${q(source)},"decision":"${decision}"`;
   json += `,"identities":{${who.slice(1)}},"input":${inputJson(req, root)},"results":[${results}],"reasons":[${reasons}]`;
