@@ -204,6 +204,11 @@ export function maskChild(node: MaskNode | undefined, key: string): MaskNode | u
   return node.keys === undefined ? node.star : (node.keys.get(key) ?? node.star);
 }
 
+/** {@link maskChild} for the array element at `index` (its decimal text made only when a key may name it). */
+function maskElement(node: MaskNode, index: number): MaskNode | undefined {
+  return node.keys === undefined ? node.star : (node.keys.get(String(index)) ?? node.star);
+}
+
 /**
  * The input with every masked path replaced by {@link MASKED}. Copies only along masked paths
  * (the rest is shared with `input`, which is never modified).
@@ -218,7 +223,7 @@ function maskValue(v: JsonValue, node: MaskNode): JsonValue {
   if (Array.isArray(v)) {
     let copy: JsonValue[] | undefined;
     for (let k = 0; k < v.length; k++) {
-      const c = maskChild(node, String(k));
+      const c = maskElement(node, k);
       if (c === undefined) continue;
       const next = c.masked ? MASKED : maskValue(v[k] as JsonValue, c);
       if (next !== v[k]) (copy ??= v.slice())[k] = next;
@@ -254,7 +259,7 @@ export function maskedJson(value: unknown, node: MaskNode | undefined): string |
   if (Array.isArray(value)) {
     let s = '[';
     for (let k = 0; k < value.length; k++) {
-      s += (k === 0 ? '' : ',') + (maskedJson(value[k], maskChild(node, String(k))) ?? 'null');
+      s += (k === 0 ? '' : ',') + (maskedJson(value[k], maskElement(node, k)) ?? 'null');
     }
     return s + ']';
   }

@@ -21,8 +21,9 @@
  * durability are refused, and a new thread is started, which replays the spill file first.
  */
 import { WardenError } from '@warden/core';
-import { buildRecord, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
+import { RecordedEntries } from './recorded-entries.js';
 
 /** How often the writer's thread reports its counters, ms. */
 export const STATS_INTERVAL_MS = 100;
@@ -111,7 +112,6 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   let nextId = 1;
   const durables = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   const waiting = new Map<number, () => void>();
-  let recorded: AuditRecord[] = [];
   /** Entries built and not yet posted (posted by `postTimer`, or at once when {@link POST_BATCH} wait). */
   let outbox: SerializedEntry[] = [];
   let postTimer: NodeJS.Timeout | undefined;
@@ -126,7 +126,6 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     else thread.postMessage(m);
   };
 
-  const build = (r: AuditRecord): SerializedEntry | Error => buildRecord(r, onError);
 
   /** Posts the entries built so far, in one message. */
   const postOutbox = (): void => {
@@ -140,25 +139,22 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     send({ t: 'rec', entries });
   };
 
-  /** Builds and serialises what `record` took since the last check phase, for the next post. */
-  const buildRecorded = (): void => {
-    const items = recorded;
-    if (items.length === 0) return;
-    recorded = [];
-    for (const r of items) {
-      const built = build(r);
-      if (!(built instanceof Error)) outbox.push(built);
-    }
-    if (outbox.length >= POST_BATCH) postOutbox();
-    else if (postTimer === undefined && outbox.length > 0) {
-      postTimer = setTimeout(postOutbox, postIntervalMs);
-      postTimer.unref();
-    }
-  };
+  /** What `record` took since the last check phase, built for the next post. */
+  const recorded = new RecordedEntries(
+    onError,
+    (entry) => outbox.push(entry),
+    () => {
+      if (outbox.length >= POST_BATCH) postOutbox();
+      else if (postTimer === undefined && outbox.length > 0) {
+        postTimer = setTimeout(postOutbox, postIntervalMs);
+        postTimer.unref();
+      }
+    },
+  );
 
   /** Everything recorded, built and posted now (before a message that must come after it). */
   const postRecorded = (): void => {
-    buildRecorded();
+    recorded.drain();
     postOutbox();
   };
 
@@ -242,14 +238,13 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
         onError('audit: an entry was recorded after close');
         return;
       }
-      recorded.push(entry);
-      if (recorded.length === 1) setImmediate(buildRecorded);
+      recorded.add(entry, false);
     },
     recordDurable(entry) {
       if (closed || closing) return Promise.reject(unavailable('the audit writer is closed'));
       // Entries recorded before this one are posted before it.
       postRecorded();
-      const built = build(entry);
+      const built = buildRecord(entry, onError);
       if (built instanceof Error) return Promise.reject(unavailable('the audit entry could not be built', built));
       const id = nextId++;
       return new Promise<void>((resolve, reject) => {

@@ -32,6 +32,7 @@ import { dirname } from 'node:path';
 import { WardenError } from '@warden/core';
 import { buildRecord, entryFromLine, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
+import { RecordedEntries } from './recorded-entries.js';
 
 /** `best-effort`: a record is queued and the caller moves on; `strict`: the caller may wait until it is durable. */
 export type AuditMode = 'best-effort' | 'strict';
@@ -164,21 +165,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   /** Set by `close`: a replay running stops after its current batch (the rest stays on disk for the next start). */
   let closing = false;
   let closed = false;
-  /** Entries `record` took since the last check phase, built and queued by {@link buildRecorded}. */
-  let recorded: AuditRecord[] = [];
-
-  const build = (r: AuditRecord): SerializedEntry | Error => buildRecord(r, onError);
-
-  /** Builds, serialises and queues the entries `record` took (in the order it took them). */
-  const buildRecorded = (): void => {
-    const items = recorded;
-    if (items.length === 0) return;
-    recorded = [];
-    for (const r of items) {
-      const built = build(r);
-      if (!(built instanceof Error)) push({ entry: built });
-    }
-  };
+  /** Entries `record` took since the last check phase, built and queued there (or at once). */
+  const recorded = new RecordedEntries(onError, (entry) => push({ entry }));
 
   const schedule = (ms: number): void => {
     if (timer !== undefined || closed) return;
@@ -479,7 +467,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   }
 
   function flush(): Promise<void> {
-    buildRecorded();
+    recorded.drain();
     return chain(drain);
   }
 
@@ -563,17 +551,15 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         onError('audit: an entry was recorded after close');
         return;
       }
-      recorded.push(entry);
       // Memory stays bounded by `maxQueue`: entries that would fill the queue are built (and an
       // overflow spilled) at once.
-      if (queue.length + recorded.length >= maxQueue) buildRecorded();
-      else if (recorded.length === 1) setImmediate(buildRecorded);
+      recorded.add(entry, queue.length + recorded.length + 1 >= maxQueue);
     },
     recordDurable(entry) {
       if (closed) return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit writer is closed'));
       // Entries recorded before this one are queued before it.
-      buildRecorded();
-      const built = build(entry);
+      recorded.drain();
+      const built = buildRecord(entry, onError);
       if (built instanceof Error) return Promise.reject(new WardenError('ERR_AUDIT_UNAVAILABLE', 'the audit entry could not be built', { cause: built }));
       return new Promise<void>((resolve, reject) => push({ entry: built, done: { resolve, reject } }));
     },
@@ -581,7 +567,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending }),
     async close() {
       if (closed) return;
-      buildRecorded();
+      recorded.drain();
       // A stop must not wait for a long replay, nor for a sink known to be failing (known when the
       // step runs: a write in flight may fail first): a replay stops after its current batch, and
       // the queue goes to the spill file, which the next start replays. A healthy sink gets the queue.
