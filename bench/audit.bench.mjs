@@ -172,11 +172,12 @@ async function ndjsonLines(path) {
 const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
- * The machine's Postgres and NATS servers (every process of their users `postgres` and of
- * `nats-server`). They are not the broker's: in a deployment they run on other machines. Pinned
- * with the load generators (BENCH_PIN), their work on the log's batches does not land on the
- * broker's core, where it would count as the log's cost. Returns the pids pinned (none where
- * taskset may not touch them: the report says so).
+ * Pins the machine's Postgres and NATS servers (every process of the user `postgres` and of
+ * `nats-server`) to `cpu`; returns how many it could (taskset may not touch them: the report says
+ * so). During the fixed loads they share the load generators' CPU: in a deployment they run on
+ * other machines, and unpinned their work on the log's batches lands on the broker's core, where
+ * it counts as the log's cost on the check path. Not at saturation: there the load generator
+ * takes its whole CPU, and a Postgres starved beside it is not what keeping up is about.
  */
 function pinSinkServers(cpu) {
   const pids = [...spawnSync('pgrep', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.split('\n'), ...spawnSync('pgrep', ['-x', 'nats-server'], { encoding: 'utf8' }).stdout.split('\n')].filter((x) => x !== '');
@@ -189,7 +190,7 @@ function pinSinkServers(cpu) {
       log(`sink servers: ${err.message}`);
     }
   }
-  return pinned;
+  return pinned.length;
 }
 let sinkServersPinned = 0;
 
@@ -199,7 +200,6 @@ try {
   const built = spawnSync(process.execPath, [join(root, 'scripts/ensure-built.mjs')], { cwd: root, stdio: 'inherit', timeout: 300_000 });
   if (built.status !== 0) throw new Error('scripts/ensure-built.mjs failed');
   if (PIN) pinToCpu(process.pid, 0);
-  if (PIN) sinkServersPinned = pinSinkServers(0).length;
   brokers = [await start('off', undefined)];
   for (const name of SINKS) brokers.push(await start(name, SINK_CONFIGS[name]));
   for (const b of brokers) await loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: 2 }); // warm-up
@@ -237,6 +237,7 @@ try {
   }
 
   // 2. latency at fixed offered loads (shares of the audit-off broker's peak)
+  if (PIN && LOAD_SHARES.length > 0) sinkServersPinned = pinSinkServers(0);
   const fixed = new Map();
   for (const share of LOAD_SHARES) {
     const rate = Math.round(offPeak * share);
@@ -252,6 +253,8 @@ try {
       }
     }
   }
+
+  if (sinkServersPinned > 0) pinSinkServers(allCpus());
 
   // 3. keeping up at saturation
   const keepUp = [];
@@ -330,7 +333,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each, started with the flags of \`npm start\`${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 for the run (${sinkServersPinned} processes)` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, order reversed every round. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, order reversed every round. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
