@@ -19,4 +19,4 @@ COPY policies ./policies
 RUN mkdir -p /var/lib/warden && chown node:node /var/lib/warden
 USER node
 EXPOSE 3594 3595
-CMD ["node", "--max-semi-space-size=64", "dist/apps/broker/apps/broker/src/main.js"]
+CMD ["node", "dist/apps/broker/apps/broker/src/main.js"]

@@ -226,9 +226,6 @@ export function pinToCpu(pid, cpus, allThreads = true) {
  * An inherited REDIS_URL is never passed on (in-process caches only) unless `redisUrl` is given,
  * nor an inherited WARDEN_CONFIG.
  */
-/** The node flags `npm start` runs the broker with (package.json), so a bench measures what runs. */
-const startFlags = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.start.split(' ').filter((a) => a.startsWith('--'));
-
 export async function startWarden({ children, name = 'warden', cwd, workers, databaseUrl, redisUrl, config, env: extraEnv = {}, nodeArgs = [] }) {
   const port = await freePort();
   const env = { ...process.env, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_GRPC_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: String(workers), ...extraEnv };
@@ -238,7 +235,7 @@ export async function startWarden({ children, name = 'warden', cwd, workers, dat
   if (config !== undefined) env.WARDEN_CONFIG = config;
   if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl;
   if (redisUrl !== undefined) env.REDIS_URL = redisUrl;
-  const s = spawnServer(children, name, process.execPath, [...startFlags, ...nodeArgs, wardenEntry], { cwd, env });
+  const s = spawnServer(children, name, process.execPath, [...nodeArgs, wardenEntry], { cwd, env });
   s.kind = 'warden';
   s.url = `http://127.0.0.1:${port}`;
   await waitHealthy(s, s.url);

@@ -14,7 +14,7 @@ import { listenGrpc } from './grpc/grpc-listener.js';
 import { createAuxDataVerifier } from './http/aux-data.verifier.js';
 import { answerClusterMetrics } from './metrics/cluster-metrics.js';
 import { loadPolicySetOrThrow } from './policy-source/load-policy-set.js';
-import { applyV8InterruptBudget, withBrokerV8Flags } from './v8-tiering.js';
+import { applyV8InterruptBudget } from './v8-tiering.js';
 
 /**
  * How long a serving process waits after SIGTERM / SIGINT for its in-flight requests (Fastify stops
@@ -53,7 +53,6 @@ function supervise(config: BrokerConfig): void {
   // Each worker holds a slot (0..workers-1) that a restarted worker takes over: per-worker files
   // (the decision log's spill file) outlive the process that wrote them.
   const slots = new Map<number, number>();
-  cluster.setupPrimary({ execArgv: withBrokerV8Flags(process.execArgv) });
   const fork = (slot: number): void => {
     const worker = cluster.fork({ WARDEN_WORKER_SLOT: String(slot) });
     slots.set(worker.id, slot);

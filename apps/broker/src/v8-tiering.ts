@@ -20,35 +20,3 @@ export const DEFAULT_V8_INTERRUPT_BUDGET = 8_000;
 export function applyV8InterruptBudget(budget: number): void {
   if (budget > 0) setFlagsFromString(`--interrupt-budget=${budget}`);
 }
-
-/**
- * V8 flags every serving process runs with: `npm start` and the Dockerfile pass them, and the
- * primary adds any its `node:cluster` workers would lack (see {@link withBrokerV8Flags}); a flag
- * the operator set, with any value, is kept. V8 sizes its heap from the command line only.
- *
- * `--max-semi-space-size=64` (MB; Node 20's default is 16): a larger young generation. A check
- * allocates some tens of kilobytes, nearly all dead by its answer; at a few thousand checks a
- * second the default semi-space fills several times a second, and what is alive at each
- * scavenge (requests in flight, the decision log's batch being built) is copied and, the second
- * time, promoted. The promoted garbage is what the full collections clear, and on a broker
- * sharing its core a full collection's concurrent marking takes the core from the event loop for
- * 40-100 ms. Measured with one broker pinned to one core at 2,624 checks/s (5 s rounds,
- * alternating, --trace-gc): full collections of the event loop's isolate 3 -> 1 with the log off
- * and 6 -> 3 with the NDJSON log on, rounds with a p99 over 20 ms 7 of 16 -> 1 of 16
- * (bench/README.md). The cost is memory: up to 2 x 64 MB more young generation per serving
- * process, committed only as the allocation rate needs it.
- */
-export const BROKER_V8_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
-
-/** `--name` of a `--name=value` flag. */
-const flagName = (flag: string): string => flag.split('=', 1)[0] as string;
-
-/**
- * `execArgv` with every flag of {@link BROKER_V8_FLAGS} it does not set (under any value)
- * appended: what the primary starts its workers with.
- * @example cluster.setupPrimary({ execArgv: withBrokerV8Flags(process.execArgv) });
- */
-export function withBrokerV8Flags(execArgv: readonly string[]): string[] {
-  const set = new Set(execArgv.map(flagName));
-  return [...execArgv, ...BROKER_V8_FLAGS.filter((f) => !set.has(flagName(f)))];
-}
