@@ -198,6 +198,8 @@ function pinSinkServers(cpu) {
   return pinned.length;
 }
 let sinkServersPinned = 0;
+/** Whether they are pinned now (restored after the fixed loads, or on the way out). */
+let sinkServersHeld = false;
 
 let brokers = [];
 try {
@@ -242,7 +244,10 @@ try {
   }
 
   // 2. latency at fixed offered loads (shares of the audit-off broker's peak)
-  if (PIN && LOAD_SHARES.length > 0) sinkServersPinned = pinSinkServers(0);
+  if (PIN && LOAD_SHARES.length > 0) {
+    sinkServersPinned = pinSinkServers(0);
+    sinkServersHeld = true;
+  }
   const fixed = new Map();
   for (const share of LOAD_SHARES) {
     const rate = Math.round(offPeak * share);
@@ -259,7 +264,10 @@ try {
     }
   }
 
-  if (sinkServersPinned > 0) pinSinkServers(allCpus());
+  if (sinkServersHeld) {
+    pinSinkServers(allCpus());
+    sinkServersHeld = false;
+  }
 
   // 3. keeping up at saturation
   const keepUp = [];
@@ -367,7 +375,7 @@ try {
   console.log(md);
   if (!NO_WRITE) replaceSection(join(benchDir, 'README.md'), '<!-- audit-bench:start -->', '<!-- audit-bench:end -->', md, log);
 } finally {
-  if (sinkServersPinned > 0) pinSinkServers(allCpus());
+  if (sinkServersHeld) pinSinkServers(allCpus());
   await stopProcesses(children, extraPids);
   for (const b of brokers) await b.db.drop().catch(() => undefined);
   if (nc !== undefined) {

@@ -206,7 +206,7 @@ export function maskChild(node: MaskNode | undefined, key: string): MaskNode | u
 
 /** {@link maskChild} for the array element at `index` (its decimal text made only when a key may name it). */
 function maskElement(node: MaskNode, index: number): MaskNode | undefined {
-  return node.keys === undefined ? node.star : (node.keys.get(String(index)) ?? node.star);
+  return node.keys === undefined ? node.star : maskChild(node, String(index));
 }
 
 /**

@@ -126,7 +126,6 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     else thread.postMessage(m);
   };
 
-
   /** Posts the entries built so far, in one message. */
   const postOutbox = (): void => {
     if (postTimer !== undefined) {
