@@ -153,6 +153,8 @@ export interface MaskNode {
   readonly masked: boolean;
   /** Explicit keys (array indexes as decimal text), each with the `*` paths beside it merged in. */
   readonly keys: ReadonlyMap<string, MaskNode> | undefined;
+  /** The explicit keys' names (those of `keys`), to look for in a value without iterating the map. */
+  readonly names: readonly string[];
   /** What any other key or element matches (`*`). */
   readonly star: MaskNode | undefined;
 }
@@ -169,7 +171,7 @@ function compileMask(paths: readonly (readonly string[])[], depth: number): Mask
   const below: (readonly string[])[] = [];
   for (const p of paths) {
     // A masked value is replaced whole: paths further down it change nothing.
-    if (p.length === depth) return { masked: true, keys: undefined, star: undefined };
+    if (p.length === depth) return { masked: true, keys: undefined, names: [], star: undefined };
     below.push(p);
   }
   const names = new Set<string>();
@@ -182,7 +184,7 @@ function compileMask(paths: readonly (readonly string[])[], depth: number): Mask
     ) as MaskNode;
     (keys ??= new Map()).set(name, node);
   }
-  return { masked: false, keys, star: compileMask(below.filter((p) => p[depth] === '*'), depth + 1) };
+  return { masked: false, keys, names: [...names], star: compileMask(below.filter((p) => p[depth] === '*'), depth + 1) };
 }
 
 /**
@@ -246,6 +248,11 @@ function maskValue(v: JsonValue, node: MaskNode): JsonValue {
 
 const MASKED_JSON = JSON.stringify(MASKED);
 
+function hasAnyOf(o: object, names: readonly string[]): boolean {
+  for (let i = 0; i < names.length; i++) if (Object.hasOwn(o, names[i] as string)) return true;
+  return false;
+}
+
 /**
  * The JSON text of `value` with the paths under `node` masked: what
  * `JSON.stringify(maskInput(value, ...))` gives, written without building the masked copy (the
@@ -263,8 +270,11 @@ export function maskedJson(value: unknown, node: MaskNode | undefined): string |
     }
     return s + ']';
   }
-  let s = '';
   const o = value as Record<string, unknown>;
+  // Only named keys can change here: a value that has none of them is written as it is, in one
+  // JSON.stringify (the usual case: a subject or a context without a token or headers).
+  if (node.star === undefined && !hasAnyOf(o, node.names)) return JSON.stringify(o);
+  let s = '';
   for (const k of Object.keys(o)) {
     const v = maskedJson(o[k], maskChild(node, k));
     if (v !== undefined) s += (s === '' ? '' : ',') + JSON.stringify(k) + ':' + v;
