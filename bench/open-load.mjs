@@ -11,10 +11,13 @@
 // when every connection is busy). Latency runs from that hand-over to the end of the answer, so a
 // stalled server shows in full: the requests keep coming and wait. How late the timer sent a
 // millisecond's requests (the generator's own stalls) is reported as `maxIssueLagMs`; measuring
-// from the due time instead would add the timer's 0-1 ms granularity to every request.
+// from the due time instead would add the timer's 0-1 ms granularity to every request. The
+// generator's own event-loop delay while recording (`loopDelayP99Ms`, perf_hooks at 1 ms
+// resolution) is the floor of what it can measure: an answer is timed when its loop gets to it.
 //
 // argv[2]: JSON { url, body, headers?, rate (req/s), duration (s, recorded), warmupS (s sent first
 // and not recorded, 1), connections (most sockets, 64) }.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { createLatencyHist, printResult } from './latency-hist.mjs';
 
@@ -31,6 +34,7 @@ let errors = 0;
 let sent = 0;
 let inFlight = 0;
 let maxIssueLagMs = 0;
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
 const perMs = opts.rate / 1000;
 // The first `warmupS` seconds are sent at the same rate but not recorded: the generator's own
@@ -74,6 +78,7 @@ function tick() {
   const t = now();
   const due = Math.min(total, Math.ceil((Math.floor(t / 1e6) + 1) * perMs));
   if (due > sent && sent >= warm) maxIssueLagMs = Math.max(maxIssueLagMs, (t - dueNs(sent)) / 1e6);
+  if (sent === warm && due > sent) loopDelay.enable();
   while (sent < due) {
     send(sent >= warm);
     sent += 1;
@@ -85,6 +90,7 @@ async function finish() {
   finished = true;
   const wallS = now() / 1e9;
   const cpu = process.cpuUsage(cpuStart);
+  loopDelay.disable();
   await pool.close();
   printResult({
     requests: hist.count,
@@ -98,6 +104,8 @@ async function finish() {
     statusCodeStats,
     hist,
     maxIssueLagMs,
+    // The histogram holds the timer's whole interval: its 1 ms is not delay.
+    loopDelayP99Ms: loopDelay.count > 0 ? Math.max(0, loopDelay.percentile(99) / 1e6 - 1) : NaN,
     loadgenCpuS: (cpu.user + cpu.system) / 1e6,
     wallS,
   });
