@@ -60,7 +60,7 @@ import {
 const DURATION = envInt('BENCH_DURATION', 8);
 // A fixed-load round's p99 is 1% of its checks: whether one stall of the machine (or one full
 // collection) fell in a round decides that round's p99, and this machine's speed drifts over
-// minutes. So the fixed loads run many short rounds, the servers in alternation (order reversed
+// minutes. So the fixed loads run many short rounds, the servers in alternation (order rotated
 // every round): the goal is judged on the p99 of all rounds' checks merged, beside the median of
 // the per-round ratios (each pairs rounds a few seconds apart).
 // Each round first sends its rate for BENCH_FIXED_WARMUP_S unrecorded: a broker resumed after
@@ -181,6 +181,14 @@ async function ndjsonLines(path) {
 const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
+ * Round `round`'s order: the list rotated by `round`, so every server takes every place and none
+ * runs twice in a row. (Reversing the order every other round, as before, ran the first and the
+ * last server twice in a row, 16 s of load after a resume, and only they drew full collections in
+ * the second of the two runs: audit off and the control, never the brokers between them.)
+ */
+const rotated = (xs, round) => xs.map((_, i) => xs[(i + round) % xs.length]);
+
+/**
  * Pins the machine's Postgres and NATS servers (every process of the user `postgres` and of
  * `nats-server`) to `cpu`; returns how many it could (taskset may not touch them: the report says
  * so). During the fixed loads they share the load generators' CPU: in a deployment they run on
@@ -218,7 +226,7 @@ try {
   // 1. peak
   const peak = new Map(brokers.map((b) => [b.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const b of round % 2 === 0 ? brokers : [...brokers].reverse()) {
+    for (const b of rotated(brokers, round)) {
       const r = await run(b);
       check(b.name, r);
       peak.get(b.name).push(r);
@@ -258,7 +266,7 @@ try {
     const byServer = new Map(brokers.map((b) => [b.name, []]));
     fixed.set(share, { rate, byServer });
     for (let round = 0; round < FIXED_ROUNDS; round++) {
-      for (const b of round % 2 === 0 ? brokers : [...brokers].reverse()) {
+      for (const b of rotated(brokers, round)) {
         const r = await run(b, { script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S } });
         check(b.name, r);
         byServer.get(b.name).push(r);
@@ -350,7 +358,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, order reversed every round. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',

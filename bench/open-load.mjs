@@ -35,6 +35,7 @@ let sent = 0;
 let inFlight = 0;
 let maxIssueLagMs = 0;
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+let recording = false;
 
 const perMs = opts.rate / 1000;
 // The first `warmupS` seconds are sent at the same rate but not recorded: the generator's own
@@ -78,7 +79,10 @@ function tick() {
   const t = now();
   const due = Math.min(total, Math.ceil((Math.floor(t / 1e6) + 1) * perMs));
   if (due > sent && sent >= warm) maxIssueLagMs = Math.max(maxIssueLagMs, (t - dueNs(sent)) / 1e6);
-  if (sent === warm && due > sent) loopDelay.enable();
+  if (!recording && sent >= warm && due > sent) {
+    recording = true;
+    loopDelay.enable();
+  }
   while (sent < due) {
     send(sent >= warm);
     sent += 1;
