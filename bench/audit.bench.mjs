@@ -183,7 +183,7 @@ const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 /**
  * Round `round`'s order: the list rotated by `round`, so every server takes every place and none
  * runs twice in a row. (Reversing the order every other round, as before, ran the first and the
- * last server twice in a row, 16 s of load after a resume, and only they drew full collections in
+ * last server twice in a row, 8-16 s of load after a resume, and only they drew full collections in
  * the second of the two runs: audit off and the control, never the brokers between them.)
  */
 const rotated = (xs, round) => xs.map((_, i) => xs[(i + round) % xs.length]);

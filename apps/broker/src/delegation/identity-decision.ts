@@ -121,8 +121,9 @@ function requestDenial(humanId: string | undefined, ids: Identities, runtime: De
   }
   const chain = ids.delegation;
   if (runtime.revocations.size > 0) {
-    // A literal of one shape, not spreads: spreading conditional parts took a 4 KB allocation per
-    // check that outlived the young generation (bench/README.md, the decision log's p99).
+    // A literal of one shape, not spreads: V8 took the conditional spreads' slow path here, and
+    // what it allocated went to the old generation, a full collection about once a minute under
+    // load (bench/README.md, the decision log benchmark).
     const revoked = runtime.revocations.find({ subject: humanId, agent: agent?.id, chain });
     if (revoked !== undefined) return revokedReason(revoked);
   }
