@@ -134,6 +134,12 @@ export function entryFromLine(line: string): SerializedEntry {
   return serializedFields(JSON.parse(line) as AuditEntry, line);
 }
 
+/** Text JSON.stringify writes as it is: no quote, backslash, control character or surrogate. */
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/** `s` as a JSON string: JSON.stringify's text (plain names, the usual case, take half its time). */
+export const jsonString = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
+
 /** Replaces a masked value (the key stays, so an auditor sees it was present). */
 export const MASKED = '[masked]';
 

@@ -129,6 +129,45 @@ describe('createThreadedAuditWriter', () => {
     await sut.close();
   });
 
+  it('sends what does not fit in the ring in the post, after the ring\'s entries, and keeps the order', async () => {
+    const sink = new SwitchableSink();
+    // About two entries fit in this ring: most of each batch goes in the post.
+    const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink)), ringBytes: 700, onError: (m) => errors.push(m) });
+    for (const n of range(0, 10)) sut.record(auditEntry(n));
+    await new Promise((r) => setImmediate(r));
+    expect(sut.stats().queued).toBe(10);
+    await sut.flush();
+    // Once the thread read the ring, the next batch starts in it again.
+    for (const n of range(10, 20)) sut.record(auditEntry(n));
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 20).map(auditEntry)));
+    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 20).map(auditEntry));
+    expect(sink.received[3]).toMatchObject({ subject: 'alice', agent: undefined, resources: [], decision: 'DENY' });
+    await sut.close();
+    expect(errors).toEqual([]);
+  });
+
+  it('gives the entries written in the ring and not yet posted to the next thread when one stops', async () => {
+    const sink = new SwitchableSink();
+    const threads: ReturnType<typeof channelThread>[] = [];
+    const start = (): AuditThread => {
+      const t = channelThread(threads.length === 0 ? (port) => port.on('message', () => undefined) : served(sink));
+      threads.push(t);
+      return t;
+    };
+    const sut = createThreadedAuditWriter({ start, onError: (m) => errors.push(m), restartDelayMs: 10, postIntervalMs: 60_000 });
+    for (const n of range(0, 3)) sut.record(auditEntry(n));
+    await new Promise((r) => setImmediate(r));
+    // Built into the ring, not posted (the interval is a minute): the first thread never saw them.
+    (threads[0] as ReturnType<typeof channelThread>).served.close();
+    await new Promise((r) => setTimeout(r, 40));
+    expect(threads).toHaveLength(2);
+    sut.record(auditEntry(3));
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 4).map(auditEntry)));
+    await sut.close();
+  });
+
   it('closes: the other end flushes and stops; later records are refused and reported', async () => {
     const sink = new SwitchableSink();
     let closedPort = false;

@@ -7,13 +7,15 @@
  * sink's protocol work (Postgres, NATS, file writes) no longer takes turns with the answers.
  *
  * The protocol, in posting order on one port (so entries reach the writer in the order recorded):
- * `rec` (entries, no answer), `dur` (one entry; answered `ack` once durable or not), `flush` and
+ * `ring` (first, to each thread: the {@link EntryRingWriter} ring the entries are written into as
+ * they are built), `rec` (entries, no answer: how far to read the ring, then any entries that did
+ * not fit in it, in the message), `dur` (one entry; answered `ack` once durable or not), `flush` and
  * `close` (answered `done` with the writer's counters). The writer's thread also sends its
  * counters every {@link STATS_INTERVAL_MS} (`stats`) and its error messages (`err`).
  *
  * Memory: the writer's queue is bounded as in its own thread (`maxQueue`, then the spill file);
- * what was posted and the thread has not taken yet waits in the port, unbounded, and is counted in
- * `stats().queued` (posted minus what the thread last reported taking).
+ * what was built and the thread has not taken yet waits in the ring (`ringBytes`) and, when the
+ * ring is full, in the port, unbounded; both are counted in `stats().queued`.
  *
  * INVARIANT: entries are posted to one thread at a time, in order. When that thread stops
  * unexpectedly (a crash inside a sink, say), the entries it held in memory are lost as they would
@@ -23,6 +25,7 @@
 import { WardenError } from '@warden/core';
 import { buildRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
+import { createEntryRing, EntryRingReader, EntryRingWriter, packEntry, unpackEntry } from './entry-ring.js';
 import { RecordedEntries } from './recorded-entries.js';
 
 /** How often the writer's thread reports its counters, ms. */
@@ -36,7 +39,9 @@ interface ThreadStats {
 
 /** Messages to the writer's thread. */
 type ToWriter =
-  | { t: 'rec'; entries: SerializedEntry[] }
+  | { t: 'ring'; sab: SharedArrayBuffer }
+  /** The ring's records up to `upTo` (`n` entries), then `entries`. */
+  | { t: 'rec'; upTo?: number; n?: number; entries?: SerializedEntry[] }
   | { t: 'dur'; id: number; entry: SerializedEntry }
   | { t: 'flush'; id: number }
   | { t: 'close'; id: number };
@@ -80,7 +85,15 @@ export interface ThreadedAuditWriterOptions {
    * and its wake-up), so entries go in one message per interval, or per {@link POST_BATCH}.
    */
   postIntervalMs?: number;
+  /**
+   * Bytes of the ring the entries are written into for the writer's thread (default 4 MiB, about
+   * 4,000 entries of /v1/check; a full ring sends them in the post instead; 0: always in the post).
+   */
+  ringBytes?: number;
 }
+
+/** Default of {@link ThreadedAuditWriterOptions.ringBytes}. */
+export const RING_BYTES = 4 << 20;
 
 /** Entries that are posted at once, without waiting for the interval. */
 export const POST_BATCH = 256;
@@ -112,7 +125,16 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   let nextId = 1;
   const durables = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   const waiting = new Map<number, () => void>();
-  /** Entries built and not yet posted (posted by `postTimer`, or at once when {@link POST_BATCH} wait). */
+  const ringBytes = options.ringBytes ?? RING_BYTES;
+  /** The current thread's ring (none while no thread runs, or with `ringBytes` 0). */
+  let ring: EntryRingWriter | undefined;
+  /** The ring's position at the last post, and the entries written there since. */
+  let ringPosted = 0;
+  let ringEntries = 0;
+  /**
+   * Entries built that did not go into the ring (full, or no thread), in the next post after the
+   * ring's. While it holds any, later entries join it: they stay in order.
+   */
   let outbox: SerializedEntry[] = [];
   let postTimer: NodeJS.Timeout | undefined;
   const postIntervalMs = options.postIntervalMs ?? 10;
@@ -120,7 +142,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   let closed = false;
 
   const send = (m: ToWriter): void => {
-    if (m.t === 'rec') posted += m.entries.length;
+    if (m.t === 'rec') posted += (m.n ?? 0) + (m.entries?.length ?? 0);
     else if (m.t === 'dur') posted += 1;
     if (thread === undefined) held.push(m);
     else thread.postMessage(m);
@@ -132,19 +154,31 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
       clearTimeout(postTimer);
       postTimer = undefined;
     }
-    if (outbox.length === 0) return;
-    const entries = outbox;
-    outbox = [];
-    send({ t: 'rec', entries });
+    if (ringEntries === 0 && outbox.length === 0) return;
+    const m: ToWriter = { t: 'rec' };
+    if (ringEntries > 0 && ring !== undefined) {
+      m.upTo = ringPosted = ring.head;
+      m.n = ringEntries;
+      ringEntries = 0;
+    }
+    if (outbox.length > 0) {
+      m.entries = outbox;
+      outbox = [];
+    }
+    send(m);
   };
 
   /** What `record` took since the last check phase, built for the next post. */
   const recorded = new RecordedEntries(
     onError,
-    (entry) => outbox.push(entry),
+    (entry) => {
+      if (outbox.length === 0 && ring?.push(packEntry(entry)) === true) ringEntries += 1;
+      else outbox.push(entry);
+    },
     () => {
-      if (outbox.length >= POST_BATCH) postOutbox();
-      else if (postTimer === undefined && outbox.length > 0) {
+      const waiting = ringEntries + outbox.length;
+      if (waiting >= POST_BATCH || ring?.halfFull() === true) postOutbox();
+      else if (postTimer === undefined && waiting > 0) {
         postTimer = setTimeout(postOutbox, postIntervalMs);
         postTimer.unref();
       }
@@ -185,6 +219,14 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   /** The thread stopped without being asked to: nobody waits on it any longer, and a new one starts. */
   const stopped = (why: string): void => {
     thread = undefined;
+    // The ring's entries not yet posted go to the next thread; posted ones were the stopped one's.
+    if (ring !== undefined && ringEntries > 0) {
+      const back: SerializedEntry[] = [];
+      ring.peek(ringPosted, ring.head, (text) => back.push(unpackEntry(text)));
+      outbox = back.concat(outbox);
+    }
+    ring = undefined;
+    ringEntries = 0;
     for (const d of durables.values()) d.reject(unavailable(`the audit writer's thread stopped (${why})`));
     durables.clear();
     for (const w of waiting.values()) w();
@@ -217,6 +259,12 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     t.on('message', onMessage);
     t.on('error', (err) => gone1(err.message));
     t.on('exit', (code) => gone1(`exit code ${code}`));
+    if (ringBytes > 0) {
+      const sab = createEntryRing(ringBytes);
+      ring = new EntryRingWriter(sab);
+      ringPosted = 0;
+      t.postMessage({ t: 'ring', sab } satisfies ToWriter);
+    }
     const before = held;
     held = [];
     for (const m of before) t.postMessage(m);
@@ -256,8 +304,8 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
       return ask({ t: 'flush', id: nextId++ });
     },
     stats() {
-      const inFlight = thread === undefined ? held.reduce((n, m) => n + (m.t === 'rec' ? m.entries.length : m.t === 'dur' ? 1 : 0), 0) : Math.max(0, posted - last.received);
-      return { ...last.stats, queued: last.stats.queued + inFlight + recorded.length + outbox.length };
+      const inFlight = thread === undefined ? held.reduce((n, m) => n + (m.t === 'rec' ? (m.n ?? 0) + (m.entries?.length ?? 0) : m.t === 'dur' ? 1 : 0), 0) : Math.max(0, posted - last.received);
+      return { ...last.stats, queued: last.stats.queued + inFlight + recorded.length + ringEntries + outbox.length };
     },
     async close() {
       if (closed || closing) return;
@@ -293,8 +341,20 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
  * @example serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
  */
 export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message: string) => void) => AuditWriter): void {
-  const writer = open((message) => port.postMessage({ t: 'err', message } satisfies FromWriter));
+  const report = (message: string): void => port.postMessage({ t: 'err', message } satisfies FromWriter);
+  const writer = open(report);
+  let ring: EntryRingReader | undefined;
   let received = 0;
+  const fromRing = (text: string): void => {
+    let e: SerializedEntry;
+    try {
+      e = unpackEntry(text);
+    } catch (err) {
+      report(`audit: BUG: an entry in the ring could not be read (${(err as Error).message}); skipped`);
+      return;
+    }
+    writer.record(e);
+  };
   const counters = (): ThreadStats => ({ stats: writer.stats(), received });
   const timer = setInterval(() => port.postMessage({ t: 'stats', ...counters() } satisfies FromWriter), STATS_INTERVAL_MS);
   // The timer alone never keeps the thread alive: the port does until `close`.
@@ -302,9 +362,19 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
   port.on('message', (raw) => {
     const m = raw as ToWriter;
     switch (m.t) {
+      case 'ring':
+        ring = new EntryRingReader(m.sab);
+        return;
       case 'rec':
-        received += m.entries.length;
-        for (const e of m.entries) writer.record(e);
+        if (m.upTo !== undefined) {
+          received += m.n ?? 0;
+          if (ring === undefined) report(`audit: BUG: ${m.n ?? 0} entries posted in a ring this thread was not given; lost`);
+          else ring.take(m.upTo, fromRing);
+        }
+        if (m.entries !== undefined) {
+          received += m.entries.length;
+          for (const e of m.entries) writer.record(e);
+        }
         return;
       case 'dur':
         received += 1;

@@ -3,11 +3,11 @@
  * contract, the batching writer (spill to disk, replay in order) and the NDJSON sink. Imports
  * only `@warden/core`; never throws into the decision path.
  */
-export { createInputMask, entryFromLine, maskChild, maskedJson, maskInput, serializeEntry, CREDENTIAL_PATHS, MASKED } from './audit-entry.js';
+export { createInputMask, entryFromLine, jsonString, maskChild, maskedJson, maskInput, serializeEntry, CREDENTIAL_PATHS, MASKED } from './audit-entry.js';
 export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, InputMask, MaskNode, SerializedEntry } from './audit-entry.js';
 export type { AuditSink } from './audit-sink.js';
 export { createAuditWriter } from './audit-writer.js';
-export { createThreadedAuditWriter, serveAuditWriter, STATS_INTERVAL_MS } from './audit-thread.js';
+export { createThreadedAuditWriter, serveAuditWriter, RING_BYTES, STATS_INTERVAL_MS } from './audit-thread.js';
 export type { AuditThread, AuditThreadPort, ThreadedAuditWriterOptions } from './audit-thread.js';
 export type { AuditMode, AuditWriter, AuditWriterOptions, AuditWriterStats } from './audit-writer.js';
 export { createNdjsonSink } from './sinks/ndjson/ndjson.sink.js';

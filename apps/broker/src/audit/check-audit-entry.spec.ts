@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '@warden/core';
 import { createInputMask, serializeEntry } from '@warden/audit';
 import { v1CheckAuditObject } from '../../../../test/support/check-audit-oracle.js';
-import { isoTime, v1CheckAuditJson, type AuditedCheck } from './check-audit-entry.js';
+import { isoTime, msJson, v1CheckAuditJson, type AuditedCheck } from './check-audit-entry.js';
 
 // Names that masks and attribute paths hit, array indexes among them, text JSON escapes (quotes,
 // backslashes, control characters, a lone surrogate), and any text besides.
@@ -166,3 +166,11 @@ describe('isoTime', () => {
   });
 });
 
+
+describe('msJson', () => {
+  it('is the JSON of the value rounded to the µs, for any double (negative, huge, non-finite included)', () => {
+    const json = (ms: number): string => JSON.stringify(Math.round(ms * 1000) / 1000);
+    for (const ms of [0, -0, 0.0004, 0.0005, 0.012, 0.5, 1, 1.0125, 999.9994, 999.9995, 1000, -0.012, 1e21, Number.NaN, Infinity, -Infinity]) expect(msJson(ms)).toBe(json(ms));
+    fc.assert(fc.property(fc.oneof(fc.double(), fc.double({ min: 0, max: 2000, noNaN: true })), (ms) => msJson(ms) === json(ms)), { numRuns: 5000 });
+  });
+});

@@ -1,0 +1,107 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { SerializedEntry } from './audit-entry.js';
+import { createEntryRing, EntryRingReader, EntryRingWriter, packEntry, unpackEntry } from './entry-ring.js';
+
+const entry = (over: Partial<SerializedEntry> = {}): SerializedEntry => ({
+  decisionId: 'd-1',
+  time: '2026-11-29T06:00:00.000Z',
+  kind: 'check',
+  policyVersion: 'sha256:ab',
+  source: '/v1/check',
+  decision: 'ALLOW',
+  subject: 'alice',
+  agent: 'bot',
+  resources: ['tool/web_search'],
+  json: '{"decisionId":"d-1"}',
+  ...over,
+});
+
+describe('packEntry / unpackEntry', () => {
+  it('gives back every field, whatever the strings hold (quotes, newlines, non-ASCII, lone surrogates)', () => {
+    const text = fc.string({ unit: 'binary' });
+    fc.assert(
+      fc.property(text, text, fc.option(text, { nil: undefined }), fc.option(text, { nil: undefined }), fc.array(text, { maxLength: 4 }), fc.constantFrom<'ALLOW' | 'DENY'>('ALLOW', 'DENY'), (id, source, subject, agent, resources, decision) => {
+        // The entry's JSON never holds a raw newline (JSON.stringify escapes it).
+        const e = entry({ decisionId: id, source, subject, agent, resources, decision, json: JSON.stringify({ id, subject }) });
+        expect(unpackEntry(packEntry(e))).toEqual(e);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('refuses text without its fields line', () => {
+    expect(() => unpackEntry('{"decisionId":"d-1"}')).toThrow(/fields line/);
+  });
+});
+
+describe('EntryRingWriter / EntryRingReader', () => {
+  it('hands the reader every record in order, across wrap-arounds, and never overwrites what it has not read', () => {
+    // Pushes and reads interleaved at random on a small ring, against a FIFO of what was accepted.
+    const op = fc.oneof(
+      fc.record({ push: fc.string({ unit: 'grapheme', maxLength: 60 }) }),
+      fc.record({ read: fc.constant(true) }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 64, max: 400 }), fc.array(op, { maxLength: 200 }), (bytes, ops) => {
+        const sab = createEntryRing(bytes);
+        const w = new EntryRingWriter(sab);
+        const r = new EntryRingReader(sab);
+        const model: string[] = [];
+        let posted = 0;
+        let pending = 0;
+        const read = (): void => {
+          const got: string[] = [];
+          r.take(posted, (t) => got.push(t));
+          expect(got).toEqual(model.splice(0, pending));
+          pending = 0;
+        };
+        for (const o of ops) {
+          if ('push' in o) {
+            const before = w.head;
+            if (w.push(o.push)) model.push(o.push);
+            else expect(w.head).toBe(before);
+            // Posted at once: what the reader may read is everything written.
+            pending = model.length;
+            posted = w.head;
+          } else read();
+        }
+        read();
+        expect(w.used()).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a record larger than the space the reader has freed, and takes it once the reader caught up', () => {
+    const sab = createEntryRing(64);
+    const w = new EntryRingWriter(sab);
+    const r = new EntryRingReader(sab);
+    expect(w.push('x'.repeat(40))).toBe(true);
+    expect(w.halfFull()).toBe(true);
+    expect(w.push('y'.repeat(20))).toBe(false);
+    const got: string[] = [];
+    r.take(w.head, (t) => got.push(t));
+    expect(got).toEqual(['x'.repeat(40)]);
+    expect(w.used()).toBe(0);
+    // Now at offset 44 of 64: it no longer fits before the end, so it wraps to the start.
+    expect(w.push('y'.repeat(20))).toBe(true);
+    r.take(w.head, (t) => got.push(t));
+    expect(got).toEqual(['x'.repeat(40), 'y'.repeat(20)]);
+    // A record that can never fit is refused, whatever was read.
+    expect(w.push('z'.repeat(100))).toBe(false);
+  });
+
+  it('lets the writer read back records it wrote and did not hand over (peek), without freeing them', () => {
+    const sab = createEntryRing(256);
+    const w = new EntryRingWriter(sab);
+    w.push('a');
+    const from = w.head;
+    w.push('ü€');
+    w.push('c');
+    const back: string[] = [];
+    w.peek(from, w.head, (t) => back.push(t));
+    expect(back).toEqual(['ü€', 'c']);
+    expect(w.used()).toBe(w.head);
+  });
+});

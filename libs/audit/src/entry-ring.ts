@@ -1,0 +1,159 @@
+/**
+ * The ring the decision path writes serialised entries into for the writer's thread: a
+ * SharedArrayBuffer, one writer (the decision path's thread) and one reader (the writer's thread).
+ * An entry is UTF-8 text in it, outside either thread's heap, from the moment it is built: nothing
+ * of it waits on the decision path's heap for a batch's post, so nothing of it survives (and is
+ * copied, then promoted by) that heap's young-generation collections, and the post that tells the
+ * reader how far to read carries a number, not the entries (a structured clone of each).
+ *
+ * Layout: 8 bytes of control (Int32 0: the bytes the reader has consumed, modulo 2^32), then the
+ * records, each a Uint32 byte length and the text, padded to 4 bytes. A record never straddles the
+ * end: where the next one does not fit before it, a {@link WRAP} length sends both sides to the start.
+ * Positions are byte counts since the ring was made (JS numbers, exact to 2^53); an offset in the
+ * ring is the position modulo its capacity.
+ *
+ * INVARIANT: the writer never overwrites bytes the reader has not consumed (it compares its
+ * position with the reader's published one), and the reader reads only up to a position the
+ * writer handed it after writing there (in a message of the same port: the post orders the writes
+ * before the read).
+ */
+import { jsonString, type AuditEventKind, type SerializedEntry } from './audit-entry.js';
+
+const CONTROL = 8;
+/** The length that means "continue at the start". */
+const WRAP = 0xffffffff;
+const encoder = new TextEncoder();
+
+const align4 = (n: number): number => (n + 3) & ~3;
+
+/** The two views of a ring both sides use. */
+interface RingViews {
+  readonly sab: SharedArrayBuffer;
+  /** Capacity of the record area, a multiple of 4. */
+  readonly cap: number;
+  readonly bytes: Uint8Array;
+  readonly words: Uint32Array;
+  readonly control: Int32Array;
+}
+
+function views(sab: SharedArrayBuffer): RingViews {
+  const cap = sab.byteLength - CONTROL;
+  return { sab, cap, bytes: new Uint8Array(sab, CONTROL, cap), words: new Uint32Array(sab, CONTROL, cap >> 2), control: new Int32Array(sab, 0, 2) };
+}
+
+/**
+ * An entry as one line of text for the ring: a JSON array of the fields sinks key on, a newline,
+ * then the entry's JSON (which holds no raw newline).
+ */
+export function packEntry(e: SerializedEntry): string {
+  let resources = '';
+  for (let i = 0; i < e.resources.length; i++) resources += (i === 0 ? '' : ',') + jsonString(e.resources[i] as string);
+  const subject = e.subject === undefined ? 'null' : jsonString(e.subject);
+  const agent = e.agent === undefined ? 'null' : jsonString(e.agent);
+  return `[${jsonString(e.decisionId)},${jsonString(e.time)},${jsonString(e.kind)},${jsonString(e.policyVersion)},${jsonString(e.source)},${jsonString(e.decision)},${subject},${agent},[${resources}]]\n${e.json}`;
+}
+
+type PackedFields = [string, string, AuditEventKind, string, string, 'ALLOW' | 'DENY', string | null, string | null, string[]];
+
+/** The entry {@link packEntry} packed; throws on text it did not write. */
+export function unpackEntry(text: string): SerializedEntry {
+  const nl = text.indexOf('\n');
+  if (nl < 0) throw new Error('a ring record without its fields line');
+  const f = JSON.parse(text.slice(0, nl)) as PackedFields;
+  return { decisionId: f[0], time: f[1], kind: f[2], policyVersion: f[3], source: f[4], decision: f[5], subject: f[6] ?? undefined, agent: f[7] ?? undefined, resources: f[8], json: text.slice(nl + 1) };
+}
+
+/** A ring of `bytes` (rounded up to 4) for {@link EntryRingWriter} and {@link EntryRingReader}. */
+export function createEntryRing(bytes: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(CONTROL + align4(Math.max(64, bytes)));
+}
+
+/** Calls `each` with the text of every record in [from, upTo); returns upTo. */
+function readRecords(v: RingViews, from: number, upTo: number, each: (text: string) => void): number {
+  const buf = Buffer.from(v.sab, CONTROL, v.cap);
+  let at = from;
+  while (at < upTo) {
+    const off = at % v.cap;
+    const len = v.words[off >> 2] as number;
+    if (len === WRAP) {
+      at += v.cap - off;
+      continue;
+    }
+    each(buf.toString('utf8', off + 4, off + 4 + len));
+    at += 4 + align4(len);
+  }
+  return at;
+}
+
+/** The decision path's end: appends records, and tells how far it wrote. */
+export class EntryRingWriter {
+  private readonly v: RingViews;
+  /** Bytes written since the ring was made. */
+  private written = 0;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.v = views(sab);
+  }
+
+  /** The position after the last record (what a post hands the reader). */
+  get head(): number {
+    return this.written;
+  }
+
+  /** Bytes the reader has not consumed. */
+  used(): number {
+    return ((this.written | 0) - Atomics.load(this.v.control, 0)) >>> 0;
+  }
+
+  /** Whether more than half the ring waits for the reader. */
+  halfFull(): boolean {
+    return this.used() * 2 > this.v.cap;
+  }
+
+  /** Appends `text`; false (nothing written) when it does not fit in what the reader has freed. */
+  push(text: string): boolean {
+    const cap = this.v.cap;
+    const free = cap - this.used();
+    const off = this.written % cap;
+    const toEnd = cap - off;
+    if (this.put(off, Math.min(toEnd, free), text)) return true;
+    // The start of the ring may have room the end lacks.
+    return toEnd < free && this.put(0, free - toEnd, text, off);
+  }
+
+  /** Encodes `text` at `off` within `room` bytes; `wrapFrom`: the offset to mark as a wrap first. */
+  private put(off: number, room: number, text: string, wrapFrom?: number): boolean {
+    if (room < 8) return false;
+    const r = encoder.encodeInto(text, this.v.bytes.subarray(off + 4, off + room));
+    if (r.read !== text.length) return false;
+    if (wrapFrom !== undefined) {
+      this.v.words[wrapFrom >> 2] = WRAP;
+      this.written += this.v.cap - wrapFrom;
+    }
+    this.v.words[off >> 2] = r.written;
+    this.written += 4 + align4(r.written);
+    return true;
+  }
+
+  /** The records in [from, upTo), not consumed (taken back when the reader's thread stopped). */
+  peek(from: number, upTo: number, each: (text: string) => void): void {
+    readRecords(this.v, from, upTo, each);
+  }
+}
+
+/** The writer's thread's end: reads up to a position it was handed, then frees what it read. */
+export class EntryRingReader {
+  private readonly v: RingViews;
+  private consumed = 0;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.v = views(sab);
+  }
+
+  /** Calls `each` with every record before `upTo` not yet read, then frees their bytes. */
+  take(upTo: number, each: (text: string) => void): void {
+    if (upTo <= this.consumed) return;
+    this.consumed = readRecords(this.v, this.consumed, upTo, each);
+    Atomics.store(this.v.control, 0, this.consumed | 0);
+  }
+}
