@@ -23,7 +23,7 @@
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_FIXED_DURATION (s per fixed-load run, 5),
 // BENCH_FIXED_ROUNDS (6), BENCH_FIXED_WARMUP_S (3), BENCH_CONNECTIONS (32),
 // BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_NATS_URL (nats://127.0.0.1:4222),
-// BENCH_PIN (1; 0: no taskset), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
+// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
 // sink with its writer in the event loop's thread), BENCH_NO_WRITE=1
 // (print only; an empty BENCH_LOAD_SHARES skips the fixed loads).
@@ -77,6 +77,17 @@ const NO_WRITE = process.env.BENCH_NO_WRITE === '1';
 const KEEPUP_S = envInt('BENCH_KEEPUP_S', 15);
 const NATS_URL = process.env.BENCH_NATS_URL || 'nats://127.0.0.1:4222';
 const PIN = process.env.BENCH_PIN !== '0' && canPin();
+// Every broker runs with V8's young generation held at 16 MB. A broker paused between its rounds
+// (SIGSTOP, below) looks idle to V8 when it resumes, and V8 shrinks an idle isolate's young
+// generation towards 1 MB; it grows back only slowly under load. Small, it is collected every
+// 15-20 ms, request objects that live across two collections are promoted, and the old generation
+// fills until a full collection stalls the event loop (10-18 ms pause plus 20-40 ms of incremental
+// steps). Probes at 30% load (18 rounds of 8 s per run, --trace-gc): without the option, 380-580
+// scavenges per round in most rounds (65-120 where the young generation had grown back), and the
+// brokers with the log on stalled so in 2 of 6 rounds each; with it, the old generation grew by at
+// most 0.7 MB in any round, and 1 round in 18 stalled (the control's, right after a resume). A
+// broker under steady load keeps the 16 MB anyway; the option takes the pauses' effect out.
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--min-semi-space-size=16').split(' ').filter((x) => x !== '');
 const BROKER_CPU = 1;
 const KEY = 'bench-gateway-key-0123456789abcdef';
 const RUN = randomBytes(4).toString('hex');
@@ -94,7 +105,7 @@ async function start(name, audit) {
   const config = join(dir, `${name}.yaml`);
   writeFileSync(config, JSON.stringify({ gateways: [{ name: 'gw', apiKey: KEY }], ...(audit !== undefined ? { audit: { ...audit, spillDir: join(dir, `spill-${name}`) } } : {}) }));
   const db = await createBenchDatabase();
-  const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config });
+  const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config, nodeArgs: NODE_ARGS });
   const pids = serverPids(s, extraPids);
   if (PIN) for (const pid of pids) pinToCpu(pid, BROKER_CPU);
   return { name, s, db, pids };
@@ -179,6 +190,20 @@ async function ndjsonLines(path) {
 }
 
 const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** The decision logs' own messages (`audit: ...`, e.g. why a batch was spilled), per broker, counted. */
+function auditMessages() {
+  const out = [];
+  for (const b of brokers) {
+    const counts = new Map();
+    for (const line of b.s.log().split('\n')) {
+      const m = /"msg":"(audit: [^"]*)"/.exec(line) ?? /(audit: .*)$/.exec(line);
+      if (m !== null) counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
+    }
+    for (const [msg, n] of counts) out.push(`${b.name}: ${n} x \`${msg.slice(0, 200)}\``);
+  }
+  return out.length === 0 ? 'none.' : out.join('; ');
+}
 
 /**
  * Round `round`'s order: the list rotated by `round`, so every server takes every place and none
@@ -358,7 +383,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${NODE_ARGS.length > 0 ? ` (node ${NODE_ARGS.join(' ')})` : ''}${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
@@ -383,6 +408,8 @@ try {
     '| sink | req/s | decisions answered | entries in the sink after | queue depth max (1st half / 2nd half) | spill file max | spilled / dropped | queue drained after the load in |',
     '|---|--:|--:|--:|--:|--:|--:|--:|',
     ...keepUp.map((k) => `| ${label[k.sink]} | ${fmt(k.rps)} | ${fmt(k.answered)} | ${fmt(k.logged)} | ${fmt(k.maxQueue)} (${fmt(k.queueFirstHalfMax)} / ${fmt(k.queueSecondHalfMax)}) | ${fmt(k.maxSpillBytes)} B | ${k.spilled} / ${k.dropped} | ${k.drainMs} ms |`),
+    '',
+    `What the decision logs reported (their \`audit:\` messages in the brokers' last 20 KB of output): ${auditMessages()}`,
   ].join('\n');
   console.log(md);
   if (!NO_WRITE) replaceSection(join(benchDir, 'README.md'), '<!-- audit-bench:start -->', '<!-- audit-bench:end -->', md, log);

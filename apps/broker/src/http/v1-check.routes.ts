@@ -256,8 +256,8 @@ function decide<R>(
     req.subject !== undefined ? { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr } : req.token === undefined && delegatedFor !== undefined ? { id: delegatedFor } : {};
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // Enrichment writes the resolved attributes into the request's own objects: the decision log
-  // keeps the sparse input as it was sent.
-  if (deps.audit !== undefined && (req.subject !== undefined || req.agent !== undefined)) req.sent = { subject: cloneJson(req.subject as JsonObject | undefined) as V1CheckRequest['subject'], agent: cloneJson(req.agent as JsonObject | undefined) as V1CheckRequest['agent'] };
+  // keeps the sparse input as it was sent (no copy without resolvers: nothing writes then).
+  if (deps.audit !== undefined && (req.subject !== undefined || req.agent !== undefined) && (deps.runtime.current().registry?.resolvers.length ?? 0) > 0) req.sent = { subject: cloneJson(req.subject as JsonObject | undefined) as V1CheckRequest['subject'], agent: cloneJson(req.agent as JsonObject | undefined) as V1CheckRequest['agent'] };
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
   // Every object of this request was made by its parser for it alone (`owned`).
