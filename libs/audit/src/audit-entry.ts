@@ -252,7 +252,8 @@ function maskValue(v: JsonValue, node: MaskNode): JsonValue {
   return copy ?? v;
 }
 
-const MASKED_JSON = JSON.stringify(MASKED);
+/** {@link MASKED} as JSON text. */
+export const MASKED_JSON = JSON.stringify(MASKED);
 
 function hasAnyOf(o: object, names: readonly string[]): boolean {
   for (let i = 0; i < names.length; i++) if (Object.hasOwn(o, names[i] as string)) return true;

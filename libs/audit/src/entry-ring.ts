@@ -31,14 +31,15 @@ interface RingViews {
   readonly sab: SharedArrayBuffer;
   /** Capacity of the record area, a multiple of 4. */
   readonly cap: number;
-  readonly bytes: Uint8Array;
+  /** The records' bytes. */
+  readonly buf: Buffer;
   readonly words: Uint32Array;
   readonly control: Int32Array;
 }
 
 function views(sab: SharedArrayBuffer): RingViews {
   const cap = sab.byteLength - CONTROL;
-  return { sab, cap, bytes: new Uint8Array(sab, CONTROL, cap), words: new Uint32Array(sab, CONTROL, cap >> 2), control: new Int32Array(sab, 0, 2) };
+  return { sab, cap, buf: Buffer.from(sab, CONTROL, cap), words: new Uint32Array(sab, CONTROL, cap >> 2), control: new Int32Array(sab, 0, 2) };
 }
 
 /**
@@ -70,7 +71,6 @@ export function createEntryRing(bytes: number): SharedArrayBuffer {
 
 /** Calls `each` with the text of every record in [from, upTo); returns upTo. */
 function readRecords(v: RingViews, from: number, upTo: number, each: (text: string) => void): number {
-  const buf = Buffer.from(v.sab, CONTROL, v.cap);
   let at = from;
   while (at < upTo) {
     const off = at % v.cap;
@@ -79,7 +79,7 @@ function readRecords(v: RingViews, from: number, upTo: number, each: (text: stri
       at += v.cap - off;
       continue;
     }
-    each(buf.toString('utf8', off + 4, off + 4 + len));
+    each(v.buf.toString('utf8', off + 4, off + 4 + len));
     at += 4 + align4(len);
   }
   return at;
@@ -124,7 +124,7 @@ export class EntryRingWriter {
   /** Encodes `text` at `off` within `room` bytes; `wrapFrom`: the offset to mark as a wrap first. */
   private put(off: number, room: number, text: string, wrapFrom?: number): boolean {
     if (room < 8) return false;
-    const r = encoder.encodeInto(text, this.v.bytes.subarray(off + 4, off + room));
+    const r = encoder.encodeInto(text, this.v.buf.subarray(off + 4, off + room));
     if (r.read !== text.length) return false;
     if (wrapFrom !== undefined) {
       this.v.words[wrapFrom >> 2] = WRAP;

@@ -3,7 +3,7 @@
  * contract, the batching writer (spill to disk, replay in order) and the NDJSON sink. Imports
  * only `@warden/core`; never throws into the decision path.
  */
-export { createInputMask, entryFromLine, jsonString, maskChild, maskedJson, maskInput, serializeEntry, CREDENTIAL_PATHS, MASKED } from './audit-entry.js';
+export { createInputMask, entryFromLine, jsonString, maskChild, maskedJson, maskInput, serializeEntry, CREDENTIAL_PATHS, MASKED, MASKED_JSON } from './audit-entry.js';
 export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, InputMask, MaskNode, SerializedEntry } from './audit-entry.js';
 export type { AuditSink } from './audit-sink.js';
 export { createAuditWriter } from './audit-writer.js';

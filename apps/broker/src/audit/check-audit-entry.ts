@@ -8,7 +8,7 @@
  */
 import type { CheckOutput, JsonValue } from '@warden/core';
 import { filterDebug, type PlanOutput } from '@warden/decision';
-import { jsonString, maskChild, maskedJson, maskInput, MASKED, type AuditActionEffect, type AuditEntry, type AuditResult, type InputMask, type MaskNode, type SerializedEntry } from '@warden/audit';
+import { jsonString as q, maskChild, maskedJson, maskInput, MASKED, MASKED_JSON, type AuditActionEffect, type AuditEntry, type AuditResult, type InputMask, type MaskNode, type SerializedEntry } from '@warden/audit';
 import { isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import type { EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { PlanResourcesRequest } from '../http/plan-resources.request.js';
@@ -28,7 +28,6 @@ export interface AuditedCheck {
   readonly stamps: { start: number; parsed: number; enriched: number; evaluated: number };
 }
 
-
 /** The value at a dotted path of a document (undefined when absent). */
 export function valueAt(doc: JsonValue, path: readonly string[]): JsonValue | undefined {
   let v: JsonValue | undefined = doc;
@@ -38,9 +37,6 @@ export function valueAt(doc: JsonValue, path: readonly string[]): JsonValue | un
   }
   return v;
 }
-
-const MASKED_JSON = JSON.stringify(MASKED);
-const q = jsonString;
 
 let isoSecond = Number.NaN;
 let isoPrefix = '';
