@@ -23,14 +23,14 @@
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_FIXED_DURATION (s per fixed-load run, 5),
 // BENCH_FIXED_ROUNDS (6), BENCH_FIXED_WARMUP_S (3), BENCH_CONNECTIONS (32),
 // BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_NATS_URL (nats://127.0.0.1:4222),
-// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
+// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the sink servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
 // sink with its writer in the event loop's thread), BENCH_NO_WRITE=1
 // (print only; an empty BENCH_LOAD_SHARES skips the fixed loads).
 // Writes the table between the audit-bench markers of bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
@@ -213,21 +213,23 @@ function auditMessages() {
  */
 const rotated = (xs, round) => xs.map((_, i) => xs[(i + round) % xs.length]);
 
+/** The machine's Postgres and NATS servers: every process of the user `postgres` and of `nats-server`. */
+const sinkServerPids = () =>
+  [...spawnSync('pgrep', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.split('\n'), ...spawnSync('pgrep', ['-x', 'nats-server'], { encoding: 'utf8' }).stdout.split('\n')].filter((x) => x !== '').map(Number);
+
 /**
- * Pins the machine's Postgres and NATS servers (every process of the user `postgres` and of
- * `nats-server`) to `cpu`; returns how many it could (taskset may not touch them: the report says
- * so). During the fixed loads they share the load generators' CPU: in a deployment they run on
+ * Pins the sink servers to `cpu`; returns how many it could (taskset may not touch them: the report
+ * says so). During the fixed loads they share the load generators' CPU: in a deployment they run on
  * other machines, and unpinned their work on the log's batches lands on the broker's core, where
  * it counts as the log's cost on the check path. Not at saturation: there the load generator
  * takes its whole CPU, and a Postgres starved beside it is not what keeping up is about.
  */
 function pinSinkServers(cpu) {
-  const pids = [...spawnSync('pgrep', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.split('\n'), ...spawnSync('pgrep', ['-x', 'nats-server'], { encoding: 'utf8' }).stdout.split('\n')].filter((x) => x !== '');
   const pinned = [];
-  for (const pid of pids) {
+  for (const pid of sinkServerPids()) {
     try {
-      pinToCpu(Number(pid), cpu);
-      pinned.push(Number(pid));
+      pinToCpu(pid, cpu);
+      pinned.push(pid);
     } catch (err) {
       log(`sink servers: ${err.message}`);
     }
@@ -237,6 +239,63 @@ function pinSinkServers(cpu) {
 let sinkServersPinned = 0;
 /** Whether they are pinned now (restored after the fixed loads, or on the way out). */
 let sinkServersHeld = false;
+
+/**
+ * On CPU 0 beside the load generator, the sink servers' work on each batch still made the
+ * generator late: its own event loop's delay, p99, was 3.1-4.2 ms with the Postgres broker against
+ * 0.8-1.0 with audit off, and the check's p99 followed it (bench/README.md). The scheduler (EEVDF)
+ * lets a task that runs finish its slice before a task that wakes takes the CPU, nice values and
+ * SCHED_IDLE notwithstanding across sessions' autogroups; only a cgroup whose `cpu.idle` is 1
+ * gives way at once. So during the fixed loads the sink servers run in such a cgroup
+ * (`warden-bench-sinks`, made for the run): they get all the CPU the generator leaves (most of
+ * CPU 0 at 30% and 60%), and the generator's timing is its own again. Returns how many processes it
+ * moved and how to move them back (to the cgroup each came from; processes forked meanwhile, such
+ * as new Postgres backends, go to the first one's), or why it could not (cgroup v1's `cpu`
+ * hierarchy or v2's with `cpu.idle` and write access are needed; BENCH_SINK_IDLE=0 skips it).
+ */
+function idleSinkServers() {
+  const v1 = '/sys/fs/cgroup/cpu';
+  const v2 = '/sys/fs/cgroup';
+  const hierarchy = existsSync(join(v1, 'cpu.shares')) ? { root: v1, line: (l) => /^\d+:([^:]*\bcpu\b[^:]*):(.*)$/.exec(l) } : existsSync(join(v2, 'cgroup.controllers')) ? { root: v2, line: (l) => /^0:():(.*)$/.exec(l) } : undefined;
+  if (hierarchy === undefined) return { moved: 0, why: 'no cgroup cpu hierarchy' };
+  const dir = join(hierarchy.root, 'warden-bench-sinks');
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'cpu.idle'), '1');
+  } catch (err) {
+    return { moved: 0, why: `cannot make an idle cgroup (${err.code ?? err.message})` };
+  }
+  const from = new Map();
+  for (const pid of sinkServerPids()) {
+    try {
+      const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').map(hierarchy.line).find((m) => m !== null && m !== undefined);
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+      from.set(pid, line?.[2] ?? '/');
+    } catch (err) {
+      log(`sink servers: not moved to the idle cgroup: ${pid}: ${err.code ?? err.message}`);
+    }
+  }
+  const restore = () => {
+    const fallback = from.values().next().value ?? '/';
+    const left = () => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((x) => x !== '').map(Number);
+    for (const pid of left()) {
+      try {
+        writeFileSync(join(hierarchy.root, from.get(pid) ?? fallback, 'cgroup.procs'), String(pid));
+      } catch (err) {
+        if (err.code !== 'ESRCH') log(`sink servers: not moved back from the idle cgroup: ${pid}: ${err.code ?? err.message}`);
+      }
+    }
+    try {
+      rmdirSync(dir);
+    } catch (err) {
+      log(`sink servers: idle cgroup left behind (${dir}): ${err.code ?? err.message}`);
+    }
+  };
+  return { moved: from.size, restore };
+}
+const SINK_IDLE = process.env.BENCH_SINK_IDLE !== '0';
+/** What {@link idleSinkServers} did for the fixed loads (`restore` set while they are in the cgroup). */
+let sinkServersIdle = { moved: 0, why: 'not tried' };
 
 let brokers = [];
 try {
@@ -284,6 +343,8 @@ try {
   if (PIN && LOAD_SHARES.length > 0) {
     sinkServersPinned = pinSinkServers(0);
     sinkServersHeld = true;
+    sinkServersIdle = SINK_IDLE ? idleSinkServers() : { moved: 0, why: 'BENCH_SINK_IDLE=0' };
+    if (sinkServersIdle.why !== undefined) log(`sink servers: not in an idle cgroup: ${sinkServersIdle.why}`);
   }
   const fixed = new Map();
   for (const share of LOAD_SHARES) {
@@ -303,6 +364,7 @@ try {
 
   if (sinkServersHeld) {
     pinSinkServers(allCpus());
+    sinkServersIdle.restore?.();
     sinkServersHeld = false;
   }
 
@@ -387,7 +449,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${NODE_ARGS.length > 0 ? ` (node ${NODE_ARGS.join(' ')})` : ''}${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${NODE_ARGS.length > 0 ? ` (node ${NODE_ARGS.join(' ')})` : ''}${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
@@ -418,7 +480,10 @@ try {
   console.log(md);
   if (!NO_WRITE) replaceSection(join(benchDir, 'README.md'), '<!-- audit-bench:start -->', '<!-- audit-bench:end -->', md, log);
 } finally {
-  if (sinkServersHeld) pinSinkServers(allCpus());
+  if (sinkServersHeld) {
+    pinSinkServers(allCpus());
+    sinkServersIdle.restore?.();
+  }
   await stopProcesses(children, extraPids);
   for (const b of brokers) await b.db.drop().catch(() => undefined);
   if (nc !== undefined) {
