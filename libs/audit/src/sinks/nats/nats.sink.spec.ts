@@ -41,6 +41,26 @@ describe('createNatsAuditSink', () => {
     expect(ids).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('stores each payload byte for byte, multi-byte text and entries larger than a chunk of the batch included', async () => {
+    const subject = `${SUBJECT}.bytes`;
+    const stream = `${STREAM}_BYTES`;
+    const jsm = await nc.jetstreamManager();
+    try {
+      const sut = createNatsAuditSink({ url: URL, subject, stream });
+      // 70 entries of about 1 KB fill more than one 64 KB chunk; one of 200 KB needs a chunk of its own.
+      const texts = Array.from({ length: 70 }, (_, i) => `{"decisionId":"m${i}","note":"${'é😀\u2028'.repeat(i)}${'x'.repeat(1000)}"}`);
+      texts.splice(35, 0, `{"decisionId":"big","note":"${'ü'.repeat(100_000)}"}`);
+      const batch = texts.map((json, i): SerializedEntry => ({ ...entry(`m-${i}`), json }));
+      await sut.write(batch);
+      await sut.close();
+      const got: string[] = [];
+      for (let seq = 1; seq <= texts.length; seq++) got.push(new TextDecoder().decode((await jsm.streams.getMessage(stream, { seq })).data));
+      expect(got).toEqual(texts);
+    } finally {
+      await jsm.streams.delete(stream).catch(() => undefined);
+    }
+  });
+
   it('rejects a batch JetStream refuses part of (a full stream discarding new messages), so the writer spills it', async () => {
     const subject = `${SUBJECT}.full`;
     const stream = `${STREAM}_FULL`;
