@@ -26,9 +26,10 @@ if (parentPort === null) throw new WardenError('ERR_INTERNAL', 'BUG: audit-worke
 const port = parentPort;
 const { config, databaseUrl } = workerData as AuditWorkerData;
 // The thread yields to the one answering checks: at nice 5 it gets about a quarter of a core the
-// two contend for (enough to keep up with a saturated broker), and an arriving check preempts it
-// rather than waiting for its batch. Only on Linux, which sets the nice value of the calling
-// thread alone (elsewhere it would be the whole process's).
+// two contend for (enough to keep up with a saturated broker). Under EEVDF (Linux 6.6 and later)
+// a batch already running still finishes its time slice before an arriving check runs; SCHED_IDLE
+// for this thread made the check's p99 worse in probes (bench/README.md). Only on Linux, which sets
+// the nice value of the calling thread alone (elsewhere it would be the whole process's).
 // A sandbox that forbids it (seccomp) leaves the thread at the broker's priority, reported.
 let niceFailed: string | undefined;
 try {
