@@ -243,10 +243,10 @@ let sinkServersHeld = false;
 /**
  * On CPU 0 beside the load generator, the sink servers' work on each batch still made the
  * generator late: its own event loop's delay, p99, was 3.1-4.2 ms with the Postgres broker against
- * 0.8-1.0 with audit off, and the check's p99 followed it (bench/README.md). The scheduler (EEVDF)
- * lets a task that runs finish its slice before a task that wakes takes the CPU, nice values and
- * SCHED_IDLE notwithstanding across sessions' autogroups; only a cgroup whose `cpu.idle` is 1
- * gives way at once. So during the fixed loads the sink servers run in such a cgroup
+ * 0.8-1.0 with audit off, and the check's p99 followed it (bench/README.md). Nice 19, SCHED_IDLE
+ * and their autogroup's nice did not change that in probes (my reading: under EEVDF the running
+ * task finishes its slice before a waking one in another autogroup gets the CPU); a cgroup whose
+ * `cpu.idle` is 1 did (1.1-1.5 ms). So during the fixed loads the sink servers run in such a cgroup
  * (`warden-bench-sinks`, made for the run): they get all the CPU the generator leaves (most of
  * CPU 0 at 30% and 60%), and the generator's timing is its own again. Returns how many processes it
  * moved and how to move them back (to the cgroup each came from; processes forked meanwhile, such

@@ -41,13 +41,13 @@ describe('createNatsAuditSink', () => {
     expect(ids).toEqual(['a', 'b', 'c', 'd']);
   });
 
-  it('stores each payload byte for byte, multi-byte text and entries larger than a chunk of the batch included', async () => {
+  it('stores each payload byte for byte: multi-byte text, line separators, and a 200 KB entry among 1 KB ones', async () => {
     const subject = `${SUBJECT}.bytes`;
     const stream = `${STREAM}_BYTES`;
     const jsm = await nc.jetstreamManager();
     try {
       const sut = createNatsAuditSink({ url: URL, subject, stream });
-      // 70 entries of about 1 KB fill more than one 64 KB chunk; one of 200 KB needs a chunk of its own.
+      // 70 entries of 1-1.5 KB (more than 64 KB together) and one of 200 KB in the middle, in one batch.
       const texts = Array.from({ length: 70 }, (_, i) => `{"decisionId":"m${i}","note":"${'é😀\u2028'.repeat(i)}${'x'.repeat(1000)}"}`);
       texts.splice(35, 0, `{"decisionId":"big","note":"${'ü'.repeat(100_000)}"}`);
       const batch = texts.map((json, i): SerializedEntry => ({ ...entry(`m-${i}`), json }));
