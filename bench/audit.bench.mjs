@@ -277,8 +277,7 @@ function idleSinkServers() {
   }
   const restore = () => {
     const fallback = from.values().next().value ?? '/';
-    const left = () => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((x) => x !== '').map(Number);
-    for (const pid of left()) {
+    for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((x) => x !== '').map(Number)) {
       try {
         writeFileSync(join(hierarchy.root, from.get(pid) ?? fallback, 'cgroup.procs'), String(pid));
       } catch (err) {

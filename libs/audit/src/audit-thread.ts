@@ -95,6 +95,9 @@ export interface ThreadedAuditWriterOptions {
 /** Default of {@link ThreadedAuditWriterOptions.ringBytes}. */
 export const RING_BYTES = 4 << 20;
 
+/** How many entries `m` hands the writer's thread (in the ring and in the message). */
+const entriesIn = (m: ToWriter): number => (m.t === 'rec' ? (m.n ?? 0) + (m.entries?.length ?? 0) : m.t === 'dur' ? 1 : 0);
+
 /** Entries that are posted at once, without waiting for the interval. */
 export const POST_BATCH = 256;
 
@@ -142,8 +145,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   let closed = false;
 
   const send = (m: ToWriter): void => {
-    if (m.t === 'rec') posted += (m.n ?? 0) + (m.entries?.length ?? 0);
-    else if (m.t === 'dur') posted += 1;
+    posted += entriesIn(m);
     if (thread === undefined) held.push(m);
     else thread.postMessage(m);
   };
@@ -304,7 +306,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
       return ask({ t: 'flush', id: nextId++ });
     },
     stats() {
-      const inFlight = thread === undefined ? held.reduce((n, m) => n + (m.t === 'rec' ? (m.n ?? 0) + (m.entries?.length ?? 0) : m.t === 'dur' ? 1 : 0), 0) : Math.max(0, posted - last.received);
+      const inFlight = thread === undefined ? held.reduce((n, m) => n + entriesIn(m), 0) : Math.max(0, posted - last.received);
       return { ...last.stats, queued: last.stats.queued + inFlight + recorded.length + ringEntries + outbox.length };
     },
     async close() {

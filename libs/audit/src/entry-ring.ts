@@ -28,7 +28,6 @@ const align4 = (n: number): number => (n + 3) & ~3;
 
 /** The two views of a ring both sides use. */
 interface RingViews {
-  readonly sab: SharedArrayBuffer;
   /** Capacity of the record area, a multiple of 4. */
   readonly cap: number;
   /** The records' bytes. */
@@ -39,7 +38,7 @@ interface RingViews {
 
 function views(sab: SharedArrayBuffer): RingViews {
   const cap = sab.byteLength - CONTROL;
-  return { sab, cap, buf: Buffer.from(sab, CONTROL, cap), words: new Uint32Array(sab, CONTROL, cap >> 2), control: new Int32Array(sab, 0, 2) };
+  return { cap, buf: Buffer.from(sab, CONTROL, cap), words: new Uint32Array(sab, CONTROL, cap >> 2), control: new Int32Array(sab, 0, 2) };
 }
 
 /**

@@ -166,7 +166,6 @@ describe('isoTime', () => {
   });
 });
 
-
 describe('msJson', () => {
   it('is the JSON of the value rounded to the µs, for any double (negative, huge, non-finite included)', () => {
     const json = (ms: number): string => JSON.stringify(Math.round(ms * 1000) / 1000);
