@@ -1,6 +1,6 @@
 /**
  * The `/v1/check` decision-log entry built as objects: the code that composed it until the
- * entry was written straight to text (`v1CheckAuditJson`), kept as the reference that text is
+ * entry was composed as text (now `V1CheckEntry`), kept as the reference that text is
  * checked against. `JSON.parse` of the text must equal `JSON.stringify` of this, for any request.
  */
 import type { JsonValue } from '@warden/core';

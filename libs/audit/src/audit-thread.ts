@@ -23,9 +23,9 @@
  * durability are refused, and a new thread is started, which replays the spill file first.
  */
 import { WardenError } from '@warden/core';
-import { buildRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, isComposed, packEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
-import { createEntryRing, EntryRingReader, EntryRingWriter, packEntry, unpackEntry } from './entry-ring.js';
+import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
 import { RecordedEntries } from './recorded-entries.js';
 
 /** How often the writer's thread reports its counters, ms. */
@@ -170,6 +170,24 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     send(m);
   };
 
+  /**
+   * Writes an entry that composes itself straight into the ring (no string made on this thread);
+   * false when it must be built as text: the ring is full or absent, entries wait in the outbox
+   * (they stay in order), or its data only text can write (`NotPlainJson`; a bug in it is
+   * reported when the text is built).
+   */
+  const composeInRing = (r: AuditRecord): boolean => {
+    if (outbox.length > 0 || ring === undefined || !isComposed(r)) return false;
+    let done = false;
+    try {
+      done = ring.compose(r);
+    } catch {
+      // Built as text below, where an error is reported.
+    }
+    if (done) ringEntries += 1;
+    return done;
+  };
+
   /** What `record` took since the last check phase, built for the next post. */
   const recorded = new RecordedEntries(
     onError,
@@ -185,6 +203,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
         postTimer.unref();
       }
     },
+    composeInRing,
   );
 
   /** Everything recorded, built and posted now (before a message that must come after it). */

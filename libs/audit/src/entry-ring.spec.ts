@@ -1,7 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { SerializedEntry } from './audit-entry.js';
-import { createEntryRing, EntryRingReader, EntryRingWriter, packEntry, unpackEntry } from './entry-ring.js';
+import { packEntry, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
+import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
+import { NotPlainJson } from './json-out.js';
+
+/** A record that writes `text` itself (straight into the ring's bytes). */
+const composing = (text: string): ComposedEntry => ({ compose: (out) => out.raw(text) });
 
 const entry = (over: Partial<SerializedEntry> = {}): SerializedEntry => ({
   decisionId: 'd-1',
@@ -38,8 +42,9 @@ describe('packEntry / unpackEntry', () => {
 describe('EntryRingWriter / EntryRingReader', () => {
   it('hands the reader every record in order, across wrap-arounds, and never overwrites what it has not read', () => {
     // Pushes and reads interleaved at random on a small ring, against a FIFO of what was accepted.
+    // A record is pushed as text, composed into the bytes, or composed and thrown out halfway.
     const op = fc.oneof(
-      fc.record({ push: fc.string({ unit: 'grapheme', maxLength: 60 }) }),
+      fc.record({ push: fc.string({ unit: 'grapheme', maxLength: 60 }), how: fc.constantFrom('text', 'compose', 'throw') }),
       fc.record({ read: fc.constant(true) }),
     );
     fc.assert(
@@ -59,7 +64,18 @@ describe('EntryRingWriter / EntryRingReader', () => {
         for (const o of ops) {
           if ('push' in o) {
             const before = w.head;
-            if (w.push(o.push)) model.push(o.push);
+            if (o.how === 'throw') {
+              const half = o.push.slice(0, o.push.length >> 1);
+              expect(() =>
+                w.compose({
+                  compose: (out) => {
+                    out.raw(half);
+                    throw new NotPlainJson('test');
+                  },
+                }),
+              ).toThrow(NotPlainJson);
+              expect(w.head).toBe(before);
+            } else if (o.how === 'text' ? w.push(o.push) : w.compose(composing(o.push))) model.push(o.push);
             else expect(w.head).toBe(before);
             // Posted at once: what the reader may read is everything written.
             pending = model.length;
@@ -90,6 +106,26 @@ describe('EntryRingWriter / EntryRingReader', () => {
     expect(got).toEqual(['x'.repeat(40), 'y'.repeat(20)]);
     // A record that can never fit is refused, whatever was read.
     expect(w.push('z'.repeat(100))).toBe(false);
+    expect(w.compose(composing('z'.repeat(100)))).toBe(false);
+  });
+
+  it('composes a record in the ring as the UTF-8 of its text, wrapping to the start as pushed text does', () => {
+    const sab = createEntryRing(64);
+    const w = new EntryRingWriter(sab);
+    const r = new EntryRingReader(sab);
+    // 8 units of text may take 48 bytes (6 each): room enough; they take 20 (a record of 24).
+    expect(w.compose(composing('ü€'.repeat(4)))).toBe(true);
+    expect(w.compose(composing('abc'))).toBe(true);
+    expect(w.compose(composing('abcd'))).toBe(true);
+    const got: string[] = [];
+    r.take(w.head, (t) => got.push(t));
+    // At offset 40 of 64: 5 units may take 30 bytes, 20 are left before the end, so at the start.
+    const before = w.head;
+    expect(w.compose(composing('é'.repeat(5)))).toBe(true);
+    expect(w.head - before).toBe(24 + 4 + 12);
+    r.take(w.head, (t) => got.push(t));
+    expect(got).toEqual(['ü€'.repeat(4), 'abc', 'abcd', 'é'.repeat(5)]);
+    expect(w.used()).toBe(0);
   });
 
   it('lets the writer read back records it wrote and did not hand over (peek), without freeing them', () => {

@@ -17,7 +17,8 @@
  * writer handed it after writing there (in a message of the same port: the post orders the writes
  * before the read).
  */
-import { jsonString, type AuditEventKind, type SerializedEntry } from './audit-entry.js';
+import type { ComposedEntry } from './audit-entry.js';
+import { BytesJsonOut } from './json-out.js';
 
 const CONTROL = 8;
 /** The length that means "continue at the start". */
@@ -39,28 +40,6 @@ interface RingViews {
 function views(sab: SharedArrayBuffer): RingViews {
   const cap = sab.byteLength - CONTROL;
   return { cap, buf: Buffer.from(sab, CONTROL, cap), words: new Uint32Array(sab, CONTROL, cap >> 2), control: new Int32Array(sab, 0, 2) };
-}
-
-/**
- * An entry as one line of text for the ring: a JSON array of the fields sinks key on, a newline,
- * then the entry's JSON (which holds no raw newline).
- */
-export function packEntry(e: SerializedEntry): string {
-  let resources = '';
-  for (let i = 0; i < e.resources.length; i++) resources += (i === 0 ? '' : ',') + jsonString(e.resources[i] as string);
-  const subject = e.subject === undefined ? 'null' : jsonString(e.subject);
-  const agent = e.agent === undefined ? 'null' : jsonString(e.agent);
-  return `[${jsonString(e.decisionId)},${jsonString(e.time)},${jsonString(e.kind)},${jsonString(e.policyVersion)},${jsonString(e.source)},${jsonString(e.decision)},${subject},${agent},[${resources}]]\n${e.json}`;
-}
-
-type PackedFields = [string, string, AuditEventKind, string, string, 'ALLOW' | 'DENY', string | null, string | null, string[]];
-
-/** The entry {@link packEntry} packed; throws on text it did not write. */
-export function unpackEntry(text: string): SerializedEntry {
-  const nl = text.indexOf('\n');
-  if (nl < 0) throw new Error('a ring record without its fields line');
-  const f = JSON.parse(text.slice(0, nl)) as PackedFields;
-  return { decisionId: f[0], time: f[1], kind: f[2], policyVersion: f[3], source: f[4], decision: f[5], subject: f[6] ?? undefined, agent: f[7] ?? undefined, resources: f[8], json: text.slice(nl + 1) };
 }
 
 /** A ring of `bytes` (rounded up to 4) for {@link EntryRingWriter} and {@link EntryRingReader}. */
@@ -89,6 +68,8 @@ export class EntryRingWriter {
   private readonly v: RingViews;
   /** Bytes written since the ring was made. */
   private written = 0;
+  /** What composed records are written through, reused. */
+  private readonly out = new BytesJsonOut();
 
   constructor(sab: SharedArrayBuffer) {
     this.v = views(sab);
@@ -111,26 +92,49 @@ export class EntryRingWriter {
 
   /** Appends `text`; false (nothing written) when it does not fit in what the reader has freed. */
   push(text: string): boolean {
+    return this.append(text);
+  }
+
+  /**
+   * Appends the record `entry` composes, written straight into the ring's bytes; false (nothing
+   * written) when it does not fit in what the reader has freed. Throws what `entry` throws
+   * ({@link NotPlainJson} for data only text can write), with nothing written.
+   */
+  compose(entry: ComposedEntry): boolean {
+    return this.append(entry);
+  }
+
+  private append(record: string | ComposedEntry): boolean {
     const cap = this.v.cap;
     const free = cap - this.used();
     const off = this.written % cap;
     const toEnd = cap - off;
-    if (this.put(off, Math.min(toEnd, free), text)) return true;
+    if (this.put(off, Math.min(toEnd, free), record)) return true;
     // The start of the ring may have room the end lacks.
-    return toEnd < free && this.put(0, free - toEnd, text, off);
+    return toEnd < free && this.put(0, free - toEnd, record, off);
   }
 
-  /** Encodes `text` at `off` within `room` bytes; `wrapFrom`: the offset to mark as a wrap first. */
-  private put(off: number, room: number, text: string, wrapFrom?: number): boolean {
+  /** Writes `record` at `off` within `room` bytes; `wrapFrom`: the offset to mark as a wrap first. */
+  private put(off: number, room: number, record: string | ComposedEntry, wrapFrom?: number): boolean {
     if (room < 8) return false;
-    const r = encoder.encodeInto(text, this.v.buf.subarray(off + 4, off + room));
-    if (r.read !== text.length) return false;
+    let len: number;
+    if (typeof record === 'string') {
+      const r = encoder.encodeInto(record, this.v.buf.subarray(off + 4, off + room));
+      if (r.read !== record.length) return false;
+      len = r.written;
+    } else {
+      const out = this.out;
+      out.reset(this.v.buf, off + 4, off + room);
+      record.compose(out);
+      if (out.over) return false;
+      len = out.pos - off - 4;
+    }
     if (wrapFrom !== undefined) {
       this.v.words[wrapFrom >> 2] = WRAP;
       this.written += this.v.cap - wrapFrom;
     }
-    this.v.words[off >> 2] = r.written;
-    this.written += 4 + align4(r.written);
+    this.v.words[off >> 2] = len;
+    this.written += 4 + align4(len);
     return true;
   }
 

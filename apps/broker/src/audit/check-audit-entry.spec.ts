@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '@warden/core';
-import { createInputMask, serializeEntry } from '@warden/audit';
+import { BytesJsonOut, composedEntry, createInputMask, serializeEntry, TextJsonOut, type JsonOut, type SerializedEntry } from '@warden/audit';
 import { v1CheckAuditObject } from '../../../../test/support/check-audit-oracle.js';
-import { isoTime, msJson, v1CheckAuditJson, type AuditedCheck } from './check-audit-entry.js';
+import { V1CheckEntry, writeMs, writeTime, type AuditedCheck } from './check-audit-entry.js';
 
 // Names that masks and attribute paths hit, array indexes among them, text JSON escapes (quotes,
 // backslashes, control characters, a lone surrogate), and any text besides.
@@ -125,7 +125,17 @@ const auditedCheck: fc.Arbitrary<{ d: AuditedCheck; mask: string[]; source: stri
 
 const isIndex = (k: string): boolean => String(Number(k) >>> 0) === k && k !== '4294967295';
 
-describe('v1CheckAuditJson', () => {
+/** The entry as the text path builds it (strict mode, the in-thread writer, a ring without room). */
+const v1CheckAuditJson = (d: AuditedCheck, mask: ReturnType<typeof createInputMask>, source: string, at: number): SerializedEntry => composedEntry(new V1CheckEntry(d, mask, source, at));
+
+/** What `write` writes, as text. */
+const written = (write: (out: JsonOut) => void): string => {
+  const out = new TextJsonOut();
+  write(out);
+  return out.text;
+};
+
+describe('V1CheckEntry', () => {
   it('writes the entry the objects of v1CheckAuditObject serialise to, for any request, mask and decision', () => {
     fc.assert(
       fc.property(auditedCheck, ({ d, mask, source, at }) => {
@@ -155,9 +165,36 @@ describe('v1CheckAuditJson', () => {
       { numRuns: 500 },
     );
   });
+
+  it('writes into bytes the UTF-8 of the text it writes, and flags a range too small with nothing past its end', () => {
+    const buf = new Uint8Array(1 << 16);
+    const out = new BytesJsonOut();
+    fc.assert(
+      fc.property(auditedCheck, fc.nat(), ({ d, mask, source, at }, cut) => {
+        const entry = new V1CheckEntry(d, createInputMask(mask), source, at);
+        const text = written((o) => entry.compose(o));
+        const bytes = Buffer.from(text, 'utf8');
+        out.reset(buf, 8, buf.length);
+        entry.compose(out);
+        expect(out.over).toBe(false);
+        expect(Buffer.from(buf.subarray(8, out.pos)).equals(bytes)).toBe(true);
+        // A range shorter than the text: flagged, and the byte after the range untouched.
+        const end = 8 + (cut % bytes.length);
+        buf[end] = 0xaa;
+        out.reset(buf, 8, end);
+        entry.compose(out);
+        expect(out.over).toBe(true);
+        expect(buf[end]).toBe(0xaa);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
 });
 
-describe('isoTime', () => {
+const isoTime = (at: number): string => written((o) => writeTime(o, at));
+const msJson = (ms: number): string => written((o) => writeMs(o, ms));
+
+describe('writeTime', () => {
   it('is toISOString, within a second, across seconds and days, and for fractional times', () => {
     const day = Date.UTC(2026, 10, 28, 23, 59, 59);
     const times = [day, day + 1, day + 9, day + 10, day + 99, day + 100, day + 999, day + 1000, day + 1001, day - 1, 0, 5, 1.5, day + 0.25, 253402300799999, 253402300800000];
@@ -166,7 +203,7 @@ describe('isoTime', () => {
   });
 });
 
-describe('msJson', () => {
+describe('writeMs', () => {
   it('is the JSON of the value rounded to the µs, for any double (negative, huge, non-finite included)', () => {
     const json = (ms: number): string => JSON.stringify(Math.round(ms * 1000) / 1000);
     for (const ms of [0, -0, 0.0004, 0.0005, 0.012, 0.5, 1, 1.0125, 999.9994, 999.9995, 1000, -0.012, 1e21, Number.NaN, Infinity, -Infinity]) expect(msJson(ms)).toBe(json(ms));

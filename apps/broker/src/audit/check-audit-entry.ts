@@ -1,14 +1,15 @@
 /**
- * Decision-log entries of the check routes. The route hands the writer a closure over what it
- * already holds; the writer calls it once, in the event loop's check phase after the route has
- * answered (best-effort) or at once (strict), and keeps only the serialised entry (`/v1/check`,
- * the busiest, composes it as text at once; the others build an {@link AuditEntry}). INVARIANT: the
- * objects captured are not modified between the answer and that call (the request's inputs
- * belong to it alone).
+ * Decision-log entries of the check routes. The route hands the writer a record over what it
+ * already holds (a closure, or for `/v1/check`, the busiest, a {@link V1CheckEntry}); the writer
+ * builds it once, in the event loop's check phase after the route has answered (best-effort) or at
+ * once (strict), and keeps only the serialised entry (`/v1/check`'s composes itself, into the
+ * writer's ring where it can; the others build an {@link AuditEntry}). INVARIANT: the objects
+ * captured are not modified between the answer and that call (the request's inputs belong to it
+ * alone).
  */
 import type { CheckOutput, JsonValue } from '@warden/core';
 import { filterDebug, type PlanOutput } from '@warden/decision';
-import { jsonString as q, maskChild, maskedJson, maskInput, MASKED, MASKED_JSON, type AuditActionEffect, type AuditEntry, type AuditResult, type InputMask, type MaskNode, type SerializedEntry } from '@warden/audit';
+import { maskChild, maskElement, maskInput, MASKED, MASKED_JSON, type AuditActionEffect, type AuditEntry, type AuditResult, type ComposedEntry, type InputMask, type JsonOut, type MaskNode } from '@warden/audit';
 import { isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
 import type { EnrichedInputs } from '../enrichment/enriched-check.js';
 import type { PlanResourcesRequest } from '../http/plan-resources.request.js';
@@ -40,19 +41,22 @@ export function valueAt(doc: JsonValue, path: readonly string[]): JsonValue | un
 
 let isoSecond = Number.NaN;
 let isoPrefix = '';
+/** '000' to '999'. */
+const MILLIS = Array.from({ length: 1000 }, (_, k) => String(k).padStart(3, '0'));
 /**
  * `new Date(at).toISOString()`, with the text up to the second kept from the last call: the
  * entries of one second share it, and the full conversion cost as much as a tenth of an entry.
  */
-export function isoTime(at: number): string {
-  if (!Number.isInteger(at)) return new Date(at).toISOString();
+export function writeTime(out: JsonOut, at: number): void {
+  if (!Number.isInteger(at)) return out.raw(new Date(at).toISOString());
   const second = Math.floor(at / 1000);
   if (second !== isoSecond) {
     isoPrefix = new Date(second * 1000).toISOString().slice(0, -4);
     isoSecond = second;
   }
-  const ms = at - second * 1000;
-  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+  out.raw(isoPrefix);
+  out.raw(MILLIS[at - second * 1000] as string);
+  out.raw('Z');
 }
 /** The text of `k` (0-999), and after the point of `k / 1000`: '' for 0, '.5' for 500, '.012' for 12. */
 const WHOLE = Array.from({ length: 1000 }, (_, k) => String(k));
@@ -64,50 +68,76 @@ const FRACTION = Array.from({ length: 1000 }, (_, k) => (k === 0 ? '' : String(k
  * V8's number-string cache, which outlives young-generation collections: under load that was
  * half of what the log's entries left for the old generation's collections (bench/README.md).
  */
-export function msJson(ms: number): string {
+export function writeMs(out: JsonOut, ms: number): void {
   const us = Math.round(ms * 1000);
   if (us >= 0 && us < 1_000_000) {
     const whole = Math.floor(us / 1000);
-    return (WHOLE[whole] as string) + (FRACTION[us - whole * 1000] as string);
-  }
-  return Number.isFinite(us) ? String(us / 1000) : 'null';
+    out.raw(WHOLE[whole] as string);
+    out.raw(FRACTION[us - whole * 1000] as string);
+  } else out.raw(Number.isFinite(us) ? String(us / 1000) : 'null');
 }
-/** `,"key":"value"` when `value` is set. */
-const optText = (key: string, value: string | undefined): string => (value === undefined ? '' : `,"${key}":${q(value)}`);
 
-/** `,"key":<value masked under node>` (`key` a plain name), or '' when JSON would drop it. */
-function member(node: MaskNode, key: string, value: unknown): string {
-  const v = maskedJson(value, maskChild(node, key));
-  return v === undefined ? '' : `,"${key}":${v}`;
+/** `prefix` and `value` as a JSON string (`prefix`: `,"key":`), when `value` is set. */
+function optText(out: JsonOut, prefix: string, value: string | undefined): void {
+  if (value === undefined) return;
+  out.raw(prefix);
+  out.str(value);
 }
+
+/** What the input shows for a subject identified by a token: the token masked. */
+const TOKEN_MASKED = Object.freeze({ token: MASKED });
 
 /** The sparse input as the caller sent it: `{ actions, resources: [{ kind, id }], context, ... }`, masked. */
-function inputJson(req: V1CheckRequest, root: MaskNode): string {
-  let s = '{' + member(root, 'actions', req.actions).slice(1);
+function writeInput(out: JsonOut, req: V1CheckRequest, root: MaskNode): void {
+  out.raw('{');
+  out.member('"actions":', req.actions, maskChild(root, 'actions'));
   const rs = maskChild(root, 'resources');
-  if (rs?.masked === true) s += `,"resources":${MASKED_JSON}`;
+  if (rs?.masked === true) out.raw(`,"resources":${MASKED_JSON}`);
   else {
-    s += ',"resources":[';
+    out.raw(',"resources":[');
     for (let i = 0; i < req.resources.length; i++) {
       const r = req.resources[i] as V1CheckRequest['resources'][number];
-      const el = maskChild(rs, String(i));
-      if (i > 0) s += ',';
-      if (el === undefined) s += `{"kind":${q(r.kind)},"id":${q(r.id)}}`;
-      else s += el.masked ? MASKED_JSON : '{' + member(el, 'kind', r.kind).slice(1) + member(el, 'id', r.id) + '}';
+      const el = rs === undefined ? undefined : maskElement(rs, i);
+      if (i > 0) out.raw(',');
+      if (el?.masked === true) out.raw(MASKED_JSON);
+      else if (el === undefined) {
+        out.raw('{"kind":');
+        out.str(r.kind);
+        out.raw(',"id":');
+        out.str(r.id);
+        out.raw('}');
+      } else {
+        out.raw('{');
+        out.member('"kind":', r.kind, maskChild(el, 'kind'));
+        out.member(',"id":', r.id, maskChild(el, 'id'));
+        out.raw('}');
+      }
     }
-    s += ']';
+    out.raw(']');
   }
-  s += member(root, 'context', req.context);
-  if (req.requestId !== undefined) s += member(root, 'requestId', req.requestId);
+  out.member(',"context":', req.context, maskChild(root, 'context'));
+  if (req.requestId !== undefined) out.member(',"requestId":', req.requestId, maskChild(root, 'requestId'));
   // SECURITY: token values never reach the log (masked again whatever the input).
   // As sent: enrichment wrote into the request's own subject and agent afterwards.
   const sentSubject = req.sent !== undefined ? req.sent.subject : req.subject;
   const sentAgent = req.sent !== undefined ? req.sent.agent : req.agent;
-  if (req.token !== undefined) s += member(root, 'subject', { token: MASKED });
-  else if (sentSubject !== undefined) s += member(root, 'subject', sentSubject);
-  if (sentAgent !== undefined) s += member(root, 'agent', sentAgent);
-  if (req.delegation !== undefined) s += member(root, 'delegation', MASKED);
-  return s + '}';
+  if (req.token !== undefined) out.member(',"subject":', TOKEN_MASKED, maskChild(root, 'subject'));
+  else if (sentSubject !== undefined) out.member(',"subject":', sentSubject, maskChild(root, 'subject'));
+  if (sentAgent !== undefined) out.member(',"agent":', sentAgent, maskChild(root, 'agent'));
+  if (req.delegation !== undefined) out.member(',"delegation":', MASKED, maskChild(root, 'delegation'));
+  out.raw('}');
+}
+
+/** An attribute path's keys (`principal.attr.ssn`: three), split once per path. */
+const pathKeys = new Map<string, readonly string[]>();
+function keysOf(path: string): readonly string[] {
+  let keys = pathKeys.get(path);
+  if (keys === undefined) {
+    if (pathKeys.size >= 4096) pathKeys.clear();
+    keys = path.split('.');
+    pathKeys.set(path, keys);
+  }
+  return keys;
 }
 
 /**
@@ -116,102 +146,231 @@ function inputJson(req: V1CheckRequest, root: MaskNode): string {
  * that masks the attribute itself gives {@link MASKED}; one that masks a document above it gives
  * `null` (the attribute is not shown, not even as masked).
  */
-function attributeJson(doc: JsonValue, keys: readonly string[], root: MaskNode): string {
+function writeAttribute(out: JsonOut, doc: JsonValue, keys: readonly string[], root: MaskNode): void {
   let node: MaskNode | undefined = root;
   for (let k = 0; k < keys.length && node !== undefined; k++) {
     node = maskChild(node, keys[k] as string);
-    if (node?.masked === true) return k === keys.length - 1 ? MASKED_JSON : 'null';
+    if (node?.masked === true) return out.raw(k === keys.length - 1 ? MASKED_JSON : 'null');
   }
-  return maskedJson(valueAt(doc, keys) ?? null, node) as string;
+  out.value(valueAt(doc, keys) ?? null, node);
 }
 
 /** `"path":{...provenance,"value":...}` for every attribute the resolvers wrote into one item. */
-function attributesJson(doc: JsonValue, provenance: Readonly<Record<string, object>>, root: MaskNode): string {
-  let s = '';
+function writeAttributes(out: JsonOut, doc: JsonValue, provenance: Readonly<Record<string, object>>, root: MaskNode): void {
+  let first = true;
   for (const path in provenance) {
-    const p = JSON.stringify(provenance[path]);
-    s += `${s === '' ? '' : ','}${q(path)}:${p.slice(0, -1)}${p.length > 2 ? ',' : ''}"value":${attributeJson(doc, path.split('.'), root)}}`;
+    if (!first) out.raw(',');
+    first = false;
+    out.str(path);
+    out.raw(':{');
+    if (out.members(provenance[path] as object)) out.raw(',');
+    out.raw('"value":');
+    writeAttribute(out, doc, keysOf(path), root);
+    out.raw('}');
   }
-  return s;
+}
+
+/** Whether the resolvers wrote any attribute into an item (what {@link writeAttributes} would write something for). */
+function wroteAny(provenance: Readonly<Record<string, object>> | undefined): boolean {
+  if (provenance !== undefined) for (const _ in provenance) return true;
+  return false;
+}
+
+/** Whether two resources have the same `kind/id` key. */
+function sameKey(a: { kind: string; id: string }, b: { kind: string; id: string }): boolean {
+  if (a.kind === b.kind && a.id === b.id) return true;
+  return a.kind.length + a.id.length === b.kind.length + b.id.length && `${a.kind}/${a.id}` === `${b.kind}/${b.id}`;
 }
 
 /** `"<action>":{effect, policy, rule, scope, agent, delegation}` of one action of one resource. */
-function actionJson(action: string, effect: 'ALLOW' | 'DENY', detail: ActionDetail | undefined): string {
-  let s = `${q(action)}:{"effect":"${effect}"`;
+function writeAction(out: JsonOut, action: string, allowed: boolean, detail: ActionDetail | undefined): void {
+  out.str(action);
+  out.raw(allowed ? ':{"effect":"ALLOW"' : ':{"effect":"DENY"');
   if (detail !== undefined) {
     const { subject, agent } = detail;
-    s += optText('policy', subject.policy) + optText('rule', subject.rule) + optText('scope', subject.scope);
-    if (agent !== undefined) s += `,"agent":{"effect":"${agent.effect === 'EFFECT_ALLOW' ? 'ALLOW' : 'DENY'}"${optText('policy', agent.policy)}${optText('rule', agent.rule)}${optText('scope', agent.scope)}}`;
-    s += optText('delegation', detail.delegation);
+    optText(out, ',"policy":', subject.policy);
+    optText(out, ',"rule":', subject.rule);
+    optText(out, ',"scope":', subject.scope);
+    if (agent !== undefined) {
+      out.raw(agent.effect === 'EFFECT_ALLOW' ? ',"agent":{"effect":"ALLOW"' : ',"agent":{"effect":"DENY"');
+      optText(out, ',"policy":', agent.policy);
+      optText(out, ',"rule":', agent.rule);
+      optText(out, ',"scope":', agent.scope);
+      out.raw('}');
+    }
+    optText(out, ',"delegation":', detail.delegation);
   }
-  return s + '}';
+  out.raw('}');
 }
 
 /**
- * The entry of a `/v1/check` decision (and of the adapters deciding through it), composed
- * straight to its JSON text: the fields of an {@link AuditEntry} in its order, and the request's
- * own values through `JSON.stringify` (masked with {@link maskedJson}). No entry object is built:
- * under load, building one per check doubled the rate of the answering thread's full garbage
- * collections, which set the check path's p99 (bench/README.md).
+ * The entry of a `/v1/check` decision (and of the adapters deciding through it). It composes
+ * itself: the threaded writer has it write straight into its ring's bytes (no string, and no
+ * object of the entry, made on the answering thread); elsewhere it is written as text. The
+ * fields of an {@link AuditEntry} in its order, and the request's own values as `JSON.stringify`
+ * writes them, masked as {@link maskedJson} does. Building objects per check had doubled the rate
+ * of the answering thread's full garbage collections, which set the check path's p99, and
+ * composing text left several KB of strings per check for its young-generation collections
+ * (bench/README.md).
  */
-export function v1CheckAuditJson(d: AuditedCheck, mask: InputMask, source: string, at: number): SerializedEntry {
-  const { req, enriched, decisions, ids } = d;
-  const root = mask.root;
-  const items = enriched.items;
-  const actions = req.actions;
-  const resources = new Array<string>(items.length);
-  let results = '';
-  let reasons = '';
-  let attributes: Map<string, string> | undefined;
-  let all = true;
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i] as EnrichedInputs['items'][number];
-    const dec = decisions[i] as ItemDecision;
-    const { kind, id } = item.input.resource;
-    const key = `${kind}/${id}`;
-    resources[i] = key;
-    let acts = '';
-    let allowed = true;
-    for (let j = 0; j < actions.length; j++) {
-      const a = actions[j] as string;
-      const effect = dec.effects[a] === 'ALLOW' ? 'ALLOW' : 'DENY';
-      if (effect !== 'ALLOW') allowed = false;
-      acts += (j === 0 ? '' : ',') + actionJson(a, effect, dec.details?.[a]);
+export class V1CheckEntry implements ComposedEntry {
+  constructor(
+    private readonly d: AuditedCheck,
+    private readonly mask: InputMask,
+    private readonly source: string,
+    private readonly at: number,
+  ) {}
+
+  compose(out: JsonOut): void {
+    const { d, source, at } = this;
+    const { req, enriched, decisions, ids } = d;
+    const root = this.mask.root;
+    const items = enriched.items;
+    const actions = req.actions;
+    let all = true;
+    for (let i = 0; i < items.length && all; i++) {
+      const effects = (decisions[i] as ItemDecision).effects;
+      for (let j = 0; j < actions.length; j++) if (effects[actions[j] as string] !== 'ALLOW') all = false;
     }
-    all &&= allowed;
-    results += `${i === 0 ? '' : ','}{"resource":{"kind":${q(kind)},"id":${q(id)}},"decision":"${allowed ? 'ALLOW' : 'DENY'}","actions":{${acts}}`;
-    results += dec.outputs.length > 0 ? `,"outputs":${JSON.stringify(dec.outputs)}}` : '}';
-    for (const reason of dec.reasons) reasons += (reasons === '' ? '' : ',') + JSON.stringify(reason);
-    const done = enriched.outcome?.items[i];
+    const chain = ids.delegation !== undefined && !('code' in ids.delegation) && !isExternal(ids.delegation) ? ids.delegation : undefined;
+    const agent = ids.agent !== undefined && !('code' in ids.agent) ? ids.agent.id : req.agent?.id;
+    let first: EnrichedInputs['items'][number] | undefined;
+    for (let i = 0; i < items.length && first === undefined; i++) if ((items[i] as EnrichedInputs['items'][number]).denied === undefined) first = items[i];
+    const found = first?.input.principal.id ?? req.subject?.id ?? chain?.subject;
+    const subject = found !== undefined && found !== '' ? found : undefined;
+
+    // The fields line (packEntry's), then the entry.
+    out.raw('[');
+    out.str(d.decisionId);
+    out.raw(',"');
+    writeTime(out, at);
+    out.raw('","check",');
+    out.str(d.policyVersion);
+    out.raw(',');
+    out.str(source);
+    out.raw(all ? ',"ALLOW",' : ',"DENY",');
+    if (subject === undefined) out.raw('null');
+    else out.str(subject);
+    out.raw(',');
+    if (agent === undefined) out.raw('null');
+    else out.str(agent);
+    out.raw(',[');
+    for (let i = 0; i < items.length; i++) {
+      const { kind, id } = (items[i] as EnrichedInputs['items'][number]).input.resource;
+      out.raw(i === 0 ? '"' : ',"');
+      out.strBody(kind);
+      out.raw('/');
+      out.strBody(id);
+      out.raw('"');
+    }
+    out.raw(']]\n{"decisionId":');
+    out.str(d.decisionId);
+    out.raw(',"time":"');
+    writeTime(out, at);
+    out.raw('","kind":"check","policyVersion":');
+    out.str(d.policyVersion);
+    out.raw(',"source":');
+    out.str(source);
+    out.raw(all ? ',"decision":"ALLOW","identities":{' : ',"decision":"DENY","identities":{');
+    let any = false;
+    if (subject !== undefined) {
+      out.raw('"subject":');
+      out.str(subject);
+      any = true;
+    }
+    if (agent !== undefined) {
+      out.raw(any ? ',"agent":' : '"agent":');
+      out.str(agent);
+      any = true;
+    }
+    if (chain !== undefined) {
+      out.raw(any ? ',"delegationChain":[' : '"delegationChain":[');
+      for (let h = 0; h < chain.hops.length; h++) {
+        if (h > 0) out.raw(',');
+        out.value((chain.hops[h] as { id: unknown }).id, undefined);
+      }
+      out.raw(']');
+      any = true;
+    }
+    if (req.gateway !== undefined) {
+      out.raw(any ? ',"gateway":' : '"gateway":');
+      out.str(req.gateway);
+    }
+    out.raw('},"input":');
+    writeInput(out, req, root);
+
+    out.raw(',"results":[');
+    for (let i = 0; i < items.length; i++) {
+      const { kind, id } = (items[i] as EnrichedInputs['items'][number]).input.resource;
+      const dec = decisions[i] as ItemDecision;
+      let allowed = true;
+      for (let j = 0; j < actions.length; j++) if (dec.effects[actions[j] as string] !== 'ALLOW') allowed = false;
+      out.raw(i === 0 ? '{"resource":{"kind":' : ',{"resource":{"kind":');
+      out.str(kind);
+      out.raw(',"id":');
+      out.str(id);
+      out.raw(allowed ? '},"decision":"ALLOW","actions":{' : '},"decision":"DENY","actions":{');
+      for (let j = 0; j < actions.length; j++) {
+        const a = actions[j] as string;
+        if (j > 0) out.raw(',');
+        writeAction(out, a, dec.effects[a] === 'ALLOW', dec.details?.[a]);
+      }
+      if (dec.outputs.length > 0) {
+        out.raw('},"outputs":');
+        out.value(dec.outputs, undefined);
+        out.raw('}');
+      } else out.raw('}}');
+    }
+    out.raw('],"reasons":[');
+    let firstReason = true;
+    for (let i = 0; i < items.length; i++) {
+      for (const reason of (decisions[i] as ItemDecision).reasons) {
+        if (!firstReason) out.raw(',');
+        firstReason = false;
+        out.value(reason, undefined);
+      }
+    }
+    out.raw(']');
+
+    // Attributes, one per resource: a resource named twice keeps its first place and its last attributes.
+    const done = enriched.outcome?.items;
     if (done !== undefined) {
-      const written = attributesJson(done.input as unknown as JsonValue, done.provenance, root);
-      // One per resource: a resource named twice keeps its first place and its last attributes.
-      if (written !== '') (attributes ??= new Map()).set(key, written);
+      let opened = false;
+      for (let i = 0; i < items.length; i++) {
+        if (!wroteAny(done[i]?.provenance)) continue;
+        const resource = (items[i] as EnrichedInputs['items'][number]).input.resource;
+        let earlier = false;
+        for (let j = 0; j < i && !earlier; j++) earlier = wroteAny(done[j]?.provenance) && sameKey((items[j] as EnrichedInputs['items'][number]).input.resource, resource);
+        if (earlier) continue;
+        let last = i;
+        for (let k = i + 1; k < items.length; k++) if (wroteAny(done[k]?.provenance) && sameKey((items[k] as EnrichedInputs['items'][number]).input.resource, resource)) last = k;
+        out.raw(opened ? ',"' : ',"attributes":{"');
+        opened = true;
+        out.strBody(resource.kind);
+        out.raw('/');
+        out.strBody(resource.id);
+        out.raw('":{');
+        const item = done[last] as NonNullable<typeof done>[number];
+        writeAttributes(out, item.input as unknown as JsonValue, item.provenance, root);
+        out.raw('}');
+      }
+      if (opened) out.raw('}');
     }
-  }
-  const chain = ids.delegation !== undefined && !('code' in ids.delegation) && !isExternal(ids.delegation) ? ids.delegation : undefined;
-  const agent = ids.agent !== undefined && !('code' in ids.agent) ? ids.agent.id : req.agent?.id;
-  const found = items.find((it) => it.denied === undefined)?.input.principal.id ?? req.subject?.id ?? chain?.subject;
-  const subject = found !== undefined && found !== '' ? found : undefined;
-  let who = optText('subject', subject) + optText('agent', agent);
-  if (chain !== undefined) who += `,"delegationChain":${JSON.stringify(chain.hops.map((h) => h.id))}`;
-  who += optText('gateway', req.gateway);
-  const time = isoTime(at);
-  const decision = all ? 'ALLOW' : 'DENY';
-  let json = `{"decisionId":${q(d.decisionId)},"time":"${time}","kind":"check","policyVersion":${q(d.policyVersion)},"source":${q(source)},"decision":"${decision}"`;
-  json += `,"identities":{${who.slice(1)}},"input":${inputJson(req, root)},"results":[${results}],"reasons":[${reasons}]`;
-  if (attributes !== undefined) {
-    let s = '';
-    for (const [key, written] of attributes) s += `${s === '' ? '' : ','}${q(key)}:{${written}}`;
-    json += `,"attributes":{${s}}`;
-  }
-  json += optText('requestId', req.requestId);
-  if (d.stamps.evaluated > 0) {
+    optText(out, ',"requestId":', req.requestId);
     const t = d.stamps;
-    json += `,"timings":{"parseMs":${msJson(t.parsed - t.start)},"enrichMs":${msJson(t.enriched - t.parsed)},"evaluateMs":${msJson(t.evaluated - t.enriched)},"totalMs":${msJson(t.evaluated - t.start)}}`;
+    if (t.evaluated > 0) {
+      out.raw(',"timings":{"parseMs":');
+      writeMs(out, t.parsed - t.start);
+      out.raw(',"enrichMs":');
+      writeMs(out, t.enriched - t.parsed);
+      out.raw(',"evaluateMs":');
+      writeMs(out, t.evaluated - t.enriched);
+      out.raw(',"totalMs":');
+      writeMs(out, t.evaluated - t.start);
+      out.raw('}');
+    }
+    out.raw('}');
   }
-  json += '}';
-  return { decisionId: d.decisionId, time, kind: 'check', policyVersion: d.policyVersion, source, decision, subject, agent, resources, json };
 }
 
 /**

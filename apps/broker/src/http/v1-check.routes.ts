@@ -9,7 +9,6 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, type CheckInput, type JsonValue } from '@warden/core';
 import { isDelegationError, type DelegationChain, type ExternalActors } from '@warden/delegation';
-import type { SerializedEntry } from '@warden/audit';
 import { cloneJson, type JsonObject } from '@warden/resolvers';
 import type { BudgetAnswer, BudgetRuntime } from '../budget/budget-runtime.js';
 import type { GatewayConfig, RequestLimitsConfig } from '../config/broker-config.js';
@@ -20,7 +19,7 @@ import { logResolverFailures } from '../logging/resolver-failure.log.js';
 import type { WardenLogger } from '../logging/warden-logger.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
-import { v1CheckAuditJson } from '../audit/check-audit-entry.js';
+import { V1CheckEntry } from '../audit/check-audit-entry.js';
 import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
 import type { PolicySnapshots } from '../policy-source/policy-holder.js';
 import { fromHeaders, type BrokerTracing } from '../tracing/broker-tracing.js';
@@ -372,10 +371,10 @@ function deniedFor(decided: DecidedCheck, reason: Reason): DecidedCheck {
 function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out: CheckAnswer<R>): R | Promise<R> {
   const at = Date.now();
   const source = decided.deps.auditSource ?? '/v1/check';
-  const build = (): SerializedEntry => v1CheckAuditJson(decided, log.mask, source, at);
+  const entry = new V1CheckEntry(decided, log.mask, source, at);
   const trace = decided.req.trace;
   if (log.strict) {
-    return (recordDecision(log, build, trace) ?? Promise.resolve()).then(
+    return (recordDecision(log, entry, trace) ?? Promise.resolve()).then(
       () => out(reply, decided),
       // SECURITY: what cannot be recorded is not allowed.
       () => {
@@ -385,7 +384,7 @@ function answerAudited<R>(log: DecisionLog, reply: R, decided: DecidedCheck, out
     );
   }
   const answered = out(reply, decided);
-  recordDecision(log, build, trace);
+  recordDecision(log, entry, trace);
   return answered;
 }
 

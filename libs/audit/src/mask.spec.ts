@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '@warden/core';
-import { createInputMask, maskedJson, maskInput, MASKED } from './audit-entry.js';
+import { createInputMask, maskedJson, maskInput, MASKED } from './mask.js';
 
 /**
  * Masking as first written, one path at a time over the result of the last: the reference that
