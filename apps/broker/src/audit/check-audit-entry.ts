@@ -176,6 +176,13 @@ function wroteAny(provenance: Readonly<Record<string, object>> | undefined): boo
   return false;
 }
 
+/** A resource's `kind/id` key, as inside a JSON string. */
+function writeResourceKey(out: JsonOut, r: { kind: string; id: string }): void {
+  out.strBody(r.kind);
+  out.raw('/');
+  out.strBody(r.id);
+}
+
 /** Whether two resources have the same `kind/id` key. */
 function sameKey(a: { kind: string; id: string }, b: { kind: string; id: string }): boolean {
   if (a.kind === b.kind && a.id === b.id) return true;
@@ -256,11 +263,8 @@ export class V1CheckEntry implements ComposedEntry {
     else out.str(agent);
     out.raw(',[');
     for (let i = 0; i < items.length; i++) {
-      const { kind, id } = (items[i] as EnrichedInputs['items'][number]).input.resource;
       out.raw(i === 0 ? '"' : ',"');
-      out.strBody(kind);
-      out.raw('/');
-      out.strBody(id);
+      writeResourceKey(out, (items[i] as EnrichedInputs['items'][number]).input.resource);
       out.raw('"');
     }
     out.raw(']]\n{"decisionId":');
@@ -346,9 +350,7 @@ export class V1CheckEntry implements ComposedEntry {
         for (let k = i + 1; k < items.length; k++) if (wroteAny(done[k]?.provenance) && sameKey((items[k] as EnrichedInputs['items'][number]).input.resource, resource)) last = k;
         out.raw(opened ? ',"' : ',"attributes":{"');
         opened = true;
-        out.strBody(resource.kind);
-        out.raw('/');
-        out.strBody(resource.id);
+        writeResourceKey(out, resource);
         out.raw('":{');
         const item = done[last] as NonNullable<typeof done>[number];
         writeAttributes(out, item.input as unknown as JsonValue, item.provenance, root);
