@@ -117,11 +117,6 @@ export interface SerializedEntry {
   readonly resources: readonly string[];
   /** The whole entry as JSON, one line. */
   readonly json: string;
-  /**
-   * The same JSON as UTF-8, when the entry came as bytes (from the ring, in the writer's thread):
-   * a sink that sends bytes takes these, and no string of the entry is made.
-   */
-  readonly bytes?: Uint8Array;
 }
 
 function serializedFields(e: AuditEntry, json: string): SerializedEntry {
@@ -179,55 +174,6 @@ export function unpackEntry(text: string): SerializedEntry {
   return { decisionId: f[0], time: f[1], kind: f[2], policyVersion: f[3], source: f[4], decision: f[5], subject: f[6] ?? undefined, agent: f[7] ?? undefined, resources: f[8], json: text.slice(nl + 1) };
 }
 
-
-/**
- * An entry read from the ring in the writer's thread: its fields parsed from the fields line, its
- * JSON kept as UTF-8 (a copy, in Node's shared buffer pool for entries under 4 KB) and made a
- * string only when a sink or the spill file asks for it. What waits in the writer's queue for a
- * batch is then mostly off the thread's heap: kept as strings, the entries waiting for JetStream's
- * acknowledgements were most of what that heap's young-generation collections copied and promoted
- * (bench/README.md).
- */
-class RecordEntry implements SerializedEntry {
-  readonly decisionId: string;
-  readonly time: string;
-  readonly kind: AuditEventKind;
-  readonly policyVersion: string;
-  readonly source: string;
-  readonly decision: 'ALLOW' | 'DENY';
-  readonly subject: string | undefined;
-  readonly agent: string | undefined;
-  readonly resources: readonly string[];
-
-  constructor(
-    f: PackedFields,
-    readonly bytes: Buffer,
-  ) {
-    this.decisionId = f[0];
-    this.time = f[1];
-    this.kind = f[2];
-    this.policyVersion = f[3];
-    this.source = f[4];
-    this.decision = f[5];
-    this.subject = f[6] ?? undefined;
-    this.agent = f[7] ?? undefined;
-    this.resources = f[8];
-  }
-
-  get json(): string {
-    return this.bytes.toString('utf8');
-  }
-}
-
-/** The entry whose {@link packEntry} text is bytes [start, end) of `buf` (copied); throws on bytes it did not write. */
-export function entryFromRecord(buf: Buffer, start: number, end: number): SerializedEntry {
-  const nl = buf.indexOf(0x0a, start);
-  if (nl < 0 || nl >= end) throw new Error('a ring record without its fields line');
-  const f = JSON.parse(buf.toString('utf8', start, nl)) as PackedFields;
-  const bytes = Buffer.allocUnsafe(end - nl - 1);
-  buf.copy(bytes, 0, nl + 1, end);
-  return new RecordEntry(f, bytes);
-}
 
 /** The serialised entry of a spill-file line (the line is kept as the entry's JSON); throws on a torn line. */
 export function entryFromLine(line: string): SerializedEntry {

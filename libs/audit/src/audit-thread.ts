@@ -23,7 +23,7 @@
  * durability are refused, and a new thread is started, which replays the spill file first.
  */
 import { WardenError } from '@warden/core';
-import { buildRecord, entryFromRecord, isComposed, packEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, isComposed, packEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
 import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
 import { RecordedEntries } from './recorded-entries.js';
@@ -366,10 +366,10 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
   const writer = open(report);
   let ring: EntryRingReader | undefined;
   let received = 0;
-  const fromRing = (buf: Buffer, start: number, end: number): void => {
+  const fromRing = (text: string): void => {
     let e: SerializedEntry;
     try {
-      e = entryFromRecord(buf, start, end);
+      e = unpackEntry(text);
     } catch (err) {
       report(`audit: BUG: an entry in the ring could not be read (${(err as Error).message}); skipped`);
       return;

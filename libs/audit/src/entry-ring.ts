@@ -47,11 +47,8 @@ export function createEntryRing(bytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(CONTROL + align4(Math.max(64, bytes)));
 }
 
-/** Where a record's text is: bytes [start, end) of `buf` (valid until the reader frees them). */
-export type RecordBytes = (buf: Buffer, start: number, end: number) => void;
-
-/** Calls `each` with the bytes of every record in [from, upTo); returns upTo. */
-function readRecords(v: RingViews, from: number, upTo: number, each: RecordBytes): number {
+/** Calls `each` with the text of every record in [from, upTo); returns upTo. */
+function readRecords(v: RingViews, from: number, upTo: number, each: (text: string) => void): number {
   let at = from;
   while (at < upTo) {
     const off = at % v.cap;
@@ -60,7 +57,7 @@ function readRecords(v: RingViews, from: number, upTo: number, each: RecordBytes
       at += v.cap - off;
       continue;
     }
-    each(v.buf, off + 4, off + 4 + len);
+    each(v.buf.toString('utf8', off + 4, off + 4 + len));
     at += 4 + align4(len);
   }
   return at;
@@ -143,7 +140,7 @@ export class EntryRingWriter {
 
   /** The records in [from, upTo), not consumed (taken back when the reader's thread stopped). */
   peek(from: number, upTo: number, each: (text: string) => void): void {
-    readRecords(this.v, from, upTo, (buf, start, end) => each(buf.toString('utf8', start, end)));
+    readRecords(this.v, from, upTo, each);
   }
 }
 
@@ -156,8 +153,8 @@ export class EntryRingReader {
     this.v = views(sab);
   }
 
-  /** Calls `each` with every record before `upTo` not yet read, then frees their bytes (`each` copies what it keeps). */
-  take(upTo: number, each: RecordBytes): void {
+  /** Calls `each` with every record before `upTo` not yet read, then frees their bytes. */
+  take(upTo: number, each: (text: string) => void): void {
     if (upTo <= this.consumed) return;
     this.consumed = readRecords(this.v, this.consumed, upTo, each);
     Atomics.store(this.v.control, 0, this.consumed | 0);

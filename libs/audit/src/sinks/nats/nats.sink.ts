@@ -160,8 +160,7 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
             pending.set(n, ack);
             const h = headers();
             h.set('Nats-Msg-Id', e.decisionId);
-            // An entry from the ring is bytes already.
-            link.nc.publish(subject, e.bytes ?? encoder.encode(e.json), { reply: `${link.inbox}.${n}`, headers: h });
+            link.nc.publish(subject, encoder.encode(e.json), { reply: `${link.inbox}.${n}`, headers: h });
           }
         } catch (err) {
           // A closed connection refuses to publish: the batch fails now (the writer spills it).
