@@ -129,23 +129,28 @@ export class BytesJsonOut implements JsonOut {
   }
 
   member(prefix: string, v: unknown, node: MaskNode | undefined): void {
-    if ((node === undefined || !node.masked) && (v === undefined || typeof v === 'function' || typeof v === 'symbol')) return;
+    if (dropped(v, node)) return;
     this.raw(prefix);
     this.value(v, node);
   }
 
   members(o: object): boolean {
-    const obj = plainObject(o);
+    return this.membersOf(plainObject(o), undefined);
+  }
+
+  /** `"k":v,...` of `o`'s own members, masked under `node`; whether it wrote any. */
+  private membersOf(o: Record<string, unknown>, node: MaskNode | undefined): boolean {
     let first = true;
-    for (const k in obj) {
-      if (!Object.hasOwn(obj, k)) continue;
-      const v = obj[k];
-      if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    for (const k in o) {
+      if (!Object.hasOwn(o, k)) continue;
+      const c = maskChild(node, k);
+      const v = o[k];
+      if (dropped(v, c)) continue;
       if (!first) this.byte(0x2c);
       first = false;
       this.str(k);
       this.byte(0x3a);
-      this.value(v, undefined);
+      this.value(v, c);
     }
     return !first;
   }
@@ -161,18 +166,7 @@ export class BytesJsonOut implements JsonOut {
 
   private object(o: Record<string, unknown>, node: MaskNode | undefined): void {
     this.byte(0x7b);
-    let first = true;
-    for (const k in o) {
-      if (!Object.hasOwn(o, k)) continue;
-      const c = maskChild(node, k);
-      const v = o[k];
-      if ((c === undefined || !c.masked) && (v === undefined || typeof v === 'function' || typeof v === 'symbol')) continue;
-      if (!first) this.byte(0x2c);
-      first = false;
-      this.str(k);
-      this.byte(0x3a);
-      this.value(v, c);
-    }
+    this.membersOf(o, node);
     this.byte(0x7d);
   }
 
@@ -260,6 +254,11 @@ function escapeUnit(buf: Uint8Array, p: number, c: number): number {
   buf[p++] = HEX.charCodeAt((c >> 4) & 15);
   buf[p++] = HEX.charCodeAt(c & 15);
   return p;
+}
+
+/** Whether an object member `v` under `node` is left out, as JSON.stringify leaves out what has no JSON (and a masked one is not). */
+function dropped(v: unknown, node: MaskNode | undefined): boolean {
+  return (node === undefined || !node.masked) && (v === undefined || typeof v === 'function' || typeof v === 'symbol');
 }
 
 /** `v` when JSON.stringify writes it as its own enumerable members; throws {@link NotPlainJson} otherwise. */

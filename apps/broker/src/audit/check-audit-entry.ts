@@ -176,6 +176,12 @@ function wroteAny(provenance: Readonly<Record<string, object>> | undefined): boo
   return false;
 }
 
+/** Whether every action of one resource was allowed. */
+function allAllowed(dec: ItemDecision, actions: readonly string[]): boolean {
+  for (let j = 0; j < actions.length; j++) if (dec.effects[actions[j] as string] !== 'ALLOW') return false;
+  return true;
+}
+
 /** A resource's `kind/id` key, as inside a JSON string. */
 function writeResourceKey(out: JsonOut, r: { kind: string; id: string }): void {
   out.strBody(r.kind);
@@ -235,10 +241,7 @@ export class V1CheckEntry implements ComposedEntry {
     const items = enriched.items;
     const actions = req.actions;
     let all = true;
-    for (let i = 0; i < items.length && all; i++) {
-      const effects = (decisions[i] as ItemDecision).effects;
-      for (let j = 0; j < actions.length; j++) if (effects[actions[j] as string] !== 'ALLOW') all = false;
-    }
+    for (let i = 0; i < items.length && all; i++) all = allAllowed(decisions[i] as ItemDecision, actions);
     const chain = ids.delegation !== undefined && !('code' in ids.delegation) && !isExternal(ids.delegation) ? ids.delegation : undefined;
     const agent = ids.agent !== undefined && !('code' in ids.agent) ? ids.agent.id : req.agent?.id;
     let first: EnrichedInputs['items'][number] | undefined;
@@ -307,8 +310,7 @@ export class V1CheckEntry implements ComposedEntry {
     for (let i = 0; i < items.length; i++) {
       const { kind, id } = (items[i] as EnrichedInputs['items'][number]).input.resource;
       const dec = decisions[i] as ItemDecision;
-      let allowed = true;
-      for (let j = 0; j < actions.length; j++) if (dec.effects[actions[j] as string] !== 'ALLOW') allowed = false;
+      const allowed = allAllowed(dec, actions);
       out.raw(i === 0 ? '{"resource":{"kind":' : ',{"resource":{"kind":');
       out.str(kind);
       out.raw(',"id":');
