@@ -152,6 +152,17 @@ async function alone(running, fn) {
   }
 }
 
+/**
+ * Per check offered at `rate` during a fixed-load run (its unrecorded start included, as the
+ * server's counters are): CPU µs of the event loop, µs it spent runnable but waiting for its core
+ * (schedstat: the log's own threads, V8's helpers or anything else on that CPU had it), and CPU µs
+ * of the broker's other threads.
+ */
+function threadsPerOffered(r, rate) {
+  const per = (s) => ((s ?? Number.NaN) / r.phaseWallS / rate) * 1e6;
+  return { mainCpu: per(r.serverThreads?.main?.cpuS), mainWait: per(r.serverThreads?.main?.waitS), otherCpu: per(r.serverThreads?.other?.cpuS) };
+}
+
 const run = (b, extra = {}) => alone([b], () => loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: DURATION, ...extra }));
 
 function check(name, r) {
@@ -356,7 +367,8 @@ try {
         check(b.name, r);
         byServer.get(b.name).push(r);
         const h = mergeHist([r]);
-        log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its loop delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores, others ${fmt(r.otherCpuCores, 2)}`);
+        const t = threadsPerOffered(r, rate);
+        log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its loop delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
       }
     }
   }
@@ -442,8 +454,9 @@ try {
       const rounds = roundP99s(runs);
       // Round i of each server ran within seconds of audit off's round i.
       const paired = rounds.map((x, i) => x / offRounds[i]);
+      const t = runs.map((r) => threadsPerOffered(r, rate));
       latencyRows.push(
-        `| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} |`,
+        `| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} |`,
       );
     }
   }
@@ -464,8 +477,8 @@ try {
     '',
     'Latency at fixed offered loads (shares of the audit-off peak):',
     '',
-    '| load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / audit off\'s same round | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / audit off\'s same round | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...latencyRows,
     '',
     `Keeping up: each audit-on broker saturated for ${KEEPUP_S} s, its /metrics read every 250 ms.`,

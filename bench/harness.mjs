@@ -65,10 +65,12 @@ export function procCpuS(pid) {
 }
 
 /**
- * CPU seconds and context switches (voluntary + involuntary) of `pid`'s main thread (`main`: the
- * event loop) and of all its other threads together (`other`: V8's GC and compiler helpers, the
- * libuv thread pool; Node names them all `node`): what a server spends outside its event loop,
- * and how often it is switched out.
+ * CPU seconds, context switches (voluntary + involuntary) and seconds spent runnable but waiting
+ * for a CPU (`waitS`, from schedstat: another thread or process had the core) of `pid`'s main
+ * thread (`main`: the event loop) and of all its other threads together (`other`: V8's GC and
+ * compiler helpers, the libuv thread pool; Node names them all `node`): what a server spends
+ * outside its event loop, how often it is switched out, and how long its event loop waited for
+ * its core.
  */
 export function procThreads(pid) {
   const out = {};
@@ -85,14 +87,24 @@ export function procThreads(pid) {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       const ctx = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      const t = (out[comm] ??= { cpuS: 0, ctx: 0 });
+      const t = (out[comm] ??= { cpuS: 0, ctx: 0, waitS: 0 });
       t.cpuS += (Number(f[11]) + Number(f[12])) / clkTck;
       t.ctx += ctx;
+      t.waitS += schedWaitS(pid, tid);
     } catch {
       /* the thread ended */
     }
   }
   return out;
+}
+
+/** Seconds thread `tid` of `pid` has waited on a run queue (0 where the kernel keeps no schedstat). */
+function schedWaitS(pid, tid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9 || 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** What `procThreads` of `pids` grew by since `before` (same shape, summed over the pids). */
@@ -101,10 +113,11 @@ function threadsDelta(pids, before) {
   pids.forEach((pid, i) => {
     const now = procThreads(pid);
     for (const [comm, t] of Object.entries(now)) {
-      const b = before[i][comm] ?? { cpuS: 0, ctx: 0 };
-      const o = (out[comm] ??= { cpuS: 0, ctx: 0 });
+      const b = before[i][comm] ?? { cpuS: 0, ctx: 0, waitS: 0 };
+      const o = (out[comm] ??= { cpuS: 0, ctx: 0, waitS: 0 });
       o.cpuS += t.cpuS - b.cpuS;
       o.ctx += t.ctx - b.ctx;
+      o.waitS += t.waitS - b.waitS;
     }
   });
   return out;
@@ -365,6 +378,7 @@ export async function loadPhase({ pids, sampleMs = 200, ...load }) {
     res.serverThreads = threadsDelta(pids, threads0);
     const self = process.cpuUsage(self0);
     res.serverCpuCores = (cpu1 - cpu0) / wallS;
+    res.phaseWallS = wallS;
     res.loadgenCpuCores = res.loadgenCpuS / res.wallS;
     res.orchestratorCpuCores = (self.user + self.system) / 1e6 / wallS;
     res.machineBusyCores = (systemBusyS() - sys0) / wallS;
