@@ -119,6 +119,17 @@ async function auditMetrics(url) {
   return { queued: v(/^warden_audit_queue_depth (\S+)$/m), spillBytes: v(/^warden_audit_spill_bytes (\S+)$/m), written: v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m), spilled: v(/^warden_audit_entries_total\{result="spilled"\} (\S+)$/m), dropped: v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m) };
 }
 
+/** Reads a broker's decision-log metrics every `pollMs` until `done` holds or `timeoutMs` ran out: the last reading and how long it took. */
+async function metricsUntil(url, done, timeoutMs, pollMs) {
+  const t0 = Date.now();
+  let m = await auditMetrics(url);
+  while (!done(m) && Date.now() - t0 < timeoutMs) {
+    await sleep(pollMs);
+    m = await auditMetrics(url);
+  }
+  return { m, ms: Date.now() - t0 };
+}
+
 async function pgRows(db) {
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
@@ -391,15 +402,9 @@ try {
     // replay, not keeping up: wait (at most KEEPUP_SETTLE_S) until the spill file and the queue
     // are empty before the counters are read.
     await sleep(1000);
-    const settleT0 = Date.now();
-    let settled = await auditMetrics(b.s.url);
-    while ((settled.spillBytes > 0 || settled.queued > 0) && Date.now() - settleT0 < KEEPUP_SETTLE_S * 1000) {
-      await sleep(250);
-      settled = await auditMetrics(b.s.url);
-    }
-    const settle = { ms: Date.now() - settleT0, spillBytes: settled.spillBytes, queued: settled.queued };
+    const { m: m0, ms: settleMs } = await metricsUntil(b.s.url, (m) => m.spillBytes === 0 && m.queued === 0, KEEPUP_SETTLE_S * 1000, 250);
+    const settle = { ms: settleMs, spillBytes: m0.spillBytes, queued: m0.queued };
     log(`keep-up ${b.name}: before the window, waited ${settle.ms} ms for the spill file and queue to empty (left: ${settle.spillBytes} B spilled, ${settle.queued} queued)`);
-    const m0 = await auditMetrics(b.s.url);
     const rows0 = await count();
     const samples = [];
     let sampling = true;
@@ -413,13 +418,7 @@ try {
     sampling = false;
     await sampler;
     check(b.name, r);
-    const t0 = Date.now();
-    let m1 = await auditMetrics(b.s.url);
-    while (m1.queued > 0 && Date.now() - t0 < 30_000) {
-      await sleep(50);
-      m1 = await auditMetrics(b.s.url);
-    }
-    const drainMs = Date.now() - t0;
+    const { m: m1, ms: drainMs } = await metricsUntil(b.s.url, (m) => m.queued === 0, 30_000, 50);
     await sleep(300); // the last batch's insert or publish
     const rows1 = await count();
     const answered = r.requests;

@@ -87,7 +87,7 @@ export function procThreads(pid) {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       const ctx = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      const t = (out[comm] ??= { cpuS: 0, ctx: 0, waitS: 0 });
+      const t = (out[comm] ??= noThreads());
       t.cpuS += (Number(f[11]) + Number(f[12])) / clkTck;
       t.ctx += ctx;
       t.waitS += schedWaitS(pid, tid);
@@ -97,6 +97,9 @@ export function procThreads(pid) {
   }
   return out;
 }
+
+/** A thread group's counters before anything is added. */
+const noThreads = () => ({ cpuS: 0, ctx: 0, waitS: 0 });
 
 /** Seconds thread `tid` of `pid` has waited on a run queue (0 where the kernel keeps no schedstat). */
 function schedWaitS(pid, tid) {
@@ -113,8 +116,8 @@ function threadsDelta(pids, before) {
   pids.forEach((pid, i) => {
     const now = procThreads(pid);
     for (const [comm, t] of Object.entries(now)) {
-      const b = before[i][comm] ?? { cpuS: 0, ctx: 0, waitS: 0 };
-      const o = (out[comm] ??= { cpuS: 0, ctx: 0, waitS: 0 });
+      const b = before[i][comm] ?? noThreads();
+      const o = (out[comm] ??= noThreads());
       o.cpuS += t.cpuS - b.cpuS;
       o.ctx += t.ctx - b.ctx;
       o.waitS += t.waitS - b.waitS;
