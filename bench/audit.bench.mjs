@@ -23,7 +23,7 @@
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_FIXED_DURATION (s per fixed-load run, 5),
 // BENCH_FIXED_ROUNDS (6), BENCH_FIXED_WARMUP_S (3), BENCH_CONNECTIONS (32),
 // BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
-// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the sink servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
+// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the sink servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
 // sink with its writer in the event loop's thread), BENCH_NO_WRITE=1
 // (print only; an empty BENCH_LOAD_SHARES skips the fixed loads).
@@ -56,6 +56,7 @@ import {
   stopProcesses,
   threadPerRequest,
 } from './harness.mjs';
+import { eventLoopWaits, perfSchedUnavailable, recordSched, threadNices } from './sched-wait.mjs';
 
 const DURATION = envInt('BENCH_DURATION', 8);
 // A fixed-load round's p99 is 1% of its checks: whether one stall of the machine (or one full
@@ -316,6 +317,9 @@ function idleSinkServers() {
   return { moved: from.size, restore };
 }
 const SINK_IDLE = process.env.BENCH_SINK_IDLE !== '0';
+const SCHED = process.env.BENCH_SCHED !== '0';
+/** The decision-log writer thread's nice value (`AUDIT_THREAD_NICE` in apps/broker/src/audit/audit-worker.ts): how phase 2b tells it from the broker's other threads. */
+const WRITER_NICE = 5;
 /** What {@link idleSinkServers} did for the fixed loads (`restore` set while they are in the cgroup). */
 let sinkServersIdle = { moved: 0, why: 'not tried' };
 
@@ -384,6 +388,34 @@ try {
       }
     }
   }
+
+  // 2b. who had the event loop's core while it waited: one more round per broker at the first
+  // fixed load, with the scheduler's events on the brokers' CPU recorded (bench/sched-wait.mjs).
+  const sched = { rows: [], why: undefined };
+  if (!PIN || LOAD_SHARES.length === 0) sched.why = 'needs the brokers pinned and a fixed load';
+  else if (!SCHED) sched.why = 'BENCH_SCHED=0';
+  else sched.why = perfSchedUnavailable(join(dir, 'sched-probe.data'));
+  if (sched.why === undefined) {
+    const { rate } = fixed.get(LOAD_SHARES[0]);
+    const seconds = FIXED_WARMUP_S + FIXED_DURATION;
+    for (const b of brokers) {
+      const file = join(dir, `sched-${b.name}.data`);
+      const [r] = await alone([b], () => Promise.all([loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S } }), recordSched(file, BROKER_CPU, seconds)]));
+      check(b.name, r);
+      const nices = threadNices(b.pids);
+      const classOf = (run) => {
+        const t = nices.get(run.tid);
+        return t === undefined || !b.pids.includes(t.pid) ? 'others' : t.nice === WRITER_NICE ? 'writer' : 'broker';
+      };
+      const w = eventLoopWaits(file, b.pids, classOf);
+      const offered = rate * seconds;
+      const us = (ms) => (ms * 1000) / offered;
+      const row = { name: b.name, rate, p99: mergeHist([r]).p99, wait: us(w.waitMs), writer: us(w.byClass.get('writer') ?? 0), broker: us(w.byClass.get('broker') ?? 0), others: us(w.byClass.get('others') ?? 0), waits: w.waits, over1ms: w.over1ms, longestMs: w.longestMs, longestHolder: w.longestHolder };
+      sched.rows.push(row);
+      rmSync(file, { force: true });
+      log(`sched ${b.name}: event loop waited ${fmt(row.wait, 1)} µs per check offered (writer ${fmt(row.writer, 1)}, broker's other threads ${fmt(row.broker, 1)}, other processes ${fmt(row.others, 1)}); ${w.waits} waits, ${w.over1ms} over 1 ms, longest ${fmt(w.longestMs, 2)} ms (${w.longestHolder ?? 'nobody'})`);
+    }
+  } else log(`sched: no scheduler trace (${sched.why})`);
 
   if (sinkServersHeld) {
     pinSinkServers(allCpus());
@@ -493,6 +525,16 @@ try {
     '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...latencyRows,
     '',
+    ...(sched.why === undefined
+      ? [
+          `Who had the event loop's core while it waited: one more round per broker at ${fmt(sched.rows[0]?.rate)} req/s (${FIXED_WARMUP_S} s + ${FIXED_DURATION} s), the scheduler's events on CPU 1 recorded (\`perf sched record\`, bench/sched-wait.mjs). The event loop waits when it was preempted while runnable, and between its wake-up and its run; each task that ran on the core meanwhile is charged its share. µs per check offered:`,
+          '',
+          "| server | p99 ms of this round | event loop waiting for its core | the decision log's writer thread had it | the broker's other threads (V8's helpers, libuv's pool) | other processes | waits (over 1 ms) | longest wait ms (who had the core most of it) |",
+          '|---|--:|--:|--:|--:|--:|--:|--:|',
+          ...sched.rows.map((x) => `| ${label[x.name]} | ${fmt(x.p99, 2)} | ${fmt(x.wait, 1)} | ${fmt(x.writer, 1)} | ${fmt(x.broker, 1)} | ${fmt(x.others, 1)} | ${fmt(x.waits)} (${fmt(x.over1ms)}) | ${fmt(x.longestMs, 2)} (${x.longestHolder === 'writer' ? 'the writer' : x.longestHolder === 'broker' ? "the broker's other threads" : x.longestHolder === 'others' ? 'another process' : 'nobody'}) |`),
+          '',
+        ]
+      : [`Who had the event loop's core while it waited: not measured (${sched.why}).`, '']),
     `Keeping up: each audit-on broker saturated for ${KEEPUP_S} s, its /metrics read every 250 ms.`,
     '',
     '| sink | before the window: waited for an empty spill file and queue (left) | req/s | decisions answered | entries in the sink after | queue depth max (1st half / 2nd half) | spill file max | spilled / dropped | queue drained after the load in |',
