@@ -307,6 +307,30 @@ describe('createAuditWriter', () => {
     await sut.close();
   });
 
+  it('keeps every line whole when an overflow appends while a failed batch is being spilled (large entries)', async () => {
+    // A failed batch of large entries is appended to the spill file while records keep arriving;
+    // the overflows they cause append synchronously. Nothing may land inside the batch's lines.
+    const sink = new SwitchableSink();
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 4, maxQueue: 4, onError: (m) => errors.push(m) });
+    const big = (n: number): AuditEntry => ({ ...auditEntry(n), input: { actions: ['invoke'], note: 'x'.repeat(300_000) } });
+    for (const n of range(0, 4)) sut.record(big(n));
+    const spilling = sut.flush();
+    for (let n = 4; n < 40; n++) {
+      sut.record(big(n));
+      await new Promise((r) => setImmediate(r));
+    }
+    await spilling;
+    await sut.flush();
+    const lines = readFileSync(spillPath, 'utf8').split('\n').filter((l) => l !== '');
+    expect(lines.map((l) => (JSON.parse(l) as AuditEntry).decisionId).sort()).toEqual(ids(range(0, 40).map(auditEntry)).sort());
+    sink.down = false;
+    await sut.flush();
+    expect(ids(sink.received).sort()).toEqual(ids(range(0, 40).map(auditEntry)).sort());
+    expect(errors.filter((m) => m.includes('unreadable'))).toEqual([]);
+    await sut.close();
+  });
+
   it('keeps what an overflow appends to the spill file while a replay is running (replay fails half way)', async () => {
     const sink = new SwitchableSink();
     sink.down = true;

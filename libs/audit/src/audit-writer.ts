@@ -22,12 +22,14 @@
  * which the sinks' idempotency on the decision id makes harmless.
  *
  * INVARIANT: an overflow appends to the spill file synchronously, at any time, even during a
- * replay. A replay therefore only ever removes the bytes it read and sent: the file is truncated
+ * replay; every other append also writes its bytes synchronously (only its fsync is awaited), so
+ * no append lands inside another's lines. A replay therefore only ever removes the bytes it read and sent: the file is truncated
  * from the front (the rest copied aside and renamed over it) in a step that does not yield to the
  * event loop between its last size check and the rename, so nothing appended is lost.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import { WardenError } from '@warden/core';
 import { buildRecord, entryFromLine, type AuditRecord, type SerializedEntry } from './audit-entry.js';
@@ -107,6 +109,17 @@ interface Pending {
 
 /** Thrown inside a replay to stop it when the writer closes. */
 const STOP_REPLAY = new Error('audit: replay stopped by close');
+
+const fsyncAsync = promisify(fsync);
+
+/**
+ * Writes all of `text` at the end of `fd` (opened for appending) in this turn of the event loop:
+ * `writeSync` may write less than asked, and nothing else may be appended between its calls.
+ */
+function appendAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text, 'utf8');
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+}
 
 /** Bytes of the spill file read at a time by a replay. */
 const REPLAY_CHUNK = 1 << 20;
@@ -234,15 +247,21 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     }
   }
 
+  /**
+   * Appends `lines` and waits for them to be on disk. The bytes go in synchronously: an overflow
+   * (also synchronous, at any time) must not land between two chunks of an asynchronous write,
+   * which tore lines in the middle (an unreadable line each side, two entries lost). Only the
+   * fsync is waited for off the thread.
+   */
   async function appendSpill(lines: string): Promise<void> {
     mkdirSync(dirname(spillPath), { recursive: true });
-    const fh = await open(spillPath, 'a');
+    const fd = openSync(spillPath, 'a');
     try {
-      await fh.writeFile(tailChecked ? lines : `${tornTail() ? '\n' : ''}${lines}`);
-      await fh.sync();
+      appendAll(fd, tailChecked ? lines : `${tornTail() ? '\n' : ''}${lines}`);
       tailChecked = true;
+      await fsyncAsync(fd);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
@@ -491,7 +510,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       const torn = !tailChecked && tornTail();
       const fd = openSync(spillPath, 'a');
       try {
-        writeSync(fd, torn ? `\n${lines}` : lines);
+        appendAll(fd, torn ? `\n${lines}` : lines);
         fsyncSync(fd);
         tailChecked = true;
       } finally {
