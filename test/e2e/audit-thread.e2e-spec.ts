@@ -1,6 +1,6 @@
 /**
  * The decision log's writer thread (issue 7), the built broker as a child process with the NDJSON
- * sink: by default the writer runs in a worker thread of its own at a lower priority (nice 5), and
+ * sink: by default the writer runs in a worker thread of its own at the lowest priority (nice 19), and
  * every answered decision id reaches the file; `audit.thread: main` keeps it in the thread that
  * answers, with the same result. Linux only (thread priorities are read from /proc).
  */
@@ -52,11 +52,11 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
   }
 
   for (const thread of [undefined, 'main'] as const) {
-    it(`${thread === undefined ? 'by default in a worker thread at nice 5' : 'with `thread: main` in the answering thread'}: every answered decision id is in the file once`, async () => {
+    it(`${thread === undefined ? 'by default in a worker thread at nice 19' : 'with `thread: main` in the answering thread'}: every answered decision id is in the file once`, async () => {
       const { broker, path } = await start(thread);
       const pid = broker.process.pid as number;
       // The broker's own threads keep its priority; only the writer's thread (started with the broker, lowered as it starts) yields.
-      const yielding = (): number => threadNices(pid).filter((n) => n === 5).length;
+      const yielding = (): number => threadNices(pid).filter((n) => n === 19).length;
       if (thread === undefined) expect(await eventually(async () => yielding() === 1, 5_000)).toBe(true);
       expect(yielding()).toBe(thread === undefined ? 1 : 0);
       expect(threadNices(pid).filter((n) => n === 0).length).toBeGreaterThan(1);

@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import type { AuditEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { createThreadedAuditWriter, serveAuditWriter, type AuditThread } from './audit-thread.js';
+import { createThreadedAuditWriter, serveAuditWriter, STARVED_AFTER_MS, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
+import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
 
@@ -186,5 +187,43 @@ describe('createThreadedAuditWriter', () => {
     sut.record(auditEntry(9));
     expect(errors).toEqual(['audit: an entry was recorded after close']);
     await expect(sut.recordDurable(auditEntry(10))).rejects.toThrow(/closed/);
+  });
+
+  it('the writer\'s end asks for the core when a post reaches it late, until it is on time with a short queue; a slow sink alone never asks', async () => {
+    const sink = new SwitchableSink();
+    const { port1, port2 } = new MessageChannel();
+    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }));
+    const sab = createEntryRing(4096);
+    const asked = (): number => Atomics.load(new Int32Array(sab, 0, 2), 1);
+    const delivered = () => new Promise((r) => setTimeout(r, 30));
+    const entries = (from: number, to: number) => range(from, to).map((n) => ({ ...auditEntry(n), json: JSON.stringify(auditEntry(n)), subject: 'alice', agent: undefined, resources: [] }));
+    port1.postMessage({ t: 'ring', sab });
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: entries(0, 3) });
+    await delivered();
+    expect(asked()).toBe(0);
+    // The sink hangs: the queue grows past STARVED_UNTIL_QUEUED, posts still arrive on time, nobody is asked to yield.
+    let release = (): void => undefined;
+    const write = sink.write.bind(sink);
+    sink.write = (b) => new Promise<void>((r) => (release = r)).then(() => write(b));
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: entries(3, STARVED_UNTIL_QUEUED + 100) });
+    await delivered();
+    expect(asked()).toBe(0);
+    // A post that waited longer than STARVED_AFTER_MS for this end's thread: it was starved, and asks
+    // while its queue is long ...
+    port1.postMessage({ t: 'rec', at: Date.now() - STARVED_AFTER_MS - 5 });
+    await delivered();
+    expect(asked()).toBe(1);
+    await delivered();
+    expect(asked()).toBe(1);
+    // ... and withdraws once it has written its queue down (no post needed: it looks again by itself).
+    sink.write = write;
+    release();
+    for (let i = 0; i < 100 && asked() === 1; i++) await delivered();
+    expect(asked()).toBe(0);
+    expect(ids(sink.received)).toEqual(ids(range(0, STARVED_UNTIL_QUEUED + 100).map(auditEntry)));
+    await new Promise((r) => {
+      port1.on('message', (m: { t: string }) => m.t === 'done' && r(m));
+      port1.postMessage({ t: 'close', id: 1 });
+    });
   });
 });

@@ -40,8 +40,8 @@ interface ThreadStats {
 /** Messages to the writer's thread. */
 type ToWriter =
   | { t: 'ring'; sab: SharedArrayBuffer }
-  /** The ring's records up to `upTo` (`n` entries), then `entries`. */
-  | { t: 'rec'; upTo?: number; n?: number; entries?: SerializedEntry[] }
+  /** The ring's records up to `upTo` (`n` entries), then `entries`; `at`: when posted (epoch ms). */
+  | { t: 'rec'; at: number; upTo?: number; n?: number; entries?: SerializedEntry[] }
   | { t: 'dur'; id: number; entry: SerializedEntry }
   | { t: 'flush'; id: number }
   | { t: 'close'; id: number };
@@ -101,6 +101,20 @@ const entriesIn = (m: ToWriter): number => (m.t === 'rec' ? (m.n ?? 0) + (m.entr
 /** Entries that are posted at once, without waiting for the interval. */
 export const POST_BATCH = 256;
 
+/**
+ * The writer's thread runs below the event loop's priority (nice 19 in the broker): beside a busy
+ * event loop on one core it gets almost none of it. It reports itself starved when a post reaches
+ * it this many ms late (CPU, not a slow sink: a thread waiting on its sink handles posts at once)...
+ */
+export const STARVED_AFTER_MS = 20;
+/** ... and withdraws the report once posts reach it within this many ms and its queue is at most {@link STARVED_UNTIL_QUEUED}. */
+export const FED_WITHIN_MS = 5;
+export const STARVED_UNTIL_QUEUED = 1000;
+/** While the writer's thread reports itself starved, the event loop gives it the core this long (ms) in each check phase that built entries ... */
+export const YIELD_MS = 2;
+/** ... and the writer's thread looks this often (ms) whether it is fed (posts stop while the event loop yields). */
+const FEED_CHECK_MS = 5;
+
 const EMPTY_STATS: AuditWriterStats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false };
 
 const unavailable = (message: string, cause?: unknown): WardenError => new WardenError('ERR_AUDIT_UNAVAILABLE', message, cause === undefined ? undefined : { cause });
@@ -157,7 +171,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
       postTimer = undefined;
     }
     if (ringEntries === 0 && outbox.length === 0) return;
-    const m: ToWriter = { t: 'rec' };
+    const m: ToWriter = { t: 'rec', at: Date.now() };
     if (ringEntries > 0 && ring !== undefined) {
       m.upTo = ringPosted = ring.head;
       m.n = ringEntries;
@@ -202,6 +216,8 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
         postTimer = setTimeout(postOutbox, postIntervalMs);
         postTimer.unref();
       }
+      // The answers of this turn are out: a writer's thread starved of CPU gets the core a moment.
+      ring?.yieldIfStarved(YIELD_MS);
     },
     composeInRing,
   );
@@ -366,6 +382,37 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
   const writer = open(report);
   let ring: EntryRingReader | undefined;
   let received = 0;
+  /**
+   * Whether this thread is starved of CPU, from how late a post or the counters' timer reached it
+   * (`lateMs`): it asks the posting thread to yield ({@link EntryRingReader.starved}) until it is
+   * on time again with a short queue.
+   */
+  let starving = false;
+  /** While starving: looks again every FEED_CHECK_MS (no posts come while the event loop yields). */
+  let feedTimer: NodeJS.Timeout | undefined;
+  const stopFeeding = (): void => {
+    starving = false;
+    clearInterval(feedTimer);
+    feedTimer = undefined;
+  };
+  const fed = (lateMs: number): void => {
+    if (ring === undefined) return;
+    if (lateMs >= STARVED_AFTER_MS) {
+      if (starving) return;
+      starving = true;
+      ring.starved(true);
+      let at = Date.now();
+      feedTimer = setInterval(() => {
+        const now = Date.now();
+        fed(now - at - FEED_CHECK_MS);
+        at = now;
+      }, FEED_CHECK_MS);
+      feedTimer.unref();
+    } else if (starving && lateMs <= FED_WITHIN_MS && writer.stats().queued <= STARVED_UNTIL_QUEUED) {
+      stopFeeding();
+      ring.starved(false);
+    }
+  };
   const fromRing = (text: string): void => {
     let e: SerializedEntry;
     try {
@@ -377,7 +424,13 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
     writer.record(e);
   };
   const counters = (): ThreadStats => ({ stats: writer.stats(), received });
-  const timer = setInterval(() => port.postMessage({ t: 'stats', ...counters() } satisfies FromWriter), STATS_INTERVAL_MS);
+  let tickAt = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    fed(now - tickAt - STATS_INTERVAL_MS);
+    tickAt = now;
+    port.postMessage({ t: 'stats', ...counters() } satisfies FromWriter);
+  }, STATS_INTERVAL_MS);
   // The timer alone never keeps the thread alive: the port does until `close`.
   timer.unref();
   port.on('message', (raw) => {
@@ -385,8 +438,10 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
     switch (m.t) {
       case 'ring':
         ring = new EntryRingReader(m.sab);
+        stopFeeding();
         return;
       case 'rec':
+        fed(Date.now() - m.at);
         if (m.upTo !== undefined) {
           received += m.n ?? 0;
           if (ring === undefined) report(`audit: BUG: ${m.n ?? 0} entries posted in a ring this thread was not given; lost`);
@@ -409,6 +464,7 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
         return;
       case 'close':
         clearInterval(timer);
+        stopFeeding();
         void writer.close().then(() => {
           port.postMessage({ t: 'done', id: m.id, ...counters() } satisfies FromWriter);
           port.close();

@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { packEntry, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
@@ -144,5 +145,32 @@ describe('EntryRingWriter / EntryRingReader', () => {
     w.peek(from, w.head, (t) => back.push(t));
     expect(back).toEqual(['ü€', 'c']);
     expect(w.used()).toBe(w.head);
+  });
+
+  it('makes the writer yield only while the reader says it is starved, and lets the reader end the wait early', async () => {
+    const sab = createEntryRing(1024);
+    const writer = new EntryRingWriter(sab);
+    const reader = new EntryRingReader(sab);
+    expect(writer.yieldIfStarved(1000)).toBe(false);
+    reader.starved(true);
+    let t0 = performance.now();
+    expect(writer.yieldIfStarved(30)).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+    reader.starved(false);
+    expect(writer.yieldIfStarved(1000)).toBe(false);
+    // The reader's thread withdraws the request 50 ms into a 10 s wait: the writer wakes then.
+    reader.starved(true);
+    const other = new Worker(
+      // What EntryRingReader.starved(false) does, from another thread (the worker cannot load TypeScript).
+      `const { workerData } = require('node:worker_threads');
+       setTimeout(() => { const c = new Int32Array(workerData.sab, 0, 2); Atomics.store(c, 1, 0); Atomics.notify(c, 1); }, 50);`,
+      { eval: true, workerData: { sab } },
+    );
+    t0 = performance.now();
+    expect(writer.yieldIfStarved(10_000)).toBe(true);
+    const waited = performance.now() - t0;
+    await other.terminate();
+    expect(waited).toBeGreaterThanOrEqual(40);
+    expect(waited).toBeLessThan(5000);
   });
 });

@@ -6,7 +6,8 @@
  * copied, then promoted by) that heap's young-generation collections, and the post that tells the
  * reader how far to read carries a number, not the entries (a structured clone of each).
  *
- * Layout: 8 bytes of control (Int32 0: the bytes the reader has consumed, modulo 2^32), then the
+ * Layout: 8 bytes of control (Int32 0: the bytes the reader has consumed, modulo 2^32; Int32 1:
+ * 1 while the reader's thread asks the writer's to give it the core, see {@link EntryRingReader.starved}), then the
  * records, each a Uint32 byte length and the text, padded to 4 bytes. A record never straddles the
  * end: where the next one does not fit before it, a {@link WRAP} length sends both sides to the start.
  * Positions are byte counts since the ring was made (JS numbers, exact to 2^53); an offset in the
@@ -138,6 +139,17 @@ export class EntryRingWriter {
     return true;
   }
 
+  /**
+   * When the reader's thread says it is starved of CPU ({@link EntryRingReader.starved}), blocks
+   * this thread for up to `ms` (less once the reader withdraws the request), so that a reader
+   * running at a lower priority on the same core gets it; whether it waited.
+   */
+  yieldIfStarved(ms: number): boolean {
+    if (Atomics.load(this.v.control, 1) !== 1) return false;
+    Atomics.wait(this.v.control, 1, 1, ms);
+    return true;
+  }
+
   /** The records in [from, upTo), not consumed (taken back when the reader's thread stopped). */
   peek(from: number, upTo: number, each: (text: string) => void): void {
     readRecords(this.v, from, upTo, each);
@@ -158,5 +170,14 @@ export class EntryRingReader {
     if (upTo <= this.consumed) return;
     this.consumed = readRecords(this.v, this.consumed, upTo, each);
     Atomics.store(this.v.control, 0, this.consumed | 0);
+  }
+
+  /**
+   * Asks the writer's thread to give this thread the core now and then ({@link EntryRingWriter.yieldIfStarved}),
+   * or withdraws the request (waking a writer waiting on it).
+   */
+  starved(on: boolean): void {
+    Atomics.store(this.v.control, 1, on ? 1 : 0);
+    if (!on) Atomics.notify(this.v.control, 1);
   }
 }

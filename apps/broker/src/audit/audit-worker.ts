@@ -20,17 +20,18 @@ export interface AuditWorkerData {
 }
 
 /** The writer thread's nice value (0 is the broker's own; 19 the lowest priority). */
-const AUDIT_THREAD_NICE = 5;
+const AUDIT_THREAD_NICE = 19;
 
 if (parentPort === null) throw new WardenError('ERR_INTERNAL', 'BUG: audit-worker.js runs only as a worker thread');
 const port = parentPort;
 const { config, databaseUrl } = workerData as AuditWorkerData;
-// The thread yields to the one answering checks: at nice 5 it gets about a quarter of a core the
-// two contend for (enough to keep up with a saturated broker). Under EEVDF (Linux 6.6 and later)
-// a batch already running still finishes its time slice before an arriving check runs; SCHED_IDLE
-// for this thread made the check's p99 worse in probes (bench/README.md). Only on Linux, which sets
-// the nice value of the calling thread alone (elsewhere it would be the whole process's).
-// A sandbox that forbids it (seccomp) leaves the thread at the broker's priority, reported.
+// The thread yields to the one answering checks: at nice 19 it runs in the event loop's idle time
+// and, where the two share a core, a waking event loop takes the core from it at once (at nice 5
+// it held the core for 3-5 µs of every check's wait at 30% load: bench/README.md). Beside a
+// saturated event loop it would starve: it then says so through the ring, and the event loop gives
+// it the core for a moment in each check phase until it is fed (`createThreadedAuditWriter`).
+// Only on Linux, which sets the nice value of the calling thread alone (elsewhere it would be the
+// whole process's). A sandbox that forbids it (seccomp) leaves the thread at the broker's priority, reported.
 let niceFailed: string | undefined;
 try {
   if (process.platform === 'linux') setPriority(AUDIT_THREAD_NICE);
