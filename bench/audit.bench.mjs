@@ -38,6 +38,7 @@ import pg from 'pg';
 import {
   allCpus,
   benchDir,
+  BROKER_NODE_ARGS,
   canPin,
   createBenchDatabase,
   envInt,
@@ -89,9 +90,8 @@ const PIN = process.env.BENCH_PIN !== '0' && canPin();
 // brokers with the log on stalled so in 2 of 6 rounds each; with it, the old generation grew by at
 // most 0.7 MB in any round, and 1 round in 18 stalled (the control's, right after a resume). A
 // broker under steady load keeps the 16 MB anyway; the option takes the pauses' effect out.
-// `--single-threaded-gc` is what the broker is started with (`npm start`, the Dockerfile): the
-// decision log's writer thread collects its heap itself, at its own priority.
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--min-semi-space-size=16 --single-threaded-gc').split(' ').filter((x) => x !== '');
+// (`--single-threaded-gc`, what the broker is started with, comes first for every bench: BROKER_NODE_ARGS in bench/harness.mjs.)
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--min-semi-space-size=16').split(' ').filter((x) => x !== '');
 const BROKER_CPU = 1;
 const KEY = 'bench-gateway-key-0123456789abcdef';
 const RUN = randomBytes(4).toString('hex');
@@ -507,7 +507,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each${NODE_ARGS.length > 0 ? ` (node ${NODE_ARGS.join(' ')})` : ''}${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',

@@ -242,6 +242,9 @@ export function pinToCpu(pid, cpus, allThreads = true) {
  * An inherited REDIS_URL is never passed on (in-process caches only) unless `redisUrl` is given,
  * nor an inherited WARDEN_CONFIG.
  */
+/** The node options the broker is started with (`npm start`, the Dockerfile): every bench runs it so. */
+export const BROKER_NODE_ARGS = ['--single-threaded-gc'];
+
 export async function startWarden({ children, name = 'warden', cwd, workers, databaseUrl, redisUrl, config, env: extraEnv = {}, nodeArgs = [] }) {
   const port = await freePort();
   const env = { ...process.env, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_GRPC_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: String(workers), ...extraEnv };
@@ -251,7 +254,7 @@ export async function startWarden({ children, name = 'warden', cwd, workers, dat
   if (config !== undefined) env.WARDEN_CONFIG = config;
   if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl;
   if (redisUrl !== undefined) env.REDIS_URL = redisUrl;
-  const s = spawnServer(children, name, process.execPath, [...nodeArgs, wardenEntry], { cwd, env });
+  const s = spawnServer(children, name, process.execPath, [...BROKER_NODE_ARGS, ...nodeArgs, wardenEntry], { cwd, env });
   s.kind = 'warden';
   s.url = `http://127.0.0.1:${port}`;
   await waitHealthy(s, s.url);

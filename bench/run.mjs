@@ -34,6 +34,7 @@ import {
   root,
   serverPids as pidsOf,
   spawnServer,
+  BROKER_NODE_ARGS,
   startWarden as startBroker,
   stopProcesses,
   waitHealthy,
@@ -242,7 +243,7 @@ function markdown(results) {
   const L = [];
   const dirty = machine.git.changedFilesInAppsLibsPolicies;
   L.push(
-    `Measured ${date} on ${machine.cpuModel} (nproc ${machine.nproc}, ${fmt(machine.memGb, 1)} GB RAM), Node ${machine.node}, Cerbos ${machine.cerbosVersion}; Warden code at ${machine.git.head}${dirty > 0 ? ` + ${dirty} uncommitted file(s) in apps/libs/policies` : ''}.`,
+    `Measured ${date} on ${machine.cpuModel} (nproc ${machine.nproc}, ${fmt(machine.memGb, 1)} GB RAM), Node ${machine.node}, Cerbos ${machine.cerbosVersion}; Warden code at ${machine.git.head}${dirty > 0 ? ` + ${dirty} uncommitted file(s) in apps/libs/policies` : ''}, started as \`node ${BROKER_NODE_ARGS.join(' ')}\` (as \`npm start\` and the Dockerfile do).`,
   );
   L.push(
     `Warden ${config.wardenWorkers} workers; autocannon ${config.connections} connections, pipelining 1, ${config.rounds} rounds x ${config.durationS} s per server and shape (alternating, after a ${config.warmupS} s warm-up of each), load generator on the same ${machine.nproc} cores. Reproduce: \`npm run bench\`.`,
