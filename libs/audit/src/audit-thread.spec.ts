@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import type { AuditEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { createThreadedAuditWriter, serveAuditWriter, STARVED_AFTER_MS, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
+import { createThreadedAuditWriter, serveAuditWriter, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
@@ -192,7 +192,9 @@ describe('createThreadedAuditWriter', () => {
   it('the writer\'s end asks for the core when a post reaches it late, until it is on time with a short queue; a slow sink alone never asks', async () => {
     const sink = new SwitchableSink();
     const { port1, port2 } = new MessageChannel();
-    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }));
+    // Wide limits: on a busy machine this thread's own timers run tens of ms late, which is starvation too.
+    const starvedAfterMs = 2_000;
+    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), { starvedAfterMs, fedWithinMs: 1_000 });
     const sab = createEntryRing(4096);
     const asked = (): number => Atomics.load(new Int32Array(sab, 0, 2), 1);
     const delivered = () => new Promise((r) => setTimeout(r, 30));
@@ -205,12 +207,13 @@ describe('createThreadedAuditWriter', () => {
     let release = (): void => undefined;
     const write = sink.write.bind(sink);
     sink.write = (b) => new Promise<void>((r) => (release = r)).then(() => write(b));
-    port1.postMessage({ t: 'rec', at: Date.now(), entries: entries(3, STARVED_UNTIL_QUEUED + 100) });
+    const many = entries(3, STARVED_UNTIL_QUEUED + 100);
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: many });
     await delivered();
     expect(asked()).toBe(0);
-    // A post that waited longer than STARVED_AFTER_MS for this end's thread: it was starved, and asks
+    // A post that waited longer than `starvedAfterMs` for this end's thread: it was starved, and asks
     // while its queue is long ...
-    port1.postMessage({ t: 'rec', at: Date.now() - STARVED_AFTER_MS - 5 });
+    port1.postMessage({ t: 'rec', at: Date.now() - starvedAfterMs - 5 });
     await delivered();
     expect(asked()).toBe(1);
     await delivered();

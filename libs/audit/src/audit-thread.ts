@@ -109,6 +109,12 @@ export const POST_BATCH = 256;
 export const STARVED_AFTER_MS = 20;
 /** ... and withdraws the report once posts reach it within this many ms and its queue is at most {@link STARVED_UNTIL_QUEUED}. */
 export const FED_WITHIN_MS = 5;
+
+/** When the writer's end of {@link serveAuditWriter} counts itself starved, and fed again (defaults above; tests on a busy machine widen them). */
+export interface StarvationLimits {
+  starvedAfterMs: number;
+  fedWithinMs: number;
+}
 export const STARVED_UNTIL_QUEUED = 1000;
 /** While the writer's thread reports itself starved, the event loop gives it the core this long (ms) in each check phase that built entries ... */
 export const YIELD_MS = 2;
@@ -377,7 +383,11 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
  * entries posted, answers durability, flush and close, and reports counters and errors.
  * @example serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
  */
-export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message: string) => void) => AuditWriter): void {
+export function serveAuditWriter(
+  port: AuditThreadPort,
+  open: (onError: (message: string) => void) => AuditWriter,
+  limits: StarvationLimits = { starvedAfterMs: STARVED_AFTER_MS, fedWithinMs: FED_WITHIN_MS },
+): void {
   const report = (message: string): void => port.postMessage({ t: 'err', message } satisfies FromWriter);
   const writer = open(report);
   let ring: EntryRingReader | undefined;
@@ -397,7 +407,7 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
   };
   const fed = (lateMs: number): void => {
     if (ring === undefined) return;
-    if (lateMs >= STARVED_AFTER_MS) {
+    if (lateMs >= limits.starvedAfterMs) {
       if (starving) return;
       starving = true;
       ring.starved(true);
@@ -408,7 +418,7 @@ export function serveAuditWriter(port: AuditThreadPort, open: (onError: (message
         at = now;
       }, FEED_CHECK_MS);
       feedTimer.unref();
-    } else if (starving && lateMs <= FED_WITHIN_MS && writer.stats().queued <= STARVED_UNTIL_QUEUED) {
+    } else if (starving && lateMs <= limits.fedWithinMs && writer.stats().queued <= STARVED_UNTIL_QUEUED) {
       stopFeeding();
       ring.starved(false);
     }
