@@ -107,19 +107,31 @@ export const POST_BATCH = 256;
  * it this many ms late (CPU, not a slow sink: a thread waiting on its sink handles posts at once)...
  */
 export const STARVED_AFTER_MS = 20;
-/** ... and withdraws the report once posts reach it within this many ms and its queue is at most {@link STARVED_UNTIL_QUEUED}. */
+/** ... and withdraws the report once posts reach it within this many ms ... */
 export const FED_WITHIN_MS = 5;
+/** ... and its queue holds at most this many entries. */
+export const STARVED_UNTIL_QUEUED = 1000;
+/** While the writer's thread reports itself starved, the event loop gives it the core this long (ms) in each check phase that built entries ... */
+export const YIELD_MS = 2;
+/** ... and the writer's thread looks this often (ms) whether it is fed (posts stop while the event loop yields). */
+const FEED_CHECK_MS = 5;
 
 /** When the writer's end of {@link serveAuditWriter} counts itself starved, and fed again (defaults above; tests on a busy machine widen them). */
 export interface StarvationLimits {
   starvedAfterMs: number;
   fedWithinMs: number;
 }
-export const STARVED_UNTIL_QUEUED = 1000;
-/** While the writer's thread reports itself starved, the event loop gives it the core this long (ms) in each check phase that built entries ... */
-export const YIELD_MS = 2;
-/** ... and the writer's thread looks this often (ms) whether it is fed (posts stop while the event loop yields). */
-const FEED_CHECK_MS = 5;
+
+/** A clock for a timer of `intervalMs`: each call says how many ms later than due it fired. */
+function lateness(intervalMs: number): () => number {
+  let at = Date.now();
+  return () => {
+    const now = Date.now();
+    const late = now - at - intervalMs;
+    at = now;
+    return late;
+  };
+}
 
 const EMPTY_STATS: AuditWriterStats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false };
 
@@ -392,11 +404,6 @@ export function serveAuditWriter(
   const writer = open(report);
   let ring: EntryRingReader | undefined;
   let received = 0;
-  /**
-   * Whether this thread is starved of CPU, from how late a post or the counters' timer reached it
-   * (`lateMs`): it asks the posting thread to yield ({@link EntryRingReader.starved}) until it is
-   * on time again with a short queue.
-   */
   let starving = false;
   /** While starving: looks again every FEED_CHECK_MS (no posts come while the event loop yields). */
   let feedTimer: NodeJS.Timeout | undefined;
@@ -405,18 +412,19 @@ export function serveAuditWriter(
     clearInterval(feedTimer);
     feedTimer = undefined;
   };
+  /**
+   * Whether this thread is starved of CPU, from how late a post or a timer reached it (`lateMs`):
+   * it asks the posting thread to yield ({@link EntryRingReader.starved}) until it is on time
+   * again with a short queue.
+   */
   const fed = (lateMs: number): void => {
     if (ring === undefined) return;
     if (lateMs >= limits.starvedAfterMs) {
       if (starving) return;
       starving = true;
       ring.starved(true);
-      let at = Date.now();
-      feedTimer = setInterval(() => {
-        const now = Date.now();
-        fed(now - at - FEED_CHECK_MS);
-        at = now;
-      }, FEED_CHECK_MS);
+      const late = lateness(FEED_CHECK_MS);
+      feedTimer = setInterval(() => fed(late()), FEED_CHECK_MS);
       feedTimer.unref();
     } else if (starving && lateMs <= limits.fedWithinMs && writer.stats().queued <= STARVED_UNTIL_QUEUED) {
       stopFeeding();
@@ -434,11 +442,9 @@ export function serveAuditWriter(
     writer.record(e);
   };
   const counters = (): ThreadStats => ({ stats: writer.stats(), received });
-  let tickAt = Date.now();
+  const statsLate = lateness(STATS_INTERVAL_MS);
   const timer = setInterval(() => {
-    const now = Date.now();
-    fed(now - tickAt - STATS_INTERVAL_MS);
-    tickAt = now;
+    fed(statsLate());
     port.postMessage({ t: 'stats', ...counters() } satisfies FromWriter);
   }, STATS_INTERVAL_MS);
   // The timer alone never keeps the thread alive: the port does until `close`.

@@ -254,15 +254,29 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
    * fsync is waited for off the thread.
    */
   async function appendSpill(lines: string): Promise<void> {
-    mkdirSync(dirname(spillPath), { recursive: true });
-    const fd = openSync(spillPath, 'a');
+    const fd = openAndAppend(lines);
     try {
-      appendAll(fd, tailChecked ? lines : `${tornTail() ? '\n' : ''}${lines}`);
-      tailChecked = true;
       await fsyncAsync(fd);
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * Opens the spill file (making its directory) and appends `lines` in this turn of the event loop,
+   * on a new line after a torn tail; returns the descriptor for the caller to fsync and close.
+   */
+  function openAndAppend(lines: string): number {
+    mkdirSync(dirname(spillPath), { recursive: true });
+    const fd = openSync(spillPath, 'a');
+    try {
+      appendAll(fd, !tailChecked && tornTail() ? `\n${lines}` : lines);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    tailChecked = true;
+    return fd;
   }
 
   /**
@@ -506,13 +520,9 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     queue = [];
     const lines = linesOf(items);
     try {
-      mkdirSync(dirname(spillPath), { recursive: true });
-      const torn = !tailChecked && tornTail();
-      const fd = openSync(spillPath, 'a');
+      const fd = openAndAppend(lines);
       try {
-        appendAll(fd, torn ? `\n${lines}` : lines);
         fsyncSync(fd);
-        tailChecked = true;
       } finally {
         closeSync(fd);
       }
