@@ -193,7 +193,6 @@ export class BytesJsonOut implements JsonOut {
 
   /** `s` as UTF-8; with `escape`, as the inside of JSON.stringify's string (lone surrogates as `\udXXX`). */
   private utf8(s: string, escape: boolean): void {
-    const buf = this.buf;
     const n = s.length;
     // Each code unit takes at most 6 bytes (`\uXXXX`): a string that may not fit so is taken as
     // not fitting (the caller tries a larger range, or composes text).
@@ -201,33 +200,56 @@ export class BytesJsonOut implements JsonOut {
       this.over = true;
       return;
     }
+    const buf = this.buf;
     let p = this.pos;
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 0x80) {
-        if (escape && (c < 0x20 || c === 0x22 || c === 0x5c)) p = escapeAscii(buf, p, c);
-        else buf[p++] = c;
-      } else if (c < 0x800) {
-        buf[p++] = 0xc0 | (c >> 6);
-        buf[p++] = 0x80 | (c & 0x3f);
-      } else if (c < 0xd800 || c > 0xdfff) {
-        buf[p++] = 0xe0 | (c >> 12);
-        buf[p++] = 0x80 | ((c >> 6) & 0x3f);
-        buf[p++] = 0x80 | (c & 0x3f);
-      } else {
-        const d = c < 0xdc00 && i + 1 < n ? s.charCodeAt(i + 1) : 0;
-        if (d >= 0xdc00 && d <= 0xdfff) {
-          const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-          buf[p++] = 0xf0 | (cp >> 18);
-          buf[p++] = 0x80 | ((cp >> 12) & 0x3f);
-          buf[p++] = 0x80 | ((cp >> 6) & 0x3f);
-          buf[p++] = 0x80 | (cp & 0x3f);
-          i++;
-        } else p = escapeUnit(buf, p, c);
+    let i = 0;
+    // ASCII that is written as it is, nearly all of an entry: one test per character here, the
+    // rest from the first other character on (this loop was a third of composing an entry).
+    if (escape) {
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x20 || c >= 0x80 || c === 0x22 || c === 0x5c) break;
+        buf[p++] = c;
+      }
+    } else {
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[p++] = c;
       }
     }
-    this.pos = p;
+    this.pos = i === n ? p : utf8From(buf, p, s, i, escape);
   }
+}
+
+/** {@link BytesJsonOut}'s `utf8` from code unit `i` of `s` on, written at `p`; the position after it. */
+function utf8From(buf: Uint8Array, p: number, s: string, i: number, escape: boolean): number {
+  const n = s.length;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) {
+      if (escape && (c < 0x20 || c === 0x22 || c === 0x5c)) p = escapeAscii(buf, p, c);
+      else buf[p++] = c;
+    } else if (c < 0x800) {
+      buf[p++] = 0xc0 | (c >> 6);
+      buf[p++] = 0x80 | (c & 0x3f);
+    } else if (c < 0xd800 || c > 0xdfff) {
+      buf[p++] = 0xe0 | (c >> 12);
+      buf[p++] = 0x80 | ((c >> 6) & 0x3f);
+      buf[p++] = 0x80 | (c & 0x3f);
+    } else {
+      const d = c < 0xdc00 && i + 1 < n ? s.charCodeAt(i + 1) : 0;
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        buf[p++] = 0xf0 | (cp >> 18);
+        buf[p++] = 0x80 | ((cp >> 12) & 0x3f);
+        buf[p++] = 0x80 | ((cp >> 6) & 0x3f);
+        buf[p++] = 0x80 | (cp & 0x3f);
+        i++;
+      } else p = escapeUnit(buf, p, c);
+    }
+  }
+  return p;
 }
 
 function escapeAscii(buf: Uint8Array, p: number, c: number): number {
