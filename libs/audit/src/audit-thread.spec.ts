@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import type { AuditEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { createThreadedAuditWriter, serveAuditWriter, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
+import { createThreadedAuditWriter, runQueueWaitMs, serveAuditWriter, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
@@ -189,12 +189,14 @@ describe('createThreadedAuditWriter', () => {
     await expect(sut.recordDurable(auditEntry(10))).rejects.toThrow(/closed/);
   });
 
-  it('the writer\'s end asks for the core when a post reaches it late, until it is on time with a short queue; a slow sink alone never asks', async () => {
+  it('the writer\'s end asks for the core when a post reaches it late after waiting for a core, until it is on time with a short queue; a slow sink or its own work alone never asks', async () => {
     const sink = new SwitchableSink();
     const { port1, port2 } = new MessageChannel();
     // Wide limits: on a busy machine this thread's own timers run tens of ms late, which is starvation too.
     const starvedAfterMs = 2_000;
-    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), { starvedAfterMs, fedWithinMs: 1_000 });
+    // The thread's wait for a core, as the kernel would tell it: moved by the test.
+    let waited = 0;
+    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), { starvedAfterMs, fedWithinMs: 1_000, waitedMs: () => waited });
     const sab = createEntryRing(4096);
     const asked = (): number => Atomics.load(new Int32Array(sab, 0, 2), 1);
     const delivered = () => new Promise((r) => setTimeout(r, 30));
@@ -211,8 +213,14 @@ describe('createThreadedAuditWriter', () => {
     port1.postMessage({ t: 'rec', at: Date.now(), entries: many });
     await delivered();
     expect(asked()).toBe(0);
-    // A post that waited longer than `starvedAfterMs` for this end's thread: it was starved, and asks
+    // A post that waited longer than `starvedAfterMs` for this end's thread while the thread did not
+    // wait for a core (it was busy with its own work, or its process was stopped): nobody is asked.
+    port1.postMessage({ t: 'rec', at: Date.now() - starvedAfterMs - 5 });
+    await delivered();
+    expect(asked()).toBe(0);
+    // The same lateness with the thread waiting for a core all that time: it was starved, and asks
     // while its queue is long ...
+    waited += starvedAfterMs;
     port1.postMessage({ t: 'rec', at: Date.now() - starvedAfterMs - 5 });
     await delivered();
     expect(asked()).toBe(1);
@@ -228,5 +236,16 @@ describe('createThreadedAuditWriter', () => {
       port1.on('message', (m: { t: string }) => m.t === 'done' && r(m));
       port1.postMessage({ t: 'close', id: 1 });
     });
+  });
+
+  it.runIf(process.platform === 'linux')('reads the thread\'s wait for a core from the kernel (ms, never going back)', () => {
+    const first = runQueueWaitMs();
+    expect(first).toBeTypeOf('number');
+    expect(first).toBeGreaterThanOrEqual(0);
+    const until = Date.now() + 20;
+    while (Date.now() < until) {
+      // run: the wait can only grow
+    }
+    expect(runQueueWaitMs()).toBeGreaterThanOrEqual(first as number);
   });
 });

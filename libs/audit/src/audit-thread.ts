@@ -22,6 +22,7 @@
  * be in a process crash (those it had spilled are replayed by the next one); callers waiting for
  * durability are refused, and a new thread is started, which replays the spill file first.
  */
+import { readFileSync } from 'node:fs';
 import { WardenError } from '@warden/core';
 import { buildRecord, isComposed, packEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
@@ -104,7 +105,10 @@ export const POST_BATCH = 256;
 /**
  * The writer's thread runs below the event loop's priority (nice 19 in the broker): beside a busy
  * event loop on one core it gets almost none of it. It reports itself starved when a post reaches
- * it this many ms late (CPU, not a slow sink: a thread waiting on its sink handles posts at once)...
+ * it this many ms late (CPU, not a slow sink: a thread waiting on its sink handles posts at once)
+ * and, where the kernel tells ({@link runQueueWaitMs}), it spent at least half of that waiting for
+ * a core: late because of its own work (its collections, a long batch) or because the process was
+ * stopped, it is not starved, and the event loop yielding would not feed it...
  */
 export const STARVED_AFTER_MS = 20;
 /** ... and withdraws the report once posts reach it within this many ms ... */
@@ -120,6 +124,23 @@ const FEED_CHECK_MS = 5;
 export interface StarvationLimits {
   starvedAfterMs: number;
   fedWithinMs: number;
+  /** The thread's time waiting for a core so far, ms, or undefined where unknown (default {@link runQueueWaitMs}; tests set their own). */
+  waitedMs?: () => number | undefined;
+}
+
+/**
+ * How long the calling thread has been runnable but waiting for a core since it started, ms: the
+ * second field of Linux's `/proc/thread-self/schedstat` (ns). Undefined where there is no such
+ * file (another OS, a kernel without scheduler statistics): lateness alone decides then.
+ */
+export function runQueueWaitMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
+    const ns = Number(fields[1]);
+    return Number.isFinite(ns) ? ns / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A clock for a timer of `intervalMs`: each call says how many ms later than due it fired. */
@@ -405,6 +426,9 @@ export function serveAuditWriter(
   let ring: EntryRingReader | undefined;
   let received = 0;
   let starving = false;
+  const waitedMs = limits.waitedMs ?? runQueueWaitMs;
+  /** The thread's wait for a core when last read (at each post or timer that found it fed). */
+  let waitedBefore = waitedMs();
   /** While starving: looks again every FEED_CHECK_MS (no posts come while the event loop yields). */
   let feedTimer: NodeJS.Timeout | undefined;
   const stopFeeding = (): void => {
@@ -413,23 +437,31 @@ export function serveAuditWriter(
     feedTimer = undefined;
   };
   /**
-   * Whether this thread is starved of CPU, from how late a post or a timer reached it (`lateMs`):
-   * it asks the posting thread to yield ({@link EntryRingReader.starved}) until it is on time
-   * again with a short queue.
+   * Whether this thread is starved of CPU, from how late a post or a timer reached it (`lateMs`)
+   * and how long it waited for a core meanwhile: it asks the posting thread to yield
+   * ({@link EntryRingReader.starved}) until it is on time again with a short queue.
    */
   const fed = (lateMs: number): void => {
     if (ring === undefined) return;
-    if (lateMs >= limits.starvedAfterMs) {
-      if (starving) return;
-      starving = true;
-      ring.starved(true);
-      const late = lateness(FEED_CHECK_MS);
-      feedTimer = setInterval(() => fed(late()), FEED_CHECK_MS);
-      feedTimer.unref();
-    } else if (starving && lateMs <= limits.fedWithinMs && writer.stats().queued <= STARVED_UNTIL_QUEUED) {
-      stopFeeding();
-      ring.starved(false);
+    if (starving) {
+      if (lateMs <= limits.fedWithinMs && writer.stats().queued <= STARVED_UNTIL_QUEUED) {
+        stopFeeding();
+        ring.starved(false);
+        waitedBefore = waitedMs();
+      }
+      return;
     }
+    const waited = waitedMs();
+    const before = waitedBefore;
+    waitedBefore = waited;
+    if (lateMs < limits.starvedAfterMs) return;
+    // Late, but it had the core most of that time (its own work) or was not runnable (stopped).
+    if (waited !== undefined && before !== undefined && waited - before < lateMs / 2) return;
+    starving = true;
+    ring.starved(true);
+    const late = lateness(FEED_CHECK_MS);
+    feedTimer = setInterval(() => fed(late()), FEED_CHECK_MS);
+    feedTimer.unref();
   };
   const fromRing = (text: string): void => {
     let e: SerializedEntry;
