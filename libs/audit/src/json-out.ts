@@ -204,7 +204,7 @@ export class BytesJsonOut implements JsonOut {
     let p = this.pos;
     let i = 0;
     // ASCII that is written as it is, nearly all of an entry: one test per character here, the
-    // rest from the first other character on (this loop was a third of composing an entry).
+    // rest from the first other character on (this loop was most of composing an entry).
     if (escape) {
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
