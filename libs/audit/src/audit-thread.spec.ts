@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import type { AuditEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { createThreadedAuditWriter, runQueueWaitMs, serveAuditWriter, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
+import { createThreadedAuditWriter, RunQueueWait, serveAuditWriter, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
@@ -238,14 +238,21 @@ describe('createThreadedAuditWriter', () => {
     });
   });
 
-  it.runIf(process.platform === 'linux')('reads the thread\'s wait for a core from the kernel (ms, never going back)', () => {
-    const first = runQueueWaitMs();
+  it.runIf(process.platform === 'linux')('reads the thread\'s wait for a core from the kernel (ms, as the file says, never going back), again from one open file', () => {
+    const clock = new RunQueueWait();
+    const kernel = (): number => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1e6;
+    const before = kernel();
+    const first = clock.ms();
+    const after = kernel();
     expect(first).toBeTypeOf('number');
-    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first).toBeGreaterThanOrEqual(before);
+    expect(first).toBeLessThanOrEqual(after);
     const until = Date.now() + 20;
     while (Date.now() < until) {
       // run: the wait can only grow
     }
-    expect(runQueueWaitMs()).toBeGreaterThanOrEqual(first as number);
+    expect(clock.ms()).toBeGreaterThanOrEqual(first as number);
+    clock.close();
+    expect(clock.ms()).toBeUndefined();
   });
 });

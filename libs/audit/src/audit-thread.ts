@@ -22,7 +22,7 @@
  * be in a process crash (those it had spilled are replayed by the next one); callers waiting for
  * durability are refused, and a new thread is started, which replays the spill file first.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { WardenError } from '@warden/core';
 import { buildRecord, isComposed, packEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
@@ -106,7 +106,7 @@ export const POST_BATCH = 256;
  * The writer's thread runs below the event loop's priority (nice 19 in the broker): beside a busy
  * event loop on one core it gets almost none of it. It reports itself starved when a post reaches
  * it this many ms late (CPU, not a slow sink: a thread waiting on its sink handles posts at once)
- * and, where the kernel tells ({@link runQueueWaitMs}), it spent at least half of that waiting for
+ * and, where the kernel tells ({@link RunQueueWait}), it spent at least half of that waiting for
  * a core: late because of its own work (its collections, a long batch) or because the process was
  * stopped, it is not starved, and the event loop yielding would not feed it...
  */
@@ -124,22 +124,60 @@ const FEED_CHECK_MS = 5;
 export interface StarvationLimits {
   starvedAfterMs: number;
   fedWithinMs: number;
-  /** The thread's time waiting for a core so far, ms, or undefined where unknown (default {@link runQueueWaitMs}; tests set their own). */
+  /** The thread's time waiting for a core so far, ms, or undefined where unknown (default a {@link RunQueueWait} of the writer's thread; tests set their own). */
   waitedMs?: () => number | undefined;
 }
 
 /**
- * How long the calling thread has been runnable but waiting for a core since it started, ms: the
- * second field of Linux's `/proc/thread-self/schedstat` (ns). Undefined where there is no such
- * file (another OS, a kernel without scheduler statistics): lateness alone decides then.
+ * How long the thread that made it has been runnable but waiting for a core since it started, ms:
+ * the second field of Linux's `/proc/<pid>/task/<tid>/schedstat` (ns), opened once and read again
+ * from its start at each call (1 µs here, against 10 µs for opening, reading and closing the file
+ * each time; the writer's thread looks at every post and timer, some hundreds a second). Undefined
+ * where there is no such file (another OS, a kernel without scheduler statistics): lateness alone
+ * decides then. INVARIANT: read only by the thread that made it (`thread-self` resolves at open).
  */
-export function runQueueWaitMs(): number | undefined {
-  try {
-    const fields = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
-    const ns = Number(fields[1]);
-    return Number.isFinite(ns) ? ns / 1e6 : undefined;
-  } catch {
-    return undefined;
+export class RunQueueWait {
+  private fd: number | undefined;
+  private readonly buf = Buffer.alloc(128);
+
+  constructor() {
+    try {
+      this.fd = openSync('/proc/thread-self/schedstat', 'r');
+    } catch {
+      this.fd = undefined;
+    }
+  }
+
+  ms(): number | undefined {
+    if (this.fd === undefined) return undefined;
+    let n: number;
+    try {
+      n = readSync(this.fd, this.buf, 0, this.buf.length, 0);
+    } catch {
+      return undefined;
+    }
+    // "<ns on a core> <ns waiting for one> <time slices>\n"
+    const buf = this.buf;
+    let i = buf.indexOf(0x20);
+    if (i < 0 || i >= n) return undefined;
+    let ns = 0;
+    const from = ++i;
+    for (; i < n; i++) {
+      const c = buf[i] as number;
+      if (c < 0x30 || c > 0x39) break;
+      ns = ns * 10 + (c - 0x30);
+    }
+    return i > from ? ns / 1e6 : undefined;
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // Closed already or gone with the thread: nothing to release.
+    }
+    this.fd = undefined;
   }
 }
 
@@ -426,7 +464,8 @@ export function serveAuditWriter(
   let ring: EntryRingReader | undefined;
   let received = 0;
   let starving = false;
-  const waitedMs = limits.waitedMs ?? runQueueWaitMs;
+  const clock = limits.waitedMs === undefined ? new RunQueueWait() : undefined;
+  const waitedMs = limits.waitedMs ?? (() => clock?.ms());
   /** The thread's wait for a core when last read (at each post or timer that found it fed). */
   let waitedBefore = waitedMs();
   /** While starving: looks again every FEED_CHECK_MS (no posts come while the event loop yields). */
@@ -513,6 +552,7 @@ export function serveAuditWriter(
       case 'close':
         clearInterval(timer);
         stopFeeding();
+        clock?.close();
         void writer.close().then(() => {
           port.postMessage({ t: 'done', id: m.id, ...counters() } satisfies FromWriter);
           port.close();
