@@ -117,6 +117,8 @@ export interface SerializedEntry {
   readonly resources: readonly string[];
   /** The whole entry as JSON, one line. */
   readonly json: string;
+  /** {@link fieldsLine}'s text, when the entry came packed with it (see {@link readPackedEntry}). */
+  readonly fieldsJson?: string;
 }
 
 function serializedFields(e: AuditEntry, json: string): SerializedEntry {
@@ -157,11 +159,20 @@ export function serializeEntry(e: AuditEntry): SerializedEntry {
  * then the entry's JSON (which holds no raw newline).
  */
 export function packEntry(e: SerializedEntry): string {
+  return `${fieldsLine(e)}\n${e.json}`;
+}
+
+/**
+ * The fields sinks key on as one JSON array: `[decisionId, time, kind, policyVersion, source,
+ * decision, subject | null, agent | null, [resources]]` (the first line {@link packEntry} writes).
+ */
+export function fieldsLine(e: SerializedEntry): string {
+  if (e.fieldsJson !== undefined) return e.fieldsJson;
   let resources = '';
   for (let i = 0; i < e.resources.length; i++) resources += (i === 0 ? '' : ',') + jsonString(e.resources[i] as string);
   const subject = e.subject === undefined ? 'null' : jsonString(e.subject);
   const agent = e.agent === undefined ? 'null' : jsonString(e.agent);
-  return `[${jsonString(e.decisionId)},${jsonString(e.time)},${jsonString(e.kind)},${jsonString(e.policyVersion)},${jsonString(e.source)},${jsonString(e.decision)},${subject},${agent},[${resources}]]\n${e.json}`;
+  return `[${jsonString(e.decisionId)},${jsonString(e.time)},${jsonString(e.kind)},${jsonString(e.policyVersion)},${jsonString(e.source)},${jsonString(e.decision)},${subject},${agent},[${resources}]]`;
 }
 
 type PackedFields = [string, string, AuditEventKind, string, string, 'ALLOW' | 'DENY', string | null, string | null, string[]];
@@ -174,6 +185,77 @@ export function unpackEntry(text: string): SerializedEntry {
   return { decisionId: f[0], time: f[1], kind: f[2], policyVersion: f[3], source: f[4], decision: f[5], subject: f[6] ?? undefined, agent: f[7] ?? undefined, resources: f[8], json: text.slice(nl + 1) };
 }
 
+
+/**
+ * An entry {@link packEntry} packed, read lazily: one object over the text, whose fields are parsed
+ * from its fields line on first use, and only by a sink that uses them (the NDJSON sink never does;
+ * the Postgres sink passes the fields line on as it is, see {@link fieldsLine}). In the writer's
+ * thread an entry waits in the queue as this object and its text, not as a dozen objects more:
+ * the queue outlives young-generation collections at the peak, and copying it was most of that
+ * thread's collections (bench/README.md). Throws, as {@link unpackEntry}, on text without a fields
+ * line; fields that do not parse throw where they are first read.
+ * INVARIANT: for the thread that read it only (a structured clone keeps the text, not the getters).
+ */
+export function readPackedEntry(text: string): SerializedEntry {
+  const nl = text.indexOf('\n');
+  if (nl < 0 || text.charCodeAt(0) !== 0x5b || text.charCodeAt(nl - 1) !== 0x5d) throw new Error('a ring record without its fields line');
+  return new PackedEntry(text, nl);
+}
+
+class PackedEntry implements SerializedEntry {
+  private parsed: PackedFields | undefined;
+  private body: string | undefined;
+
+  constructor(
+    private readonly text: string,
+    private readonly nl: number,
+  ) {}
+
+  private get f(): PackedFields {
+    this.parsed ??= JSON.parse(this.fieldsJson) as PackedFields;
+    return this.parsed;
+  }
+  get fieldsJson(): string {
+    return this.text.slice(0, this.nl);
+  }
+  get json(): string {
+    this.body ??= this.text.slice(this.nl + 1);
+    return this.body;
+  }
+  get decisionId(): string {
+    // The first field without parsing the others (the NATS sink reads only this one), where it
+    // needs no unescaping: `["<id>",...`.
+    if (this.parsed === undefined && this.text.charCodeAt(1) === 0x22) {
+      const end = this.text.indexOf('"', 2);
+      if (end > 0 && end < this.nl && this.text.lastIndexOf('\\', end) < 2) return this.text.slice(2, end);
+    }
+    return this.f[0];
+  }
+  get time(): string {
+    return this.f[1];
+  }
+  get kind(): AuditEventKind {
+    return this.f[2];
+  }
+  get policyVersion(): string {
+    return this.f[3];
+  }
+  get source(): string {
+    return this.f[4];
+  }
+  get decision(): 'ALLOW' | 'DENY' {
+    return this.f[5];
+  }
+  get subject(): string | undefined {
+    return this.f[6] ?? undefined;
+  }
+  get agent(): string | undefined {
+    return this.f[7] ?? undefined;
+  }
+  get resources(): readonly string[] {
+    return this.f[8];
+  }
+}
 
 /** The serialised entry of a spill-file line (the line is kept as the entry's JSON); throws on a torn line. */
 export function entryFromLine(line: string): SerializedEntry {

@@ -24,7 +24,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { WardenError } from '@warden/core';
-import { buildRecord, isComposed, packEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, isComposed, packEntry, readPackedEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
 import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
 import { RecordedEntries } from './recorded-entries.js';
@@ -505,7 +505,7 @@ export function serveAuditWriter(
   const fromRing = (text: string): void => {
     let e: SerializedEntry;
     try {
-      e = unpackEntry(text);
+      e = readPackedEntry(text);
     } catch (err) {
       report(`audit: BUG: an entry in the ring could not be read (${(err as Error).message}); skipped`);
       return;

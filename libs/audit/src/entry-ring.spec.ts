@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { packEntry, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
+import { fieldsLine, packEntry, readPackedEntry, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
 import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
 import { NotPlainJson } from './json-out.js';
 
@@ -22,14 +22,24 @@ const entry = (over: Partial<SerializedEntry> = {}): SerializedEntry => ({
   ...over,
 });
 
-describe('packEntry / unpackEntry', () => {
-  it('gives back every field, whatever the strings hold (quotes, newlines, non-ASCII, lone surrogates)', () => {
+/** Every field of a serialised entry, read through its getters where it has them. */
+const fieldsOf = (e: SerializedEntry): Omit<SerializedEntry, 'fieldsJson'> => ({ decisionId: e.decisionId, time: e.time, kind: e.kind, policyVersion: e.policyVersion, source: e.source, decision: e.decision, subject: e.subject, agent: e.agent, resources: e.resources, json: e.json });
+
+describe('packEntry / unpackEntry / readPackedEntry', () => {
+  it('gives back every field, whatever the strings hold (quotes, backslashes, newlines, non-ASCII, lone surrogates), at once or read lazily', () => {
     const text = fc.string({ unit: 'binary' });
     fc.assert(
-      fc.property(text, text, fc.option(text, { nil: undefined }), fc.option(text, { nil: undefined }), fc.array(text, { maxLength: 4 }), fc.constantFrom<'ALLOW' | 'DENY'>('ALLOW', 'DENY'), (id, source, subject, agent, resources, decision) => {
+      fc.property(text, text, fc.option(text, { nil: undefined }), fc.option(text, { nil: undefined }), fc.array(text, { maxLength: 4 }), fc.constantFrom<'ALLOW' | 'DENY'>('ALLOW', 'DENY'), fc.boolean(), (id, source, subject, agent, resources, decision, idFirst) => {
         // The entry's JSON never holds a raw newline (JSON.stringify escapes it).
         const e = entry({ decisionId: id, source, subject, agent, resources, decision, json: JSON.stringify({ id, subject }) });
         expect(unpackEntry(packEntry(e))).toEqual(e);
+        const lazy = readPackedEntry(packEntry(e));
+        // The id alone first (the NATS sink's read, taken without parsing the rest) or after the rest.
+        if (idFirst) expect(lazy.decisionId).toBe(id);
+        expect(fieldsOf(lazy)).toEqual(e);
+        expect(lazy.fieldsJson).toBe(fieldsLine(e));
+        expect(fieldsLine(lazy)).toBe(fieldsLine(e));
+        expect(packEntry(lazy)).toBe(packEntry(e));
       }),
       { numRuns: 500 },
     );
@@ -37,6 +47,8 @@ describe('packEntry / unpackEntry', () => {
 
   it('refuses text without its fields line', () => {
     expect(() => unpackEntry('{"decisionId":"d-1"}')).toThrow(/fields line/);
+    expect(() => readPackedEntry('{"decisionId":"d-1"}')).toThrow(/fields line/);
+    expect(() => readPackedEntry('{"a":1}\n{"decisionId":"d-1"}')).toThrow(/fields line/);
   });
 });
 

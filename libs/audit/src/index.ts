@@ -3,7 +3,7 @@
  * contract, the batching writer (spill to disk, replay in order) and the NDJSON sink. Imports
  * only `@warden/core`; never throws into the decision path.
  */
-export { composedEntry, entryFromLine, serializeEntry } from './audit-entry.js';
+export { composedEntry, entryFromLine, fieldsLine, serializeEntry } from './audit-entry.js';
 export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, ComposedEntry, SerializedEntry } from './audit-entry.js';
 export { createInputMask, jsonString, maskChild, maskedJson, maskElement, maskInput, CREDENTIAL_PATHS, MASKED, MASKED_JSON } from './mask.js';
 export type { InputMask, MaskNode } from './mask.js';

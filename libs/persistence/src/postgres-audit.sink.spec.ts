@@ -56,6 +56,35 @@ describe('createPostgresAuditSink', () => {
     expect(rows[0]?.entry.input).toEqual(entry('a').input);
   });
 
+  it('writes the filter columns exactly, from an entry\'s own fields line (read from the ring) or from its fields, and a batch whose fields need unescaping through the driver\'s arrays', async () => {
+    const sut = createPostgresAuditSink({ db });
+    type Row = { decision_id: string; time: Date; kind: string; policy_version: string; source: string; decision: string; subject: string | null; agent: string | null; resources: string[] };
+    const rows = async (like: string): Promise<Row[]> =>
+      (await db.query<Row>('select decision_id, time, kind, policy_version, source, decision, subject, agent, resources from warden_audit_log where decision_id like $1 order by decision_id', [like])).rows;
+    const odd = (id: string, subject: string | undefined, ids: string[]): Serialized => {
+      const e = entry(id);
+      return { ...(ser([e])[0] as Serialized), subject, agent: undefined, resources: ids.map((x) => `tool/${x}`) };
+    };
+    const ids = ['a,b', '{x}', 'ünï 😀', 'back\\slash', 'say "hi"', 'NULL'];
+    const plain = odd('q-1', 'o\'brien "q"', ids);
+    // As the writer's thread hands it over: the fields line it was packed with, as it is.
+    const packed = odd('q-2', 'o\'brien "q"', ids);
+    const fieldsJson = JSON.stringify([packed.decisionId, packed.time, packed.kind, packed.policyVersion, packed.source, packed.decision, packed.subject ?? null, packed.agent ?? null, packed.resources]);
+    await sut.write([plain, { ...packed, fieldsJson }]);
+    const [q1, q2] = await rows('q-%');
+    expect(q1).toMatchObject({ decision_id: 'q-1', kind: 'check', policy_version: 'pv-1', source: '/v1/check', decision: 'DENY', subject: 'o\'brien "q"', agent: null, resources: ids.map((x) => `tool/${x}`) });
+    expect(q1?.time.toISOString()).toBe(plain.time);
+    expect({ ...q2, decision_id: 'q-1', time: undefined }).toEqual({ ...q1, time: undefined });
+    // A lone surrogate and a control character (JSON writes both as \u escapes, which Postgres
+    // will not unescape into text for the first): the batch goes as arrays, and is written.
+    const surrogate = odd('r-1', '\ud800x', ['c\u0001d']);
+    const beside = odd('r-2', 'bob', ['e']);
+    await sut.write([beside, { ...surrogate, fieldsJson: JSON.stringify([surrogate.decisionId, surrogate.time, surrogate.kind, surrogate.policyVersion, surrogate.source, surrogate.decision, surrogate.subject, null, surrogate.resources]) }]);
+    const [r1, r2] = await rows('r-%');
+    expect(r1).toMatchObject({ decision_id: 'r-1', subject: '\ufffdx', agent: null, resources: ['tool/c\u0001d'] });
+    expect(r2).toMatchObject({ decision_id: 'r-2', subject: 'bob', resources: ['tool/e'] });
+  });
+
   it('rejects when the database is gone (so the writer spills), and its pool closing is the owner\'s call', async () => {
     const own = createPgDb({ url: t.url.replace(/\/[^/]+$/, '/warden_no_such_db'), max: 1 });
     const sut = createPostgresAuditSink({ db: own, ownsDb: true });

@@ -4,12 +4,25 @@
  * nothing`; a replayed entry keeps its time), so a replay after a partial failure writes nothing
  * twice. Also the day partitions and the retention.
  */
-import type { AuditEntry, AuditSink, SerializedEntry } from '@warden/audit';
+import { fieldsLine, type AuditEntry, type AuditSink, type SerializedEntry } from '@warden/audit';
 import type { SqlDb, SqlQueryable } from './sql-db.js';
 
-// One row per entry: the filter columns as parallel arrays (short strings), the entries as one
-// JSON array text (a `json` column keeps each element's text; no jsonb conversion per row, and no
-// array-literal escaping of the large entry texts in the driver), joined by position.
+// One row per entry: the filter columns from the entries' fields lines (`fieldsLine`) as one JSON
+// array text, the entries as another (a `json` column keeps each element's text; no jsonb
+// conversion per row), joined by position. An entry read from the writer's ring hands its fields
+// line on as it is: nothing parsed, escaped or built per entry in the writer's thread, where the
+// arrays below cost a dozen strings per entry and their array-literal escaping (bench/README.md).
+const INSERT_FIELDS = `
+insert into warden_audit_log (decision_id, time, kind, policy_version, source, decision, subject, agent, resources, entry)
+select f.a->>0, (f.a->>1)::timestamptz, f.a->>2, f.a->>3, f.a->>4, f.a->>5, f.a->>6, f.a->>7,
+       array(select json_array_elements_text(f.a->8)), e.doc
+  from json_array_elements($1::json) with ordinality as f(a, n)
+  join json_array_elements($2::json) with ordinality as e(doc, n) using (n)
+on conflict (decision_id, time) do nothing`;
+
+// A batch whose fields hold a \u escape (a control character, a lone surrogate, U+0000: Postgres
+// refuses to unescape the last two into text) goes as parallel arrays, the driver encoding each
+// string as before: a lone surrogate becomes U+FFFD there, and one request cannot stop the log.
 const INSERT = `
 insert into warden_audit_log (decision_id, time, kind, policy_version, source, decision, subject, agent, resources, entry)
 select x.d, x.t, x.k, x.pv, x.src, x.dec, x.sub, x.ag, string_to_array(x.rs, chr(31)), e.doc
@@ -46,27 +59,48 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
     async write(batch: readonly SerializedEntry[]) {
       if (batch.length === 0) return;
       const n = batch.length;
-      const cols: [string[], string[], string[], string[], string[], string[], (string | null)[], (string | null)[], string[]] = [[], [], [], [], [], [], [], [], []];
+      let fields: string | undefined = '[';
       let entries = '[';
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < n && fields !== undefined; i++) {
         const e = batch[i] as SerializedEntry;
-        cols[0].push(e.decisionId);
-        cols[1].push(e.time);
-        cols[2].push(e.kind);
-        cols[3].push(e.policyVersion);
-        cols[4].push(e.source);
-        cols[5].push(e.decision);
-        cols[6].push(e.subject ?? null);
-        cols[7].push(e.agent ?? null);
-        cols[8].push(resourcesColumn(e));
-        entries += i === 0 ? e.json : `,${e.json}`;
+        const line = fieldsLine(e);
+        if (line.includes('\\u')) fields = undefined;
+        else {
+          fields += i === 0 ? line : `,${line}`;
+          entries += i === 0 ? e.json : `,${e.json}`;
+        }
       }
-      await db.query(INSERT, [...cols, `${entries}]`]);
+      if (fields !== undefined) {
+        await db.query(INSERT_FIELDS, [`${fields}]`, `${entries}]`]);
+        return;
+      }
+      await writeColumns(db, batch);
     },
     async close() {
       if (options.ownsDb === true) await db.close();
     },
   };
+}
+
+/** A batch as parallel arrays of its fields ({@link INSERT}). */
+async function writeColumns(db: SqlQueryable, batch: readonly SerializedEntry[]): Promise<void> {
+  const n = batch.length;
+  const cols: [string[], string[], string[], string[], string[], string[], (string | null)[], (string | null)[], string[]] = [[], [], [], [], [], [], [], [], []];
+  let entries = '[';
+  for (let i = 0; i < n; i++) {
+    const e = batch[i] as SerializedEntry;
+    cols[0].push(e.decisionId);
+    cols[1].push(e.time);
+    cols[2].push(e.kind);
+    cols[3].push(e.policyVersion);
+    cols[4].push(e.source);
+    cols[5].push(e.decision);
+    cols[6].push(e.subject ?? null);
+    cols[7].push(e.agent ?? null);
+    cols[8].push(resourcesColumn(e));
+    entries += i === 0 ? e.json : `,${e.json}`;
+  }
+  await db.query(INSERT, [...cols, `${entries}]`]);
 }
 
 const DAY_MS = 86_400_000;
