@@ -58,23 +58,13 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
     name: 'postgres',
     async write(batch: readonly SerializedEntry[]) {
       if (batch.length === 0) return;
-      const n = batch.length;
-      let fields: string | undefined = '[';
-      let entries = '[';
-      for (let i = 0; i < n && fields !== undefined; i++) {
-        const e = batch[i] as SerializedEntry;
-        const line = fieldsLine(e);
-        if (line.includes('\\u')) fields = undefined;
-        else {
-          fields += i === 0 ? line : `,${line}`;
-          entries += i === 0 ? e.json : `,${e.json}`;
-        }
+      let fields = '[';
+      for (let i = 0; i < batch.length; i++) {
+        const line = fieldsLine(batch[i] as SerializedEntry);
+        if (line.includes('\\u')) return writeColumns(db, batch);
+        fields += i === 0 ? line : `,${line}`;
       }
-      if (fields !== undefined) {
-        await db.query(INSERT_FIELDS, [`${fields}]`, `${entries}]`]);
-        return;
-      }
-      await writeColumns(db, batch);
+      await db.query(INSERT_FIELDS, [`${fields}]`, entriesJson(batch)]);
     },
     async close() {
       if (options.ownsDb === true) await db.close();
@@ -82,12 +72,17 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
   };
 }
 
+/** The entries of a batch as one JSON array text, in order. */
+function entriesJson(batch: readonly SerializedEntry[]): string {
+  let entries = '[';
+  for (let i = 0; i < batch.length; i++) entries += i === 0 ? (batch[i] as SerializedEntry).json : `,${(batch[i] as SerializedEntry).json}`;
+  return `${entries}]`;
+}
+
 /** A batch as parallel arrays of its fields ({@link INSERT}). */
 async function writeColumns(db: SqlQueryable, batch: readonly SerializedEntry[]): Promise<void> {
-  const n = batch.length;
   const cols: [string[], string[], string[], string[], string[], string[], (string | null)[], (string | null)[], string[]] = [[], [], [], [], [], [], [], [], []];
-  let entries = '[';
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < batch.length; i++) {
     const e = batch[i] as SerializedEntry;
     cols[0].push(e.decisionId);
     cols[1].push(e.time);
@@ -98,9 +93,8 @@ async function writeColumns(db: SqlQueryable, batch: readonly SerializedEntry[])
     cols[6].push(e.subject ?? null);
     cols[7].push(e.agent ?? null);
     cols[8].push(resourcesColumn(e));
-    entries += i === 0 ? e.json : `,${e.json}`;
   }
-  await db.query(INSERT, [...cols, `${entries}]`]);
+  await db.query(INSERT, [...cols, entriesJson(batch)]);
 }
 
 const DAY_MS = 86_400_000;
