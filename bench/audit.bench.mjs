@@ -119,7 +119,7 @@ async function start(name, audit) {
 async function auditMetrics(url) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const v = (re) => Number(re.exec(text)?.[1] ?? NaN);
-  return { queued: v(/^warden_audit_queue_depth (\S+)$/m), spillBytes: v(/^warden_audit_spill_bytes (\S+)$/m), written: v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m), spilled: v(/^warden_audit_entries_total\{result="spilled"\} (\S+)$/m), dropped: v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m) };
+  return { queued: v(/^warden_audit_queue_depth (\S+)$/m), spillBytes: v(/^warden_audit_spill_bytes (\S+)$/m), written: v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m), spilled: v(/^warden_audit_entries_total\{result="spilled"\} (\S+)$/m), dropped: v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m), yields: v(/^warden_audit_event_loop_yields_total (\S+)$/m) };
 }
 
 /** Reads a broker's decision-log metrics every `pollMs` until `done` holds or `timeoutMs` ran out: the last reading and how long it took. */
@@ -381,7 +381,11 @@ try {
     fixed.set(share, { rate, byServer });
     for (let round = 0; round < FIXED_ROUNDS; round++) {
       for (const b of rotated(brokers, round)) {
+        const logged = SINK_CONFIGS[b.name] !== undefined;
+        const y0 = logged ? (await auditMetrics(b.s.url)).yields : 0;
         const r = await run(b, { script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S } });
+        // The event loop's pauses for a starved writer's thread in this round (warm-up included).
+        r.yields = logged ? (await auditMetrics(b.s.url)).yields - y0 : 0;
         check(b.name, r);
         byServer.get(b.name).push(r);
         const h = mergeHist([r]);
@@ -472,6 +476,7 @@ try {
       maxSpillBytes: Math.max(...samples.map((s) => s.spillBytes), m1.spillBytes),
       spilled: m1.spilled - m0.spilled,
       dropped: m1.dropped - m0.dropped,
+      yields: m1.yields - m0.yields,
       drainMs,
       settle,
       serverCpuCores: r.serverCpuCores,
@@ -505,7 +510,7 @@ try {
       const paired = rounds.map((x, i) => x / offRounds[i]);
       const t = runs.map((r) => threadsPerOffered(r, rate));
       latencyRows.push(
-        `| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} |`,
+        `| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} | ${runs.reduce((n, r) => n + r.yields, 0)} |`,
       );
     }
   }
@@ -526,8 +531,8 @@ try {
     '',
     'Latency at fixed offered loads (shares of the audit-off peak):',
     '',
-    '| load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / audit off\'s same round | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / audit off\'s same round | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...latencyRows,
     '',
     ...(sched.why === undefined
@@ -542,9 +547,9 @@ try {
       : [`Who had the event loop's core while it waited: not measured (${sched.why}).`, '']),
     `Keeping up: each audit-on broker saturated for ${KEEPUP_S} s, its /metrics read every 250 ms.`,
     '',
-    '| sink | before the window: waited for an empty spill file and queue (left) | req/s | decisions answered | entries in the sink after | queue depth max (1st half / 2nd half) | spill file max | spilled / dropped | queue and spill file empty after the load in |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
-    ...keepUp.map((k) => `| ${label[k.sink]} | ${fmt(k.settle.ms / 1000, 1)} s (${fmt(k.settle.spillBytes)} B, ${fmt(k.settle.queued)} entries) | ${fmt(k.rps)} | ${fmt(k.answered)} | ${fmt(k.logged)} | ${fmt(k.maxQueue)} (${fmt(k.queueFirstHalfMax)} / ${fmt(k.queueSecondHalfMax)}) | ${fmt(k.maxSpillBytes)} B | ${k.spilled} / ${k.dropped} | ${k.drainMs} ms |`),
+    '| sink | before the window: waited for an empty spill file and queue (left) | req/s | decisions answered | entries in the sink after | queue depth max (1st half / 2nd half) | spill file max | spilled / dropped | queue and spill file empty after the load in | the event loop\'s pauses for a starved writer thread |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    ...keepUp.map((k) => `| ${label[k.sink]} | ${fmt(k.settle.ms / 1000, 1)} s (${fmt(k.settle.spillBytes)} B, ${fmt(k.settle.queued)} entries) | ${fmt(k.rps)} | ${fmt(k.answered)} | ${fmt(k.logged)} | ${fmt(k.maxQueue)} (${fmt(k.queueFirstHalfMax)} / ${fmt(k.queueSecondHalfMax)}) | ${fmt(k.maxSpillBytes)} B | ${k.spilled} / ${k.dropped} | ${k.drainMs} ms | ${fmt(k.yields)} |`),
     '',
     `What the decision logs reported (their \`audit:\` messages in the brokers' last 20 KB of output): ${auditMessages()}`,
   ].join('\n');

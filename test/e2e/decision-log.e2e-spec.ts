@@ -196,6 +196,8 @@ describe('decision log, mode strict (NDJSON sink)', () => {
     expect(value('warden_audit_entries_total{result="dropped"}')).toBe(0);
     expect(value('warden_audit_queue_depth')).toBe(0);
     expect(value('warden_audit_spill_bytes')).toBeGreaterThan(300);
+    // Three checks leave the writer's thread nothing to be starved over.
+    expect(value('warden_audit_event_loop_yields_total')).toBe(0);
   });
 
   it('denies the check (reason audit_unavailable) when neither the sink nor the spill file can take the entry', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
-import type { AuditEntry } from './audit-entry.js';
+import { buildRecord, packEntry, type AuditEntry, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
 import { createThreadedAuditWriter, RunQueueWait, serveAuditWriter, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
@@ -187,6 +187,49 @@ describe('createThreadedAuditWriter', () => {
     sut.record(auditEntry(9));
     expect(errors).toEqual(['audit: an entry was recorded after close']);
     await expect(sut.recordDurable(auditEntry(10))).rejects.toThrow(/closed/);
+  });
+
+  it('gives a starved writer\'s thread the core only once an eighth of the ring waits for it, and counts each time', async () => {
+    // The other end takes nothing from the ring and says it is starved from the start.
+    let asked: Int32Array | undefined;
+    const thread = channelThread((port) =>
+      port.on('message', (m: { t: string; id?: number; sab?: SharedArrayBuffer }) => {
+        if (m.t === 'ring' && m.sab !== undefined) {
+          asked = new Int32Array(m.sab, 0, 2);
+          Atomics.store(asked, 1, 1);
+        }
+        if (m.t === 'close') {
+          port.postMessage({ t: 'done', id: m.id, stats: { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false, yields: 0 }, received: 0 });
+          port.close();
+        }
+      }),
+    );
+    const ringBytes = 64 << 10;
+    const sut = createThreadedAuditWriter({ start: () => thread, ringBytes, onError: (m) => errors.push(m) });
+    const turn = () => new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(asked).toBeDefined();
+    // A record in the ring: its length, and the packed entry padded to 4 bytes.
+    const entryBytes = 4 + Math.ceil(Buffer.byteLength(packEntry(buildRecord(auditEntry(0), () => undefined) as SerializedEntry)) / 4) * 4;
+    // Less than an eighth of the ring: the event loop goes on at once, however starved the other end says it is.
+    const few = Math.floor(ringBytes / 8 / entryBytes);
+    for (const n of range(0, few)) sut.record(auditEntry(n));
+    await turn();
+    expect(sut.stats().yields).toBe(0);
+    // Past an eighth: each check phase that built entries waits for it (up to YIELD_MS).
+    for (const n of range(few, few + Math.ceil(ringBytes / 8 / entryBytes))) sut.record(auditEntry(n));
+    await turn();
+    expect(sut.stats().yields).toBe(1);
+    sut.record(auditEntry(10_000));
+    await turn();
+    expect(sut.stats().yields).toBe(2);
+    // Fed: no more waits.
+    Atomics.store(asked as Int32Array, 1, 0);
+    sut.record(auditEntry(10_001));
+    await turn();
+    expect(sut.stats().yields).toBe(2);
+    await sut.close();
+    expect(errors).toEqual([]);
   });
 
   it('the writer\'s end asks for the core when a post reaches it late after waiting for a core, until it is on time with a short queue; a slow sink or its own work alone never asks', async () => {

@@ -115,7 +115,7 @@ export const STARVED_AFTER_MS = 20;
 export const FED_WITHIN_MS = 5;
 /** ... and its queue holds at most this many entries. */
 export const STARVED_UNTIL_QUEUED = 1000;
-/** While the writer's thread reports itself starved, the event loop gives it the core this long (ms) in each check phase that built entries ... */
+/** While the writer's thread reports itself starved with a backlog (`YIELD_BACKLOG` of the ring, entry-ring.ts), the event loop gives it the core this long (ms) in each check phase that built entries ... */
 export const YIELD_MS = 2;
 /** ... and the writer's thread looks this often (ms) whether it is fed (posts stop while the event loop yields). */
 const FEED_CHECK_MS = 5;
@@ -192,7 +192,7 @@ function lateness(intervalMs: number): () => number {
   };
 }
 
-const EMPTY_STATS: AuditWriterStats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false };
+const EMPTY_STATS: AuditWriterStats = { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false, yields: 0 };
 
 const unavailable = (message: string, cause?: unknown): WardenError => new WardenError('ERR_AUDIT_UNAVAILABLE', message, cause === undefined ? undefined : { cause });
 
@@ -234,6 +234,8 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   const postIntervalMs = options.postIntervalMs ?? 10;
   let closing = false;
   let closed = false;
+  /** Times this thread gave the writer's thread its core ({@link EntryRingWriter.yieldIfStarved}). */
+  let yields = 0;
 
   const send = (m: ToWriter): void => {
     posted += entriesIn(m);
@@ -294,7 +296,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
         postTimer.unref();
       }
       // The answers of this turn are out: a writer's thread starved of CPU gets the core a moment.
-      ring?.yieldIfStarved(YIELD_MS);
+      if (ring?.yieldIfStarved(YIELD_MS) === true) yields += 1;
     },
     composeInRing,
   );
@@ -419,7 +421,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     },
     stats() {
       const inFlight = thread === undefined ? held.reduce((n, m) => n + entriesIn(m), 0) : Math.max(0, posted - last.received);
-      return { ...last.stats, queued: last.stats.queued + inFlight + recorded.length + ringEntries + outbox.length };
+      return { ...last.stats, queued: last.stats.queued + inFlight + recorded.length + ringEntries + outbox.length, yields };
     },
     async close() {
       if (closed || closing) return;

@@ -83,6 +83,11 @@ export interface AuditWriterStats {
   queued: number;
   /** True while the spill file holds entries not yet replayed. */
   spillPending: boolean;
+  /**
+   * Times the event loop gave its core to the writer's thread because that thread was starved of
+   * CPU with a backlog (up to `YIELD_MS` each; `createThreadedAuditWriter` only, 0 otherwise).
+   */
+  yields: number;
 }
 
 /** The decision-log writer. */
@@ -593,7 +598,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       return new Promise<void>((resolve, reject) => push({ entry: built, done: { resolve, reject } }));
     },
     flush,
-    stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending }),
+    stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending, yields: 0 }),
     async close() {
       if (closed) return;
       recorded.drain();

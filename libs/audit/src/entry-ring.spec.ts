@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fieldsLine, packEntry, readPackedEntry, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
-import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
+import { createEntryRing, EntryRingReader, EntryRingWriter, YIELD_BACKLOG } from './entry-ring.js';
 import { NotPlainJson } from './json-out.js';
 
 /** A record that writes `text` itself (straight into the ring's bytes). */
@@ -159,10 +159,18 @@ describe('EntryRingWriter / EntryRingReader', () => {
     expect(w.used()).toBe(w.head);
   });
 
-  it('makes the writer yield only while the reader says it is starved, and lets the reader end the wait early', async () => {
+  it('makes the writer yield only while the reader says it is starved with a backlog, and lets the reader end the wait early', async () => {
     const sab = createEntryRing(1024);
     const writer = new EntryRingWriter(sab);
     const reader = new EntryRingReader(sab);
+    // Starved, but with less than YIELD_BACKLOG of the ring to read: no wait.
+    reader.starved(true);
+    writer.push('x'.repeat(1024 * YIELD_BACKLOG - 12));
+    expect(writer.used()).toBeLessThan(1024 * YIELD_BACKLOG);
+    expect(writer.yieldIfStarved(1000)).toBe(false);
+    writer.push('y');
+    expect(writer.used()).toBeGreaterThanOrEqual(1024 * YIELD_BACKLOG);
+    reader.starved(false);
     expect(writer.yieldIfStarved(1000)).toBe(false);
     reader.starved(true);
     let t0 = performance.now();

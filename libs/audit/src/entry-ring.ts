@@ -28,6 +28,17 @@ const encoder = new TextEncoder();
 
 const align4 = (n: number): number => (n + 3) & ~3;
 
+/**
+ * The share of the ring that must wait for a starved reader before the writer's thread gives it the
+ * core ({@link EntryRingWriter.yieldIfStarved}). At 30% of the peak load the writer's thread, at
+ * nice 19, now and then counted itself starved after one long turn of the event loop, and each
+ * 2 ms wait that followed, in a thread with most of its core idle, delayed the checks behind it
+ * (probes counted up to 20 such waits in a 5 s round: bench/README.md). An eighth of the default
+ * ring (512 KB, about 500 entries) is a few tens of ms of checks at the peak, where the reader
+ * does need the core, and far more than one turn leaves at 30%.
+ */
+export const YIELD_BACKLOG = 1 / 8;
+
 /** The two views of a ring both sides use. */
 interface RingViews {
   /** Capacity of the record area, a multiple of 4. */
@@ -140,12 +151,14 @@ export class EntryRingWriter {
   }
 
   /**
-   * When the reader's thread says it is starved of CPU ({@link EntryRingReader.starved}), blocks
-   * this thread for up to `ms` (less once the reader withdraws the request), so that a reader
-   * running at a lower priority on the same core gets it; whether it waited.
+   * When the reader's thread says it is starved of CPU ({@link EntryRingReader.starved}) and at
+   * least {@link YIELD_BACKLOG} of the ring waits for it, blocks this thread for up to `ms` (less
+   * once the reader withdraws the request), so that a reader running at a lower priority on the
+   * same core gets it; whether it waited. A starved reader with less to read catches up in this
+   * thread's idle time: a wait would only delay the answers of this thread's next turn.
    */
   yieldIfStarved(ms: number): boolean {
-    if (Atomics.load(this.v.control, 1) !== 1) return false;
+    if (Atomics.load(this.v.control, 1) !== 1 || this.used() < this.v.cap * YIELD_BACKLOG) return false;
     Atomics.wait(this.v.control, 1, 1, ms);
     return true;
   }

@@ -31,7 +31,7 @@ export function decisionLogStats(writer: AuditWriter, spillPath: string): AuditL
   } catch {
     // no spill file: nothing waits
   }
-  return { written: s.written, spilled: s.spilled, replayed: s.replayed, dropped: s.dropped, queued: s.queued, spillBytes };
+  return { written: s.written, spilled: s.spilled, replayed: s.replayed, dropped: s.dropped, queued: s.queued, spillBytes, yields: s.yields };
 }
 
 /** Options of {@link openDecisionLog}. */

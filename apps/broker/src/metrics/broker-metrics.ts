@@ -120,6 +120,7 @@ export interface AuditLogStats {
   dropped: number;
   queued: number;
   spillBytes: number;
+  yields: number;
 }
 
 /** How a policy reload attempt (after boot) ended. */
@@ -220,6 +221,7 @@ export class BrokerMetrics {
   private readonly auditEntries = new ReadFamily('warden_audit_entries_total', 'Decision-log entries, by outcome (written: accepted by the sink, replays included; spilled: appended to the spill file; replayed: read back from it into the sink; dropped: lost, the sink and the spill file both failing while the queue was full)', 'counter');
   private readonly auditQueue = new ReadFamily('warden_audit_queue_depth', 'Decision-log entries waiting in memory for the sink', 'gauge');
   private readonly auditSpill = new ReadFamily('warden_audit_spill_bytes', 'Size of the decision log\'s spill file (entries waiting for the sink to return)', 'gauge');
+  private readonly auditYields = new ReadFamily('warden_audit_event_loop_yields_total', 'Times the event loop paused (up to 2 ms each) to give its core to the decision log\'s writer thread, starved of CPU with a backlog', 'counter');
 
   private knownKinds = new Set<string>();
   private readonly byKind = new Map<string, Map<string, EffectCells>>();
@@ -232,7 +234,7 @@ export class BrokerMetrics {
   private readonly reloadCells: Record<PolicyReloadResult, CounterCell>;
 
   constructor() {
-    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads, this.policyReloads, this.policyInfo, this.policyStale, this.auditEntries, this.auditQueue, this.auditSpill]) {
+    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads, this.policyReloads, this.policyInfo, this.policyStale, this.auditEntries, this.auditQueue, this.auditSpill, this.auditYields]) {
       // prom-client's Registry takes any object with its metric shape.
       this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
     }
@@ -257,6 +259,7 @@ export class BrokerMetrics {
     };
     this.auditQueue.read = () => [{ value: read().queued, labels: {} }];
     this.auditSpill.read = () => [{ value: read().spillBytes, labels: {} }];
+    this.auditYields.read = () => [{ value: read().yields, labels: {} }];
   }
 
   /** Counts a reload attempt after boot. */
