@@ -287,9 +287,8 @@ describe(`cerbos differential (seed ${SEED})`, () => {
     // history, counted and listed but not failed. One that the cold server still answers otherwise
     // is asked of a server holding its own set alone: seed 20261129 had five requests (set14) that
     // a server with every set answered otherwise, cold or not, and one with set14 alone answered as
-    // Warden does; such a difference is Cerbos's dependence on the other sets' policies (its rule
-    // table is built in Go map order), counted and listed but not failed. At most
-    // MAX_COLD_RECHECKS are re-asked.
+    // Warden does; such a difference depends on the other sets Cerbos holds (why is not pinned
+    // down), and is counted and listed but not failed. At most MAX_COLD_RECHECKS are re-asked.
     const recheck = suspects.slice(0, MAX_COLD_RECHECKS);
     for (const sus of recheck.reverse()) {
       await state.server.stop();
