@@ -177,14 +177,14 @@ export function fieldsLine(e: SerializedEntry): string {
 
 type PackedFields = [string, string, AuditEventKind, string, string, 'ALLOW' | 'DENY', string | null, string | null, string[]];
 
-/** The entry {@link packEntry} packed; throws on text it did not write. */
+/**
+ * The entry {@link packEntry} packed, as a plain object (one that survives a structured clone,
+ * unlike {@link readPackedEntry}'s); throws on text it did not write.
+ */
 export function unpackEntry(text: string): SerializedEntry {
-  const nl = text.indexOf('\n');
-  if (nl < 0) throw new Error('a ring record without its fields line');
-  const f = JSON.parse(text.slice(0, nl)) as PackedFields;
-  return { decisionId: f[0], time: f[1], kind: f[2], policyVersion: f[3], source: f[4], decision: f[5], subject: f[6] ?? undefined, agent: f[7] ?? undefined, resources: f[8], json: text.slice(nl + 1) };
+  const p = readPackedEntry(text);
+  return { decisionId: p.decisionId, time: p.time, kind: p.kind, policyVersion: p.policyVersion, source: p.source, decision: p.decision, subject: p.subject, agent: p.agent, resources: p.resources, json: p.json };
 }
-
 
 /**
  * An entry {@link packEntry} packed, read lazily: one object over the text, whose fields are parsed
