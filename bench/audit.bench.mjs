@@ -23,7 +23,7 @@
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_FIXED_DURATION (s per fixed-load run, 5),
 // BENCH_FIXED_ROUNDS (6), BENCH_FIXED_WARMUP_S (3), BENCH_CONNECTIONS (32),
 // BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
-// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the sink servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
+// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the sink servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SETTLE_S (10: how long a broker's log may take to write every decision before the next phase stops the broker, see `settle`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
 // sink with its writer in the event loop's thread), BENCH_NO_WRITE=1
 // (print only; an empty BENCH_LOAD_SHARES skips the fixed loads).
@@ -161,11 +161,48 @@ async function alone(running, fn) {
   const others = brokers.filter((x) => !running.includes(x)).flatMap((x) => x.pids);
   for (const pid of others) process.kill(pid, 'SIGSTOP');
   try {
-    return await fn();
+    const result = await fn();
+    for (const b of running) await settle(b);
+    return result;
   } finally {
     for (const pid of others) process.kill(pid, 'SIGCONT');
   }
 }
+
+/**
+ * Waits (at most SETTLE_MS) until broker `b`'s decision log has written every decision the broker
+ * made (`warden_audit_entries_total{result="written"}` plus dropped ones up to the sum of
+ * `warden_decisions_total`: one action per check here) with its queue and spill file empty, so
+ * that the next phase stops it (SIGSTOP) with no sink write in flight. A write in flight across a
+ * stop times out when the broker resumes (its expired 5 s timer runs before the answer is read):
+ * the batch is spilled and replayed, with the entries recorded meanwhile appended behind it, all
+ * in the first seconds of the broker's next round: work only the audit-on brokers had, and that
+ * a deployment never stopped so does not have. The wait is outside every measured window; how
+ * often it ran out is reported.
+ */
+async function settle(b) {
+  if (SINK_CONFIGS[b.name] === undefined) return;
+  const t0 = Date.now();
+  for (;;) {
+    const text = await (await fetch(`${b.s.url}/metrics`)).text();
+    let decisions = 0;
+    for (const m of text.matchAll(/^warden_decisions_total\{[^}]*\} (\S+)$/gm)) decisions += Number(m[1]);
+    const v = (re) => Number(re.exec(text)?.[1] ?? NaN);
+    const done = v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m) + v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m);
+    if (done >= decisions && v(/^warden_audit_queue_depth (\S+)$/m) === 0 && v(/^warden_audit_spill_bytes (\S+)$/m) === 0) break;
+    if (Date.now() - t0 > SETTLE_MS) {
+      settleTimeouts.set(b.name, (settleTimeouts.get(b.name) ?? 0) + 1);
+      log(`settle ${b.name}: its decision log had not written every decision ${SETTLE_MS} ms after the load (${done} of ${decisions})`);
+      break;
+    }
+    await sleep(20);
+  }
+  settleMs.set(b.name, Math.max(settleMs.get(b.name) ?? 0, Date.now() - t0));
+}
+const SETTLE_MS = envInt('BENCH_SETTLE_S', 10) * 1000;
+/** Per broker: times {@link settle} ran out, and its longest wait (ms). */
+const settleTimeouts = new Map();
+const settleMs = new Map();
 
 /**
  * Per check offered at `rate` during a fixed-load run (its unrecorded start included, as the
@@ -334,6 +371,7 @@ try {
   brokers = [await start('off', undefined)];
   for (const name of SINKS) brokers.push(await start(name, SINK_CONFIGS[name]));
   for (const b of brokers) await loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: 2 }); // warm-up
+  for (const b of brokers) await settle(b);
 
   // 1. peak
   const peak = new Map(brokers.map((b) => [b.name, []]));
@@ -550,6 +588,8 @@ try {
     '| sink | before the window: waited for an empty spill file and queue (left) | req/s | decisions answered | entries in the sink after | queue depth max (1st half / 2nd half) | spill file max | spilled / dropped | queue and spill file empty after the load in | the event loop\'s pauses for a starved writer thread |',
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...keepUp.map((k) => `| ${label[k.sink]} | ${fmt(k.settle.ms / 1000, 1)} s (${fmt(k.settle.spillBytes)} B, ${fmt(k.settle.queued)} entries) | ${fmt(k.rps)} | ${fmt(k.answered)} | ${fmt(k.logged)} | ${fmt(k.maxQueue)} (${fmt(k.queueFirstHalfMax)} / ${fmt(k.queueSecondHalfMax)}) | ${fmt(k.maxSpillBytes)} B | ${k.spilled} / ${k.dropped} | ${k.drainMs} ms | ${fmt(k.yields)} |`),
+    '',
+    `Before each phase stopped an audit-on broker, its log was given up to ${SETTLE_MS / 1000} s to write every decision it had made (see \`settle\`): longest wait ${brokers.filter((b) => SINK_CONFIGS[b.name] !== undefined).map((b) => `${b.name} ${fmt(settleMs.get(b.name) ?? 0)} ms`).join(', ')}; ran out ${brokers.filter((b) => SINK_CONFIGS[b.name] !== undefined).map((b) => `${b.name} ${settleTimeouts.get(b.name) ?? 0} times`).join(', ')}.`,
     '',
     `What the decision logs reported (their \`audit:\` messages in the brokers' last 20 KB of output): ${auditMessages()}`,
   ].join('\n');
