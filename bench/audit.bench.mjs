@@ -471,9 +471,9 @@ try {
   const keepUp = [];
   for (const b of brokers.filter((x) => SINK_CONFIGS[x.name] !== undefined)) {
     const count = b.name === 'postgres' ? () => pgRows(b.db) : b.name === 'nats' ? streamMessages : () => ndjsonLines(SINK_CONFIGS[b.name].path);
-    // A broker stopped (SIGSTOP) with a sink write in flight finds that write's 5 s timeout run out
-    // when it resumes, spills the batch and replays it (the `audit:` messages in the report), and
-    // a broker the fixed loads overloaded may still hold a spill file. While one is replayed, new
+    // A broker stopped (SIGSTOP) with a sink write in flight (its `settle` ran out) finds that
+    // write's 5 s timeout run out when it resumes, spills the batch and replays it (the `audit:`
+    // messages in the report), and a broker the fixed loads overloaded may still hold a spill file. While one is replayed, new
     // entries are appended behind it (they stay in order), so the window would measure that
     // replay, not keeping up: wait (at most KEEPUP_SETTLE_S) until the spill file and the queue
     // are empty before the counters are read.
