@@ -151,18 +151,20 @@ async function streamMessages() {
 }
 
 /**
- * Runs `fn` with every broker but `running` stopped (SIGSTOP, then SIGCONT). Pinned, all brokers
- * share CPU 1, and an idle one is not idle: its timers, and V8's collections some seconds after
+ * Runs `fn` with every broker but `running` stopped (SIGSTOP, then SIGCONT), and before the
+ * others resume (unless `settled` is false) waits until the running brokers' logs have written
+ * everything ({@link settle}). Pinned, all brokers share CPU 1, and an idle one is not idle: its
+ * timers, and V8's collections some seconds after
  * its load ended, take CPU 1 from whichever broker is being measured. (This was not what set the
  * 40-70 ms tails of the fixed-load rounds: those are the measured broker's own full collections,
  * see bench/README.md.)
  */
-async function alone(running, fn) {
+async function alone(running, fn, { settled = true } = {}) {
   const others = brokers.filter((x) => !running.includes(x)).flatMap((x) => x.pids);
   for (const pid of others) process.kill(pid, 'SIGSTOP');
   try {
     const result = await fn();
-    for (const b of running) await settle(b);
+    if (settled) for (const b of running) await settle(b);
     return result;
   } finally {
     for (const pid of others) process.kill(pid, 'SIGCONT');
@@ -490,7 +492,9 @@ try {
         await sleep(250);
       }
     })();
-    const r = await alone([b], () => loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: KEEPUP_S }));
+    // Not settled here: how long the queue and the spill file take to empty after the load is
+    // this phase's own measure (below), and the next phase's window opens only once they have.
+    const r = await alone([b], () => loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: KEEPUP_S }), { settled: false });
     sampling = false;
     await sampler;
     check(b.name, r);
