@@ -119,7 +119,9 @@ async function start(name, audit) {
 async function auditMetrics(url) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const v = (re) => Number(re.exec(text)?.[1] ?? NaN);
-  return { queued: v(/^warden_audit_queue_depth (\S+)$/m), spillBytes: v(/^warden_audit_spill_bytes (\S+)$/m), written: v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m), spilled: v(/^warden_audit_entries_total\{result="spilled"\} (\S+)$/m), dropped: v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m), yields: v(/^warden_audit_event_loop_yields_total (\S+)$/m) };
+  let decisions = 0;
+  for (const m of text.matchAll(/^warden_decisions_total\{[^}]*\} (\S+)$/gm)) decisions += Number(m[1]);
+  return { decisions, queued: v(/^warden_audit_queue_depth (\S+)$/m), spillBytes: v(/^warden_audit_spill_bytes (\S+)$/m), written: v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m), spilled: v(/^warden_audit_entries_total\{result="spilled"\} (\S+)$/m), dropped: v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m), yields: v(/^warden_audit_event_loop_yields_total (\S+)$/m) };
 }
 
 /** Reads a broker's decision-log metrics every `pollMs` until `done` holds or `timeoutMs` ran out: the last reading and how long it took. */
@@ -184,22 +186,13 @@ async function alone(running, fn, { settled = true } = {}) {
  */
 async function settle(b) {
   if (SINK_CONFIGS[b.name] === undefined) return;
-  const t0 = Date.now();
-  for (;;) {
-    const text = await (await fetch(`${b.s.url}/metrics`)).text();
-    let decisions = 0;
-    for (const m of text.matchAll(/^warden_decisions_total\{[^}]*\} (\S+)$/gm)) decisions += Number(m[1]);
-    const v = (re) => Number(re.exec(text)?.[1] ?? NaN);
-    const done = v(/^warden_audit_entries_total\{result="written"\} (\S+)$/m) + v(/^warden_audit_entries_total\{result="dropped"\} (\S+)$/m);
-    if (done >= decisions && v(/^warden_audit_queue_depth (\S+)$/m) === 0 && v(/^warden_audit_spill_bytes (\S+)$/m) === 0) break;
-    if (Date.now() - t0 > SETTLE_MS) {
-      settleTimeouts.set(b.name, (settleTimeouts.get(b.name) ?? 0) + 1);
-      log(`settle ${b.name}: its decision log had not written every decision ${SETTLE_MS} ms after the load (${done} of ${decisions})`);
-      break;
-    }
-    await sleep(20);
+  const done = (x) => x.written + x.dropped >= x.decisions && x.queued === 0 && x.spillBytes === 0;
+  const { m, ms } = await metricsUntil(b.s.url, done, SETTLE_MS, 20);
+  if (!done(m)) {
+    settleTimeouts.set(b.name, (settleTimeouts.get(b.name) ?? 0) + 1);
+    log(`settle ${b.name}: its decision log had not written every decision ${SETTLE_MS} ms after the load (${m.written + m.dropped} of ${m.decisions})`);
   }
-  settleMs.set(b.name, Math.max(settleMs.get(b.name) ?? 0, Date.now() - t0));
+  settleMs.set(b.name, Math.max(settleMs.get(b.name) ?? 0, ms));
 }
 const SETTLE_MS = envInt('BENCH_SETTLE_S', 10) * 1000;
 /** Per broker: times {@link settle} ran out, and its longest wait (ms). */
