@@ -41,6 +41,28 @@ describe('createNatsAuditSink', () => {
     expect(ids).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('settles batches in flight together each on its own acknowledgements, and takes each entry once', async () => {
+    const subject = `${SUBJECT}.together`;
+    const stream = `${STREAM}_TOGETHER`;
+    const jsm = await nc.jetstreamManager();
+    try {
+      const sut = createNatsAuditSink({ url: URL, subject, stream });
+      await sut.write([entry('t-0')]);
+      const batches = [0, 1, 2].map((b) => Array.from({ length: 300 }, (_, i) => entry(`t-${b}-${i}`)));
+      // Three writes before any acknowledgement: their sequence ranges are awaited side by side.
+      await Promise.all(batches.map((batch) => sut.write(batch)));
+      // Entries already stored come back as duplicates, acknowledged without a refusal.
+      await sut.write([...(batches[1] as SerializedEntry[]).slice(0, 5), entry('t-last')]);
+      await sut.close();
+      const info = await jsm.streams.info(stream);
+      expect(info.state.messages).toBe(1 + 900 + 1);
+      const codec = JSONCodec<AuditEntry>();
+      expect(codec.decode((await jsm.streams.getMessage(stream, { seq: 902 })).data).decisionId).toBe('t-last');
+    } finally {
+      await jsm.streams.delete(stream).catch(() => undefined);
+    }
+  });
+
   it('stores each payload byte for byte: multi-byte text, line separators, and a 200 KB entry among 1 KB ones', async () => {
     const subject = `${SUBJECT}.bytes`;
     const stream = `${STREAM}_BYTES`;
