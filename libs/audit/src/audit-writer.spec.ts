@@ -1,8 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditEntry } from './audit-entry.js';
+import type { AuditSink } from './audit-sink.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
 
@@ -378,6 +381,48 @@ describe('createAuditWriter', () => {
     await sut.flush();
     expect(ids(sink.received)).toEqual(ids(range(0, 3).map(auditEntry)));
     await sut.close();
+  });
+
+  it('a write whose answer came while the writer\'s thread ran late is not timed out: the deadline is judged after the sockets are read', async () => {
+    // A real TCP server in another thread answers each line at once, while this thread is blocked.
+    const server = new Worker(
+      `const net = require('node:net'); const { parentPort } = require('node:worker_threads');
+       const s = net.createServer((c) => c.on('data', (d) => c.write(d))).listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));`,
+      { eval: true },
+    );
+    const port = await new Promise<number>((r) => server.once('message', r));
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const writeTimeoutMs = 50;
+    const sink: AuditSink = {
+      name: 'echo',
+      write(batch) {
+        const answered = new Promise<void>((r) => socket.once('data', () => r()));
+        socket.write(`${batch.length}\n`);
+        // Once the writer has set its deadline, this thread runs late (as one stopped, or starved of
+        // CPU, would): the answer comes meanwhile and the deadline passes.
+        queueMicrotask(() => {
+          const until = performance.now() + 4 * writeTimeoutMs;
+          while (performance.now() < until) {
+            // blocked
+          }
+        });
+        return answered;
+      },
+      close: async () => undefined,
+    };
+    try {
+      const sut = createAuditWriter({ sink, spillPath, batchSize: 1, writeTimeoutMs, onError: (m) => errors.push(m) });
+      sut.record(auditEntry(0));
+      await sut.flush();
+      expect(sut.stats()).toMatchObject({ written: 1, spilled: 0 });
+      expect(existsSync(spillPath)).toBe(false);
+      await sut.close();
+      expect(errors).toEqual([]);
+    } finally {
+      socket.destroy();
+      await server.terminate();
+    }
   });
 
   it('close does not try a failing sink again: what is queued goes to the spill file at once', async () => {

@@ -33,7 +33,7 @@ import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import { WardenError } from '@warden/core';
 import { buildRecord, entryFromLine, type AuditRecord, type SerializedEntry } from './audit-entry.js';
-import type { AuditSink } from './audit-sink.js';
+import { pastPoll, type AuditSink } from './audit-sink.js';
 import { RecordedEntries } from './recorded-entries.js';
 
 /** `best-effort`: a record is queued and the caller moves on; `strict`: the caller may wait until it is durable. */
@@ -231,7 +231,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     // A rejection after the timeout must not become an unhandled one.
     work.catch(() => undefined);
     try {
-      await Promise.race([work, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(message)), writeTimeoutMs)))]);
+      await Promise.race([work, new Promise<never>((_, reject) => (t = setTimeout(() => pastPoll(() => reject(new Error(message))), writeTimeoutMs)))]);
     } finally {
       clearTimeout(t);
     }

@@ -27,7 +27,7 @@
  */
 import { connect, createInbox, headers, type NatsConnection, type Subscription } from 'nats';
 import type { SerializedEntry } from '../../audit-entry.js';
-import type { AuditSink } from '../../audit-sink.js';
+import { pastPoll, type AuditSink } from '../../audit-sink.js';
 
 /** Options of {@link createNatsAuditSink}. */
 export interface NatsAuditSinkOptions {
@@ -175,7 +175,8 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
           if (err !== undefined) reject(err);
           else resolve();
         };
-        const timer = setTimeout(() => settle(failure ?? new Error(`JetStream acknowledged ${batch.length - left} of ${batch.length} entries within ${timeout} ms`)), timeout);
+        // Judged after the next poll: acknowledgements that came while this thread ran late count.
+        const timer = setTimeout(() => pastPoll(() => settle(failure ?? new Error(`JetStream acknowledged ${batch.length - left} of ${batch.length} entries within ${timeout} ms`))), timeout);
         const mine: InFlight = {
           nc: link.nc,
           first,
