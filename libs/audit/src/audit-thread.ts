@@ -54,6 +54,13 @@ type FromWriter =
   | { t: 'ack'; id: number; error?: string }
   | { t: 'err'; message: string };
 
+/** A caller of `recordDurable` waiting for the thread's answer on entry `id`. */
+interface Durable {
+  id: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 /** What the writer's thread is to its parent: a `Worker` of `node:worker_threads` has all of it. */
 export interface AuditThread {
   postMessage(message: unknown): void;
@@ -115,7 +122,15 @@ export const STARVED_AFTER_MS = 20;
 export const FED_WITHIN_MS = 5;
 /** ... and its queue holds at most this many entries. */
 export const STARVED_UNTIL_QUEUED = 1000;
-/** While the writer's thread reports itself starved with a backlog (`YIELD_BACKLOG` of the ring, entry-ring.ts), the event loop gives it the core this long (ms) in each check phase that built entries ... */
+/**
+ * While it is starved, the event loop gives it the core whatever the ring holds once its own queue
+ * holds this many entries (about what `YIELD_BACKLOG` of the default ring holds): taken from the
+ * ring, they wait there for sink writes the thread has no CPU to make. At the peak on a host
+ * twice as fast as the one `YIELD_BACKLOG` was tuned on, the ring stayed short while the queue
+ * overflowed into the spill file again and again (bench/README.md).
+ */
+export const YIELD_QUEUED = 500;
+/** While the writer's thread reports itself starved with a backlog (`YIELD_BACKLOG` of the ring, entry-ring.ts, or `YIELD_QUEUED`), the event loop gives it the core this long (ms) in each check phase that built entries ... */
 export const YIELD_MS = 2;
 /** ... and the writer's thread looks this often (ms) whether it is fed (posts stop while the event loop yields). */
 const FEED_CHECK_MS = 5;
@@ -217,7 +232,14 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   /** Entries posted to the current thread (compared with what it reports received). */
   let posted = 0;
   let nextId = 1;
-  const durables = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  /**
+   * Callers waiting for durability, in the order they asked (the thread answers in that order, so
+   * the answer is found at the front). An array, not a `Map` by id: a `Map` that takes a key per
+   * entry and drops it at the answer rehashes every few entries, and once its table is in the old
+   * generation each dead table keeps the callers it held (their requests and all) alive through
+   * the young-generation collections, which promote them (see the NATS sink's header).
+   */
+  const durables: Durable[] = [];
   const waiting = new Map<number, () => void>();
   const ringBytes = options.ringBytes ?? RING_BYTES;
   /** The current thread's ring (none while no thread runs, or with `ringBytes` 0). */
@@ -320,8 +342,10 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
         waiting.delete(m.id);
         return;
       case 'ack': {
-        const d = durables.get(m.id);
-        durables.delete(m.id);
+        let i = 0;
+        while (i < durables.length && (durables[i] as Durable).id !== m.id) i++;
+        const d = durables[i];
+        if (d !== undefined) durables.splice(i, 1);
         if (m.error === undefined) d?.resolve();
         else d?.reject(unavailable(m.error));
         return;
@@ -343,8 +367,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     }
     ring = undefined;
     ringEntries = 0;
-    for (const d of durables.values()) d.reject(unavailable(`the audit writer's thread stopped (${why})`));
-    durables.clear();
+    for (const d of durables.splice(0)) d.reject(unavailable(`the audit writer's thread stopped (${why})`));
     for (const w of waiting.values()) w();
     waiting.clear();
     last = { stats: { ...last.stats, queued: 0 }, received: 0 };
@@ -411,7 +434,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
       if (built instanceof Error) return Promise.reject(unavailable('the audit entry could not be built', built));
       const id = nextId++;
       return new Promise<void>((resolve, reject) => {
-        durables.set(id, { resolve, reject });
+        durables.push({ id, resolve, reject });
         send({ t: 'dur', id, entry: built });
       });
     },
@@ -485,11 +508,12 @@ export function serveAuditWriter(
   const fed = (lateMs: number): void => {
     if (ring === undefined) return;
     if (starving) {
-      if (lateMs <= limits.fedWithinMs && writer.stats().queued <= STARVED_UNTIL_QUEUED) {
+      const queued = writer.stats().queued;
+      if (lateMs <= limits.fedWithinMs && queued <= STARVED_UNTIL_QUEUED) {
         stopFeeding();
         ring.starved(false);
         waitedBefore = waitedMs();
-      }
+      } else ring.starved(true, queued >= YIELD_QUEUED);
       return;
     }
     const waited = waitedMs();
@@ -499,7 +523,7 @@ export function serveAuditWriter(
     // Late, but it had the core most of that time (its own work) or was not runnable (stopped).
     if (waited !== undefined && before !== undefined && waited - before < lateMs / 2) return;
     starving = true;
-    ring.starved(true);
+    ring.starved(true, writer.stats().queued >= YIELD_QUEUED);
     const late = lateness(FEED_CHECK_MS);
     feedTimer = setInterval(() => fed(late()), FEED_CHECK_MS);
     feedTimer.unref();

@@ -193,4 +193,22 @@ describe('EntryRingWriter / EntryRingReader', () => {
     expect(waited).toBeGreaterThanOrEqual(40);
     expect(waited).toBeLessThan(5000);
   });
+
+  it('makes the writer yield whatever the ring holds while the reader is starved with a long queue of its own, until it says otherwise', () => {
+    const sab = createEntryRing(1024);
+    const writer = new EntryRingWriter(sab);
+    const reader = new EntryRingReader(sab);
+    writer.push('x');
+    reader.starved(true);
+    expect(writer.yieldIfStarved(1000)).toBe(false);
+    reader.starved(true, true);
+    const t0 = performance.now();
+    expect(writer.yieldIfStarved(30)).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+    // Back to a short queue: the ring's backlog decides again.
+    reader.starved(true, false);
+    expect(writer.yieldIfStarved(1000)).toBe(false);
+    reader.starved(false);
+    expect(writer.yieldIfStarved(1000)).toBe(false);
+  });
 });

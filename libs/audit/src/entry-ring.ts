@@ -7,7 +7,8 @@
  * reader how far to read carries a number, not the entries (a structured clone of each).
  *
  * Layout: 8 bytes of control (Int32 0: the bytes the reader has consumed, modulo 2^32; Int32 1:
- * 1 while the reader's thread asks the writer's to give it the core, see {@link EntryRingReader.starved}), then the
+ * above 0 while the reader's thread asks the writer's to give it the core, 2 when its own queue
+ * is long too, see {@link EntryRingReader.starved}), then the
  * records, each a Uint32 byte length and the text, padded to 4 bytes. A record never straddles the
  * end: where the next one does not fit before it, a {@link WRAP} length sends both sides to the start.
  * Positions are byte counts since the ring was made (JS numbers, exact to 2^53); an offset in the
@@ -151,15 +152,17 @@ export class EntryRingWriter {
   }
 
   /**
-   * When the reader's thread says it is starved of CPU ({@link EntryRingReader.starved}) and at
-   * least {@link YIELD_BACKLOG} of the ring waits for it, blocks this thread for up to `ms` (less
-   * once the reader withdraws the request), so that a reader running at a lower priority on the
-   * same core gets it; whether it waited. A starved reader with less to read catches up in this
-   * thread's idle time: a wait would only delay the answers of this thread's next turn.
+   * When the reader's thread says it is starved of CPU ({@link EntryRingReader.starved}) with a
+   * backlog, at least {@link YIELD_BACKLOG} of the ring waiting for it or a long queue of its own,
+   * blocks this thread for up to `ms` (less once the reader changes its request), so that a reader
+   * running at a lower priority on the same core gets it; whether it waited. A starved reader with
+   * less to do catches up in this thread's idle time: a wait would only delay the answers of this
+   * thread's next turn.
    */
   yieldIfStarved(ms: number): boolean {
-    if (Atomics.load(this.v.control, 1) !== 1 || this.used() < this.v.cap * YIELD_BACKLOG) return false;
-    Atomics.wait(this.v.control, 1, 1, ms);
+    const asked = Atomics.load(this.v.control, 1);
+    if (asked === 0 || (asked === 1 && this.used() < this.v.cap * YIELD_BACKLOG)) return false;
+    Atomics.wait(this.v.control, 1, asked, ms);
     return true;
   }
 
@@ -186,11 +189,13 @@ export class EntryRingReader {
   }
 
   /**
-   * Asks the writer's thread to give this thread the core now and then ({@link EntryRingWriter.yieldIfStarved}),
-   * or withdraws the request (waking a writer waiting on it).
+   * Asks the writer's thread to give this thread the core now and then ({@link EntryRingWriter.yieldIfStarved}):
+   * while the ring holds a backlog, or whatever it holds when `backlog` (this thread's own queue
+   * is long: entries taken from the ring wait there for a sink this thread has no CPU to feed);
+   * or withdraws the request. A change wakes a writer waiting on the request it replaces.
    */
-  starved(on: boolean): void {
-    Atomics.store(this.v.control, 1, on ? 1 : 0);
-    if (!on) Atomics.notify(this.v.control, 1);
+  starved(on: boolean, backlog = false): void {
+    const asked = on ? (backlog ? 2 : 1) : 0;
+    if (Atomics.exchange(this.v.control, 1, asked) !== asked) Atomics.notify(this.v.control, 1);
   }
 }
