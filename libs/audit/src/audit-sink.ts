@@ -22,8 +22,8 @@ export interface AuditSink {
  * Runs `f` once the event loop has read the sockets that are ready (its next poll phase): for a
  * deadline's timer. A thread that ran late (its process stopped, or starved of CPU beside a busy
  * event loop at a higher priority) runs the timers that expired meanwhile before it reads the
- * answers that came meanwhile, and would fail a write whose answer is waiting (spilled, then
- * replayed: the bench's runs logged one such batch of 1,000 per broker, bench/README.md).
+ * answers that came meanwhile, and would fail a write whose answer is waiting: its batch spilled,
+ * then replayed (bench/README.md).
  */
 export function pastPoll(f: () => void): void {
   setImmediate(f);

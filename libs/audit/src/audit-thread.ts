@@ -126,8 +126,9 @@ export const STARVED_UNTIL_QUEUED = 1000;
  * While it is starved, the event loop gives it the core whatever the ring holds once its own queue
  * holds this many entries (about what `YIELD_BACKLOG` of the default ring holds): taken from the
  * ring, they wait there for sink writes the thread has no CPU to make. At the peak on a host
- * twice as fast as the one `YIELD_BACKLOG` was tuned on, the ring stayed short while the queue
- * overflowed into the spill file again and again (bench/README.md).
+ * twice as fast as the one `YIELD_BACKLOG` was tuned on, the event loop yielded only for what
+ * waited in the ring, and the Postgres writer's queue went to the spill file (90,000 entries in
+ * a 15 s window; none with this, bench/README.md).
  */
 export const YIELD_QUEUED = 500;
 /** While the writer's thread reports itself starved with a backlog (`YIELD_BACKLOG` of the ring, entry-ring.ts, or `YIELD_QUEUED`), the event loop gives it the core this long (ms) in each check phase that built entries ... */
