@@ -238,14 +238,17 @@ describe('createThreadedAuditWriter', () => {
     expect(errors).toEqual([]);
   });
 
-  it('the writer\'s end asks for the core when a post reaches it late after waiting for a core, until it is on time with a short queue; a slow sink or its own work alone never asks', async () => {
+  it('the writer\'s end asks for the core when a post reaches it late after waiting for a core, until it is on time with a short queue, and counts its long queue only while it waits for a core; a slow sink or its own work alone never asks', async () => {
     const sink = new SwitchableSink();
     const { port1, port2 } = new MessageChannel();
     // Wide limits: on a busy machine this thread's own timers run tens of ms late, which is starvation too.
     const starvedAfterMs = 2_000;
     // The thread's wait for a core, as the kernel would tell it: moved by the test.
     let waited = 0;
-    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), { starvedAfterMs, fedWithinMs: 1_000, waitedMs: () => waited });
+    /** Since when the thread has been waiting for a core all the time (performance.now()), while it is. */
+    let waitingSince: number | undefined;
+    const waitedMs = (): number => waited + (waitingSince === undefined ? 0 : performance.now() - waitingSince);
+    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), { starvedAfterMs, fedWithinMs: 1_000, waitedMs });
     const sab = createEntryRing(4096);
     const asked = (): number => Atomics.load(new Int32Array(sab, 0, 2), 1);
     const delivered = () => new Promise((r) => setTimeout(r, 30));
@@ -267,8 +270,7 @@ describe('createThreadedAuditWriter', () => {
     port1.postMessage({ t: 'rec', at: Date.now() - starvedAfterMs - 5 });
     await delivered();
     expect(asked()).toBe(0);
-    // The same lateness with the thread waiting for a core all that time: it was starved, and asks
-    // while its queue is long, whatever the ring holds (2: its own queue is past YIELD_QUEUED) ...
+    // The same lateness with the thread waiting for a core all that time: it was starved, and asks ...
     // (The writer's own stats timer also looks at the clock, every 100 ms: when it runs between the
     // move and the post, it takes the wait as seen and the post finds none, so the test tries again.)
     for (let attempt = 0; attempt < 5 && asked() === 0; attempt++) {
@@ -276,9 +278,20 @@ describe('createThreadedAuditWriter', () => {
       port1.postMessage({ t: 'rec', at: Date.now() - starvedAfterMs - 5 });
       await delivered();
     }
+    expect(asked()).not.toBe(0);
+    // ... whatever the ring holds (2: its own queue is past YIELD_QUEUED) while it still waits for a
+    // core most of the time ...
+    waitingSince = performance.now();
+    await delivered();
     expect(asked()).toBe(2);
     await delivered();
     expect(asked()).toBe(2);
+    // ... but not once it has the core: its long queue waits for a slow sink, which a pause of the
+    // event loop would not feed (1: the ring's backlog decides) ...
+    waited = waitedMs();
+    waitingSince = undefined;
+    await delivered();
+    expect(asked()).toBe(1);
     // ... and withdraws once it has written its queue down (no post needed: it looks again by itself).
     sink.write = write;
     release();
