@@ -128,13 +128,15 @@ export const STARVED_UNTIL_QUEUED = 1000;
  * ring, they wait there for sink writes the thread has no CPU to make. At the peak on a host
  * twice as fast as the one `YIELD_BACKLOG` was tuned on, the event loop yielded only for what
  * waited in the ring, and the Postgres writer's queue went to the spill file (90,000 entries in
- * a 15 s window; none with this, bench/README.md).
+ * a 15 s window; the runs since: bench/README.md).
  */
 export const YIELD_QUEUED = 500;
 /** While the writer's thread reports itself starved with a backlog (`YIELD_BACKLOG` of the ring, entry-ring.ts, or `YIELD_QUEUED`), the event loop gives it the core this long (ms) in each check phase that built entries ... */
 export const YIELD_MS = 2;
 /** ... and the writer's thread looks this often (ms) whether it is fed (posts stop while the event loop yields). */
 const FEED_CHECK_MS = 5;
+/** How long a span a starved writer's thread judges its waiting for a core over (ms; its long queue counts while it waited half of it). */
+const WAIT_SHARE_WINDOW_MS = 20;
 
 /** When the writer's end of {@link serveAuditWriter} counts itself starved, and fed again (defaults above; tests on a busy machine widen them). */
 export interface StarvationLimits {
@@ -495,6 +497,14 @@ export function serveAuditWriter(
   /** The thread's wait for a core when last read (at each post or timer), and when that was (performance.now()). */
   let waitedBefore = waitedMs();
   let lookedAt = performance.now();
+  /**
+   * While starving: two marks of (time, wait for a core) at least WAIT_SHARE_WINDOW_MS apart;
+   * the share of the time it waited is read from the older one. Not from the last look: the
+   * looks come while the thread runs (a post, a timer), several in a row, and the last before it
+   * waits again would always say it had the core.
+   */
+  let markOld = { at: lookedAt, waited: waitedBefore };
+  let markNew = markOld;
   /** While starving: looks again every FEED_CHECK_MS (no posts come while the event loop yields). */
   let feedTimer: NodeJS.Timeout | undefined;
   const stopFeeding = (): void => {
@@ -524,13 +534,23 @@ export function serveAuditWriter(
       if (lateMs <= limits.fedWithinMs && queued <= STARVED_UNTIL_QUEUED) {
         stopFeeding();
         ring.starved(false);
-      } else ring.starved(true, queued >= YIELD_QUEUED && (waited === undefined || before === undefined || waited - before >= since / 2));
+        return;
+      }
+      if (now - markNew.at >= WAIT_SHARE_WINDOW_MS) {
+        markOld = markNew;
+        markNew = { at: now, waited };
+      }
+      const waiting = waited === undefined || markOld.waited === undefined || waited - markOld.waited >= (now - markOld.at) / 2;
+      ring.starved(true, queued >= YIELD_QUEUED && waiting);
       return;
     }
     if (lateMs < limits.starvedAfterMs) return;
     // Late, but it had the core most of that time (its own work) or was not runnable (stopped).
     if (waited !== undefined && before !== undefined && waited - before < lateMs / 2) return;
     starving = true;
+    // It waited for a core for at least half of the time since the last look.
+    markOld = { at: now - since, waited: before };
+    markNew = { at: now, waited };
     ring.starved(true, writer.stats().queued >= YIELD_QUEUED);
     const late = lateness(FEED_CHECK_MS);
     feedTimer = setInterval(() => fed(late()), FEED_CHECK_MS);
