@@ -548,7 +548,7 @@ export function serveAuditWriter(
     // Late, but it had the core most of that time (its own work) or was not runnable (stopped).
     if (waited !== undefined && before !== undefined && waited - before < lateMs / 2) return;
     starving = true;
-    // It waited for a core for at least half of the time since the last look.
+    // The share is judged from the last look on (it waited for a core half of how late it was).
     markOld = { at: now - since, waited: before };
     markNew = { at: now, waited };
     ring.starved(true, writer.stats().queued >= YIELD_QUEUED);
