@@ -3,7 +3,7 @@
  * each run uses its own subject and stream, deleted afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, DiscardPolicy, JSONCodec, type NatsConnection } from 'nats';
+import { connect, DiscardPolicy, JSONCodec, type JetStreamManager, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_NATS_URL } from '../../../../../test/support/services.js';
 import { serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
@@ -27,6 +27,23 @@ describe('createNatsAuditSink', () => {
     await nc.close();
   });
 
+  /** Runs `fn` on a subject and stream of its own (`suffix`), deleting the stream afterwards; `setUp` creates it first when given. */
+  const inOwnStream = async (
+    suffix: string,
+    fn: (subject: string, stream: string, jsm: JetStreamManager) => Promise<void>,
+    setUp?: (subject: string, stream: string, jsm: JetStreamManager) => Promise<unknown>,
+  ): Promise<void> => {
+    const subject = `${SUBJECT}.${suffix.toLowerCase()}`;
+    const stream = `${STREAM}_${suffix}`;
+    const jsm = await nc.jetstreamManager();
+    await setUp?.(subject, stream, jsm);
+    try {
+      await fn(subject, stream, jsm);
+    } finally {
+      await jsm.streams.delete(stream).catch(() => undefined);
+    }
+  };
+
   it('publishes each entry once, in order, and a replayed batch adds nothing (msgID = decision id)', async () => {
     const sut = createNatsAuditSink({ url: URL, subject: SUBJECT, stream: STREAM });
     await sut.write([entry('a'), entry('b'), entry('c')]);
@@ -42,10 +59,7 @@ describe('createNatsAuditSink', () => {
   });
 
   it('settles batches in flight together each on its own acknowledgements, and takes each entry once', async () => {
-    const subject = `${SUBJECT}.together`;
-    const stream = `${STREAM}_TOGETHER`;
-    const jsm = await nc.jetstreamManager();
-    try {
+    await inOwnStream('TOGETHER', async (subject, stream, jsm) => {
       const sut = createNatsAuditSink({ url: URL, subject, stream });
       await sut.write([entry('t-0')]);
       const batches = [0, 1, 2].map((b) => Array.from({ length: 300 }, (_, i) => entry(`t-${b}-${i}`)));
@@ -58,16 +72,11 @@ describe('createNatsAuditSink', () => {
       expect(info.state.messages).toBe(1 + 900 + 1);
       const codec = JSONCodec<AuditEntry>();
       expect(codec.decode((await jsm.streams.getMessage(stream, { seq: 902 })).data).decisionId).toBe('t-last');
-    } finally {
-      await jsm.streams.delete(stream).catch(() => undefined);
-    }
+    });
   });
 
   it('stores each payload byte for byte: multi-byte text, line separators, and a 200 KB entry among 1 KB ones', async () => {
-    const subject = `${SUBJECT}.bytes`;
-    const stream = `${STREAM}_BYTES`;
-    const jsm = await nc.jetstreamManager();
-    try {
+    await inOwnStream('BYTES', async (subject, stream, jsm) => {
       const sut = createNatsAuditSink({ url: URL, subject, stream });
       // 70 entries of 1-1.5 KB (more than 64 KB together) and one of 200 KB in the middle, in one batch.
       const texts = Array.from({ length: 70 }, (_, i) => `{"decisionId":"m${i}","note":"${'é😀\u2028'.repeat(i)}${'x'.repeat(1000)}"}`);
@@ -78,17 +87,11 @@ describe('createNatsAuditSink', () => {
       const got: string[] = [];
       for (let seq = 1; seq <= texts.length; seq++) got.push(new TextDecoder().decode((await jsm.streams.getMessage(stream, { seq })).data));
       expect(got).toEqual(texts);
-    } finally {
-      await jsm.streams.delete(stream).catch(() => undefined);
-    }
+    });
   });
 
   it('rejects a batch JetStream refuses part of (a full stream discarding new messages), so the writer spills it', async () => {
-    const subject = `${SUBJECT}.full`;
-    const stream = `${STREAM}_FULL`;
-    const jsm = await nc.jetstreamManager();
-    await jsm.streams.add({ name: stream, subjects: [subject], max_msgs: 2, discard: DiscardPolicy.New });
-    try {
+    await inOwnStream('FULL', async (subject, stream, jsm) => {
       const sut = createNatsAuditSink({ url: URL, subject, stream, timeoutMs: 2000 });
       await sut.write([entry('f1'), entry('f2')]);
       await expect(sut.write([entry('f3')])).rejects.toThrow(/JetStream refused the entry/);
@@ -96,9 +99,7 @@ describe('createNatsAuditSink', () => {
       await sut.write([entry('f1')]);
       await sut.close();
       expect((await jsm.streams.info(stream)).state.messages).toBe(2);
-    } finally {
-      await jsm.streams.delete(stream).catch(() => undefined);
-    }
+    }, (subject, stream, jsm) => jsm.streams.add({ name: stream, subjects: [subject], max_msgs: 2, discard: DiscardPolicy.New }));
   });
 
   it('rejects when no server answers (so the writer spills)', async () => {
