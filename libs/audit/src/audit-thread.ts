@@ -199,6 +199,12 @@ export class RunQueueWait {
   }
 }
 
+/**
+ * Whether a thread whose wait for a core went from `from` to `to` (ms) waited at least half of
+ * `spanMs`; true where the kernel does not tell (undefined).
+ */
+const waitedHalf = (from: number | undefined, to: number | undefined, spanMs: number): boolean => from === undefined || to === undefined || to - from >= spanMs / 2;
+
 /** A clock for a timer of `intervalMs`: each call says how many ms later than due it fired. */
 function lateness(intervalMs: number): () => number {
   let at = Date.now();
@@ -524,9 +530,9 @@ export function serveAuditWriter(
   const fed = (lateMs: number): void => {
     if (ring === undefined) return;
     const waited = waitedMs();
-    const before = waitedBefore;
     const now = performance.now();
-    const since = now - lookedAt;
+    const lastAt = lookedAt;
+    const lastWaited = waitedBefore;
     waitedBefore = waited;
     lookedAt = now;
     if (starving) {
@@ -540,16 +546,15 @@ export function serveAuditWriter(
         markOld = markNew;
         markNew = { at: now, waited };
       }
-      const waiting = waited === undefined || markOld.waited === undefined || waited - markOld.waited >= (now - markOld.at) / 2;
-      ring.starved(true, queued >= YIELD_QUEUED && waiting);
+      ring.starved(true, queued >= YIELD_QUEUED && waitedHalf(markOld.waited, waited, now - markOld.at));
       return;
     }
     if (lateMs < limits.starvedAfterMs) return;
     // Late, but it had the core most of that time (its own work) or was not runnable (stopped).
-    if (waited !== undefined && before !== undefined && waited - before < lateMs / 2) return;
+    if (!waitedHalf(lastWaited, waited, lateMs)) return;
     starving = true;
     // The share is judged from the last look on (it waited for a core half of how late it was).
-    markOld = { at: now - since, waited: before };
+    markOld = { at: lastAt, waited: lastWaited };
     markNew = { at: now, waited };
     ring.starved(true, writer.stats().queued >= YIELD_QUEUED);
     const late = lateness(FEED_CHECK_MS);
