@@ -119,6 +119,14 @@ export interface SerializedEntry {
   readonly json: string;
   /** {@link fieldsLine}'s text, when the entry came packed with it (see {@link readPackedEntry}). */
   readonly fieldsJson?: string;
+  /**
+   * The packed record's UTF-8 ({@link packEntry}'s text: the fields line, a newline, the JSON) when
+   * the entry was read from the writer's ring ({@link readPackedUtf8}): sinks copy these bytes
+   * ({@link Utf8Batch}) instead of decoding them into `json` and encoding that again.
+   */
+  readonly utf8?: Buffer;
+  /** With {@link utf8}: the offset of the newline that ends the fields line. */
+  readonly utf8Nl?: number;
 }
 
 function serializedFields(e: AuditEntry, json: string): SerializedEntry {
@@ -175,7 +183,7 @@ export function fieldsLine(e: SerializedEntry): string {
   return `[${jsonString(e.decisionId)},${jsonString(e.time)},${jsonString(e.kind)},${jsonString(e.policyVersion)},${jsonString(e.source)},${jsonString(e.decision)},${subject},${agent},[${resources}]]`;
 }
 
-type PackedFields = [string, string, AuditEventKind, string, string, 'ALLOW' | 'DENY', string | null, string | null, string[]];
+type PackedFieldValues = [string, string, AuditEventKind, string, string, 'ALLOW' | 'DENY', string | null, string | null, string[]];
 
 /**
  * The entry {@link packEntry} packed, as a plain object (one that survives a structured clone,
@@ -202,34 +210,33 @@ export function readPackedEntry(text: string): SerializedEntry {
   return new PackedEntry(text, nl);
 }
 
-class PackedEntry implements SerializedEntry {
-  private parsed: PackedFields | undefined;
-  private body: string | undefined;
+/**
+ * {@link readPackedEntry} over the record's UTF-8 as it was in the ring (a copy the entry owns):
+ * the bytes wait in the queue outside the heap, and a sink writes them as they are (see
+ * {@link SerializedEntry.utf8}); `json` and the fields are decoded only where a sink or the spill
+ * file asks for them. Throws on bytes without a fields line, as {@link readPackedEntry}.
+ */
+export function readPackedUtf8(bytes: Buffer): SerializedEntry {
+  const nl = bytes.indexOf(0x0a);
+  if (nl < 0 || bytes[0] !== 0x5b || bytes[nl - 1] !== 0x5d) throw new Error('a ring record without its fields line');
+  return new PackedUtf8Entry(bytes, nl);
+}
 
-  constructor(
-    private readonly text: string,
-    private readonly nl: number,
-  ) {}
+/** The fields of a packed entry, parsed from its fields line on first use. */
+abstract class PackedFields implements SerializedEntry {
+  private parsed: PackedFieldValues | undefined;
 
-  private get f(): PackedFields {
-    this.parsed ??= JSON.parse(this.fieldsJson) as PackedFields;
+  abstract readonly fieldsJson: string;
+  abstract readonly json: string;
+
+  protected get f(): PackedFieldValues {
+    this.parsed ??= JSON.parse(this.fieldsJson) as PackedFieldValues;
     return this.parsed;
   }
-  get fieldsJson(): string {
-    return this.text.slice(0, this.nl);
-  }
-  get json(): string {
-    this.body ??= this.text.slice(this.nl + 1);
-    return this.body;
-  }
+  /** The first field without parsing the others (the NATS sink reads only this one), where it needs no unescaping: `["<id>",...`; else undefined. */
+  protected abstract quickId(): string | undefined;
   get decisionId(): string {
-    // The first field without parsing the others (the NATS sink reads only this one), where it
-    // needs no unescaping: `["<id>",...`.
-    if (this.parsed === undefined && this.text.charCodeAt(1) === 0x22) {
-      const end = this.text.indexOf('"', 2);
-      if (end > 0 && end < this.nl && this.text.lastIndexOf('\\', end) < 2) return this.text.slice(2, end);
-    }
-    return this.f[0];
+    return (this.parsed === undefined ? this.quickId() : undefined) ?? this.f[0];
   }
   get time(): string {
     return this.f[1];
@@ -254,6 +261,51 @@ class PackedEntry implements SerializedEntry {
   }
   get resources(): readonly string[] {
     return this.f[8];
+  }
+}
+
+class PackedEntry extends PackedFields {
+  private body: string | undefined;
+
+  constructor(
+    private readonly text: string,
+    private readonly nl: number,
+  ) {
+    super();
+  }
+
+  get fieldsJson(): string {
+    return this.text.slice(0, this.nl);
+  }
+  get json(): string {
+    this.body ??= this.text.slice(this.nl + 1);
+    return this.body;
+  }
+  protected quickId(): string | undefined {
+    if (this.text.charCodeAt(1) !== 0x22) return undefined;
+    const end = this.text.indexOf('"', 2);
+    return end > 0 && end < this.nl && this.text.lastIndexOf('\\', end) < 2 ? this.text.slice(2, end) : undefined;
+  }
+}
+
+class PackedUtf8Entry extends PackedFields {
+  constructor(
+    readonly utf8: Buffer,
+    readonly utf8Nl: number,
+  ) {
+    super();
+  }
+
+  get fieldsJson(): string {
+    return this.utf8.toString('utf8', 0, this.utf8Nl);
+  }
+  get json(): string {
+    return this.utf8.toString('utf8', this.utf8Nl + 1);
+  }
+  protected quickId(): string | undefined {
+    if (this.utf8[1] !== 0x22) return undefined;
+    const end = this.utf8.indexOf(0x22, 2);
+    return end > 0 && end < this.utf8Nl && this.utf8.lastIndexOf(0x5c, end) < 2 ? this.utf8.toString('utf8', 2, end) : undefined;
   }
 }
 

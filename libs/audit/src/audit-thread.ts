@@ -24,7 +24,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { WardenError } from '@warden/core';
-import { buildRecord, isComposed, packEntry, readPackedEntry, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, isComposed, packEntry, readPackedUtf8, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
 import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
 import { RecordedEntries } from './recorded-entries.js';
@@ -561,10 +561,10 @@ export function serveAuditWriter(
     feedTimer = setInterval(() => fed(late()), FEED_CHECK_MS);
     feedTimer.unref();
   };
-  const fromRing = (text: string): void => {
+  const fromRing = (record: Buffer): void => {
     let e: SerializedEntry;
     try {
-      e = readPackedEntry(text);
+      e = readPackedUtf8(record);
     } catch (err) {
       report(`audit: BUG: an entry in the ring could not be read (${(err as Error).message}); skipped`);
       return;

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fieldsLine, packEntry, readPackedEntry, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
+import { fieldsLine, packEntry, readPackedEntry, readPackedUtf8, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
 import { createEntryRing, EntryRingReader, EntryRingWriter, YIELD_BACKLOG } from './entry-ring.js';
 import { NotPlainJson } from './json-out.js';
 
@@ -33,13 +33,15 @@ describe('packEntry / unpackEntry / readPackedEntry', () => {
         // The entry's JSON never holds a raw newline (JSON.stringify escapes it).
         const e = entry({ decisionId: id, source, subject, agent, resources, decision, json: JSON.stringify({ id, subject }) });
         expect(unpackEntry(packEntry(e))).toEqual(e);
-        const lazy = readPackedEntry(packEntry(e));
-        // The id alone first (the NATS sink's read, taken without parsing the rest) or after the rest.
-        if (idFirst) expect(lazy.decisionId).toBe(id);
-        expect(fieldsOf(lazy)).toEqual(e);
-        expect(lazy.fieldsJson).toBe(fieldsLine(e));
-        expect(fieldsLine(lazy)).toBe(fieldsLine(e));
-        expect(packEntry(lazy)).toBe(packEntry(e));
+        // Read from the text, and from its UTF-8 as the writer's thread reads a ring record.
+        for (const lazy of [readPackedEntry(packEntry(e)), readPackedUtf8(Buffer.from(packEntry(e), 'utf8'))]) {
+          // The id alone first (the NATS sink's read, taken without parsing the rest) or after the rest.
+          if (idFirst) expect(lazy.decisionId).toBe(id);
+          expect(fieldsOf(lazy)).toEqual(e);
+          expect(lazy.fieldsJson).toBe(fieldsLine(e));
+          expect(fieldsLine(lazy)).toBe(fieldsLine(e));
+          expect(packEntry(lazy)).toBe(packEntry(e));
+        }
       }),
       { numRuns: 500 },
     );
@@ -49,6 +51,8 @@ describe('packEntry / unpackEntry / readPackedEntry', () => {
     expect(() => unpackEntry('{"decisionId":"d-1"}')).toThrow(/fields line/);
     expect(() => readPackedEntry('{"decisionId":"d-1"}')).toThrow(/fields line/);
     expect(() => readPackedEntry('{"a":1}\n{"decisionId":"d-1"}')).toThrow(/fields line/);
+    expect(() => readPackedUtf8(Buffer.from('{"decisionId":"d-1"}'))).toThrow(/fields line/);
+    expect(() => readPackedUtf8(Buffer.from('{"a":1}\n{"decisionId":"d-1"}'))).toThrow(/fields line/);
   });
 });
 
@@ -70,7 +74,7 @@ describe('EntryRingWriter / EntryRingReader', () => {
         let pending = 0;
         const read = (): void => {
           const got: string[] = [];
-          r.take(posted, (t) => got.push(t));
+          r.take(posted, (b) => got.push(b.toString()));
           expect(got).toEqual(model.splice(0, pending));
           pending = 0;
         };
@@ -115,12 +119,12 @@ describe('EntryRingWriter / EntryRingReader', () => {
     expect(w.halfFull()).toBe(true);
     expect(w.push('y'.repeat(20))).toBe(false);
     const got: string[] = [];
-    r.take(w.head, (t) => got.push(t));
+    r.take(w.head, (b) => got.push(b.toString()));
     expect(got).toEqual(['x'.repeat(40)]);
     expect(w.used()).toBe(0);
     // Now at offset 44 of 64: it no longer fits before the end, so it wraps to the start.
     expect(w.push('y'.repeat(20))).toBe(true);
-    r.take(w.head, (t) => got.push(t));
+    r.take(w.head, (b) => got.push(b.toString()));
     expect(got).toEqual(['x'.repeat(40), 'y'.repeat(20)]);
     // A record that can never fit is refused, whatever was read.
     expect(w.push('z'.repeat(100))).toBe(false);
@@ -136,12 +140,12 @@ describe('EntryRingWriter / EntryRingReader', () => {
     expect(w.compose(composing('abc'))).toBe(true);
     expect(w.compose(composing('abcd'))).toBe(true);
     const got: string[] = [];
-    r.take(w.head, (t) => got.push(t));
+    r.take(w.head, (b) => got.push(b.toString()));
     // At offset 40 of 64: 5 units may take 30 bytes, 20 are left before the end, so at the start.
     const before = w.head;
     expect(w.compose(composing('é'.repeat(5)))).toBe(true);
     expect(w.head - before).toBe(24 + 4 + 12);
-    r.take(w.head, (t) => got.push(t));
+    r.take(w.head, (b) => got.push(b.toString()));
     expect(got).toEqual(['ü€'.repeat(4), 'abc', 'abcd', 'é'.repeat(5)]);
     expect(w.used()).toBe(0);
   });

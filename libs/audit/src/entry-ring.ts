@@ -60,8 +60,8 @@ export function createEntryRing(bytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(CONTROL + align4(Math.max(64, bytes)));
 }
 
-/** Calls `each` with the text of every record in [from, upTo); returns upTo. */
-function readRecords(v: RingViews, from: number, upTo: number, each: (text: string) => void): number {
+/** Calls `each` with the ring's bytes and the range of every record in [from, upTo); returns upTo. */
+function readRecords(v: RingViews, from: number, upTo: number, each: (buf: Buffer, start: number, end: number) => void): number {
   let at = from;
   while (at < upTo) {
     const off = at % v.cap;
@@ -70,7 +70,7 @@ function readRecords(v: RingViews, from: number, upTo: number, each: (text: stri
       at += v.cap - off;
       continue;
     }
-    each(v.buf.toString('utf8', off + 4, off + 4 + len));
+    each(v.buf, off + 4, off + 4 + len);
     at += 4 + align4(len);
   }
   return at;
@@ -168,7 +168,7 @@ export class EntryRingWriter {
 
   /** The records in [from, upTo), not consumed (taken back when the reader's thread stopped). */
   peek(from: number, upTo: number, each: (text: string) => void): void {
-    readRecords(this.v, from, upTo, each);
+    readRecords(this.v, from, upTo, (buf, start, end) => each(buf.toString('utf8', start, end)));
   }
 }
 
@@ -181,10 +181,17 @@ export class EntryRingReader {
     this.v = views(sab);
   }
 
-  /** Calls `each` with every record before `upTo` not yet read, then frees their bytes. */
-  take(upTo: number, each: (text: string) => void): void {
+  /**
+   * Calls `each` with a copy of every record before `upTo` not yet read (its UTF-8, a buffer of
+   * its own: small ones are slices of Node's buffer pool), then frees their bytes in the ring.
+   */
+  take(upTo: number, each: (record: Buffer) => void): void {
     if (upTo <= this.consumed) return;
-    this.consumed = readRecords(this.v, this.consumed, upTo, each);
+    this.consumed = readRecords(this.v, this.consumed, upTo, (buf, start, end) => {
+      const record = Buffer.allocUnsafe(end - start);
+      buf.copy(record, 0, start, end);
+      each(record);
+    });
     Atomics.store(this.v.control, 0, this.consumed | 0);
   }
 

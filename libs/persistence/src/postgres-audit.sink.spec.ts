@@ -29,6 +29,12 @@ type Serialized = Parameters<ReturnType<typeof createPostgresAuditSink>['write']
 const ser = (es: readonly (Omit<ReturnType<typeof entry>, 'decision'> & { decision: 'ALLOW' | 'DENY' })[]): Serialized[] =>
   es.map((e) => ({ decisionId: e.decisionId, time: e.time, kind: e.kind, policyVersion: e.policyVersion, source: e.source, decision: e.decision, subject: e.identities.subject, agent: e.identities.agent, resources: e.results.map((r) => `${r.resource.kind}/${r.resource.id}`), json: JSON.stringify(e) }));
 
+/** The packed record's UTF-8 an entry read from the writer's ring carries (its fields line, a newline, its JSON). */
+const utf8Of = (e: Serialized): { utf8: Buffer; utf8Nl: number } => {
+  const fields = JSON.stringify([e.decisionId, e.time, e.kind, e.policyVersion, e.source, e.decision, e.subject ?? null, e.agent ?? null, e.resources]);
+  return { utf8: Buffer.from(`${fields}\n${e.json}`, 'utf8'), utf8Nl: Buffer.byteLength(fields) };
+};
+
 describe('createPostgresAuditSink', () => {
   let t: TestDatabase;
   let db: SqlDb;
@@ -70,11 +76,14 @@ describe('createPostgresAuditSink', () => {
     // As the writer's thread hands it over: the fields line it was packed with, as it is.
     const packed = odd('q-2', 'o\'brien "q"', ids);
     const fieldsJson = JSON.stringify([packed.decisionId, packed.time, packed.kind, packed.policyVersion, packed.source, packed.decision, packed.subject ?? null, packed.agent ?? null, packed.resources]);
-    await sut.write([plain, { ...packed, fieldsJson }]);
-    const [q1, q2] = await rows('q-%');
+    // As read from the ring's bytes: the packed record's UTF-8, copied into the batch as it is.
+    const fromRing = odd('q-3', 'o\'brien "q"', ids);
+    await sut.write([plain, { ...packed, fieldsJson }, { ...fromRing, ...utf8Of(fromRing) }]);
+    const [q1, q2, q3] = await rows('q-%');
     expect(q1).toMatchObject({ decision_id: 'q-1', kind: 'check', policy_version: 'pv-1', source: '/v1/check', decision: 'DENY', subject: 'o\'brien "q"', agent: null, resources: ids.map((x) => `tool/${x}`) });
     expect(q1?.time.toISOString()).toBe(plain.time);
     expect({ ...q2, decision_id: 'q-1', time: undefined }).toEqual({ ...q1, time: undefined });
+    expect({ ...q3, decision_id: 'q-1', time: undefined }).toEqual({ ...q1, time: undefined });
     // A lone surrogate and a control character (JSON writes both as \u escapes, which Postgres
     // will not unescape into text for the first): the batch goes as arrays, and is written.
     const surrogate = odd('r-1', '\ud800x', ['c\u0001d']);
@@ -83,6 +92,12 @@ describe('createPostgresAuditSink', () => {
     const [r1, r2] = await rows('r-%');
     expect(r1).toMatchObject({ decision_id: 'r-1', subject: '\ufffdx', agent: null, resources: ['tool/c\u0001d'] });
     expect(r2).toMatchObject({ decision_id: 'r-2', subject: 'bob', resources: ['tool/e'] });
+    // The same from the ring's bytes: the escape is found in them, and the batch goes as arrays.
+    const control = odd('s-1', '\udc00y', ['c\u0001d']);
+    await sut.write([odd('s-2', 'eve', ['f']), { ...control, ...utf8Of(control) }]);
+    const [s1, s2] = await rows('s-%');
+    expect(s1).toMatchObject({ decision_id: 's-1', subject: '\ufffdy', agent: null, resources: ['tool/c\u0001d'] });
+    expect(s2).toMatchObject({ decision_id: 's-2', subject: 'eve', resources: ['tool/f'] });
   });
 
   it('rejects when the database is gone (so the writer spills), and its pool closing is the owner\'s call', async () => {

@@ -4,7 +4,7 @@
  * nothing`; a replayed entry keeps its time), so a replay after a partial failure writes nothing
  * twice. Also the day partitions and the retention.
  */
-import { fieldsLine, type AuditEntry, type AuditSink, type SerializedEntry } from '@warden/audit';
+import { Utf8Batches, type AuditEntry, type AuditSink, type SerializedEntry } from '@warden/audit';
 import type { SqlDb, SqlQueryable } from './sql-db.js';
 
 // One row per entry: the filter columns from the entries' fields lines (`fieldsLine`) as one JSON
@@ -54,17 +54,30 @@ export interface PostgresAuditSinkOptions {
  */
 export function createPostgresAuditSink(options: PostgresAuditSinkOptions): AuditSink {
   const { db } = options;
+  const batches = new Utf8Batches();
   return {
     name: 'postgres',
     async write(batch: readonly SerializedEntry[]) {
       if (batch.length === 0) return;
-      let fields = '[';
-      for (let i = 0; i < batch.length; i++) {
-        const line = fieldsLine(batch[i] as SerializedEntry);
-        if (line.includes('\\u')) return writeColumns(db, batch);
-        fields += i === 0 ? line : `,${line}`;
+      const b = batches.take();
+      try {
+        // Both arrays as UTF-8 in one buffer, bound as binary parameters (a `json` parameter's
+        // binary form is its text): the driver copies the bytes, with no string to flatten and encode.
+        b.byte(0x5b);
+        for (let i = 0; i < batch.length; i++) (i === 0 ? b : b.byte(0x2c)).fields(batch[i] as SerializedEntry);
+        b.byte(0x5d);
+        const fieldsEnd = b.length;
+        if (b.bytes(0, fieldsEnd).includes('\\u')) return await writeColumns(db, batch);
+        b.byte(0x5b);
+        for (let i = 0; i < batch.length; i++) (i === 0 ? b : b.byte(0x2c)).json(batch[i] as SerializedEntry);
+        b.byte(0x5d);
+        const fields = b.bytes(0, fieldsEnd);
+        const entries = b.bytes(fieldsEnd);
+        // PGlite binds a byte array as bytea: text for it (the embedded database, a light load).
+        await db.query(INSERT_FIELDS, db.kind === 'pg' ? [fields, entries] : [fields.toString('utf8'), entries.toString('utf8')]);
+      } finally {
+        batches.give(b);
       }
-      await db.query(INSERT_FIELDS, [`${fields}]`, entriesJson(batch)]);
     },
     async close() {
       if (options.ownsDb === true) await db.close();

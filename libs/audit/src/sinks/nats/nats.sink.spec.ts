@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, DiscardPolicy, JSONCodec, type JetStreamManager, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_NATS_URL } from '../../../../../test/support/services.js';
-import { serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
+import { packEntry, readPackedUtf8, serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
 import { createNatsAuditSink } from './nats.sink.js';
 
 const URL = TEST_NATS_URL;
@@ -81,7 +81,8 @@ describe('createNatsAuditSink', () => {
       // 70 entries of 1-1.5 KB (more than 64 KB together) and one of 200 KB in the middle, in one batch.
       const texts = Array.from({ length: 70 }, (_, i) => `{"decisionId":"m${i}","note":"${'é😀\u2028'.repeat(i)}${'x'.repeat(1000)}"}`);
       texts.splice(35, 0, `{"decisionId":"big","note":"${'ü'.repeat(100_000)}"}`);
-      const batch = texts.map((json, i): SerializedEntry => ({ ...entry(`m-${i}`), json }));
+      // Every other one as read from the writer's ring: its packed UTF-8, published as it is.
+      const batch = texts.map((json, i): SerializedEntry => (i % 2 === 0 ? { ...entry(`m-${i}`), json } : readPackedUtf8(Buffer.from(packEntry({ ...entry(`m-${i}`), json }), 'utf8'))));
       await sut.write(batch);
       await sut.close();
       const got: string[] = [];

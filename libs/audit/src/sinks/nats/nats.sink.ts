@@ -28,6 +28,7 @@
 import { connect, createInbox, headers, type NatsConnection, type Subscription } from 'nats';
 import type { SerializedEntry } from '../../audit-entry.js';
 import { pastPoll, type AuditSink } from '../../audit-sink.js';
+import { jsonUtf8 } from '../../utf8-batch.js';
 
 /** Options of {@link createNatsAuditSink}. */
 export interface NatsAuditSinkOptions {
@@ -63,7 +64,6 @@ interface Link {
 }
 
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 /** The error in a JetStream acknowledgement (`{"error": {...}}`), or a no-responders status. */
 function ackError(data: Uint8Array, status: { hasError: boolean; code: number; description: string } | undefined): Error | undefined {
@@ -195,7 +195,7 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
             const e = batch[i] as SerializedEntry;
             const h = headers();
             h.set('Nats-Msg-Id', e.decisionId);
-            link.nc.publish(subject, encoder.encode(e.json), { reply: `${link.inbox}.${first + i}`, headers: h });
+            link.nc.publish(subject, jsonUtf8(e), { reply: `${link.inbox}.${first + i}`, headers: h });
           }
         } catch (err) {
           // A closed connection refuses to publish: the batch fails now (the writer spills it).

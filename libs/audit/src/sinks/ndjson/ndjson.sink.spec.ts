@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
+import { packEntry, readPackedUtf8, serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
 import { createNdjsonSink } from './ndjson.sink.js';
 
 describe('createNdjsonSink', () => {
@@ -21,6 +21,25 @@ describe('createNdjsonSink', () => {
       const lines = readFileSync(path, 'utf8').split('\n');
       expect(lines.pop()).toBe('');
       expect(lines.map((l) => (JSON.parse(l) as AuditEntry).decisionId)).toEqual(['a', 'b', 'c', 'd']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes an entry read from the ring (its packed UTF-8) byte for byte as one made here, multi-byte text and a batch past the reused buffer included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-ndjson-'));
+    try {
+      const path = join(dir, 'audit.ndjson');
+      const e = (id: string, note: string): SerializedEntry => serializeEntry({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'v', source: '/v1/check', decision: 'ALLOW', identities: { subject: `ünï ${note.length}` }, input: { note }, results: [], reasons: [] });
+      // 90 entries of 1-2 KB with a 300 KB one among them: more than the 64 KB the sink starts with.
+      const made = Array.from({ length: 90 }, (_, i) => e(`m${i}`, `${'é😀\u2028'.repeat(i)}${'x'.repeat(1000)}`));
+      made.splice(45, 0, e('big', 'ü'.repeat(150_000)));
+      const mixed = made.map((x, i) => (i % 2 === 0 ? x : readPackedUtf8(Buffer.from(packEntry(x), 'utf8'))));
+      const sut = createNdjsonSink({ path });
+      await sut.write(mixed.slice(0, 60));
+      await sut.write(mixed.slice(60));
+      await sut.close();
+      expect(readFileSync(path, 'utf8')).toBe(made.map((x) => `${x.json}\n`).join(''));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditSink } from '../../audit-sink.js';
+import { Utf8Batches } from '../../utf8-batch.js';
 
 /** Options of {@link createNdjsonSink}. */
 export interface NdjsonSinkOptions {
@@ -21,21 +22,27 @@ export interface NdjsonSinkOptions {
 export function createNdjsonSink(options: NdjsonSinkOptions): AuditSink {
   const { path } = options;
   let fh: FileHandle | undefined;
+  const batches = new Utf8Batches();
   return {
     name: 'ndjson',
     async write(batch) {
-      let text = '';
-      for (const e of batch) text += `${e.json}\n`;
-      if (path === '-') {
-        await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
-        return;
+      const b = batches.take();
+      try {
+        for (const e of batch) b.json(e).byte(0x0a);
+        const bytes = b.bytes();
+        if (path === '-') {
+          await new Promise<void>((resolve, reject) => process.stdout.write(bytes, (err) => (err ? reject(err) : resolve())));
+          return;
+        }
+        if (fh === undefined) {
+          mkdirSync(dirname(path), { recursive: true });
+          fh = await open(path, 'a');
+        }
+        for (let at = 0; at < bytes.length; ) at += (await fh.write(bytes, at, bytes.length - at)).bytesWritten;
+        await fh.sync();
+      } finally {
+        batches.give(b);
       }
-      if (fh === undefined) {
-        mkdirSync(dirname(path), { recursive: true });
-        fh = await open(path, 'a');
-      }
-      await fh.writeFile(text);
-      await fh.sync();
     },
     async close() {
       await fh?.close();
