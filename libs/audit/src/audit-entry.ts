@@ -197,11 +197,12 @@ export function unpackEntry(text: string): SerializedEntry {
 /**
  * An entry {@link packEntry} packed, read lazily: one object over the text, whose fields are parsed
  * from its fields line on first use, and only by a sink that uses them (the NDJSON sink never does;
- * the Postgres sink passes the fields line on as it is, see {@link fieldsLine}). In the writer's
- * thread an entry waits in the queue as this object and its text, not as a dozen objects more:
- * the queue outlives young-generation collections at the peak, and copying it was most of that
- * thread's collections (bench/README.md). Throws, as {@link unpackEntry}, on text without a fields
- * line; fields that do not parse throw where they are first read.
+ * the Postgres sink passes the fields line on as it is, see {@link fieldsLine}). The writer's
+ * thread reads its ring's records with {@link readPackedUtf8}, the same over their bytes: an entry
+ * waits in the queue as one object and its record, not as a dozen objects more (the queue
+ * outlives young-generation collections at the peak, and copying it was most of that thread's
+ * collections: bench/README.md). Throws, as {@link unpackEntry}, on text without a fields line;
+ * fields that do not parse throw where they are first read.
  * INVARIANT: for the thread that read it only (a structured clone keeps the text, not the getters).
  */
 export function readPackedEntry(text: string): SerializedEntry {
