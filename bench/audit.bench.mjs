@@ -62,9 +62,10 @@ import { eventLoopWaits, perfSchedUnavailable, recordSched, threadNices } from '
 const DURATION = envInt('BENCH_DURATION', 8);
 // A fixed-load round's p99 is 1% of its checks: whether one stall of the machine (or one full
 // collection) fell in a round decides that round's p99, and this machine's speed drifts over
-// minutes. So the fixed loads run many short rounds, the servers in alternation (order rotated
-// every round): the goal is judged on the p99 of all rounds' checks merged, beside the median of
-// the per-round ratios (each pairs rounds a few seconds apart).
+// minutes, and by half within seconds on some hosts. So the fixed loads run many short rounds, the
+// servers in alternation (order rotated every round, audit off between every two others, see
+// `pairedOrder`): the goal is judged on the p99 of a server's checks of all rounds merged against
+// that of the runs of audit off next to its runs, beside the median of those pairs' ratios.
 // Each round first sends its rate for BENCH_FIXED_WARMUP_S unrecorded: a broker resumed after
 // the others' rounds (SIGSTOP) runs V8's deferred collections then, full ones included (in a
 // steady 60 s load at 2,624 checks/s the NDJSON broker's event loop ran none, audit off's 4; in
@@ -271,6 +272,27 @@ function auditMessages() {
  */
 const rotated = (xs, round) => xs.map((_, i) => xs[(i + round) % xs.length]);
 
+/**
+ * Round `round`'s order at a fixed load: the other servers rotated by `round`, with a run of audit
+ * off between every two of them ([A, off, B, C, off, D] for four), each paired with the run of
+ * audit off next to it: `{ b, pair }`, `pair` the index in the order of that run (undefined for
+ * audit off's own runs). Its p99 is compared with that run's, seconds away, not with audit off's
+ * run of the same round, which was up to a cycle (40 s) away: this machine's speed drifts by
+ * half within that (in the run of 07:50 on 2026-11-30 audit off saturated at 11,765 checks/s in
+ * one round and 7,674 in the next), which decided the ratios more than the log did. With the
+ * rotation each server runs before its run of audit off in some rounds and after it in others.
+ */
+function pairedOrder(round) {
+  const others = rotated(brokers.slice(1), round);
+  const order = [];
+  for (let i = 0; i < others.length; i += 2) {
+    const offAt = order.length + 1;
+    order.push({ b: others[i], pair: offAt }, { b: brokers[0], pair: undefined });
+    if (i + 1 < others.length) order.push({ b: others[i + 1], pair: offAt });
+  }
+  return order;
+}
+
 /** The machine's Postgres and NATS servers: every process of the user `postgres` and of `nats-server`. */
 const sinkServerPids = () =>
   [...spawnSync('pgrep', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.split('\n'), ...spawnSync('pgrep', ['-x', 'nats-server'], { encoding: 'utf8' }).stdout.split('\n')].filter((x) => x !== '').map(Number);
@@ -411,9 +433,13 @@ try {
   for (const share of LOAD_SHARES) {
     const rate = Math.round(offPeak * share);
     const byServer = new Map(brokers.map((b) => [b.name, []]));
-    fixed.set(share, { rate, byServer });
+    /** Per server, the run of audit off next to each of its runs (in the same order). */
+    const offBeside = new Map(brokers.map((b) => [b.name, []]));
+    fixed.set(share, { rate, byServer, offBeside });
     for (let round = 0; round < FIXED_ROUNDS; round++) {
-      for (const b of rotated(brokers, round)) {
+      const order = pairedOrder(round);
+      const results = [];
+      for (const { b } of order) {
         const logged = SINK_CONFIGS[b.name] !== undefined;
         const y0 = logged ? (await auditMetrics(b.s.url)).yields : 0;
         const r = await run(b, { script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S } });
@@ -421,10 +447,15 @@ try {
         r.yields = logged ? (await auditMetrics(b.s.url)).yields - y0 : 0;
         check(b.name, r);
         byServer.get(b.name).push(r);
+        results.push(r);
         const h = mergeHist([r]);
         const t = threadsPerOffered(r, rate);
         log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its loop delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
       }
+      order.forEach(({ b, pair }, i) => {
+        if (pair !== undefined) offBeside.get(b.name).push(results[pair]);
+        else offBeside.get(b.name).push(results[i]);
+      });
     }
   }
 
@@ -534,23 +565,24 @@ try {
   // Each round's own p99, and their median: one slow round of one server (the machine's speed
   // drifts) moves the merged p99 by 2x, the median of the rounds much less.
   const roundP99s = (runs) => runs.map((r) => mergeHist([r]).p99);
-  for (const [share, { rate, byServer }] of fixed) {
-    const off = mergeHist(byServer.get('off'));
-    const offRounds = roundP99s(byServer.get('off'));
+  for (const [share, { rate, byServer, offBeside }] of fixed) {
     for (const b of brokers) {
       const runs = byServer.get(b.name);
       const h = mergeHist(runs);
       const rounds = roundP99s(runs);
-      // Round i of each server ran within seconds of audit off's round i.
+      // Each run against the run of audit off next to it (seconds away; audit off: itself).
+      const beside = offBeside.get(b.name);
+      const off = mergeHist(beside);
+      const offRounds = roundP99s(beside);
       const paired = rounds.map((x, i) => x / offRounds[i]);
       const t = runs.map((r) => threadsPerOffered(r, rate));
       latencyRows.push(
-        `| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} | ${runs.reduce((n, r) => n + r.yields, 0)} |`,
+        `| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | ${fmt(off.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} | ${runs.reduce((n, r) => n + r.yields, 0)} |`,
       );
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round; at the fixed loads a run of audit off between every two others, each compared with the run of audit off next to it. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
@@ -566,8 +598,8 @@ try {
     '',
     'Latency at fixed offered loads (shares of the audit-off peak):',
     '',
-    '| load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / audit off\'s same round | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 ms of the runs of audit off beside them (merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / the run of audit off beside it | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...latencyRows,
     '',
     ...(sched.why === undefined
