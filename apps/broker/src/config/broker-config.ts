@@ -146,7 +146,7 @@ export interface AuditConfig {
   /** Postgres sink: rows older than this many days are deleted (default 90). */
   retentionDays: number;
   /** `audit.nats.*`, for `sink: nats`. */
-  nats: { url: string; subject: string; stream: string } | undefined;
+  nats: { url: string; subject: string; stream: string; duplicateWindowMs: number } | undefined;
   /**
    * `audit.thread`: `worker` (default) runs the writer (its queue, the sink and the spill file) in a
    * worker thread of each serving process; `main` runs it in the thread that answers. The embedded

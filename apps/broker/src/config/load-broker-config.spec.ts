@@ -368,7 +368,8 @@ auxData:
       expect(sut.audit).toMatchObject({ enabled: true, sink: 'ndjson', path: '-', mode: 'strict', maskPaths: ['context.prompt', 'resources.*.attr.ssn'], retentionDays: 7, thread: 'main' });
       expect(withYaml('audit: { enabled: true }').audit.thread).toBe('worker');
       expect(sut.audit.spillDir.endsWith('/spill')).toBe(true);
-      expect(withYaml('audit: { sink: nats, nats: { url: "nats://127.0.0.1:4222" } }').audit.nats).toEqual({ url: 'nats://127.0.0.1:4222', subject: 'warden.audit', stream: 'WARDEN_AUDIT' });
+      expect(withYaml('audit: { sink: nats, nats: { url: "nats://127.0.0.1:4222" } }').audit.nats).toEqual({ url: 'nats://127.0.0.1:4222', subject: 'warden.audit', stream: 'WARDEN_AUDIT', duplicateWindowMs: 120_000 });
+      expect(withYaml('audit: { sink: nats, nats: { url: "nats://127.0.0.1:4222", duplicateWindow: 1h } }').audit.nats?.duplicateWindowMs).toBe(3_600_000);
     });
 
     it('is turned on by WARDEN_AUDIT_SINK, with WARDEN_AUDIT_NATS_URL over the file (containers)', () => {
@@ -388,6 +389,7 @@ auxData:
       expect(errorOf(() => withYaml('audit: { retentionDays: 0 }')).message).toContain('`audit.retentionDays`');
       expect(errorOf(() => withYaml('audit: { sink: nats }')).message).toContain('`audit.nats.url`');
       expect(errorOf(() => withYaml('audit: { nats: { url: "nats://x" } }')).message).toContain('`audit.nats`: only applies');
+      expect(errorOf(() => withYaml('audit: { sink: nats, nats: { url: "nats://x", duplicateWindow: forever } }')).message).toContain('`audit.nats.duplicateWindow`: must be a positive duration');
       expect(errorOf(() => withYaml('audit: { enable: true }')).message).toContain('`audit.enable`: unknown key');
     });
   });

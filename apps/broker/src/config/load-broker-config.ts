@@ -662,6 +662,8 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
 const AUDIT_SINKS = ['postgres', 'ndjson', 'nats'] as const;
 const AUDIT_MODES = ['best-effort', 'strict'] as const;
 const AUDIT_THREADS = ['worker', 'main'] as const;
+/** JetStream's own default `duplicate_window` (2 min), for a stream Warden creates. */
+const NATS_DUPLICATE_WINDOW_MS = 120_000;
 /** A masked path: dotted segments of names, indexes or `*`. */
 const MASK_PATH = /^[A-Za-z0-9_$*-]+(\.[A-Za-z0-9_$*-]+)*$/;
 
@@ -683,11 +685,16 @@ function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): 
   const spillDir = optString(s, 'spillDir', 'audit.spillDir');
   let nats: AuditConfig['nats'];
   if (sink === 'nats') {
-    const n = section(s, 'nats', 'audit', ['url', 'subject', 'stream']);
+    const n = section(s, 'nats', 'audit', ['url', 'subject', 'stream', 'duplicateWindow']);
     const envUrl = env['WARDEN_AUDIT_NATS_URL'] === '' ? undefined : env['WARDEN_AUDIT_NATS_URL'];
     const url = envUrl ?? optString(n, 'url', 'audit.nats.url');
     if (url === undefined || !/^(nats|tls):\/\//.test(url)) throw invalid(envUrl !== undefined ? 'WARDEN_AUDIT_NATS_URL' : 'audit.nats.url', 'must be a nats:// URL (required with `sink: nats`)');
-    nats = { url, subject: optString(n, 'subject', 'audit.nats.subject') ?? 'warden.audit', stream: optString(n, 'stream', 'audit.nats.stream') ?? 'WARDEN_AUDIT' };
+    nats = {
+      url,
+      subject: optString(n, 'subject', 'audit.nats.subject') ?? 'warden.audit',
+      stream: optString(n, 'stream', 'audit.nats.stream') ?? 'WARDEN_AUDIT',
+      duplicateWindowMs: duration(n, 'duplicateWindow', 'audit.nats.duplicateWindow', NATS_DUPLICATE_WINDOW_MS),
+    };
   } else if (s['nats'] !== undefined) {
     throw invalid('audit.nats', 'only applies with `sink: nats`');
   }

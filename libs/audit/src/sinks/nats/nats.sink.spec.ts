@@ -3,7 +3,7 @@
  * each run uses its own subject and stream, deleted afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, DiscardPolicy, JSONCodec, type JetStreamManager, type NatsConnection } from 'nats';
+import { connect, DiscardPolicy, JSONCodec, nanos, type JetStreamManager, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_NATS_URL } from '../../../../../test/support/services.js';
 import { packEntry, readPackedUtf8, serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
@@ -101,6 +101,19 @@ describe('createNatsAuditSink', () => {
       await sut.close();
       expect((await jsm.streams.info(stream)).state.messages).toBe(2);
     }, (subject, stream, jsm) => jsm.streams.add({ name: stream, subjects: [subject], max_msgs: 2, discard: DiscardPolicy.New }));
+  });
+
+  it('creates a missing stream with the duplicate window it is given, and leaves an existing one as it is', async () => {
+    await inOwnStream('WINDOW', async (subject, stream, jsm) => {
+      const sut = createNatsAuditSink({ url: URL, subject, stream, duplicateWindowMs: 3_600_000 });
+      await sut.write([entry('w1')]);
+      await sut.close();
+      expect((await jsm.streams.info(stream)).config.duplicate_window).toBe(nanos(3_600_000));
+      const again = createNatsAuditSink({ url: URL, subject, stream, duplicateWindowMs: 60_000 });
+      await again.write([entry('w2')]);
+      await again.close();
+      expect((await jsm.streams.info(stream)).config.duplicate_window).toBe(nanos(3_600_000));
+    });
   });
 
   it('rejects when no server answers (so the writer spills)', async () => {

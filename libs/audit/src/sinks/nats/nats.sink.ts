@@ -1,8 +1,8 @@
 /**
  * The NATS JetStream sink: each entry is published to `subject` with the decision id as the
  * message id, so JetStream drops a replayed entry it already holds (within the stream's
- * `duplicate_window`, two minutes by default; set it longer on the stream to cover longer sink
- * outages). A batch resolves once JetStream has acknowledged every entry. The connection is made
+ * `duplicate_window`, two minutes by default; `duplicateWindowMs` sets it on a stream this sink
+ * creates, or set it longer on the stream to cover longer sink outages). A batch resolves once JetStream has acknowledged every entry. The connection is made
  * on the first write (and again after a failure), and the stream is created when missing.
  *
  * Why not `js.publish` per entry: each one is a request with its own error object (for its stack),
@@ -25,7 +25,7 @@
  * connection drops fails when the drop is seen; whatever the client still delivers after the
  * reconnect is dropped by JetStream as a duplicate when the spill file is replayed.
  */
-import { connect, createInbox, headers, type NatsConnection, type Subscription } from 'nats';
+import { connect, createInbox, headers, nanos, type NatsConnection, type Subscription } from 'nats';
 import type { SerializedEntry } from '../../audit-entry.js';
 import { pastPoll, type AuditSink } from '../../audit-sink.js';
 import { jsonUtf8 } from '../../utf8-batch.js';
@@ -40,6 +40,12 @@ export interface NatsAuditSinkOptions {
   stream?: string;
   /** How long to wait for a connection and for a batch's acknowledgements, ms (default 5000). */
   timeoutMs?: number;
+  /**
+   * The `duplicate_window` of the stream when this sink creates it, ms (default: JetStream's, 2
+   * min). A replay after an outage longer than it may store again the entries of the batches
+   * that were in flight when the connection dropped. A stream that exists is left as it is.
+   */
+  duplicateWindowMs?: number;
 }
 
 /** A batch awaiting JetStream's acknowledgements: entries `first` to `first + acked.length - 1` of the sink's sequence. */
@@ -127,7 +133,7 @@ export function createNatsAuditSink(options: NatsAuditSinkOptions): AuditSink {
     try {
       const jsm = await nc.jetstreamManager({ timeout });
       const name = await jsm.streams.find(subject).catch(() => undefined);
-      if (name === undefined) await jsm.streams.add({ name: stream, subjects: [subject] });
+      if (name === undefined) await jsm.streams.add({ name: stream, subjects: [subject], ...(options.duplicateWindowMs !== undefined ? { duplicate_window: nanos(options.duplicateWindowMs) } : {}) });
       const inbox = createInbox();
       const sub = nc.subscribe(`${inbox}.*`, {
         callback: (err, msg) => {
