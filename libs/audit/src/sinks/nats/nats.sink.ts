@@ -2,8 +2,9 @@
  * The NATS JetStream sink: each entry is published to `subject` with the decision id as the
  * message id, so JetStream drops a replayed entry it already holds (within the stream's
  * `duplicate_window`, two minutes by default; `duplicateWindowMs` sets it on a stream this sink
- * creates, or set it longer on the stream to cover longer sink outages). A batch resolves once JetStream has acknowledged every entry. The connection is made
- * on the first write (and again after a failure), and the stream is created when missing.
+ * creates, or set it longer on the stream to cover longer sink outages). A batch resolves once
+ * JetStream has acknowledged every entry. The connection is made on the first write (and again
+ * after a failure), and the stream is created when missing.
  *
  * Why not `js.publish` per entry: each one is a request with its own error object (for its stack),
  * timer and promise, which made the sink a fifth of the broker's CPU under load. Here entries are
