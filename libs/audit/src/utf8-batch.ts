@@ -11,9 +11,9 @@ import { fieldsLine, type SerializedEntry } from './audit-entry.js';
 
 /** The buffer's size at first and after a batch that grew it past {@link KEEP_BYTES}. */
 const INITIAL_BYTES = 64 * 1024;
-const encoder = new TextEncoder();
 /** A buffer grown beyond this (a batch of large entries) is not kept for the next batch. */
 const KEEP_BYTES = 4 * 1024 * 1024;
+const encoder = new TextEncoder();
 
 /** One batch's bytes being built. */
 export class Utf8Batch {
