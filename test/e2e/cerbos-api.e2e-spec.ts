@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { startTestBroker } from '../support/broker.js';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
 
 const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
 resourcePolicy:
@@ -24,7 +23,7 @@ resourcePolicy:
       roles: ["admin"]
 `;
 
-let app: NestFastifyApplication;
+let broker: TestBroker | undefined;
 let base: string;
 let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 
@@ -64,11 +63,11 @@ auxData:
         local: { file: jwks.json }
 `,
   );
-  ({ app, base } = await startTestBroker({ cwd: dir, policyDir: join(dir, 'policies') }));
+  ({ base } = broker = await startTestBroker({ cwd: dir, policyDir: join(dir, 'policies') }));
 });
 
 afterAll(async () => {
-  await app?.close();
+  await broker?.close();
 });
 
 describe('Cerbos API: decisions', () => {

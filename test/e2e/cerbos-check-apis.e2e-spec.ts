@@ -13,8 +13,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { startTestBroker } from '../support/broker.js';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
 
 const TOOL_POLICY = `apiVersion: api.cerbos.dev/v1
 resourcePolicy:
@@ -36,7 +35,7 @@ const RESOURCES = '/api/check/resources';
 const SET = '/api/check';
 const BATCH = '/api/check_resource_batch';
 
-let app: NestFastifyApplication;
+let broker: TestBroker | undefined;
 let base: string;
 
 async function post(path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -60,11 +59,11 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'policies'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'tool.yaml'), TOOL_POLICY);
   writeFileSync(join(dir, 'warden.yaml'), 'server:\n  requestLimits: { maxResourcesPerRequest: 5, maxActionsPerResource: 5 }\n');
-  ({ app, base } = await startTestBroker({ cwd: dir, policyDir: join(dir, 'policies') }));
+  ({ base } = broker = await startTestBroker({ cwd: dir, policyDir: join(dir, 'policies') }));
 });
 
 afterAll(async () => {
-  await app?.close();
+  await broker?.close();
 });
 
 describe('CheckResourceSet (POST /api/check): responses as Cerbos prints them', () => {

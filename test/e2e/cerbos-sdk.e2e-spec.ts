@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HTTP } from '@cerbos/http';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { startTestBroker } from '../support/broker.js';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { cerbosBin, startCerbos, type CerbosServer } from '../support/cerbos-process.js';
 import { repoRoot } from '../support/conformance.js';
 
@@ -69,7 +68,7 @@ function comparable(res: Awaited<ReturnType<HTTP['checkResources']>>): unknown {
 }
 
 (present ? describe : describe.skip)('@cerbos/http against Warden and the real Cerbos PDP', () => {
-  let app: NestFastifyApplication;
+  let broker: TestBroker | undefined;
   let cerbos: CerbosServer;
   let wardenClient: HTTP;
   let cerbosClient: HTTP;
@@ -78,13 +77,13 @@ function comparable(res: Awaited<ReturnType<HTTP['checkResources']>>): unknown {
     const work = mkdtempSync(join(tmpdir(), 'warden-sdk-'));
     cerbos = await startCerbos({ storeDir: policies, workDir: work, globals: {} });
     let base: string;
-    ({ app, base } = await startTestBroker({ cwd: work, policyDir: policies }));
+    ({ base } = broker = await startTestBroker({ cwd: work, policyDir: policies }));
     wardenClient = new HTTP(base);
     cerbosClient = new HTTP(cerbos.url);
   }, 60_000);
 
   afterAll(async () => {
-    await app?.close();
+    await broker?.close();
     await cerbos?.stop();
   });
 

@@ -36,8 +36,7 @@ import {
   CheckResourcesResponseSchema,
   PlanResourcesResponseSchema,
 } from '@cerbos/api/cerbos/response/v1/response_pb';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { startTestBroker } from '../support/broker.js';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { conformanceDir, knownFailures } from '../support/conformance.js';
 
 const DATA = resolve(process.env['WARDEN_CERBOS_CONFORMANCE_DIR'] ?? conformanceDir);
@@ -147,7 +146,7 @@ const tally = new Map<string, { total: number; passed: number; skipped: string[]
 const grpcTally = { total: 0, passed: 0, noGrpcForm: [] as string[] };
 
 describe.skipIf(!present)('Cerbos server conformance: check, plan and AuthZEN APIs', () => {
-  let app: NestFastifyApplication;
+  let broker: TestBroker | undefined;
   let base: string;
   let grpcAddr: string | undefined;
   let grpc: GrpcJsClient | undefined;
@@ -168,13 +167,13 @@ auxData:
         local: { file: ${JSON.stringify(join(DATA, 'auxdata/keys/verify_key.jwk'))} }
 `,
     );
-    ({ app, base, grpcAddr } = await startTestBroker({ cwd: dir, policyDir: join(DATA, 'store'), grpc: true }));
+    ({ base, grpcAddr } = broker = await startTestBroker({ cwd: dir, policyDir: join(DATA, 'store'), grpc: true }));
     grpc = new GrpcJsClient(grpcAddr as string, credentials.createInsecure());
   });
 
   afterAll(async () => {
     grpc?.close();
-    await app?.close();
+    await broker?.close();
     const lines: string[] = [];
     let total = 0;
     let passed = 0;
