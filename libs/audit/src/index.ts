@@ -3,13 +3,13 @@
  * contract, the batching writer (spill to disk, replay in order) and the NDJSON sink. Imports
  * only `@warden/core`; never throws into the decision path.
  */
-export { composedEntry, entryFromLine, fieldsLine, readPackedUtf8, serializeEntry } from './audit-entry.js';
+export { composedEntry, entryFromLine, fieldsLine, serializeEntry } from './audit-entry.js';
 export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, ComposedEntry, SerializedEntry } from './audit-entry.js';
 export { createInputMask, jsonString, maskChild, maskedJson, maskElement, maskInput, CREDENTIAL_PATHS, MASKED, MASKED_JSON } from './mask.js';
 export type { InputMask, MaskNode } from './mask.js';
 export { BytesJsonOut, NotPlainJson, TextJsonOut } from './json-out.js';
 export type { JsonOut } from './json-out.js';
-export { jsonUtf8, Utf8Batch, Utf8Batches } from './utf8-batch.js';
+export { Utf8Batches } from './utf8-batch.js';
 export type { AuditSink } from './audit-sink.js';
 export { createAuditWriter } from './audit-writer.js';
 export { createThreadedAuditWriter, serveAuditWriter, RING_BYTES, STATS_INTERVAL_MS } from './audit-thread.js';
