@@ -117,7 +117,7 @@ export interface SerializedEntry {
   readonly resources: readonly string[];
   /** The whole entry as JSON, one line. */
   readonly json: string;
-  /** {@link fieldsLine}'s text, when the entry came packed with it (see {@link readPackedEntry}). */
+  /** {@link fieldsLine}'s text, when the entry came packed with it (see {@link readPackedUtf8}). */
   readonly fieldsJson?: string;
   /**
    * The packed record's UTF-8 ({@link packEntry}'s text: the fields line, a newline, the JSON) when
@@ -187,35 +187,26 @@ type PackedFieldValues = [string, string, AuditEventKind, string, string, 'ALLOW
 
 /**
  * The entry {@link packEntry} packed, as a plain object (one that survives a structured clone,
- * unlike {@link readPackedEntry}'s); throws on text it did not write.
+ * unlike {@link readPackedUtf8}'s); throws on text it did not write.
  */
 export function unpackEntry(text: string): SerializedEntry {
-  const p = readPackedEntry(text);
-  return { decisionId: p.decisionId, time: p.time, kind: p.kind, policyVersion: p.policyVersion, source: p.source, decision: p.decision, subject: p.subject, agent: p.agent, resources: p.resources, json: p.json };
-}
-
-/**
- * An entry {@link packEntry} packed, read lazily: one object over the text, whose fields are parsed
- * from its fields line on first use, and only by a sink that uses them (the NDJSON sink never does;
- * the Postgres sink passes the fields line on as it is, see {@link fieldsLine}). The writer's
- * thread reads its ring's records with {@link readPackedUtf8}, the same over their bytes: an entry
- * waits in the queue as one object and its record, not as a dozen objects more (the queue
- * outlives young-generation collections at the peak, and copying it was most of that thread's
- * collections: bench/README.md). Throws, as {@link unpackEntry}, on text without a fields line;
- * fields that do not parse throw where they are first read.
- * INVARIANT: for the thread that read it only (a structured clone keeps the text, not the getters).
- */
-export function readPackedEntry(text: string): SerializedEntry {
   const nl = text.indexOf('\n');
   if (nl < 0 || text.charCodeAt(0) !== 0x5b || text.charCodeAt(nl - 1) !== 0x5d) throw new Error('a ring record without its fields line');
-  return new PackedEntry(text, nl);
+  const f = JSON.parse(text.slice(0, nl)) as PackedFieldValues;
+  return { decisionId: f[0], time: f[1], kind: f[2], policyVersion: f[3], source: f[4], decision: f[5], subject: f[6] ?? undefined, agent: f[7] ?? undefined, resources: f[8], json: text.slice(nl + 1) };
 }
 
 /**
- * {@link readPackedEntry} over the record's UTF-8 as it was in the ring (a copy the entry owns):
- * the bytes wait in the queue outside the heap, and a sink writes them as they are (see
- * {@link SerializedEntry.utf8}); `json` and the fields are decoded only where a sink or the spill
- * file asks for them. Throws on bytes without a fields line, as {@link readPackedEntry}.
+ * An entry {@link packEntry} packed, read lazily from the record's UTF-8 as it was in the writer's
+ * ring (a copy the entry owns): one object over the bytes, whose fields are parsed from its fields
+ * line on first use, and only by a sink that uses them (the NDJSON sink never does; the Postgres
+ * sink copies the fields line as it is). In the writer's thread an entry waits in the queue as
+ * this object and its bytes, outside the heap, not as a dozen objects more (the queue outlives
+ * young-generation collections at the peak, and copying it was most of that thread's collections:
+ * bench/README.md); a sink writes the bytes as they are (see {@link SerializedEntry.utf8}), and
+ * `json` is decoded only where the spill file asks for it. Throws, as {@link unpackEntry}, on
+ * bytes without a fields line; fields that do not parse throw where they are first read.
+ * INVARIANT: for the thread that read it only (a structured clone keeps the bytes, not the getters).
  */
 export function readPackedUtf8(bytes: Buffer): SerializedEntry {
   const nl = bytes.indexOf(0x0a);
@@ -223,21 +214,32 @@ export function readPackedUtf8(bytes: Buffer): SerializedEntry {
   return new PackedUtf8Entry(bytes, nl);
 }
 
-/** The fields of a packed entry, parsed from its fields line on first use. */
-abstract class PackedFields implements SerializedEntry {
+class PackedUtf8Entry implements SerializedEntry {
   private parsed: PackedFieldValues | undefined;
 
-  abstract readonly fieldsJson: string;
-  abstract readonly json: string;
+  constructor(
+    readonly utf8: Buffer,
+    readonly utf8Nl: number,
+  ) {}
 
-  protected get f(): PackedFieldValues {
+  private get f(): PackedFieldValues {
     this.parsed ??= JSON.parse(this.fieldsJson) as PackedFieldValues;
     return this.parsed;
   }
-  /** The first field without parsing the others (the NATS sink reads only this one), where it needs no unescaping: `["<id>",...`; else undefined. */
-  protected abstract quickId(): string | undefined;
+  get fieldsJson(): string {
+    return this.utf8.toString('utf8', 0, this.utf8Nl);
+  }
+  get json(): string {
+    return this.utf8.toString('utf8', this.utf8Nl + 1);
+  }
   get decisionId(): string {
-    return (this.parsed === undefined ? this.quickId() : undefined) ?? this.f[0];
+    // The first field without parsing the others (the NATS sink reads only this one), where it
+    // needs no unescaping: `["<id>",...`.
+    if (this.parsed === undefined && this.utf8[1] === 0x22) {
+      const end = this.utf8.indexOf(0x22, 2);
+      if (end > 0 && end < this.utf8Nl && this.utf8.lastIndexOf(0x5c, end) < 2) return this.utf8.toString('utf8', 2, end);
+    }
+    return this.f[0];
   }
   get time(): string {
     return this.f[1];
@@ -262,51 +264,6 @@ abstract class PackedFields implements SerializedEntry {
   }
   get resources(): readonly string[] {
     return this.f[8];
-  }
-}
-
-class PackedEntry extends PackedFields {
-  private body: string | undefined;
-
-  constructor(
-    private readonly text: string,
-    private readonly nl: number,
-  ) {
-    super();
-  }
-
-  get fieldsJson(): string {
-    return this.text.slice(0, this.nl);
-  }
-  get json(): string {
-    this.body ??= this.text.slice(this.nl + 1);
-    return this.body;
-  }
-  protected quickId(): string | undefined {
-    if (this.text.charCodeAt(1) !== 0x22) return undefined;
-    const end = this.text.indexOf('"', 2);
-    return end > 0 && end < this.nl && this.text.lastIndexOf('\\', end) < 2 ? this.text.slice(2, end) : undefined;
-  }
-}
-
-class PackedUtf8Entry extends PackedFields {
-  constructor(
-    readonly utf8: Buffer,
-    readonly utf8Nl: number,
-  ) {
-    super();
-  }
-
-  get fieldsJson(): string {
-    return this.utf8.toString('utf8', 0, this.utf8Nl);
-  }
-  get json(): string {
-    return this.utf8.toString('utf8', this.utf8Nl + 1);
-  }
-  protected quickId(): string | undefined {
-    if (this.utf8[1] !== 0x22) return undefined;
-    const end = this.utf8.indexOf(0x22, 2);
-    return end > 0 && end < this.utf8Nl && this.utf8.lastIndexOf(0x5c, end) < 2 ? this.utf8.toString('utf8', 2, end) : undefined;
   }
 }
 
