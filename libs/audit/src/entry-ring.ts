@@ -197,19 +197,11 @@ export class EntryRingReader {
     const first = Math.min(n, cap - from);
     buf.copy(copy, 0, from, from + first);
     if (first < n) buf.copy(copy, first, 0, n - first);
-    // Positions here are the ring's less `consumed` (a multiple of 4, as every record's length is).
-    const words = new Uint32Array(copy.buffer, copy.byteOffset, n >>> 2);
-    let at = 0;
-    while (at < n) {
-      const len = words[at >> 2] as number;
-      if (len === WRAP) {
-        at += cap - ((from + at) % cap);
-        continue;
-      }
-      each(copy.subarray(at + 4, at + 4 + len));
-      at += 4 + align4(len);
-    }
-    this.consumed += at;
+    // The ring's offset `o` is at `(o - from) mod cap` in the copy.
+    this.consumed = readRecords(this.v, this.consumed, upTo, (_, start, end) => {
+      const at = start >= from ? start - from : start + cap - from;
+      each(copy.subarray(at, at + end - start));
+    });
     Atomics.store(this.v.control, 0, this.consumed | 0);
   }
 
