@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import { buildRecord, packEntry, type AuditEntry, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { createThreadedAuditWriter, RunQueueWait, serveAuditWriter, STARVED_UNTIL_QUEUED, type AuditThread } from './audit-thread.js';
+import { createThreadedAuditWriter, serveAuditWriter, STARVED_UNTIL_QUEUED, ThreadSchedStat, type AuditThread } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
@@ -205,7 +205,8 @@ describe('createThreadedAuditWriter', () => {
       }),
     );
     const ringBytes = 64 << 10;
-    const sut = createThreadedAuditWriter({ start: () => thread, ringBytes, onError: (m) => errors.push(m) });
+    // busyShare 0: however idle this event loop (the next test has the default).
+    const sut = createThreadedAuditWriter({ start: () => thread, ringBytes, busyShare: 0, onError: (m) => errors.push(m) });
     const turn = () => new Promise((r) => setImmediate(r));
     await new Promise((r) => setTimeout(r, 20));
     expect(asked).toBeDefined();
@@ -234,6 +235,42 @@ describe('createThreadedAuditWriter', () => {
     sut.record(auditEntry(10_001));
     await turn();
     expect(sut.stats().yields).toBe(3);
+    await sut.close();
+    expect(errors).toEqual([]);
+  });
+
+  it.runIf(process.platform === 'linux')('gives a starved writer\'s thread the core only while the event loop\'s thread was on its core its share (busyShare) of the last 100 ms or more', async () => {
+    let asked: Int32Array | undefined;
+    const thread = channelThread((port) =>
+      port.on('message', (m: { t: string; id?: number; sab?: SharedArrayBuffer }) => {
+        if (m.t === 'ring' && m.sab !== undefined) {
+          asked = new Int32Array(m.sab, 0, 2);
+          // Starved, with a long queue of its own: wherever the ring stands, it asks for the core.
+          Atomics.store(asked, 1, 2);
+        }
+        if (m.t === 'close') {
+          port.postMessage({ t: 'done', id: m.id, stats: { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false, yields: 0 }, received: 0 });
+          port.close();
+        }
+      }),
+    );
+    // A share a loaded machine's test thread still reaches (the default is BUSY_SHARE).
+    const sut = createThreadedAuditWriter({ start: () => thread, ringBytes: 64 << 10, busyShare: 0.3, onError: (m) => errors.push(m) });
+    const turn = () => new Promise((r) => setImmediate(r));
+    // Idle for 150 ms: whatever starves the other end, it is not this event loop.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(asked).toBeDefined();
+    sut.record(auditEntry(0));
+    await turn();
+    expect(sut.stats().yields).toBe(0);
+    // On its core for 150 ms in one callback: now a pause gives the other end the core.
+    const clock = new ThreadSchedStat();
+    const until = (clock.cpuMs() as number) + 150;
+    while ((clock.cpuMs() as number) < until);
+    clock.close();
+    sut.record(auditEntry(1));
+    await turn();
+    expect(sut.stats().yields).toBe(1);
     await sut.close();
     expect(errors).toEqual([]);
   });
@@ -305,21 +342,25 @@ describe('createThreadedAuditWriter', () => {
     });
   });
 
-  it.runIf(process.platform === 'linux')('reads the thread\'s wait for a core from the kernel (ms, as the file says, never going back), again from one open file', () => {
-    const clock = new RunQueueWait();
-    const kernel = (): number => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1e6;
-    const before = kernel();
-    const first = clock.ms();
-    const after = kernel();
-    expect(first).toBeTypeOf('number');
-    expect(first).toBeGreaterThanOrEqual(before);
-    expect(first).toBeLessThanOrEqual(after);
+  it.runIf(process.platform === 'linux')('reads the thread\'s time on a core and waiting for one from the kernel (ms, as the file says, never going back), again from one open file', () => {
+    const clock = new ThreadSchedStat();
+    const kernel = (field: number): number => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[field]) / 1e6;
+    const before = [kernel(0), kernel(1)];
+    const first = [clock.cpuMs(), clock.waitMs()];
+    const after = [kernel(0), kernel(1)];
+    for (const f of [0, 1]) {
+      expect(first[f]).toBeTypeOf('number');
+      expect(first[f]).toBeGreaterThanOrEqual(before[f] as number);
+      expect(first[f]).toBeLessThanOrEqual(after[f] as number);
+    }
     const until = Date.now() + 20;
     while (Date.now() < until) {
-      // run: the wait can only grow
+      // run: both can only grow, and the time on a core by about these 20 ms
     }
-    expect(clock.ms()).toBeGreaterThanOrEqual(first as number);
+    expect(clock.waitMs()).toBeGreaterThanOrEqual(first[1] as number);
+    expect(clock.cpuMs()).toBeGreaterThan((first[0] as number) + 5);
     clock.close();
-    expect(clock.ms()).toBeUndefined();
+    expect(clock.cpuMs()).toBeUndefined();
+    expect(clock.waitMs()).toBeUndefined();
   });
 });

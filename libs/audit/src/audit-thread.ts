@@ -98,6 +98,11 @@ export interface ThreadedAuditWriterOptions {
    * 4,000 entries of /v1/check; a full ring sends them in the post instead; 0: always in the post).
    */
   ringBytes?: number;
+  /**
+   * The share of its recent time the event loop must have spent on its core before it gives a
+   * starved writer's thread the core (default {@link BUSY_SHARE}; 0: whenever the thread asks).
+   */
+  busyShare?: number;
 }
 
 /** Default of {@link ThreadedAuditWriterOptions.ringBytes}. */
@@ -113,7 +118,7 @@ export const POST_BATCH = 256;
  * The writer's thread runs below the event loop's priority (nice 19 in the broker): beside a busy
  * event loop on one core it gets almost none of it. It reports itself starved when a post reaches
  * it this many ms late (CPU, not a slow sink: a thread waiting on its sink handles posts at once)
- * and, where the kernel tells ({@link RunQueueWait}), it spent at least half of that waiting for
+ * and, where the kernel tells ({@link ThreadSchedStat}), it spent at least half of that waiting for
  * a core: late because of its own work (its collections, a long batch) or because the process was
  * stopped, it is not starved, and the event loop yielding would not feed it...
  */
@@ -133,6 +138,15 @@ export const STARVED_UNTIL_QUEUED = 1000;
 export const YIELD_QUEUED = 500;
 /** While the writer's thread reports itself starved with a backlog (`YIELD_BACKLOG` of the ring, entry-ring.ts, or `YIELD_QUEUED`), the event loop gives it the core this long (ms) in each check phase that built entries ... */
 export const YIELD_MS = 2;
+/**
+ * ... and only while it spent at least this share of its recent time on a core (see {@link LoopBusy}).
+ * At 30% of the peak the event loop is on its core a third to two thirds of the time (this host's
+ * speed varies by half within seconds); beside a loop that idles, the writer's thread has the core
+ * whenever it needs it, unless something else has it.
+ */
+export const BUSY_SHARE = 0.8;
+/** The span {@link LoopBusy} judges the event loop's share over, at least (ms). */
+const BUSY_WINDOW_MS = 100;
 /** ... and the writer's thread looks this often (ms) whether it is fed (posts stop while the event loop yields). */
 const FEED_CHECK_MS = 5;
 /** How long a span a starved writer's thread judges its waiting for a core over (ms; its long queue counts while it waited half of it). */
@@ -142,19 +156,74 @@ const WAIT_SHARE_WINDOW_MS = 20;
 export interface StarvationLimits {
   starvedAfterMs: number;
   fedWithinMs: number;
-  /** The thread's time waiting for a core so far, ms, or undefined where unknown (default a {@link RunQueueWait} of the writer's thread; tests set their own). */
+  /** The thread's time waiting for a core so far, ms, or undefined where unknown (default a {@link ThreadSchedStat} of the writer's thread; tests set their own). */
   waitedMs?: () => number | undefined;
 }
 
 /**
- * How long the thread that made it has been runnable but waiting for a core since it started, ms:
- * the second field of Linux's `/proc/<pid>/task/<tid>/schedstat` (ns), opened once and read again
- * from its start at each call (1 µs here, against 10 µs for opening, reading and closing the file
- * each time; the writer's thread looks at every post and timer, some hundreds a second). Undefined
- * where there is no such file (another OS, a kernel without scheduler statistics): lateness alone
- * decides then. INVARIANT: read only by the thread that made it (`thread-self` resolves at open).
+ * Whether the event loop's thread kept its core busy lately: its time on a core over the last span
+ * of at least {@link BUSY_WINDOW_MS} ({@link ThreadSchedStat}), as a share of that span, at least
+ * `threshold`. Only a busy event loop keeps the writer's thread (nice 19, on the same core) from
+ * the core: beside one mostly idle, a writer's thread that reports itself starved was starved by
+ * something else (another process, the host's own stalls), and a pause of the event loop would not
+ * feed it, only delay the answers of the next turn (at 30% of the peak the Postgres and NATS
+ * brokers paused 237 and 188 times in the rounds of one run, and a Postgres round's p99 was 71.6 ms:
+ * bench/README.md). Not `performance.eventLoopUtilization`: that is wall time outside the poll,
+ * and at 2,700 checks/s the loop's was 0.6-0.95 in 100 ms spans while its thread was on a core a
+ * third of the time (time in callbacks while the core was someone else's counts). The time the
+ * loop gave away waiting counts as busy: without it, its pauses at the peak would lower its share
+ * below the threshold every other span, and the writer's thread would starve in those. Read only
+ * when the writer's thread asks for the core; where the kernel does not tell, the loop counts as
+ * busy (it gives whenever asked).
  */
-export class RunQueueWait {
+class LoopBusy {
+  private readonly stat: ThreadSchedStat | undefined;
+  private markAt = performance.now();
+  private markCpu: number | undefined;
+  private share = 0;
+  /** ms given away (waits) since the mark, and when the last wait began. */
+  private gave = 0;
+  private from = 0;
+
+  constructor(private readonly threshold: number) {
+    this.stat = threshold > 0 ? new ThreadSchedStat() : undefined;
+    this.markCpu = this.stat?.cpuMs();
+  }
+
+  /** Whether the event loop is busy enough to give its core away now. */
+  readonly busy = (): boolean => {
+    if (this.stat === undefined || this.markCpu === undefined) return true;
+    const now = performance.now();
+    const span = now - this.markAt;
+    if (span >= BUSY_WINDOW_MS) {
+      const cpu = this.stat.cpuMs();
+      if (cpu === undefined) return true;
+      this.share = (cpu - this.markCpu + this.gave) / span;
+      this.markAt = now;
+      this.markCpu = cpu;
+      this.gave = 0;
+    }
+    if (this.share < this.threshold) return false;
+    this.from = now;
+    return true;
+  };
+
+  /** The wait `busy` allowed is over. */
+  waited(): void {
+    this.gave += performance.now() - this.from;
+  }
+}
+
+/**
+ * The scheduler's counters of the thread that made it, ms since it started: its time on a core
+ * ({@link cpuMs}) and its time runnable but waiting for one ({@link waitMs}), the first two fields
+ * of Linux's `/proc/<pid>/task/<tid>/schedstat` (ns). The file is opened once and read again from
+ * its start at each call (1 µs here, against 10 µs for opening, reading and closing it each time;
+ * the writer's thread looks at every post and timer, some hundreds a second). Undefined where
+ * there is no such file (another OS, a kernel without scheduler statistics).
+ * INVARIANT: read only by the thread that made it (`thread-self` resolves at open).
+ */
+export class ThreadSchedStat {
   private fd: number | undefined;
   private readonly buf = Buffer.alloc(128);
 
@@ -166,7 +235,17 @@ export class RunQueueWait {
     }
   }
 
-  ms(): number | undefined {
+  /** Time on a core. */
+  cpuMs(): number | undefined {
+    return this.field(0);
+  }
+
+  /** Time runnable but waiting for a core. */
+  waitMs(): number | undefined {
+    return this.field(1);
+  }
+
+  private field(index: number): number | undefined {
     if (this.fd === undefined) return undefined;
     let n: number;
     try {
@@ -176,10 +255,14 @@ export class RunQueueWait {
     }
     // "<ns on a core> <ns waiting for one> <time slices>\n"
     const buf = this.buf;
-    let i = buf.indexOf(0x20);
-    if (i < 0 || i >= n) return undefined;
+    let i = 0;
+    for (let k = 0; k < index; k++) {
+      i = buf.indexOf(0x20, i);
+      if (i < 0 || i >= n) return undefined;
+      i += 1;
+    }
     let ns = 0;
-    const from = ++i;
+    const from = i;
     for (; i < n; i++) {
       const c = buf[i] as number;
       if (c < 0x30 || c > 0x39) break;
@@ -267,6 +350,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   let closed = false;
   /** Times this thread gave the writer's thread its core ({@link EntryRingWriter.yieldIfStarved}). */
   let yields = 0;
+  const loop = new LoopBusy(options.busyShare ?? BUSY_SHARE);
 
   const send = (m: ToWriter): void => {
     posted += entriesIn(m);
@@ -326,8 +410,11 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
         postTimer = setTimeout(postOutbox, postIntervalMs);
         postTimer.unref();
       }
-      // The answers of this turn are out: a writer's thread starved of CPU gets the core a moment.
-      if (ring?.yieldIfStarved(YIELD_MS) === true) yields += 1;
+      // The answers of this turn are out: a writer's thread starved of CPU by this busy thread gets the core a moment.
+      if (ring?.yieldIfStarved(YIELD_MS, loop.busy) === true) {
+        yields += 1;
+        loop.waited();
+      }
     },
     composeInRing,
   );
@@ -498,8 +585,8 @@ export function serveAuditWriter(
   let ring: EntryRingReader | undefined;
   let received = 0;
   let starving = false;
-  const clock = limits.waitedMs === undefined ? new RunQueueWait() : undefined;
-  const waitedMs = limits.waitedMs ?? (() => clock?.ms());
+  const clock = limits.waitedMs === undefined ? new ThreadSchedStat() : undefined;
+  const waitedMs = limits.waitedMs ?? (() => clock?.waitMs());
   /** The thread's wait for a core when last read (at each post or timer), and when that was (performance.now()). */
   let waitedBefore = waitedMs();
   let lookedAt = performance.now();

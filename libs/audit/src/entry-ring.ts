@@ -157,11 +157,13 @@ export class EntryRingWriter {
    * blocks this thread for up to `ms` (less once the reader changes its request), so that a reader
    * running at a lower priority on the same core gets it; whether it waited. A starved reader with
    * less to do catches up in this thread's idle time: a wait would only delay the answers of this
-   * thread's next turn.
+   * thread's next turn. `busy`, asked last (only when all else says wait): whether this thread is
+   * what keeps the reader from the core (see `LoopBusy`, audit-thread.ts); false: no wait.
    */
-  yieldIfStarved(ms: number): boolean {
+  yieldIfStarved(ms: number, busy?: () => boolean): boolean {
     const asked = Atomics.load(this.v.control, 1);
     if (asked === 0 || (asked === 1 && this.used() < this.v.cap * YIELD_BACKLOG)) return false;
+    if (busy !== undefined && !busy()) return false;
     Atomics.wait(this.v.control, 1, asked, ms);
     return true;
   }
