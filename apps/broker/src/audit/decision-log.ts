@@ -77,7 +77,7 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
     const workerData: AuditWorkerData = { config, databaseUrl: options.databaseUrl };
     writer = createThreadedAuditWriter({ start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData, name: 'warden-audit' }), onError });
   } else {
-    writer = createAuditWriter({ sink: openAuditSink(config, () => ({ db })), spillPath: config.spillPath, onError });
+    writer = createAuditWriter({ sink: openAuditSink(config, () => ({ db })), spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
   }
   let timer: NodeJS.Timeout | undefined;
   if (prune !== undefined) {

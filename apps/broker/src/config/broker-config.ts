@@ -153,6 +153,12 @@ export interface AuditConfig {
    * PGlite database and stdout (`path: -`) always take `main`.
    */
   thread: 'worker' | 'main';
+  /**
+   * `audit.maxQueue`: entries a serving process's writer holds in memory for the sink before it
+   * spills them all to the spill file (default 20,000; the queue is bounded, the spill file too
+   * by the disk). When the spill file fails as well, the oldest beyond it are dropped.
+   */
+  maxQueue: number;
 }
 
 /**

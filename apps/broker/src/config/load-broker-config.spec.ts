@@ -354,7 +354,7 @@ auxData:
   describe('audit', () => {
     it('is off by default (as the Cerbos PDP), with the Postgres sink, best-effort, 90 days and the data directory when enabled', () => {
       const sut = withYaml('{}');
-      expect(sut.audit).toMatchObject({ enabled: false, sink: 'postgres', mode: 'best-effort', maskPaths: [], retentionDays: 90, nats: undefined });
+      expect(sut.audit).toMatchObject({ enabled: false, sink: 'postgres', mode: 'best-effort', maskPaths: [], retentionDays: 90, nats: undefined, maxQueue: 20_000 });
       expect(sut.audit.path.endsWith('/data/audit.ndjson')).toBe(true);
       expect(withYaml('database: { dataDir: ./pg }\naudit: { enabled: true }').audit.spillDir.endsWith('/pg')).toBe(true);
       expect(withYaml('{}').audit.spillPath.endsWith('/data/audit.spill.ndjson')).toBe(true);
@@ -364,8 +364,8 @@ auxData:
     });
 
     it('reads every key', () => {
-      const sut = withYaml('audit: { enabled: true, sink: ndjson, path: "-", mode: strict, maskPaths: [context.prompt, "resources.*.attr.ssn"], retentionDays: 7, spillDir: ./spill, thread: main }');
-      expect(sut.audit).toMatchObject({ enabled: true, sink: 'ndjson', path: '-', mode: 'strict', maskPaths: ['context.prompt', 'resources.*.attr.ssn'], retentionDays: 7, thread: 'main' });
+      const sut = withYaml('audit: { enabled: true, sink: ndjson, path: "-", mode: strict, maskPaths: [context.prompt, "resources.*.attr.ssn"], retentionDays: 7, spillDir: ./spill, thread: main, maxQueue: 50000 }');
+      expect(sut.audit).toMatchObject({ enabled: true, sink: 'ndjson', path: '-', mode: 'strict', maskPaths: ['context.prompt', 'resources.*.attr.ssn'], retentionDays: 7, thread: 'main', maxQueue: 50_000 });
       expect(withYaml('audit: { enabled: true }').audit.thread).toBe('worker');
       expect(sut.audit.spillDir.endsWith('/spill')).toBe(true);
       expect(withYaml('audit: { sink: nats, nats: { url: "nats://127.0.0.1:4222" } }').audit.nats).toEqual({ url: 'nats://127.0.0.1:4222', subject: 'warden.audit', stream: 'WARDEN_AUDIT', duplicateWindowMs: 120_000 });
@@ -387,6 +387,8 @@ auxData:
       expect(errorOf(() => withYaml('audit: { thread: background }')).message).toContain('`audit.thread`: must be one of worker, main, got `background`');
       expect(errorOf(() => withYaml('audit: { maskPaths: ["context..x"] }')).message).toContain('`audit.maskPaths[0]`');
       expect(errorOf(() => withYaml('audit: { retentionDays: 0 }')).message).toContain('`audit.retentionDays`');
+      expect(errorOf(() => withYaml('audit: { maxQueue: 0 }')).message).toContain('`audit.maxQueue`: must be a positive integer, got `0`');
+      expect(errorOf(() => withYaml('audit: { maxQueue: lots }')).message).toContain('`audit.maxQueue`: must be a positive integer');
       expect(errorOf(() => withYaml('audit: { sink: nats }')).message).toContain('`audit.nats.url`');
       expect(errorOf(() => withYaml('audit: { nats: { url: "nats://x" } }')).message).toContain('`audit.nats`: only applies');
       expect(errorOf(() => withYaml('audit: { sink: nats, nats: { url: "nats://x", duplicateWindow: forever } }')).message).toContain('`audit.nats.duplicateWindow`: must be a positive duration');
