@@ -7,16 +7,13 @@ import { WardenError } from '@warden/core';
 import { createPostgresAuditSink, type PostgresAuditSinkOptions } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
 
-/**
- * The configured sink; `database` is asked for the `postgres` sink's database only. `ownThread`:
- * the writer runs in a thread of its own, where the NDJSON sink writes without libuv's pool.
- */
-export function openAuditSink(config: AuditConfig, database: () => PostgresAuditSinkOptions, ownThread = false): AuditSink {
+/** The configured sink; `database` is asked for the `postgres` sink's database only. */
+export function openAuditSink(config: AuditConfig, database: () => PostgresAuditSinkOptions): AuditSink {
   switch (config.sink) {
     case 'postgres':
       return createPostgresAuditSink(database());
     case 'ndjson':
-      return createNdjsonSink({ path: config.path, blocking: ownThread });
+      return createNdjsonSink({ path: config.path });
     case 'nats': {
       const nats = config.nats;
       if (nats === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: `audit.sink: nats` without `audit.nats`');

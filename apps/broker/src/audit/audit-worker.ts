@@ -43,6 +43,6 @@ serveAuditWriter(port, (onError) => {
   const sink = openAuditSink(config, () => {
     if (databaseUrl === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: the audit thread has no database URL for `audit.sink: postgres`');
     return { db: createPgDb({ url: databaseUrl, max: 2, onError: (m) => onError(`audit: database: ${m}`) }), ownsDb: true };
-  }, true);
+  });
   return createAuditWriter({ sink, spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
 });

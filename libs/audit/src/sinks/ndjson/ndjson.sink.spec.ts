@@ -6,16 +6,16 @@ import { packEntry, readPackedUtf8, serializeEntry, type AuditEntry, type Serial
 import { createNdjsonSink } from './ndjson.sink.js';
 
 describe('createNdjsonSink', () => {
-  it.each([false, true])('appends one JSON entry per line, across batches and reopenings (blocking: %s)', async (blocking) => {
+  it('appends one JSON entry per line, across batches and reopenings', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-ndjson-'));
     try {
       const path = join(dir, 'logs', 'audit.ndjson');
       const e = (id: string): SerializedEntry => serializeEntry({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'v', source: '/v1/check', decision: 'DENY', identities: {}, input: {}, results: [], reasons: [] });
-      const sut = createNdjsonSink({ path, blocking });
+      const sut = createNdjsonSink({ path });
       await sut.write([e('a'), e('b')]);
       await sut.write([e('c')]);
       await sut.close();
-      const again = createNdjsonSink({ path, blocking });
+      const again = createNdjsonSink({ path });
       await again.write([e('d')]);
       await again.close();
       const lines = readFileSync(path, 'utf8').split('\n');
