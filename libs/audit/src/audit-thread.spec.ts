@@ -34,6 +34,26 @@ function channelThread(serve: (port: MessagePort) => void): AuditThread & { serv
   };
 }
 
+/**
+ * A writer's end that takes nothing from the ring and asks for the core (`asks`: the ring's request
+ * word, 1 or 2) from the moment it is given the ring, which `gotRing` receives; it answers `close`.
+ */
+function starvedThread(asks: number, gotRing: (asked: Int32Array) => void): AuditThread {
+  return channelThread((port) =>
+    port.on('message', (m: { t: string; id?: number; sab?: SharedArrayBuffer }) => {
+      if (m.t === 'ring' && m.sab !== undefined) {
+        const asked = new Int32Array(m.sab, 0, 2);
+        Atomics.store(asked, 1, asks);
+        gotRing(asked);
+      }
+      if (m.t === 'close') {
+        port.postMessage({ t: 'done', id: m.id, stats: { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false, yields: 0 }, received: 0 });
+        port.close();
+      }
+    }),
+  );
+}
+
 describe('createThreadedAuditWriter', () => {
   let dir: string;
   let spillPath: string;
@@ -192,18 +212,7 @@ describe('createThreadedAuditWriter', () => {
   it('gives a starved writer\'s thread the core only once an eighth of the ring waits for it, or its own queue is long, and counts each time', async () => {
     // The other end takes nothing from the ring and says it is starved from the start.
     let asked: Int32Array | undefined;
-    const thread = channelThread((port) =>
-      port.on('message', (m: { t: string; id?: number; sab?: SharedArrayBuffer }) => {
-        if (m.t === 'ring' && m.sab !== undefined) {
-          asked = new Int32Array(m.sab, 0, 2);
-          Atomics.store(asked, 1, 1);
-        }
-        if (m.t === 'close') {
-          port.postMessage({ t: 'done', id: m.id, stats: { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false, yields: 0 }, received: 0 });
-          port.close();
-        }
-      }),
-    );
+    const thread = starvedThread(1, (a) => (asked = a));
     const ringBytes = 64 << 10;
     // busyShare 0: however idle this event loop (the next test has the default).
     const sut = createThreadedAuditWriter({ start: () => thread, ringBytes, busyShare: 0, onError: (m) => errors.push(m) });
@@ -240,20 +249,9 @@ describe('createThreadedAuditWriter', () => {
   });
 
   it.runIf(process.platform === 'linux')('gives a starved writer\'s thread the core only while the event loop\'s thread was on its core its share (busyShare) of the last 100 ms or more', async () => {
+    // Starved, with a long queue of its own: wherever the ring stands, it asks for the core.
     let asked: Int32Array | undefined;
-    const thread = channelThread((port) =>
-      port.on('message', (m: { t: string; id?: number; sab?: SharedArrayBuffer }) => {
-        if (m.t === 'ring' && m.sab !== undefined) {
-          asked = new Int32Array(m.sab, 0, 2);
-          // Starved, with a long queue of its own: wherever the ring stands, it asks for the core.
-          Atomics.store(asked, 1, 2);
-        }
-        if (m.t === 'close') {
-          port.postMessage({ t: 'done', id: m.id, stats: { written: 0, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false, yields: 0 }, received: 0 });
-          port.close();
-        }
-      }),
-    );
+    const thread = starvedThread(2, (a) => (asked = a));
     // A share a loaded machine's test thread still reaches (the default is BUSY_SHARE).
     const sut = createThreadedAuditWriter({ start: () => thread, ringBytes: 64 << 10, busyShare: 0.3, onError: (m) => errors.push(m) });
     const turn = () => new Promise((r) => setImmediate(r));

@@ -205,6 +205,10 @@ class LoopBusy {
     }
     return this.share >= this.threshold;
   };
+
+  close(): void {
+    this.stat?.close();
+  }
 }
 
 /**
@@ -556,6 +560,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
       }
       thread = undefined;
       closed = true;
+      loop.close();
     },
   };
 }
