@@ -39,6 +39,16 @@ import { RecordedEntries } from './recorded-entries.js';
 /** `best-effort`: a record is queued and the caller moves on; `strict`: the caller may wait until it is durable. */
 export type AuditMode = 'best-effort' | 'strict';
 
+/**
+ * Entries the writer holds in memory before it spills them all to the spill file (the broker's
+ * `audit.maxQueue` default): at the peak measured here (5,000-8,000 checks/s a process) 10,000 was
+ * 1.5-2 s of checks, and a Postgres sink that fell behind for that long (a checkpoint, its server
+ * or the writer's thread short of CPU) spilled 10,000 entries and replayed them in a run that kept
+ * up otherwise (bench/README.md); 20,000 /v1/check entries (1.2 KB each with the fields line, as
+ * the writer holds them) take about 27 MB.
+ */
+export const MAX_QUEUE = 20_000;
+
 /** Options of {@link createAuditWriter}. */
 export interface AuditWriterOptions {
   sink: AuditSink;
@@ -52,7 +62,7 @@ export interface AuditWriterOptions {
    * cores) catches up by taking more per write rather than falling behind a batch per trip.
    */
   maxBatchSize?: number;
-  /** Entries held in memory before the queue is spilled to disk at once (default 10 000). */
+  /** Entries held in memory before the queue is spilled to disk at once (default {@link MAX_QUEUE}). */
   maxQueue?: number;
   /** How long a partial batch waits before it is written, ms (default 200). */
   flushIntervalMs?: number;
@@ -160,7 +170,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const { sink, spillPath } = options;
   const batchSize = options.batchSize ?? 200;
   const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? 5 * batchSize);
-  const maxQueue = options.maxQueue ?? 10_000;
+  const maxQueue = options.maxQueue ?? MAX_QUEUE;
   const flushIntervalMs = options.flushIntervalMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 5000;
   const writeTimeoutMs = options.writeTimeoutMs ?? 5000;

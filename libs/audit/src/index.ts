@@ -11,7 +11,7 @@ export { BytesJsonOut, NotPlainJson, TextJsonOut } from './json-out.js';
 export type { JsonOut } from './json-out.js';
 export { Utf8Batches } from './utf8-batch.js';
 export type { AuditSink } from './audit-sink.js';
-export { createAuditWriter } from './audit-writer.js';
+export { createAuditWriter, MAX_QUEUE } from './audit-writer.js';
 export { createThreadedAuditWriter, serveAuditWriter, RING_BYTES, STATS_INTERVAL_MS } from './audit-thread.js';
 export type { AuditThread, AuditThreadPort, ThreadedAuditWriterOptions } from './audit-thread.js';
 export type { AuditMode, AuditWriter, AuditWriterOptions, AuditWriterStats } from './audit-writer.js';

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { MAX_QUEUE } from '@warden/audit';
 import { WardenError, type JsonValue } from '@warden/core';
 import type { EngineConfig, SchemaEnforcement } from '@warden/decision';
 import { parseDurationMs, type DatasourceConfig } from '@warden/resolvers';
@@ -662,14 +663,6 @@ export function loadBrokerConfig(options: LoadBrokerConfigOptions = {}): BrokerC
 const AUDIT_SINKS = ['postgres', 'ndjson', 'nats'] as const;
 const AUDIT_MODES = ['best-effort', 'strict'] as const;
 const AUDIT_THREADS = ['worker', 'main'] as const;
-/**
- * Entries the writer holds in memory before it spills them all to the spill file: at the peak
- * measured here (5,000-8,000 checks/s a process) 10,000 was 1.5-2 s of checks, and a Postgres
- * sink that fell behind for that long (a checkpoint, its server or the writer's thread short of
- * CPU) spilled 10,000 entries and replayed them in a run that kept up otherwise (bench/README.md);
- * 20,000 /v1/check entries (1.2 KB each with the fields line, as the writer holds them) take about 27 MB.
- */
-export const AUDIT_MAX_QUEUE = 20_000;
 /** JetStream's own default `duplicate_window` (2 min), for a stream Warden creates. */
 const NATS_DUPLICATE_WINDOW_MS = 120_000;
 /** A masked path: dotted segments of names, indexes or `*`. */
@@ -720,7 +713,7 @@ function readAudit(root: Obj, cwd: string, database: DatabaseConfig, env: Env): 
     retentionDays: s['retentionDays'] === undefined || s['retentionDays'] === null ? 90 : positiveInt(s['retentionDays'], 'audit.retentionDays'),
     nats,
     thread: thread as AuditConfig['thread'],
-    maxQueue: s['maxQueue'] === undefined || s['maxQueue'] === null ? AUDIT_MAX_QUEUE : positiveInt(s['maxQueue'], 'audit.maxQueue'),
+    maxQueue: s['maxQueue'] === undefined || s['maxQueue'] === null ? MAX_QUEUE : positiveInt(s['maxQueue'], 'audit.maxQueue'),
   };
 }
 
