@@ -179,8 +179,11 @@ http {
     expect(await decisionsOf(a)).toBe(onA + 40);
 
     // Every id any client got is on the stream exactly once (b flushed on close; a within its
-    // flush interval).
-    const deadline = Date.now() + 10_000;
+    // flush interval). What is asserted is that none is lost or doubled, not how fast: one full
+    // CI run found a's last 40 entries still missing after 10 s (cause not pinned down; a publish
+    // that outlives the sink's 5 s acknowledgement timeout under the suite's load is spilled and
+    // replayed, and two such in a row take longer than that), so the wait is 40 s.
+    const deadline = Date.now() + 40_000;
     let seen: string[] = [];
     while (Date.now() < deadline) {
       seen = await streamIds();
@@ -188,7 +191,7 @@ http {
       await sleep(100);
     }
     expect(new Set(ids).size).toBe(120);
-    expect(seen.length).toBe(ids.length);
+    expect(seen.length, `the stream holds ${seen.length} of ${ids.length} ids; missing: ${ids.filter((x) => !seen.includes(x)).join(', ')}`).toBe(ids.length);
     expect([...seen].sort()).toEqual([...ids].sort());
-  }, 60_000);
+  }, 90_000);
 });
