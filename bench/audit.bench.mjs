@@ -15,6 +15,8 @@
 //   2. latency: each broker at the same fixed offered loads, BENCH_LOAD_SHARES (default 30% and
 //      60%) of the audit-off broker's peak, arriving at an even rate whatever the answers
 //      (bench/open-load.mjs): p50 / p99 of the check path. The goal: p99 on <= 1.10 x p99 off.
+//      Once per placement of the brokers' threads (BENCH_PLACEMENTS, see `PLACEMENTS`): all on the
+//      brokers' CPU, then the event loop alone there and the other threads on the generators' CPU.
 //   3. keeping up: each audit-on broker saturated for BENCH_KEEPUP_S seconds while its /metrics is
 //      read every 250 ms: the writer's queue depth and the spill file's size must not grow (the
 //      goal: spill file 0 bytes throughout), and after the load every answered decision is in the
@@ -22,7 +24,8 @@
 //
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_FIXED_DURATION (s per fixed-load run, 5),
 // BENCH_FIXED_ROUNDS (6), BENCH_FIXED_WARMUP_S (3), BENCH_CONNECTIONS (32),
-// BENCH_LOAD_SHARES (percents, "30,60"), BENCH_KEEPUP_S (15), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
+// BENCH_LOAD_SHARES (percents, "30,60"), BENCH_PLACEMENTS (where the brokers' threads run at the fixed loads, "shared,apart", see
+// `place`), BENCH_KEEPUP_S (15), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
 // BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the sink servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SETTLE_S (10: how long a broker's log may take to write every decision before the next phase stops the broker, see `settle`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
 // sink with its writer in the event loop's thread), BENCH_NO_WRITE=1
@@ -94,6 +97,23 @@ const PIN = process.env.BENCH_PIN !== '0' && canPin();
 // (`--single-threaded-gc`, what the broker is started with, comes first for every bench: BROKER_NODE_ARGS in bench/harness.mjs.)
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--min-semi-space-size=16').split(' ').filter((x) => x !== '');
 const BROKER_CPU = 1;
+/** The load generators' CPU, and with the `apart` placement that of the brokers' threads other than their event loops. */
+const HELPER_CPU = 0;
+/**
+ * Where each broker's threads run at the fixed loads, each placement a latency phase of its own
+ * in the same run (BENCH_PLACEMENTS):
+ * - `shared`: every thread of the broker on CPU 1, as in every other phase: the event loop shares
+ *   its core with the decision log's writer thread, V8's compiler threads and libuv's pool.
+ * - `apart`: the event loop alone on CPU 1, the broker's other threads on CPU 0 with the load
+ *   generators and the sink servers. Audit off's helper threads move as well. This is the case
+ *   the writer's thread is for: a deployment whose event loops do not take every core leaves the
+ *   log's work (and V8's compilations) to a core the check path is not waiting for; `shared`
+ *   forces both onto one core, as a broker with a worker on every core of a busy machine has them.
+ * Keeping up (phase 3) and the peak (phase 1) run `shared`: their question is the log's throughput
+ * on the broker's own core.
+ */
+const PLACEMENTS = (process.env.BENCH_PLACEMENTS ?? 'shared,apart').split(',').filter((x) => x !== '');
+for (const x of PLACEMENTS) if (x !== 'shared' && x !== 'apart') throw new Error(`BENCH_PLACEMENTS: unknown placement \`${x}\` (shared or apart)`);
 const KEY = 'bench-gateway-key-0123456789abcdef';
 const RUN = randomBytes(4).toString('hex');
 const STREAM = `WARDEN_AUDIT_BENCH_${RUN}`;
@@ -209,6 +229,20 @@ const settleMs = new Map();
 function threadsPerOffered(r, rate) {
   const per = (s) => ((s ?? Number.NaN) / r.phaseWallS / rate) * 1e6;
   return { mainCpu: per(r.serverThreads?.main?.cpuS), mainWait: per(r.serverThreads?.main?.waitS), otherCpu: per(r.serverThreads?.other?.cpuS) };
+}
+
+/**
+ * Places broker `b`'s threads (see {@link PLACEMENTS}). Again before every run: threads started
+ * since (libuv's pool at its first use, a restarted writer's thread) take their creator's CPUs.
+ */
+function place(b, placement) {
+  if (!PIN) return;
+  for (const pid of b.pids) {
+    if (placement === 'apart') {
+      pinToCpu(pid, HELPER_CPU);
+      pinToCpu(pid, BROKER_CPU, false);
+    } else pinToCpu(pid, BROKER_CPU);
+  }
 }
 
 const run = (b, extra = {}) => alone([b], () => loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: DURATION, ...extra }));
@@ -429,17 +463,19 @@ try {
     sinkServersIdle = SINK_IDLE ? idleSinkServers() : { moved: 0, why: 'BENCH_SINK_IDLE=0' };
     if (sinkServersIdle.why !== undefined) log(`sink servers: not in an idle cgroup: ${sinkServersIdle.why}`);
   }
+  /** Per placement and load share (`${placement} ${share}`): the runs. */
   const fixed = new Map();
-  for (const share of LOAD_SHARES) {
+  for (const placement of PIN ? PLACEMENTS : ['shared']) for (const share of LOAD_SHARES) {
     const rate = Math.round(offPeak * share);
     const byServer = new Map(brokers.map((b) => [b.name, []]));
     /** Per server, the run of audit off next to each of its runs (in the same order). */
     const offBeside = new Map(brokers.map((b) => [b.name, []]));
-    fixed.set(share, { rate, byServer, offBeside });
+    fixed.set(`${placement} ${share}`, { placement, share, rate, byServer, offBeside });
     for (let round = 0; round < FIXED_ROUNDS; round++) {
       const order = pairedOrder(round);
       const results = [];
       for (const { b } of order) {
+        place(b, placement);
         const logged = SINK_CONFIGS[b.name] !== undefined;
         const y0 = logged ? (await auditMetrics(b.s.url)).yields : 0;
         const r = await run(b, { script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S } });
@@ -450,7 +486,7 @@ try {
         results.push(r);
         const h = mergeHist([r]);
         const t = threadsPerOffered(r, rate);
-        log(`fixed ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its loop delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
+        log(`fixed ${placement} ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its loop delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
       }
       order.forEach(({ b, pair }, i) => {
         if (pair !== undefined) offBeside.get(b.name).push(results[pair]);
@@ -459,6 +495,8 @@ try {
     }
   }
 
+  for (const b of brokers) place(b, 'shared');
+
   // 2b. who had the event loop's core while it waited: one more round per broker at the first
   // fixed load, with the scheduler's events on the brokers' CPU recorded (bench/sched-wait.mjs).
   const sched = { rows: [], why: undefined };
@@ -466,7 +504,7 @@ try {
   else if (!SCHED) sched.why = 'BENCH_SCHED=0';
   else sched.why = perfSchedUnavailable(join(dir, 'sched-probe.data'));
   if (sched.why === undefined) {
-    const { rate } = fixed.get(LOAD_SHARES[0]);
+    const { rate } = [...fixed.values()][0];
     const seconds = FIXED_WARMUP_S + FIXED_DURATION;
     for (const b of brokers) {
       const file = join(dir, `sched-${b.name}.data`);
@@ -565,7 +603,8 @@ try {
   // Each round's own p99, and their median: one slow round of one server (the machine's speed
   // drifts) moves the merged p99 by 2x, the median of the rounds much less.
   const roundP99s = (runs) => runs.map((r) => mergeHist([r]).p99);
-  for (const [share, { rate, byServer, offBeside }] of fixed) {
+  const placementLabel = { shared: 'shared: all on CPU 1', apart: 'apart: event loop alone on CPU 1' };
+  for (const { placement, share, rate, byServer, offBeside } of fixed.values()) {
     for (const b of brokers) {
       const runs = byServer.get(b.name);
       const h = mergeHist(runs);
@@ -577,7 +616,7 @@ try {
       const paired = rounds.map((x, i) => x / offRounds[i]);
       const t = runs.map((r) => threadsPerOffered(r, rate));
       latencyRows.push(
-        `| ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | ${fmt(off.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} | ${runs.reduce((n, r) => n + r.yields, 0)} |`,
+        `| ${placementLabel[placement]} | ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | ${fmt(off.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} | ${runs.reduce((n, r) => n + r.yields, 0)} |`,
       );
     }
   }
@@ -596,15 +635,15 @@ try {
     '|---|--:|--:|--:|--:|',
     ...[...sideBySide].map(([name, rounds]) => `| ${label[name]} | ${rounds.map((x) => fmt(x.ratio, 2)).join(' / ')} | ${fmt(median(rounds.map((x) => x.ratio)), 2)} | ${fmt(median(rounds.map((x) => x.onMain)))} / ${fmt(median(rounds.map((x) => x.offMain)))} | ${fmt(median(rounds.map((x) => x.onOther)))} / ${fmt(median(rounds.map((x) => x.offOther)))} |`),
     '',
-    'Latency at fixed offered loads (shares of the audit-off peak):',
+    `Latency at fixed offered loads (shares of the audit-off peak), with each broker's threads placed ${PIN ? PLACEMENTS.map((x) => `\`${x}\``).join(' and then ') : '`shared` (not pinned)'} (see \`PLACEMENTS\` in bench/audit.bench.mjs: \`shared\`, every thread of the broker on CPU 1 as in the other phases; \`apart\`, the event loop alone on CPU 1 and the broker's other threads, the log's writer among them, on CPU 0 with the load generators):`,
     '',
-    '| load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 ms of the runs of audit off beside them (merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / the run of audit off beside it | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| threads | load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 ms of the runs of audit off beside them (merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / the run of audit off beside it | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
+    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...latencyRows,
     '',
     ...(sched.why === undefined
       ? [
-          `Who had the event loop's core while it waited: one more round per broker at ${fmt(sched.rows[0]?.rate)} req/s (${FIXED_WARMUP_S} s + ${FIXED_DURATION} s), the scheduler's events on CPU 1 recorded (\`perf sched record\`, bench/sched-wait.mjs). The event loop waits when it was preempted while runnable, and between its wake-up and its run; each task that ran on the core meanwhile is charged its share. µs per check offered:`,
+          `Who had the event loop's core while it waited: one more round per broker at ${fmt(sched.rows[0]?.rate)} req/s (${FIXED_WARMUP_S} s + ${FIXED_DURATION} s), every thread of the broker on CPU 1 (\`shared\`), the scheduler's events on CPU 1 recorded (\`perf sched record\`, bench/sched-wait.mjs). The event loop waits when it was preempted while runnable, and between its wake-up and its run; each task that ran on the core meanwhile is charged its share. µs per check offered:`,
           '',
           "| server | p99 ms of this round | event loop waiting for its core | the decision log's writer thread had it | the broker's other threads (V8's helpers, libuv's pool) | other processes | waits (over 1 ms) | longest wait ms (who had the core most of it) |",
           '|---|--:|--:|--:|--:|--:|--:|--:|',
