@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import { buildRecord, packEntry, type AuditEntry, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { createThreadedAuditWriter, serveAuditWriter, STARVED_UNTIL_QUEUED, ThreadSchedStat, type AuditThread } from './audit-thread.js';
+import { cpuMasksIntersect, createThreadedAuditWriter, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, ThreadSchedStat, type AuditThread } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
@@ -338,6 +338,81 @@ describe('createThreadedAuditWriter', () => {
       port1.on('message', (m: { t: string }) => m.t === 'done' && r(m));
       port1.postMessage({ t: 'close', id: 1 });
     });
+  });
+
+  it('the writer\'s end never asks for the core while it may not run on a CPU of the event loop\'s, and asks once it may', async () => {
+    const sink = new SwitchableSink();
+    const { port1, port2 } = new MessageChannel();
+    const starvedAfterMs = 2_000;
+    let waited = 0;
+    let apart = true;
+    serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), { starvedAfterMs, fedWithinMs: 1_000, waitedMs: () => waited, sharesCore: () => !apart });
+    const sab = createEntryRing(4096);
+    const asked = (): number => Atomics.load(new Int32Array(sab, 0, 2), 1);
+    const delivered = () => new Promise((r) => setTimeout(r, 30));
+    port1.postMessage({ t: 'ring', sab });
+    // A sink that hangs and a queue past STARVED_UNTIL_QUEUED: once it asks, this end keeps asking while it may be fed.
+    let release = (): void => undefined;
+    const write = sink.write.bind(sink);
+    sink.write = (b) => new Promise<void>((r) => (release = r)).then(() => write(b));
+    const entries = range(0, STARVED_UNTIL_QUEUED + 100).map((n) => ({ ...auditEntry(n), json: JSON.stringify(auditEntry(n)), subject: 'alice', agent: undefined, resources: [] }));
+    port1.postMessage({ t: 'rec', at: Date.now(), entries });
+    await delivered();
+    /** A post as late as starvation, with the thread waiting for a core all that time (tried again: see the test above). */
+    const starve = async (): Promise<void> => {
+      for (let attempt = 0; attempt < 5 && asked() === 0; attempt++) {
+        waited += starvedAfterMs;
+        port1.postMessage({ t: 'rec', at: Date.now() - starvedAfterMs - 5 });
+        await delivered();
+      }
+    };
+    // Watched every millisecond: not even a request withdrawn at the next look.
+    let everAsked = 0;
+    const watch = setInterval(() => (everAsked = Math.max(everAsked, asked())), 1);
+    await starve();
+    clearInterval(watch);
+    expect(everAsked).toBe(0);
+    // The same thread on a CPU the event loop may use (the answer is kept 100 ms): it asks ...
+    apart = false;
+    await new Promise((r) => setTimeout(r, 120));
+    await starve();
+    expect(asked()).not.toBe(0);
+    // ... and withdraws once it is pinned apart again, while still late (it looks every 5 ms).
+    apart = true;
+    for (let i = 0; i < 20 && asked() !== 0; i++) await delivered();
+    expect(asked()).toBe(0);
+    sink.write = write;
+    release();
+    await new Promise((r) => {
+      port1.on('message', (m: { t: string }) => m.t === 'done' && r(m));
+      port1.postMessage({ t: 'close', id: 1 });
+    });
+    expect(ids(sink.received)).toEqual(ids(range(0, STARVED_UNTIL_QUEUED + 100).map(auditEntry)));
+  });
+
+  it('tells whether two threads may share a CPU from their Cpus_allowed masks; true where a mask is unknown', () => {
+    expect(cpuMasksIntersect([0x1], [0x2])).toBe(false);
+    expect(cpuMasksIntersect([0x3], [0x2])).toBe(true);
+    // 32-bit groups, most significant first: CPU 32 against CPU 0, and groups of different counts aligned at CPU 0.
+    expect(cpuMasksIntersect([0x1, 0x0], [0x0, 0x1])).toBe(false);
+    expect(cpuMasksIntersect([0x80000000], [0xffffffff])).toBe(true);
+    expect(cpuMasksIntersect([0x1], [0x0, 0x1])).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'warden-cpus-'));
+    try {
+      const status = (name: string, mask: string): string => {
+        const path = join(dir, name);
+        writeFileSync(path, `Name:\tnode\nCpus_allowed:\t${mask}\nCpus_allowed_list:\t-\n`);
+        return path;
+      };
+      expect(sharesCpuWithMain(status('a', '00000001'), status('b', '00000002'))).toBe(false);
+      expect(sharesCpuWithMain(status('c', '00000000,00000003'), status('d', '00000002'))).toBe(true);
+      expect(sharesCpuWithMain(join(dir, 'missing'), status('e', '00000002'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // This thread against the process's main thread, from the kernel's files: where this runs on
+    // the main thread (a forked test worker) or in a worker thread of the same affinity, they share.
+    if (process.platform === 'linux') expect(sharesCpuWithMain()).toBe(true);
   });
 
   it.runIf(process.platform === 'linux')('reads the thread\'s time on a core and waiting for one from the kernel (ms, as the file says, never going back), again from one open file', () => {

@@ -22,7 +22,7 @@
  * be in a process crash (those it had spilled are replayed by the next one); callers waiting for
  * durability are refused, and a new thread is started, which replays the spill file first.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { WardenError } from '@warden/core';
 import { buildRecord, isComposed, packEntry, readPackedUtf8, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
@@ -158,6 +158,47 @@ export interface StarvationLimits {
   fedWithinMs: number;
   /** The thread's time waiting for a core so far, ms, or undefined where unknown (default a {@link ThreadSchedStat} of the writer's thread; tests set their own). */
   waitedMs?: () => number | undefined;
+  /**
+   * Whether the writer's thread may run on a CPU the event loop's thread may run on (default
+   * {@link sharesCpuWithMain}, read again at most every {@link SHARES_CHECK_MS}). One that may not
+   * never asks: a pause of the event loop cannot give it a core. (The decision-log bench's `apart`
+   * placement pins them apart; there the writer, starved by the load generator on its own core,
+   * made the busy event loop pause 15-162 times per sink in the rounds at 60% for nothing: bench/README.md.)
+   */
+  sharesCore?: () => boolean;
+}
+
+/** How long {@link StarvationLimits.sharesCore}'s answer is kept (ms): affinities change rarely, the writer looks every few ms while starved. */
+const SHARES_CHECK_MS = 100;
+
+/** The `Cpus_allowed` mask of a /proc status file, as its comma-separated 32-bit hex groups (most significant first); undefined where unreadable. */
+function cpusAllowed(path: string): number[] | undefined {
+  try {
+    const m = /^Cpus_allowed:\s*([0-9a-f,]+)$/m.exec(readFileSync(path, 'latin1'));
+    return m?.[1] === undefined ? undefined : m[1].split(',').map((g) => Number.parseInt(g, 16));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether two `Cpus_allowed` masks (32-bit groups, most significant first) have a CPU in common.
+ * @example cpuMasksIntersect([0x1], [0x2]) === false
+ */
+export function cpuMasksIntersect(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 1; i <= Math.min(a.length, b.length); i++) if (((a[a.length - i] as number) & (b[b.length - i] as number)) !== 0) return true;
+  return false;
+}
+
+/**
+ * Whether the calling thread and the process's main thread (the event loop's: its thread id is
+ * the process id) may run on a common CPU, from Linux's `/proc/thread-self/status` and
+ * `/proc/self/task/<pid>/status` (the paths are parameters for tests); true where either is unknown.
+ */
+export function sharesCpuWithMain(ownStatus = '/proc/thread-self/status', mainStatus = `/proc/self/task/${process.pid}/status`): boolean {
+  const own = cpusAllowed(ownStatus);
+  const main = cpusAllowed(mainStatus);
+  return own === undefined || main === undefined || cpuMasksIntersect(own, main);
 }
 
 /**
@@ -582,6 +623,17 @@ export function serveAuditWriter(
   let starving = false;
   const clock = limits.waitedMs === undefined ? new ThreadSchedStat() : undefined;
   const waitedMs = limits.waitedMs ?? (() => clock?.waitMs());
+  const sharesCore = limits.sharesCore ?? (() => sharesCpuWithMain());
+  let sharesAt = Number.NEGATIVE_INFINITY;
+  let shares = true;
+  /** {@link StarvationLimits.sharesCore}, kept {@link SHARES_CHECK_MS}. */
+  const mayBeFed = (now: number): boolean => {
+    if (now - sharesAt >= SHARES_CHECK_MS) {
+      shares = sharesCore();
+      sharesAt = now;
+    }
+    return shares;
+  };
   /** The thread's wait for a core when last read (at each post or timer), and when that was (performance.now()). */
   let waitedBefore = waitedMs();
   let lookedAt = performance.now();
@@ -618,6 +670,11 @@ export function serveAuditWriter(
     waitedBefore = waited;
     lookedAt = now;
     if (starving) {
+      if (!mayBeFed(now)) {
+        stopFeeding();
+        ring.starved(false);
+        return;
+      }
       const queued = writer.stats().queued;
       if (lateMs <= limits.fedWithinMs && queued <= STARVED_UNTIL_QUEUED) {
         stopFeeding();
@@ -634,6 +691,8 @@ export function serveAuditWriter(
     if (lateMs < limits.starvedAfterMs) return;
     // Late, but it had the core most of that time (its own work) or was not runnable (stopped).
     if (!waitedHalf(lastWaited, waited, lateMs)) return;
+    // Starved, but not on a core the event loop could give it.
+    if (!mayBeFed(now)) return;
     starving = true;
     // The share is judged from the last look on (it waited for a core half of how late it was).
     markOld = { at: lastAt, waited: lastWaited };
