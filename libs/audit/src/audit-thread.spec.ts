@@ -54,6 +54,27 @@ function starvedThread(asks: number, gotRing: (asked: Int32Array) => void): Audi
   );
 }
 
+/** Entries `from` to `to` (exclusive) as the writer's thread takes them from a post. */
+const serialized = (from: number, to: number): SerializedEntry[] => range(from, to).map((n) => ({ ...auditEntry(n), json: JSON.stringify(auditEntry(n)), subject: 'alice', agent: undefined, resources: [] }));
+
+/** Makes `sink`'s writes hang until the function returned is called, which lets them (and later ones) through. */
+function holdWrites(sink: SwitchableSink): () => void {
+  let release = (): void => undefined;
+  const write = sink.write.bind(sink);
+  sink.write = (b) => new Promise<void>((r) => (release = r)).then(() => write(b));
+  return () => {
+    sink.write = write;
+    release();
+  };
+}
+
+/** Asks the served end on the other side of `port` to close, and waits for its answer. */
+const closeServed = (port: MessagePort): Promise<unknown> =>
+  new Promise((r) => {
+    port.on('message', (m: { t: string }) => m.t === 'done' && r(m));
+    port.postMessage({ t: 'close', id: 1 });
+  });
+
 describe('createThreadedAuditWriter', () => {
   let dir: string;
   let spillPath: string;
@@ -287,16 +308,13 @@ describe('createThreadedAuditWriter', () => {
     const sab = createEntryRing(4096);
     const asked = (): number => Atomics.load(new Int32Array(sab, 0, 2), 1);
     const delivered = () => new Promise((r) => setTimeout(r, 30));
-    const entries = (from: number, to: number) => range(from, to).map((n) => ({ ...auditEntry(n), json: JSON.stringify(auditEntry(n)), subject: 'alice', agent: undefined, resources: [] }));
     port1.postMessage({ t: 'ring', sab });
-    port1.postMessage({ t: 'rec', at: Date.now(), entries: entries(0, 3) });
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(0, 3) });
     await delivered();
     expect(asked()).toBe(0);
     // The sink hangs: the queue grows past STARVED_UNTIL_QUEUED, posts still arrive on time, nobody is asked to yield.
-    let release = (): void => undefined;
-    const write = sink.write.bind(sink);
-    sink.write = (b) => new Promise<void>((r) => (release = r)).then(() => write(b));
-    const many = entries(3, STARVED_UNTIL_QUEUED + 100);
+    const release = holdWrites(sink);
+    const many = serialized(3, STARVED_UNTIL_QUEUED + 100);
     port1.postMessage({ t: 'rec', at: Date.now(), entries: many });
     await delivered();
     expect(asked()).toBe(0);
@@ -329,15 +347,11 @@ describe('createThreadedAuditWriter', () => {
     for (let i = 0; i < 20 && asked() === 2; i++) await delivered();
     expect(asked()).toBe(1);
     // ... and withdraws once it has written its queue down (no post needed: it looks again by itself).
-    sink.write = write;
     release();
     for (let i = 0; i < 100 && asked() !== 0; i++) await delivered();
     expect(asked()).toBe(0);
     expect(ids(sink.received)).toEqual(ids(range(0, STARVED_UNTIL_QUEUED + 100).map(auditEntry)));
-    await new Promise((r) => {
-      port1.on('message', (m: { t: string }) => m.t === 'done' && r(m));
-      port1.postMessage({ t: 'close', id: 1 });
-    });
+    await closeServed(port1);
   });
 
   it('the writer\'s end never asks for the core while it may not run on a CPU of the event loop\'s, and asks once it may', async () => {
@@ -352,11 +366,8 @@ describe('createThreadedAuditWriter', () => {
     const delivered = () => new Promise((r) => setTimeout(r, 30));
     port1.postMessage({ t: 'ring', sab });
     // A sink that hangs and a queue past STARVED_UNTIL_QUEUED: once it asks, this end keeps asking while it may be fed.
-    let release = (): void => undefined;
-    const write = sink.write.bind(sink);
-    sink.write = (b) => new Promise<void>((r) => (release = r)).then(() => write(b));
-    const entries = range(0, STARVED_UNTIL_QUEUED + 100).map((n) => ({ ...auditEntry(n), json: JSON.stringify(auditEntry(n)), subject: 'alice', agent: undefined, resources: [] }));
-    port1.postMessage({ t: 'rec', at: Date.now(), entries });
+    const release = holdWrites(sink);
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(0, STARVED_UNTIL_QUEUED + 100) });
     await delivered();
     /** A post as late as starvation, with the thread waiting for a core all that time (tried again: see the test above). */
     const starve = async (): Promise<void> => {
@@ -381,12 +392,8 @@ describe('createThreadedAuditWriter', () => {
     apart = true;
     for (let i = 0; i < 20 && asked() !== 0; i++) await delivered();
     expect(asked()).toBe(0);
-    sink.write = write;
     release();
-    await new Promise((r) => {
-      port1.on('message', (m: { t: string }) => m.t === 'done' && r(m));
-      port1.postMessage({ t: 'close', id: 1 });
-    });
+    await closeServed(port1);
     expect(ids(sink.received)).toEqual(ids(range(0, STARVED_UNTIL_QUEUED + 100).map(auditEntry)));
   });
 
