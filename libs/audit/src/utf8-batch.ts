@@ -48,13 +48,13 @@ export class Utf8Batch {
   /** The entry's JSON. */
   json(e: SerializedEntry): this {
     const u = e.utf8;
-    return u === undefined ? this.text(e.json) : this.copy(u, (e.utf8Nl as number) + 1, u.length);
+    return u === undefined ? this.text(e.json) : this.append(u, (e.utf8Nl as number) + 1, u.length);
   }
 
   /** The entry's fields line ({@link fieldsLine}). */
   fields(e: SerializedEntry): this {
     const u = e.utf8;
-    return u === undefined ? this.text(fieldsLine(e)) : this.copy(u, 0, e.utf8Nl as number);
+    return u === undefined ? this.text(fieldsLine(e)) : this.append(u, 0, e.utf8Nl as number);
   }
 
   /** Bytes [from, to) as a view (valid until the batch is reset or written to again). */
@@ -62,7 +62,8 @@ export class Utf8Batch {
     return this.buf.subarray(from, to);
   }
 
-  private copy(src: Buffer, from: number, to: number): this {
+  /** Bytes [from, to) of `src`, as they are. */
+  append(src: Buffer, from: number, to: number): this {
     this.room(to - from);
     this.pos += src.copy(this.buf, this.pos, from, to);
     return this;
@@ -96,6 +97,12 @@ export class Utf8Batches {
   give(b: Utf8Batch): void {
     this.idle = b;
   }
+}
+
+/** The entry's fields line ({@link fieldsLine}) as UTF-8: a view of its ring bytes, or encoded from its text. */
+export function fieldsUtf8(e: SerializedEntry): Buffer {
+  const u = e.utf8;
+  return u === undefined ? Buffer.from(fieldsLine(e), 'utf8') : u.subarray(0, e.utf8Nl as number);
 }
 
 /** The entry's JSON as UTF-8: a view of its ring bytes, or encoded from its text. */

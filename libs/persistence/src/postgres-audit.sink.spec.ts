@@ -100,6 +100,40 @@ describe('createPostgresAuditSink', () => {
     expect(s2).toMatchObject({ decision_id: 's-2', subject: 'eve', resources: ['tool/f'] });
   });
 
+  it('writes a plain batch with one COPY, each value and the entry\'s text exact, and a batch with rows already written with the insert, once each', async () => {
+    // Which statement wrote the rows: a statement trigger records the top-level query (its first word is compared).
+    await db.query('create table audit_statements (q text not null)');
+    await db.query(`create function audit_statement() returns trigger language plpgsql as $$ begin insert into audit_statements values (current_query()); return null; end $$`);
+    await db.query('create trigger audit_statement after insert on warden_audit_log for each statement execute function audit_statement()');
+    try {
+      const sut = createPostgresAuditSink({ db });
+      const statements = async (): Promise<string[]> => (await db.query<{ q: string }>('select q from audit_statements')).rows.map((r) => r.q.trim().split(/\s/)[0]?.toLowerCase() ?? '');
+      // Values with the bytes COPY and array literals treat specially, none of which JSON escapes.
+      const base = ser([entry('c-1')])[0] as Serialized;
+      const plain: Serialized = { ...base, subject: 'a,b {x} ünï 😀', agent: undefined, resources: ['tool/NULL', 'tool/a b', "tool/o'k", 'tool/{y}', 'tool/'] };
+      // An entry whose JSON holds escapes (backslashes, a quote, a tab, a newline, U+0000) and a lone surrogate.
+      const escapes = { ...entry('c-2'), reasons: [{ code: 'x', message: 'back\\slash "q"\t\n\u0000 \ud800 \\N' }] };
+      const withEscapes: Serialized = { ...(ser([escapes])[0] as Serialized), resources: [] };
+      await sut.write([plain, { ...withEscapes, ...utf8Of(withEscapes) }]);
+      expect(await statements()).toEqual(['copy']);
+      type Row = { subject: string | null; agent: string | null; resources: string[]; entry: string };
+      const { rows } = await db.query<Row>(`select subject, agent, resources, entry::text as entry from warden_audit_log where decision_id like 'c-%' order by decision_id`);
+      expect(rows).toEqual([
+        { subject: plain.subject, agent: null, resources: plain.resources, entry: plain.json },
+        { subject: 'alice', agent: 'bot', resources: [], entry: withEscapes.json },
+      ]);
+      // A batch with a row written before: COPY refuses it whole, the insert writes the new row alone.
+      await sut.write([ser([entry('c-3')])[0] as Serialized, { ...plain }]);
+      expect(await statements()).toEqual(['copy', 'insert']);
+      const ids = (await db.query<{ decision_id: string }>(`select decision_id from warden_audit_log where decision_id like 'c-%' order by decision_id`)).rows;
+      expect(ids.map((r) => r.decision_id)).toEqual(['c-1', 'c-2', 'c-3']);
+    } finally {
+      await db.query('drop trigger audit_statement on warden_audit_log');
+      await db.query('drop function audit_statement()');
+      await db.query('drop table audit_statements');
+    }
+  });
+
   it('rejects when the database is gone (so the writer spills), and its pool closing is the owner\'s call', async () => {
     const own = createPgDb({ url: t.url.replace(/\/[^/]+$/, '/warden_no_such_db'), max: 1 });
     const sut = createPostgresAuditSink({ db: own, ownsDb: true });
