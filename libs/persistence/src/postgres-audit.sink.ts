@@ -115,7 +115,6 @@ async function copyRows(pool: pg.Pool, rows: Buffer): Promise<void> {
   }
 }
 
-
 // One row per entry: the filter columns from the entries' fields lines (`fieldsLine`) as one JSON
 // array text, the entries as another (a `json` column keeps each element's text; no jsonb
 // conversion per row), joined by position. An entry read from the writer's ring hands its fields
