@@ -4,6 +4,7 @@
  * once after a reconnect so a change missed while disconnected is still picked up.
  */
 import pg from 'pg';
+import { from as copyStream } from 'pg-copy-streams';
 import { WardenError } from '@warden/core';
 import type { Row, SqlDb, SqlQueryable } from './sql-db.js';
 
@@ -49,6 +50,31 @@ export function createPgDb(options: PgDbOptions): SqlDb {
     kind: 'pg',
     handle: { kind: 'pg', pool },
     query: (text, params) => query(text, params),
+    async copyFrom(statement, rows) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw storageError('connect', err);
+      }
+      let broken: Error | undefined;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const stream = client.query(copyStream(statement));
+          stream.on('finish', resolve);
+          stream.on('error', reject);
+          // One CopyData message. 'finish' comes once the server has answered the whole COPY, so
+          // the caller may reuse `rows`'s memory after this resolves.
+          stream.end(rows);
+        });
+      } catch (err) {
+        if (err instanceof Error && 'severity' in err) throw err; // a SQL error: the caller maps it; the connection stays usable
+        broken = err instanceof Error ? err : new Error(String(err));
+        throw storageError('copy', err);
+      } finally {
+        client.release(broken);
+      }
+    },
     async transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> {
       let client: pg.PoolClient;
       try {

@@ -1,14 +1,11 @@
 /**
  * The decision log in Warden's Postgres (`warden_audit_log`, migrations 0003 and 0004: partitioned
- * by day). On node-postgres each batch is one `COPY` (its rows built from the entries' bytes); a
+ * by day). Where the driver has COPY (node-postgres) each batch is one `COPY` (its rows built from the entries' bytes); a
  * batch that holds a decision id already written (a replay after a partial failure, or the same
  * entry twice) is refused whole by the primary key and then goes as one insert that is idempotent
  * on the decision id and its time (`on conflict do nothing`; a replayed entry keeps its time), so
  * nothing is written twice. Also the day partitions and the retention.
  */
-import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { WardenError } from '@warden/core';
 import { fieldsUtf8, Utf8Batches, type AuditEntry, type AuditSink, type SerializedEntry, type Utf8Batch } from '@warden/audit';
 import type { SqlDb, SqlQueryable } from './sql-db.js';
 
@@ -88,33 +85,6 @@ function copyRow(b: Utf8Batch, e: SerializedEntry): boolean {
   return true;
 }
 
-/** Runs {@link COPY} with `rows` (its text format) on a connection of `pool`; rejects as the statement fails. */
-async function copyRows(pool: pg.Pool, rows: Buffer): Promise<void> {
-  let client: pg.PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (err) {
-    throw new WardenError('ERR_STORAGE_UNAVAILABLE', `database connect failed (${(err as { code?: string }).code ?? 'unknown'})`, { cause: err });
-  }
-  let broken: Error | undefined;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const stream = client.query(copyFrom(COPY));
-      stream.on('finish', resolve);
-      stream.on('error', reject);
-      // One CopyData message; the promise settles once the server has answered the whole COPY,
-      // so the batch's buffer (which `rows` is a view of) is not reused while the socket holds it.
-      stream.end(rows);
-    });
-  } catch (err) {
-    // A SQL error leaves the connection usable; anything else (a dropped socket) does not.
-    if (!(err instanceof Error && 'severity' in err)) broken = err instanceof Error ? err : new Error(String(err));
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
-
 // One row per entry: the filter columns from the entries' fields lines (`fieldsLine`) as one JSON
 // array text, the entries as another (a `json` column keeps each element's text; no jsonb
 // conversion per row), joined by position. An entry read from the writer's ring hands its fields
@@ -169,12 +139,12 @@ export function createPostgresAuditSink(options: PostgresAuditSinkOptions): Audi
       if (batch.length === 0) return;
       const b = batches.take();
       try {
-        if (db.handle.kind === 'pg') {
+        if (db.copyFrom !== undefined) {
           let plain = true;
           for (let i = 0; i < batch.length && plain; i++) plain = copyRow(b, batch[i] as SerializedEntry);
           if (plain) {
             try {
-              return await copyRows(db.handle.pool, b.bytes());
+              return await db.copyFrom(COPY, b.bytes());
             } catch (err) {
               if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
               // Some of the batch was written before (a replay): the insert below skips those rows.

@@ -20,6 +20,12 @@ export interface SqlDb extends SqlQueryable {
   /** `pg` or `pglite`. */
   readonly kind: 'pg' | 'pglite';
   readonly handle: SqlDriverHandle;
+  /**
+   * Runs `statement` (a `COPY ... FROM STDIN`) with `rows` in its format, on one connection;
+   * rejects as the statement fails (a SQL error as the driver reports it). Only node-postgres has
+   * it; PGlite's COPY goes through a virtual file instead.
+   */
+  readonly copyFrom?: (statement: string, rows: Buffer) => Promise<void>;
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T>;
   /** Delivers every NOTIFY on `channel` (from any connection or instance) to `onPayload`. */
