@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// What composing a /v1/check decision-log entry costs the event loop, against V8's own serialisers
+// on the same data, in one process, alternating: would handing the decision to the writer's thread
+// and composing the entry there take work off the event loop?
+//
+//   npm run bench:audit-compose          (BENCH_ROUNDS, default 7; BENCH_N entries per round, default 100,000)
+//
+// The entry is the one bench/audit.bench.mjs's brokers write: its body (a trusted gateway stating the
+// subject, one resource, one action, no resolvers) as the route holds it, with the decision the
+// shipped policies give it (DENY by the agent's policy, one reason). Each measurement runs over a pool
+// of 1,000 distinct object graphs (the broker sees a new one per request) and writes into one buffer:
+//   compose       V1CheckEntry.compose into BytesJsonOut: what the event loop does today;
+//   snapshot      JSON.stringify of the decision's own values the entry is made from (the route's
+//                 request, identities, decisions, timings), then TextEncoder.encodeInto the buffer:
+//                 the least the event loop would have to serialise to hand the decision to another
+//                 thread, which would then parse it and compose the entry;
+//   clone         v8.serialize of the same values (what postMessage's structured clone does);
+//   stringify     JSON.stringify of the entry's own object, then encodeInto: V8's native serialiser
+//                 on exactly the JSON that compose writes (the anchor).
+// The medians of the rounds, ns per entry, and their ratios to compose.
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { serialize } from 'node:v8';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const N = Number(process.env.BENCH_N ?? 100_000);
+const POOL = 1000;
+
+const built = process.env.BENCH_SKIP_BUILD === '1' ? { status: 0 } : spawnSync(process.execPath, [join(root, 'scripts/ensure-built.mjs')], { cwd: root, stdio: 'inherit', timeout: 300_000 });
+if (built.status !== 0) {
+  process.stderr.write('audit-compose bench: scripts/ensure-built.mjs failed\n');
+  process.exit(1);
+}
+const dist = join(root, 'dist/apps/broker');
+const { V1CheckEntry } = await import(pathToFileURL(join(dist, 'apps/broker/src/audit/check-audit-entry.js')).href);
+const { BytesJsonOut, TextJsonOut, createInputMask } = await import(pathToFileURL(join(dist, 'libs/audit/src/index.js')).href);
+
+const BODY = '{"subject":{"id":"alice","roles":["user"],"attr":{"tenant":"acme"}},"agent":{"id":"bot"},"action":"invoke","resource":{"kind":"tool","id":"web_search","attr":{"risk":"low","tenant":"acme"}},"context":{"model":"gpt-4o"}}';
+const mask = createInputMask([]);
+
+/** One decided check as the route holds it (`AuditedCheck`), each a graph of its own. */
+function decided() {
+  const b = JSON.parse(BODY);
+  const req = { actions: [b.action], resources: [b.resource], context: b.context, subject: b.subject, agent: b.agent, sent: { subject: b.subject, agent: b.agent } };
+  const item = { input: { principal: { id: b.subject.id, roles: b.subject.roles, attr: b.subject.attr }, resource: { kind: b.resource.kind, id: b.resource.id, attr: b.resource.attr } } };
+  const decisions = [
+    {
+      effects: { invoke: 'DENY' },
+      details: { invoke: { subject: { policy: 'resource.tool.vdefault', rule: 'resource.tool.vdefault#tenant-low-risk' }, agent: { effect: 'EFFECT_DENY', policy: 'resource.tool.vdefault' } } },
+      reasons: [{ code: 'policy_denied', message: '`invoke` on tool `web_search` is not allowed for agent `bot`', resource: { kind: 'tool', id: 'web_search' }, actions: ['invoke'], identity: 'agent' }],
+      outputs: [],
+    },
+  ];
+  const start = performance.now();
+  return { req, decisionId: randomUUID(), policyVersion: 'sha256:19e379f9d1f7d895', enriched: { items: [item] }, decisions, ids: { agent: { id: 'bot' } }, stamps: { start, parsed: start + 0.2, enriched: start + 0.25, evaluated: start + 0.4 } };
+}
+
+/** The decision's own values, as a thread composing the entry would need them handed over. */
+const snapshotOf = (d, at) => {
+  const r = d.req;
+  return [d.decisionId, at, d.policyVersion, '/v1/check', r.actions, r.resources, r.context, r.requestId, r.sent.subject, r.sent.agent, r.gateway, d.ids.agent.id, d.enriched.items[0].input.principal.id, d.decisions, d.stamps];
+};
+
+const at = Date.now();
+const pool = Array.from({ length: POOL }, () => {
+  const d = decided();
+  const entry = new V1CheckEntry(d, mask, '/v1/check', at);
+  const text = new TextJsonOut();
+  entry.compose(text);
+  // The entry's own object, as JSON.stringify would get it: what compose writes, parsed.
+  const [fields, json] = text.text.split('\n');
+  return { d, entry, fields: JSON.parse(fields), object: JSON.parse(json) };
+});
+// compose writes exactly what JSON.stringify writes for the entry: the anchor serialises the same text.
+{
+  const { entry, fields, object } = pool[0];
+  const text = new TextJsonOut();
+  entry.compose(text);
+  if (text.text !== `${JSON.stringify(fields)}\n${JSON.stringify(object)}`) throw new Error('audit-compose bench: compose and JSON.stringify disagree on the entry');
+}
+
+const buf = new Uint8Array(1 << 16);
+const out = new BytesJsonOut();
+const encoder = new TextEncoder();
+let sink = 0;
+const runs = {
+  compose: () => {
+    for (let i = 0; i < N; i++) {
+      out.reset(buf, 0, buf.length);
+      pool[i % POOL].entry.compose(out);
+      sink += out.pos;
+    }
+  },
+  snapshot: () => {
+    for (let i = 0; i < N; i++) sink += encoder.encodeInto(JSON.stringify(snapshotOf(pool[i % POOL].d, at)), buf).written;
+  },
+  clone: () => {
+    for (let i = 0; i < N; i++) sink += serialize(snapshotOf(pool[i % POOL].d, at)).length;
+  },
+  stringify: () => {
+    for (let i = 0; i < N; i++) {
+      const p = pool[i % POOL];
+      sink += encoder.encodeInto(`${JSON.stringify(p.fields)}\n${JSON.stringify(p.object)}`, buf).written;
+    }
+  },
+};
+const names = Object.keys(runs);
+const ns = Object.fromEntries(names.map((n) => [n, []]));
+for (const n of names) runs[n](); // warm-up: each optimised before any round is timed
+for (let r = 0; r < ROUNDS; r++) {
+  // The order rotated by one every round.
+  for (let k = 0; k < names.length; k++) {
+    const n = names[(k + r) % names.length];
+    const t0 = process.hrtime.bigint();
+    runs[n]();
+    ns[n].push(Number(process.hrtime.bigint() - t0) / N);
+  }
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const m = Object.fromEntries(names.map((n) => [n, median(ns[n])]));
+out.reset(buf, 0, buf.length);
+pool[0].entry.compose(out);
+const bytes = out.pos;
+console.log(`audit-compose: ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; ${ROUNDS} rounds x ${N} entries of ${bytes} bytes; median ns per entry (rounds), / compose`);
+for (const n of names) console.log(`  ${n.padEnd(10)} ${m[n].toFixed(0).padStart(6)} ns  (${ns[n].map((x) => x.toFixed(0)).join(' / ')})  ${(m[n] / m.compose).toFixed(2)}x`);
+// The results are used, so no run's work can be dropped as dead code.
+if (sink === 0) throw new Error('audit-compose bench: nothing was written');
