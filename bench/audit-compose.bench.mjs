@@ -15,6 +15,11 @@
 //                 the least the event loop would have to serialise to hand the decision to another
 //                 thread, which would then parse it and compose the entry;
 //   clone         v8.serialize of the same values (what postMessage's structured clone does);
+//   capture       the least a handoff could be: the request's body copied as the bytes it arrived
+//                 as, the decision id, the time and the stage stamps as numbers, each action's
+//                 effect and matched policy and rule as small integers (indices into names the
+//                 other thread would hold per policy version), the identities' ids, and only the
+//                 reasons (text made per request) through JSON.stringify;
 //   stringify     JSON.stringify of the entry's own object, then encodeInto: V8's native serialiser
 //                 on exactly the JSON that compose writes (the anchor).
 // The medians of the rounds, ns per entry, and their ratios to compose.
@@ -59,6 +64,42 @@ function decided() {
   return { req, decisionId: randomUUID(), policyVersion: 'sha256:19e379f9d1f7d895', enriched: { items: [item] }, decisions, ids: { agent: { id: 'bot' } }, stamps: { start, parsed: start + 0.2, enriched: start + 0.25, evaluated: start + 0.4 } };
 }
 
+/** `s` (ASCII) at `pos` of `buf`; the position after it. */
+function ascii(buf, pos, s) {
+  for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
+  return pos;
+}
+
+/**
+ * The decision in {@link capture}'s form at `pos` of `buf` (its numbers 8-byte aligned in `f64`):
+ * the position after it. The policy and rule indices stand for a lookup the compiled policy set
+ * would hold; the identities' ids are the enriched ones (a token's subject is not in the body).
+ */
+function capture(p, buf, f64, at) {
+  const d = p.d;
+  let pos = p.body.copy(buf, 0);
+  pos = ascii(buf, pos, d.decisionId);
+  const t = d.stamps;
+  let w = (pos + 7) >> 3;
+  f64[w++] = at;
+  f64[w++] = t.start;
+  f64[w++] = t.parsed;
+  f64[w++] = t.enriched;
+  f64[w++] = t.evaluated;
+  pos = w << 3;
+  const dec = d.decisions[0];
+  for (const a of d.req.actions) {
+    buf[pos++] = dec.effects[a] === 'ALLOW' ? 1 : 0;
+    const detail = dec.details[a];
+    buf[pos++] = detail.subject.rule === undefined ? 0 : 7; // the matched rule's index
+    buf[pos++] = 3; // its policy's index
+    buf[pos++] = detail.agent === undefined ? 0 : detail.agent.effect === 'EFFECT_ALLOW' ? 1 : 2;
+  }
+  pos = ascii(buf, pos, d.enriched.items[0].input.principal.id);
+  pos = ascii(buf, pos, d.ids.agent.id);
+  return pos + buf.write(JSON.stringify(dec.reasons), pos);
+}
+
 /** The decision's own values, as a thread composing the entry would need them handed over. */
 const snapshotOf = (d, at) => {
   const r = d.req;
@@ -73,7 +114,7 @@ const pool = Array.from({ length: POOL }, () => {
   entry.compose(text);
   // The entry's own object, as JSON.stringify would get it: what compose writes, parsed.
   const [fields, json] = text.text.split('\n');
-  return { d, entry, fields: JSON.parse(fields), object: JSON.parse(json) };
+  return { d, entry, fields: JSON.parse(fields), object: JSON.parse(json), body: Buffer.from(BODY) };
 });
 // compose writes exactly what JSON.stringify writes for the entry: the anchor serialises the same text.
 {
@@ -83,7 +124,8 @@ const pool = Array.from({ length: POOL }, () => {
   if (text.text !== `${JSON.stringify(fields)}\n${JSON.stringify(object)}`) throw new Error('audit-compose bench: compose and JSON.stringify disagree on the entry');
 }
 
-const buf = new Uint8Array(1 << 16);
+const buf = Buffer.alloc(1 << 16);
+const f64 = new Float64Array(buf.buffer, buf.byteOffset, buf.length >> 3);
 const out = new BytesJsonOut();
 const encoder = new TextEncoder();
 let sink = 0;
@@ -97,6 +139,9 @@ const runs = {
   },
   snapshot: () => {
     for (let i = 0; i < N; i++) sink += encoder.encodeInto(JSON.stringify(snapshotOf(pool[i % POOL].d, at)), buf).written;
+  },
+  capture: () => {
+    for (let i = 0; i < N; i++) sink += capture(pool[i % POOL], buf, f64, at);
   },
   clone: () => {
     for (let i = 0; i < N; i++) sink += serialize(snapshotOf(pool[i % POOL].d, at)).length;
