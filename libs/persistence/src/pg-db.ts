@@ -27,6 +27,17 @@ function storageError(action: string, err: unknown): WardenError {
 }
 
 /**
+ * Whether `err` is the server's answer to a statement with the session still open (a constraint,
+ * a syntax error: the caller maps it). FATAL and PANIC end the session (57P01 when the server
+ * shuts down or terminates the backend): those are storage failures like a dropped socket.
+ */
+const isStatementError = (err: unknown): boolean => {
+  if (!(err instanceof Error) || !('severity' in err)) return false;
+  const severity = (err as { severity?: unknown }).severity;
+  return severity !== 'FATAL' && severity !== 'PANIC';
+};
+
+/**
  * Opens a pool on `url` (connections are made lazily).
  * @example const db = createPgDb({ url: 'postgres://postgres@127.0.0.1:5432/warden' });
  */
@@ -41,8 +52,40 @@ export function createPgDb(options: PgDbOptions): SqlDb {
       const res = await via.query<R>(text, params as unknown[] | undefined);
       return { rows: res.rows };
     } catch (err) {
-      if (err instanceof Error && 'severity' in err) throw err; // a SQL error: the caller maps it
+      if (isStatementError(err)) throw err; // a SQL error: the caller maps it
       throw storageError('query', err);
+    }
+  }
+
+  /**
+   * Runs `fn` on a connection of its own, checked out of the pool, and gives it back (destroyed
+   * when it broke). While a client is checked out, pg-pool takes its own error listener off it,
+   * and a connection that ends then (the server restarted or stopped, the backend terminated)
+   * emits 'error' on the client: with no listener, an uncaught exception that ended the audit
+   * writer's thread, and the entries in its memory with it (the Postgres fault e2e, 2026-11-30).
+   * The statement in flight fails by itself; the listener only keeps the error from escaping.
+   */
+  async function withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw storageError('connect', err);
+    }
+    let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      return await fn(client);
+    } catch (err) {
+      // The connection failed under a statement (not the server refusing it, not the caller's own error): in doubt.
+      if (err instanceof WardenError && err.code === 'ERR_STORAGE_UNAVAILABLE') broken ??= err;
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
     }
   }
 
@@ -50,50 +93,34 @@ export function createPgDb(options: PgDbOptions): SqlDb {
     kind: 'pg',
     handle: { kind: 'pg', pool },
     query: (text, params) => query(text, params),
-    async copyFrom(statement, rows) {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw storageError('connect', err);
-      }
-      let broken: Error | undefined;
-      try {
-        await new Promise<void>((resolve, reject) => {
-          const stream = client.query(copyStream(statement));
-          stream.on('finish', resolve);
-          stream.on('error', reject);
-          // One CopyData message. 'finish' comes once the server has answered the whole COPY, so
-          // the caller may reuse `rows`'s memory after this resolves.
-          stream.end(rows);
-        });
-      } catch (err) {
-        if (err instanceof Error && 'severity' in err) throw err; // a SQL error: the caller maps it; the connection stays usable
-        broken = err instanceof Error ? err : new Error(String(err));
-        throw storageError('copy', err);
-      } finally {
-        client.release(broken);
-      }
-    },
-    async transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw storageError('connect', err);
-      }
-      try {
-        await client.query('begin');
-        const out = await fn({ query: (text, params) => query(text, params, client) });
-        await client.query('commit');
-        return out;
-      } catch (err) {
-        await client.query('rollback').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
-    },
+    copyFrom: (statement, rows) =>
+      withClient(async (client) => {
+        try {
+          await new Promise<void>((resolve, reject) => {
+            const stream = client.query(copyStream(statement));
+            stream.on('finish', resolve);
+            stream.on('error', reject);
+            // One CopyData message. 'finish' comes once the server has answered the whole COPY, so
+            // the caller may reuse `rows`'s memory after this resolves.
+            stream.end(rows);
+          });
+        } catch (err) {
+          if (isStatementError(err)) throw err; // a SQL error: the caller maps it; the connection stays usable
+          throw storageError('copy', err);
+        }
+      }),
+    transaction: <T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> =>
+      withClient(async (client) => {
+        await query('begin', undefined, client);
+        try {
+          const out = await fn({ query: (text, params) => query(text, params, client) });
+          await query('commit', undefined, client);
+          return out;
+        } catch (err) {
+          await client.query('rollback').catch(() => undefined);
+          throw err;
+        }
+      }),
     async listen(channel, onPayload) {
       if (!CHANNEL.test(channel)) throw new WardenError('ERR_INTERNAL', `BUG: bad channel name \`${channel}\``);
       let stopped = false;

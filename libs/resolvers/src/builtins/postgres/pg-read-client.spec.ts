@@ -95,6 +95,33 @@ describe(createPgReadClient.name, () => {
     expect(pool.waitingCount).toBe(0);
   });
 
+  it('a connection terminated under its query: the query fails, nothing escapes the client, the pool serves the next one', async () => {
+    const pool = newPool(1);
+    const sut = createPgReadClient(pool);
+    const escaped: unknown[] = [];
+    const onUncaught = (err: unknown): void => {
+      escaped.push(err);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const marker = `terminated_${randomBytes(4).toString('hex')}`;
+      const pending = sut.readOnlyQuery(`select pg_sleep(2), $1::text[] as k /* ${marker} */`, [[]], opts(5_000)).then(
+        () => 'answered',
+        (err: unknown) => err,
+      );
+      expect(await eventually(async () => (await running(marker)) === 1, 1_000)).toBe(true);
+      // What a server shutdown does to its backends (FATAL 57P01, then the socket closes).
+      await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where query like '%' || $1 || '%' and pid <> pg_backend_pid()`, [marker]);
+      expect(await pending).toMatchObject({ code: '57P01' });
+      // The client's 'error' comes with the end of its socket, after the query's.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(escaped).toEqual([]);
+      expect(await sut.readOnlyQuery('select 3 as key, $1::text[] as k', [[]], opts())).toEqual([{ key: 3, k: [] }]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
+
   it('rejects at once when the signal is already aborted, without taking a connection', async () => {
     const pool = newPool(1);
     const controller = new AbortController();

@@ -55,11 +55,20 @@ export function createPgReadClient(pool: Pool): SqlReadClient {
       const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs));
       signal.throwIfAborted();
       const client = await checkout(pool, signal);
+      // While the client is checked out, pg-pool's own error listener is off it: a connection that
+      // ends then (the datasource restarted, the backend terminated) emits 'error' on the client,
+      // an uncaught exception without this. The query in flight fails by itself.
+      let broken = false;
+      const onError = (): void => {
+        broken = true;
+      };
+      client.on('error', onError);
       let released = false;
       const release = (destroy: boolean): void => {
         if (released) return;
         released = true;
-        client.release(destroy ? new Error('abandoned after abort or a broken transaction') : undefined);
+        client.removeListener('error', onError);
+        client.release(destroy || broken ? new Error('abandoned after abort or a broken transaction') : undefined);
       };
       const work = inReadOnlyTransaction(client, text, params, timeoutMs).then((outcome) => {
         release(!outcome.reusable);
