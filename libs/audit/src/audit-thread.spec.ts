@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import { buildRecord, packEntry, type AuditEntry, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { cpuMasksIntersect, createThreadedAuditWriter, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, ThreadSchedStat, type AuditThread } from './audit-thread.js';
+import { cpuMasksIntersect, createThreadedAuditWriter, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, ThreadSchedStat, type AuditThread, type ServedAuditWriter } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
@@ -168,6 +168,33 @@ describe('createThreadedAuditWriter', () => {
     expect(threads).toHaveLength(2);
     await sut.flush();
     expect(ids(sink.received)).toEqual(['d-0002']);
+    await sut.close();
+  });
+
+  it('a thread failing of an uncaught exception spills what its writer holds first; the next thread replays it, nothing lost', async () => {
+    const sink = new SwitchableSink();
+    holdWrites(sink);
+    const threads: ReturnType<typeof channelThread>[] = [];
+    const serves: ServedAuditWriter[] = [];
+    const start = (): AuditThread => {
+      const t = channelThread((port) => serves.push(serveAuditWriter(port, (onError) => createAuditWriter({ sink: threads.length === 0 ? sink : next, spillPath, batchSize: 3, writeTimeoutMs: 60_000, onError }))));
+      threads.push(t);
+      return t;
+    };
+    const next = new SwitchableSink();
+    const sut = createThreadedAuditWriter({ start, onError: (m) => errors.push(m), restartDelayMs: 10, postIntervalMs: 1 });
+    for (const n of range(0, 7)) sut.record(auditEntry(n));
+    // Posted and taken by the thread's writer, whose first batch hangs at the sink.
+    for (let i = 0; i < 50 && (sut.stats().queued !== 7 || serves.length === 0); i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 120));
+    // What the broker's audit-worker.js does on an uncaught exception, then the thread's exit.
+    (serves[0] as ServedAuditWriter).failed(new Error('boom'));
+    await new Promise((r) => setTimeout(r, 20));
+    (threads[0] as ReturnType<typeof channelThread>).served.close();
+    for (let i = 0; i < 100 && threads.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await sut.flush();
+    expect(errors.some((m) => m.includes("the writer's thread failed (boom); 7 entries it held spilled"))).toBe(true);
+    expect(ids(next.received)).toEqual(ids(range(0, 7).map(auditEntry)));
     await sut.close();
   });
 

@@ -18,9 +18,11 @@
  * ring is full, in the port, unbounded; both are counted in `stats().queued`.
  *
  * INVARIANT: entries are posted to one thread at a time, in order. When that thread stops
- * unexpectedly (a crash inside a sink, say), the entries it held in memory are lost as they would
- * be in a process crash (those it had spilled are replayed by the next one); callers waiting for
- * durability are refused, and a new thread is started, which replays the spill file first.
+ * unexpectedly (a crash inside a sink, say), it first spills the entries its writer holds
+ * ({@link ServedAuditWriter.failed}, where the thread's uncaught exceptions reach it); entries in
+ * posts it had not read yet, and everything when it was killed outright, are lost as they would be
+ * in a process crash. Callers waiting for durability are refused, and a new thread is started,
+ * which replays the spill file first.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { WardenError } from '@warden/core';
@@ -508,7 +510,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     // less and less often, up to a minute apart.
     const delay = Math.min(60_000, restartDelayMs * 2 ** failedStarts);
     failedStarts = reported ? 0 : failedStarts + 1;
-    onError(`audit: the writer's thread stopped (${why}); entries it held in memory are lost, spilled ones are replayed by the next; restarting in ${delay} ms`);
+    onError(`audit: the writer's thread stopped (${why}); entries it held in memory and did not spill are lost, spilled ones are replayed by the next; restarting in ${delay} ms`);
     restartTimer = setTimeout(() => {
       restartTimer = undefined;
       launch();
@@ -606,16 +608,28 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   };
 }
 
+/** What {@link serveAuditWriter} leaves its thread. */
+export interface ServedAuditWriter {
+  /**
+   * The thread is about to die of `err` (its uncaught exception): the entries the writer holds in
+   * memory go to the spill file (`AuditWriter.spillHeld`), for the next thread to replay, and the
+   * parent is told. Never throws. The thread exits after it.
+   */
+  failed(err: unknown): void;
+}
+
 /**
  * Serves the writer `open` returns to its parent over `port` (in the writer's thread): takes the
  * entries posted, answers durability, flush and close, and reports counters and errors.
- * @example serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
+ * @example
+ * const served = serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
+ * process.on('uncaughtException', (err) => { served.failed(err); process.exit(1); });
  */
 export function serveAuditWriter(
   port: AuditThreadPort,
   open: (onError: (message: string) => void) => AuditWriter,
   limits: StarvationLimits = { starvedAfterMs: STARVED_AFTER_MS, fedWithinMs: FED_WITHIN_MS },
-): void {
+): ServedAuditWriter {
   const report = (message: string): void => port.postMessage({ t: 'err', message } satisfies FromWriter);
   const writer = open(report);
   let ring: EntryRingReader | undefined;
@@ -760,4 +774,20 @@ export function serveAuditWriter(
         return;
     }
   });
+  return {
+    failed(err) {
+      const why = err instanceof Error ? err.message : String(err);
+      let held: string;
+      try {
+        held = `${writer.spillHeld?.() ?? 0} entries it held spilled, for the next thread to replay`;
+      } catch (e) {
+        held = `the entries it held could not be spilled (${(e as Error).message}) and are lost`;
+      }
+      try {
+        report(`audit: the writer's thread failed (${why}); ${held}`);
+      } catch {
+        // The parent is gone too: nobody to tell.
+      }
+    },
+  };
 }

@@ -365,6 +365,34 @@ describe('createAuditWriter', () => {
     await sut.close();
   });
 
+  it('spillHeld: the batch at the sink, the queue and what was just recorded go to the spill file at once, in order; the next writer replays them', async () => {
+    const sink = new SwitchableSink();
+    const write = sink.write.bind(sink);
+    // The first write never answers: its batch is at the sink when the thread would die.
+    sink.write = () => new Promise<void>(() => undefined);
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 3, writeTimeoutMs: 60_000, onError: (m) => errors.push(m) });
+    for (const n of range(0, 8)) sut.record(auditEntry(n));
+    void sut.flush();
+    await new Promise((r) => setImmediate(r));
+    // Recorded, not yet built (the check phase has not come).
+    for (const n of range(8, 10)) sut.record(auditEntry(n));
+    expect(sut.spillHeld?.()).toBe(10);
+    const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
+    expect(onDisk).toEqual(ids(range(0, 10).map(auditEntry)));
+    expect(sut.stats()).toMatchObject({ queued: 0, spilled: 10, spillPending: true });
+    // Nothing is held twice: a second call has nothing left.
+    expect(sut.spillHeld?.()).toBe(0);
+
+    const next = new SwitchableSink();
+    const again = createAuditWriter({ sink: next, spillPath, batchSize: 3, onError: (m) => errors.push(m) });
+    await again.flush();
+    expect(ids(next.received)).toEqual(ids(range(0, 10).map(auditEntry)));
+    expect(existsSync(spillPath)).toBe(false);
+    await again.close();
+    sink.write = write;
+    expect(errors).toEqual([]);
+  });
+
   it('gives up on a sink write that never settles after writeTimeoutMs: the batch is spilled, and replayed once the sink answers', async () => {
     const sink = new SwitchableSink();
     const write = sink.write.bind(sink);

@@ -115,6 +115,14 @@ export interface AuditWriter {
   stats(): AuditWriterStats;
   /** Flushes, stops the timers and closes the sink. */
   close(): Promise<void>;
+  /**
+   * The last resort of a writer whose thread is about to die (an uncaught exception): appends
+   * every entry it holds in memory (recorded, queued, and the batch at the sink, which may have
+   * been written too: a replay may send it twice) to the spill file now, synchronously and
+   * fsynced; the next writer replays them. Returns how many; throws where the disk fails. The
+   * writer in its own thread has it (`createAuditWriter`); the threaded one's caller end does not.
+   */
+  spillHeld?(): number;
 }
 
 interface Pending {
@@ -195,6 +203,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let closed = false;
   /** Entries `record` took since the last check phase, built and queued there (or at once). */
   const recorded = new RecordedEntries(onError, (entry) => push({ entry }));
+  /** The batch taken from the queue whose sink write has not answered yet (see `spillHeld`). */
+  let atSink: Pending[] | undefined;
 
   const schedule = (ms: number): void => {
     if (timer !== undefined || closed) return;
@@ -471,8 +481,13 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     while (queue.length > 0) {
       // A backlog of `maxBatchSize` or more goes in writes of that size; otherwise `batchSize`.
       const batch = queue.splice(0, queue.length >= maxBatchSize ? maxBatchSize : batchSize);
+      atSink = batch;
       try {
-        await sinkWrite(batch.map((p) => p.entry));
+        try {
+          await sinkWrite(batch.map((p) => p.entry));
+        } finally {
+          atSink = undefined;
+        }
         stats.written += batch.length;
         diskFailing = false;
         retries = 0;
@@ -609,6 +624,22 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     },
     flush,
     stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending, yields: 0 }),
+    spillHeld() {
+      recorded.drain();
+      const items = atSink === undefined ? queue : atSink.concat(queue);
+      if (items.length === 0) return 0;
+      const fd = openAndAppend(linesOf(items));
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      atSink = undefined;
+      queue = [];
+      stats.spilled += items.length;
+      spillPending = true;
+      return items.length;
+    },
     async close() {
       if (closed) return;
       recorded.drain();

@@ -14,7 +14,7 @@ export type { Utf8Batch } from './utf8-batch.js';
 export type { AuditSink } from './audit-sink.js';
 export { createAuditWriter, MAX_QUEUE } from './audit-writer.js';
 export { createThreadedAuditWriter, serveAuditWriter, RING_BYTES, STATS_INTERVAL_MS } from './audit-thread.js';
-export type { AuditThread, AuditThreadPort, ThreadedAuditWriterOptions } from './audit-thread.js';
+export type { AuditThread, AuditThreadPort, ServedAuditWriter, ThreadedAuditWriterOptions } from './audit-thread.js';
 export type { AuditMode, AuditWriter, AuditWriterOptions, AuditWriterStats } from './audit-writer.js';
 export { createNdjsonSink } from './sinks/ndjson/ndjson.sink.js';
 export type { NdjsonSinkOptions } from './sinks/ndjson/ndjson.sink.js';

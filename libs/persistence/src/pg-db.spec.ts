@@ -69,6 +69,16 @@ describe('createPgDb: a connection that ends while checked out', () => {
     throw new Error(`no backend ran \`${statement}\``);
   }
 
+  /** Starts `statement` (a COPY into slow_copied) with one row `x` through the proxy: 'written', or the error it failed with. */
+  function slowCopy(statement: string, x: string): Promise<unknown> {
+    const copying = db.copyFrom?.(statement, Buffer.from(`${x}\n`));
+    if (copying === undefined) throw new Error('createPgDb has no copyFrom');
+    return copying.then(
+      () => 'written',
+      (err: unknown) => err,
+    );
+  }
+
   beforeAll(async () => {
     t = await createTestDatabase();
     proxy = await cuttableProxy(new URL(t.url));
@@ -111,12 +121,7 @@ describe('createPgDb: a connection that ends while checked out', () => {
 
   it('cut under a COPY: copyFrom fails with ERR_STORAGE_UNAVAILABLE and the next COPY is written', async () => {
     const statement = 'copy slow_copied (x) from stdin';
-    const copying = db.copyFrom?.(statement, Buffer.from('a\n'));
-    if (copying === undefined) throw new Error('createPgDb has no copyFrom');
-    const outcome = copying.then(
-      () => 'written',
-      (err: unknown) => err,
-    );
+    const outcome = slowCopy(statement, 'a');
     await backendRunning(statement);
     proxy.cut();
     expect(await outcome).toMatchObject({ code: 'ERR_STORAGE_UNAVAILABLE' });
@@ -126,12 +131,7 @@ describe('createPgDb: a connection that ends while checked out', () => {
 
   it('the backend terminated under a COPY (FATAL 57P01, as at a server shutdown): ERR_STORAGE_UNAVAILABLE, not a statement error', async () => {
     const statement = 'copy slow_copied from stdin';
-    const copying = db.copyFrom?.(statement, Buffer.from('c\n'));
-    if (copying === undefined) throw new Error('createPgDb has no copyFrom');
-    const outcome = copying.then(
-      () => 'written',
-      (err: unknown) => err,
-    );
+    const outcome = slowCopy(statement, 'c');
     await admin.query('select pg_terminate_backend($1)', [await backendRunning(statement)]);
     expect(await outcome).toMatchObject({ code: 'ERR_STORAGE_UNAVAILABLE', message: 'database copy failed (57P01)' });
     expect((await admin.query<{ x: string }>("select x from slow_copied where x = 'c'")).rows).toEqual([]);

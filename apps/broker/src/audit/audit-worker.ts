@@ -38,11 +38,17 @@ try {
 } catch (err) {
   niceFailed = (err as Error).message;
 }
-serveAuditWriter(port, (onError) => {
+const served = serveAuditWriter(port, (onError) => {
   if (niceFailed !== undefined) onError(`audit: the writer's thread keeps the broker's priority (lowering it failed: ${niceFailed})`);
   const sink = openAuditSink(config, () => {
     if (databaseUrl === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: the audit thread has no database URL for `audit.sink: postgres`');
     return { db: createPgDb({ url: databaseUrl, max: 2, onError: (m) => onError(`audit: database: ${m}`) }), ownsDb: true };
   });
   return createAuditWriter({ sink, spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
+});
+// A bug that escapes (a library's 'error' event with no listener, say) ends the thread; before it
+// does, the entries it holds in memory go to the spill file, which the next thread replays.
+process.on('uncaughtException', (err) => {
+  served.failed(err);
+  process.exit(1);
 });
