@@ -4,13 +4,16 @@
  * every answered decision id reaches the file; `audit.thread: main` keeps it in the thread that
  * answers, with the same result. Linux only (thread priorities are read from /proc).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ensureBrokerBuilt, spawnBroker, type BrokerProcess } from '../support/broker-process.js';
 import { eventually, expectStoppedCleanly, runCheckLoad, GATEWAY_HEADERS, INVOKE_TOOL_POLICY, GATEWAY_KEY } from '../support/audit-faults.js';
 import { writePolicyDir } from '../support/upstreams.js';
+import { repoRoot } from '../support/conformance.js';
 
 const body = (c: number, n: number): unknown => ({ subject: { id: `user-${c}`, roles: ['user'] }, action: 'invoke', resource: { kind: 'tool', id: `t-${n % 5}` } });
 
@@ -78,4 +81,39 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
       expectStoppedCleanly(broker);
     });
   }
+});
+
+/**
+ * The built writer thread's own file (dist's audit-worker.js) dying of an uncaught exception: a
+ * post it cannot take (`entries` not a list) throws in its message handler, after a post of valid
+ * entries it has taken but not yet queued. It spills them before it exits, and says so.
+ */
+describe('the built writer thread dying of an uncaught exception', () => {
+  const dirs: string[] = [];
+  beforeAll(() => ensureBrokerBuilt());
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('spills the entries it holds, tells the parent, and exits with code 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-audit-worker-'));
+    dirs.push(dir);
+    const spillPath = join(dir, 'spill', 'audit.spill.ndjson');
+    const config = { enabled: true, sink: 'ndjson', path: join(dir, 'audit.ndjson'), spillDir: join(dir, 'spill'), spillPath, mode: 'best-effort', maskPaths: [], retentionDays: 90, nats: undefined, thread: 'worker', maxQueue: 20_000 };
+    const worker = new Worker(join(repoRoot, 'dist/apps/broker/apps/broker/src/audit/audit-worker.js'), { workerData: { config, databaseUrl: undefined } });
+    const messages: string[] = [];
+    worker.on('message', (m: { t: string; message?: string }) => m.t === 'err' && messages.push(m.message ?? ''));
+    const exited = new Promise<number>((resolve) => worker.on('exit', resolve));
+    const entries = [1, 2, 3].map((n) => {
+      const entry = { decisionId: `d-${n}`, time: new Date(Date.UTC(2026, 10, 30, 20, 0, 0, n)).toISOString(), kind: 'check', policyVersion: 'v1', source: '/v1/check', decision: 'ALLOW', identities: {}, input: {}, results: [], reasons: [] };
+      return { ...entry, subject: undefined, agent: undefined, resources: [], json: JSON.stringify(entry) };
+    });
+    // Both in one turn of the thread: the first is taken (its entries wait for the check phase), the second throws.
+    worker.postMessage({ t: 'rec', at: Date.now(), entries });
+    worker.postMessage({ t: 'rec', at: Date.now(), entries: 5 });
+    expect(await exited).toBe(1);
+    expect(messages.some((m) => /the writer's thread failed \(.*\); 3 entries it held spilled/.test(m))).toBe(true);
+    const spilled = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { decisionId: string }).decisionId);
+    expect(spilled).toEqual(['d-1', 'd-2', 'd-3']);
+  });
 });

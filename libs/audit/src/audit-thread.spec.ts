@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import { buildRecord, packEntry, type AuditEntry, type SerializedEntry } from './audit-entry.js';
@@ -196,6 +196,27 @@ describe('createThreadedAuditWriter', () => {
     expect(errors.some((m) => m.includes("the writer's thread failed (boom); 7 entries it held spilled"))).toBe(true);
     expect(ids(next.received)).toEqual(ids(range(0, 7).map(auditEntry)));
     await sut.close();
+  });
+
+  it('a failing thread also spills the entries of the posts it had not read yet, after those it held', async () => {
+    const sink = new SwitchableSink();
+    holdWrites(sink);
+    const { port1, port2 } = new MessageChannel();
+    const served = serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, writeTimeoutMs: 60_000, onError }));
+    const reported: string[] = [];
+    port1.on('message', (m: { t: string; message?: string }) => m.t === 'err' && reported.push(m.message ?? ''));
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(0, 4) });
+    // Read and held by the writer (its first batch at the sink) ...
+    await new Promise((r) => setTimeout(r, 20));
+    // ... then two more posts, which the served end has not read when it fails (the same turn).
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(4, 6) });
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(6, 7) });
+    served.failed(new Error('boom'), () => receiveMessageOnPort(port2));
+    const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
+    expect(onDisk).toEqual(ids(range(0, 7).map(auditEntry)));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reported.filter((m) => m.includes("the writer's thread failed (boom); 7 entries it held spilled"))).toHaveLength(1);
+    port1.close();
   });
 
   it('sends what does not fit in the ring in the post, after the ring\'s entries, and keeps the order', async () => {

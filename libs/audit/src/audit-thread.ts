@@ -18,10 +18,10 @@
  * ring is full, in the port, unbounded; both are counted in `stats().queued`.
  *
  * INVARIANT: entries are posted to one thread at a time, in order. When that thread stops
- * unexpectedly (a crash inside a sink, say), it first spills the entries its writer holds
- * ({@link ServedAuditWriter.failed}, where the thread's uncaught exceptions reach it); entries in
- * posts it had not read yet, and everything when it was killed outright, are lost as they would be
- * in a process crash. Callers waiting for durability are refused, and a new thread is started,
+ * unexpectedly (a crash inside a sink, say), it first spills the entries its writer holds and
+ * those of the posts it had not read yet ({@link ServedAuditWriter.failed}, where the thread's
+ * uncaught exceptions reach it); when it is killed outright, they are lost as they would be in a
+ * process crash. Callers waiting for durability are refused, and a new thread is started,
  * which replays the spill file first.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
@@ -612,10 +612,11 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
 export interface ServedAuditWriter {
   /**
    * The thread is about to die of `err` (its uncaught exception): the entries the writer holds in
-   * memory go to the spill file (`AuditWriter.spillHeld`), for the next thread to replay, and the
+   * memory, and those of the posts `unread` still hands over (`receiveMessageOnPort` of the port
+   * served), go to the spill file (`AuditWriter.spillHeld`), for the next thread to replay, and the
    * parent is told. Never throws. The thread exits after it.
    */
-  failed(err: unknown): void;
+  failed(err: unknown, unread?: () => { message: unknown } | undefined): void;
 }
 
 /**
@@ -623,7 +624,7 @@ export interface ServedAuditWriter {
  * entries posted, answers durability, flush and close, and reports counters and errors.
  * @example
  * const served = serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
- * process.on('uncaughtException', (err) => { served.failed(err); process.exit(1); });
+ * process.on('uncaughtException', (err) => { served.failed(err, () => receiveMessageOnPort(parentPort)); process.exit(1); });
  */
 export function serveAuditWriter(
   port: AuditThreadPort,
@@ -734,6 +735,18 @@ export function serveAuditWriter(
   }, STATS_INTERVAL_MS);
   // The timer alone never keeps the thread alive: the port does until `close`.
   timer.unref();
+  /** The entries a `rec` post hands over (in the ring up to its mark, then in the message), to the writer. */
+  const takeRecorded = (m: Extract<ToWriter, { t: 'rec' }>): void => {
+    if (m.upTo !== undefined) {
+      received += m.n ?? 0;
+      if (ring === undefined) report(`audit: BUG: ${m.n ?? 0} entries posted in a ring this thread was not given; lost`);
+      else ring.take(m.upTo, fromRing);
+    }
+    if (m.entries !== undefined) {
+      received += m.entries.length;
+      for (const e of m.entries) writer.record(e);
+    }
+  };
   port.on('message', (raw) => {
     const m = raw as ToWriter;
     switch (m.t) {
@@ -743,15 +756,7 @@ export function serveAuditWriter(
         return;
       case 'rec':
         fed(Date.now() - m.at);
-        if (m.upTo !== undefined) {
-          received += m.n ?? 0;
-          if (ring === undefined) report(`audit: BUG: ${m.n ?? 0} entries posted in a ring this thread was not given; lost`);
-          else ring.take(m.upTo, fromRing);
-        }
-        if (m.entries !== undefined) {
-          received += m.entries.length;
-          for (const e of m.entries) writer.record(e);
-        }
+        takeRecorded(m);
         return;
       case 'dur':
         received += 1;
@@ -775,10 +780,17 @@ export function serveAuditWriter(
     }
   });
   return {
-    failed(err) {
+    failed(err, unread) {
       const why = err instanceof Error ? err.message : String(err);
       let held: string;
       try {
+        // Posts that came and were not read yet: their entries are held too.
+        for (let next = unread?.(); next !== undefined; next = unread?.()) {
+          const m = next.message as ToWriter;
+          if (m.t === 'ring') ring = new EntryRingReader(m.sab);
+          else if (m.t === 'rec') takeRecorded(m);
+          else if (m.t === 'dur') writer.record(m.entry);
+        }
         held = `${writer.spillHeld?.() ?? 0} entries it held spilled, for the next thread to replay`;
       } catch (e) {
         held = `the entries it held could not be spilled (${(e as Error).message}) and are lost`;

@@ -5,7 +5,7 @@
  * posts it serialised entries (see `createThreadedAuditWriter`).
  */
 import { setPriority } from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createAuditWriter, serveAuditWriter } from '@warden/audit';
 import { WardenError } from '@warden/core';
 import { createPgDb } from '@warden/persistence';
@@ -47,8 +47,9 @@ const served = serveAuditWriter(port, (onError) => {
   return createAuditWriter({ sink, spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
 });
 // A bug that escapes (a library's 'error' event with no listener, say) ends the thread; before it
-// does, the entries it holds in memory go to the spill file, which the next thread replays.
+// does, the entries it holds in memory and those of the posts it has not read go to the spill
+// file, which the next thread replays.
 process.on('uncaughtException', (err) => {
-  served.failed(err);
+  served.failed(err, () => receiveMessageOnPort(port));
   process.exit(1);
 });
