@@ -208,14 +208,15 @@ describe('createThreadedAuditWriter', () => {
     port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(0, 4) });
     // Read and held by the writer (its first batch at the sink) ...
     await new Promise((r) => setTimeout(r, 20));
-    // ... then two more posts, which the served end has not read when it fails (the same turn).
+    // ... then more posts, which the served end has not read when it fails (the same turn); one it cannot take is skipped.
     port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(4, 6) });
+    port1.postMessage({ t: 'rec', at: Date.now(), entries: 5 });
     port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(6, 7) });
     served.failed(new Error('boom'), () => receiveMessageOnPort(port2));
     const onDisk = readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId);
     expect(onDisk).toEqual(ids(range(0, 7).map(auditEntry)));
     await new Promise((r) => setTimeout(r, 20));
-    expect(reported.filter((m) => m.includes("the writer's thread failed (boom); 7 entries it held spilled"))).toHaveLength(1);
+    expect(reported.filter((m) => m.includes("the writer's thread failed (boom); 7 entries it held spilled, for the next thread to replay (1 unread posts could not be taken)"))).toHaveLength(1);
     port1.close();
   });
 

@@ -783,15 +783,20 @@ export function serveAuditWriter(
     failed(err, unread) {
       const why = err instanceof Error ? err.message : String(err);
       let held: string;
-      try {
-        // Posts that came and were not read yet: their entries are held too.
-        for (let next = unread?.(); next !== undefined; next = unread?.()) {
-          const m = next.message as ToWriter;
+      // Posts that came and were not read yet: their entries are held too (one that cannot be taken is skipped).
+      let skipped = 0;
+      for (let next = unread?.(); next !== undefined; next = unread?.()) {
+        const m = next.message as ToWriter;
+        try {
           if (m.t === 'ring') ring = new EntryRingReader(m.sab);
           else if (m.t === 'rec') takeRecorded(m);
           else if (m.t === 'dur') writer.record(m.entry);
+        } catch {
+          skipped += 1;
         }
-        held = `${writer.spillHeld?.() ?? 0} entries it held spilled, for the next thread to replay`;
+      }
+      try {
+        held = `${writer.spillHeld?.() ?? 0} entries it held spilled, for the next thread to replay${skipped > 0 ? ` (${skipped} unread posts could not be taken)` : ''}`;
       } catch (e) {
         held = `the entries it held could not be spilled (${(e as Error).message}) and are lost`;
       }
