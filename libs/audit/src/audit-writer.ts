@@ -287,6 +287,16 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     }
   }
 
+  /** Appends `lines` and fsyncs them before it returns (the thread waits for the disk). */
+  function appendSpillNow(lines: string): void {
+    const fd = openAndAppend(lines);
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /**
    * Opens the spill file (making its directory) and appends `lines` in this turn of the event loop,
    * on a new line after a torn tail; returns the descriptor for the caller to fsync and close.
@@ -548,14 +558,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   function overflow(): void {
     const items = queue;
     queue = [];
-    const lines = linesOf(items);
     try {
-      const fd = openAndAppend(lines);
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      appendSpillNow(linesOf(items));
       stats.spilled += items.length;
       spillPending = true;
       diskFailing = false;
@@ -628,12 +632,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       recorded.drain();
       const items = atSink === undefined ? queue : atSink.concat(queue);
       if (items.length === 0) return 0;
-      const fd = openAndAppend(linesOf(items));
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      appendSpillNow(linesOf(items));
       atSink = undefined;
       queue = [];
       stats.spilled += items.length;

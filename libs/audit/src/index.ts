@@ -9,7 +9,7 @@ export { createInputMask, jsonString, maskChild, maskedJson, maskElement, maskIn
 export type { InputMask, MaskNode } from './mask.js';
 export { BytesJsonOut, NotPlainJson, TextJsonOut } from './json-out.js';
 export type { JsonOut } from './json-out.js';
-export { fieldsUtf8, Utf8Batches } from './utf8-batch.js';
+export { fieldsUtf8, jsonUtf8, Utf8Batches } from './utf8-batch.js';
 export type { Utf8Batch } from './utf8-batch.js';
 export type { AuditSink } from './audit-sink.js';
 export { createAuditWriter, MAX_QUEUE } from './audit-writer.js';

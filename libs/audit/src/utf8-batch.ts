@@ -13,7 +13,6 @@ import { fieldsLine, type SerializedEntry } from './audit-entry.js';
 const INITIAL_BYTES = 64 * 1024;
 /** A buffer grown beyond this (a batch of large entries) is not kept for the next batch. */
 const KEEP_BYTES = 4 * 1024 * 1024;
-const encoder = new TextEncoder();
 
 /** One batch's bytes being built. */
 export class Utf8Batch {
@@ -106,7 +105,7 @@ export function fieldsUtf8(e: SerializedEntry): Buffer {
 }
 
 /** The entry's JSON as UTF-8: a view of its ring bytes, or encoded from its text. */
-export function jsonUtf8(e: SerializedEntry): Uint8Array {
+export function jsonUtf8(e: SerializedEntry): Buffer {
   const u = e.utf8;
-  return u === undefined ? encoder.encode(e.json) : u.subarray((e.utf8Nl as number) + 1);
+  return u === undefined ? Buffer.from(e.json, 'utf8') : u.subarray((e.utf8Nl as number) + 1);
 }

@@ -6,7 +6,7 @@
  * on the decision id and its time (`on conflict do nothing`; a replayed entry keeps its time), so
  * nothing is written twice. Also the day partitions and the retention.
  */
-import { fieldsUtf8, Utf8Batches, type AuditEntry, type AuditSink, type SerializedEntry, type Utf8Batch } from '@warden/audit';
+import { fieldsUtf8, jsonUtf8, Utf8Batches, type AuditEntry, type AuditSink, type SerializedEntry, type Utf8Batch } from '@warden/audit';
 import type { SqlDb, SqlQueryable } from './sql-db.js';
 
 // COPY in its text format: Postgres parses each row once, with no JSON array of the batch to split
@@ -74,9 +74,8 @@ function copyRow(b: Utf8Batch, e: SerializedEntry): boolean {
   }
   if (f[i] !== RBRACKET || f[i + 1] !== RBRACKET || i + 2 !== f.length) return false;
   b.byte(RBRACE).byte(TAB);
-  const u = e.utf8;
-  const json = u === undefined ? Buffer.from(e.json, 'utf8') : u;
-  let at = u === undefined ? 0 : (e.utf8Nl as number) + 1;
+  const json = jsonUtf8(e);
+  let at = 0;
   for (let bs = json.indexOf(BACKSLASH, at); bs >= 0; bs = json.indexOf(BACKSLASH, at)) {
     b.append(json, at, bs + 1).byte(BACKSLASH);
     at = bs + 1;

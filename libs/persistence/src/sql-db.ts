@@ -22,7 +22,8 @@ export interface SqlDb extends SqlQueryable {
   readonly handle: SqlDriverHandle;
   /**
    * Runs `statement` (a `COPY ... FROM STDIN`) with `rows` in its format, on one connection;
-   * rejects as the statement fails (a SQL error as the driver reports it). Only node-postgres has
+   * rejects as the statement fails (a SQL error as the driver reports it; a connection that fails
+   * or ends under it as `ERR_STORAGE_UNAVAILABLE`). Only node-postgres has
    * it; PGlite's COPY goes through a virtual file instead.
    */
   readonly copyFrom?: (statement: string, rows: Buffer) => Promise<void>;
