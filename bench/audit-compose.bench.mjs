@@ -15,11 +15,13 @@
 //                 the least the event loop would have to serialise to hand the decision to another
 //                 thread, which would then parse it and compose the entry;
 //   clone         v8.serialize of the same values (what postMessage's structured clone does);
-//   capture       the least a handoff could be: the request's body copied as the bytes it arrived
-//                 as, the decision id, the time and the stage stamps as numbers, each action's
-//                 effect and matched policy and rule as small integers (indices into names the
-//                 other thread would hold per policy version), the identities' ids, and only the
-//                 reasons (text made per request) through JSON.stringify;
+//   capture       V1CheckEntry.capture: what the event loop does where the writer's thread composes
+//                 (the ring's default): the request's body copied as the bytes it arrived as, the
+//                 decision id, the time and the stage stamps as numbers, each action's effect as a
+//                 flag and its matched policy and rule as text, the identities' ids, and the outputs
+//                 and reasons as JSON; the other thread parses the body again and composes the entry;
+//   decode        decodeCapturedCheck of that record: the writer's thread's work for it (the body
+//                 parsed again, the entry composed), which leaves the event loop;
 //   stringify     JSON.stringify of the entry's own object, then encodeInto: V8's native serialiser
 //                 on exactly the JSON that compose writes (the anchor).
 // The medians of the rounds, ns per entry, and their ratios to compose.
@@ -41,7 +43,8 @@ if (built.status !== 0) {
   process.exit(1);
 }
 const dist = join(root, 'dist/apps/broker');
-const { V1CheckEntry } = await import(pathToFileURL(join(dist, 'apps/broker/src/audit/check-audit-entry.js')).href);
+const { V1CheckEntry, decodeCapturedCheck } = await import(pathToFileURL(join(dist, 'apps/broker/src/audit/v1-check-entry.js')).href);
+const { parseV1CheckRequest } = await import(pathToFileURL(join(dist, 'apps/broker/src/http/v1-check.request.js')).href);
 const { BytesJsonOut, TextJsonOut, createInputMask } = await import(pathToFileURL(join(dist, 'libs/audit/src/index.js')).href);
 
 const BODY = '{"subject":{"id":"alice","roles":["user"],"attr":{"tenant":"acme"}},"agent":{"id":"bot"},"action":"invoke","resource":{"kind":"tool","id":"web_search","attr":{"risk":"low","tenant":"acme"}},"context":{"model":"gpt-4o"}}';
@@ -49,9 +52,11 @@ const mask = createInputMask([]);
 
 /** One decided check as the route holds it (`AuditedCheck`), each a graph of its own. */
 function decided() {
-  const b = JSON.parse(BODY);
-  const req = { actions: [b.action], resources: [b.resource], context: b.context, subject: b.subject, agent: b.agent, sent: { subject: b.subject, agent: b.agent } };
-  const item = { input: { principal: { id: b.subject.id, roles: b.subject.roles, attr: b.subject.attr }, resource: { kind: b.resource.kind, id: b.resource.id, attr: b.resource.attr } } };
+  const raw = Buffer.from(BODY);
+  const req = parseV1CheckRequest(JSON.parse(BODY), { maxResourcesPerRequest: 50, maxActionsPerResource: 50 });
+  req.raw = raw;
+  const [resource] = req.resources;
+  const item = { input: { principal: { id: req.subject.id, roles: req.subject.roles, attr: req.subject.attr }, resource } };
   const decisions = [
     {
       effects: { invoke: 'DENY' },
@@ -64,46 +69,10 @@ function decided() {
   return { req, decisionId: randomUUID(), policyVersion: 'sha256:19e379f9d1f7d895', enriched: { items: [item] }, decisions, ids: { agent: { id: 'bot' } }, stamps: { start, parsed: start + 0.2, enriched: start + 0.25, evaluated: start + 0.4 } };
 }
 
-/** `s` (ASCII) at `pos` of `buf`; the position after it. */
-function ascii(buf, pos, s) {
-  for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
-  return pos;
-}
-
-/**
- * The decision in {@link capture}'s form at `pos` of `buf` (its numbers 8-byte aligned in `f64`):
- * the position after it. The policy and rule indices stand for a lookup the compiled policy set
- * would hold; the identities' ids are the enriched ones (a token's subject is not in the body).
- */
-function capture(p, buf, f64, at) {
-  const d = p.d;
-  let pos = p.body.copy(buf, 0);
-  pos = ascii(buf, pos, d.decisionId);
-  const t = d.stamps;
-  let w = (pos + 7) >> 3;
-  f64[w++] = at;
-  f64[w++] = t.start;
-  f64[w++] = t.parsed;
-  f64[w++] = t.enriched;
-  f64[w++] = t.evaluated;
-  pos = w << 3;
-  const dec = d.decisions[0];
-  for (const a of d.req.actions) {
-    buf[pos++] = dec.effects[a] === 'ALLOW' ? 1 : 0;
-    const detail = dec.details[a];
-    buf[pos++] = detail.subject.rule === undefined ? 0 : 7; // the matched rule's index
-    buf[pos++] = 3; // its policy's index
-    buf[pos++] = detail.agent === undefined ? 0 : detail.agent.effect === 'EFFECT_ALLOW' ? 1 : 2;
-  }
-  pos = ascii(buf, pos, d.enriched.items[0].input.principal.id);
-  pos = ascii(buf, pos, d.ids.agent.id);
-  return pos + buf.write(JSON.stringify(dec.reasons), pos);
-}
-
 /** The decision's own values, as a thread composing the entry would need them handed over. */
 const snapshotOf = (d, at) => {
   const r = d.req;
-  return [d.decisionId, at, d.policyVersion, '/v1/check', r.actions, r.resources, r.context, r.requestId, r.sent.subject, r.sent.agent, r.gateway, d.ids.agent.id, d.enriched.items[0].input.principal.id, d.decisions, d.stamps];
+  return [d.decisionId, at, d.policyVersion, '/v1/check', r.actions, r.resources, r.context, r.requestId, r.subject, r.agent, r.gateway, d.ids.agent.id, d.enriched.items[0].input.principal.id, d.decisions, d.stamps];
 };
 
 const at = Date.now();
@@ -114,7 +83,10 @@ const pool = Array.from({ length: POOL }, () => {
   entry.compose(text);
   // The entry's own object, as JSON.stringify would get it: what compose writes, parsed.
   const [fields, json] = text.text.split('\n');
-  return { d, entry, fields: JSON.parse(fields), object: JSON.parse(json), body: Buffer.from(BODY) };
+  const record = Buffer.alloc(4096);
+  const end = entry.capture(record, 0, record.length);
+  if (end < 0) throw new Error('audit-compose bench: the entry was not captured');
+  return { d, entry, fields: JSON.parse(fields), object: JSON.parse(json), captured: record.subarray(0, end), text: text.text };
 });
 // compose writes exactly what JSON.stringify writes for the entry: the anchor serialises the same text.
 {
@@ -122,10 +94,11 @@ const pool = Array.from({ length: POOL }, () => {
   const text = new TextJsonOut();
   entry.compose(text);
   if (text.text !== `${JSON.stringify(fields)}\n${JSON.stringify(object)}`) throw new Error('audit-compose bench: compose and JSON.stringify disagree on the entry');
+  // And the captured record decodes to the same text.
+  if (decodeCapturedCheck(pool[0].captured, mask).toString('utf8') !== pool[0].text) throw new Error('audit-compose bench: the captured record decodes to another entry');
 }
 
 const buf = Buffer.alloc(1 << 16);
-const f64 = new Float64Array(buf.buffer, buf.byteOffset, buf.length >> 3);
 const out = new BytesJsonOut();
 const encoder = new TextEncoder();
 let sink = 0;
@@ -141,7 +114,10 @@ const runs = {
     for (let i = 0; i < N; i++) sink += encoder.encodeInto(JSON.stringify(snapshotOf(pool[i % POOL].d, at)), buf).written;
   },
   capture: () => {
-    for (let i = 0; i < N; i++) sink += capture(pool[i % POOL], buf, f64, at);
+    for (let i = 0; i < N; i++) sink += pool[i % POOL].entry.capture(buf, 0, buf.length);
+  },
+  decode: () => {
+    for (let i = 0; i < N; i++) sink += decodeCapturedCheck(pool[i % POOL].captured, mask).length;
   },
   clone: () => {
     for (let i = 0; i < N; i++) sink += serialize(snapshotOf(pool[i % POOL].d, at)).length;

@@ -44,11 +44,11 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  async function start(thread: 'worker' | 'main' | undefined): Promise<{ broker: BrokerProcess; path: string }> {
-    const written = writePolicyDir({ 'tool.yaml': INVOKE_TOOL_POLICY }, 'warden-audit-thread-');
+  async function start(thread: 'worker' | 'main' | undefined, policy = INVOKE_TOOL_POLICY, audit: Record<string, unknown> = {}): Promise<{ broker: BrokerProcess; path: string }> {
+    const written = writePolicyDir({ 'tool.yaml': policy }, 'warden-audit-thread-');
     dirs.push(written.dir);
     const path = join(written.dir, 'audit.ndjson');
-    writeFileSync(join(written.dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: { enabled: true, sink: 'ndjson', path, spillDir: join(written.dir, 'spill'), ...(thread !== undefined ? { thread } : {}) } }));
+    writeFileSync(join(written.dir, 'warden.yaml'), stringify({ gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }], audit: { enabled: true, sink: 'ndjson', path, spillDir: join(written.dir, 'spill'), ...(thread !== undefined ? { thread } : {}), ...audit } }));
     const broker = await spawnBroker({ cwd: written.dir, env: { WARDEN_POLICY_DIR: written.policyDir } });
     brokers.push(broker);
     return { broker, path };
@@ -81,6 +81,66 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
       expectStoppedCleanly(broker);
     });
   }
+
+  // The worker thread composes `/v1/check`'s entries from the captured body and decision codes;
+  // the answering thread (`thread: main`) composes them from the request's objects. Same entries.
+  it('writes from the worker thread the entries the answering thread writes, for the same requests (masks, outputs, reasons, odd text)', async () => {
+    const policy = `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: tool
+  version: default
+  rules:
+    - name: users-invoke
+      actions: [invoke]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: request.resource.attr.risk != "critical"
+      output:
+        when:
+          ruleActivated: '"ok:" + request.resource.id'
+          conditionNotMet: '"no:" + request.resource.id'
+    - actions: [read]
+      effect: EFFECT_DENY
+      roles: [user]
+`;
+    const bodies: string[] = [
+      JSON.stringify({ requestId: 'r-1', subject: { id: 'alice', roles: ['user'], attr: { tenant: 'acme', n: 1.5 } }, agent: { id: 'bot' }, actions: ['invoke', 'read'], resources: [{ kind: 'tool', id: 'a', attr: { risk: 'low' } }, { kind: 'tool', id: 'b', attr: { risk: 'critical' } }], context: { model: 'gpt', prompt: 'a secret prompt', nested: { list: [1, 'é😀', null, true] } } }),
+      // Spaces, another key order, escapes (a lone surrogate among them) as the caller wrote them.
+      `{ "context" : { "q": "quote\\" and \\u2028 and \\ud800", "prompt": "hidden" },\n "resource": {"id":"ü-tool","kind":"tool","attr":{"risk":"low"}},
+         "action":"invoke", "requestId": "r-2", "subject": {"roles":["user"],"id":"bøb"} }`,
+      JSON.stringify({ requestId: 'r-3', subject: { token: 'not-a-token-of-any-issuer' }, action: 'invoke', resource: { kind: 'tool', id: 'c' } }),
+      JSON.stringify({ requestId: 'r-4', subject: { id: 'carol', roles: ['guest'] }, agent: { id: 'bot-2', roles: ['agent'] }, actions: ['read'], resources: [{ kind: 'tool', id: 'a' }, { kind: 'tool', id: 'a' }] }),
+    ];
+    const entriesOf = async (thread: 'worker' | 'main'): Promise<Map<string, unknown>> => {
+      const { broker, path } = await start(thread, policy, { maskPaths: ['context.prompt', 'subject.attr.tenant'] });
+      for (const b of bodies) {
+        const res = await fetch(`${broker.base}/v1/check`, { method: 'POST', headers: { ...GATEWAY_HEADERS, 'content-type': 'application/json' }, body: b });
+        expect(res.status).toBe(200);
+      }
+      expect(await eventually(async () => loggedIds(path).length >= bodies.length, 10_000)).toBe(true);
+      await broker.stop();
+      const byRequest = new Map<string, unknown>();
+      for (const line of readFileSync(path, 'utf8').split('\n').filter((l) => l !== '')) {
+        const { decisionId, time, timings, ...rest } = JSON.parse(line) as { decisionId: string; time: string; timings?: unknown; requestId: string };
+        expect([decisionId, time, timings]).not.toContain(undefined);
+        byRequest.set(rest.requestId, rest);
+      }
+      return byRequest;
+    };
+    const worker = await entriesOf('worker');
+    const main = await entriesOf('main');
+    expect([...worker.keys()].sort()).toEqual(['r-1', 'r-2', 'r-3', 'r-4']);
+    expect(worker).toEqual(main);
+    // What was checked: masked input, outputs and reasons, the odd text as the caller sent it.
+    const r1 = JSON.stringify(worker.get('r-1'));
+    expect(r1).not.toContain('a secret prompt');
+    expect(r1).toContain('"ok:a"');
+    expect(r1).toContain('é😀');
+    const r2 = worker.get('r-2') as { input: { context: Record<string, string> } };
+    expect(r2.input.context).toEqual({ q: 'quote" and \u2028 and \ud800', prompt: '[masked]' });
+  });
 });
 
 /**

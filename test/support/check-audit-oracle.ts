@@ -5,7 +5,7 @@
  */
 import type { JsonValue } from '@warden/core';
 import { maskInput, MASKED, type AuditActionEffect, type AuditEntry, type AuditResult, type InputMask } from '@warden/audit';
-import { valueAt, type AuditedCheck } from '../../apps/broker/src/audit/check-audit-entry.js';
+import { valueAt, type AuditedCheck } from '../../apps/broker/src/audit/v1-check-entry.js';
 import { isExternal, type ItemDecision } from '../../apps/broker/src/delegation/identity-decision.js';
 import type { EnrichedInputs } from '../../apps/broker/src/enrichment/enriched-check.js';
 

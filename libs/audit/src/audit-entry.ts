@@ -78,7 +78,31 @@ export interface AuditEntry {
  */
 export interface ComposedEntry {
   compose(out: JsonOut): void;
+  /**
+   * Writes the entry as a captured record into `buf` from `start` up to `end`, where the writer's
+   * ring decodes captured records ({@link CaptureDecoder}): the first byte {@link CAPTURED}, then
+   * what only the answering thread holds (the decision as codes, the request as the bytes it came
+   * in as), for the writer's thread to compose the entry from. Returns the offset after the
+   * record, {@link CAPTURE_NO_ROOM} when it does not fit (nothing of use written), or
+   * {@link CAPTURE_NONE} when this entry is composed instead (`compose`).
+   */
+  capture?(buf: Buffer, start: number, end: number): number;
 }
+
+/** The first byte of a captured record in the writer's ring (a composed one starts with its fields line's `[`). */
+export const CAPTURED = 0x01;
+/** {@link ComposedEntry.capture}: the record did not fit. */
+export const CAPTURE_NO_ROOM = -1;
+/** {@link ComposedEntry.capture}: this entry is not captured (compose it). */
+export const CAPTURE_NONE = -2;
+
+/**
+ * Composes the entry a captured record ({@link ComposedEntry.capture}) stands for: the UTF-8 of
+ * {@link packEntry}'s text, exactly what `compose` would have written. Given to both ends of the
+ * writer's ring (its thread reads the records, the answering thread takes back those a stopped
+ * thread did not); throws only on bytes no `capture` wrote.
+ */
+export type CaptureDecoder = (record: Buffer) => Buffer;
 
 /**
  * An entry, a function that builds it (the writer calls it once: in the check phase after

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
-import { buildRecord, packEntry, type AuditEntry, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, CAPTURED, CAPTURE_NO_ROOM, packEntry, serializeEntry, type AuditEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
 import { cpuMasksIntersect, createThreadedAuditWriter, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, ThreadSchedStat, type AuditThread, type ServedAuditWriter } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
@@ -257,6 +257,54 @@ describe('createThreadedAuditWriter', () => {
     await sut.flush();
     expect(ids(sink.received)).toEqual(ids(range(0, 4).map(auditEntry)));
     await sut.close();
+  });
+
+  it('has captured entries composed by the decoder on the writer\'s end, and on this end for those a stopped thread left in the ring', async () => {
+    // Captured: CAPTURED and the packed text; decoded: the text (what `compose` writes, which is never called here).
+    const packed = (n: number): string => packEntry(serializeEntry(auditEntry(n)));
+    const captured = (n: number): ComposedEntry => ({
+      compose: (out) => {
+        composed += 1;
+        out.raw(packed(n));
+      },
+      capture: (buf, start, end) => {
+        const text = packed(n);
+        if (end - start < 1 + Buffer.byteLength(text)) return CAPTURE_NO_ROOM;
+        buf[start] = CAPTURED;
+        return start + 1 + buf.write(text, start + 1);
+      },
+    });
+    let decoded = 0;
+    let composed = 0;
+    const decode = (record: Buffer): Buffer => {
+      decoded += 1;
+      return record.subarray(1);
+    };
+    const sink = new SwitchableSink();
+    const threads: ReturnType<typeof channelThread>[] = [];
+    const start = (): AuditThread => {
+      const t = channelThread(threads.length === 0 ? (port) => port.on('message', () => undefined) : (port) => serveAuditWriter(port, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), undefined, decode));
+      threads.push(t);
+      return t;
+    };
+    const sut = createThreadedAuditWriter({ start, onError: (m) => errors.push(m), restartDelayMs: 10, postIntervalMs: 60_000, decodeCaptured: decode });
+    for (const n of range(0, 3)) sut.record(captured(n));
+    await new Promise((r) => setImmediate(r));
+    // In the ring, not posted: the first thread stops, and this end decodes the three for the next.
+    (threads[0] as ReturnType<typeof channelThread>).served.close();
+    await new Promise((r) => setTimeout(r, 40));
+    expect(threads).toHaveLength(2);
+    expect(decoded).toBe(3);
+    await sut.flush();
+    for (const n of range(3, 6)) sut.record(captured(n));
+    await sut.flush();
+    // The next three decoded on the writer's end; none composed.
+    expect(decoded).toBe(6);
+    expect(composed).toBe(0);
+    expect(ids(sink.received)).toEqual(ids(range(0, 6).map(auditEntry)));
+    expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 6).map(auditEntry));
+    await sut.close();
+    expect(errors.filter((m) => !m.includes('stopped'))).toEqual([]);
   });
 
   it('closes: the other end flushes and stops; later records are refused and reported', async () => {

@@ -26,7 +26,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { WardenError } from '@warden/core';
-import { buildRecord, isComposed, packEntry, readPackedUtf8, unpackEntry, type AuditRecord, type SerializedEntry } from './audit-entry.js';
+import { buildRecord, CAPTURED, isComposed, packEntry, readPackedUtf8, unpackEntry, type AuditRecord, type CaptureDecoder, type SerializedEntry } from './audit-entry.js';
 import type { AuditWriter, AuditWriterStats } from './audit-writer.js';
 import { createEntryRing, EntryRingReader, EntryRingWriter } from './entry-ring.js';
 import { RecordedEntries } from './recorded-entries.js';
@@ -105,6 +105,13 @@ export interface ThreadedAuditWriterOptions {
    * starved writer's thread the core (default {@link BUSY_SHARE}; 0: whenever the thread asks).
    */
   busyShare?: number;
+  /**
+   * Composes the entry of a captured record ({@link ComposedEntry.capture}); with it, entries
+   * that can be captured go into the ring that way, and the writer's thread (served with the same
+   * decoder, see {@link serveAuditWriter}) composes them. This thread decodes only the records a
+   * stopped thread left in the ring.
+   */
+  decodeCaptured?: CaptureDecoder;
 }
 
 /** Default of {@link ThreadedAuditWriterOptions.ringBytes}. */
@@ -495,7 +502,12 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     // The ring's entries not yet posted go to the next thread; posted ones were the stopped one's.
     if (ring !== undefined && ringEntries > 0) {
       const back: SerializedEntry[] = [];
-      ring.peek(ringPosted, ring.head, (text) => back.push(unpackEntry(text)));
+      ring.peek(
+        ringPosted,
+        ring.head,
+        (text) => back.push(unpackEntry(text)),
+        (err) => onError(`audit: BUG: a captured entry in the ring could not be composed (${err.message}); skipped`),
+      );
       outbox = back.concat(outbox);
     }
     ring = undefined;
@@ -533,7 +545,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     t.on('exit', (code) => gone1(`exit code ${code}`));
     if (ringBytes > 0) {
       const sab = createEntryRing(ringBytes);
-      ring = new EntryRingWriter(sab);
+      ring = new EntryRingWriter(sab, options.decodeCaptured);
       ringPosted = 0;
       t.postMessage({ t: 'ring', sab } satisfies ToWriter);
     }
@@ -622,6 +634,7 @@ export interface ServedAuditWriter {
 /**
  * Serves the writer `open` returns to its parent over `port` (in the writer's thread): takes the
  * entries posted, answers durability, flush and close, and reports counters and errors.
+ * `decodeCaptured`: the decoder the parent's writer was given ({@link ThreadedAuditWriterOptions.decodeCaptured}).
  * @example
  * const served = serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
  * process.on('uncaughtException', (err) => { served.failed(err, () => receiveMessageOnPort(parentPort)); process.exit(1); });
@@ -630,6 +643,7 @@ export function serveAuditWriter(
   port: AuditThreadPort,
   open: (onError: (message: string) => void) => AuditWriter,
   limits: StarvationLimits = { starvedAfterMs: STARVED_AFTER_MS, fedWithinMs: FED_WITHIN_MS },
+  decodeCaptured?: CaptureDecoder,
 ): ServedAuditWriter {
   const report = (message: string): void => port.postMessage({ t: 'err', message } satisfies FromWriter);
   const writer = open(report);
@@ -720,7 +734,7 @@ export function serveAuditWriter(
   const fromRing = (record: Buffer): void => {
     let e: SerializedEntry;
     try {
-      e = readPackedUtf8(record);
+      e = readPackedUtf8(record[0] === CAPTURED && decodeCaptured !== undefined ? decodeCaptured(record) : record);
     } catch (err) {
       report(`audit: BUG: an entry in the ring could not be read (${(err as Error).message}); skipped`);
       return;

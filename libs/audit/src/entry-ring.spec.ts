@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fieldsLine, packEntry, readPackedUtf8, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
+import { CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, fieldsLine, packEntry, readPackedUtf8, unpackEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
 import { createEntryRing, EntryRingReader, EntryRingWriter, YIELD_BACKLOG } from './entry-ring.js';
 import { NotPlainJson } from './json-out.js';
 
@@ -159,6 +159,48 @@ describe('EntryRingWriter / EntryRingReader', () => {
     w.peek(from, w.head, (t) => back.push(t));
     expect(back).toEqual(['ü€', 'c']);
     expect(w.used()).toBe(w.head);
+  });
+
+  it('captures an entry where the ring decodes captured records, composes it where not, and decodes captured records it reads back', () => {
+    // A captured record here: CAPTURED, then the text the decoder gives back upper-cased.
+    const capturingEntry = (text: string, none = false): ComposedEntry => ({
+      compose: (out) => out.raw(text),
+      capture: (buf, start, end) => {
+        if (none) return CAPTURE_NONE;
+        if (end - start < 1 + text.length) return CAPTURE_NO_ROOM;
+        buf[start] = CAPTURED;
+        buf.write(text, start + 1, 'latin1');
+        return start + 1 + text.length;
+      },
+    });
+    const decode = (record: Buffer): Buffer => {
+      if (record.toString('latin1', 1) === 'bad') throw new Error('no such record');
+      return Buffer.from(record.toString('latin1', 1).toUpperCase());
+    };
+    const sab = createEntryRing(64);
+    const w = new EntryRingWriter(sab, decode);
+    expect(w.compose(capturingEntry('one'))).toBe(true);
+    expect(w.compose(capturingEntry('two', true))).toBe(true);
+    expect(w.compose(capturingEntry('bad'))).toBe(true);
+    const back: string[] = [];
+    const bad: string[] = [];
+    w.peek(0, w.head, (t) => back.push(t), (err) => bad.push(err.message));
+    expect(back).toEqual(['ONE', 'two']);
+    expect(bad).toEqual(['no such record']);
+    // The reader gets the records as written: the captured one still marked.
+    const read: string[] = [];
+    new EntryRingReader(sab).take(w.head, (r) => read.push(r[0] === CAPTURED ? `captured:${r.toString('latin1', 1)}` : r.toString('latin1')));
+    expect(read).toEqual(['captured:one', 'two', 'captured:bad']);
+    // Without room for the record (the ring holds 64 bytes): nothing written.
+    const head = w.head;
+    expect(w.compose(capturingEntry('x'.repeat(80)))).toBe(false);
+    expect(w.head).toBe(head);
+    // A ring that does not decode captured records composes every entry.
+    const plain = new EntryRingWriter(createEntryRing(64));
+    expect(plain.compose(capturingEntry('one'))).toBe(true);
+    const text: string[] = [];
+    plain.peek(0, plain.head, (t) => text.push(t));
+    expect(text).toEqual(['one']);
   });
 
   it('makes the writer yield only while the reader says it is starved with a backlog, and lets the reader end the wait early', async () => {

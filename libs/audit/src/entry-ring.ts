@@ -19,7 +19,7 @@
  * writer handed it after writing there (in a message of the same port: the post orders the writes
  * before the read).
  */
-import type { ComposedEntry } from './audit-entry.js';
+import { CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, type CaptureDecoder, type ComposedEntry } from './audit-entry.js';
 import { BytesJsonOut } from './json-out.js';
 
 const CONTROL = 8;
@@ -84,7 +84,14 @@ export class EntryRingWriter {
   /** What composed records are written through, reused. */
   private readonly out = new BytesJsonOut();
 
-  constructor(sab: SharedArrayBuffer) {
+  /**
+   * `decode`: what makes a captured record its entry's text; with it, entries that can be
+   * captured are ({@link ComposedEntry.capture}), and {@link peek} decodes them.
+   */
+  constructor(
+    sab: SharedArrayBuffer,
+    private readonly decode?: CaptureDecoder,
+  ) {
     this.v = views(sab);
   }
 
@@ -109,9 +116,10 @@ export class EntryRingWriter {
   }
 
   /**
-   * Appends the record `entry` composes, written straight into the ring's bytes; false (nothing
-   * written) when it does not fit in what the reader has freed. Throws what `entry` throws
-   * ({@link NotPlainJson} for data only text can write), with nothing written.
+   * Appends the record `entry` captures (where this ring decodes captured records) or composes,
+   * written straight into the ring's bytes; false (nothing written) when it does not fit in what
+   * the reader has freed. Throws what `entry` throws ({@link NotPlainJson} for data only text can
+   * write), with nothing written.
    */
   compose(entry: ComposedEntry): boolean {
     return this.append(entry);
@@ -136,11 +144,16 @@ export class EntryRingWriter {
       if (r.read !== record.length) return false;
       len = r.written;
     } else {
-      const out = this.out;
-      out.reset(this.v.buf, off + 4, off + room);
-      record.compose(out);
-      if (out.over) return false;
-      len = out.pos - off - 4;
+      const captured = this.decode !== undefined && record.capture !== undefined ? record.capture(this.v.buf, off + 4, off + room) : CAPTURE_NONE;
+      if (captured === CAPTURE_NO_ROOM) return false;
+      if (captured >= 0) len = captured - off - 4;
+      else {
+        const out = this.out;
+        out.reset(this.v.buf, off + 4, off + room);
+        record.compose(out);
+        if (out.over) return false;
+        len = out.pos - off - 4;
+      }
     }
     if (wrapFrom !== undefined) {
       this.v.words[wrapFrom >> 2] = WRAP;
@@ -168,9 +181,21 @@ export class EntryRingWriter {
     return true;
   }
 
-  /** The records in [from, upTo), not consumed (taken back when the reader's thread stopped). */
-  peek(from: number, upTo: number, each: (text: string) => void): void {
-    readRecords(this.v, from, upTo, (buf, start, end) => each(buf.toString('utf8', start, end)));
+  /**
+   * The records in [from, upTo), not consumed, as text (taken back when the reader's thread
+   * stopped); a captured one decoded, or given to `bad` with the decoder's error.
+   */
+  peek(from: number, upTo: number, each: (text: string) => void, bad: (err: Error) => void = () => undefined): void {
+    readRecords(this.v, from, upTo, (buf, start, end) => {
+      if (buf[start] !== CAPTURED || this.decode === undefined) return each(buf.toString('utf8', start, end));
+      let text: string;
+      try {
+        text = this.decode(buf.subarray(start, end)).toString('utf8');
+      } catch (err) {
+        return bad(err as Error);
+      }
+      each(text);
+    });
   }
 }
 

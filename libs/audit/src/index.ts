@@ -3,8 +3,8 @@
  * contract, the batching writer (spill to disk, replay in order) and the NDJSON sink. Imports
  * only `@warden/core`; never throws into the decision path.
  */
-export { composedEntry, entryFromLine, fieldsLine, serializeEntry } from './audit-entry.js';
-export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, ComposedEntry, SerializedEntry } from './audit-entry.js';
+export { composedEntry, entryFromLine, fieldsLine, serializeEntry, CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE } from './audit-entry.js';
+export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, CaptureDecoder, ComposedEntry, SerializedEntry } from './audit-entry.js';
 export { createInputMask, jsonString, maskChild, maskedJson, maskElement, maskInput, CREDENTIAL_PATHS, MASKED, MASKED_JSON } from './mask.js';
 export type { InputMask, MaskNode } from './mask.js';
 export { BytesJsonOut, NotPlainJson, TextJsonOut } from './json-out.js';

@@ -12,6 +12,7 @@ import { ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persis
 import type { AuditConfig } from '../config/broker-config.js';
 import type { AuditLogStats } from '../metrics/broker-metrics.js';
 import { openAuditSink } from './audit-sinks.js';
+import { decodeCapturedCheck } from './v1-check-entry.js';
 import type { AuditWorkerData } from './audit-worker.js';
 import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
 
@@ -71,11 +72,17 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
       await pruneAuditLog(db, config.retentionDays).catch((err: unknown) => onError(`audit: retention failed: ${(err as Error).message}`));
     };
   }
+  const mask = createInputMask(config.maskPaths);
   // One spill file per worker slot (workers of one broker share the data directory).
   let writer: AuditWriter;
   if (writerThread(config, db) === 'worker') {
     const workerData: AuditWorkerData = { config, databaseUrl: options.databaseUrl };
-    writer = createThreadedAuditWriter({ start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData, name: 'warden-audit' }), onError });
+    // `/v1/check`'s entries are captured into the ring and composed by the writer's thread (with the same mask, see audit-worker.ts).
+    writer = createThreadedAuditWriter({
+      start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData, name: 'warden-audit' }),
+      onError,
+      decodeCaptured: (record) => decodeCapturedCheck(record, mask),
+    });
   } else {
     writer = createAuditWriter({ sink: openAuditSink(config, () => ({ db })), spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
   }
@@ -86,7 +93,7 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
     timer.unref();
   }
   return {
-    log: { strict: config.mode === 'strict', mask: createInputMask(config.maskPaths), writer },
+    log: { strict: config.mode === 'strict', mask, writer },
     close: async () => {
       if (timer !== undefined) clearInterval(timer);
       await writer.close();

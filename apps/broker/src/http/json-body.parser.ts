@@ -21,15 +21,22 @@ export function parseJsonBody(body: Buffer): unknown {
   }
 }
 
+/** A request of a plugin that keeps its bodies' bytes ({@link useJsonBodies}): `rawBody`, null without a body. */
+export type WithRawBody<Req> = Req & { rawBody: Buffer | null };
+
 /**
  * Makes `api` (an encapsulated plugin) parse every body with {@link parseJsonBody} up to
- * `bodyLimit` bytes and answer errors through `toError`.
+ * `bodyLimit` bytes and answer errors through `toError`. `keepRaw`: each request also keeps the
+ * bytes its body came as ({@link WithRawBody}; the decision log captures `/v1/check`'s entries from them).
  * @example await app.register(async (api) => { useJsonBodies(api, 1 << 20, toWardenError); api.post(...) });
  */
-export function useJsonBodies(api: FastifyInstance, bodyLimit: number, toError: (err: unknown) => MappedError<unknown>): void {
+export function useJsonBodies(api: FastifyInstance, bodyLimit: number, toError: (err: unknown) => MappedError<unknown>, keepRaw = false): void {
   api.removeAllContentTypeParsers();
-  api.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
+  // Declared on the plugin's requests, so that every one has the same shape.
+  if (keepRaw) api.decorateRequest('rawBody', null);
+  api.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     try {
+      if (keepRaw) (req as WithRawBody<typeof req>).rawBody = body as Buffer;
       done(null, parseJsonBody(body as Buffer));
     } catch (err) {
       done(err as Error, undefined);

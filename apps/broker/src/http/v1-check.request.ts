@@ -46,6 +46,11 @@ export interface V1CheckRequest {
    * request's objects; kept only while the decision log is on (its entry holds the sparse input).
    */
   sent?: { subject: V1CheckRequest['subject']; agent: V1CheckRequest['agent'] } | undefined;
+  /**
+   * The body as it came, when the decision log may capture the entry from it (set by the route,
+   * see `V1CheckEntry.capture`). INVARIANT: this request was parsed from exactly these bytes.
+   */
+  raw?: Buffer | undefined;
 }
 
 const TOP = new Set(['requestId', 'subject', 'agent', 'delegation', 'action', 'actions', 'resource', 'resources', 'context', 'explain']);

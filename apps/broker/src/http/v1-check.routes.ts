@@ -19,7 +19,7 @@ import { logResolverFailures } from '../logging/resolver-failure.log.js';
 import type { WardenLogger } from '../logging/warden-logger.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import { agentPrincipal, decideForIdentities, isExternal, type ActionDetail, type Identities, type ItemDecision } from '../delegation/identity-decision.js';
-import { V1CheckEntry } from '../audit/check-audit-entry.js';
+import { V1CheckEntry } from '../audit/v1-check-entry.js';
 import { recordDecision, type DecisionLog } from '../audit/decision-log.js';
 import type { PolicySnapshots } from '../policy-source/policy-holder.js';
 import { fromHeaders, type BrokerTracing } from '../tracing/broker-tracing.js';
@@ -27,7 +27,7 @@ import type { DecisionTrace } from '../tracing/decision-trace.js';
 import { enrichTraced } from '../tracing/traced-enrichment.js';
 import { toWardenError } from './broker-error.filter.js';
 import { newDecisionId } from './decision-id.js';
-import { useJsonBodies } from './json-body.parser.js';
+import { useJsonBodies, type WithRawBody } from './json-body.parser.js';
 import { parseV1CheckRequest, type V1CheckRequest, type V1Resource } from './v1-check.request.js';
 
 /** What the route needs, built at boot. */
@@ -205,6 +205,9 @@ function check(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply):
 function checkParsed(deps: V1CheckDeps, request: FastifyRequest, reply: FastifyReply, start: number, trace: DecisionTrace | undefined): Promise<FastifyReply> | undefined {
   const req = parseV1CheckRequest(request.body, deps.limits);
   if (trace !== undefined) req.trace = trace;
+  // The decision log may capture the entry from the body's bytes (best-effort only, see `useJsonBodies`).
+  const raw = (request as WithRawBody<FastifyRequest>).rawBody;
+  if (raw !== undefined && raw !== null) req.raw = raw;
   const header = request.headers[GATEWAY_KEY_HEADER];
   const gateway = deps.matchGateway(typeof header === 'string' ? header : undefined);
   if (req.needsTrust && gateway === undefined) {
@@ -439,7 +442,7 @@ async function finishBudgeted<R>(
 /** Registers `/v1/check` on `app`. */
 export async function registerV1Check(app: FastifyInstance, deps: V1CheckDeps): Promise<void> {
   await app.register(async (api) => {
-    useJsonBodies(api, deps.bodyLimit, toWardenError);
+    useJsonBodies(api, deps.bodyLimit, toWardenError, deps.audit !== undefined && !deps.audit.strict);
     api.post('/v1/check', { bodyLimit: deps.bodyLimit }, (request, reply) => check(deps, request, reply));
   });
 }
