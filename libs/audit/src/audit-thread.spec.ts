@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import { buildRecord, CAPTURED, CAPTURE_NO_ROOM, packEntry, serializeEntry, type AuditEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { cpuMasksIntersect, createThreadedAuditWriter, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, ThreadSchedStat, type AuditThread, type ServedAuditWriter } from './audit-thread.js';
+import { CAPTURE_QUEUED, cpuMasksIntersect, createThreadedAuditWriter, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, STATS_INTERVAL_MS, ThreadSchedStat, type AuditThread, type ServedAuditWriter } from './audit-thread.js';
 import { createEntryRing } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
@@ -305,6 +305,62 @@ describe('createThreadedAuditWriter', () => {
     expect(sink.received.map((e) => JSON.parse(e.json) as AuditEntry)).toEqual(range(0, 6).map(auditEntry));
     await sut.close();
     expect(errors.filter((m) => !m.includes('stopped'))).toEqual([]);
+  });
+
+  it('captures only while the writer\'s thread keeps up: a thread starved of CPU, or with a long queue, gets composed entries', async () => {
+    const packed = (n: number): string => packEntry(serializeEntry(auditEntry(n)));
+    let composed = 0;
+    const captured = (n: number): ComposedEntry => ({
+      compose: (out) => {
+        composed += 1;
+        out.raw(packed(n));
+      },
+      capture: (buf, start) => {
+        buf[start] = CAPTURED;
+        return start + 1 + buf.write(packed(n), start + 1);
+      },
+    });
+    const decode = (record: Buffer): Buffer => record.subarray(1);
+    const sink = new SwitchableSink();
+    let asked: Int32Array | undefined;
+    let served: ServedAuditWriter | undefined;
+    const sut = createThreadedAuditWriter({
+      start: () =>
+        channelThread((port) => {
+          port.on('message', (m: { t: string; sab?: SharedArrayBuffer }) => {
+            if (m.t === 'ring' && m.sab !== undefined) asked = new Int32Array(m.sab, 0, 2);
+          });
+          served = serveAuditWriter(port, (onError) => createAuditWriter({ sink, spillPath, batchSize: 3, onError }), undefined, decode);
+        }),
+      onError: (m) => errors.push(m),
+      decodeCaptured: decode,
+    });
+    expect(served).toBeDefined();
+    await new Promise((r) => setTimeout(r, 20));
+    // The thread keeps up: captured.
+    for (const n of range(0, 3)) sut.record(captured(n));
+    await sut.flush();
+    expect(composed).toBe(0);
+    // It says it is starved (the word its end sets, EntryRingReader.starved): composed here.
+    Atomics.store(asked as Int32Array, 1, 1);
+    for (const n of range(3, 6)) sut.record(captured(n));
+    await sut.flush();
+    expect(composed).toBe(3);
+    Atomics.store(asked as Int32Array, 1, 0);
+    // Its queue, as it last reported, long (a sink that does not answer): composed here too.
+    const release = holdWrites(sink);
+    for (const n of range(6, 6 + CAPTURE_QUEUED + 50)) sut.record(captured(n));
+    await new Promise((r) => setTimeout(r, 3 * STATS_INTERVAL_MS));
+    expect(sut.stats().queued).toBeGreaterThanOrEqual(CAPTURE_QUEUED);
+    const before = composed;
+    sut.record(captured(6 + CAPTURE_QUEUED + 50));
+    await new Promise((r) => setImmediate(r));
+    expect(composed).toBe(before + 1);
+    release();
+    await sut.flush();
+    expect(ids(sink.received)).toEqual(ids(range(0, 6 + CAPTURE_QUEUED + 51).map(auditEntry)));
+    await sut.close();
+    expect(errors).toEqual([]);
   });
 
   it('closes: the other end flushes and stops; later records are refused and reported', async () => {

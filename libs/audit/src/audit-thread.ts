@@ -145,6 +145,16 @@ export const STARVED_UNTIL_QUEUED = 1000;
  * a 15 s window; the runs since: bench/README.md).
  */
 export const YIELD_QUEUED = 500;
+/**
+ * The event loop captures an entry for the writer's thread to compose (`decodeCaptured`) only while
+ * that thread keeps up: not starved of CPU, less than `YIELD_BACKLOG` of the ring waiting for it,
+ * and fewer than this many entries in its queue (as it last reported). Composing a captured entry
+ * costs that thread about twice what composing costs the event loop (`bench:audit-compose`): below
+ * the peak it has the time, and the event loop saves its part; at the peak, captured entries made
+ * the Postgres writer fall behind (54,042 queued and 40,000 spilled in the 15 s window of
+ * 2026-11-30 22:36, against none before), so there the event loop composes, as it did before.
+ */
+export const CAPTURE_QUEUED = 1000;
 /** While the writer's thread reports itself starved with a backlog (`YIELD_BACKLOG` of the ring, entry-ring.ts, or `YIELD_QUEUED`), the event loop gives it the core this long (ms) in each check phase that built entries ... */
 export const YIELD_MS = 2;
 /**
@@ -435,7 +445,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     if (outbox.length > 0 || ring === undefined || !isComposed(r)) return false;
     let done = false;
     try {
-      done = ring.compose(r);
+      done = ring.compose(r, !ring.readerStarved() && !ring.backlogged() && last.stats.queued < CAPTURE_QUEUED);
     } catch {
       // Built as text below, where an error is reported.
     }

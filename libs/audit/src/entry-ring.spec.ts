@@ -182,15 +182,17 @@ describe('EntryRingWriter / EntryRingReader', () => {
     expect(w.compose(capturingEntry('one'))).toBe(true);
     expect(w.compose(capturingEntry('two', true))).toBe(true);
     expect(w.compose(capturingEntry('bad'))).toBe(true);
+    // Told not to capture: composed.
+    expect(w.compose(capturingEntry('six'), false)).toBe(true);
     const back: string[] = [];
     const bad: string[] = [];
     w.peek(0, w.head, (t) => back.push(t), (err) => bad.push(err.message));
-    expect(back).toEqual(['ONE', 'two']);
+    expect(back).toEqual(['ONE', 'two', 'six']);
     expect(bad).toEqual(['no such record']);
     // The reader gets the records as written: the captured one still marked.
     const read: string[] = [];
     new EntryRingReader(sab).take(w.head, (r) => read.push(r[0] === CAPTURED ? `captured:${r.toString('latin1', 1)}` : r.toString('latin1')));
-    expect(read).toEqual(['captured:one', 'two', 'captured:bad']);
+    expect(read).toEqual(['captured:one', 'two', 'captured:bad', 'six']);
     // Without room for the record (the ring holds 64 bytes): nothing written.
     const head = w.head;
     expect(w.compose(capturingEntry('x'.repeat(80)))).toBe(false);

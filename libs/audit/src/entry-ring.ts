@@ -110,33 +110,43 @@ export class EntryRingWriter {
     return this.used() * 2 > this.v.cap;
   }
 
+  /** Whether at least {@link YIELD_BACKLOG} of the ring waits for the reader. */
+  backlogged(): boolean {
+    return this.used() >= this.v.cap * YIELD_BACKLOG;
+  }
+
+  /** Whether the reader's thread says it is starved of CPU ({@link EntryRingReader.starved}). */
+  readerStarved(): boolean {
+    return Atomics.load(this.v.control, 1) !== 0;
+  }
+
   /** Appends `text`; false (nothing written) when it does not fit in what the reader has freed. */
   push(text: string): boolean {
     return this.append(text);
   }
 
   /**
-   * Appends the record `entry` captures (where this ring decodes captured records) or composes,
-   * written straight into the ring's bytes; false (nothing written) when it does not fit in what
-   * the reader has freed. Throws what `entry` throws ({@link NotPlainJson} for data only text can
-   * write), with nothing written.
+   * Appends the record `entry` captures (when `capture` and this ring decodes captured records)
+   * or composes, written straight into the ring's bytes; false (nothing written) when it does not
+   * fit in what the reader has freed. Throws what `entry` throws ({@link NotPlainJson} for data
+   * only text can write), with nothing written.
    */
-  compose(entry: ComposedEntry): boolean {
-    return this.append(entry);
+  compose(entry: ComposedEntry, capture = true): boolean {
+    return this.append(entry, capture);
   }
 
-  private append(record: string | ComposedEntry): boolean {
+  private append(record: string | ComposedEntry, capture = false): boolean {
     const cap = this.v.cap;
     const free = cap - this.used();
     const off = this.written % cap;
     const toEnd = cap - off;
-    if (this.put(off, Math.min(toEnd, free), record)) return true;
+    if (this.put(off, Math.min(toEnd, free), record, capture)) return true;
     // The start of the ring may have room the end lacks.
-    return toEnd < free && this.put(0, free - toEnd, record, off);
+    return toEnd < free && this.put(0, free - toEnd, record, capture, off);
   }
 
   /** Writes `record` at `off` within `room` bytes; `wrapFrom`: the offset to mark as a wrap first. */
-  private put(off: number, room: number, record: string | ComposedEntry, wrapFrom?: number): boolean {
+  private put(off: number, room: number, record: string | ComposedEntry, capture: boolean, wrapFrom?: number): boolean {
     if (room < 8) return false;
     let len: number;
     if (typeof record === 'string') {
@@ -144,7 +154,7 @@ export class EntryRingWriter {
       if (r.read !== record.length) return false;
       len = r.written;
     } else {
-      const captured = this.decode !== undefined && record.capture !== undefined ? record.capture(this.v.buf, off + 4, off + room) : CAPTURE_NONE;
+      const captured = capture && this.decode !== undefined && record.capture !== undefined ? record.capture(this.v.buf, off + 4, off + room) : CAPTURE_NONE;
       if (captured === CAPTURE_NO_ROOM) return false;
       if (captured >= 0) len = captured - off - 4;
       else {
