@@ -393,9 +393,10 @@ function wroteAnyItem(e: EnrichedInputs): boolean {
  *
  * Where the ring's reader composes captured records (`decodeCapturedCheck`), an entry whose
  * request came as a body (`req.raw`) and that has no resolved attributes is captured instead:
- * the body's bytes and the decision as codes ({@link captureCheck}), for a fourth of composing's
+ * the body's bytes and the decision as codes ({@link captureCheck}), for a third of composing's
  * cost (bench/README.md, `bench:audit-compose`); the writer's thread parses the body again and
- * composes the same bytes.
+ * composes the same bytes. The threaded writer asks for that only while its thread keeps up
+ * (`CAPTURE_QUEUED`, audit-thread.ts).
  */
 export class V1CheckEntry implements ComposedEntry {
   constructor(
@@ -411,7 +412,8 @@ export class V1CheckEntry implements ComposedEntry {
 
   capture(buf: Buffer, start: number, end: number): number {
     const { d } = this;
-    if (d.req.raw === undefined || wroteAnyItem(d.enriched)) return CAPTURE_NONE;
+    // The writer's thread takes the resources (and the items, one each) from the body parsed again.
+    if (d.req.raw === undefined || d.enriched.items.length !== d.req.resources.length || wroteAnyItem(d.enriched)) return CAPTURE_NONE;
     return captureCheck(capturing, buf, start, end, d, d.req.raw, identitiesOf(d), this.source, this.at);
   }
 }
