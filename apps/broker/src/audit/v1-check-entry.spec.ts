@@ -5,7 +5,7 @@ import { BytesJsonOut, CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, composedEntry, c
 import { v1CheckAuditObject } from '../../../../test/support/check-audit-oracle.js';
 import { parseJsonBody } from '../http/json-body.parser.js';
 import { parseV1CheckRequest, type V1CheckRequest } from '../http/v1-check.request.js';
-import { decodeCapturedCheck, V1CheckEntry, writeMs, writeTime, type AuditedCheck } from './v1-check-entry.js';
+import { CAPTURE_MAX_BODY, decodeCapturedCheck, V1CheckEntry, writeMs, writeTime, type AuditedCheck } from './v1-check-entry.js';
 
 // Names that masks and attribute paths hit, array indexes among them, text JSON escapes (quotes,
 // backslashes, control characters, a lone surrogate), and any text besides.
@@ -320,7 +320,7 @@ describe('V1CheckEntry.capture', () => {
     expect(captured).toBeGreaterThan(runs / 4);
   });
 
-  it('is not used for a request that came without a body, and fits a range or says it did not, with nothing past its end', () => {
+  it('is not used for a request that came without a body or with a large one, and fits a range or says it did not, with nothing past its end', () => {
     const ring = Buffer.alloc(1 << 16);
     fc.assert(
       fc.property(auditedCheck, fc.nat(), ({ d: generated, mask, source, at }, cut) => {
@@ -329,6 +329,9 @@ describe('V1CheckEntry.capture', () => {
         const d = { ...body, enriched: { ...body.enriched, outcome: undefined } };
         const m = createInputMask(mask);
         expect(new V1CheckEntry({ ...d, req: { ...d.req, raw: undefined } }, m, source, at).capture(ring, 0, ring.length)).toBe(CAPTURE_NONE);
+        // Nor for a body larger than CAPTURE_MAX_BODY (its entry is composed).
+        const large = Buffer.concat([d.req.raw as Buffer, Buffer.alloc(CAPTURE_MAX_BODY, 0x20)]);
+        expect(new V1CheckEntry({ ...d, req: { ...d.req, raw: large } }, m, source, at).capture(ring, 0, ring.length)).toBe(CAPTURE_NONE);
         const entry = new V1CheckEntry(d, m, source, at);
         const full = entry.capture(ring, 8, ring.length);
         if (full === CAPTURE_NONE) return;

@@ -382,6 +382,13 @@ function wroteAnyItem(e: EnrichedInputs): boolean {
 }
 
 /**
+ * The largest body captured (bytes). The entry holds only part of a body (not the resources'
+ * attributes, say): a larger one, copied into the ring and parsed again by the writer's thread,
+ * would cost both more than composing its entry.
+ */
+export const CAPTURE_MAX_BODY = 16 * 1024;
+
+/**
  * The entry of a `/v1/check` decision (and of the adapters deciding through it). It composes
  * itself: the threaded writer has it write straight into its ring's bytes (no string, and no
  * object of the entry, made on the answering thread); elsewhere it is written as text. The
@@ -413,8 +420,9 @@ export class V1CheckEntry implements ComposedEntry {
   capture(buf: Buffer, start: number, end: number): number {
     const { d } = this;
     // The writer's thread takes the resources (and the items, one each) from the body parsed again.
-    if (d.req.raw === undefined || d.enriched.items.length !== d.req.resources.length || wroteAnyItem(d.enriched)) return CAPTURE_NONE;
-    return captureCheck(capturing, buf, start, end, d, d.req.raw, identitiesOf(d), this.source, this.at);
+    const raw = d.req.raw;
+    if (raw === undefined || raw.length > CAPTURE_MAX_BODY || d.enriched.items.length !== d.req.resources.length || wroteAnyItem(d.enriched)) return CAPTURE_NONE;
+    return captureCheck(capturing, buf, start, end, d, raw, identitiesOf(d), this.source, this.at);
   }
 }
 
