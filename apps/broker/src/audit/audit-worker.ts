@@ -6,12 +6,12 @@
  */
 import { setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { createAuditWriter, createInputMask, serveAuditWriter } from '@warden/audit';
+import { createAuditWriter, serveAuditWriter } from '@warden/audit';
 import { WardenError } from '@warden/core';
 import { createPgDb } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
 import { openAuditSink } from './audit-sinks.js';
-import { decodeCapturedCheck } from './v1-check-entry.js';
+import { checkDecoder } from './v1-check-entry.js';
 
 /** What {@link openDecisionLog} passes the thread. */
 export interface AuditWorkerData {
@@ -40,7 +40,6 @@ try {
   niceFailed = (err as Error).message;
 }
 // The broker's thread captures `/v1/check`'s entries into the ring; this thread composes them, masked as the broker's log masks.
-const mask = createInputMask(config.maskPaths);
 const served = serveAuditWriter(port, (onError) => {
   if (niceFailed !== undefined) onError(`audit: the writer's thread keeps the broker's priority (lowering it failed: ${niceFailed})`);
   const sink = openAuditSink(config, () => {
@@ -48,7 +47,7 @@ const served = serveAuditWriter(port, (onError) => {
     return { db: createPgDb({ url: databaseUrl, max: 2, onError: (m) => onError(`audit: database: ${m}`) }), ownsDb: true };
   });
   return createAuditWriter({ sink, spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
-}, undefined, (record) => decodeCapturedCheck(record, mask));
+}, undefined, checkDecoder(config.maskPaths));
 // A bug that escapes (a library's 'error' event with no listener, say) ends the thread; before it
 // does, the entries it holds in memory and those of the posts it has not read go to the spill
 // file, which the next thread replays.

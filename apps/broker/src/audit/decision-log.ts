@@ -12,7 +12,7 @@ import { ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persis
 import type { AuditConfig } from '../config/broker-config.js';
 import type { AuditLogStats } from '../metrics/broker-metrics.js';
 import { openAuditSink } from './audit-sinks.js';
-import { decodeCapturedCheck } from './v1-check-entry.js';
+import { checkDecoder } from './v1-check-entry.js';
 import type { AuditWorkerData } from './audit-worker.js';
 import { failSpan, type DecisionTrace } from '../tracing/decision-trace.js';
 
@@ -72,7 +72,6 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
       await pruneAuditLog(db, config.retentionDays).catch((err: unknown) => onError(`audit: retention failed: ${(err as Error).message}`));
     };
   }
-  const mask = createInputMask(config.maskPaths);
   // One spill file per worker slot (workers of one broker share the data directory).
   let writer: AuditWriter;
   if (writerThread(config, db) === 'worker') {
@@ -81,7 +80,7 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
     writer = createThreadedAuditWriter({
       start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData, name: 'warden-audit' }),
       onError,
-      decodeCaptured: (record) => decodeCapturedCheck(record, mask),
+      decodeCaptured: checkDecoder(config.maskPaths),
     });
   } else {
     writer = createAuditWriter({ sink: openAuditSink(config, () => ({ db })), spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
@@ -93,7 +92,7 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
     timer.unref();
   }
   return {
-    log: { strict: config.mode === 'strict', mask, writer },
+    log: { strict: config.mode === 'strict', mask: createInputMask(config.maskPaths), writer },
     close: async () => {
       if (timer !== undefined) clearInterval(timer);
       await writer.close();

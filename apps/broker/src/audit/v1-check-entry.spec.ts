@@ -273,7 +273,7 @@ function fromBody(d: AuditedCheck): AuditedCheck | undefined {
 /** `d` with every text outside its request's body well-formed (a lone surrogate replaced). */
 function wellFormed(d: AuditedCheck): AuditedCheck {
   const fix = (v: unknown): unknown =>
-    typeof v === 'string' ? (v as string & { toWellFormed(): string }).toWellFormed() : Array.isArray(v) ? v.map(fix) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [fix(k), fix(x)])) : v;
+    typeof v === 'string' ? v.toWellFormed() : Array.isArray(v) ? v.map(fix) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [fix(k), fix(x)])) : v;
   const req = { ...d.req, gateway: fix(d.req.gateway) as string | undefined };
   const items = d.enriched.items.map((i) => ({ ...i, input: { ...i.input, principal: { ...i.input.principal, id: fix(i.input.principal.id) as string } } }));
   return { ...d, req, decisionId: fix(d.decisionId) as string, policyVersion: fix(d.policyVersion) as string, decisions: fix(d.decisions) as AuditedCheck['decisions'], ids: fix(d.ids) as AuditedCheck['ids'], enriched: { ...d.enriched, items } };

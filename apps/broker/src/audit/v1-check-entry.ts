@@ -7,7 +7,7 @@
  * between the answer and the call that builds the entry (the request's inputs belong to it alone).
  */
 import type { ActionEffect, JsonValue, OutputEntry } from '@warden/core';
-import { BytesJsonOut, CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, maskChild, maskElement, MASKED, MASKED_JSON, type ComposedEntry, type InputMask, type JsonOut, type MaskNode } from '@warden/audit';
+import { BytesJsonOut, CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, createInputMask, maskChild, maskElement, MASKED, MASKED_JSON, type CaptureDecoder, type ComposedEntry, type InputMask, type JsonOut, type MaskNode } from '@warden/audit';
 import type { ActionDetail, Identities, ItemDecision } from '../delegation/identity-decision.js';
 import type { EnrichedInputs, Reason } from '../enrichment/enriched-check.js';
 import { parseJsonBody } from '../http/json-body.parser.js';
@@ -480,7 +480,7 @@ class CaptureWriter {
     }
     let len = n;
     if (i < n) {
-      if (!wellFormed(s, i)) {
+      if (!s.isWellFormed()) {
         this.refused = true;
         return;
       }
@@ -513,19 +513,6 @@ class CaptureWriter {
     this.buf.writeUInt32LE(out.pos - this.pos - 4, this.pos);
     this.pos = out.pos;
   }
-}
-
-/** Whether `s` from `from` on has no lone surrogate (`String.prototype.isWellFormed`, not in this TypeScript's lib). */
-function wellFormed(s: string, from: number): boolean {
-  for (let i = from; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdfff) continue;
-    if (c > 0xdbff) return false;
-    const next = s.charCodeAt(i + 1);
-    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
-    i++;
-  }
-  return true;
 }
 
 /** What `capture` writes through, reused (the answering thread's, one record at a time). */
@@ -693,6 +680,15 @@ class CaptureReader {
   done(): boolean {
     return this.pos === this.buf.length;
   }
+}
+
+/**
+ * The decoder of {@link decodeCapturedCheck} for a log masking `maskPaths`: what both ends of the
+ * writer's ring are given (`openDecisionLog`, and the writer's thread, audit-worker.ts).
+ */
+export function checkDecoder(maskPaths: readonly string[]): CaptureDecoder {
+  const mask = createInputMask(maskPaths);
+  return (record) => decodeCapturedCheck(record, mask);
 }
 
 /** The request's limits as the body is parsed again: it passed the configured ones when it came. */
