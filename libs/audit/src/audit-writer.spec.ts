@@ -453,7 +453,7 @@ describe('createAuditWriter', () => {
     }
   });
 
-  it('close does not try a failing sink again: what is queued goes to the spill file at once', async () => {
+  it('close tries a failing sink once more: still down, the queue joins the spill file in order, with no further attempt', async () => {
     const sink = new SwitchableSink();
     const write = sink.write.bind(sink);
     let attempts = 0;
@@ -465,10 +465,26 @@ describe('createAuditWriter', () => {
     const sut = createAuditWriter({ sink, spillPath, maxRetryMs: 60_000, onError: () => undefined });
     sut.record(auditEntry(0));
     await sut.flush();
+    expect(attempts).toBe(1);
     sut.record(auditEntry(1));
     await sut.close();
-    expect(attempts).toBe(1);
+    expect(attempts).toBe(2);
     expect(readFileSync(spillPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).decisionId)).toEqual(['d-0000', 'd-0001']);
+  });
+
+  it('close while backing off after a transient failure: the spill file and the queue go to the sink that is back, nothing stays on disk', async () => {
+    // A replica stopped for good (scaled in) never replays its spill file: a stop must not leave entries there that the sink would take.
+    const sink = new SwitchableSink();
+    sink.down = true;
+    const sut = createAuditWriter({ sink, spillPath, maxRetryMs: 60_000, onError: () => undefined });
+    sut.record(auditEntry(0));
+    await sut.flush();
+    expect(existsSync(spillPath)).toBe(true);
+    sink.down = false;
+    sut.record(auditEntry(1));
+    await sut.close();
+    expect(ids(sink.received)).toEqual(['d-0000', 'd-0001']);
+    expect(existsSync(spillPath)).toBe(false);
   });
 
   it('close stops a long replay after its current batch: the rest and the queue stay on disk, in order, nothing lost', async () => {

@@ -198,6 +198,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let retryTimer: NodeJS.Timeout | undefined;
   /** Failed attempts in a row; above 0, the sink is failing and only `retryTimer` tries it. */
   let retries = 0;
+  /** Failed attempts since the writer started (`close` tells a failure during the stop from one before it). */
+  let failures = 0;
   /** Set by `close`: a replay running stops after its current batch (the rest stays on disk for the next start). */
   let closing = false;
   let closed = false;
@@ -221,9 +223,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     if (retryTimer !== undefined || closed) return;
     const ms = Math.min(maxRetryMs, 100 * 2 ** retries);
     retries += 1;
+    failures += 1;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
-      void flush();
+      // A stop makes its own attempt.
+      if (!closing) void flush();
     }, ms);
     retryTimer.unref();
   };
@@ -642,11 +646,19 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     async close() {
       if (closed) return;
       recorded.drain();
-      // A stop must not wait for a long replay, nor for a sink known to be failing (known when the
-      // step runs: a write in flight may fail first): a replay stops after its current batch, and
-      // the queue goes to the spill file, which the next start replays. A healthy sink gets the queue.
+      // A stop tries the sink once more, even while it is failing: a replica that is stopped for
+      // good (scaled in) never replays its spill file, so a failure that was transient (one slow
+      // acknowledgement, a reconnect) would otherwise leave the entries queued since on its disk.
+      // The attempt is bounded (`writeTimeoutMs` per write; a replay stops after its current batch,
+      // the rest staying on disk, in order, for the next start); a write that fails during the stop
+      // itself (one in flight, say: known when the step runs) is not tried again, and the queue goes
+      // to the spill file.
       closing = true;
-      await writeQueue();
+      const failedBefore = failures;
+      await chain(async () => {
+        if (failures === failedBefore) await drain();
+        else await spillQueue();
+      });
       closed = true;
       for (const t of [timer, retryTimer]) if (t !== undefined) clearTimeout(t);
       timer = undefined;
