@@ -3,7 +3,7 @@
 // on the same data, in one process, alternating: would handing the decision to the writer's thread
 // and composing the entry there take work off the event loop?
 //
-//   npm run bench:audit-compose          (BENCH_ROUNDS, default 7; BENCH_N entries per round, default 100,000)
+//   npm run bench:audit-compose          (BENCH_ROUNDS, default 7; BENCH_N entries per round, default 100,000; BENCH_ONLY variants)
 //
 // The entry is the one bench/audit.bench.mjs's brokers write: its body (a trusted gateway stating the
 // subject, one resource, one action, no resolvers) as the route holds it, with the decision the
@@ -129,7 +129,10 @@ const runs = {
     }
   },
 };
-const names = Object.keys(runs);
+// BENCH_ONLY=capture,decode runs only those (e.g. under callgrind, which counts instructions: bench/README.md).
+const only = process.env.BENCH_ONLY?.split(',').filter((x) => x !== '');
+for (const n of only ?? []) if (!(n in runs)) throw new Error(`BENCH_ONLY: no variant \`${n}\` (${Object.keys(runs).join(', ')})`);
+const names = Object.keys(runs).filter((n) => only === undefined || only.includes(n));
 const ns = Object.fromEntries(names.map((n) => [n, []]));
 for (const n of names) runs[n](); // warm-up: each optimised before any round is timed
 for (let r = 0; r < ROUNDS; r++) {
@@ -147,6 +150,6 @@ out.reset(buf, 0, buf.length);
 pool[0].entry.compose(out);
 const bytes = out.pos;
 console.log(`audit-compose: ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; ${ROUNDS} rounds x ${N} entries of ${bytes} bytes; median ns per entry (rounds), / compose`);
-for (const n of names) console.log(`  ${n.padEnd(10)} ${m[n].toFixed(0).padStart(6)} ns  (${ns[n].map((x) => x.toFixed(0)).join(' / ')})  ${(m[n] / m.compose).toFixed(2)}x`);
+for (const n of names) console.log(`  ${n.padEnd(10)} ${m[n].toFixed(0).padStart(6)} ns  (${ns[n].map((x) => x.toFixed(0)).join(' / ')})  ${m.compose === undefined ? '' : `${(m[n] / m.compose).toFixed(2)}x`}`);
 // The results are used, so no run's work can be dropped as dead code.
 if (sink === 0) throw new Error('audit-compose bench: nothing was written');

@@ -562,7 +562,7 @@ function actionFlags(allowed: boolean, detail: ActionDetail | undefined): number
  * and the four stamps (Float64); the decision id, the policy version, the source, then the
  * subject, the agent, the gateway and the chain's ids (JSON) where flagged; the body; the counts
  * of items and actions; per item, per action its flags and texts, then the item's outputs
- * (JSON, or a zero length for none); last, every item's reasons in one JSON array.
+ * (JSON, or a zero length for none); last, every item's reasons, counted, each as {@link captureReason} writes it.
  */
 function captureCheck(w: CaptureWriter, buf: Buffer, start: number, end: number, d: AuditedCheck, raw: Buffer, who: EntryIdentities, source: string, at: number): number {
   const { req, decisions } = d;
@@ -625,20 +625,118 @@ function captureCheck(w: CaptureWriter, buf: Buffer, start: number, end: number,
       w.endJson();
     }
   }
-  const out = w.startJson();
-  out.raw('[');
-  let first = true;
-  for (let i = 0; i < n; i++) {
-    for (const reason of (decisions[i] as ItemDecision).reasons) {
-      if (!first) out.raw(',');
-      first = false;
-      out.value(reason, undefined);
-    }
-  }
-  out.raw(']');
-  w.endJson();
+  let reasons = 0;
+  for (let i = 0; i < n; i++) reasons += (decisions[i] as ItemDecision).reasons.length;
+  w.u32(reasons);
+  for (let i = 0; i < n; i++) for (const reason of (decisions[i] as ItemDecision).reasons) captureReason(w, reason);
   if (w.refused) return CAPTURE_NONE;
   return w.over ? CAPTURE_NO_ROOM : w.pos;
+}
+
+/**
+ * The members of a {@link Reason} a captured record holds by number (its index here), in the
+ * reason's own order: not as JSON, which cost the event loop more than the rest of the capture
+ * (bench/README.md, the session of 2026-12-01).
+ */
+const REASON_MEMBERS = ['code', 'message', 'resolver', 'resource', 'actions', 'identity', 'delegation'] as const;
+const REASON_MEMBER = new Map<string, number>(REASON_MEMBERS.map((k, i) => [k, i]));
+const RESOURCE_MEMBER = REASON_MEMBER.get('resource') as number;
+const ACTIONS_MEMBER = REASON_MEMBER.get('actions') as number;
+
+/** Whether JSON.stringify writes `v` as its own members (see json-out's `plainObject`). */
+const isPlain = (v: object): boolean => {
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return (proto === Object.prototype || proto === null) && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
+};
+
+/**
+ * Writes `reason` as its members' numbers and values: a count, then per member its number and
+ * its text (`resource`: its kind and its id; `actions`: a count and each action). A member left
+ * undefined is left out, as JSON leaves it out. Anything else (another member, a value of another
+ * type, a resource whose members are not `kind` then `id`) refuses the capture: the entry is composed.
+ */
+function captureReason(w: CaptureWriter, reason: Reason): void {
+  if (typeof reason !== 'object' || reason === null || !isPlain(reason)) {
+    w.refused = true;
+    return;
+  }
+  const countAt = w.pos;
+  w.u8(0);
+  let count = 0;
+  for (const key in reason) {
+    const v = (reason as unknown as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    const member = REASON_MEMBER.get(key);
+    if (member === undefined) {
+      w.refused = true;
+      return;
+    }
+    w.u8(member);
+    count += 1;
+    if (member === RESOURCE_MEMBER) {
+      if (!captureResource(w, v)) return;
+    } else if (member === ACTIONS_MEMBER) {
+      if (!Array.isArray(v)) {
+        w.refused = true;
+        return;
+      }
+      w.u32(v.length);
+      for (let k = 0; k < v.length; k++) {
+        const a: unknown = v[k];
+        if (typeof a !== 'string') {
+          w.refused = true;
+          return;
+        }
+        w.str(a);
+      }
+    } else if (typeof v === 'string') w.str(v);
+    else {
+      w.refused = true;
+      return;
+    }
+  }
+  if (!w.over) w.buf[countAt] = count;
+}
+
+/** A reason's `resource`, `{ kind, id }` in that order with text values: its kind and id; false (capture refused) for any other. */
+function captureResource(w: CaptureWriter, v: unknown): boolean {
+  if (typeof v === 'object' && v !== null && isPlain(v)) {
+    let k = 0;
+    let ordered = true;
+    for (const key in v) {
+      if (k > 1 || key !== (k === 0 ? 'kind' : 'id')) ordered = false;
+      k += 1;
+    }
+    const { kind, id } = v as { kind?: unknown; id?: unknown };
+    if (ordered && k === 2 && typeof kind === 'string' && typeof id === 'string') {
+      w.str(kind);
+      w.str(id);
+      return true;
+    }
+  }
+  w.refused = true;
+  return false;
+}
+
+/** The reasons {@link captureReason} wrote. */
+function readReasons(r: CaptureReader): Reason[] {
+  const reasons = new Array<Reason>(r.u32());
+  for (let i = 0; i < reasons.length; i++) {
+    const reason: Record<string, unknown> = {};
+    for (let m = r.u8(); m > 0; m--) {
+      const member = r.u8();
+      const key = REASON_MEMBERS[member];
+      if (key === undefined) throw new Error('a captured reason with a member it cannot hold');
+      if (member === RESOURCE_MEMBER) reason.resource = { kind: r.str(), id: r.str() };
+      else if (member === ACTIONS_MEMBER) {
+        const actions = new Array<string>(r.u32());
+        for (let k = 0; k < actions.length; k++) actions[k] = r.str();
+        reason.actions = actions;
+      } else reason[key] = r.str();
+    }
+    reasons[i] = reason as unknown as Reason;
+  }
+  return reasons;
 }
 
 /** Reads what {@link CaptureWriter} wrote; throws past the record's end. */
@@ -752,7 +850,7 @@ export function decodeCapturedCheck(record: Buffer, mask: InputMask): Buffer {
     const out = outputs === 0 ? [] : (JSON.parse(r.text(outputs)) as OutputEntry[]);
     decisions[i] = details === undefined ? { effects, reasons: [], outputs: out } : { effects, details, reasons: [], outputs: out };
   }
-  const reasons = r.json() as Reason[];
+  const reasons = readReasons(r);
   if (!r.done()) throw new Error('a captured record longer than what it holds');
   if (n > 0) decisions[0] = { ...(decisions[0] as ItemDecision), reasons };
   const items = req.resources.map((resource) => ({ input: { resource } }));
