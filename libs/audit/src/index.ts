@@ -7,7 +7,7 @@ export { composedEntry, entryFromLine, fieldsLine, serializeEntry, CAPTURED, CAP
 export type { AuditActionEffect, AuditEntry, AuditEventKind, AuditIdentities, AuditRecord, AuditResult, CaptureDecoder, ComposedEntry, SerializedEntry } from './audit-entry.js';
 export { createInputMask, jsonString, maskChild, maskedJson, maskElement, maskInput, CREDENTIAL_PATHS, MASKED, MASKED_JSON } from './mask.js';
 export type { InputMask, MaskNode } from './mask.js';
-export { BytesJsonOut, NotPlainJson, TextJsonOut } from './json-out.js';
+export { BytesJsonOut, isPlainObject, NotPlainJson, TextJsonOut } from './json-out.js';
 export type { JsonOut } from './json-out.js';
 export { fieldsUtf8, jsonUtf8, Utf8Batches } from './utf8-batch.js';
 export type { Utf8Batch } from './utf8-batch.js';

@@ -283,9 +283,14 @@ function dropped(v: unknown, node: MaskNode | undefined): boolean {
   return (node === undefined || !node.masked) && (v === undefined || typeof v === 'function' || typeof v === 'symbol');
 }
 
+/** Whether JSON.stringify writes `v` as its own enumerable members (no prototype but Object's, no `toJSON`). */
+export function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return (proto === Object.prototype || proto === null) && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
+}
+
 /** `v` when JSON.stringify writes it as its own enumerable members; throws {@link NotPlainJson} otherwise. */
 function plainObject(v: object): Record<string, unknown> {
-  const proto = Object.getPrototypeOf(v) as unknown;
-  if ((proto !== Object.prototype && proto !== null) || typeof (v as { toJSON?: unknown }).toJSON === 'function') throw new NotPlainJson('an object with a prototype or toJSON');
+  if (!isPlainObject(v)) throw new NotPlainJson('an object with a prototype or toJSON');
   return v as Record<string, unknown>;
 }

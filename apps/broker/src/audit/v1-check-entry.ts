@@ -7,7 +7,7 @@
  * between the answer and the call that builds the entry (the request's inputs belong to it alone).
  */
 import type { ActionEffect, JsonValue, OutputEntry } from '@warden/core';
-import { BytesJsonOut, CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, createInputMask, maskChild, maskElement, MASKED, MASKED_JSON, type CaptureDecoder, type ComposedEntry, type InputMask, type JsonOut, type MaskNode } from '@warden/audit';
+import { BytesJsonOut, CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, createInputMask, isPlainObject, maskChild, maskElement, MASKED, MASKED_JSON, type CaptureDecoder, type ComposedEntry, type InputMask, type JsonOut, type MaskNode } from '@warden/audit';
 import type { ActionDetail, Identities, ItemDecision } from '../delegation/identity-decision.js';
 import type { EnrichedInputs, Reason } from '../enrichment/enriched-check.js';
 import { parseJsonBody } from '../http/json-body.parser.js';
@@ -643,12 +643,6 @@ const REASON_MEMBER = new Map<string, number>(REASON_MEMBERS.map((k, i) => [k, i
 const RESOURCE_MEMBER = REASON_MEMBER.get('resource') as number;
 const ACTIONS_MEMBER = REASON_MEMBER.get('actions') as number;
 
-/** Whether JSON.stringify writes `v` as its own members (see json-out's `plainObject`). */
-const isPlain = (v: object): boolean => {
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return (proto === Object.prototype || proto === null) && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
-};
-
 /**
  * Writes `reason` as its members' numbers and values: a count, then per member its number and
  * its text (`resource`: its kind and its id; `actions`: a count and each action). A member left
@@ -656,7 +650,7 @@ const isPlain = (v: object): boolean => {
  * type, a resource whose members are not `kind` then `id`) refuses the capture: the entry is composed.
  */
 function captureReason(w: CaptureWriter, reason: Reason): void {
-  if (typeof reason !== 'object' || reason === null || !isPlain(reason)) {
+  if (typeof reason !== 'object' || reason === null || !isPlainObject(reason)) {
     w.refused = true;
     return;
   }
@@ -700,7 +694,7 @@ function captureReason(w: CaptureWriter, reason: Reason): void {
 
 /** A reason's `resource`, `{ kind, id }` in that order with text values: its kind and id; false (capture refused) for any other. */
 function captureResource(w: CaptureWriter, v: unknown): boolean {
-  if (typeof v === 'object' && v !== null && isPlain(v)) {
+  if (typeof v === 'object' && v !== null && isPlainObject(v)) {
     let k = 0;
     let ordered = true;
     for (const key in v) {
