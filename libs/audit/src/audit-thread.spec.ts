@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isWardenError } from '@warden/core';
 import { buildRecord, CAPTURED, CAPTURE_NO_ROOM, packEntry, serializeEntry, type AuditEntry, type ComposedEntry, type SerializedEntry } from './audit-entry.js';
 import type { AuditSink } from './audit-sink.js';
-import { CAPTURE_QUEUED, cpuMasksIntersect, createThreadedAuditWriter, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, STATS_INTERVAL_MS, ThreadSchedStat, type AuditThread, type ServedAuditWriter } from './audit-thread.js';
-import { createEntryRing } from './entry-ring.js';
+import { CAPTURE_QUEUED, cpuMasksIntersect, createThreadedAuditWriter, EventLoopState, serveAuditWriter, sharesCpuWithMain, STARVED_UNTIL_QUEUED, STATS_INTERVAL_MS, ThreadSchedStat, type AuditThread, type ServedAuditWriter } from './audit-thread.js';
+import { createEntryRing, EntryRingWriter } from './entry-ring.js';
 import { createAuditWriter } from './audit-writer.js';
 import { auditEntry, ids, range, SwitchableSink } from '../../../test/support/audit-doubles.js';
 
@@ -548,6 +548,77 @@ describe('createThreadedAuditWriter', () => {
     release();
     await closeServed(port1);
     expect(ids(sink.received)).toEqual(ids(range(0, STARVED_UNTIL_QUEUED + 100).map(auditEntry)));
+  });
+
+  it('the writer\'s end sleeps a moment as it takes entries while the event loop\'s thread is runnable on a core it may share; never otherwise, and loses nothing', async () => {
+    const packed = (n: number): string => packEntry(serializeEntry(auditEntry(n)));
+    const captured = (n: number): ComposedEntry => ({
+      compose: () => undefined,
+      capture: (buf, start) => {
+        buf[start] = CAPTURED;
+        return start + 1 + buf.write(packed(n), start + 1);
+      },
+    });
+    // Each entry costs its decoder 0.05 ms: taking 40 runs past GIVE_WAY_AFTER_MS again and again.
+    const slow = (record: Buffer): Buffer => {
+      const until = performance.now() + 0.05;
+      while (performance.now() < until);
+      return record.subarray(1);
+    };
+    const take = async (runnable: boolean, shares: boolean): Promise<{ writerYields: number; asked: number; got: string[] }> => {
+      const sink = new SwitchableSink();
+      const { port1, port2 } = new MessageChannel();
+      let asked = 0;
+      const limits = { starvedAfterMs: 60_000, fedWithinMs: 60_000, waitedMs: () => 0, sharesCore: () => shares, eventLoopRunnable: () => (asked++, runnable) };
+      serveAuditWriter(port2, (onError) => createAuditWriter({ sink, spillPath: join(dir, `${runnable}-${shares}.spill`), batchSize: 50, onError }), limits, slow);
+      const sab = createEntryRing(1 << 20);
+      const w = new EntryRingWriter(sab, slow);
+      for (const n of range(0, 40)) expect(w.compose(captured(n))).toBe(true);
+      port1.postMessage({ t: 'ring', sab });
+      port1.postMessage({ t: 'rec', at: Date.now(), upTo: w.head, n: 40 });
+      const done = (await closeServed(port1)) as { stats: { writerYields: number } };
+      port1.close();
+      return { writerYields: done.stats.writerYields, asked, got: ids(sink.received) };
+    };
+    const all = ids(range(0, 40).map(auditEntry));
+    const beside = await take(true, true);
+    expect(beside.writerYields).toBeGreaterThan(0);
+    expect(beside.writerYields).toBe(beside.asked);
+    expect(beside.got).toEqual(all);
+    // The event loop idle (or running elsewhere and done): asked, never slept.
+    const idle = await take(false, true);
+    expect(idle.asked).toBeGreaterThan(0);
+    expect(idle.writerYields).toBe(0);
+    expect(idle.got).toEqual(all);
+    // Pinned apart: not even asked.
+    const apart = await take(true, false);
+    expect(apart.asked).toBe(0);
+    expect(apart.writerYields).toBe(0);
+    expect(apart.got).toEqual(all);
+  });
+
+  it.runIf(process.platform === 'linux')('reads whether the event loop\'s thread is runnable from its state in the kernel\'s stat file, whatever its name holds', () => {
+    // This runs on the process's main thread (a forked test worker) or beside it: either way the main thread's state is read.
+    expect(typeof new EventLoopState().runnable()).toBe('boolean');
+    const dir = mkdtempSync(join(tmpdir(), 'warden-stat-'));
+    try {
+      const stat = (name: string, text: string): EventLoopState => {
+        const path = join(dir, name);
+        writeFileSync(path, text);
+        return new EventLoopState(path);
+      };
+      expect(stat('r', '4242 (node) R 1 4242 4242 0 -1\n').runnable()).toBe(true);
+      expect(stat('s', '4242 (node) S 1 4242 4242 0 -1\n').runnable()).toBe(false);
+      // A name with a space and a parenthesis and an R in it: the state follows the last ')'.
+      expect(stat('odd', '4242 (a) R (b) S 1 4242\n').runnable()).toBe(false);
+      expect(stat('cut', '4242 (node)').runnable()).toBeUndefined();
+      expect(new EventLoopState(join(dir, 'missing')).runnable()).toBeUndefined();
+      const closed = stat('closed', '4242 (node) R 1\n');
+      closed.close();
+      expect(closed.runnable()).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('tells whether two threads may share a CPU from their Cpus_allowed masks; true where a mask is unknown', () => {

@@ -98,6 +98,11 @@ export interface AuditWriterStats {
    * CPU with a backlog (up to `YIELD_MS` each; `createThreadedAuditWriter` only, 0 otherwise).
    */
   yields: number;
+  /**
+   * Times the writer's thread slept a moment to give the event loop's thread, runnable beside it,
+   * its core (`GIVE_WAY_AFTER_MS`; `createThreadedAuditWriter` only, 0 otherwise).
+   */
+  writerYields: number;
 }
 
 /** The decision-log writer. */
@@ -631,7 +636,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       return new Promise<void>((resolve, reject) => push({ entry: built, done: { resolve, reject } }));
     },
     flush,
-    stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending, yields: 0 }),
+    stats: () => ({ ...stats, queued: queue.length + recorded.length, spillPending, yields: 0, writerYields: 0 }),
     spillHeld() {
       recorded.drain();
       const items = atSink === undefined ? queue : atSink.concat(queue);

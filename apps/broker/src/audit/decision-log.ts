@@ -32,7 +32,7 @@ export function decisionLogStats(writer: AuditWriter, spillPath: string): AuditL
   } catch {
     // no spill file: nothing waits
   }
-  return { written: s.written, spilled: s.spilled, replayed: s.replayed, dropped: s.dropped, queued: s.queued, spillBytes, yields: s.yields };
+  return { written: s.written, spilled: s.spilled, replayed: s.replayed, dropped: s.dropped, queued: s.queued, spillBytes, yields: s.yields, writerYields: s.writerYields };
 }
 
 /** Options of {@link openDecisionLog}. */

@@ -121,6 +121,7 @@ export interface AuditLogStats {
   queued: number;
   spillBytes: number;
   yields: number;
+  writerYields: number;
 }
 
 /** How a policy reload attempt (after boot) ended. */
@@ -222,6 +223,7 @@ export class BrokerMetrics {
   private readonly auditQueue = new ReadFamily('warden_audit_queue_depth', 'Decision-log entries waiting in memory for the sink', 'gauge');
   private readonly auditSpill = new ReadFamily('warden_audit_spill_bytes', 'Size of the decision log\'s spill file (entries waiting for the sink to return)', 'gauge');
   private readonly auditYields = new ReadFamily('warden_audit_event_loop_yields_total', 'Times the event loop paused (up to 2 ms each) to give its core to the decision log\'s writer thread, starved of CPU with a backlog', 'counter');
+  private readonly auditWriterYields = new ReadFamily('warden_audit_writer_yields_total', 'Times the decision log\'s writer thread slept (about 0.1 ms) to give the event loop, waiting for the core it had, that core', 'counter');
 
   private knownKinds = new Set<string>();
   private readonly byKind = new Map<string, Map<string, EffectCells>>();
@@ -234,7 +236,7 @@ export class BrokerMetrics {
   private readonly reloadCells: Record<PolicyReloadResult, CounterCell>;
 
   constructor() {
-    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads, this.policyReloads, this.policyInfo, this.policyStale, this.auditEntries, this.auditQueue, this.auditSpill, this.auditYields]) {
+    for (const m of [this.decisions, this.requestDuration, this.stageDuration, this.resolverCalls, this.resolverKeys, this.resolverHits, this.resolverErrors, this.resolverDuration, this.policyLoads, this.policyReloads, this.policyInfo, this.policyStale, this.auditEntries, this.auditQueue, this.auditSpill, this.auditYields, this.auditWriterYields]) {
       // prom-client's Registry takes any object with its metric shape.
       this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
     }
@@ -260,6 +262,7 @@ export class BrokerMetrics {
     this.auditQueue.read = () => [{ value: read().queued, labels: {} }];
     this.auditSpill.read = () => [{ value: read().spillBytes, labels: {} }];
     this.auditYields.read = () => [{ value: read().yields, labels: {} }];
+    this.auditWriterYields.read = () => [{ value: read().writerYields, labels: {} }];
   }
 
   /** Counts a reload attempt after boot. */
