@@ -200,8 +200,10 @@ export interface StarvationLimits {
  * {@link GIVE_WAY_MS} so that it gets it. At nice 19 the writer would be preempted by a waking
  * event loop at once under the old scheduler; Linux 6.6+'s EEVDF lets the task on a core run to
  * the end of its slice (about 1.4 ms on the bench's host) first. On the fast host of 2026-12-01,
- * 30% of the peak, NDJSON sink, every thread of the broker on one core: p99 0.10x to 0.15x lower
- * than without it in 12 of 16 rounds paired with the same code without it (bench/README.md).
+ * 30% of the peak, every thread of the broker on one core, the NDJSON sink's p99 went from 1.33x
+ * to 1.03x of audit off's, Postgres's from 1.83x to 1.51x, NATS's from 1.55x to 1.20x (two runs
+ * of bench:audit; a probe pairing the code with and without it: lower in 12 of 16 rounds,
+ * bench/README.md).
  */
 export const GIVE_WAY_AFTER_MS = 0.1;
 /** How long the writer's thread sleeps to give the event loop its core (ms; the kernel's timer slack, 50 µs, comes on top). */
