@@ -133,7 +133,9 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
     load.stop();
     const result = await load.done;
     const returned = new Set(result.returned.map((r) => r.id));
-    expect(returned.size).toBeGreaterThan(50);
+    // What the broker said while it stopped, for any failure below (it failed once beside a full suite, cause not kept).
+    const said = `broker's stderr (last 3000 chars):\n${b.stderr().slice(-3000)}`;
+    expect(returned.size, said).toBeGreaterThan(50);
     // The exit code is not asserted: after the decision log, the broker's other closers (the
     // revocation listener, the pool) wait for the frozen database until the 8 s grace ends the
     // process with code 1. What matters here is that the log was on disk before that.
@@ -141,8 +143,8 @@ describe.skipIf(missing !== undefined)('decision log, Postgres sink under faults
     // What the sink took before the freeze is in the table; everything else is in the spill file.
     const logged = new Set(await loggedDecisionIds(url));
     const spilled = new Set(spilledDecisionIds(spillPath));
-    expect([...returned].filter((id) => !logged.has(id) && !spilled.has(id))).toEqual([]);
-    expect(spilled.size).toBeGreaterThan(0);
+    expect([...returned].filter((id) => !logged.has(id) && !spilled.has(id)), said).toEqual([]);
+    expect(spilled.size, said).toBeGreaterThan(0);
 
     const dir = join(spillPath, '..', '..');
     const again = await spawnBroker({ cwd: dir, env: { DATABASE_URL: url, WARDEN_POLICY_DIR: join(dir, 'policies') } });
