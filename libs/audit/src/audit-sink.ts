@@ -9,6 +9,11 @@ export interface AuditSink {
   /** Short name for logs and metrics (`ndjson`, `postgres`, `nats`). */
   readonly name: string;
   /**
+   * Entries per write this sink takes best while the writer keeps up (the writer's `batchSize`
+   * option wins; unset, the writer's default). A backlog still goes in the writer's larger writes.
+   */
+  readonly batchSize?: number;
+  /**
    * Makes `batch` durable, in order. Rejects when it could not (the writer then spills the batch
    * to disk and replays it later). Idempotent on `decisionId` where the sink allows it, since a
    * replay may send entries already written.

@@ -41,6 +41,23 @@ describe('createAuditWriter', () => {
     expect(errors).toEqual([]);
   });
 
+  it('writes in the sink\'s own batch size when it is given none, and a backlog in the writes of the writer\'s default', async () => {
+    const sink = new (class extends SwitchableSink {
+      readonly batchSize = 3;
+    })();
+    const sut = createAuditWriter({ sink, spillPath, onError: (m) => errors.push(m) });
+    for (const n of range(0, 7)) sut.record(auditEntry(n));
+    await sut.flush();
+    expect(sink.batches).toEqual([3, 3, 1]);
+    // 1,000 waiting at once (5 x the writer's 200): one write of them all.
+    for (const n of range(7, 1007)) sut.record(auditEntry(n));
+    await sut.flush();
+    expect(sink.batches.slice(3)).toEqual([1000]);
+    expect(ids(sink.received)).toEqual(ids(range(0, 1007).map(auditEntry)));
+    await sut.close();
+    expect(errors).toEqual([]);
+  });
+
   it('writes a backlog of maxBatchSize entries or more in writes of that size, in order', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxBatchSize: 6, onError: (m) => errors.push(m) });

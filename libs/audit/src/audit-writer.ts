@@ -54,10 +54,10 @@ export interface AuditWriterOptions {
   sink: AuditSink;
   /** The spill file (created with its directory when first needed). */
   spillPath: string;
-  /** Entries per sink write (default 200). */
+  /** Entries per sink write (default the sink's own `batchSize`, else 200). */
   batchSize?: number;
   /**
-   * Entries per sink write while at least that many wait (default 5 x `batchSize`): one write at a time
+   * Entries per sink write while at least that many wait (default 5 x the `batchSize` option, or 5 x 200): one write at a time
    * keeps the sink's order, so a sink whose round trip grows under load (its server on busy
    * cores) catches up by taking more per write rather than falling behind a batch per trip.
    */
@@ -181,8 +181,9 @@ async function copyRange(src: string, dest: string, from: number, to: number): P
  */
 export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const { sink, spillPath } = options;
-  const batchSize = options.batchSize ?? 200;
-  const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? 5 * batchSize);
+  const batchSize = options.batchSize ?? sink.batchSize ?? 200;
+  // A sink's smaller writes are for a writer that keeps up; a backlog goes in writes as large as ever.
+  const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? 5 * (options.batchSize ?? 200));
   const maxQueue = options.maxQueue ?? MAX_QUEUE;
   const flushIntervalMs = options.flushIntervalMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 5000;
