@@ -202,8 +202,11 @@ export interface StarvationLimits {
  * the end of its slice (about 1.4 ms on the bench's host) first. On the fast host of 2026-12-01,
  * 30% of the peak, every thread of the broker on one core, the NDJSON sink's p99 went from 1.33x
  * to 1.03x of audit off's, Postgres's from 1.83x to 1.51x, NATS's from 1.55x to 1.20x (two runs
- * of bench:audit; a probe pairing the code with and without it: lower in 12 of 16 rounds,
- * bench/README.md).
+ * of bench:audit; the next run read NDJSON at 1.24x: that host's spread from run to run), and a
+ * probe pairing the code with and without it read it lower in 12 of 16 rounds (bench/README.md).
+ * Where the two may share a core but the event loop runs on another one (no pinning, several
+ * cores), the writer sleeps for nothing while the loop is busy, at up to half its speed then
+ * (not measured).
  */
 export const GIVE_WAY_AFTER_MS = 0.1;
 /** How long the writer's thread sleeps to give the event loop its core (ms; the kernel's timer slack, 50 µs, comes on top). */
