@@ -49,6 +49,9 @@ export type AuditMode = 'best-effort' | 'strict';
  */
 export const MAX_QUEUE = 20_000;
 
+/** Entries per sink write when neither the writer's options nor the sink say. */
+const BATCH_SIZE = 200;
+
 /** Options of {@link createAuditWriter}. */
 export interface AuditWriterOptions {
   sink: AuditSink;
@@ -181,9 +184,10 @@ async function copyRange(src: string, dest: string, from: number, to: number): P
  */
 export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const { sink, spillPath } = options;
-  const batchSize = options.batchSize ?? sink.batchSize ?? 200;
+  const ownBatchSize = options.batchSize ?? BATCH_SIZE;
+  const batchSize = options.batchSize ?? sink.batchSize ?? BATCH_SIZE;
   // A sink's smaller writes are for a writer that keeps up; a backlog goes in writes as large as ever.
-  const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? 5 * (options.batchSize ?? 200));
+  const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? 5 * ownBatchSize);
   const maxQueue = options.maxQueue ?? MAX_QUEUE;
   const flushIntervalMs = options.flushIntervalMs ?? 200;
   const maxRetryMs = options.maxRetryMs ?? 5000;

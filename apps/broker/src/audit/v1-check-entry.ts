@@ -628,7 +628,7 @@ function captureCheck(w: CaptureWriter, buf: Buffer, start: number, end: number,
   let reasons = 0;
   for (let i = 0; i < n; i++) reasons += (decisions[i] as ItemDecision).reasons.length;
   w.u32(reasons);
-  for (let i = 0; i < n; i++) for (const reason of (decisions[i] as ItemDecision).reasons) captureReason(w, reason);
+  for (let i = 0; i < n; i++) for (const reason of (decisions[i] as ItemDecision).reasons) if (!captureReason(w, reason)) w.refused = true;
   if (w.refused) return CAPTURE_NONE;
   return w.over ? CAPTURE_NO_ROOM : w.pos;
 }
@@ -646,14 +646,12 @@ const ACTIONS_MEMBER = REASON_MEMBER.get('actions') as number;
 /**
  * Writes `reason` as its members' numbers and values: a count, then per member its number and
  * its text (`resource`: its kind and its id; `actions`: a count and each action). A member left
- * undefined is left out, as JSON leaves it out. Anything else (another member, a value of another
- * type, a resource whose members are not `kind` then `id`) refuses the capture: the entry is composed.
+ * undefined is left out, as JSON leaves it out. False for anything else (another member, a value
+ * of another type, a resource whose members are not `kind` then `id`): the capture is refused and
+ * the entry composed.
  */
-function captureReason(w: CaptureWriter, reason: Reason): void {
-  if (typeof reason !== 'object' || reason === null || !isPlainObject(reason)) {
-    w.refused = true;
-    return;
-  }
+function captureReason(w: CaptureWriter, reason: Reason): boolean {
+  if (typeof reason !== 'object' || reason === null || !isPlainObject(reason)) return false;
   const countAt = w.pos;
   w.u8(0);
   let count = 0;
@@ -661,55 +659,40 @@ function captureReason(w: CaptureWriter, reason: Reason): void {
     const v = (reason as unknown as Record<string, unknown>)[key];
     if (v === undefined) continue;
     const member = REASON_MEMBER.get(key);
-    if (member === undefined) {
-      w.refused = true;
-      return;
-    }
+    if (member === undefined) return false;
     w.u8(member);
     count += 1;
     if (member === RESOURCE_MEMBER) {
-      if (!captureResource(w, v)) return;
+      if (!captureResource(w, v)) return false;
     } else if (member === ACTIONS_MEMBER) {
-      if (!Array.isArray(v)) {
-        w.refused = true;
-        return;
-      }
+      if (!Array.isArray(v)) return false;
       w.u32(v.length);
       for (let k = 0; k < v.length; k++) {
         const a: unknown = v[k];
-        if (typeof a !== 'string') {
-          w.refused = true;
-          return;
-        }
+        if (typeof a !== 'string') return false;
         w.str(a);
       }
     } else if (typeof v === 'string') w.str(v);
-    else {
-      w.refused = true;
-      return;
-    }
+    else return false;
   }
   if (!w.over) w.buf[countAt] = count;
+  return true;
 }
 
-/** A reason's `resource`, `{ kind, id }` in that order with text values: its kind and id; false (capture refused) for any other. */
+/** A reason's `resource`, `{ kind, id }` in that order with text values: its kind and id; false for any other. */
 function captureResource(w: CaptureWriter, v: unknown): boolean {
-  if (typeof v === 'object' && v !== null && isPlainObject(v)) {
-    let k = 0;
-    let ordered = true;
-    for (const key in v) {
-      if (k > 1 || key !== (k === 0 ? 'kind' : 'id')) ordered = false;
-      k += 1;
-    }
-    const { kind, id } = v as { kind?: unknown; id?: unknown };
-    if (ordered && k === 2 && typeof kind === 'string' && typeof id === 'string') {
-      w.str(kind);
-      w.str(id);
-      return true;
-    }
+  if (typeof v !== 'object' || v === null || !isPlainObject(v)) return false;
+  let k = 0;
+  let ordered = true;
+  for (const key in v) {
+    if (k > 1 || key !== (k === 0 ? 'kind' : 'id')) ordered = false;
+    k += 1;
   }
-  w.refused = true;
-  return false;
+  const { kind, id } = v as { kind?: unknown; id?: unknown };
+  if (!ordered || k !== 2 || typeof kind !== 'string' || typeof id !== 'string') return false;
+  w.str(kind);
+  w.str(id);
+  return true;
 }
 
 /** The reasons {@link captureReason} wrote. */
