@@ -597,6 +597,35 @@ describe('createThreadedAuditWriter', () => {
     expect(apart.got).toEqual(all);
   });
 
+  it('the writer\'s end also looks before each sink write whether to give the event loop its core, through the writer\'s beforeWrite', async () => {
+    const write = async (runnable: boolean, shares: boolean): Promise<{ writerYields: number; asked: number; writes: number; got: string[] }> => {
+      const sink = new SwitchableSink();
+      const { port1, port2 } = new MessageChannel();
+      let asked = 0;
+      const limits = { starvedAfterMs: 60_000, fedWithinMs: 60_000, waitedMs: () => 0, sharesCore: () => shares, eventLoopRunnable: () => (asked++, runnable) };
+      serveAuditWriter(port2, (onError, giveWay) => createAuditWriter({ sink, spillPath: join(dir, `w-${runnable}-${shares}.spill`), batchSize: 10, onError, beforeWrite: giveWay }), limits);
+      // Posted in the message, not the ring: only the writes can give way.
+      port1.postMessage({ t: 'rec', at: Date.now(), entries: serialized(0, 40) });
+      const done = (await closeServed(port1)) as { stats: { writerYields: number } };
+      port1.close();
+      return { writerYields: done.stats.writerYields, asked, writes: sink.batches.length, got: ids(sink.received) };
+    };
+    const all = ids(range(0, 40).map(auditEntry));
+    const beside = await write(true, true);
+    expect(beside.writes).toBe(4);
+    expect(beside.writerYields).toBe(4);
+    expect(beside.asked).toBe(4);
+    expect(beside.got).toEqual(all);
+    const idle = await write(false, true);
+    expect(idle.asked).toBe(4);
+    expect(idle.writerYields).toBe(0);
+    expect(idle.got).toEqual(all);
+    const apart = await write(true, false);
+    expect(apart.asked).toBe(0);
+    expect(apart.writerYields).toBe(0);
+    expect(apart.got).toEqual(all);
+  });
+
   it.runIf(process.platform === 'linux')('reads whether the event loop\'s thread is runnable from its state in the kernel\'s stat file, whatever its name holds', () => {
     // This runs on the process's main thread (a forked test worker) or beside it: either way the main thread's state is read.
     expect(typeof new EventLoopState().runnable()).toBe('boolean');

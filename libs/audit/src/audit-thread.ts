@@ -717,18 +717,19 @@ export interface ServedAuditWriter {
  * Serves the writer `open` returns to its parent over `port` (in the writer's thread): takes the
  * entries posted, answers durability, flush and close, and reports counters and errors.
  * `decodeCaptured`: the decoder the parent's writer was given ({@link ThreadedAuditWriterOptions.decodeCaptured}).
+ * `open` is given `giveWay`, for the writer's `beforeWrite`: the event loop gets its core back
+ * there too, as between the ring's entries ({@link GIVE_WAY_AFTER_MS}).
  * @example
- * const served = serveAuditWriter(parentPort, (onError) => createAuditWriter({ sink, spillPath, onError }));
+ * const served = serveAuditWriter(parentPort, (onError, giveWay) => createAuditWriter({ sink, spillPath, onError, beforeWrite: giveWay }));
  * process.on('uncaughtException', (err) => { served.failed(err, () => receiveMessageOnPort(parentPort)); process.exit(1); });
  */
 export function serveAuditWriter(
   port: AuditThreadPort,
-  open: (onError: (message: string) => void) => AuditWriter,
+  open: (onError: (message: string) => void, giveWay: () => void) => AuditWriter,
   limits: StarvationLimits = { starvedAfterMs: STARVED_AFTER_MS, fedWithinMs: FED_WITHIN_MS },
   decodeCaptured?: CaptureDecoder,
 ): ServedAuditWriter {
   const report = (message: string): void => port.postMessage({ t: 'err', message } satisfies FromWriter);
-  const writer = open(report);
   let ring: EntryRingReader | undefined;
   let received = 0;
   let starving = false;
@@ -747,6 +748,20 @@ export function serveAuditWriter(
     }
     return shares;
   };
+  /** When this thread last started taking entries, or last looked whether to give way (performance.now()). */
+  let workingSince = 0;
+  /** Times it gave the event loop its core ({@link GIVE_WAY_AFTER_MS}). */
+  let gaveWay = 0;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  /** Sleeps {@link GIVE_WAY_MS} if the event loop's thread is runnable on a core this one may share. */
+  const giveWay = (now = performance.now()): void => {
+    workingSince = now;
+    if (!mayBeFed(now) || eventLoopRunnable() !== true) return;
+    gaveWay += 1;
+    Atomics.wait(nap, 0, 0, GIVE_WAY_MS);
+    workingSince = performance.now();
+  };
+  const writer = open(report, () => giveWay());
   /** The thread's wait for a core when last read (at each post or timer), and when that was (performance.now()). */
   let waitedBefore = waitedMs();
   let lookedAt = performance.now();
@@ -815,11 +830,6 @@ export function serveAuditWriter(
     feedTimer = setInterval(() => fed(late()), FEED_CHECK_MS);
     feedTimer.unref();
   };
-  /** When this thread last started taking entries, or last looked whether to give way (performance.now()). */
-  let workingSince = 0;
-  /** Times it gave the event loop its core ({@link GIVE_WAY_AFTER_MS}). */
-  let gaveWay = 0;
-  const nap = new Int32Array(new SharedArrayBuffer(4));
   const fromRing = (record: Buffer): void => {
     let e: SerializedEntry | undefined;
     try {
@@ -829,12 +839,7 @@ export function serveAuditWriter(
     }
     if (e !== undefined) writer.record(e);
     const now = performance.now();
-    if (now - workingSince < GIVE_WAY_AFTER_MS) return;
-    workingSince = now;
-    if (!mayBeFed(now) || eventLoopRunnable() !== true) return;
-    gaveWay += 1;
-    Atomics.wait(nap, 0, 0, GIVE_WAY_MS);
-    workingSince = performance.now();
+    if (now - workingSince >= GIVE_WAY_AFTER_MS) giveWay(now);
   };
   /** Takes the ring's records up to `upTo`, to the writer. */
   const takeRing = (r: EntryRingReader, upTo: number): void => {

@@ -58,6 +58,19 @@ describe('createAuditWriter', () => {
     expect(errors).toEqual([]);
   });
 
+  it('calls beforeWrite once before each sink write, before the sink has the batch', async () => {
+    const sink = new SwitchableSink();
+    const seen: number[] = [];
+    const sut = createAuditWriter({ sink, spillPath, batchSize: 3, onError: (m) => errors.push(m), beforeWrite: () => seen.push(sink.received.length) });
+    for (const n of range(0, 7)) sut.record(auditEntry(n));
+    await sut.flush();
+    expect(sink.batches).toEqual([3, 3, 1]);
+    // Called with 0, 3 and 6 entries at the sink: before each write, never after it.
+    expect(seen).toEqual([0, 3, 6]);
+    await sut.close();
+    expect(errors).toEqual([]);
+  });
+
   it('writes a backlog of maxBatchSize entries or more in writes of that size, in order', async () => {
     const sink = new SwitchableSink();
     const sut = createAuditWriter({ sink, spillPath, batchSize: 2, maxBatchSize: 6, onError: (m) => errors.push(m) });

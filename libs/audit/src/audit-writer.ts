@@ -75,6 +75,13 @@ export interface AuditWriterOptions {
   writeTimeoutMs?: number;
   /** Called when the sink or the spill file fails (logs, metrics); never throws into the caller. */
   onError?: (message: string) => void;
+  /**
+   * Called just before each sink write (in the writer's thread: `serveAuditWriter`'s `giveWay`,
+   * which sleeps a moment while the event loop's thread waits for a core it may share). A write
+   * is the longest stretch of the writer's work that does not pass the ring's give-way point: the
+   * batch encoded and, for Postgres and NATS, handed to the socket in one piece.
+   */
+  beforeWrite?: () => void;
 }
 
 /** Counters of a writer. */
@@ -257,6 +264,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
 
   /** `sink.write`, failed after `writeTimeoutMs` (a late answer is ignored; a replay sends the batch again). */
   async function sinkWrite(entries: readonly SerializedEntry[]): Promise<void> {
+    options.beforeWrite?.();
     await within(sink.write(entries), `sink \`${sink.name}\` did not answer within ${writeTimeoutMs} ms`);
   }
 

@@ -7,13 +7,16 @@ import { WardenError } from '@warden/core';
 import { createPostgresAuditSink, type PostgresAuditSinkOptions } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
 
-/** The configured sink; `database` is asked for the `postgres` sink's database only. */
-export function openAuditSink(config: AuditConfig, database: () => PostgresAuditSinkOptions): AuditSink {
+/**
+ * The configured sink; `database` is asked for the `postgres` sink's database only. `ownThread`:
+ * the sink runs in the writer's thread, which it may block (the NDJSON sink's file writes).
+ */
+export function openAuditSink(config: AuditConfig, database: () => PostgresAuditSinkOptions, ownThread = false): AuditSink {
   switch (config.sink) {
     case 'postgres':
       return createPostgresAuditSink(database());
     case 'ndjson':
-      return createNdjsonSink({ path: config.path });
+      return createNdjsonSink({ path: config.path, blocking: ownThread });
     case 'nats': {
       const nats = config.nats;
       if (nats === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: `audit.sink: nats` without `audit.nats`');

@@ -40,13 +40,13 @@ try {
   niceFailed = (err as Error).message;
 }
 // The broker's thread captures `/v1/check`'s entries into the ring; this thread composes them, masked as the broker's log masks.
-const served = serveAuditWriter(port, (onError) => {
+const served = serveAuditWriter(port, (onError, giveWay) => {
   if (niceFailed !== undefined) onError(`audit: the writer's thread keeps the broker's priority (lowering it failed: ${niceFailed})`);
   const sink = openAuditSink(config, () => {
     if (databaseUrl === undefined) throw new WardenError('ERR_INTERNAL', 'BUG: the audit thread has no database URL for `audit.sink: postgres`');
     return { db: createPgDb({ url: databaseUrl, max: 2, onError: (m) => onError(`audit: database: ${m}`) }), ownsDb: true };
-  });
-  return createAuditWriter({ sink, spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
+  }, true);
+  return createAuditWriter({ sink, spillPath: config.spillPath, maxQueue: config.maxQueue, onError, beforeWrite: giveWay });
 }, undefined, checkDecoder(config.maskPaths));
 // A bug that escapes (a library's 'error' event with no listener, say) ends the thread; before it
 // does, the entries it holds in memory and those of the posts it has not read go to the spill

@@ -5,17 +5,19 @@ import { describe, expect, it } from 'vitest';
 import { packEntry, readPackedUtf8, serializeEntry, type AuditEntry, type SerializedEntry } from '../../audit-entry.js';
 import { createNdjsonSink } from './ndjson.sink.js';
 
+const entry = (id: string): SerializedEntry => serializeEntry({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'v', source: '/v1/check', decision: 'DENY', identities: {}, input: {}, results: [], reasons: [] });
+
 describe('createNdjsonSink', () => {
-  it('appends one JSON entry per line, across batches and reopenings', async () => {
+  it.each([false, true])('appends one JSON entry per line, across batches and reopenings (blocking: %s)', async (blocking) => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-ndjson-'));
     try {
       const path = join(dir, 'logs', 'audit.ndjson');
-      const e = (id: string): SerializedEntry => serializeEntry({ decisionId: id, time: '2026-11-28T09:00:00.000Z', kind: 'check', policyVersion: 'v', source: '/v1/check', decision: 'DENY', identities: {}, input: {}, results: [], reasons: [] });
-      const sut = createNdjsonSink({ path });
+      const e = entry;
+      const sut = createNdjsonSink({ path, blocking });
       await sut.write([e('a'), e('b')]);
       await sut.write([e('c')]);
       await sut.close();
-      const again = createNdjsonSink({ path });
+      const again = createNdjsonSink({ path, blocking });
       await again.write([e('d')]);
       await again.close();
       const lines = readFileSync(path, 'utf8').split('\n');
@@ -40,6 +42,24 @@ describe('createNdjsonSink', () => {
       await sut.write(mixed.slice(60));
       await sut.close();
       expect(readFileSync(path, 'utf8')).toBe(made.map((x) => `${x.json}\n`).join(''));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with `blocking`, has the batch in the file when `write` returns, before its promise settles; a file it cannot open fails the write, not the caller', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-ndjson-'));
+    try {
+      const path = join(dir, 'audit.ndjson');
+      const sut = createNdjsonSink({ path, blocking: true });
+      const written = sut.write([entry('a'), entry('b')]);
+      expect(readFileSync(path, 'utf8').split('\n').slice(0, 2).map((l) => (JSON.parse(l) as AuditEntry).decisionId)).toEqual(['a', 'b']);
+      await written;
+      await sut.close();
+      // A directory where the file should be.
+      const bad = createNdjsonSink({ path: dir, blocking: true });
+      await expect(bad.write([entry('c')])).rejects.toThrow(/EISDIR/);
+      await bad.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
