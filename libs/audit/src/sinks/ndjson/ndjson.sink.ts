@@ -18,7 +18,9 @@ export interface NdjsonSinkOptions {
    * For a sink in a thread of its own (the decision log's writer thread): blocking it holds up
    * nothing else, and the write's CPU is spent at that thread's priority. On the pool it ran at
    * the broker's, on the event loop's core: there the pool had the event loop's core for 2.9 µs
-   * per check it waited, against 0.1 for the writer's thread (bench/README.md, 2026-12-01).
+   * per check it waited, against 0.1 for the writer's thread (bench/README.md, 2026-12-01), and
+   * its threads ran 2.5-2.7 µs per check at 2,500 checks/s (none with this). The fsync is most of
+   * that (about four fifths, ext4): writing here and fsyncing on the pool would leave it there.
    * Never in the event loop's thread. Stdout is written asynchronously either way.
    */
   blocking?: boolean;
