@@ -12,13 +12,12 @@ describe('createNdjsonSink', () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-ndjson-'));
     try {
       const path = join(dir, 'logs', 'audit.ndjson');
-      const e = entry;
       const sut = createNdjsonSink({ path, blocking });
-      await sut.write([e('a'), e('b')]);
-      await sut.write([e('c')]);
+      await sut.write([entry('a'), entry('b')]);
+      await sut.write([entry('c')]);
       await sut.close();
       const again = createNdjsonSink({ path, blocking });
-      await again.write([e('d')]);
+      await again.write([entry('d')]);
       await again.close();
       const lines = readFileSync(path, 'utf8').split('\n');
       expect(lines.pop()).toBe('');
