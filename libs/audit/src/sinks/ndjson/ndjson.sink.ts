@@ -32,8 +32,13 @@ export interface NdjsonSinkOptions {
  */
 export function createNdjsonSink(options: NdjsonSinkOptions): AuditSink {
   const { path } = options;
+  /**
+   * The file without `blocking`: a FileHandle, not a bare descriptor, because a write the writer
+   * gave up on (its timeout) may still be on libuv's pool when `close` runs, and a FileHandle's
+   * close waits for it; a descriptor closed under it could be reused by the next open.
+   */
   let fh: FileHandle | undefined;
-  /** The file's descriptor with `blocking`. */
+  /** The file's descriptor with `blocking` (each write has returned before `close` can run). */
   let fd: number | undefined;
   const batches = new Utf8Batches();
   return {
