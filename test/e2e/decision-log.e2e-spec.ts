@@ -50,8 +50,12 @@ describe('decision log (Postgres sink)', () => {
       stringify({
         gateways: [{ name: 'gw', apiKey: GATEWAY_KEY }],
         // Enriched attributes are logged with their provenance; `principal.attr.ssn` is masked.
-        resolvers: [{ name: 'people', kind: 'static', key: 'principal.id', data: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`user-${i}`, { dept: `dept-${i}`, ssn: `${SECRET}-ssn` }])), provides: { 'principal.attr.dept': 'result.dept', 'principal.attr.ssn': 'result.ssn' } }],
-        audit: { enabled: true, sink: 'postgres', maskPaths: ['context.prompt', 'principal.attr.ssn'], spillDir: join(dir, 'spill') },
+        // `tools` writes into the resources the gateway sent: their input stays as sent.
+        resolvers: [
+          { name: 'people', kind: 'static', key: 'principal.id', data: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`user-${i}`, { dept: `dept-${i}`, ssn: `${SECRET}-ssn` }])), provides: { 'principal.attr.dept': 'result.dept', 'principal.attr.ssn': 'result.ssn' } },
+          { name: 'tools', kind: 'static', key: 'resource.id', data: { search: { owner: 'team-search' }, shell: { owner: 'team-shell' } }, provides: { 'resource.attr.owner': 'result.owner' } },
+        ],
+        audit: { enabled: true, sink: 'postgres', maskPaths: ['context.prompt', 'principal.attr.ssn', 'resources.*.attr.ssn'], spillDir: join(dir, 'spill') },
       }),
     );
     db = await createTestDatabase('warden_audit_e2e');
@@ -61,7 +65,7 @@ describe('decision log (Postgres sink)', () => {
       Array.from({ length: 40 }, (_, i) =>
         v1Check(
           base,
-          { subject: { id: `user-${i % 5}`, roles: ['user'] }, agent: { id: 'bot' }, action: 'invoke', resource: { kind: 'tool', id: i % 4 === 0 ? 'shell' : 'search' }, context: { prompt: `${SECRET} ${i}` } },
+          { subject: { id: `user-${i % 5}`, roles: ['user'] }, agent: { id: 'bot' }, action: 'invoke', resource: { kind: 'tool', id: i % 4 === 0 ? 'shell' : 'search', attr: { risk: 'low', ssn: `${SECRET}-r` } }, context: { prompt: `${SECRET} ${i}` } },
           { 'x-warden-api-key': GATEWAY_KEY },
         ),
       ),
@@ -148,8 +152,12 @@ describe('decision log (Postgres sink)', () => {
     const attrs = Object.values(enriched.attributes)[0];
     expect(attrs?.['principal.attr.dept']).toMatchObject({ value: 'dept-3', resolver: 'people', durationMs: expect.any(Number) });
     expect(attrs?.['principal.attr.ssn']).toMatchObject({ value: '[masked]', resolver: 'people' });
-    // The input is what the gateway sent, not what enrichment later wrote into the request.
-    expect((enriched as unknown as { input: { subject: unknown } }).input.subject).toEqual({ id: 'user-3', roles: ['user'], attr: {} });
+    // The input is what the gateway sent, not what enrichment later wrote into the request: the
+    // resource's attributes as sent (`ssn` masked by `resources.*.attr.ssn`), without the owner `tools` resolved.
+    const input = (enriched as unknown as { input: { subject: unknown; resources: unknown } }).input;
+    expect(input.subject).toEqual({ id: 'user-3', roles: ['user'], attr: {} });
+    expect(input.resources).toEqual([{ kind: 'tool', id: expect.stringMatching(/^(shell|search)$/), attr: { risk: 'low', ssn: '[masked]' } }]);
+    expect(attrs?.['resource.attr.owner']).toMatchObject({ value: expect.stringMatching(/^team-/), resolver: 'tools' });
   });
 });
 

@@ -33,7 +33,10 @@ function enrichedAttributes(doc: JsonValue, provenance: Readonly<Record<string, 
 /** The entry of a `/v1/check` decision (and of the adapters deciding through it). */
 export function v1CheckAuditObject(d: AuditedCheck, mask: InputMask, source: string, at: number): AuditEntry {
   const { req, enriched, decisions, ids } = d;
-  const input: Record<string, JsonValue> = { actions: req.actions, resources: req.resources.map((r) => ({ kind: r.kind, id: r.id })), context: req.context as Record<string, JsonValue> };
+  // As sent: enrichment wrote into the request's own resources afterwards.
+  const sentResources = req.sent !== undefined ? req.sent.resources : req.resources;
+  const resources = sentResources.map((r) => ({ kind: r.kind, id: r.id, attr: r.attr, ...(r.policyVersion !== undefined ? { policyVersion: r.policyVersion } : {}), ...(r.scope !== undefined ? { scope: r.scope } : {}) }));
+  const input: Record<string, JsonValue> = { actions: req.actions, resources: resources as unknown as JsonValue, context: req.context as Record<string, JsonValue> };
   if (req.requestId !== undefined) input['requestId'] = req.requestId;
   // SECURITY: token values never reach the log (masked again by `maskInput` whatever the input).
   // As sent: enrichment wrote into the request's own subject and agent afterwards.

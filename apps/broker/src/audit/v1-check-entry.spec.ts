@@ -54,6 +54,10 @@ const MASKS = [
   'context.a.0',
   'context.*.x',
   'resources.*.id',
+  'resources.*.attr',
+  'resources.0.attr.*',
+  'resources.*.policyVersion',
+  'resources.1.scope',
   'resources.0',
   'resources',
   'subject.attr.ssn',
@@ -76,13 +80,13 @@ const ATTRIBUTE_PATHS = ['principal.attr.ssn', 'principal.attr.department', 'pri
 const auditedCheck: fc.Arbitrary<{ d: AuditedCheck; mask: string[]; source: string; at: number }> = fc
   .record({
     actions: fc.uniqueArray(name, { minLength: 1, maxLength: 3 }),
-    resources: fc.array(fc.record({ kind: name, id: name }), { minLength: 1, maxLength: 3 }),
+    resources: fc.array(fc.record({ kind: name, id: name, attr, policyVersion: fc.option(name, { nil: undefined }), scope: fc.option(name, { nil: undefined }) }, { requiredKeys: ['kind', 'id', 'attr'] }), { minLength: 1, maxLength: 3 }),
     context: attr,
     requestId: fc.option(name, { nil: undefined }),
     identity: fc.oneof(fc.record({ token: secret }), fc.record({ subject: fc.record({ id: name, roles: fc.array(name, { minLength: 1, maxLength: 2 }), attr }) }), fc.constant({})),
     agent: fc.option(fc.record({ id: name, token: fc.option(secret, { nil: undefined }), roles: fc.option(fc.array(name, { maxLength: 2 }), { nil: undefined }), attr: fc.option(attr, { nil: undefined }) }, { requiredKeys: ['id'] }), { nil: undefined }),
     delegation: fc.option(secret, { nil: undefined }),
-    sent: fc.option(fc.record({ subject: fc.option(fc.record({ id: name, roles: fc.array(name, { maxLength: 2 }), attr }), { nil: undefined }), agent: fc.option(fc.record({ id: name, attr }), { nil: undefined }) }), { nil: undefined }),
+    sent: fc.option(fc.record({ subject: fc.option(fc.record({ id: name, roles: fc.array(name, { maxLength: 2 }), attr }), { nil: undefined }), agent: fc.option(fc.record({ id: name, attr }), { nil: undefined }), attrs: fc.array(attr, { minLength: 3, maxLength: 3 }) }), { nil: undefined }),
     gateway: fc.option(name, { nil: undefined }),
     principalIds: fc.array(fc.oneof(name, fc.constant('')), { minLength: 3, maxLength: 3 }),
     denied: fc.array(fc.option(fc.array(reason, { maxLength: 2 }), { nil: undefined }), { minLength: 3, maxLength: 3 }),
@@ -116,12 +120,13 @@ const auditedCheck: fc.Arbitrary<{ d: AuditedCheck; mask: string[]; source: stri
       agent: g.agent,
       delegation: g.delegation,
       actions,
-      resources: g.resources.map((r) => ({ ...r, attr: {} })),
+      resources: g.resources,
       context: g.context,
       explain: false,
       needsTrust: false,
       gateway: g.gateway,
-      sent: g.sent,
+      // As sent, the same resources with other attributes: enrichment wrote into the request's own.
+      sent: g.sent === undefined ? undefined : { subject: g.sent.subject, agent: g.sent.agent, resources: g.resources.map((r, i) => ({ ...r, attr: g.sent?.attrs[i] ?? {} })) },
     };
     const items = g.resources.map((r, i) => {
       const input = { principal: { id: g.principalIds[i] as string, roles: ['user'], attr: {} }, resource: { kind: r.kind, id: r.id, attr: {} }, actions };
@@ -246,7 +251,7 @@ function fromBody(d: AuditedCheck): AuditedCheck | undefined {
   const q = d.req;
   const body: Record<string, unknown> = {
     actions: q.actions.map(asName),
-    resources: q.resources.map((r) => ({ kind: asName(r.kind), id: asName(r.id), attr: { n: 1 } })),
+    resources: q.resources.map((r) => ({ kind: asName(r.kind), id: asName(r.id), attr: r.attr, ...(r.policyVersion !== undefined ? { policyVersion: asName(r.policyVersion) } : {}), ...(r.scope !== undefined ? { scope: asName(r.scope) } : {}) })),
     context: q.context,
   };
   if (q.requestId !== undefined) body['requestId'] = asName(q.requestId);
@@ -270,10 +275,11 @@ function fromBody(d: AuditedCheck): AuditedCheck | undefined {
   req.raw = raw;
   if (q.gateway !== undefined) req.gateway = q.gateway;
   if (q.sent !== undefined) {
-    // Enrichment writes into the request's subject and agent; the log shows them as sent.
-    req.sent = { subject: structuredClone(req.subject), agent: structuredClone(req.agent) };
+    // Enrichment writes into the request's subject, agent and resources; the log shows them as sent.
+    req.sent = { subject: structuredClone(req.subject), agent: structuredClone(req.agent), resources: structuredClone(req.resources) };
     if (req.subject !== undefined) req.subject.attr['resolved'] = 'by a resolver';
     if (req.agent !== undefined) req.agent.attr = { resolved: true };
+    for (const r of req.resources) r.attr['resolved'] = 'by a resolver';
   }
   const items = d.enriched.items.map((item, i) => ({ ...item, input: { ...item.input, resource: req.resources[i] } }));
   const decisions = d.decisions.map((dec) => {

@@ -11,7 +11,7 @@ import { BytesJsonOut, CAPTURED, CAPTURE_NO_ROOM, CAPTURE_NONE, createInputMask,
 import type { ActionDetail, Identities, ItemDecision } from '../delegation/identity-decision.js';
 import type { EnrichedInputs, Reason } from '../enrichment/enriched-check.js';
 import { parseJsonBody } from '../http/json-body.parser.js';
-import { parseV1CheckRequest, type V1CheckRequest } from '../http/v1-check.request.js';
+import { parseV1CheckRequest, type V1CheckRequest, type V1Resource } from '../http/v1-check.request.js';
 
 /** What a decided `/v1/check` holds that its entry needs (the route's `DecidedCheck`). */
 export interface AuditedCheck {
@@ -83,16 +83,28 @@ function optText(out: JsonOut, prefix: string, value: string | undefined): void 
 /** What the input shows for a subject identified by a token: the token masked. */
 const TOKEN_MASKED = Object.freeze({ token: MASKED });
 
-/** The sparse input as the caller sent it: `{ actions, resources: [{ kind, id }], context, ... }`, masked. */
+/** What a resource of the input holds after its kind and id (its attributes, policy version and scope as sent), masked by `el`. */
+function writeResourceRest(out: JsonOut, r: V1Resource, el: MaskNode | undefined): void {
+  out.member(',"attr":', r.attr, el === undefined ? undefined : maskChild(el, 'attr'));
+  if (r.policyVersion !== undefined) out.member(',"policyVersion":', r.policyVersion, el === undefined ? undefined : maskChild(el, 'policyVersion'));
+  if (r.scope !== undefined) out.member(',"scope":', r.scope, el === undefined ? undefined : maskChild(el, 'scope'));
+}
+
+/**
+ * The sparse input as the caller sent it: `{ actions, resources: [{ kind, id, attr, policyVersion?,
+ * scope? }], context, ... }`, masked. The resources as sent (`req.sent`): enrichment writes the
+ * resolved attributes into the request's own.
+ */
 function writeInput(out: JsonOut, req: V1CheckRequest, root: MaskNode): void {
   out.raw('{');
   out.member('"actions":', req.actions, maskChild(root, 'actions'));
   const rs = maskChild(root, 'resources');
   if (rs?.masked === true) out.raw(`,"resources":${MASKED_JSON}`);
   else {
+    const resources = req.sent !== undefined ? req.sent.resources : req.resources;
     out.raw(',"resources":[');
-    for (let i = 0; i < req.resources.length; i++) {
-      const r = req.resources[i] as V1CheckRequest['resources'][number];
+    for (let i = 0; i < resources.length; i++) {
+      const r = resources[i] as V1Resource;
       const el = rs === undefined ? undefined : maskElement(rs, i);
       if (i > 0) out.raw(',');
       if (el?.masked === true) out.raw(MASKED_JSON);
@@ -101,11 +113,13 @@ function writeInput(out: JsonOut, req: V1CheckRequest, root: MaskNode): void {
         out.str(r.kind);
         out.raw(',"id":');
         out.str(r.id);
+        writeResourceRest(out, r, undefined);
         out.raw('}');
       } else {
         out.raw('{');
         out.member('"kind":', r.kind, maskChild(el, 'kind'));
         out.member(',"id":', r.id, maskChild(el, 'id'));
+        writeResourceRest(out, r, el);
         out.raw('}');
       }
     }

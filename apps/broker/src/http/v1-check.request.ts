@@ -42,10 +42,11 @@ export interface V1CheckRequest {
    */
   trace?: DecisionTrace | undefined;
   /**
-   * The subject and agent as the caller sent them, copied before enrichment writes into this
-   * request's objects; kept only while the decision log is on (its entry holds the sparse input).
+   * The subject, agent and resources as the caller sent them, copied before enrichment writes
+   * into this request's objects; kept only while the decision log is on (its entry holds the
+   * sparse input).
    */
-  sent?: { subject: V1CheckRequest['subject']; agent: V1CheckRequest['agent'] } | undefined;
+  sent?: { subject: V1CheckRequest['subject']; agent: V1CheckRequest['agent']; resources: readonly V1Resource[] } | undefined;
   /**
    * The body as it came, when the decision log may capture the entry from it (set by the route,
    * see `V1CheckEntry.capture`). INVARIANT: this request was parsed from exactly these bytes.

@@ -259,7 +259,13 @@ function decide<R>(
   const agent: JsonObject | undefined = req.agent === undefined ? undefined : (req.agent as unknown as JsonObject);
   // Enrichment writes the resolved attributes into the request's own objects: the decision log
   // keeps the sparse input as it was sent (no copy without resolvers: nothing writes then).
-  if (deps.audit !== undefined && (req.subject !== undefined || req.agent !== undefined) && (deps.runtime.current().registry?.resolvers.length ?? 0) > 0) req.sent = { subject: cloneJson(req.subject as JsonObject | undefined) as V1CheckRequest['subject'], agent: cloneJson(req.agent as JsonObject | undefined) as V1CheckRequest['agent'] };
+  if (deps.audit !== undefined && (deps.runtime.current().registry?.resolvers.length ?? 0) > 0) {
+    req.sent = {
+      subject: cloneJson(req.subject as JsonObject | undefined) as V1CheckRequest['subject'],
+      agent: cloneJson(req.agent as JsonObject | undefined) as V1CheckRequest['agent'],
+      resources: cloneJson(req.resources as unknown as JsonObject[]) as unknown as V1Resource[],
+    };
+  }
   // No per-request AbortSignal: every resolver call is bounded by its own timeout, and creating
   // a signal per request cost about a tenth of a warm check's CPU (measured, bench/README.md).
   // Every object of this request was made by its parser for it alone (`owned`).
