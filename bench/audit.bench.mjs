@@ -26,14 +26,14 @@
 // BENCH_FIXED_ROUNDS (6), BENCH_FIXED_WARMUP_S (3), BENCH_CONNECTIONS (32),
 // BENCH_LOAD_SHARES (percents, "30,60"), BENCH_PLACEMENTS (where the brokers' threads run at the fixed loads, "shared,apart", see
 // `place`), BENCH_KEEPUP_S (15), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
-// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the sink servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SETTLE_S (10: how long a broker's log may take to write every decision before the next phase stops the broker, see `settle`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
+// BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the machine's servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SETTLE_S (10: how long a broker's log may take to write every decision before the next phase stops the broker, see `settle`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
 // sink with its writer in the event loop's thread), BENCH_NO_WRITE=1
 // (print only; an empty BENCH_LOAD_SHARES skips the fixed loads).
 // Writes the table between the audit-bench markers of bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
@@ -327,25 +327,59 @@ function pairedOrder(round) {
   return order;
 }
 
-/** The machine's Postgres and NATS servers: every process of the user `postgres` and of `nats-server`. */
-const sinkServerPids = () =>
-  [...spawnSync('pgrep', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.split('\n'), ...spawnSync('pgrep', ['-x', 'nats-server'], { encoding: 'utf8' }).stdout.split('\n')].filter((x) => x !== '').map(Number);
+/** `pid`'s parent, or undefined when it is gone. */
+function parentOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * Pins the sink servers to `cpu`; returns how many it could (taskset may not touch them: the report
- * says so). During the fixed loads they share the load generators' CPU: in a deployment they run on
- * other machines, and unpinned their work on the log's batches lands on the broker's core, where
- * it counts as the log's cost on the check path. Not at saturation: there the load generator
+ * The machine's servers: every process that is not a kernel thread, not this bench's (the
+ * orchestrator and everything it started: brokers, load generators, perf) and not one of the
+ * bench's ancestors (the shells that started it, the machine's init). That is Postgres and NATS,
+ * which the sinks write to, and whatever else the machine runs: on the machine of 2026-12-01,
+ * RabbitMQ (whose Erlang schedulers spin), Redis, MariaDB and Mosquitto, which until then ran
+ * unpinned and took the brokers' core at random (RabbitMQ's `beam.smp` alone 9.4 µs per check of
+ * the Postgres broker's event loop's wait in one probe, .tmp/who.mjs). None is part of Warden, and
+ * in a deployment none shares the broker's machine.
+ */
+function machineServerPids() {
+  const parents = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const ppid = parentOf(Number(name));
+    if (ppid !== undefined) parents.set(Number(name), ppid);
+  }
+  const excluded = new Set([1, 2]);
+  for (let p = process.pid; p !== undefined && p > 1; p = parents.get(p)) excluded.add(p);
+  const ours = (pid) => {
+    for (let p = pid; p !== undefined && p > 1; p = parents.get(p)) if (p === process.pid) return true;
+    return false;
+  };
+  // Kernel threads are kthreadd's (2) children.
+  return [...parents].filter(([pid, ppid]) => ppid !== 2 && !excluded.has(pid) && !ours(pid)).map(([pid]) => pid);
+}
+
+/**
+ * Pins the machine's servers ({@link machineServerPids}) to `cpu`; returns how many it could
+ * (taskset may not touch them: the report says so). During the fixed loads they share the load
+ * generators' CPU: in a deployment they run on other machines, and unpinned the sink servers' work
+ * on the log's batches lands on the broker's core, where it counts as the log's cost on the check
+ * path, and the others' work on either broker's core is noise the A/A control reads too. Not at saturation: there the load generator
  * takes its whole CPU, and a Postgres starved beside it is not what keeping up is about.
  */
 function pinSinkServers(cpu) {
   const pinned = [];
-  for (const pid of sinkServerPids()) {
+  for (const pid of machineServerPids()) {
     try {
       pinToCpu(pid, cpu);
       pinned.push(pid);
     } catch (err) {
-      log(`sink servers: ${err.message}`);
+      log(`machine's servers: ${err.message}`);
     }
   }
   return pinned.length;
@@ -360,7 +394,8 @@ let sinkServersHeld = false;
  * 0.8-1.0 with audit off, and the check's p99 followed it (bench/README.md). Nice 19, SCHED_IDLE
  * and their autogroup's nice did not change that in probes (my reading: under EEVDF the running
  * task finishes its slice before a waking one in another autogroup gets the CPU); a cgroup whose
- * `cpu.idle` is 1 did (1.1-1.5 ms). So during the fixed loads the sink servers run in such a cgroup
+ * `cpu.idle` is 1 did (1.1-1.5 ms). So during the fixed loads the sink servers, and with them the
+ * machine's other servers ({@link machineServerPids}), run in such a cgroup
  * (`warden-bench-sinks`, made for the run): they get all the CPU the generator leaves (most of
  * CPU 0 at 30% and 60%), and the generator's timing is its own again. Returns how many processes it
  * moved and how to move them back (to the cgroup each came from; processes forked meanwhile, such
@@ -380,13 +415,13 @@ function idleSinkServers() {
     return { moved: 0, why: `cannot make an idle cgroup (${err.code ?? err.message})` };
   }
   const from = new Map();
-  for (const pid of sinkServerPids()) {
+  for (const pid of machineServerPids()) {
     try {
       const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').map(hierarchy.line).find((m) => m !== null && m !== undefined);
       writeFileSync(join(dir, 'cgroup.procs'), String(pid));
       from.set(pid, line?.[2] ?? '/');
     } catch (err) {
-      log(`sink servers: not moved to the idle cgroup: ${pid}: ${err.code ?? err.message}`);
+      log(`machine's servers: not moved to the idle cgroup: ${pid}: ${err.code ?? err.message}`);
     }
   }
   const restore = () => {
@@ -395,13 +430,13 @@ function idleSinkServers() {
       try {
         writeFileSync(join(hierarchy.root, from.get(pid) ?? fallback, 'cgroup.procs'), String(pid));
       } catch (err) {
-        if (err.code !== 'ESRCH') log(`sink servers: not moved back from the idle cgroup: ${pid}: ${err.code ?? err.message}`);
+        if (err.code !== 'ESRCH') log(`machine's servers: not moved back from the idle cgroup: ${pid}: ${err.code ?? err.message}`);
       }
     }
     try {
       rmdirSync(dir);
     } catch (err) {
-      log(`sink servers: idle cgroup left behind (${dir}): ${err.code ?? err.message}`);
+      log(`machine's servers: idle cgroup left behind (${dir}): ${err.code ?? err.message}`);
     }
   };
   return { moved: from.size, restore };
@@ -461,7 +496,7 @@ try {
     sinkServersPinned = pinSinkServers(0);
     sinkServersHeld = true;
     sinkServersIdle = SINK_IDLE ? idleSinkServers() : { moved: 0, why: 'BENCH_SINK_IDLE=0' };
-    if (sinkServersIdle.why !== undefined) log(`sink servers: not in an idle cgroup: ${sinkServersIdle.why}`);
+    if (sinkServersIdle.why !== undefined) log(`machine's servers: not in an idle cgroup: ${sinkServersIdle.why}`);
   }
   /** Per placement and load share (`${placement} ${share}`): the runs. */
   const fixed = new Map();
@@ -621,7 +656,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's Postgres 15 and NATS ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round; at the fixed loads a run of audit off between every two others, each compared with the run of audit off next to it. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's servers (Postgres 15, NATS and every other process not the bench's: \`machineServerPids\`) ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round; at the fixed loads a run of audit off between every two others, each compared with the run of audit off next to it. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
