@@ -449,6 +449,27 @@ const WRITER_NICE = 19;
 let sinkServersIdle = { moved: 0, why: 'not tried' };
 
 let brokers = [];
+// Stopped by a signal (Ctrl-C, a timeout's SIGTERM), the run's `finally` never runs: give the
+// machine's servers back their CPUs and cgroup, and end the brokers (some stopped with SIGSTOP) and
+// load generators, before exiting. (Their databases and the NATS stream are left behind.)
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    log(`${signal}: restoring the machine's servers and ending the brokers`);
+    if (sinkServersHeld) {
+      pinSinkServers(allCpus());
+      sinkServersIdle.restore?.();
+    }
+    for (const pid of [...[...children].map((c) => c.pid), ...extraPids]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+}
 try {
   log('building the broker if needed (scripts/ensure-built.mjs)');
   const built = spawnSync(process.execPath, [join(root, 'scripts/ensure-built.mjs')], { cwd: root, stdio: 'inherit', timeout: 300_000 });
