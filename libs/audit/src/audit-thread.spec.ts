@@ -171,6 +171,52 @@ describe('createThreadedAuditWriter', () => {
     await sut.close();
   });
 
+  it('refuses a durable record the thread has not answered within durableTimeoutMs (a thread stuck in a write), and one answered in time stays resolved', async () => {
+    // A thread that takes every post and answers none.
+    const stuck = createThreadedAuditWriter({ start: () => channelThread((port) => port.on('message', () => undefined)), durableTimeoutMs: 50, closeTimeoutMs: 50, onError: (m) => errors.push(m) });
+    const err = await stuck.recordDurable(auditEntry(1)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isWardenError(err) && err.code).toBe('ERR_AUDIT_UNAVAILABLE');
+    expect((err as Error).message).toMatch(/did not make the entry durable within 50 ms/);
+    await stuck.close();
+    const sink = new SwitchableSink();
+    const sut = createThreadedAuditWriter({ start: () => channelThread(served(sink)), durableTimeoutMs: 50 });
+    await sut.recordDurable(auditEntry(2));
+    // Its timer was cleared with the answer: nothing is refused later.
+    await new Promise((r) => setTimeout(r, 80));
+    expect(ids(sink.received)).toEqual(['d-0002']);
+    await sut.close();
+  });
+
+  it('holds at most maxPosted entries posted to a thread that takes none, drops and counts the rest, says so once, and posts again once the thread takes them', async () => {
+    let port: MessagePort | undefined;
+    const sut = createThreadedAuditWriter({
+      start: () =>
+        channelThread((p) => {
+          port = p;
+          p.on('message', () => undefined);
+        }),
+      ringBytes: 0,
+      maxPosted: 10,
+      closeTimeoutMs: 50,
+      onError: (m) => errors.push(m),
+    });
+    for (const n of range(1, 26)) sut.record(auditEntry(n));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(sut.stats()).toMatchObject({ dropped: 15, queued: 10 });
+    expect(errors.filter((m) => m.includes('entries are dropped until it does'))).toHaveLength(1);
+    // The thread takes the ten and says so: entries are posted again.
+    port?.postMessage({ t: 'stats', stats: { written: 10, spilled: 0, replayed: 0, failed: 0, dropped: 0, queued: 0, spillPending: false, yields: 0 }, received: 10 });
+    await new Promise((r) => setTimeout(r, 10));
+    for (const n of range(26, 31)) sut.record(auditEntry(n));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(sut.stats()).toMatchObject({ dropped: 15, queued: 5 });
+    expect(errors.some((m) => m.includes('takes entries again; 15 were dropped in all'))).toBe(true);
+    await sut.close();
+  });
+
   it('a thread failing of an uncaught exception spills what its writer holds first; the next thread replays it, nothing lost', async () => {
     const sink = new SwitchableSink();
     holdWrites(sink);

@@ -61,6 +61,8 @@ interface Durable {
   id: number;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** Refuses the caller when the thread has not answered in time ({@link ThreadedAuditWriterOptions.durableTimeoutMs}). */
+  timer: NodeJS.Timeout;
 }
 
 /** What the writer's thread is to its parent: a `Worker` of `node:worker_threads` has all of it. */
@@ -112,7 +114,32 @@ export interface ThreadedAuditWriterOptions {
    * stopped thread left in the ring.
    */
   decodeCaptured?: CaptureDecoder;
+  /**
+   * How long a durable record (`recordDurable`, `audit.mode: strict`) waits for the thread's
+   * answer before it is refused with `ERR_AUDIT_UNAVAILABLE`, ms (default
+   * {@link DURABLE_TIMEOUT_MS}). The writer answers within its write timeout plus a spill when the
+   * sink hangs; this bounds the wait where nothing answers at all (a thread stuck in a write to a
+   * disk that hangs): the decision is then denied, not left waiting.
+   */
+  durableTimeoutMs?: number;
+  /**
+   * How many entries may wait posted to the thread and not yet taken by it (default
+   * {@link MAX_POSTED}): beyond it, entries are dropped (counted in `dropped`, reported once per
+   * episode) instead of held in this thread's memory without bound, as a thread that stopped
+   * taking them (stuck in a write to a disk that hangs) would have them held.
+   */
+  maxPosted?: number;
 }
+
+/** Default of {@link ThreadedAuditWriterOptions.durableTimeoutMs}: twice the writer's default write timeout. */
+export const DURABLE_TIMEOUT_MS = 10_000;
+/**
+ * Default of {@link ThreadedAuditWriterOptions.maxPosted}: four times the writer's default queue
+ * (about 100 MB of /v1/check entries). A thread that runs takes what was posted within
+ * milliseconds; one starved at the peak on a slow host of 2026-12-01 left at most about 14,000
+ * (bench/README.md, keeping up).
+ */
+export const MAX_POSTED = 80_000;
 
 /** Default of {@link ThreadedAuditWriterOptions.ringBytes}. */
 export const RING_BYTES = 4 << 20;
@@ -442,6 +469,12 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
   const onError = options.onError ?? (() => undefined);
   const closeTimeoutMs = options.closeTimeoutMs ?? 30_000;
   const restartDelayMs = options.restartDelayMs ?? 1000;
+  const durableTimeoutMs = options.durableTimeoutMs ?? DURABLE_TIMEOUT_MS;
+  const maxPosted = options.maxPosted ?? MAX_POSTED;
+  /** Entries dropped here: built while {@link maxPosted} were posted and not taken. */
+  let dropped = 0;
+  /** Whether entries are being dropped (reported once, until the thread takes the posted ones again). */
+  let overflowing = false;
   let thread: AuditThread | undefined;
   let restartTimer: NodeJS.Timeout | undefined;
   /** Whether the current thread has sent anything; threads that stopped in a row before they did. */
@@ -530,7 +563,14 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     onError,
     (entry) => {
       if (outbox.length === 0 && ring?.push(packEntry(entry)) === true) ringEntries += 1;
-      else outbox.push(entry);
+      else if (posted - last.received + outbox.length < maxPosted) outbox.push(entry);
+      else {
+        dropped += 1;
+        if (!overflowing) {
+          overflowing = true;
+          onError(`audit: the writer's thread has not taken the ${posted - last.received} entries posted to it; entries are dropped until it does (a sink or disk that hangs a write, or a thread that no longer runs)`);
+        }
+      }
     },
     () => {
       const waiting = ringEntries + outbox.length;
@@ -557,6 +597,10 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     switch (m.t) {
       case 'stats':
         last = { stats: m.stats, received: m.received };
+        if (overflowing && posted - last.received < maxPosted / 2) {
+          overflowing = false;
+          onError(`audit: the writer's thread takes entries again; ${dropped} were dropped in all`);
+        }
         return;
       case 'done':
         last = { stats: m.stats, received: m.received };
@@ -567,7 +611,10 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
         let i = 0;
         while (i < durables.length && (durables[i] as Durable).id !== m.id) i++;
         const d = durables[i];
-        if (d !== undefined) durables.splice(i, 1);
+        if (d !== undefined) {
+          durables.splice(i, 1);
+          clearTimeout(d.timer);
+        }
         if (m.error === undefined) d?.resolve();
         else d?.reject(unavailable(m.error));
         return;
@@ -594,7 +641,10 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     }
     ring = undefined;
     ringEntries = 0;
-    for (const d of durables.splice(0)) d.reject(unavailable(`the audit writer's thread stopped (${why})`));
+    for (const d of durables.splice(0)) {
+      clearTimeout(d.timer);
+      d.reject(unavailable(`the audit writer's thread stopped (${why})`));
+    }
     for (const w of waiting.values()) w();
     waiting.clear();
     last = { stats: { ...last.stats, queued: 0 }, received: 0 };
@@ -636,6 +686,14 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     for (const m of before) t.postMessage(m);
   };
 
+  /** Refuses a durable record the thread did not answer within `durableTimeoutMs` (a later answer finds nobody). */
+  const refuseLate = (d: Durable): void => {
+    const i = durables.indexOf(d);
+    if (i < 0) return;
+    durables.splice(i, 1);
+    d.reject(unavailable(`the audit writer's thread did not make the entry durable within ${durableTimeoutMs} ms`));
+  };
+
   /** Posts `m` and resolves when the thread answers it (or stops). */
   const ask = (m: { t: 'flush' | 'close'; id: number }): Promise<void> =>
     new Promise<void>((resolve) => {
@@ -661,7 +719,9 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
       if (built instanceof Error) return Promise.reject(unavailable('the audit entry could not be built', built));
       const id = nextId++;
       return new Promise<void>((resolve, reject) => {
-        durables.push({ id, resolve, reject });
+        const d: Durable = { id, resolve, reject, timer: setTimeout(() => refuseLate(d), durableTimeoutMs) };
+        d.timer.unref();
+        durables.push(d);
         send({ t: 'dur', id, entry: built });
       });
     },
@@ -671,7 +731,7 @@ export function createThreadedAuditWriter(options: ThreadedAuditWriterOptions): 
     },
     stats() {
       const inFlight = thread === undefined ? held.reduce((n, m) => n + entriesIn(m), 0) : Math.max(0, posted - last.received);
-      return { ...last.stats, queued: last.stats.queued + inFlight + recorded.length + ringEntries + outbox.length, yields };
+      return { ...last.stats, dropped: last.stats.dropped + dropped, queued: last.stats.queued + inFlight + recorded.length + ringEntries + outbox.length, yields };
     },
     async close() {
       if (closed || closing) return;

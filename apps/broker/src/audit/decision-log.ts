@@ -81,6 +81,8 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
       start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData, name: 'warden-audit' }),
       onError,
       decodeCaptured: checkDecoder(config.maskPaths),
+      // What waits posted to the thread is bounded too (a thread stuck in a write takes none).
+      maxPosted: config.maxQueue * 4,
     });
   } else {
     writer = createAuditWriter({ sink: openAuditSink(config, () => ({ db })), spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
