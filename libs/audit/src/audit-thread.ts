@@ -136,8 +136,9 @@ export const DURABLE_TIMEOUT_MS = 10_000;
 /**
  * Default of {@link ThreadedAuditWriterOptions.maxPosted}: four times the writer's default queue
  * (about 100 MB of /v1/check entries). A thread that runs takes what was posted within
- * milliseconds; one starved at the peak on a slow host of 2026-12-01 left at most about 14,000
- * (bench/README.md, keeping up).
+ * milliseconds; in the keep-up phase of the run of 2026-12-01 06:29 on a slow host, a starved one
+ * had at most 33,958 entries queued in all, its own queue (at most 20,000) and what was posted to
+ * it together (bench/README.md, keeping up).
  */
 export const MAX_POSTED = 80_000;
 
