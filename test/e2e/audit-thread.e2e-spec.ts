@@ -82,6 +82,30 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
     });
   }
 
+  // A writer queue of five entries: the thread's writer spills what does not fit and replays it, so
+  // a burst loses nothing and repeats nothing. (What may wait posted to the thread is bounded by
+  // max(4 x maxQueue, MAX_POSTED), but only once the ring is full, which a running thread with this
+  // sink never lets happen; audit-thread.spec.ts holds a thread that stopped taking.)
+  it('with a small `audit.maxQueue`, a burst of checks still reaches the file, every id once', async () => {
+    const { broker, path } = await start(undefined, INVOKE_TOOL_POLICY, { maxQueue: 5 });
+    const load = await runCheckLoad({ base: broker.base, clients: 16, durationMs: 800, headers: GATEWAY_HEADERS, body }).done;
+    const answered = load.returned.map((r) => r.id);
+    expect(answered.length).toBeGreaterThan(200);
+    expect(await eventually(async () => loggedIds(path).length >= answered.length, 15_000)).toBe(true);
+    const logged = loggedIds(path);
+    expect(new Set(logged).size).toBe(logged.length);
+    expect(new Set(logged)).toEqual(new Set(answered));
+    // The spill file was used, and everything it took was replayed (the counters arrive every 100 ms).
+    const counts = async (): Promise<{ spilled: number; replayed: number }> => {
+      const text = await (await fetch(`${broker.base}/metrics`)).text();
+      const count = (result: string): number => Number(new RegExp(`^warden_audit_entries_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+      return { spilled: count('spilled'), replayed: count('replayed') };
+    };
+    expect(await eventually(async () => { const c = await counts(); return c.spilled > 0 && c.replayed === c.spilled; }, 5_000)).toBe(true);
+    await broker.stop();
+    expectStoppedCleanly(broker);
+  });
+
   // The worker thread composes `/v1/check`'s entries from the captured body and decision codes;
   // the answering thread (`thread: main`) composes them from the request's objects. Same entries.
   it('writes from the worker thread the entries the answering thread writes, for the same requests (masks, outputs, reasons, odd text)', async () => {

@@ -13,7 +13,7 @@ export { fieldsUtf8, jsonUtf8, Utf8Batches } from './utf8-batch.js';
 export type { Utf8Batch } from './utf8-batch.js';
 export type { AuditSink } from './audit-sink.js';
 export { createAuditWriter, MAX_QUEUE } from './audit-writer.js';
-export { createThreadedAuditWriter, serveAuditWriter, RING_BYTES, STATS_INTERVAL_MS } from './audit-thread.js';
+export { createThreadedAuditWriter, serveAuditWriter, MAX_POSTED, RING_BYTES, STATS_INTERVAL_MS } from './audit-thread.js';
 export type { AuditThread, AuditThreadPort, ServedAuditWriter, ThreadedAuditWriterOptions } from './audit-thread.js';
 export type { AuditMode, AuditWriter, AuditWriterOptions, AuditWriterStats } from './audit-writer.js';
 export { createNdjsonSink } from './sinks/ndjson/ndjson.sink.js';

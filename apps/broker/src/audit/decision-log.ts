@@ -7,7 +7,7 @@
  */
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { createAuditWriter, createInputMask, createThreadedAuditWriter, type AuditRecord, type AuditWriter, type InputMask } from '@warden/audit';
+import { createAuditWriter, createInputMask, createThreadedAuditWriter, MAX_POSTED, type AuditRecord, type AuditWriter, type InputMask } from '@warden/audit';
 import { ensureAuditPartitions, pruneAuditLog, type SqlDb } from '@warden/persistence';
 import type { AuditConfig } from '../config/broker-config.js';
 import type { AuditLogStats } from '../metrics/broker-metrics.js';
@@ -81,8 +81,10 @@ export async function openDecisionLog(options: OpenDecisionLogOptions): Promise<
       start: () => new Worker(new URL('./audit-worker.js', import.meta.url), { workerData, name: 'warden-audit' }),
       onError,
       decodeCaptured: checkDecoder(config.maskPaths),
-      // What waits posted to the thread is bounded too (a thread stuck in a write takes none).
-      maxPosted: config.maxQueue * 4,
+      // What waits posted to the thread is bounded too (a thread stuck in a write takes none). Not
+      // below the default: the thread's count of what it took reaches this thread only every
+      // STATS_INTERVAL_MS, so a small configured queue must not turn a fast stream into drops.
+      maxPosted: Math.max(config.maxQueue * 4, MAX_POSTED),
     });
   } else {
     writer = createAuditWriter({ sink: openAuditSink(config, () => ({ db })), spillPath: config.spillPath, maxQueue: config.maxQueue, onError });
