@@ -12,6 +12,7 @@
  *    not failed).
  *
  *   WARDEN_PLAN_DIFF_SEED=<int>  seed (default 777; printed)
+ *   PLAN_DIFF_SHOW_FORM=<n>      print n cases whose filter differs from Cerbos's in form, and write their policy sets to a file
  *   WARDEN_PLAN_DIFF_SETS=<int>  policy sets (default 16)
  *   WARDEN_PLAN_DIFF_REQS=<int>  requests per set (default 30)
  */
@@ -56,6 +57,8 @@ const state = {
   cerbosFailed: [] as string[],
   /** Filters that differ in form from Cerbos's (operands order-insensitive), whatever they decide. */
   structural: [] as string[],
+  /** The policy sets of {@link structural}'s cases (written out with PLAN_DIFF_SHOW_FORM). */
+  structuralSets: new Set<GenSet>(),
   disagreements: [] as Disagreement[],
   ms: 0,
 };
@@ -148,7 +151,10 @@ describe(`planner differential against Cerbos (seed ${SEED})`, () => {
           }
           state.cases++;
           if (warden.kind === 'KIND_CONDITIONAL') state.conditional++;
-          if (JSON.stringify(canonFilter(warden)) !== JSON.stringify(canonFilter(cerbosPlan.json.filter))) state.structural.push(`warden ${filterDebug(warden)}\n  cerbos ${filterDebug(cerbosPlan.json.filter)}\n  ${describeCase(c)}`);
+          if (JSON.stringify(canonFilter(warden)) !== JSON.stringify(canonFilter(cerbosPlan.json.filter))) {
+            state.structural.push(`warden ${filterDebug(warden)}\n  cerbos ${filterDebug(cerbosPlan.json.filter)}\n  ${describeCase(c)}`);
+            state.structuralSets.add(set);
+          }
           const checkAllows = resource.actions.every((a) => cerbosCheck.json.results?.[0]?.actions[a] === 'EFFECT_ALLOW');
           const target = { kind: r.kind, id: r.id, attr: r.attr as never, ...(r.policyVersion !== undefined ? { policyVersion: r.policyVersion } : {}), ...(r.scope !== undefined ? { scope: r.scope } : {}) };
           const wardenAllows = evaluatePlanFilter(warden, target, now);
@@ -172,7 +178,13 @@ describe(`planner differential against Cerbos (seed ${SEED})`, () => {
       `[plan-differential] seed=${SEED} sets=${N_SETS} accepted=${accepted.length} cases=${state.cases} conditional=${state.conditional} ` +
         `disagreements=${state.disagreements.length} ${JSON.stringify(Object.fromEntries(byKind))} agreesWithCerbosPlanNotCheck=${state.mirrored.length} agreesWithCerbosCheckNotPlan=${state.followsCheck.length} cerbosFailedPlans=${state.cerbosFailed.length} differentForm=${state.structural.length} in ${state.ms} ms`,
     );
-    for (const d of state.structural.slice(0, Number(process.env['PLAN_DIFF_SHOW_FORM'] ?? 0))) console.log(`[plan-differential] form differs: ${d}`);
+    const showForm = Number(process.env['PLAN_DIFF_SHOW_FORM'] ?? 0);
+    for (const d of state.structural.slice(0, showForm)) console.log(`[plan-differential] form differs: ${d}`);
+    if (showForm > 0 && state.structural.length > 0) {
+      const dump = join(tmpdir(), `warden-plan-form-${SEED}.md`);
+      writeFileSync(dump, [...state.structuralSets].map((s) => `## ${setDirName(s)}\n${setFiles(s).map((f) => `--- # ${f.path}\n${f.text}`).join('\n')}`).join('\n\n'));
+      console.log(`[plan-differential] the policy sets of the cases whose form differs: ${dump}`);
+    }
     for (const f of state.cerbosFailed.slice(0, 2)) console.log(`[plan-differential] Cerbos failed to plan (not counted): ${f}`);
     for (const d of state.mirrored.slice(0, 3)) console.log(`[plan-differential] as Cerbos's plan, not its check: ${d}`);
     for (const d of state.followsCheck.slice(0, 3)) console.log(`[plan-differential] as Cerbos's check, not its plan: ${d}`);

@@ -3,6 +3,7 @@ import { compilePolicies } from '../compile/compile-policies.js';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
 import { createEngine } from '../engine.js';
 import { evaluatePlanFilter } from './filter-eval.js';
+import { filterDebug } from './plan-filter.js';
 
 // Scope `a` requires parental consent for its ALLOWs; `a.b` below it leaves scopePermissions unset
 // (OVERRIDE_PARENT). `approve`: allowed in `a.b` and, unconditionally, in `a`, never at the root.
@@ -63,5 +64,51 @@ describe('planResources under REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS', () => {
     expect(evaluatePlanFilter(inB, { kind: 'doc', attr: { x: 1, ok: false }, scope: 'a.b' }, now)).toBe(true);
     expect(evaluatePlanFilter(inB, { kind: 'doc', attr: { x: 0, ok: true }, scope: 'a.b' }, now)).toBe(true);
     expect(evaluatePlanFilter(inB, { kind: 'doc', attr: { x: 0, ok: false }, scope: 'a.b' }, now)).toBe(false);
+  });
+});
+
+describe('planResources of `all`, `any` and `none` conditions', () => {
+  // As Cerbos's planner builds them (seed 20261201's set14 in the plan differential): a known part
+  // decides the block or drops out, and a `none` negates each part on its own, so a `none` whose
+  // only unknown part is another `none` unwraps it.
+  const rule = (match: string): { path: string; text: string } => ({
+    path: 'doc.yaml',
+    text: `apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+  rules:
+    - actions: [view]
+      effect: EFFECT_ALLOW
+      roles: ["*"]
+      condition:
+        match:
+${match}`,
+  });
+  const plan = (match: string): string => {
+    const { policySet, errors } = compilePolicies([rule(match)], {});
+    expect(errors).toEqual([]);
+    const filter = createEngine(policySet!, DEFAULT_ENGINE_CONFIG).plan({ principal, resource: { kind: 'doc' }, actions: ['view'] }, { now }).filter;
+    return filterDebug(filter);
+  };
+
+  it('unwraps a `none` of a `none` with known parts to the inner condition', () => {
+    const nested = `          none:
+            of:
+              - none:
+                  of:
+                    - expr: R.attr.level > 2
+                    - expr: P.id == "q"
+                    - expr: P.id == "r"
+              - expr: R.attr.owner == P.id
+`;
+    expect(plan(nested)).toBe('(and (gt request.resource.attr.level 2) (not (eq request.resource.attr.owner "p")))');
+  });
+
+  it('lets a known part decide an `any`, an `all` or a `none`, and drops the others', () => {
+    expect(plan('          any:\n            of:\n              - expr: R.attr.x == 1\n              - expr: P.id == "p"\n')).toBe('(true)');
+    expect(plan('          all:\n            of:\n              - expr: R.attr.x == 1\n              - expr: P.id == "q"\n')).toBe('(false)');
+    expect(plan('          none:\n            of:\n              - expr: R.attr.x == 1\n              - expr: P.id == "p"\n')).toBe('(false)');
+    expect(plan('          none:\n            of:\n              - expr: R.attr.x == 1\n              - expr: P.id == "q"\n')).toBe('(not (eq request.resource.attr.x 1))');
   });
 });

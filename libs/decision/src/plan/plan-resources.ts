@@ -222,8 +222,21 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
         throw err;
       }
     }
-    const parts = c.of.map((x) => conditionOf(x, params, edr));
-    return c.op === 'all' ? and(parts) : c.op === 'any' ? or(parts) : and(parts.map(not));
+    // As Cerbos's planner builds `all`, `any` and `none`: a constant part decides the whole or is
+    // left out, one part left is the node itself, and each part of a `none` is negated on its own
+    // (so a `none` of one `none` unwraps to the inner part, not `not (not x)`).
+    const parts: PlanOperand[] = [];
+    for (const x of c.of) {
+      const part = conditionOf(x, params, edr);
+      if (isTrue(part) || isFalse(part)) {
+        if (c.op === 'any' && isTrue(part)) return TRUE;
+        if (c.op === 'all' && isFalse(part)) return FALSE;
+        if (c.op === 'none' && isTrue(part)) return FALSE;
+        continue;
+      }
+      parts.push(c.op === 'none' ? not(part) : part);
+    }
+    return c.op === 'any' ? or(parts) : and(parts);
   };
 
   const rowKind = sanitize(kind);
