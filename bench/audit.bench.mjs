@@ -242,6 +242,36 @@ function place(b, placement) {
       pinToCpu(pid, HELPER_CPU);
       pinToCpu(pid, BROKER_CPU, false);
     } else pinToCpu(pid, BROKER_CPU);
+    idleHelperThreads(pid, placement === 'apart');
+  }
+}
+
+/**
+ * With the `apart` placement the broker's threads other than its event loop (the log's writer
+ * among them) share CPU 0 with the load generator, which in a deployment is another machine: like
+ * the sink servers ({@link idleSinkServers}), they go into the idle cgroup then, so the generator
+ * takes CPU 0 from them the moment it wakes and its timing of the answers is its own. At nice 19
+ * the writer's thread still ran out its slice first: in the run of 2026-12-01 06:54 the
+ * generator's event-loop delay, p99, was 1.35-1.50 ms beside the audit-on brokers against
+ * 1.07-1.09 beside audit off and the control (bench/README.md). Every broker's helper threads
+ * alike, audit off's and the control's too. Needs cgroup v1's `cpu` hierarchy (one thread moves by
+ * its id in `tasks`; v2 would need a threaded subtree). `idle` false moves them back.
+ */
+function idleHelperThreads(pid, idle) {
+  const dir = sinkServersIdle.dir;
+  if (dir === undefined || sinkServersIdle.root !== '/sys/fs/cgroup/cpu') return;
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number).filter((tid) => tid !== pid);
+  } catch {
+    return; // the broker has exited
+  }
+  for (const tid of tids) {
+    try {
+      writeFileSync(join(idle ? dir : sinkServersIdle.root, 'tasks'), String(tid));
+    } catch (err) {
+      if (err.code !== 'ESRCH') log(`broker ${pid}: thread ${tid} not moved ${idle ? 'to' : 'from'} the idle cgroup: ${err.code ?? err.message}`);
+    }
   }
 }
 
@@ -439,7 +469,7 @@ function idleSinkServers() {
       log(`machine's servers: idle cgroup left behind (${dir}): ${err.code ?? err.message}`);
     }
   };
-  return { moved: from.size, restore };
+  return { moved: from.size, restore, dir, root: hierarchy.root };
 }
 const SINK_IDLE = process.env.BENCH_SINK_IDLE !== '0';
 const SCHED = process.env.BENCH_SCHED !== '0';
