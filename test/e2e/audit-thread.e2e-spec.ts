@@ -34,6 +34,23 @@ function threadNices(pid: number): number[] {
 
 const loggedIds = (path: string): string[] => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { decisionId: string }).decisionId) : []);
 
+/** Waits until `path` holds every answered decision id, then checks it holds each exactly once and nothing else. */
+async function expectLoggedOnce(path: string, answered: string[], timeoutMs: number): Promise<void> {
+  expect(await eventually(async () => loggedIds(path).length >= answered.length, timeoutMs)).toBe(true);
+  const logged = loggedIds(path);
+  expect(new Set(logged).size).toBe(logged.length);
+  expect(new Set(logged)).toEqual(new Set(answered));
+}
+
+/** The decision log's counters and queue depth as the broker's /metrics shows them (the writer's thread reports them every 100 ms). */
+async function auditCounters(base: string): Promise<{ entries: (result: string) => number; queued: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return {
+    entries: (result) => Number(new RegExp(`^warden_audit_entries_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text)?.[1]),
+    queued: Number(/^warden_audit_queue_depth (\d+)$/m.exec(text)?.[1]),
+  };
+}
+
 describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread (NDJSON sink, built broker)', () => {
   const brokers: BrokerProcess[] = [];
   const dirs: string[] = [];
@@ -66,14 +83,11 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
       const load = await runCheckLoad({ base: broker.base, clients: 4, durationMs: 600, headers: GATEWAY_HEADERS, body }).done;
       const answered = load.returned.map((r) => r.id);
       expect(answered.length).toBeGreaterThan(50);
-      expect(await eventually(async () => loggedIds(path).length >= answered.length, 10_000)).toBe(true);
-      const logged = loggedIds(path);
-      expect(new Set(logged).size).toBe(logged.length);
-      expect(new Set(logged)).toEqual(new Set(answered));
+      await expectLoggedOnce(path, answered, 10_000);
       // The counters /metrics shows come from the writer's thread (reported every 100 ms).
       const scrape = async (): Promise<{ written: number; queued: number }> => {
-        const text = await (await fetch(`${broker.base}/metrics`)).text();
-        return { written: Number(/^warden_audit_entries_total\{result="written"\} (\d+)$/m.exec(text)?.[1]), queued: Number(/^warden_audit_queue_depth (\d+)$/m.exec(text)?.[1]) };
+        const c = await auditCounters(broker.base);
+        return { written: c.entries('written'), queued: c.queued };
       };
       expect(await eventually(async () => (await scrape()).written === answered.length, 5_000)).toBe(true);
       expect(await scrape()).toEqual({ written: answered.length, queued: 0 });
@@ -91,17 +105,13 @@ describe.skipIf(process.platform !== 'linux')('the decision log\'s writer thread
     const load = await runCheckLoad({ base: broker.base, clients: 16, durationMs: 800, headers: GATEWAY_HEADERS, body }).done;
     const answered = load.returned.map((r) => r.id);
     expect(answered.length).toBeGreaterThan(200);
-    expect(await eventually(async () => loggedIds(path).length >= answered.length, 15_000)).toBe(true);
-    const logged = loggedIds(path);
-    expect(new Set(logged).size).toBe(logged.length);
-    expect(new Set(logged)).toEqual(new Set(answered));
-    // The spill file was used, and everything it took was replayed (the counters arrive every 100 ms).
-    const counts = async (): Promise<{ spilled: number; replayed: number }> => {
-      const text = await (await fetch(`${broker.base}/metrics`)).text();
-      const count = (result: string): number => Number(new RegExp(`^warden_audit_entries_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
-      return { spilled: count('spilled'), replayed: count('replayed') };
+    await expectLoggedOnce(path, answered, 15_000);
+    // The spill file was used, and everything it took was replayed.
+    const replayedAll = async (): Promise<boolean> => {
+      const c = await auditCounters(broker.base);
+      return c.entries('spilled') > 0 && c.entries('replayed') === c.entries('spilled');
     };
-    expect(await eventually(async () => { const c = await counts(); return c.spilled > 0 && c.replayed === c.spilled; }, 5_000)).toBe(true);
+    expect(await eventually(replayedAll, 5_000)).toBe(true);
     await broker.stop();
     expectStoppedCleanly(broker);
   });
