@@ -173,8 +173,9 @@ function identityPlans(input: EnrichedInputs['items'][number]['input'], agent: P
   };
   const plan = (principal: Principal, withId: boolean): PlanFilter =>
     // Exact presence: a policy's `has(R.attr.arguments.x)` stays a condition on the call (Cerbos's
-    // planner would take the argument as present, and the list could disagree with the check).
-    planResources(options.engine.policySet, options.engine.config, { principal, resource: withId ? { ...base, id: r.id } : base, actions: [options.action], exactPresence: true }, options.now);
+    // planner would take the argument as present, and the list could disagree with the check);
+    // likewise where Cerbos's planner and check disagree, the list follows the check.
+    planResources(options.engine.policySet, options.engine.config, { principal, resource: withId ? { ...base, id: r.id } : base, actions: [options.action], exactPresence: true, asCheck: true }, options.now);
   // Candidates sharing every known attribute share one plan per identity (1,000 tools are a few groups).
   const key = stableKey([r.kind, r.policyVersion ?? null, r.scope ?? null, r.attr]);
   let group = groups.get(key);

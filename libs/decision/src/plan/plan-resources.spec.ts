@@ -112,3 +112,39 @@ ${match}`,
     expect(plan('          none:\n            of:\n              - expr: R.attr.x == 1\n              - expr: P.id == "q"\n')).toBe('(not (eq request.resource.attr.x 1))');
   });
 });
+
+describe("planResources when one role's ALLOW is unconditional", () => {
+  // Probed on the Cerbos 0.55 binary (2026-12-02): `user` is denied in `a` when x == 1; `admin` is
+  // allowed unconditionally at the root. A lone unconditional ALLOW overrides every role's DENY;
+  // the same ALLOW OR-ed with an ALLOW row whose condition is known false (`admin` in `a.b`) does
+  // not, though it simplifies to true, and the plan keeps `user`'s DENY. (Cerbos's check allows
+  // both: the plan and the check disagree there, and Warden's plan follows Cerbos's plan.)
+  const files = (leafRow: string): { path: string; text: string }[] => [
+    policy('', '', allow('create').replace('["*"]', '[admin]')),
+    policy('a', '', '    - actions: [create]\n      effect: EFFECT_DENY\n      roles: [user]\n      condition:\n        match:\n          expr: R.attr.x == 1\n'),
+    policy('a.b', '', leafRow),
+  ];
+  const plan = (leafRow: string, asCheck = false): string => {
+    const { policySet, errors } = compilePolicies(files(leafRow), {});
+    expect(errors).toEqual([]);
+    const e = createEngine(policySet!, DEFAULT_ENGINE_CONFIG);
+    return filterDebug(e.plan({ principal: { id: 'p', roles: ['user', 'admin'], attr: {} }, resource: { kind: 'doc', scope: 'a.b' }, actions: ['create'], ...(asCheck ? { asCheck } : {}) }, { now }).filter);
+  };
+
+  it('overrides the DENY of another role when it is the only ALLOW row of its walk', () => {
+    expect(plan(allow('other').replace('["*"]', '[admin]'))).toBe('(true)');
+  });
+
+  it('does not when an ALLOW row known to be false joins it', () => {
+    expect(plan(allow('create', 'P.id == "nobody"').replace('["*"]', '[admin]'))).toBe('(not (eq request.resource.attr.x 1))');
+  });
+
+  it('does not when a conditional ALLOW row joins it; does when a second unconditional one does', () => {
+    expect(plan(allow('create', 'R.attr.z == 3').replace('["*"]', '[admin]'))).toBe('(not (eq request.resource.attr.x 1))');
+    expect(plan(allow('create', 'P.id == "p"').replace('["*"]', '[admin]'))).toBe('(true)');
+  });
+
+  it('does, as the check allows, with `asCheck` (tool discovery)', () => {
+    expect(plan(allow('create', 'P.id == "nobody"').replace('["*"]', '[admin]'), true)).toBe('(true)');
+  });
+});

@@ -32,6 +32,12 @@ export interface PlanInput {
    * the check.
    */
   readonly exactPresence?: boolean;
+  /**
+   * Where Cerbos's planner and its check disagree and Warden's plan follows the planner, follow the
+   * check instead (a role's unconditional ALLOW overrides the other roles' DENYs however its walk
+   * built it). Tool discovery sets it, for the same reason as {@link exactPresence}.
+   */
+  readonly asCheck?: boolean;
 }
 
 const TRUE: PlanOperand = { value: true };
@@ -50,6 +56,8 @@ const not = (x: PlanOperand): PlanOperand =>
   'expression' in x && x.expression.operator === PLANNER_NOT ? (x.expression.operands[0] as PlanOperand) : { expression: { operator: PLANNER_NOT, operands: [x] } };
 
 const isTrue = (o: PlanOperand): boolean => 'value' in o && o.value === true;
+/** Whether every node OR-ed into `o` (ALLOW rows, as a role's walk joins them) is the constant true. */
+const everyRowTrue = (o: PlanOperand): boolean => isTrue(o) || ('expression' in o && o.expression.operator === 'or' && o.expression.operands.every(everyRowTrue));
 const isFalse = (o: PlanOperand): boolean => 'value' in o && o.value === false;
 const normalizeOperand = (o: PlanOperand): PlanOperand => simplifyOperand(o);
 
@@ -372,14 +380,20 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
         // Simplified, so an unconditional DENY or ALLOW anywhere in the walk is seen as one.
         if (roleDeny !== undefined) roleDeny = normalizeOperand(roleDeny);
         if (roleDenyRp !== undefined) roleDenyRp = normalizeOperand(roleDenyRp);
+        // Cerbos's planner lets a role's ALLOW override every DENY only when every ALLOW row of the
+        // walk was unconditional (`or(true, true)` counts, as one `true`); one OR-ed with a row whose
+        // condition is known false, or with a conditional one, does not, though it simplifies to
+        // true (probed on the 0.55 binary: plan-resources.spec.ts).
+        const allowIsOneTrue = roleAllow !== undefined && everyRowTrue(roleAllow);
         if (roleAllow !== undefined) roleAllow = normalizeOperand(roleAllow);
+        const overrides = input.asCheck === true ? roleAllow !== undefined && isTrue(roleAllow) : allowIsOneTrue;
         if (!principalKind && ((roleDeny !== undefined && isTrue(roleDeny)) || (roleDenyRp !== undefined && isTrue(roleDenyRp)))) {
           // An unconditional DENY silences this role without overriding the others' ALLOWs (a
           // principal policy's DENY, which is not per role, denies).
           roleAllow = FALSE;
           roleDeny = undefined;
           roleDenyRp = undefined;
-        } else if (roleAllow !== undefined && roleDeny === undefined && roleDenyRp === undefined && isTrue(roleAllow)) {
+        } else if (roleAllow !== undefined && roleDeny === undefined && roleDenyRp === undefined && overrides) {
           typeAllow = roleAllow;
           typeDeny = undefined;
           break;
