@@ -13,6 +13,7 @@
  *
  *   WARDEN_PLAN_DIFF_SEED=<int>  seed (default 777; printed)
  *   PLAN_DIFF_SHOW_FORM=<n>      print n cases whose filter differs from Cerbos's in form, and write their policy sets to a file
+ *   PLAN_DIFF_SHOW_CHECK=<n>     print n cases where Warden's filter follows Cerbos's check and not its plan (default 3)
  *   WARDEN_PLAN_DIFF_SETS=<int>  policy sets (default 16)
  *   WARDEN_PLAN_DIFF_REQS=<int>  requests per set (default 30)
  */
