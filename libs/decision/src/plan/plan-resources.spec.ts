@@ -148,3 +148,33 @@ describe("planResources when one role's ALLOW is unconditional", () => {
     expect(plan(allow('create', 'P.id == "nobody"').replace('["*"]', '[admin]'), true)).toBe('(true)');
   });
 });
+
+describe("planResources when one role's DENY is unconditional", () => {
+  // Probed on the Cerbos 0.55 binary (2026-12-02), roles user and emp, `view` planned in `a.b`:
+  // a role whose DENY is unconditional is left out of the plan only when none of its DENY rows is
+  // conditional (known-false ones do not count), and a role's walk ends at the first
+  // OVERRIDE_PARENT scope with an unconditional ALLOW (a conditional one does not end it).
+  const row = (effect: 'EFFECT_ALLOW' | 'EFFECT_DENY', roles: string, expr?: string): string =>
+    `    - actions: [view]\n      effect: ${effect}\n      roles: [${roles}]\n${expr === undefined ? '' : `      condition:\n        match:\n          expr: ${expr}\n`}`;
+  const OTHER = '    - actions: [other]\n      effect: EFFECT_ALLOW\n      roles: [x]\n';
+  const plan = (root: string, leaf = OTHER): string => {
+    const { policySet, errors } = compilePolicies([policy('', '', root), policy('a', '', OTHER), policy('a.b', '', leaf)], {});
+    expect(errors).toEqual([]);
+    const e = createEngine(policySet!, DEFAULT_ENGINE_CONFIG);
+    return filterDebug(e.plan({ principal: { id: 'p', roles: ['user', 'emp'], attr: {} }, resource: { kind: 'doc', scope: 'a.b' }, actions: ['view'] }, { now }).filter);
+  };
+
+  it('leaves the role out when its other DENY rows are unconditional or known false', () => {
+    expect(plan(row('EFFECT_DENY', 'emp') + row('EFFECT_DENY', 'emp', 'P.id == "nobody"') + row('EFFECT_ALLOW', 'user', 'R.attr.o == 1'))).toBe('(eq request.resource.attr.o 1)');
+  });
+
+  it('keeps its DENY when a conditional `"*"` DENY row reaches its walk', () => {
+    expect(plan(row('EFFECT_ALLOW', 'user') + row('EFFECT_DENY', '"*"', 'R.attr.c == 1'), row('EFFECT_DENY', 'emp'))).toBe('(false)');
+  });
+
+  it('ends a walk at an unconditional ALLOW in an OVERRIDE_PARENT scope, not at a conditional one', () => {
+    const root = (userAllow: string): string => userAllow + row('EFFECT_DENY', '"*"', 'R.attr.c == 1') + row('EFFECT_DENY', 'emp');
+    expect(plan(root(row('EFFECT_ALLOW', 'user', 'R.attr.o == 1')), row('EFFECT_ALLOW', 'user'))).toBe('(true)');
+    expect(plan(root(row('EFFECT_ALLOW', 'user')), row('EFFECT_ALLOW', 'user', 'R.attr.o == 1'))).toBe('(false)');
+  });
+});

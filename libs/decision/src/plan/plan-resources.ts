@@ -348,6 +348,14 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
         let roleDeny: Node;
         let roleDenyRp: Node;
         let roleMatched: string | undefined;
+        // The rows Cerbos's planner weighs for the override and the silencing below: those of the
+        // scopes up to the first OVERRIDE_PARENT scope with an unconditional ALLOW, where its walk
+        // ends (a conditional ALLOW does not end it; the parents' ALLOWs still join).
+        /** Whether no resource-policy DENY row of those scopes is conditional. */
+        let denyRowsAllTrue = true;
+        /** Their ALLOW rows, OR-ed. */
+        let walkedAllow: Node;
+        let walkEnded = false;
         for (const scope of scopes) {
           let scopeAllow: Node;
           let scopeDeny: Node;
@@ -355,7 +363,9 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
           for (const b of bindings(principalKind, scope, action, roles)) {
             const node = normalizeOperand(b.node());
             if (b.effect === 'EFFECT_ALLOW') scopeAllow = addNode(scopeAllow, node, 'or');
-            else if (!isFalse(node)) {
+            else if (!walkEnded && !b.fromRolePolicy && !isTrue(node) && !isFalse(node)) denyRowsAllTrue = false;
+            if (b.effect === 'EFFECT_ALLOW') continue;
+            if (!isFalse(node)) {
               if (b.fromRolePolicy) scopeDenyRp = addNode(scopeDenyRp, node, 'or');
               else scopeDeny = addNode(scopeDeny, node, 'or');
             }
@@ -374,20 +384,29 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
           // what a more specific OVERRIDE_PARENT scope already allowed.
           if (scopeAllow !== undefined && set.scopePermissions.get(scope) !== 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS') {
             roleAllow = roleAllow === undefined ? scopeAllow : addNode(roleAllow, scopeAllow, 'or');
+            if (!walkEnded) {
+              walkedAllow = addNode(walkedAllow, scopeAllow, 'or');
+              walkEnded = everyRowTrue(scopeAllow);
+            }
           }
         }
         if (roleMatched !== undefined) matched = roleMatched;
         // Simplified, so an unconditional DENY or ALLOW anywhere in the walk is seen as one.
         if (roleDeny !== undefined) roleDeny = normalizeOperand(roleDeny);
         if (roleDenyRp !== undefined) roleDenyRp = normalizeOperand(roleDenyRp);
-        // Cerbos's planner lets a role's ALLOW override every DENY only when every ALLOW row of the
+        // Cerbos's planner lets a role's ALLOW override every DENY only when every ALLOW row of its
         // walk was unconditional (`or(true, true)` counts, as one `true`); one OR-ed with a row whose
         // condition is known false, or with a conditional one, does not, though it simplifies to
         // true (probed on the 0.55 binary: plan-resources.spec.ts).
-        const allowIsOneTrue = roleAllow !== undefined && everyRowTrue(roleAllow);
+        const allowIsOneTrue = walkedAllow !== undefined && everyRowTrue(walkedAllow);
         if (roleAllow !== undefined) roleAllow = normalizeOperand(roleAllow);
         const overrides = input.asCheck === true ? roleAllow !== undefined && isTrue(roleAllow) : allowIsOneTrue;
-        if (!principalKind && ((roleDeny !== undefined && isTrue(roleDeny)) || (roleDenyRp !== undefined && isTrue(roleDenyRp)))) {
+        // Cerbos's planner silences a role with an unconditional DENY only when none of the role's
+        // resource-policy DENY rows is conditional (known-false ones do not count); a conditional
+        // one (a `"*"` row reaching this role's walk, say) leaves the DENY in the plan, though it
+        // simplifies to true (probed on the 0.55 binary: plan-resources.spec.ts).
+        const denySilences = roleDeny !== undefined && isTrue(roleDeny) && (input.asCheck === true || denyRowsAllTrue);
+        if (!principalKind && (denySilences || (roleDenyRp !== undefined && isTrue(roleDenyRp)))) {
           // An unconditional DENY silences this role without overriding the others' ALLOWs (a
           // principal policy's DENY, which is not per role, denies).
           roleAllow = FALSE;
