@@ -259,7 +259,7 @@ function place(b, placement) {
  */
 function idleHelperThreads(pid, idle) {
   const dir = sinkServersIdle.dir;
-  if (dir === undefined || sinkServersIdle.root !== '/sys/fs/cgroup/cpu') return;
+  if (dir === undefined || !sinkServersIdle.perThread) return;
   let tids;
   try {
     tids = readdirSync(`/proc/${pid}/task`).map(Number).filter((tid) => tid !== pid);
@@ -469,7 +469,8 @@ function idleSinkServers() {
       log(`machine's servers: idle cgroup left behind (${dir}): ${err.code ?? err.message}`);
     }
   };
-  return { moved: from.size, restore, dir, root: hierarchy.root };
+  // cgroup v1 moves one thread by its id in `tasks` (v2 would need a threaded subtree).
+  return { moved: from.size, restore, dir, root: hierarchy.root, perThread: hierarchy.root === v1 };
 }
 const SINK_IDLE = process.env.BENCH_SINK_IDLE !== '0';
 const SCHED = process.env.BENCH_SCHED !== '0';

@@ -34,8 +34,9 @@ export interface PlanInput {
   readonly exactPresence?: boolean;
   /**
    * Where Cerbos's planner and its check disagree and Warden's plan follows the planner, follow the
-   * check instead (a role's unconditional ALLOW overrides the other roles' DENYs however its walk
-   * built it). Tool discovery sets it, for the same reason as {@link exactPresence}.
+   * check instead: a role whose ALLOW or DENY comes out unconditional overrides the other roles'
+   * DENYs, or is left out, however its walk built it. Tool discovery sets it, for the same reason
+   * as {@link exactPresence}.
    */
   readonly asCheck?: boolean;
 }
@@ -353,8 +354,9 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
         // ends (a conditional ALLOW does not end it; the parents' ALLOWs still join).
         /** Whether no resource-policy DENY row of those scopes is conditional. */
         let denyRowsAllTrue = true;
-        /** Their ALLOW rows, OR-ed. */
-        let walkedAllow: Node;
+        /** Whether they hold ALLOW rows, and whether every one of those is unconditional. */
+        let walkedAllow = false;
+        let walkedAllowAllTrue = true;
         let walkEnded = false;
         for (const scope of scopes) {
           let scopeAllow: Node;
@@ -362,12 +364,15 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
           let scopeDenyRp: Node;
           for (const b of bindings(principalKind, scope, action, roles)) {
             const node = normalizeOperand(b.node());
-            if (b.effect === 'EFFECT_ALLOW') scopeAllow = addNode(scopeAllow, node, 'or');
-            else if (!walkEnded && !b.fromRolePolicy && !isTrue(node) && !isFalse(node)) denyRowsAllTrue = false;
-            if (b.effect === 'EFFECT_ALLOW') continue;
-            if (!isFalse(node)) {
-              if (b.fromRolePolicy) scopeDenyRp = addNode(scopeDenyRp, node, 'or');
-              else scopeDeny = addNode(scopeDeny, node, 'or');
+            if (b.effect === 'EFFECT_ALLOW') {
+              scopeAllow = addNode(scopeAllow, node, 'or');
+              continue;
+            }
+            if (isFalse(node)) continue;
+            if (b.fromRolePolicy) scopeDenyRp = addNode(scopeDenyRp, node, 'or');
+            else {
+              if (!walkEnded && !isTrue(node)) denyRowsAllTrue = false;
+              scopeDeny = addNode(scopeDeny, node, 'or');
             }
           }
           // What a more specific scope allows (under OVERRIDE_PARENT) this scope cannot deny.
@@ -385,8 +390,9 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
           if (scopeAllow !== undefined && set.scopePermissions.get(scope) !== 'SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS') {
             roleAllow = roleAllow === undefined ? scopeAllow : addNode(roleAllow, scopeAllow, 'or');
             if (!walkEnded) {
-              walkedAllow = addNode(walkedAllow, scopeAllow, 'or');
               walkEnded = everyRowTrue(scopeAllow);
+              walkedAllow = true;
+              walkedAllowAllTrue &&= walkEnded;
             }
           }
         }
@@ -398,7 +404,7 @@ export function planResourcesOutput(set: CompiledPolicySet, config: EngineConfig
         // walk was unconditional (`or(true, true)` counts, as one `true`); one OR-ed with a row whose
         // condition is known false, or with a conditional one, does not, though it simplifies to
         // true (probed on the 0.55 binary: plan-resources.spec.ts).
-        const allowIsOneTrue = walkedAllow !== undefined && everyRowTrue(walkedAllow);
+        const allowIsOneTrue = walkedAllow && walkedAllowAllTrue;
         if (roleAllow !== undefined) roleAllow = normalizeOperand(roleAllow);
         const overrides = input.asCheck === true ? roleAllow !== undefined && isTrue(roleAllow) : allowIsOneTrue;
         // Cerbos's planner silences a role with an unconditional DENY only when none of the role's
