@@ -28,7 +28,10 @@
 // `place`), BENCH_KEEPUP_S (15), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
 // BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the machine's servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SETTLE_S (10: how long a broker's log may take to write every decision before the next phase stops the broker, see `settle`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
-// sink with its writer in the event loop's thread), BENCH_NO_WRITE=1
+// sink with its writer in the event loop's thread; `<sink>@base`: that sink from the build in
+// BENCH_BASELINE, a checkout of another commit with its broker built, e.g. `git worktree add
+// /tmp/base HEAD~1 && cd /tmp/base && npm ci && npm run build`, beside the same sink from this
+// checkout: a change's A/B in one run), BENCH_NO_WRITE=1
 // (print only; an empty BENCH_LOAD_SHARES skips the fixed loads).
 // Writes the table between the audit-bench markers of bench/README.md.
 import { spawnSync } from 'node:child_process';
@@ -126,11 +129,11 @@ const log = (m) => process.stderr.write(`${m}\n`);
 const body = JSON.stringify({ subject: { id: 'alice', roles: ['user'], attr: { tenant: 'acme' } }, agent: { id: 'bot' }, action: 'invoke', resource: { kind: 'tool', id: 'web_search', attr: { risk: 'low', tenant: 'acme' } }, context: { model: 'gpt-4o' } });
 const headers = { 'x-warden-api-key': KEY };
 
-async function start(name, audit) {
+async function start(name, audit, entry) {
   const config = join(dir, `${name}.yaml`);
   writeFileSync(config, JSON.stringify({ gateways: [{ name: 'gw', apiKey: KEY }], ...(audit !== undefined ? { audit: { ...audit, spillDir: join(dir, `spill-${name}`) } } : {}) }));
   const db = await createBenchDatabase();
-  const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config, nodeArgs: NODE_ARGS });
+  const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config, nodeArgs: NODE_ARGS, ...(entry !== undefined ? { entry } : {}) });
   const pids = serverPids(s, extraPids);
   if (PIN) for (const pid of pids) pinToCpu(pid, BROKER_CPU);
   return { name, s, db, pids };
@@ -167,10 +170,10 @@ async function pgRows(db) {
 }
 
 let nc;
-async function streamMessages() {
+async function streamMessages(stream) {
   nc ??= await connect({ servers: NATS_URL });
   const jsm = await nc.jetstreamManager();
-  return (await jsm.streams.info(STREAM)).state.messages;
+  return (await jsm.streams.info(stream)).state.messages;
 }
 
 /**
@@ -299,7 +302,20 @@ const SINK_CONFIGS = {
   control: undefined,
 };
 const SINKS = (process.env.BENCH_SINKS || 'postgres,ndjson,nats,control').split(',').filter((x) => x !== '');
-for (const name of SINKS) if (!(name in SINK_CONFIGS)) throw new Error(`BENCH_SINKS: unknown sink \`${name}\` (one of ${Object.keys(SINK_CONFIGS).join(', ')})`);
+/** BENCH_BASELINE: a checkout of another commit with its broker built, for the `<sink>@base` brokers. */
+const BASELINE = process.env.BENCH_BASELINE || undefined;
+const BASE = '@base';
+/** The sink a broker's name stands for (`nats` for `nats@base`). */
+const kindOf = (name) => (name.endsWith(BASE) ? name.slice(0, -BASE.length) : name);
+const baselineEntry = BASELINE === undefined ? undefined : join(BASELINE, 'dist/apps/broker/apps/broker/src/main.js');
+for (const name of SINKS) {
+  if (!(kindOf(name) in SINK_CONFIGS)) throw new Error(`BENCH_SINKS: unknown sink \`${name}\` (one of ${Object.keys(SINK_CONFIGS).join(', ')}, each also as \`<sink>${BASE}\`)`);
+  if (!name.endsWith(BASE)) continue;
+  if (baselineEntry === undefined || !existsSync(baselineEntry)) throw new Error(`BENCH_SINKS: \`${name}\` needs BENCH_BASELINE, a checkout with its broker built (${baselineEntry ?? 'unset'})`);
+  // Its own file, subject and stream: the entries of the two builds are counted apart.
+  const c = SINK_CONFIGS[kindOf(name)];
+  SINK_CONFIGS[name] = c === undefined ? undefined : { ...c, ...(c.path !== undefined ? { path: join(dir, `audit-base-${kindOf(name)}.ndjson`) } : {}), ...(c.nats !== undefined ? { nats: { ...c.nats, subject: `${SUBJECT}.base`, stream: `${STREAM}_BASE` } } : {}) };
+}
 
 /** Entries in the NDJSON sink's file (one per line). */
 async function ndjsonLines(path) {
@@ -507,7 +523,7 @@ try {
   if (built.status !== 0) throw new Error('scripts/ensure-built.mjs failed');
   if (PIN) pinToCpu(process.pid, 0);
   brokers = [await start('off', undefined)];
-  for (const name of SINKS) brokers.push(await start(name, SINK_CONFIGS[name]));
+  for (const name of SINKS) brokers.push(await start(name, SINK_CONFIGS[name], name.endsWith(BASE) ? baselineEntry : undefined));
   for (const b of brokers) await loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: 2 }); // warm-up
   for (const b of brokers) await settle(b);
 
@@ -621,7 +637,8 @@ try {
   // 3. keeping up at saturation
   const keepUp = [];
   for (const b of brokers.filter((x) => SINK_CONFIGS[x.name] !== undefined)) {
-    const count = b.name === 'postgres' ? () => pgRows(b.db) : b.name === 'nats' ? streamMessages : () => ndjsonLines(SINK_CONFIGS[b.name].path);
+    const kind = kindOf(b.name);
+    const count = kind === 'postgres' ? () => pgRows(b.db) : kind === 'nats' ? () => streamMessages(SINK_CONFIGS[b.name].nats.stream) : () => ndjsonLines(SINK_CONFIGS[b.name].path);
     // A broker stopped (SIGSTOP) with a sink write in flight (its `settle` ran out) finds that
     // write's 5 s timeout run out when it resumes, spills the batch and replays it (the `audit:`
     // messages in the report), and a broker the fixed loads overloaded may still hold a spill file. While one is replayed, new
@@ -680,6 +697,8 @@ try {
   // Report
   const git = gitState();
   const label = { off: 'audit off', postgres: 'Postgres sink', ndjson: 'NDJSON file sink', 'ndjson-main': 'NDJSON, writer in the event loop\'s thread', nats: 'NATS JetStream sink', control: 'audit off, a second broker (control)' };
+  const baseline = BASELINE === undefined ? undefined : gitState(BASELINE);
+  for (const name of SINKS) if (name.endsWith(BASE)) label[name] = `${label[kindOf(name)]}, baseline build (${baseline?.head})`;
   const cpuUs = (runs) => (avg(runs.map((r) => r.serverCpuCores)) / avg(runs.map((r) => r.rps))) * 1e6;
   const offCpu = cpuUs(peak.get('off'));
   const peakRows = brokers.map((b) => {
@@ -708,7 +727,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's servers (Postgres 15, NATS and every other process not the bench's: \`machineServerPids\`) ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round; at the fixed loads a run of audit off between every two others, each compared with the run of audit off next to it. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}${baseline !== undefined ? `; the baseline build (\`@base\`) at ${baseline.head}${baseline.changedFilesInAppsLibsPolicies > 0 ? ` (+${baseline.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's servers (Postgres 15, NATS and every other process not the bench's: \`machineServerPids\`) ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round; at the fixed loads a run of audit off between every two others, each compared with the run of audit off next to it. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
@@ -760,6 +779,7 @@ try {
   if (nc !== undefined) {
     const jsm = await nc.jetstreamManager();
     await jsm.streams.delete(STREAM).catch(() => undefined);
+    await jsm.streams.delete(`${STREAM}_BASE`).catch(() => undefined);
     await nc.close();
   }
   rmSync(dir, { recursive: true, force: true });

@@ -245,7 +245,7 @@ export function pinToCpu(pid, cpus, allThreads = true) {
 /** The node options the broker is started with (`npm start`, the Dockerfile): every bench runs it so. */
 export const BROKER_NODE_ARGS = ['--single-threaded-gc'];
 
-export async function startWarden({ children, name = 'warden', cwd, workers, databaseUrl, redisUrl, config, env: extraEnv = {}, nodeArgs = [] }) {
+export async function startWarden({ children, name = 'warden', cwd, workers, databaseUrl, redisUrl, config, env: extraEnv = {}, nodeArgs = [], entry = wardenEntry }) {
   const port = await freePort();
   const env = { ...process.env, WARDEN_HTTP_ADDR: `127.0.0.1:${port}`, WARDEN_GRPC_ADDR: '127.0.0.1:0', WARDEN_POLICY_DIR: policyDir, WARDEN_WORKERS: String(workers), ...extraEnv };
   delete env.WARDEN_CONFIG;
@@ -254,7 +254,7 @@ export async function startWarden({ children, name = 'warden', cwd, workers, dat
   if (config !== undefined) env.WARDEN_CONFIG = config;
   if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl;
   if (redisUrl !== undefined) env.REDIS_URL = redisUrl;
-  const s = spawnServer(children, name, process.execPath, [...BROKER_NODE_ARGS, ...nodeArgs, wardenEntry], { cwd, env });
+  const s = spawnServer(children, name, process.execPath, [...BROKER_NODE_ARGS, ...nodeArgs, entry], { cwd, env });
   s.kind = 'warden';
   s.url = `http://127.0.0.1:${port}`;
   await waitHealthy(s, s.url);
@@ -454,9 +454,9 @@ export function replaceSection(file, start, end, content, log = () => undefined)
   writeFileSync(file, `${text.slice(0, i + start.length)}\n${content}\n${text.slice(j)}`);
 }
 
-/** The code under test: HEAD and how many files differ from it (the bench measures the working tree). */
-export function gitState() {
-  const git = (...args) => spawnSync('git', args, { cwd: root, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
+/** The code under test (this checkout, or the checkout `dir`): HEAD and how many files differ from it (the bench measures the working tree). */
+export function gitState(dir = root) {
+  const git = (...args) => spawnSync('git', args, { cwd: dir, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
   const head = git('rev-parse', '--short', 'HEAD');
   const dirty = git('status', '--porcelain', '--', 'apps', 'libs', 'policies').split('\n').filter(Boolean).length;
   return { head: head || 'unknown', changedFilesInAppsLibsPolicies: dirty };
