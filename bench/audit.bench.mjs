@@ -133,7 +133,7 @@ async function start(name, audit, entry) {
   const config = join(dir, `${name}.yaml`);
   writeFileSync(config, JSON.stringify({ gateways: [{ name: 'gw', apiKey: KEY }], ...(audit !== undefined ? { audit: { ...audit, spillDir: join(dir, `spill-${name}`) } } : {}) }));
   const db = await createBenchDatabase();
-  const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config, nodeArgs: NODE_ARGS, ...(entry !== undefined ? { entry } : {}) });
+  const s = await startWarden({ children, name, cwd: dir, workers: 1, databaseUrl: db.url, config, nodeArgs: NODE_ARGS, entry });
   const pids = serverPids(s, extraPids);
   if (PIN) for (const pid of pids) pinToCpu(pid, BROKER_CPU);
   return { name, s, db, pids };
@@ -778,8 +778,8 @@ try {
   for (const b of brokers) await b.db.drop().catch(() => undefined);
   if (nc !== undefined) {
     const jsm = await nc.jetstreamManager();
-    await jsm.streams.delete(STREAM).catch(() => undefined);
-    await jsm.streams.delete(`${STREAM}_BASE`).catch(() => undefined);
+    // This run's streams: the NATS sinks' (the baseline build's has its own).
+    for (const stream of new Set(SINKS.map((name) => SINK_CONFIGS[name]?.nats?.stream).filter((x) => x !== undefined))) await jsm.streams.delete(stream).catch(() => undefined);
     await nc.close();
   }
   rmSync(dir, { recursive: true, force: true });
