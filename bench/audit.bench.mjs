@@ -25,7 +25,7 @@
 // Knobs (env): BENCH_DURATION (s per run, 8), BENCH_ROUNDS (2), BENCH_FIXED_DURATION (s per fixed-load run, 5),
 // BENCH_FIXED_ROUNDS (6), BENCH_FIXED_WARMUP_S (3), BENCH_CONNECTIONS (32),
 // BENCH_LOAD_SHARES (percents, "30,60"), BENCH_PLACEMENTS (where the brokers' threads run at the fixed loads, "shared,apart", see
-// `place`), BENCH_KEEPUP_S (15), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
+// `place`), BENCH_KEEPUP_S (15), BENCH_LOADGEN (the fixed loads' generator: native, the default, or node; see LOADGEN), BENCH_KEEPUP_SETTLE_S (120, see the keeping-up phase), BENCH_NATS_URL (nats://127.0.0.1:4222),
 // BENCH_NODE_ARGS (the brokers' node options, "--min-semi-space-size=16", see below), BENCH_PIN (1; 0: no taskset), BENCH_SINK_IDLE (1; 0: the machine's servers stay out of the idle cgroup during the fixed loads, see `idleSinkServers`), BENCH_SCHED (1; 0: no scheduler trace, see phase 2b), BENCH_SETTLE_S (10: how long a broker's log may take to write every decision before the next phase stops the broker, see `settle`), BENCH_SINKS (the brokers beside audit off, "postgres,ndjson,nats,control";
 // `control` is a second broker with the log off, an A/A comparison; also `ndjson-main`: the NDJSON
 // sink with its writer in the event loop's thread; `<sink>@base`: that sink from the build in
@@ -63,6 +63,7 @@ import {
   stopProcesses,
   threadPerRequest,
 } from './harness.mjs';
+import { nativeGenerator } from './open-load-native.mjs';
 import { eventLoopWaits, perfSchedUnavailable, recordSched, threadNices } from './sched-wait.mjs';
 
 const DURATION = envInt('BENCH_DURATION', 8);
@@ -83,6 +84,11 @@ const ROUNDS = envInt('BENCH_ROUNDS', 2);
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 32);
 const LOAD_SHARES = (process.env.BENCH_LOAD_SHARES ?? '30,60').split(',').filter((x) => x !== '').map((x) => Number(x) / 100);
 const NO_WRITE = process.env.BENCH_NO_WRITE === '1';
+// The fixed loads' generator (bench/open-load.mjs): `native`, its C twin (bench/open-load.c,
+// compiled with the machine's `cc` at the start of the run), whose own lateness at p99 is about a
+// third of the Node generator's on this host (bench/open-load-native.mjs says why it exists), or `node`.
+const LOADGEN = process.env.BENCH_LOADGEN || 'native';
+if (LOADGEN !== 'native' && LOADGEN !== 'node') throw new Error(`BENCH_LOADGEN: unknown generator \`${LOADGEN}\` (native or node)`);
 const KEEPUP_S = envInt('BENCH_KEEPUP_S', 15);
 const KEEPUP_SETTLE_S = envInt('BENCH_KEEPUP_SETTLE_S', 120);
 const NATS_URL = process.env.BENCH_NATS_URL || 'nats://127.0.0.1:4222';
@@ -522,6 +528,7 @@ try {
   const built = spawnSync(process.execPath, [join(root, 'scripts/ensure-built.mjs')], { cwd: root, stdio: 'inherit', timeout: 300_000 });
   if (built.status !== 0) throw new Error('scripts/ensure-built.mjs failed');
   if (PIN) pinToCpu(process.pid, 0);
+  if (LOADGEN === 'native' && LOAD_SHARES.length > 0) log(`fixed loads' generator: ${nativeGenerator()}`);
   brokers = [await start('off', undefined)];
   for (const name of SINKS) brokers.push(await start(name, SINK_CONFIGS[name], name.endsWith(BASE) ? baselineEntry : undefined));
   for (const b of brokers) await loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, connections: CONNECTIONS, duration: 2 }); // warm-up
@@ -581,7 +588,7 @@ try {
         place(b, placement);
         const logged = SINK_CONFIGS[b.name] !== undefined;
         const y0 = logged ? (await auditMetrics(b.s.url)).yields : 0;
-        const r = await run(b, { script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S } });
+        const r = await run(b, { script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S, generator: LOADGEN } });
         // The event loop's pauses for a starved writer's thread in this round (warm-up included).
         r.yields = logged ? (await auditMetrics(b.s.url)).yields - y0 : 0;
         check(b.name, r);
@@ -589,7 +596,7 @@ try {
         results.push(r);
         const h = mergeHist([r]);
         const t = threadsPerOffered(r, rate);
-        log(`fixed ${placement} ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its loop delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
+        log(`fixed ${placement} ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its own delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
       }
       order.forEach(({ b, pair }, i) => {
         if (pair !== undefined) offBeside.get(b.name).push(results[pair]);
@@ -611,7 +618,7 @@ try {
     const seconds = FIXED_WARMUP_S + FIXED_DURATION;
     for (const b of brokers) {
       const file = join(dir, `sched-${b.name}.data`);
-      const [r] = await alone([b], () => Promise.all([loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S } }), recordSched(file, BROKER_CPU, seconds)]));
+      const [r] = await alone([b], () => Promise.all([loadPhase({ children, pids: b.pids, url: `${b.s.url}/v1/check`, body, headers, script: 'open-load.mjs', connections: 64, duration: FIXED_DURATION, extra: { rate, warmupS: FIXED_WARMUP_S, generator: LOADGEN } }), recordSched(file, BROKER_CPU, seconds)]));
       check(b.name, r);
       const nices = threadNices(b.pids);
       const classOf = (run) => {
@@ -727,7 +734,7 @@ try {
     }
   }
   const md = [
-    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}${baseline !== undefined ? `; the baseline build (\`@base\`) at ${baseline.head}${baseline.changedFilesInAppsLibsPolicies > 0 ? ` (+${baseline.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's servers (Postgres 15, NATS and every other process not the bench's: \`machineServerPids\`) ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round; at the fixed loads a run of audit off between every two others, each compared with the run of audit off next to it. Reproduce: \`npm run bench:audit\`.`,
+    `Measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (nproc ${cpus().length}), Node ${process.version}; Warden code at ${git.head}${git.changedFilesInAppsLibsPolicies > 0 ? ` (+${git.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}${baseline !== undefined ? `; the baseline build (\`@base\`) at ${baseline.head}${baseline.changedFilesInAppsLibsPolicies > 0 ? ` (+${baseline.changedFilesInAppsLibsPolicies} uncommitted files)` : ''}` : ''}. One broker worker each (node ${[...BROKER_NODE_ARGS, ...NODE_ARGS].join(' ')})${PIN ? ', pinned to CPU 1, load generators to CPU 0' : ', not pinned'}; the machine's servers (Postgres 15, NATS and every other process not the bench's: \`machineServerPids\`) ${sinkServersPinned > 0 ? `pinned to CPU 0 during the fixed loads (${sinkServersPinned} processes${sinkServersIdle.moved > 0 ? `, ${sinkServersIdle.moved} of them in a cgroup with cpu.idle 1, so the load generator preempts them` : `; not in an idle cgroup: ${sinkServersIdle.why}`}), not pinned otherwise` : 'not pinned'}; fixed loads open-loop (bench/open-load.mjs, ${LOADGEN === 'native' ? 'its C generator bench/open-load.c' : 'the Node generator'}), ${FIXED_ROUNDS} rounds x ${FIXED_DURATION} s per load and server, each after ${FIXED_WARMUP_S} s at its rate not recorded; ${CONNECTIONS} connections at peak; ${ROUNDS} rounds x ${DURATION} s per other phase and server; servers in alternation, the order rotated by one every round; at the fixed loads a run of audit off between every two others, each compared with the run of audit off next to it. Reproduce: \`npm run bench:audit\`.`,
     '',
     'Peak (saturated):',
     '',
@@ -743,7 +750,7 @@ try {
     '',
     `Latency at fixed offered loads (shares of the audit-off peak), with each broker's threads placed ${PIN ? PLACEMENTS.map((x) => `\`${x}\``).join(' and then ') : '`shared` (not pinned)'} (see \`PLACEMENTS\` in bench/audit.bench.mjs: \`shared\`, every thread of the broker on CPU 1 as in the other phases; \`apart\`, the event loop alone on CPU 1 and the broker's other threads, the log's writer among them, on CPU 0 with the load generators):`,
     '',
-    '| threads | load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 ms of the runs of audit off beside them (merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / the run of audit off beside it | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / its event loop\'s delay, p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
+    '| threads | load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 ms of the runs of audit off beside them (merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / the run of audit off beside it | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / ' + (LOADGEN === 'native' ? 'its lateness handing requests over' : 'its event loop\'s delay') + ', p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
     '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...latencyRows,
     '',

@@ -16,13 +16,20 @@
 // resolution) is the floor of what it can measure: an answer is timed when its loop gets to it.
 //
 // argv[2]: JSON { url, body, headers?, rate (req/s), duration (s, recorded), warmupS (s sent first
-// and not recorded, 1), connections (most sockets, 64) }.
+// and not recorded, 1), connections (most sockets, 64), generator ('node', the default, or 'native':
+// bench/open-load.c, the same schedule and timing in C, see bench/open-load-native.mjs) }.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { createLatencyHist, printResult } from './latency-hist.mjs';
+import { runNative } from './open-load-native.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 if (!(opts.rate > 0)) throw new Error('open-load: rate (req/s) must be > 0');
+if (opts.generator === 'native') {
+  const result = await runNative(opts);
+  printResult(result, result.error === undefined ? 0 : 1);
+  await new Promise(() => undefined); // printResult exits
+}
 const url = new URL(opts.url);
 const pool = new Pool(url.origin, { connections: opts.connections ?? 64, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
 const request = { path: url.pathname + url.search, method: 'POST', headers: { 'content-type': 'application/json', ...(opts.headers ?? {}) }, body: opts.body };

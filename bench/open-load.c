@@ -1,0 +1,280 @@
+// An open-loop HTTP/1.1 load generator in C, for the fixed-rate latency phases where the Node
+// generator's own timing is a large part of what it measures (bench/open-load.mjs compiles and
+// runs it when asked for `native`; see there and bench/README.md for why). Nothing here is
+// Warden's: it sends one prepared request, again and again, at a fixed rate.
+//
+// Request i is due at t0 + i / rate (evenly spaced, to the nanosecond). A timerfd set to the next
+// due time wakes the loop; every request due by then is handed to a free keep-alive connection
+// (one request in flight per connection), or, when all are busy, waits in order for the first
+// one to free. Latency runs from that hand-over to the last byte of the answer, both read from
+// CLOCK_MONOTONIC: a stalled server shows in full, since the requests keep coming and wait. How
+// late the loop handed a request over after its due time is the generator's own delay, reported
+// beside the latencies (its p99 and max), as bench/open-load.mjs reports its event loop's.
+//
+// argv: port rate duration_s warmup_s connections request_file
+// The request file holds the raw request bytes (request line, headers with Content-Length, body).
+// Prints one JSON line in the shape of bench/latency-hist.mjs's printResult.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUCKET_US 10
+#define MAX_BUCKETS 200000 /* 2 s, as bench/latency-hist.mjs */
+#define RBUF 65536
+
+struct conn {
+  int fd;
+  int busy;
+  int measured;
+  uint64_t sent_at; /* ns, hand-over */
+  size_t wrote;     /* bytes of the request written */
+  size_t got;       /* bytes of the answer read */
+  char buf[RBUF];
+};
+
+static uint32_t hist[MAX_BUCKETS], lag_hist[MAX_BUCKETS];
+static uint64_t count, lag_count, non2xx, codes[600];
+static double max_ms, max_lag_ms;
+static char *req;
+static size_t req_len;
+/* OPEN_LOAD_TRACE=<path>: each recorded request's hand-over (µs after the start) and latency (µs), one per line, for probes. */
+static FILE *trace;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+  printf("{\"error\":\"open-load.c: %s: %s\"}\n", what, strerror(errno));
+  exit(1);
+}
+
+static void record(uint32_t *h, double ms) {
+  size_t b = (size_t)(ms * 1000.0 / BUCKET_US);
+  h[b < MAX_BUCKETS ? b : MAX_BUCKETS - 1] += 1;
+}
+
+static double percentile(const uint32_t *h, uint64_t n, double p) {
+  uint64_t target = (uint64_t)(p * (double)n + 0.999999), acc = 0;
+  for (size_t i = 0; i < MAX_BUCKETS; i++) {
+    acc += h[i];
+    if (acc >= target && acc > 0) return (double)i * BUCKET_US / 1000.0;
+  }
+  return 0;
+}
+
+static int open_conn(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) die("socket");
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) die("connect");
+  return fd;
+}
+
+/* Writes what is left of the request (the rest goes when the socket takes it: EPOLLOUT). */
+static void write_req(struct conn *c) {
+  while (c->wrote < req_len) {
+    ssize_t w = write(c->fd, req + c->wrote, req_len - c->wrote);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      die("write");
+    }
+    c->wrote += (size_t)w;
+  }
+}
+
+static void hand_over(struct conn *c, uint64_t at, int measured) {
+  c->busy = 1;
+  c->sent_at = at;
+  c->measured = measured;
+  c->wrote = 0;
+  write_req(c);
+}
+
+/* The answer's length once its head is in (head + Content-Length), else 0; its status in *status. */
+static size_t answer_len(const struct conn *c, int *status) {
+  const char *end = memmem(c->buf, c->got, "\r\n\r\n", 4);
+  if (end == NULL) return 0;
+  *status = c->got > 12 ? atoi(c->buf + 9) : 0;
+  size_t body = 0;
+  for (const char *p = c->buf; p < end;) {
+    const char *nl = memmem(p, (size_t)(end - p), "\r\n", 2);
+    if (nl == NULL) nl = end;
+    if ((size_t)(nl - p) > 15 && strncasecmp(p, "content-length:", 15) == 0) body = (size_t)strtoul(p + 15, NULL, 10);
+    p = nl + 2;
+  }
+  return (size_t)(end - c->buf) + 4 + body;
+}
+
+static void arm(int tfd, uint64_t at) {
+  struct itimerspec its = {0};
+  its.it_value.tv_sec = (time_t)(at / 1000000000ull);
+  its.it_value.tv_nsec = (long)(at % 1000000000ull);
+  timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: open-load port rate duration_s warmup_s connections request_file\n");
+    return 2;
+  }
+  int port = atoi(argv[1]), nconn = atoi(argv[5]);
+  double rate = atof(argv[2]), duration = atof(argv[3]), warmup = atof(argv[4]);
+  if (port <= 0 || !(rate > 0) || !(duration > 0) || !(warmup >= 0) || nconn < 1) {
+    printf("{\"error\":\"open-load.c: port, rate, duration and connections must be > 0, warmup >= 0\"}\n");
+    return 1;
+  }
+  FILE *f = fopen(argv[6], "rb");
+  if (f == NULL) die("request file");
+  req = malloc(1 << 20);
+  req_len = fread(req, 1, 1 << 20, f);
+  fclose(f);
+  const char *trace_path = getenv("OPEN_LOAD_TRACE");
+  if (trace_path != NULL && trace_path[0] != '\0' && (trace = fopen(trace_path, "w")) == NULL) die("OPEN_LOAD_TRACE");
+
+  const uint64_t warm = (uint64_t)(rate * warmup), total = warm + (uint64_t)(rate * duration);
+  const double period = 1e9 / rate;
+  int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+  if (ep < 0 || tfd < 0) die("epoll/timerfd");
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+  epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+  struct conn *conns = calloc((size_t)nconn, sizeof *conns);
+  int *free_list = malloc(sizeof(int) * (size_t)nconn), nfree = 0;
+  for (int i = 0; i < nconn; i++) {
+    conns[i].fd = open_conn(port);
+    struct epoll_event ce = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u64 = (uint64_t)i};
+    epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ce);
+    free_list[nfree++] = i;
+  }
+  /* Requests due while every connection was busy: their hand-over times and whether they count, in order. */
+  uint64_t *wait_at = malloc(sizeof(uint64_t) * (size_t)total), wait_head = 0, wait_tail = 0;
+  char *wait_measured = malloc((size_t)total);
+
+  struct rusage ru0;
+  getrusage(RUSAGE_SELF, &ru0);
+  const uint64_t t0 = now_ns() + 20000000ull; /* 20 ms for the connections to open */
+  const uint64_t deadline = t0 + (uint64_t)((warmup + duration + 20) * 1e9);
+  uint64_t sent = 0, done = 0;
+  arm(tfd, t0);
+  struct epoll_event evs[256];
+  while (done < total) {
+    int n = epoll_wait(ep, evs, 256, 1000);
+    if (n < 0 && errno != EINTR) die("epoll_wait");
+    if (now_ns() > deadline) {
+      printf("{\"error\":\"open-load.c: watchdog: %llu of %llu answered\"}\n", (unsigned long long)done, (unsigned long long)total);
+      return 1;
+    }
+    for (int k = 0; k < n; k++) {
+      if (evs[k].data.u64 == UINT64_MAX) {
+        uint64_t x;
+        while (read(tfd, &x, sizeof x) > 0) {
+        }
+        continue;
+      }
+      struct conn *c = &conns[evs[k].data.u64];
+      if (!c->busy) continue;
+      if (evs[k].events & (EPOLLERR | EPOLLHUP)) die("connection closed by the server");
+      if (c->wrote < req_len) write_req(c);
+      for (;;) {
+        ssize_t r = read(c->fd, c->buf + c->got, RBUF - c->got);
+        if (r < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          die("read");
+        }
+        if (r == 0) die("connection closed by the server");
+        c->got += (size_t)r;
+        int status = 0;
+        size_t len = answer_len(c, &status);
+        if (len == 0 || c->got < len) {
+          if (c->got == RBUF) die("answer larger than the read buffer");
+          continue;
+        }
+        uint64_t at = now_ns();
+        if (status < 200 || status > 299) non2xx++;
+        if (c->measured) {
+          double ms = (double)(at - c->sent_at) / 1e6;
+          record(hist, ms);
+          count++;
+          if (ms > max_ms) max_ms = ms;
+          codes[status > 0 && status < 600 ? status : 0]++;
+          if (trace != NULL) fprintf(trace, "%llu %llu\n", (unsigned long long)((c->sent_at - t0) / 1000), (unsigned long long)((at - c->sent_at) / 1000));
+        }
+        memmove(c->buf, c->buf + len, c->got - len);
+        c->got -= len;
+        c->busy = 0;
+        done++;
+        if (wait_head < wait_tail) {
+          /* the oldest waiting request takes this connection, timed from its hand-over */
+          hand_over(c, wait_at[wait_head], wait_measured[wait_head]);
+          wait_head++;
+        } else {
+          free_list[nfree++] = (int)(c - conns);
+          break;
+        }
+      }
+    }
+    /* Hand over every request due by now. */
+    uint64_t t = now_ns();
+    if (sent < total && t >= t0) {
+      uint64_t due = (uint64_t)((double)(t - t0) / period) + 1;
+      if (due > total) due = total;
+      if (due > sent && sent >= warm) {
+        double lag = ((double)(t - t0) - (double)sent * period) / 1e6;
+        record(lag_hist, lag);
+        lag_count++;
+        if (lag > max_lag_ms) max_lag_ms = lag;
+      }
+      for (; sent < due; sent++) {
+        int measured = sent >= warm;
+        if (nfree > 0 && wait_head == wait_tail) hand_over(&conns[free_list[--nfree]], t, measured);
+        else {
+          wait_at[wait_tail] = t;
+          wait_measured[wait_tail++] = (char)measured;
+        }
+      }
+      if (sent < total) arm(tfd, t0 + (uint64_t)((double)sent * period));
+    }
+  }
+  if (trace != NULL) fclose(trace);
+  double wall = (double)(now_ns() - t0) / 1e9;
+  struct rusage ru1;
+  getrusage(RUSAGE_SELF, &ru1);
+  double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
+               (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+  printf("{\"requests\":%llu,\"rps\":%.3f,\"durationS\":%g,\"non2xx\":%llu,\"errors\":0,\"timeouts\":0,\"mismatches\":0,\"resets\":0,\"statusCodeStats\":{",
+         (unsigned long long)count, (double)count / duration, duration, (unsigned long long)non2xx);
+  int first = 1;
+  for (int i = 0; i < 600; i++) {
+    if (codes[i] == 0) continue;
+    printf("%s\"%d\":{\"count\":%llu}", first ? "" : ",", i, (unsigned long long)codes[i]);
+    first = 0;
+  }
+  printf("},\"hist\":{\"bucketUs\":%d,\"sparse\":[", BUCKET_US);
+  first = 1;
+  for (size_t i = 0; i < MAX_BUCKETS; i++) {
+    if (hist[i] == 0) continue;
+    printf("%s%zu,%u", first ? "" : ",", i, hist[i]);
+    first = 0;
+  }
+  printf("],\"count\":%llu,\"maxMs\":%.3f},\"maxIssueLagMs\":%.3f,\"loopDelayP99Ms\":%.3f,\"loadgenCpuS\":%.4f,\"wallS\":%.3f,\"generator\":\"native\"}\n",
+         (unsigned long long)count, max_ms, max_lag_ms, percentile(lag_hist, lag_count, 0.99), cpu, wall);
+  return 0;
+}
