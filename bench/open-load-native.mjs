@@ -7,7 +7,7 @@
 // generator hands its requests over within 0.3 ms at p99 on the same core (bench/README.md, the
 // session of 2026-12-02 12:41). No packaged generator here sends at an even open-loop rate: h2load's
 // `--rps` starts every client's timer together (a burst of all clients at once: an echo server's p50
-// read 2-4 ms at 1,800 req/s) and its timing scripts fell behind (743 of 1,800 req/s); wrk is closed
+// read 2.0-2.4 ms at 1,800 req/s) and its timing scripts fell behind (743 of 1,800 req/s); wrk is closed
 // loop.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -47,7 +47,7 @@ export function rawRequest(opts) {
  */
 export async function runNative(opts) {
   const url = new URL(opts.url);
-  if (url.protocol !== 'http:' || !['127.0.0.1', 'localhost'].includes(url.hostname)) throw new Error(`open-load (native): only http://127.0.0.1 is supported, not ${url.origin}`);
+  if (url.protocol !== 'http:' || url.hostname !== '127.0.0.1') throw new Error(`open-load (native): only http://127.0.0.1 is supported, not ${url.origin}`);
   const bin = nativeGenerator();
   const dir = mkdtempSync(join(tmpdir(), 'warden-open-load-'));
   try {

@@ -1,7 +1,7 @@
 // An open-loop HTTP/1.1 load generator in C, for the fixed-rate latency phases where the Node
-// generator's own timing is a large part of what it measures (bench/open-load.mjs compiles and
-// runs it when asked for `native`; see there and bench/README.md for why). Nothing here is
-// Warden's: it sends one prepared request, again and again, at a fixed rate.
+// generator's own timing is a large part of what it measures (bench/open-load-native.mjs compiles
+// it and runs it behind bench/open-load.mjs's options, `generator: 'native'`; it says why).
+// Nothing here is Warden's: it sends one prepared request, again and again, at a fixed rate.
 //
 // Request i is due at t0 + i / rate (evenly spaced, to the nanosecond). A timerfd set to the next
 // due time wakes the loop; every request due by then is handed to a free keep-alive connection
@@ -9,7 +9,10 @@
 // one to free. Latency runs from that hand-over to the last byte of the answer, both read from
 // CLOCK_MONOTONIC: a stalled server shows in full, since the requests keep coming and wait. How
 // late the loop handed a request over after its due time is the generator's own delay, reported
-// beside the latencies (its p99 and max), as bench/open-load.mjs reports its event loop's.
+// beside the latencies (its p99 and max), as bench/open-load.mjs reports its event loop's. A
+// connection the server closes between answers (a keep-alive timeout, `Connection: close`) is
+// opened again, and a request sent on it just as it closed is sent again, timed from its first
+// hand-over.
 //
 // argv: port rate duration_s warmup_s connections request_file
 // The request file holds the raw request bytes (request line, headers with Content-Length, body).
@@ -39,6 +42,7 @@ struct conn {
   int fd;
   int busy;
   int measured;
+  int retries;      /* times this request was sent again on a new connection */
   uint64_t sent_at; /* ns, hand-over */
   size_t wrote;     /* bytes of the request written */
   size_t got;       /* bytes of the answer read */
@@ -89,24 +93,50 @@ static int open_conn(int port) {
   return fd;
 }
 
-/* Writes what is left of the request (the rest goes when the socket takes it: EPOLLOUT). */
-static void write_req(struct conn *c) {
+static void watch(int ep, int fd, int i) {
+  struct epoll_event ce = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u64 = (uint64_t)i};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce) < 0) die("epoll_ctl");
+}
+
+static void reopen(int ep, struct conn *c, int port, int i) {
+  close(c->fd); /* also leaves the epoll set */
+  c->fd = open_conn(port);
+  c->got = 0;
+  watch(ep, c->fd, i);
+}
+
+/*
+ * Writes what is left of the request (the rest goes when the socket takes it: EPOLLOUT); 1 when the
+ * server had closed the connection (its keep-alive timeout ran out just before), else 0.
+ */
+static int write_req(struct conn *c) {
   while (c->wrote < req_len) {
-    ssize_t w = write(c->fd, req + c->wrote, req_len - c->wrote);
+    ssize_t w = send(c->fd, req + c->wrote, req_len - c->wrote, MSG_NOSIGNAL);
     if (w < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      if (errno == EPIPE || errno == ECONNRESET) return 1;
       die("write");
     }
     c->wrote += (size_t)w;
   }
+  return 0;
 }
 
-static void hand_over(struct conn *c, uint64_t at, int measured) {
+/* Sends the request again on a new connection, the time lost counted in its latency (a few tries, then an error). */
+static void resend(int ep, struct conn *c, int port, int i) {
+  if (++c->retries > 3) die("the server closed the connection before answering, 4 times");
+  reopen(ep, c, port, i);
+  c->wrote = 0;
+  if (write_req(c) != 0) resend(ep, c, port, i);
+}
+
+static void hand_over(int ep, struct conn *c, int port, int i, uint64_t at, int measured) {
   c->busy = 1;
   c->sent_at = at;
   c->measured = measured;
+  c->retries = 0;
   c->wrote = 0;
-  write_req(c);
+  if (write_req(c) != 0) resend(ep, c, port, i);
 }
 
 /* The answer's length once its head is in (head + Content-Length), else 0; its status in *status. */
@@ -160,8 +190,7 @@ int main(int argc, char **argv) {
   int *free_list = malloc(sizeof(int) * (size_t)nconn), nfree = 0;
   for (int i = 0; i < nconn; i++) {
     conns[i].fd = open_conn(port);
-    struct epoll_event ce = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u64 = (uint64_t)i};
-    epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ce);
+    watch(ep, conns[i].fd, i);
     free_list[nfree++] = i;
   }
   /* Requests due while every connection was busy: their hand-over times and whether they count, in order. */
@@ -190,16 +219,29 @@ int main(int argc, char **argv) {
         continue;
       }
       struct conn *c = &conns[evs[k].data.u64];
-      if (!c->busy) continue;
-      if (evs[k].events & (EPOLLERR | EPOLLHUP)) die("connection closed by the server");
-      if (c->wrote < req_len) write_req(c);
+      if (!c->busy) {
+        /* An idle connection the server closed (its keep-alive timeout): open it again, in place. */
+        char b;
+        ssize_t r = (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) : -1;
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))) reopen(ep, c, port, (int)evs[k].data.u64);
+        continue;
+      }
+      const int ci = (int)evs[k].data.u64;
+      if (c->wrote < req_len && write_req(c) != 0) {
+        resend(ep, c, port, ci);
+        continue;
+      }
       for (;;) {
         ssize_t r = read(c->fd, c->buf + c->got, RBUF - c->got);
-        if (r < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-          die("read");
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (r <= 0) {
+          /* closed before any of the answer came: the keep-alive race; after part of it: an error */
+          if (c->got == 0 && (r == 0 || errno == ECONNRESET)) {
+            resend(ep, c, port, ci);
+            break;
+          }
+          die(r == 0 ? "connection closed by the server mid-answer" : "read");
         }
-        if (r == 0) die("connection closed by the server");
         c->got += (size_t)r;
         int status = 0;
         size_t len = answer_len(c, &status);
@@ -223,7 +265,7 @@ int main(int argc, char **argv) {
         done++;
         if (wait_head < wait_tail) {
           /* the oldest waiting request takes this connection, timed from its hand-over */
-          hand_over(c, wait_at[wait_head], wait_measured[wait_head]);
+          hand_over(ep, c, port, ci, wait_at[wait_head], wait_measured[wait_head]);
           wait_head++;
         } else {
           free_list[nfree++] = (int)(c - conns);
@@ -244,8 +286,10 @@ int main(int argc, char **argv) {
       }
       for (; sent < due; sent++) {
         int measured = sent >= warm;
-        if (nfree > 0 && wait_head == wait_tail) hand_over(&conns[free_list[--nfree]], t, measured);
-        else {
+        if (nfree > 0 && wait_head == wait_tail) {
+          int ci = free_list[--nfree];
+          hand_over(ep, &conns[ci], port, ci, t, measured);
+        } else {
           wait_at[wait_tail] = t;
           wait_measured[wait_tail++] = (char)measured;
         }

@@ -51,7 +51,7 @@ describe('the native open-loop generator (bench/open-load.c)', () => {
   });
 
   it('sends the request it was given: method, path, headers and body', async () => {
-    // The server echoes what it saw as its status: 200 only for the exact request.
+    // The server answers 200 only for the exact request, 400 otherwise.
     const url = await server(`let body = ''; req.on('data', (d) => (body += d)); res.statusCode = req.method === 'POST' && req.url === '/v1/check' && req.headers['x-warden-api-key'] === 'k1' && req.headers['content-type'] === 'application/json' ? 200 : 400; res.end('{}');`);
     const r = await runNative({ url, body: '{"a":1}', headers: { 'x-warden-api-key': 'k1' }, rate: 200, duration: 1, warmupS: 0.2, connections: 4 });
     expect(r.error).toBeUndefined();
@@ -94,6 +94,14 @@ describe('the native open-loop generator (bench/open-load.c)', () => {
     expect(r.error).toBeUndefined();
     expect(r.non2xx).toBe(100);
     expect(r.statusCodeStats).toEqual({ 200: { count: 100 }, 403: { count: 100 } });
+  });
+
+  it('opens a connection again when the server closed it after an answer', async () => {
+    // Every answer closes its connection (as a keep-alive timeout would, between two requests).
+    const url = await server(`res.setHeader('connection', 'close'); res.end('{}');`);
+    const r = await runNative({ url, body: '{}', rate: 200, duration: 1, warmupS: 0, connections: 2 });
+    expect(r.error).toBeUndefined();
+    expect(r.statusCodeStats).toEqual({ 200: { count: 200 } });
   });
 
   it('reports a server it cannot reach as an error, not as latencies', async () => {
