@@ -54,6 +54,12 @@ export interface CheckLoadOptions {
   readonly base: string;
   readonly clients: number;
   readonly durationMs: number;
+  /**
+   * Keeps the load going past `durationMs` until this many checks were answered (a slow or busy
+   * machine answers fewer in the same time), for at most `maxMs` in all (10 x `durationMs`).
+   */
+  readonly minAnswers?: number;
+  readonly maxMs?: number;
   /** The body of a client's n-th request. */
   readonly body: (client: number, seq: number) => unknown;
   readonly headers?: Readonly<Record<string, string>>;
@@ -68,7 +74,10 @@ export interface CheckLoad {
 
 /** Starts the load. */
 export function runCheckLoad(options: CheckLoadOptions): CheckLoad {
-  const end = Date.now() + options.durationMs;
+  const start = Date.now();
+  const end = start + options.durationMs;
+  const hardEnd = start + (options.maxMs ?? 10 * options.durationMs);
+  const minAnswers = options.minAnswers ?? 0;
   let stopped = false;
   const returned: ReturnedId[] = [];
   const failures: string[] = [];
@@ -81,7 +90,7 @@ export function runCheckLoad(options: CheckLoadOptions): CheckLoad {
   const client = async (n: number): Promise<void> => {
     let seq = 0;
     let sent = 0;
-    while (!stopped && Date.now() < end) {
+    while (!stopped && (Date.now() < end || (returned.length < minAnswers && Date.now() < hardEnd))) {
       try {
         const res = await fetch(`${options.base}/v1/check`, {
           method: 'POST',
