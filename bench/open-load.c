@@ -218,15 +218,17 @@ int main(int argc, char **argv) {
         }
         continue;
       }
-      struct conn *c = &conns[evs[k].data.u64];
+      const int ci = (int)evs[k].data.u64;
+      struct conn *c = &conns[ci];
       if (!c->busy) {
         /* An idle connection the server closed (its keep-alive timeout): open it again, in place. */
-        char b;
-        ssize_t r = (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) : -1;
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))) reopen(ep, c, port, (int)evs[k].data.u64);
+        if (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+          char b;
+          ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) reopen(ep, c, port, ci);
+        }
         continue;
       }
-      const int ci = (int)evs[k].data.u64;
       if (c->wrote < req_len && write_req(c) != 0) {
         resend(ep, c, port, ci);
         continue;
@@ -268,7 +270,7 @@ int main(int argc, char **argv) {
           hand_over(ep, c, port, ci, wait_at[wait_head], wait_measured[wait_head]);
           wait_head++;
         } else {
-          free_list[nfree++] = (int)(c - conns);
+          free_list[nfree++] = ci;
           break;
         }
       }

@@ -50,9 +50,9 @@ describe('the native open-loop generator (bench/open-load.c)', () => {
     expect(nativeGenerator()).toBe(nativeGenerator());
   });
 
-  it('sends the request it was given: method, path, headers and body', async () => {
-    // The server answers 200 only for the exact request, 400 otherwise.
-    const url = await server(`let body = ''; req.on('data', (d) => (body += d)); res.statusCode = req.method === 'POST' && req.url === '/v1/check' && req.headers['x-warden-api-key'] === 'k1' && req.headers['content-type'] === 'application/json' ? 200 : 400; res.end('{}');`);
+  it('sends the request it was given: method, path and headers, and the body in its bytes', async () => {
+    // The server answers 200 only for the exact request line and headers, 400 otherwise.
+    const url = await server(`res.statusCode = req.method === 'POST' && req.url === '/v1/check' && req.headers['x-warden-api-key'] === 'k1' && req.headers['content-type'] === 'application/json' ? 200 : 400; res.end('{}');`);
     const r = await runNative({ url, body: '{"a":1}', headers: { 'x-warden-api-key': 'k1' }, rate: 200, duration: 1, warmupS: 0.2, connections: 4 });
     expect(r.error).toBeUndefined();
     expect(r.statusCodeStats).toEqual({ 200: { count: 200 } });
