@@ -86,7 +86,9 @@ const LOAD_SHARES = (process.env.BENCH_LOAD_SHARES ?? '30,60').split(',').filter
 const NO_WRITE = process.env.BENCH_NO_WRITE === '1';
 // The fixed loads' generator (bench/open-load.mjs): `native`, its C twin (bench/open-load.c,
 // compiled with the machine's `cc` at the start of the run), whose own lateness at p99 is about a
-// third of the Node generator's on this host (bench/open-load-native.mjs says why it exists), or `node`.
+// third of the Node generator's on this host (bench/open-load-native.mjs says why it exists), and
+// which times each answer at the kernel's receipt (its socket's stamp), so that a wake-up of the
+// generator delayed by whatever shares CPU 0 with it is not counted as the broker's latency; or `node`.
 const LOADGEN = process.env.BENCH_LOADGEN || 'native';
 if (LOADGEN !== 'native' && LOADGEN !== 'node') throw new Error(`BENCH_LOADGEN: unknown generator \`${LOADGEN}\` (native or node)`);
 const KEEPUP_S = envInt('BENCH_KEEPUP_S', 15);
@@ -596,7 +598,7 @@ try {
         results.push(r);
         const h = mergeHist([r]);
         const t = threadsPerOffered(r, rate);
-        log(`fixed ${placement} ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its own delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
+        log(`fixed ${placement} ${fmt(rate)} req/s ${b.name}: served ${fmt(r.rps)} req/s, p50 ${fmt(h.p50, 2)} ms, p99 ${fmt(h.p99, 2)} ms, max ${fmt(h.max, 1)} ms, load-gen lag max ${fmt(r.maxIssueLagMs ?? NaN, 1)} ms, its own delay p99 ${fmt(r.loopDelayP99Ms ?? NaN, 2)} ms${r.readLagP99Ms === undefined ? '' : `, read the answers late by ${fmt(r.readLagP99Ms, 2)} ms at p99 (max ${fmt(r.maxReadLagMs, 1)}; ${fmt(r.stamped)} of ${fmt(r.hist.count)} timed by the kernel's stamp)`}, warden ${fmt(r.serverCpuCores, 2)} cores (per check: event loop ${fmt(t.mainCpu)} µs, waiting for its core ${fmt(t.mainWait)} µs, other threads ${fmt(t.otherCpu)} µs), others ${fmt(r.otherCpuCores, 2)}`);
       }
       order.forEach(({ b, pair }, i) => {
         if (pair !== undefined) offBeside.get(b.name).push(results[pair]);
@@ -729,7 +731,7 @@ try {
       const paired = rounds.map((x, i) => x / offRounds[i]);
       const t = runs.map((r) => threadsPerOffered(r, rate));
       latencyRows.push(
-        `| ${placementLabel[placement]} | ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | ${fmt(off.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} | ${runs.reduce((n, r) => n + r.yields, 0)} |`,
+        `| ${placementLabel[placement]} | ${Math.round(share * 100)}% (${fmt(rate)} req/s) | ${label[b.name]} | ${fmt(avg(runs.map((r) => r.rps)))} | ${fmt(h.p50, 2)} | ${fmt(h.p99, 2)} | ${fmt(off.p99, 2)} | **${fmt(h.p99 / off.p99, 2)}x** | ${rounds.map((x) => fmt(x, 1)).join(' / ')} | ${fmt(median(paired), 2)}x | ${fmt(median(t.map((x) => x.mainCpu)))} / ${fmt(median(t.map((x) => x.mainWait)))} / ${fmt(median(t.map((x) => x.otherCpu)))} | ${fmt(Math.max(...runs.map((r) => r.maxIssueLagMs ?? NaN)), 1)} / ${fmt(median(runs.map((r) => r.loopDelayP99Ms ?? NaN)), 2)}${LOADGEN === 'native' ? ` / ${fmt(median(runs.map((r) => r.readLagP99Ms ?? NaN)), 2)}` : ''} | ${fmt(Math.max(...runs.map((r) => r.otherCpuCores)), 2)} | ${runs.reduce((n, r) => n + r.yields, 0)} |`,
       );
     }
   }
@@ -750,7 +752,7 @@ try {
     '',
     `Latency at fixed offered loads (shares of the audit-off peak), with each broker's threads placed ${PIN ? PLACEMENTS.map((x) => `\`${x}\``).join(' and then ') : '`shared` (not pinned)'} (see \`PLACEMENTS\` in bench/audit.bench.mjs: \`shared\`, every thread of the broker on CPU 1 as in the other phases; \`apart\`, the event loop alone on CPU 1 and the broker's other threads, the log's writer among them, on CPU 0 with the load generators):`,
     '',
-    '| threads | load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 ms of the runs of audit off beside them (merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / the run of audit off beside it | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / ' + (LOADGEN === 'native' ? 'its lateness handing requests over' : 'its event loop\'s delay') + ', p99 ms (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
+    '| threads | load | server | served req/s | p50 ms | p99 ms (rounds merged) | p99 ms of the runs of audit off beside them (merged) | p99 / audit off (the goal: <= 1.10x) | p99 ms of each round | median of the rounds\' p99 / the run of audit off beside it | µs per check offered: event loop on CPU / event loop waiting for its core / other threads on CPU (median of the rounds) | load generator: late by, max ms / ' + (LOADGEN === 'native' ? 'its lateness handing requests over, p99 ms / how late it read the answers after the kernel received them (not in the latencies), p99 ms' : 'its event loop\'s delay, p99 ms') + ' (median of the rounds) | others (cores, max) | the event loop\'s pauses for a starved writer thread (all rounds) |',
     '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...latencyRows,
     '',

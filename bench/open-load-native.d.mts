@@ -11,6 +11,8 @@ export interface OpenLoadOptions {
   warmupS?: number;
   /** keep-alive connections (64) */
   connections?: number;
+  /** called with the generator's pid once it is spawned */
+  onStart?: (pid: number | undefined) => void;
 }
 export interface OpenLoadResult {
   error?: string;
@@ -20,6 +22,11 @@ export interface OpenLoadResult {
   hist: { bucketUs: number; sparse: number[]; count: number; maxMs: number };
   maxIssueLagMs: number;
   loopDelayP99Ms: number;
+  /** answers timed by the kernel's receive stamp (the others at their read) */
+  stamped: number;
+  /** how late the generator read an answer after the kernel received it: p99 and max, ms */
+  readLagP99Ms: number;
+  maxReadLagMs: number;
   loadgenCpuS: number;
   wallS: number;
 }

@@ -41,8 +41,9 @@ export function rawRequest(opts) {
 }
 
 /**
- * Runs the native generator with bench/open-load.mjs's options; resolves to its result line,
- * parsed (`{ error }` when it failed). Bounded: the generator stops itself 20 s after its schedule,
+ * Runs the native generator with bench/open-load.mjs's options (and `onStart`, called with the
+ * generator's pid once it is spawned); resolves to its result line, parsed (`{ error }` when it
+ * failed). Bounded: the generator stops itself 20 s after its schedule,
  * and is killed 30 s after it.
  */
 export async function runNative(opts) {
@@ -55,6 +56,7 @@ export async function runNative(opts) {
     writeFileSync(file, rawRequest(opts));
     const warmupS = opts.warmupS ?? 1;
     const child = spawn(bin, [url.port, String(opts.rate), String(opts.duration), String(warmupS), String(opts.connections ?? 64), file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    opts.onStart?.(child.pid);
     const timer = setTimeout(() => child.kill('SIGKILL'), (opts.duration + warmupS + 30) * 1000);
     let out = '';
     let err = '';

@@ -6,10 +6,15 @@
 // Request i is due at t0 + i / rate (evenly spaced, to the nanosecond). A timerfd set to the next
 // due time wakes the loop; every request due by then is handed to a free keep-alive connection
 // (one request in flight per connection), or, when all are busy, waits in order for the first
-// one to free. Latency runs from that hand-over to the last byte of the answer, both read from
-// CLOCK_MONOTONIC: a stalled server shows in full, since the requests keep coming and wait. How
-// late the loop handed a request over after its due time is the generator's own delay, reported
-// beside the latencies (its p99 and max), as bench/open-load.mjs reports its event loop's. A
+// one to free. Latency runs from that hand-over to the kernel's receipt of the answer's last
+// bytes (SO_TIMESTAMPNS: on 127.0.0.1 the stamp is taken as the server sends, on its CPU), not
+// to the moment this loop read them: where the generator shares its core with other work (the
+// decision-log bench puts it beside the brokers' helper threads and the sink servers), how late
+// it woke to read is its own delay, not the server's, and is reported apart (`readLag...`); an
+// answer with no stamp is timed at its read. A stalled server shows in full, since the requests
+// keep coming and wait. How late the loop handed a request over after its due time is the
+// generator's own delay too, reported beside the latencies (its p99 and max), as
+// bench/open-load.mjs reports its event loop's. A
 // connection the server closes between answers (a keep-alive timeout, `Connection: close`) is
 // opened again, and a request sent on it just as it closed is sent again, timed from its first
 // hand-over.
@@ -44,23 +49,57 @@ struct conn {
   int measured;
   int retries;      /* times this request was sent again on a new connection */
   uint64_t sent_at; /* ns, hand-over */
+  uint64_t rx_real; /* ns, CLOCK_REALTIME: the kernel's stamp of the last bytes read, 0 if none */
   size_t wrote;     /* bytes of the request written */
   size_t got;       /* bytes of the answer read */
   char buf[RBUF];
 };
 
-static uint32_t hist[MAX_BUCKETS], lag_hist[MAX_BUCKETS];
-static uint64_t count, lag_count, non2xx, codes[600];
-static double max_ms, max_lag_ms;
+static uint32_t hist[MAX_BUCKETS], lag_hist[MAX_BUCKETS], read_lag_hist[MAX_BUCKETS];
+/* stamped: answers timed by the kernel's stamp rather than at their read */
+static uint64_t count, lag_count, non2xx, codes[600], stamped;
+static double max_ms, max_lag_ms, max_read_lag_ms;
 static char *req;
 static size_t req_len;
-/* OPEN_LOAD_TRACE=<path>: each recorded request's hand-over (µs after the start) and latency (µs), one per line, for probes. */
+/* OPEN_LOAD_TRACE=<path>: each recorded request's hand-over (µs after the start), latency and how late it was read (µs), one per line, for probes. */
 static FILE *trace;
 
-static uint64_t now_ns(void) {
+static uint64_t clock_ns(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/*
+ * When the answer that just completed reached the socket, on CLOCK_MONOTONIC (`read_at`, when this
+ * loop read it, where the kernel gave no stamp or one out of [sent_at, read_at]). The stamp is
+ * CLOCK_REALTIME: moved by the two clocks' offset read now, so a step of the wall clock during the
+ * run moves nothing.
+ */
+static uint64_t received_at(const struct conn *c, uint64_t read_at) {
+  if (c->rx_real == 0) return read_at;
+  const uint64_t real_now = clock_ns(CLOCK_REALTIME), mono_now = now_ns();
+  if (c->rx_real > real_now) return read_at;
+  const uint64_t at = mono_now - (real_now - c->rx_real);
+  return at >= c->sent_at && at <= read_at ? at : read_at;
+}
+
+/* read(2) that also keeps the kernel's receive stamp of what it read (SO_TIMESTAMPNS) in c->rx_real. */
+static ssize_t read_stamped(struct conn *c) {
+  char control[CMSG_SPACE(sizeof(struct timespec))];
+  struct iovec iov = {.iov_base = c->buf + c->got, .iov_len = RBUF - c->got};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  ssize_t r = recvmsg(c->fd, &m, 0);
+  if (r <= 0) return r;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h != NULL; h = CMSG_NXTHDR(&m, h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS) continue;
+    struct timespec ts;
+    memcpy(&ts, CMSG_DATA(h), sizeof ts);
+    c->rx_real = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  }
+  return r;
 }
 
 static void die(const char *what) {
@@ -87,6 +126,7 @@ static int open_conn(int port) {
   if (fd < 0) die("socket");
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one); /* unsupported: answers are timed at their read */
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) die("connect");
@@ -136,6 +176,7 @@ static void hand_over(int ep, struct conn *c, int port, int i, uint64_t at, int 
   c->measured = measured;
   c->retries = 0;
   c->wrote = 0;
+  c->rx_real = 0;
   if (write_req(c) != 0) resend(ep, c, port, i);
 }
 
@@ -234,7 +275,7 @@ int main(int argc, char **argv) {
         continue;
       }
       for (;;) {
-        ssize_t r = read(c->fd, c->buf + c->got, RBUF - c->got);
+        ssize_t r = read_stamped(c);
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (r <= 0) {
           /* closed before any of the answer came: the keep-alive race; after part of it: an error */
@@ -251,15 +292,18 @@ int main(int argc, char **argv) {
           if (c->got == RBUF) die("answer larger than the read buffer");
           continue;
         }
-        uint64_t at = now_ns();
+        const uint64_t read_at = now_ns(), at = received_at(c, read_at);
         if (status < 200 || status > 299) non2xx++;
         if (c->measured) {
-          double ms = (double)(at - c->sent_at) / 1e6;
+          double ms = (double)(at - c->sent_at) / 1e6, late = (double)(read_at - at) / 1e6;
           record(hist, ms);
+          record(read_lag_hist, late);
           count++;
+          if (c->rx_real != 0 && at != read_at) stamped++;
           if (ms > max_ms) max_ms = ms;
+          if (late > max_read_lag_ms) max_read_lag_ms = late;
           codes[status > 0 && status < 600 ? status : 0]++;
-          if (trace != NULL) fprintf(trace, "%llu %llu\n", (unsigned long long)((c->sent_at - t0) / 1000), (unsigned long long)((at - c->sent_at) / 1000));
+          if (trace != NULL) fprintf(trace, "%llu %llu %llu\n", (unsigned long long)((c->sent_at - t0) / 1000), (unsigned long long)((at - c->sent_at) / 1000), (unsigned long long)((read_at - at) / 1000));
         }
         memmove(c->buf, c->buf + len, c->got - len);
         c->got -= len;
@@ -320,7 +364,7 @@ int main(int argc, char **argv) {
     printf("%s%zu,%u", first ? "" : ",", i, hist[i]);
     first = 0;
   }
-  printf("],\"count\":%llu,\"maxMs\":%.3f},\"maxIssueLagMs\":%.3f,\"loopDelayP99Ms\":%.3f,\"loadgenCpuS\":%.4f,\"wallS\":%.3f,\"generator\":\"native\"}\n",
-         (unsigned long long)count, max_ms, max_lag_ms, percentile(lag_hist, lag_count, 0.99), cpu, wall);
+  printf("],\"count\":%llu,\"maxMs\":%.3f},\"maxIssueLagMs\":%.3f,\"loopDelayP99Ms\":%.3f,\"stamped\":%llu,\"readLagP99Ms\":%.3f,\"maxReadLagMs\":%.3f,\"loadgenCpuS\":%.4f,\"wallS\":%.3f,\"generator\":\"native\"}\n",
+         (unsigned long long)count, max_ms, max_lag_ms, percentile(lag_hist, lag_count, 0.99), (unsigned long long)stamped, percentile(read_lag_hist, count, 0.99), max_read_lag_ms, cpu, wall);
   return 0;
 }

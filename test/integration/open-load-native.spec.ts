@@ -88,6 +88,37 @@ describe('the native open-loop generator (bench/open-load.c)', () => {
     expect(above(r, 100)).toBeLessThanOrEqual(300);
   });
 
+  it("times an answer at the kernel's receipt, not at a late read, and reports how late it was read", async () => {
+    // Every answer takes 20 ms; 0.7 s in, the generator is stopped for 300 ms: the answers in
+    // flight then reach its sockets while it cannot read them. Timed at their read they would show
+    // up to 300 ms; timed at the kernel's stamp they show the server's 20 ms, and the 300 ms is the
+    // generator's, reported as its read lag.
+    const url = await server(`setTimeout(() => res.end('{}'), 20);`);
+    const stops: NodeJS.Timeout[] = [];
+    const r = await runNative({
+      url,
+      body: '{}',
+      rate: 200,
+      duration: 1.5,
+      warmupS: 0.2,
+      connections: 64,
+      onStart: (pid) => {
+        if (pid === undefined) return;
+        stops.push(setTimeout(() => process.kill(pid, 'SIGSTOP'), 700));
+        stops.push(setTimeout(() => process.kill(pid, 'SIGCONT'), 1000));
+      },
+    });
+    for (const t of stops) clearTimeout(t);
+    expect(r.error).toBeUndefined();
+    expect(r.hist.count).toBe(300);
+    expect(r.stamped).toBeGreaterThanOrEqual(297);
+    expect(r.maxReadLagMs).toBeGreaterThanOrEqual(250);
+    // The requests due during the stop go out together when it ends: the server answers 60 at once.
+    expect(r.hist.maxMs).toBeLessThan(150);
+    expect(quantile(r, 0.5)).toBeGreaterThanOrEqual(19);
+    expect(r.readLagP99Ms).toBeGreaterThanOrEqual(100);
+  });
+
   it('counts answers that are not 2xx', async () => {
     const url = await server(`res.statusCode = n % 2 === 0 ? 403 : 200; res.end('{}');`);
     const r = await runNative({ url, body: '{}', rate: 200, duration: 1, warmupS: 0, connections: 1 });
