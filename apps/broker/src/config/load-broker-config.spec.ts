@@ -1,19 +1,32 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { WardenError } from '@warden/core';
 import { loadBrokerConfig } from './load-broker-config.js';
 
+/** Directories this file's tests made, removed after them (a CI run left 116 behind in the temporary directory). */
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory in the temporary one, removed after this file's tests. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
 function withYaml(yaml: string, env: Record<string, string> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+  const dir = tempDir('warden-config-');
   writeFileSync(join(dir, 'warden.yaml'), yaml);
   return loadBrokerConfig({ cwd: dir, env });
 }
 
 /** A warden.yaml in a fresh directory; returns its path. */
 function writeYaml(yaml: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'warden-config-')), 'warden.yaml');
+  const path = join(tempDir('warden-config-'), 'warden.yaml');
   writeFileSync(path, yaml);
   return path;
 }
@@ -30,7 +43,7 @@ function errorOf(fn: () => unknown): WardenError {
 
 describe(loadBrokerConfig.name, () => {
   it('uses Cerbos defaults when there is no file and no env', () => {
-    const sut = loadBrokerConfig({ cwd: mkdtempSync(join(tmpdir(), 'warden-empty-')), env: {} });
+    const sut = loadBrokerConfig({ cwd: tempDir('warden-empty-'), env: {} });
     expect(sut.configFile).toBeUndefined();
     expect(sut.http).toEqual({ host: '127.0.0.1', port: 3594 });
     expect(sut.grpc).toEqual({ host: '127.0.0.1', port: 3595 });
@@ -106,7 +119,7 @@ auxData:
   });
 
   it('reads the file named by WARDEN_CONFIG', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+    const dir = tempDir('warden-config-');
     writeFileSync(join(dir, 'other.yaml'), 'schema: { enforcement: warn }\n');
     expect(loadBrokerConfig({ cwd: dir, env: { WARDEN_CONFIG: 'other.yaml' } }).engine.schemaEnforcement).toBe('warn');
   });
@@ -208,7 +221,7 @@ auxData:
   });
 
   it('reads `delegation`, with defaults the same on every replica', () => {
-    const none = loadBrokerConfig({ cwd: mkdtempSync(join(tmpdir(), 'warden-empty-')), env: { WARDEN_HTTP_ADDR: '127.0.0.1:4000' } });
+    const none = loadBrokerConfig({ cwd: tempDir('warden-empty-'), env: { WARDEN_HTTP_ADDR: '127.0.0.1:4000' } });
     expect(none.delegation).toEqual({
       issuer: 'urn:warden:delegation',
       keys: undefined,
@@ -313,7 +326,7 @@ auxData:
     });
 
     it('reads Cerbos\'s git keys; a local path is resolved against the working directory, a URL kept as written', () => {
-      const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+      const dir = tempDir('warden-config-');
       writeFileSync(join(dir, 'warden.yaml'), 'storage: { driver: git, git: { protocol: file, url: ./repo.git, branch: release/v2, subDir: ./policies/, checkoutDir: ./work, updatePollInterval: 500ms, operationTimeout: 5s } }');
       expect(loadBrokerConfig({ cwd: dir, env: {} }).storage).toEqual({
         driver: 'git',
