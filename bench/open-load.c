@@ -91,15 +91,15 @@ static int64_t real_minus_mono(void) {
 }
 
 /*
- * When the answer that just completed reached the socket, on CLOCK_MONOTONIC (`read_at`, when this
- * loop read it, where the kernel gave no stamp or one out of [sent_at, read_at]). The stamp is
- * CLOCK_REALTIME: moved by the two clocks' offset read now, so a step of the wall clock during the
- * run moves nothing.
+ * When the answer that just completed reached the socket, on CLOCK_MONOTONIC; 0 where the kernel
+ * gave no stamp or one out of [sent_at, read_at] (the answer is then timed at `read_at`, when this
+ * loop read it). The stamp is CLOCK_REALTIME: moved by the two clocks' offset read now, so a step
+ * of the wall clock during the run moves nothing.
  */
 static uint64_t received_at(const struct conn *c, uint64_t read_at) {
-  if (c->rx_real == 0) return read_at;
+  if (c->rx_real == 0) return 0;
   const uint64_t at = (uint64_t)((int64_t)c->rx_real - real_minus_mono());
-  return at >= c->sent_at && at <= read_at ? at : read_at;
+  return at >= c->sent_at && at <= read_at ? at : 0;
 }
 
 /* read(2) that also keeps the kernel's receive stamp of what it read (SO_TIMESTAMPNS) in c->rx_real. */
@@ -308,14 +308,14 @@ int main(int argc, char **argv) {
           if (c->got == RBUF) die("answer larger than the read buffer");
           continue;
         }
-        const uint64_t read_at = now_ns(), at = received_at(c, read_at);
+        const uint64_t read_at = now_ns(), stamp = received_at(c, read_at), at = stamp != 0 ? stamp : read_at;
         if (status < 200 || status > 299) non2xx++;
         if (c->measured) {
           double ms = (double)(at - c->sent_at) / 1e6, late = (double)(read_at - at) / 1e6;
           record(hist, ms);
           record(read_lag_hist, late);
           count++;
-          if (c->rx_real != 0 && at != read_at) stamped++;
+          if (stamp != 0) stamped++;
           if (ms > max_ms) max_ms = ms;
           if (late > max_read_lag_ms) max_read_lag_ms = late;
           codes[status > 0 && status < 600 ? status : 0]++;
